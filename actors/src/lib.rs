@@ -1,0 +1,25 @@
+//! slotpool's actors: one [`ProductActor`] per product owning its pool and queue, a
+//! [`DirectoryActor`] owning users, and the [`Products`] registry that routes to them.
+//!
+//! Architecture Invariant: this crate knows nothing of HTTP. Rules live in
+//! `slotpool-events`; actors only sequence them: decide, append, apply, await durable,
+//! answer.
+
+pub mod clock;
+pub mod directory;
+pub mod durable;
+pub mod error;
+pub mod metrics;
+pub mod product;
+pub mod recovery;
+pub mod registry;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use directory::{
+    DirectoryActor, ListUsers, LookupUser, Membership, Provision, Reconcile, SetUserActive,
+};
+pub use error::ActorError;
+pub use metrics::{Metrics, ProductMetrics};
+pub use product::{Execute, Executed, ProductActor, Read};
+pub use recovery::{recover, Services};
+pub use registry::Products;

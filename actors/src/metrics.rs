@@ -1,0 +1,157 @@
+//! The Prometheus metrics the actors keep: pool gauges, request and revocation counters,
+//! journal and queue-wait histograms. Names and labels are part of API.md's contract.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+
+/// Every metric the actors update, registered once in a [`Registry`].
+#[derive(Clone)]
+pub struct Metrics {
+    pub licence_tier: IntGaugeVec,
+    pub shared_slots: IntGaugeVec,
+    pub slots_held: IntGaugeVec,
+    pub fixed_users: IntGaugeVec,
+    pub queue_length: IntGaugeVec,
+    pub members: IntGaugeVec,
+    pub requests: IntCounterVec,
+    pub revocations: IntCounterVec,
+    pub journal_events: IntCounter,
+    pub journal_flush: Histogram,
+    pub journal_flush_batch: Histogram,
+    pub queue_wait: HistogramVec,
+}
+
+/// Metric handles of one product, looked up once so the hot path does no label hashing.
+#[derive(Clone)]
+pub struct ProductMetrics {
+    pub licence_tier: IntGauge,
+    pub shared_slots: IntGauge,
+    pub slots_held: IntGauge,
+    pub fixed_users: IntGauge,
+    pub queue_length: IntGauge,
+    pub members: IntGauge,
+    pub queue_wait: Histogram,
+    pub journal_events: IntCounter,
+    product: String,
+    requests: IntCounterVec,
+    revocations: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &Registry) -> Result<Metrics, prometheus::Error> {
+        let gauge = |name: &str, help: &str| -> Result<IntGaugeVec, prometheus::Error> {
+            let g = IntGaugeVec::new(Opts::new(name, help), &["product"])?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let journal_events = IntCounter::new(
+            "slotpool_journal_events_total",
+            "Events appended to the journal.",
+        )?;
+        registry.register(Box::new(journal_events.clone()))?;
+        let journal_flush = Histogram::with_opts(
+            HistogramOpts::new(
+                "slotpool_journal_flush_seconds",
+                "Duration of one group flush of the journal (flush and fdatasync).",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )?;
+        registry.register(Box::new(journal_flush.clone()))?;
+        let journal_flush_batch = Histogram::with_opts(
+            HistogramOpts::new(
+                "slotpool_journal_flush_batch_size",
+                "Appends made durable by one group flush.",
+            )
+            .buckets(vec![
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0,
+            ]),
+        )?;
+        registry.register(Box::new(journal_flush_batch.clone()))?;
+        let queue_wait = HistogramVec::new(
+            HistogramOpts::new(
+                "slotpool_queue_wait_seconds",
+                "Time from joining the queue to being granted a slot.",
+            )
+            .buckets(vec![
+                1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0,
+            ]),
+            &["product"],
+        )?;
+        registry.register(Box::new(queue_wait.clone()))?;
+        Ok(Metrics {
+            licence_tier: gauge("slotpool_licence_tier", "Seats of the product's licence.")?,
+            shared_slots: gauge(
+                "slotpool_shared_slots",
+                "Slots in the product's shared pool.",
+            )?,
+            slots_held: gauge("slotpool_slots_held", "Shared slots currently held.")?,
+            fixed_users: gauge("slotpool_fixed_users", "Users with a fixed licence.")?,
+            queue_length: gauge("slotpool_queue_length", "Members waiting for a slot.")?,
+            members: gauge("slotpool_members", "Members enrolled in the pool.")?,
+            requests: counter(
+                "slotpool_requests_total",
+                "Slot requests by outcome (granted, queued, fixed, or the refusal reason).",
+                &["product", "outcome"],
+            )?,
+            revocations: counter(
+                "slotpool_revocations_total",
+                "Slots revoked, by reason.",
+                &["product", "reason"],
+            )?,
+            journal_events,
+            journal_flush,
+            journal_flush_batch,
+            queue_wait,
+        })
+    }
+
+    /// Metrics registered in a throwaway registry: for tests and offline tools.
+    pub fn unregistered() -> Metrics {
+        // A fresh registry has no name clashes, so this cannot fail.
+        Metrics::new(&Registry::new()).expect("fresh registry")
+    }
+
+    /// The handles of one product.
+    pub fn product(&self, product: &str) -> ProductMetrics {
+        ProductMetrics {
+            licence_tier: self.licence_tier.with_label_values(&[product]),
+            shared_slots: self.shared_slots.with_label_values(&[product]),
+            slots_held: self.slots_held.with_label_values(&[product]),
+            fixed_users: self.fixed_users.with_label_values(&[product]),
+            queue_length: self.queue_length.with_label_values(&[product]),
+            members: self.members.with_label_values(&[product]),
+            queue_wait: self.queue_wait.with_label_values(&[product]),
+            journal_events: self.journal_events.clone(),
+            product: product.to_string(),
+            requests: self.requests.clone(),
+            revocations: self.revocations.clone(),
+        }
+    }
+}
+
+impl ProductMetrics {
+    /// Counts one slot request with its outcome.
+    pub fn request(&self, outcome: &str) {
+        self.requests
+            .with_label_values(&[&self.product, outcome])
+            .inc();
+    }
+
+    /// Counts one revocation with its reason.
+    pub fn revocation(&self, reason: &str) {
+        self.revocations
+            .with_label_values(&[&self.product, reason])
+            .inc();
+    }
+}

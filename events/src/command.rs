@@ -1,0 +1,79 @@
+//! Commands: what may be asked of a product, and the typed refusals it may answer with.
+
+use crate::settings::Settings;
+use thiserror::Error;
+
+/// Something a user, an administrator or the directory asks of one product.
+///
+/// Whatever the decision needs to know from outside the product (such as whether the
+/// directory holds a user as active) travels in the command, so deciding stays pure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Create the product or change its settings (a resize is a change of `shared_slots`).
+    Configure(Settings),
+    /// Enrol a user in the pool; `active` is the directory's view of the user.
+    Enrol { user: String, active: bool },
+    /// Remove a user from the pool, with their slot or queue place.
+    Remove { user: String },
+    /// Give a user a fixed licence; they leave the pool.
+    GiveFixed { user: String, active: bool },
+    /// Take a user's fixed licence away.
+    TakeFixed { user: String },
+    /// The directory (de)activated a user.
+    SetActive { user: String, active: bool },
+    /// A user opens the product or presses "reconnect".
+    Request { user: String },
+    /// A user gives the slot back, or leaves the queue.
+    Release { user: String },
+    /// A holder used the product.
+    Activity { user: String },
+    /// An administrator revokes a holder's slot.
+    Revoke { user: String },
+}
+
+/// Why a product refused a command. Every refusal has a stable `reason` code.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Refusal {
+    /// The product does not exist (was never configured).
+    #[error("no such product")]
+    UnknownProduct,
+    /// The settings are invalid; the text names each offending field.
+    #[error("invalid settings: {0}")]
+    InvalidSettings(String),
+    /// A fixed licence would take the product over its licence tier.
+    #[error(
+        "fixed users ({fixed}) + shared_slots ({shared_slots}) would exceed licence_tier ({tier})"
+    )]
+    TierExceeded {
+        fixed: u32,
+        shared_slots: u32,
+        tier: u32,
+    },
+    /// The user is not a member of the product's pool.
+    #[error("the user is not a member of this product's pool")]
+    NotMember,
+    /// The user is deactivated in the directory.
+    #[error("the user is deactivated")]
+    Deactivated,
+    /// The user holds no slot.
+    #[error("the user holds no slot")]
+    NotHolder,
+    /// The user has a fixed licence and cannot be enrolled in the pool.
+    #[error("the user has a fixed licence; fixed users are never pool members")]
+    FixedUser,
+}
+
+impl Refusal {
+    /// The stable snake_case code of the API's `reason` field.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::UnknownProduct => "unknown_product",
+            Refusal::InvalidSettings(_) => "invalid_settings",
+            Refusal::TierExceeded { .. } => "tier_exceeded",
+            Refusal::NotMember => "not_member",
+            Refusal::Deactivated => "deactivated",
+            Refusal::NotHolder => "not_holder",
+            Refusal::FixedUser => "fixed_user",
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The events: the only facts slotpool ever records.
+//!
+//! Architecture Invariant: these enums are append-only. A variant, or a field of a
+//! variant, is never removed, reordered or retyped, because bincode encodes positionally
+//! and old journals must stay readable forever. New facts get new variants at the end.
+//! The golden fixtures in `events/tests/golden.rs` fail the build if this is broken.
+
+use crate::settings::{self, Settings};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Why a holder lost a slot. Append-only, like the events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RevokeReason {
+    /// An administrator revoked it.
+    Admin,
+    /// The pool was resized below the number of holders.
+    PoolShrunk,
+    /// The user was deactivated in the directory.
+    Deactivated,
+    /// The user was removed from the pool.
+    Removed,
+    /// The user was given a fixed licence and no longer needs a slot.
+    Fixed,
+    /// The holder was inactive for the inactivity time (after a warning).
+    Inactivity,
+    /// A new request reclaimed the slot of a holder past the inactivity time.
+    Reclaimed,
+}
+
+impl RevokeReason {
+    /// The stable snake_case code used in the API, metrics and audit output.
+    pub fn code(self) -> &'static str {
+        match self {
+            RevokeReason::Admin => "admin",
+            RevokeReason::PoolShrunk => "pool_shrunk",
+            RevokeReason::Deactivated => "deactivated",
+            RevokeReason::Removed => "removed",
+            RevokeReason::Fixed => "fixed",
+            RevokeReason::Inactivity => "inactivity",
+            RevokeReason::Reclaimed => "reclaimed",
+        }
+    }
+}
+
+/// Why a member left the queue without a slot. Append-only, like the events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LeaveReason {
+    /// The member left the queue themselves.
+    Released,
+    /// The user was deactivated in the directory.
+    Deactivated,
+    /// The user was removed from the pool.
+    Removed,
+    /// The user was given a fixed licence.
+    Fixed,
+    /// The member's client stopped polling or listening for the queue timer.
+    Expired,
+}
+
+impl LeaveReason {
+    /// The stable snake_case code used in the API, metrics and audit output.
+    pub fn code(self) -> &'static str {
+        match self {
+            LeaveReason::Released => "released",
+            LeaveReason::Deactivated => "deactivated",
+            LeaveReason::Removed => "removed",
+            LeaveReason::Fixed => "fixed",
+            LeaveReason::Expired => "expired",
+        }
+    }
+}
+
+/// A fact about one product's pool. Folded by [`crate::ProductState::apply`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProductEvent {
+    /// The product was created or its settings changed.
+    Configured {
+        /// The new settings (stored as JSON text, see [`crate::settings`]).
+        #[serde(with = "settings::as_json")]
+        settings: Settings,
+    },
+    /// A user was enrolled in the pool.
+    MemberEnrolled { user: String },
+    /// A user was removed from the pool.
+    MemberRemoved { user: String },
+    /// A user was given a fixed licence.
+    FixedGiven { user: String },
+    /// A user's fixed licence was taken away.
+    FixedTaken { user: String },
+    /// The directory deactivated a user this product knows.
+    UserDeactivated { user: String },
+    /// The directory reactivated a user this product knows.
+    UserReactivated { user: String },
+    /// A member got a slot (from the queue, if they were in it).
+    SlotGranted { user: String, at: Timestamp },
+    /// A member joined the queue.
+    Queued { user: String, at: Timestamp },
+    /// A member left the queue without a slot.
+    QueueLeft {
+        user: String,
+        reason: LeaveReason,
+        at: Timestamp,
+    },
+    /// A holder gave the slot back.
+    SlotReleased { user: String, at: Timestamp },
+    /// A holder lost the slot.
+    SlotRevoked {
+        user: String,
+        reason: RevokeReason,
+        at: Timestamp,
+    },
+    /// A holder used the product.
+    ActivityRecorded { user: String, at: Timestamp },
+}
+
+/// A fact about the directory of users. Folded by [`crate::DirectoryState::apply`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DirectoryEvent {
+    /// A user became known (created active).
+    UserCreated { user: String },
+    /// A user was deactivated: they lose every slot and queue place.
+    UserDeactivated { user: String },
+    /// A deactivated user was activated again.
+    UserReactivated { user: String },
+}

@@ -1,0 +1,563 @@
+//! The journal: every stream's records in sled, appended with group commit.
+//!
+//! Keys are `stream name ++ 0x00 ++ big-endian sequence`, so each stream is one ordered
+//! key range and replay is a prefix scan. An index of stream names lives under keys that
+//! start with `0x01` in the same tree, so a stream's first record and its index entry are
+//! written in one atomic batch.
+//!
+//! Durability: an append only inserts into sled's memory. A caller that must not answer
+//! before its events survive registers with [`Journal::when_durable`]; one committer
+//! thread flushes sled and (by default) `fdatasync`s its data file, then tells every
+//! caller the flush covered. Concurrent appends thus share one flush: group commit.
+
+use crate::envelope::{self, DecodeError, Envelope, Hash, SCHEMA_VERSION};
+use crate::event::{DirectoryEvent, ProductEvent};
+use crate::stream::StreamId;
+use crate::time::Timestamp;
+use serde::{de::DeserializeOwned, Serialize};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use uuid::Uuid;
+
+/// How far an acknowledged append has gone before its caller is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// sled flush and `fdatasync` of its data file: survives power loss. The default.
+    #[default]
+    Fsync,
+    /// sled flush only: survives a killed process, not a power loss or kernel crash.
+    Process,
+}
+
+/// Called after each group flush with its duration and how many appends it covered.
+pub type FlushObserver = Arc<dyn Fn(Duration, usize) + Send + Sync>;
+
+/// How to open a journal.
+#[derive(Clone)]
+pub struct JournalConfig {
+    /// What "durable" means.
+    pub durability: Durability,
+    /// sled's page cache, in bytes (sled's own default of 1 GiB would dominate memory).
+    pub cache_bytes: u64,
+    /// Told of every group flush (metrics).
+    pub on_flush: Option<FlushObserver>,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            durability: Durability::Fsync,
+            cache_bytes: 64 * 1024 * 1024,
+            on_flush: None,
+        }
+    }
+}
+
+/// What went wrong with the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum JournalError {
+    /// The data directory could not be opened (missing permissions, another process...).
+    #[error("cannot open the journal in {path}: {message}")]
+    Open { path: String, message: String },
+    /// A read or write failed.
+    #[error("journal I/O failed: {0}")]
+    Io(String),
+    /// A record is damaged, missing or out of place.
+    #[error("journal stream {stream} is damaged at sequence {sequence}: {what}")]
+    Corrupt {
+        stream: String,
+        sequence: u64,
+        what: String,
+    },
+    /// An earlier flush failed; the process must restart and recover from disk.
+    #[error("the journal stopped accepting writes after a failed flush: {0}")]
+    Failed(String),
+}
+
+impl From<sled::Error> for JournalError {
+    fn from(e: sled::Error) -> Self {
+        JournalError::Io(e.to_string())
+    }
+}
+
+/// Where the next record of a stream goes: kept by the stream's single writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamTip {
+    /// Sequence of the next record (1 for an empty stream).
+    pub next_sequence: u64,
+    /// Hash of the last record (zeros for an empty stream).
+    pub last_hash: Hash,
+}
+
+impl Default for StreamTip {
+    fn default() -> Self {
+        StreamTip {
+            next_sequence: 1,
+            last_hash: [0; 32],
+        }
+    }
+}
+
+/// Told once whether the appends it waits for became durable.
+pub type DurableWaiter = Box<dyn FnOnce(Result<(), JournalError>) + Send>;
+
+/// One stream's summary, from [`Journal::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// The stream's name.
+    pub stream: String,
+    /// Records in it.
+    pub records: u64,
+}
+
+const INDEX_PREFIX: u8 = 0x01;
+const SEPARATOR: u8 = 0x00;
+
+/// The durable, tamper-evident event log. Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    tree: sled::Tree,
+    path: PathBuf,
+    data_file: Option<File>,
+    on_flush: Option<FlushObserver>,
+    /// Appends so far; each append's ticket is the value after it.
+    appended: AtomicU64,
+    /// Highest ticket known durable.
+    durable: AtomicU64,
+    failed: Mutex<Option<String>>,
+    has_failed: AtomicBool,
+    // A std Mutex, not an async one: it is held for a push or a swap, never across
+    // I/O or an await, and the committer is a plain thread.
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    committer: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    waiters: Vec<DurableWaiter>,
+    shutdown: bool,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in `dir` and starts its committer thread.
+    pub fn open(dir: &Path, config: JournalConfig) -> Result<Journal, JournalError> {
+        let open_err = |message: String| JournalError::Open {
+            path: dir.display().to_string(),
+            message,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(config.cache_bytes)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| open_err(e.to_string()))?;
+        let tree = db
+            .open_tree("journal")
+            .map_err(|e| open_err(e.to_string()))?;
+        let data_file = match config.durability {
+            Durability::Fsync => {
+                Some(File::open(dir.join("db")).map_err(|e| open_err(e.to_string()))?)
+            }
+            Durability::Process => None,
+        };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        let inner = Arc::new(Inner {
+            db,
+            tree,
+            path: dir.to_path_buf(),
+            data_file,
+            on_flush: config.on_flush,
+            appended: AtomicU64::new(0),
+            durable: AtomicU64::new(0),
+            failed: Mutex::new(None),
+            has_failed: AtomicBool::new(false),
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            committer: Mutex::new(None),
+        });
+        let worker = Arc::clone(&inner);
+        let handle = std::thread::Builder::new()
+            .name("journal-commit".into())
+            .spawn(move || worker.run_committer())
+            .map_err(|e| open_err(e.to_string()))?;
+        *lock(&inner.committer) = Some(handle);
+        Ok(Journal { inner })
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Appends `events` to `stream` as one atomic batch, after `tip`, and advances `tip`.
+    ///
+    /// Returns a ticket for [`Journal::when_durable`]. The events are not durable yet.
+    pub fn append<E: Serialize>(
+        &self,
+        stream: &StreamId,
+        tip: &mut StreamTip,
+        cause: Uuid,
+        at: Timestamp,
+        events: &[E],
+    ) -> Result<u64, JournalError> {
+        self.check_failed()?;
+        let name = stream.name();
+        let mut batch = sled::Batch::default();
+        if tip.next_sequence == 1 && !events.is_empty() {
+            batch.insert(index_key(&name), &[][..]);
+        }
+        let mut next = *tip;
+        for event in events {
+            let env = Envelope {
+                schema_version: SCHEMA_VERSION,
+                sequence: next.next_sequence,
+                timestamp: at,
+                cause,
+                prev_hash: next.last_hash,
+                event,
+            };
+            let (bytes, hash) = envelope::encode(&env);
+            batch.insert(record_key(&name, next.next_sequence), bytes);
+            next = StreamTip {
+                next_sequence: next.next_sequence + 1,
+                last_hash: hash,
+            };
+        }
+        self.inner.tree.apply_batch(batch)?;
+        *tip = next;
+        Ok(self.inner.appended.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    /// The ticket of the latest append; waiting for it covers every append so far.
+    pub fn latest_ticket(&self) -> u64 {
+        self.inner.appended.load(Ordering::SeqCst)
+    }
+
+    /// Calls `waiter` once the append with `ticket` (and all before it) is durable, or
+    /// with the error that prevented it. Calls it at once if that is already the case.
+    pub fn when_durable(&self, ticket: u64, waiter: DurableWaiter) {
+        if self.inner.durable.load(Ordering::SeqCst) >= ticket {
+            return waiter(Ok(()));
+        }
+        if let Err(e) = self.check_failed() {
+            return waiter(Err(e));
+        }
+        let mut pending = lock(&self.inner.pending);
+        pending.waiters.push(waiter);
+        drop(pending);
+        self.inner.wake.notify_one();
+    }
+
+    /// Blocks until everything appended so far is durable (shutdown, tests, tools).
+    pub fn sync(&self) -> Result<(), JournalError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.when_durable(
+            self.latest_ticket(),
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv()
+            .unwrap_or_else(|_| Err(JournalError::Failed("the committer stopped".into())))
+    }
+
+    /// Whether the journal still accepts writes.
+    pub fn is_writable(&self) -> bool {
+        !self.inner.has_failed.load(Ordering::SeqCst)
+    }
+
+    /// Every stream that has at least one record.
+    pub fn streams(&self) -> Result<Vec<StreamId>, JournalError> {
+        let mut out = Vec::new();
+        for item in self.inner.tree.scan_prefix([INDEX_PREFIX]) {
+            let (key, _) = item?;
+            let name = String::from_utf8_lossy(&key[1..]).into_owned();
+            match StreamId::parse(&name) {
+                Some(id) => out.push(id),
+                None => {
+                    return Err(JournalError::Corrupt {
+                        stream: name,
+                        sequence: 0,
+                        what: "the stream index names an unknown stream".into(),
+                    })
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads a stream from the start, checking every record and the hash chain, and
+    /// hands each envelope to `f`. Returns the tip to continue writing at.
+    pub fn replay<E: DeserializeOwned>(
+        &self,
+        stream: &StreamId,
+        mut f: impl FnMut(Envelope<E>),
+    ) -> Result<StreamTip, JournalError> {
+        self.replay_from(stream, StreamTip::default(), |env| {
+            f(env);
+            true
+        })
+    }
+
+    /// Reads a stream from `from` (a tip recorded earlier, for example by a snapshot),
+    /// checking every record and the chain; stops early when `f` returns false.
+    pub fn replay_from<E: DeserializeOwned>(
+        &self,
+        stream: &StreamId,
+        from: StreamTip,
+        mut f: impl FnMut(Envelope<E>) -> bool,
+    ) -> Result<StreamTip, JournalError> {
+        let name = stream.name();
+        let start = record_key(&name, from.next_sequence);
+        let end = record_key(&name, u64::MAX);
+        let mut tip = from;
+        for item in self.inner.tree.range(start..=end) {
+            let (key, value) = item?;
+            let (env, hash) = check_record::<E>(&name, &key, &value, &tip)?;
+            tip = StreamTip {
+                next_sequence: env.sequence + 1,
+                last_hash: hash,
+            };
+            if !f(env) {
+                break;
+            }
+        }
+        Ok(tip)
+    }
+
+    /// Checks every record of every stream: each decodes, matches its own hash and its
+    /// key, continues its stream's sequence and chain; and the index matches the streams.
+    /// Returns the first damage found, naming stream and sequence.
+    pub fn verify(&self) -> Result<Vec<StreamSummary>, JournalError> {
+        let indexed = self.streams()?;
+        let mut summaries = Vec::new();
+        let mut current: Option<(String, StreamTip)> = None;
+        for item in self.inner.tree.iter() {
+            let (key, value) = item?;
+            if key.first() == Some(&INDEX_PREFIX) {
+                continue;
+            }
+            let Some((name, _)) = split_key(&key) else {
+                return Err(JournalError::Corrupt {
+                    stream: String::from_utf8_lossy(&key).into_owned(),
+                    sequence: 0,
+                    what: "a key that is not stream + sequence".into(),
+                });
+            };
+            if current.as_ref().is_none_or(|(n, _)| *n != name) {
+                if let Some((n, tip)) = current.take() {
+                    summaries.push(StreamSummary {
+                        stream: n,
+                        records: tip.next_sequence - 1,
+                    });
+                }
+                current = Some((name.clone(), StreamTip::default()));
+            }
+            let Some((_, tip)) = current.as_mut() else {
+                unreachable!("set just above")
+            };
+            let next = match StreamId::parse(&name) {
+                Some(StreamId::Directory) => {
+                    check_record::<DirectoryEvent>(&name, &key, &value, tip)
+                        .map(|(e, h)| (e.sequence, h))
+                }
+                Some(StreamId::Product(_)) => {
+                    check_record::<ProductEvent>(&name, &key, &value, tip)
+                        .map(|(e, h)| (e.sequence, h))
+                }
+                None => Err(JournalError::Corrupt {
+                    stream: name.clone(),
+                    sequence: 0,
+                    what: "records of an unknown stream".into(),
+                }),
+            }?;
+            *tip = StreamTip {
+                next_sequence: next.0 + 1,
+                last_hash: next.1,
+            };
+        }
+        if let Some((n, tip)) = current {
+            summaries.push(StreamSummary {
+                stream: n,
+                records: tip.next_sequence - 1,
+            });
+        }
+        for id in &indexed {
+            if !summaries.iter().any(|s| s.stream == id.name()) {
+                return Err(JournalError::Corrupt {
+                    stream: id.name(),
+                    sequence: 1,
+                    what: "the stream is indexed but its records are missing".into(),
+                });
+            }
+        }
+        for s in &summaries {
+            if !indexed.iter().any(|id| id.name() == s.stream) {
+                return Err(JournalError::Corrupt {
+                    stream: s.stream.clone(),
+                    sequence: 1,
+                    what: "the stream has records but is missing from the index".into(),
+                });
+            }
+        }
+        Ok(summaries)
+    }
+
+    /// Flushes and syncs everything, then stops the committer. Later appends fail.
+    pub fn shutdown(&self) -> Result<(), JournalError> {
+        let result = self.sync();
+        lock(&self.inner.pending).shutdown = true;
+        self.inner.wake.notify_all();
+        if let Some(handle) = lock(&self.inner.committer).take() {
+            let _ = handle.join();
+        }
+        result
+    }
+
+    fn check_failed(&self) -> Result<(), JournalError> {
+        if self.inner.has_failed.load(Ordering::SeqCst) {
+            let why = lock(&self.inner.failed).clone().unwrap_or_default();
+            return Err(JournalError::Failed(why));
+        }
+        if lock(&self.inner.pending).shutdown {
+            return Err(JournalError::Failed("the journal is shut down".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// The committer: waits for waiters, flushes once for all of them, tells them.
+    fn run_committer(&self) {
+        loop {
+            let waiters = {
+                let mut pending = lock(&self.pending);
+                while pending.waiters.is_empty() && !pending.shutdown {
+                    pending = self.wake.wait(pending).unwrap_or_else(|p| p.into_inner());
+                }
+                if pending.waiters.is_empty() {
+                    return;
+                }
+                std::mem::take(&mut pending.waiters)
+            };
+            // Every waiter registered after its append, so this covers all of them.
+            let target = self.appended.load(Ordering::SeqCst);
+            let started = Instant::now();
+            let result = self.flush();
+            if let Some(observe) = &self.on_flush {
+                observe(started.elapsed(), waiters.len());
+            }
+            match result {
+                Ok(()) => {
+                    self.durable.fetch_max(target, Ordering::SeqCst);
+                    for w in waiters {
+                        w(Ok(()));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "journal flush failed; refusing further writes");
+                    *lock(&self.failed) = Some(e.to_string());
+                    self.has_failed.store(true, Ordering::SeqCst);
+                    for w in waiters {
+                        w(Err(JournalError::Failed(e.to_string())));
+                    }
+                }
+            }
+        }
+    }
+
+    fn flush(&self) -> Result<(), JournalError> {
+        self.db.flush()?;
+        if let Some(file) = &self.data_file {
+            file.sync_data()
+                .map_err(|e| JournalError::Io(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The committer holds an Arc<Inner>, so by now it has stopped; nothing to join.
+        let _ = self.db.flush();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding these locks leaves plain data behind; keep going.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn index_key(name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + 1);
+    k.push(INDEX_PREFIX);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// The key of record `sequence` of stream `name`.
+pub fn record_key(name: &str, sequence: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + 9);
+    k.extend_from_slice(name.as_bytes());
+    k.push(SEPARATOR);
+    k.extend_from_slice(&sequence.to_be_bytes());
+    k
+}
+
+fn split_key(key: &[u8]) -> Option<(String, u64)> {
+    if key.len() < 10 || key[key.len() - 9] != SEPARATOR {
+        return None;
+    }
+    let (name, rest) = key.split_at(key.len() - 9);
+    let seq = u64::from_be_bytes(rest[1..].try_into().ok()?);
+    Some((String::from_utf8(name.to_vec()).ok()?, seq))
+}
+
+fn check_record<E: DeserializeOwned>(
+    name: &str,
+    key: &[u8],
+    value: &[u8],
+    tip: &StreamTip,
+) -> Result<(Envelope<E>, Hash), JournalError> {
+    let expected = tip.next_sequence;
+    let corrupt = |what: String| JournalError::Corrupt {
+        stream: name.to_string(),
+        sequence: expected,
+        what,
+    };
+    let key_seq = split_key(key).map(|(_, s)| s);
+    if key_seq != Some(expected) {
+        return Err(corrupt(match key_seq {
+            Some(s) => format!("the next record has sequence {s} (records are missing)"),
+            None => "a malformed key".into(),
+        }));
+    }
+    let (env, hash) =
+        envelope::decode::<E>(value).map_err(|e: DecodeError| corrupt(e.to_string()))?;
+    if env.sequence != expected {
+        return Err(corrupt(format!(
+            "the record says it is sequence {}",
+            env.sequence
+        )));
+    }
+    if env.prev_hash != tip.last_hash {
+        return Err(corrupt(
+            "the hash chain is broken (a record was replaced)".into(),
+        ));
+    }
+    Ok((env, hash))
+}

@@ -1,0 +1,28 @@
+//! slotpool's core: the events it records, the pure state machines that fold them, and
+//! the sled journal that keeps them.
+//!
+//! Architecture Invariant: everything but [`journal`] and [`envelope`] is pure: no I/O, no
+//! clock, no randomness. Time comes in as an argument ([`Timestamp`]), so recovery,
+//! offline audit and simulation reuse exactly these rules.
+
+pub mod command;
+pub mod directory;
+pub mod envelope;
+pub mod event;
+pub mod journal;
+pub mod pool;
+pub mod product;
+pub mod queue;
+pub mod settings;
+pub mod stream;
+pub mod time;
+
+pub use command::{Command, Refusal};
+pub use directory::{DirectoryCommand, DirectoryState, DirectoryUser};
+pub use envelope::{Envelope, SCHEMA_VERSION};
+pub use event::{DirectoryEvent, LeaveReason, ProductEvent, RevokeReason};
+pub use journal::{Durability, Journal, JournalConfig, JournalError, StreamTip};
+pub use product::{Counts, Holder, ProductState, QueuePlace, SlotView, Standing, UserEntry};
+pub use settings::{ProductKind, Settings};
+pub use stream::{StreamId, StreamIdError};
+pub use time::Timestamp;

@@ -1,0 +1,642 @@
+//! The state of one product and its rules: `decide` answers a command with events,
+//! `apply` folds an event into the state.
+//!
+//! Architecture Invariant: this module does no I/O and reads no clock. `decide` takes
+//! `&self` and has no side effects; `apply` never fails and never refuses (a recorded
+//! fact is a fact). Recovery, audit and simulation replay the same `apply`.
+
+use crate::command::{Command, Refusal};
+use crate::event::{LeaveReason, ProductEvent, RevokeReason};
+use crate::pool::Pool;
+use crate::queue::Queue;
+use crate::settings::Settings;
+use crate::time::Timestamp;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Where a user stands in one product's pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Neither holding a slot nor queued.
+    Idle,
+    /// Holding a slot since `since`; last used at `last_activity`.
+    Holding {
+        since: Timestamp,
+        last_activity: Timestamp,
+    },
+    /// Waiting in the queue since `since`, with the given ticket.
+    Queued { since: Timestamp, ticket: u64 },
+}
+
+/// What one product knows about one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserEntry {
+    /// Enrolled in the pool.
+    pub member: bool,
+    /// Has a fixed licence.
+    pub fixed: bool,
+    /// Deactivated in the directory (as last told to this product).
+    pub deactivated: bool,
+    /// Slot or queue place.
+    pub standing: Standing,
+}
+
+impl UserEntry {
+    const NEW: UserEntry = UserEntry {
+        member: false,
+        fixed: false,
+        deactivated: false,
+        standing: Standing::Idle,
+    };
+
+    fn is_empty(&self) -> bool {
+        !self.member && !self.fixed && !self.deactivated && self.standing == Standing::Idle
+    }
+}
+
+/// The answer to "where do I stand?", as the user API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotView {
+    /// Holding a slot; `revoke_at` is when inactivity would end it.
+    Granted { revoke_at: Timestamp },
+    /// A fixed licence: no slot needed.
+    Fixed,
+    /// Waiting: 1-based position, estimated wait and when to ask again.
+    Queued {
+        position: usize,
+        estimated_wait_s: u64,
+        retry_after_s: u64,
+    },
+    /// Neither holding nor waiting.
+    None,
+}
+
+/// One holder, as the admin API lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub user: String,
+    pub since: Timestamp,
+    pub last_activity: Timestamp,
+}
+
+/// One queued member, as the admin API lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuePlace {
+    pub user: String,
+    pub position: usize,
+    pub since: Timestamp,
+}
+
+/// Counts shown with a product's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub holders: usize,
+    pub queued: usize,
+    pub members: usize,
+    pub fixed: usize,
+}
+
+/// The whole state of one product: settings, users, holders and queue.
+#[derive(Debug, Clone, Default)]
+pub struct ProductState {
+    settings: Option<Settings>,
+    users: HashMap<Arc<str>, UserEntry>,
+    pool: Pool,
+    queue: Queue,
+    members: usize,
+    fixed: usize,
+    /// Moving average of how long a slot is held, in ms, for the queue's wait estimate.
+    avg_hold_ms: i64,
+}
+
+impl ProductState {
+    /// An empty, unconfigured product.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Folds every event of a stream, in order, into a fresh state.
+    pub fn replay<'a>(events: impl IntoIterator<Item = &'a ProductEvent>) -> Self {
+        let mut state = Self::new();
+        for e in events {
+            state.apply(e);
+        }
+        state
+    }
+
+    /// The settings, once the product exists.
+    pub fn settings(&self) -> Option<&Settings> {
+        self.settings.as_ref()
+    }
+
+    /// What the product knows of a user.
+    pub fn user(&self, user: &str) -> Option<&UserEntry> {
+        self.users.get(user)
+    }
+
+    /// Holders, queued, members and fixed users.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            holders: self.pool.len(),
+            queued: self.queue.len(),
+            members: self.members,
+            fixed: self.fixed,
+        }
+    }
+
+    /// Current holders, in the order they got their slots.
+    pub fn holders(&self) -> Vec<Holder> {
+        let mut out: Vec<Holder> = self
+            .pool
+            .longest_inactive()
+            .filter_map(|(u, _)| match self.users.get(u).map(|e| e.standing) {
+                Some(Standing::Holding {
+                    since,
+                    last_activity,
+                }) => Some(Holder {
+                    user: u.to_string(),
+                    since,
+                    last_activity,
+                }),
+                _ => None,
+            })
+            .collect();
+        out.sort_by(|a, b| (a.since, &a.user).cmp(&(b.since, &b.user)));
+        out
+    }
+
+    /// The queue, head first.
+    pub fn queue(&self) -> Vec<QueuePlace> {
+        self.queue
+            .iter()
+            .enumerate()
+            .map(|(i, (u, since))| QueuePlace {
+                user: u.to_string(),
+                position: i + 1,
+                since,
+            })
+            .collect()
+    }
+
+    /// Where `user` stands, as of `now`.
+    pub fn slot_view(&self, user: &str, now: Timestamp) -> SlotView {
+        let Some(settings) = &self.settings else {
+            return SlotView::None;
+        };
+        let Some(entry) = self.users.get(user) else {
+            return SlotView::None;
+        };
+        if entry.fixed && !entry.deactivated {
+            return SlotView::Fixed;
+        }
+        match entry.standing {
+            Standing::Idle => SlotView::None,
+            Standing::Holding { last_activity, .. } => SlotView::Granted {
+                revoke_at: last_activity.plus_secs(settings.inactivity_s).max(now),
+            },
+            Standing::Queued { ticket, .. } => {
+                let position = self.queue.position(ticket);
+                SlotView::Queued {
+                    position,
+                    estimated_wait_s: self.estimated_wait_s(settings, position),
+                    retry_after_s: retry_after_s(settings),
+                }
+            }
+        }
+    }
+
+    /// Seconds until `position` is likely served: one slot frees every
+    /// `average hold / shared slots`. Before any slot was given back, the inactivity time
+    /// stands in for the average hold, which errs on the long side.
+    fn estimated_wait_s(&self, settings: &Settings, position: usize) -> u64 {
+        let hold_ms = if self.avg_hold_ms > 0 {
+            self.avg_hold_ms
+        } else {
+            i64::from(settings.inactivity_s) * 1000
+        };
+        let per_slot_ms = hold_ms as u64 / u64::from(settings.shared_slots.max(1));
+        (per_slot_ms.saturating_mul(position as u64)).div_ceil(1000)
+    }
+
+    /// Decides what `command` means at `now`: the events to record, or a refusal.
+    ///
+    /// An empty list means "nothing changes" (for example a holder requesting again).
+    pub fn decide(&self, command: &Command, now: Timestamp) -> Result<Vec<ProductEvent>, Refusal> {
+        if let Command::Configure(settings) = command {
+            return self.decide_configure(settings, now);
+        }
+        let settings = self.settings.as_ref().ok_or(Refusal::UnknownProduct)?;
+        let mut out = Vec::new();
+        match command {
+            Command::Configure(_) => unreachable!("handled above"),
+            Command::Enrol { user, active } => {
+                let entry = self.entry(user);
+                if entry.fixed {
+                    return Err(Refusal::FixedUser);
+                }
+                if !entry.member {
+                    out.push(ProductEvent::MemberEnrolled { user: user.clone() });
+                }
+                // Never a slot or a queue place for a deactivated user.
+                if !active && !entry.deactivated {
+                    self.vacate(&mut out, user, &entry, VacateWhy::Deactivated, now);
+                }
+                push_activity_change(&mut out, user, entry.deactivated, *active);
+                self.fill_freed(&mut out, now);
+            }
+            Command::Remove { user } => {
+                let entry = self.entry(user);
+                if entry.member {
+                    self.vacate(&mut out, user, &entry, VacateWhy::Removed, now);
+                    out.push(ProductEvent::MemberRemoved { user: user.clone() });
+                    self.fill_freed(&mut out, now);
+                }
+            }
+            Command::GiveFixed { user, active } => {
+                let entry = self.entry(user);
+                if !entry.fixed {
+                    let fixed = self.fixed as u32 + 1;
+                    if u64::from(fixed) + u64::from(settings.shared_slots)
+                        > u64::from(settings.licence_tier)
+                    {
+                        return Err(Refusal::TierExceeded {
+                            fixed,
+                            shared_slots: settings.shared_slots,
+                            tier: settings.licence_tier,
+                        });
+                    }
+                    if entry.member {
+                        self.vacate(&mut out, user, &entry, VacateWhy::Fixed, now);
+                        out.push(ProductEvent::MemberRemoved { user: user.clone() });
+                    }
+                    out.push(ProductEvent::FixedGiven { user: user.clone() });
+                    self.fill_freed(&mut out, now);
+                }
+                push_activity_change(&mut out, user, entry.deactivated, *active);
+            }
+            Command::TakeFixed { user } => {
+                if self.entry(user).fixed {
+                    out.push(ProductEvent::FixedTaken { user: user.clone() });
+                }
+            }
+            Command::SetActive { user, active } => {
+                let entry = self.entry(user);
+                if entry.member || entry.fixed || entry.deactivated {
+                    if !active && !entry.deactivated {
+                        self.vacate(&mut out, user, &entry, VacateWhy::Deactivated, now);
+                    }
+                    push_activity_change(&mut out, user, entry.deactivated, *active);
+                    self.fill_freed(&mut out, now);
+                }
+            }
+            Command::Request { user } => {
+                let entry = self.entry(user);
+                if entry.deactivated {
+                    return Err(Refusal::Deactivated);
+                }
+                if entry.fixed {
+                    return Ok(out);
+                }
+                if !entry.member {
+                    return Err(Refusal::NotMember);
+                }
+                if entry.standing == Standing::Idle {
+                    if self.free_slots() > 0 && self.queue.is_empty() {
+                        out.push(ProductEvent::SlotGranted {
+                            user: user.clone(),
+                            at: now,
+                        });
+                    } else {
+                        out.push(ProductEvent::Queued {
+                            user: user.clone(),
+                            at: now,
+                        });
+                    }
+                }
+            }
+            Command::Release { user } => {
+                let entry = self.entry(user);
+                self.vacate(&mut out, user, &entry, VacateWhy::Released, now);
+                self.fill_freed(&mut out, now);
+            }
+            Command::Activity { user } => match self.entry(user).standing {
+                Standing::Holding { .. } => out.push(ProductEvent::ActivityRecorded {
+                    user: user.clone(),
+                    at: now,
+                }),
+                _ => return Err(Refusal::NotHolder),
+            },
+            Command::Revoke { user } => match self.entry(user).standing {
+                Standing::Holding { .. } => {
+                    out.push(ProductEvent::SlotRevoked {
+                        user: user.clone(),
+                        reason: RevokeReason::Admin,
+                        at: now,
+                    });
+                    self.fill_freed(&mut out, now);
+                }
+                _ => return Err(Refusal::NotHolder),
+            },
+        }
+        Ok(out)
+    }
+
+    fn decide_configure(
+        &self,
+        settings: &Settings,
+        now: Timestamp,
+    ) -> Result<Vec<ProductEvent>, Refusal> {
+        settings
+            .validate(self.fixed as u32)
+            .map_err(Refusal::InvalidSettings)?;
+        let mut out = Vec::new();
+        if self.settings.as_ref() == Some(settings) {
+            return Ok(out);
+        }
+        let excess = self
+            .pool
+            .len()
+            .saturating_sub(settings.shared_slots as usize);
+        for (user, _) in self.pool.longest_inactive().take(excess) {
+            out.push(ProductEvent::SlotRevoked {
+                user: user.to_string(),
+                reason: RevokeReason::PoolShrunk,
+                at: now,
+            });
+        }
+        out.push(ProductEvent::Configured {
+            settings: settings.clone(),
+        });
+        let free = (settings.shared_slots as usize).saturating_sub(self.pool.len());
+        for user in self.queue.first(free) {
+            out.push(ProductEvent::SlotGranted {
+                user: user.to_string(),
+                at: now,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The user's entry, or the entry of a user the product has never heard of.
+    fn entry(&self, user: &str) -> UserEntry {
+        self.users.get(user).copied().unwrap_or(UserEntry::NEW)
+    }
+
+    fn free_slots(&self) -> usize {
+        let shared = self
+            .settings
+            .as_ref()
+            .map_or(0, |s| s.shared_slots as usize);
+        shared.saturating_sub(self.pool.len())
+    }
+
+    /// Records the user losing their slot or queue place, if they have one.
+    fn vacate(
+        &self,
+        out: &mut Vec<ProductEvent>,
+        user: &str,
+        entry: &UserEntry,
+        why: VacateWhy,
+        now: Timestamp,
+    ) {
+        let user = user.to_string();
+        match entry.standing {
+            Standing::Idle => {}
+            Standing::Holding { .. } => out.push(match why.revoke_reason() {
+                None => ProductEvent::SlotReleased { user, at: now },
+                Some(reason) => ProductEvent::SlotRevoked {
+                    user,
+                    reason,
+                    at: now,
+                },
+            }),
+            Standing::Queued { .. } => out.push(ProductEvent::QueueLeft {
+                user,
+                reason: why.leave_reason(),
+                at: now,
+            }),
+        }
+    }
+
+    /// Gives every slot the pending events free to the head of the queue, in order.
+    ///
+    /// Rule 2: a freed slot goes to the queue head at once, never to whoever asks next.
+    fn fill_freed(&self, out: &mut Vec<ProductEvent>, now: Timestamp) {
+        let freed = out
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    ProductEvent::SlotReleased { .. } | ProductEvent::SlotRevoked { .. }
+                )
+            })
+            .count();
+        let leaving: Vec<&str> = out
+            .iter()
+            .filter_map(|e| match e {
+                ProductEvent::QueueLeft { user, .. } => Some(user.as_str()),
+                _ => None,
+            })
+            .collect();
+        let free = self.free_slots() + freed;
+        let heads: Vec<String> = self
+            .queue
+            .iter()
+            .map(|(u, _)| u)
+            .filter(|u| !leaving.contains(&u.as_ref()))
+            .take(free)
+            .map(|u| u.to_string())
+            .collect();
+        for user in heads {
+            out.push(ProductEvent::SlotGranted { user, at: now });
+        }
+    }
+
+    /// Folds one recorded event into the state. Never fails: a recorded fact is a fact.
+    pub fn apply(&mut self, event: &ProductEvent) {
+        match event {
+            ProductEvent::Configured { settings } => self.settings = Some(settings.clone()),
+            ProductEvent::MemberEnrolled { user } => {
+                let e = self.entry_mut(user);
+                if !e.member {
+                    e.member = true;
+                    self.members += 1;
+                }
+            }
+            ProductEvent::MemberRemoved { user } => {
+                if let Some(e) = self.users.get_mut(user.as_str()) {
+                    if e.member {
+                        e.member = false;
+                        self.members -= 1;
+                    }
+                }
+                self.forget_if_empty(user);
+            }
+            ProductEvent::FixedGiven { user } => {
+                let e = self.entry_mut(user);
+                if !e.fixed {
+                    e.fixed = true;
+                    self.fixed += 1;
+                }
+            }
+            ProductEvent::FixedTaken { user } => {
+                if let Some(e) = self.users.get_mut(user.as_str()) {
+                    if e.fixed {
+                        e.fixed = false;
+                        self.fixed -= 1;
+                    }
+                }
+                self.forget_if_empty(user);
+            }
+            ProductEvent::UserDeactivated { user } => self.entry_mut(user).deactivated = true,
+            ProductEvent::UserReactivated { user } => {
+                if let Some(e) = self.users.get_mut(user.as_str()) {
+                    e.deactivated = false;
+                }
+                self.forget_if_empty(user);
+            }
+            ProductEvent::SlotGranted { user, at } => {
+                let key = self.key(user);
+                self.leave_standing(&key, *at);
+                self.pool.insert(Arc::clone(&key), *at);
+                if let Some(e) = self.users.get_mut(&key) {
+                    e.standing = Standing::Holding {
+                        since: *at,
+                        last_activity: *at,
+                    };
+                }
+            }
+            ProductEvent::Queued { user, at } => {
+                let key = self.key(user);
+                self.leave_standing(&key, *at);
+                let ticket = self.queue.push(Arc::clone(&key), *at);
+                if let Some(e) = self.users.get_mut(&key) {
+                    e.standing = Standing::Queued { since: *at, ticket };
+                }
+            }
+            ProductEvent::QueueLeft { user, at, .. }
+            | ProductEvent::SlotReleased { user, at }
+            | ProductEvent::SlotRevoked { user, at, .. } => {
+                if let Some(key) = self
+                    .users
+                    .get_key_value(user.as_str())
+                    .map(|(k, _)| Arc::clone(k))
+                {
+                    self.leave_standing(&key, *at);
+                    self.forget_if_empty(user);
+                }
+            }
+            ProductEvent::ActivityRecorded { user, at } => {
+                if let Some((key, e)) = self.users.get_key_value(user.as_str()) {
+                    if let Standing::Holding {
+                        since,
+                        last_activity,
+                    } = e.standing
+                    {
+                        let key = Arc::clone(key);
+                        let at = (*at).max(last_activity);
+                        self.pool.touch(&key, last_activity, at);
+                        if let Some(e) = self.users.get_mut(&key) {
+                            e.standing = Standing::Holding {
+                                since,
+                                last_activity: at,
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The interned key for `user`, creating an empty entry if needed.
+    fn key(&mut self, user: &str) -> Arc<str> {
+        if let Some((k, _)) = self.users.get_key_value(user) {
+            return Arc::clone(k);
+        }
+        let k: Arc<str> = Arc::from(user);
+        self.users.insert(Arc::clone(&k), UserEntry::NEW);
+        k
+    }
+
+    fn entry_mut(&mut self, user: &str) -> &mut UserEntry {
+        let key = self.key(user);
+        self.users.entry(key).or_insert(UserEntry::NEW)
+    }
+
+    /// Takes the user out of the pool or the queue, whichever they are in.
+    fn leave_standing(&mut self, key: &Arc<str>, at: Timestamp) {
+        let Some(e) = self.users.get_mut(key) else {
+            return;
+        };
+        match std::mem::replace(&mut e.standing, Standing::Idle) {
+            Standing::Idle => {}
+            Standing::Holding {
+                since,
+                last_activity,
+            } => {
+                self.pool.remove(key, last_activity);
+                let held = at.as_millis().saturating_sub(since.as_millis()).max(0);
+                self.avg_hold_ms = if self.avg_hold_ms == 0 {
+                    held
+                } else {
+                    (self.avg_hold_ms * 7 + held) / 8
+                };
+            }
+            Standing::Queued { ticket, .. } => self.queue.remove(ticket),
+        }
+    }
+
+    fn forget_if_empty(&mut self, user: &str) {
+        if self.users.get(user).is_some_and(UserEntry::is_empty) {
+            self.users.remove(user);
+        }
+    }
+}
+
+/// Why a user is losing what they hold; maps to the reason recorded.
+#[derive(Debug, Clone, Copy)]
+enum VacateWhy {
+    Released,
+    Removed,
+    Fixed,
+    Deactivated,
+}
+
+impl VacateWhy {
+    fn revoke_reason(self) -> Option<RevokeReason> {
+        match self {
+            VacateWhy::Released => None,
+            VacateWhy::Removed => Some(RevokeReason::Removed),
+            VacateWhy::Fixed => Some(RevokeReason::Fixed),
+            VacateWhy::Deactivated => Some(RevokeReason::Deactivated),
+        }
+    }
+
+    fn leave_reason(self) -> LeaveReason {
+        match self {
+            VacateWhy::Released => LeaveReason::Released,
+            VacateWhy::Removed => LeaveReason::Removed,
+            VacateWhy::Fixed => LeaveReason::Fixed,
+            VacateWhy::Deactivated => LeaveReason::Deactivated,
+        }
+    }
+}
+
+/// Records a change of the directory's view of a user, if there is one.
+fn push_activity_change(out: &mut Vec<ProductEvent>, user: &str, deactivated: bool, active: bool) {
+    if deactivated && active {
+        out.push(ProductEvent::UserReactivated {
+            user: user.to_string(),
+        });
+    } else if !deactivated && !active {
+        out.push(ProductEvent::UserDeactivated {
+            user: user.to_string(),
+        });
+    }
+}
+
+/// Seconds a queued client should wait before asking again: often enough to keep its
+/// place well within the queue timer, never more than every second.
+fn retry_after_s(settings: &Settings) -> u64 {
+    u64::from(settings.queue_timer_s / 4).clamp(1, 30)
+}

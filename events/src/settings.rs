@@ -1,0 +1,144 @@
+//! Product settings: what an administrator configures per product, and their validation.
+
+use serde::{Deserialize, Serialize};
+
+/// The kind of web product whose licences are shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProductKind {
+    /// Jira (Software or Work Management).
+    Jira,
+    /// Confluence.
+    Confluence,
+    /// Bitbucket Data Center.
+    Bitbucket,
+    /// Jira Service Management.
+    Jsm,
+    /// Any other seat-licensed web application.
+    Generic,
+}
+
+/// The settings of one product, as `PUT /admin/v1/products/{p}` takes them.
+///
+/// All but `kind`, `licence_tier` and `shared_slots` have defaults. Unknown fields are
+/// refused so that a typo does not silently leave a default in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// What kind of product this is.
+    pub kind: ProductKind,
+    /// Total seats of the product's licence.
+    pub licence_tier: u32,
+    /// Slots in the shared pool. `fixed users + shared_slots <= licence_tier`.
+    pub shared_slots: u32,
+    /// Seconds a holder may be inactive before the slot may be revoked.
+    #[serde(default = "defaults::inactivity_s")]
+    pub inactivity_s: u32,
+    /// Seconds before revocation that the holder is warned.
+    #[serde(default = "defaults::warning_lead_s")]
+    pub warning_lead_s: u32,
+    /// Seconds between sweeps.
+    #[serde(default = "defaults::sweep_interval_s")]
+    pub sweep_interval_s: u32,
+    /// Seconds a user revoked for inactivity must wait before requesting again.
+    #[serde(default)]
+    pub lock_s: u32,
+    /// Seconds a queued member may go without polling or listening before losing the place.
+    #[serde(default = "defaults::queue_timer_s")]
+    pub queue_timer_s: u32,
+    /// When the pool is full, take the slot of the longest-inactive holder past inactivity time.
+    #[serde(default)]
+    pub reclaim_on_request: bool,
+    /// Queue a holder revoked for inactivity again while their browser is still open.
+    #[serde(default)]
+    pub auto_relogin: bool,
+}
+
+mod defaults {
+    pub fn inactivity_s() -> u32 {
+        1800
+    }
+    pub fn warning_lead_s() -> u32 {
+        60
+    }
+    pub fn sweep_interval_s() -> u32 {
+        300
+    }
+    pub fn queue_timer_s() -> u32 {
+        60
+    }
+}
+
+/// Largest licence tier accepted: far above any real site, small enough to stay sane.
+pub const MAX_LICENCE_TIER: u32 = 10_000_000;
+/// Longest interval accepted for any time setting: thirty days, in seconds.
+pub const MAX_INTERVAL_S: u32 = 30 * 24 * 3600;
+
+impl Settings {
+    /// Settings with the given sizes and every other value at its default.
+    pub fn new(kind: ProductKind, licence_tier: u32, shared_slots: u32) -> Self {
+        Settings {
+            kind,
+            licence_tier,
+            shared_slots,
+            inactivity_s: defaults::inactivity_s(),
+            warning_lead_s: defaults::warning_lead_s(),
+            sweep_interval_s: defaults::sweep_interval_s(),
+            lock_s: 0,
+            queue_timer_s: defaults::queue_timer_s(),
+            reclaim_on_request: false,
+            auto_relogin: false,
+        }
+    }
+
+    /// Checks every value on its own and against the others, given the product's current
+    /// number of fixed users. The message names each offending field, for the administrator.
+    pub fn validate(&self, fixed_users: u32) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if self.licence_tier == 0 || self.licence_tier > MAX_LICENCE_TIER {
+            problems.push(format!(
+                "licence_tier must be between 1 and {MAX_LICENCE_TIER}"
+            ));
+        }
+        if u64::from(fixed_users) + u64::from(self.shared_slots) > u64::from(self.licence_tier) {
+            problems.push(format!(
+                "fixed users ({fixed_users}) + shared_slots ({}) exceed licence_tier ({})",
+                self.shared_slots, self.licence_tier
+            ));
+        }
+        let in_range = |name: &str, v: u32, min: u32, problems: &mut Vec<String>| {
+            if v < min || v > MAX_INTERVAL_S {
+                problems.push(format!("{name} must be between {min} and {MAX_INTERVAL_S}"));
+            }
+        };
+        in_range("inactivity_s", self.inactivity_s, 1, &mut problems);
+        in_range("sweep_interval_s", self.sweep_interval_s, 1, &mut problems);
+        in_range("queue_timer_s", self.queue_timer_s, 1, &mut problems);
+        in_range("lock_s", self.lock_s, 0, &mut problems);
+        if self.warning_lead_s >= self.inactivity_s {
+            problems.push("warning_lead_s must be less than inactivity_s".to_string());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+/// Settings travel inside events as JSON text, so that later issues can add fields with
+/// defaults without making old journals unreadable (bincode is positional; JSON is not).
+pub(crate) mod as_json {
+    use super::Settings;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &Settings, ser: S) -> Result<S::Ok, S::Error> {
+        let text = serde_json::to_string(s).map_err(serde::ser::Error::custom)?;
+        ser.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Settings, D::Error> {
+        let text = String::deserialize(de)?;
+        serde_json::from_str(&text).map_err(D::Error::custom)
+    }
+}

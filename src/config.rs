@@ -1,0 +1,177 @@
+//! Configuration: flags, then environment, then the TOML file, then defaults.
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use slotpool_events::Durability;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// What can be wrong with the configuration.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {message}")]
+    Read { path: String, message: String },
+    /// The config file is not valid.
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: String, message: String },
+    /// A value (from any source) is invalid.
+    #[error("invalid setting {name}: {message}")]
+    Invalid { name: &'static str, message: String },
+    /// A secret could not be read or written.
+    #[error("{0}")]
+    Secret(String),
+}
+
+/// The config file's contents; every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub admin_token_file: Option<PathBuf>,
+    pub scim_token_file: Option<PathBuf>,
+    pub durability: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub log_format: Option<String>,
+    pub cache_mb: Option<u64>,
+    pub http_workers: Option<usize>,
+    pub actor_threads: Option<usize>,
+}
+
+impl FileConfig {
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// The resolved configuration of `serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub trusted_proxies: Vec<IpNet>,
+    pub admin_token_file: Option<PathBuf>,
+    pub scim_token_file: Option<PathBuf>,
+    pub durability: Durability,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+    pub cache_mb: u64,
+    pub http_workers: usize,
+    pub actor_threads: usize,
+}
+
+/// Values from flags or environment (clap has already applied flag-over-env).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub trusted_proxies: Option<String>,
+    pub durability: Option<String>,
+    pub log_format: Option<String>,
+}
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default request body limit: settings documents are small; anything larger is a mistake.
+pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
+
+impl Config {
+    /// Merges overrides over the file over the defaults, and checks every value.
+    pub fn resolve(over: Overrides, file: FileConfig) -> Result<Config, ConfigError> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let proxies: Vec<String> = match (over.trusted_proxies, file.trusted_proxies) {
+            (Some(s), _) => s
+                .split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect(),
+            (None, Some(v)) => v,
+            (None, None) => vec!["127.0.0.0/8".into(), "::1/128".into()],
+        };
+        let trusted_proxies = proxies
+            .iter()
+            .map(|p| parse_net(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let durability = match over.durability.or(file.durability).as_deref() {
+            None | Some("fsync") => Durability::Fsync,
+            Some("process") => Durability::Process,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "durability",
+                    message: format!("{other:?} is neither \"fsync\" nor \"process\""),
+                })
+            }
+        };
+        let log_format = match over.log_format.or(file.log_format).as_deref() {
+            None | Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "log_format",
+                    message: format!("{other:?} is neither \"human\" nor \"json\""),
+                })
+            }
+        };
+        let max_body_bytes = file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
+        if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(ConfigError::Invalid {
+                name: "max_body_bytes",
+                message: "must be between 1024 and 16777216".into(),
+            });
+        }
+        let listen = over
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid {
+                name: "listen",
+                message: format!("{listen:?} is not an address:port such as 127.0.0.1:8080"),
+            });
+        }
+        Ok(Config {
+            listen,
+            data_dir: over
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./data")),
+            trusted_proxies,
+            admin_token_file: file.admin_token_file,
+            scim_token_file: file.scim_token_file,
+            durability,
+            max_body_bytes,
+            log_format,
+            cache_mb: file.cache_mb.unwrap_or(64).clamp(8, 64 * 1024),
+            http_workers: file.http_workers.unwrap_or(cores).clamp(1, 256),
+            actor_threads: file.actor_threads.unwrap_or(cores).clamp(1, 256),
+        })
+    }
+}
+
+fn parse_net(text: &str) -> Result<IpNet, ConfigError> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| ConfigError::Invalid {
+            name: "trusted_proxies",
+            message: format!("{text:?} is not a CIDR such as 10.0.0.0/8 or an IP address"),
+        })
+}

@@ -1,0 +1,356 @@
+//! The admin API: products and their settings, members, fixed licences, users, holders,
+//! queue and revocation.
+
+use super::auth::{app_state, check_product_id, check_user_name, Admin};
+use super::body::read_json;
+use super::view::{HolderView, ProductView, QueueView, UserView, READ_ONLY_PRODUCT_FIELDS};
+use super::AppState;
+use crate::problem::Problem;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use slotpool_actors::{
+    Execute, Executed, ListUsers, LookupUser, Membership, ProductActor, Provision, Read,
+    SetUserActive,
+};
+use slotpool_events::{Command, Settings};
+use uuid::Uuid;
+
+fn invalid_settings(detail: String) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_settings",
+        "Invalid settings",
+        detail,
+    )
+}
+
+fn invalid_body(detail: String) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+        "Invalid body",
+        detail,
+    )
+}
+
+fn product(state: &AppState, id: &str) -> Result<actix::Addr<ProductActor>, Problem> {
+    check_product_id(id)?;
+    state
+        .services
+        .products
+        .get(id)
+        .ok_or_else(|| Problem::unknown_product(id))
+}
+
+async fn execute(addr: &actix::Addr<ProductActor>, command: Command) -> Result<Executed, Problem> {
+    Ok(addr
+        .send(Execute {
+            command,
+            cause: Uuid::new_v4(),
+        })
+        .await??)
+}
+
+async fn overview(
+    id: &str,
+    addr: &actix::Addr<ProductActor>,
+) -> Result<Option<ProductView>, Problem> {
+    let id = id.to_string();
+    Ok(addr
+        .send(Read::maybe(move |s, _| {
+            s.settings()
+                .map(|settings| ProductView::new(&id, settings.clone(), s.counts()))
+        }))
+        .await??)
+}
+
+/// `PUT /admin/v1/products/{p}`: create (201) or update (200) a product's settings.
+pub async fn put_product(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    check_product_id(&path)?;
+    let mut doc: serde_json::Value =
+        read_json(body, state.max_body_bytes, invalid_settings).await?;
+    let Some(fields) = doc.as_object_mut() else {
+        return Err(invalid_settings(
+            "the settings must be a JSON object".into(),
+        ));
+    };
+    for f in READ_ONLY_PRODUCT_FIELDS {
+        fields.remove(f);
+    }
+    let settings: Settings =
+        serde_json::from_value(doc).map_err(|e| invalid_settings(e.to_string()))?;
+    let addr = state.services.products.get_or_start(&path);
+    let done = execute(&addr, Command::Configure(settings)).await?;
+    let view = overview(&path, &addr)
+        .await?
+        .ok_or_else(|| Problem::unknown_product(&path))?;
+    Ok(if done.created {
+        HttpResponse::Created().json(view)
+    } else {
+        HttpResponse::Ok().json(view)
+    })
+}
+
+/// `GET /admin/v1/products/{p}`: settings and counts.
+pub async fn get_product(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let addr = product(state, &path)?;
+    let view = overview(&path, &addr)
+        .await?
+        .ok_or_else(|| Problem::unknown_product(&path))?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `GET /admin/v1/products`: every product.
+pub async fn list_products(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let mut out = Vec::new();
+    for (id, addr) in state.services.products.all() {
+        if let Some(view) = overview(&id, &addr).await? {
+            out.push(view);
+        }
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Validates `{product}/{user}` path segments and finds the product.
+fn product_and_user(
+    state: &AppState,
+    path: &(String, String),
+) -> Result<actix::Addr<ProductActor>, Problem> {
+    check_user_name(&path.1)?;
+    product(state, &path.0)
+}
+
+async fn provision(
+    state: &AppState,
+    addr: actix::Addr<ProductActor>,
+    change: Membership,
+) -> Result<HttpResponse, Problem> {
+    state
+        .services
+        .directory
+        .send(Provision {
+            product: addr,
+            change,
+            cause: Uuid::new_v4(),
+        })
+        .await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PUT /admin/v1/products/{p}/members/{user}`: enrol (an unknown user is created active).
+pub async fn enrol(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let addr = product_and_user(state, &path)?;
+    provision(state, addr, Membership::Enrol(path.1.clone())).await
+}
+
+/// `DELETE /admin/v1/products/{p}/members/{user}`: remove from the pool.
+pub async fn remove(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let addr = product_and_user(state, &path)?;
+    execute(
+        &addr,
+        Command::Remove {
+            user: path.1.clone(),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PUT /admin/v1/products/{p}/fixed/{user}`: give a fixed licence.
+pub async fn give_fixed(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let addr = product_and_user(state, &path)?;
+    provision(state, addr, Membership::GiveFixed(path.1.clone())).await
+}
+
+/// `DELETE /admin/v1/products/{p}/fixed/{user}`: take a fixed licence away.
+pub async fn take_fixed(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let addr = product_and_user(state, &path)?;
+    execute(
+        &addr,
+        Command::TakeFixed {
+            user: path.1.clone(),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /admin/v1/products/{p}/holders`.
+pub async fn holders(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let addr = product(state, &path)?;
+    let list = addr
+        .send(Read::new(|s, _| {
+            s.holders().iter().map(HolderView::from).collect::<Vec<_>>()
+        }))
+        .await??;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// `GET /admin/v1/products/{p}/queue`.
+pub async fn queue(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let addr = product(state, &path)?;
+    let list = addr
+        .send(Read::new(|s, _| {
+            s.queue().iter().map(QueueView::from).collect::<Vec<_>>()
+        }))
+        .await??;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// `DELETE /admin/v1/products/{p}/holders/{user}`: revoke now, reason `admin`.
+pub async fn revoke(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let addr = product_and_user(state, &path)?;
+    execute(
+        &addr,
+        Command::Revoke {
+            user: path.1.clone(),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The body of `PUT /admin/v1/users/{user}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    /// `false` deactivates at once: every slot and queue place is lost.
+    pub active: bool,
+}
+
+/// `PUT /admin/v1/users/{user}`: create, activate or deactivate a user.
+pub async fn put_user(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    check_user_name(&path)?;
+    let update: UserUpdate = read_json(body, state.max_body_bytes, invalid_body).await?;
+    let user = state
+        .services
+        .directory
+        .send(SetUserActive {
+            user: path.clone(),
+            active: update.active,
+            cause: Uuid::new_v4(),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(UserView {
+        user: path.into_inner(),
+        active: user.active,
+    }))
+}
+
+/// `GET /admin/v1/users/{user}`.
+pub async fn get_user(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    check_user_name(&path)?;
+    let found = state
+        .services
+        .directory
+        .send(LookupUser { user: path.clone() })
+        .await??
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown_user",
+                "Unknown user",
+                format!("no user {:?}", path.as_str()),
+            )
+        })?;
+    Ok(HttpResponse::Ok().json(UserView {
+        user: path.into_inner(),
+        active: found.active,
+    }))
+}
+
+/// `GET /admin/v1/users`: every user.
+pub async fn list_users(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let users = state.services.directory.send(ListUsers).await??;
+    let out: Vec<UserView> = users
+        .into_iter()
+        .map(|(user, u)| UserView {
+            user,
+            active: u.active,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::body::parse_json;
+    use super::*;
+
+    #[test]
+    fn syntax_errors_are_bad_json_and_shape_errors_are_invalid_settings() {
+        let e = parse_json::<Settings>(b"{oops", invalid_settings).unwrap_err();
+        assert_eq!(e.reason, "bad_json");
+        let e = parse_json::<Settings>(
+            br#"{"kind": "jira", "licence_tier": "many", "shared_slots": 1}"#,
+            invalid_settings,
+        )
+        .unwrap_err();
+        assert_eq!(e.reason, "invalid_settings");
+        assert!(
+            e.detail.contains("licence_tier") || e.detail.contains("string"),
+            "{}",
+            e.detail
+        );
+    }
+}

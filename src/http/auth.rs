@@ -1,0 +1,138 @@
+//! Who is calling: the admin (bearer token) or a user (trusted proxy header).
+
+use super::AppState;
+use crate::problem::Problem;
+use actix_web::http::{header, StatusCode};
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use std::future::{ready, Ready};
+
+/// Header naming the calling user, set by a trusted front proxy.
+pub const USER_HEADER: &str = "X-Slotpool-User";
+/// Longest user name accepted.
+pub const MAX_USER_LEN: usize = 256;
+
+/// Proof that the request carries the admin token.
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = Problem;
+    type Future = Ready<Result<Admin, Problem>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(check_admin(req))
+    }
+}
+
+fn check_admin(req: &HttpRequest) -> Result<Admin, Problem> {
+    let state = app_state(req)?;
+    let token = bearer(req).ok_or_else(|| {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+            "Authentication required",
+            "send the admin token as 'Authorization: Bearer <token>'",
+        )
+    })?;
+    if state.admin_token.matches(token) {
+        Ok(Admin)
+    } else {
+        Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_token",
+            "Bad token",
+            "the bearer token is not the admin token",
+        ))
+    }
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The calling user, taken from [`USER_HEADER`] when the peer is a trusted proxy.
+pub struct CallingUser(pub String);
+
+impl FromRequest for CallingUser {
+    type Error = Problem;
+    type Future = Ready<Result<CallingUser, Problem>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(calling_user(req))
+    }
+}
+
+fn calling_user(req: &HttpRequest) -> Result<CallingUser, Problem> {
+    let state = app_state(req)?;
+    let Some(value) = req.headers().get(USER_HEADER) else {
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_user",
+            "Who is calling?",
+            format!(
+                "requests to the user API carry the {USER_HEADER} header, set by a trusted proxy"
+            ),
+        ));
+    };
+    let trusted = req.peer_addr().is_some_and(|peer| {
+        state
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&peer.ip()))
+    });
+    if !trusted {
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "untrusted_proxy",
+            "Untrusted proxy",
+            format!("{USER_HEADER} is only accepted from the configured trusted_proxies"),
+        ));
+    }
+    let name = value.to_str().map_err(|_| {
+        Problem::bad_name(
+            "invalid_user",
+            format!("{USER_HEADER} is not visible ASCII"),
+        )
+    })?;
+    check_user_name(name.trim())?;
+    Ok(CallingUser(name.trim().to_string()))
+}
+
+/// Checks a user name from a header or a path: 1 to 256 bytes, no control characters.
+pub fn check_user_name(name: &str) -> Result<(), Problem> {
+    if name.is_empty() || name.len() > MAX_USER_LEN || name.chars().any(char::is_control) {
+        return Err(Problem::bad_name(
+            "invalid_user",
+            format!("user names are 1 to {MAX_USER_LEN} bytes without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a product id from a path.
+pub fn check_product_id(id: &str) -> Result<(), Problem> {
+    if slotpool_events::stream::valid_product_id(id) {
+        Ok(())
+    } else {
+        Err(Problem::bad_name(
+            "invalid_product_id",
+            slotpool_events::StreamIdError.to_string(),
+        ))
+    }
+}
+
+/// The shared state; a missing one is a wiring bug, reported as a problem, not a panic.
+pub fn app_state(req: &HttpRequest) -> Result<&AppState, Problem> {
+    req.app_data::<web::Data<AppState>>()
+        .map(|d| d.get_ref())
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Internal error",
+                "no app state",
+            )
+        })
+}

@@ -1,0 +1,59 @@
+//! Reading a JSON request body with a size limit and clear errors.
+
+use crate::problem::Problem;
+use actix_web::http::StatusCode;
+use actix_web::web;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+/// Reads the whole body (refusing more than `limit` bytes) and parses it as JSON.
+///
+/// Syntax errors are 400 `bad_json`; well-formed JSON of the wrong shape or types is
+/// `shape_error` (the caller picks the status and reason, e.g. 422 `invalid_settings`).
+pub async fn read_json<T: DeserializeOwned>(
+    mut payload: web::Payload,
+    limit: usize,
+    shape_error: fn(String) -> Problem,
+) -> Result<T, Problem> {
+    let mut buf = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                "Unreadable body",
+                e.to_string(),
+            )
+        })?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    parse_json(&buf, shape_error)
+}
+
+/// Parses JSON bytes; see [`read_json`] for the errors.
+pub fn parse_json<T: DeserializeOwned>(
+    bytes: &[u8],
+    shape_error: fn(String) -> Problem,
+) -> Result<T, Problem> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => shape_error(e.to_string()),
+        _ => Problem::bad_json(if bytes.is_empty() {
+            "the request needs a JSON body".to_string()
+        } else {
+            e.to_string()
+        }),
+    })
+}
+
+/// 413 for a body over the limit.
+pub fn too_large(limit: usize) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "Payload too large",
+        format!("request bodies are limited to {limit} bytes"),
+    )
+}

@@ -1,0 +1,134 @@
+//! The HTTP surface: routes, shared state and the error handling every route shares.
+//!
+//! Handlers are thin: parse, authorise, send a message to an actor, map the answer.
+//! Rules live in `slotpool-events`; error mapping lives in [`crate::problem`].
+
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod ops;
+pub mod user;
+pub mod view;
+
+use crate::problem::{Problem, PROBLEM_JSON};
+use crate::secrets::TokenHash;
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::{header, StatusCode};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::web;
+use ipnet::IpNet;
+use slotpool_actors::Services;
+use std::sync::atomic::AtomicBool;
+
+/// What every handler can reach.
+pub struct AppState {
+    /// The actors.
+    pub services: Services,
+    /// Hash of the admin token.
+    pub admin_token: TokenHash,
+    /// Peers whose `X-Slotpool-User` header is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// The Prometheus registry `/metrics` exposes.
+    pub registry: prometheus::Registry,
+    /// Set once recovery is done; cleared when shutting down.
+    pub ready: AtomicBool,
+}
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1/products/{product}")
+            .route("/slot", web::post().to(user::request))
+            .route("/slot", web::get().to(user::slot))
+            .route("/slot", web::delete().to(user::release))
+            .route("/activity", web::post().to(user::activity)),
+    )
+    .service(
+        web::scope("/admin/v1")
+            .route("/products", web::get().to(admin::list_products))
+            .route("/products/{product}", web::put().to(admin::put_product))
+            .route("/products/{product}", web::get().to(admin::get_product))
+            .route(
+                "/products/{product}/members/{user}",
+                web::put().to(admin::enrol),
+            )
+            .route(
+                "/products/{product}/members/{user}",
+                web::delete().to(admin::remove),
+            )
+            .route(
+                "/products/{product}/fixed/{user}",
+                web::put().to(admin::give_fixed),
+            )
+            .route(
+                "/products/{product}/fixed/{user}",
+                web::delete().to(admin::take_fixed),
+            )
+            .route("/products/{product}/holders", web::get().to(admin::holders))
+            .route(
+                "/products/{product}/holders/{user}",
+                web::delete().to(admin::revoke),
+            )
+            .route("/products/{product}/queue", web::get().to(admin::queue))
+            .route("/users", web::get().to(admin::list_users))
+            .route("/users/{user}", web::get().to(admin::get_user))
+            .route("/users/{user}", web::put().to(admin::put_user)),
+    )
+    .route("/healthz", web::get().to(ops::healthz))
+    .route("/readyz", web::get().to(ops::readyz))
+    .route("/metrics", web::get().to(ops::metrics))
+    .route("/openapi.json", web::get().to(ops::openapi))
+    .default_service(web::to(ops::not_found));
+}
+
+/// Turns every error response that is not already a problem (actix's own 404/405, path
+/// and header errors) into `application/problem+json`, so clients see one error shape.
+pub fn problem_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
+        let is_problem = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+        if is_problem {
+            return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+        }
+        let status = res.status();
+        let problem = match status {
+            StatusCode::NOT_FOUND => {
+                Problem::new(status, "not_found", "Not found", "no such resource")
+            }
+            StatusCode::METHOD_NOT_ALLOWED => Problem::new(
+                status,
+                "method_not_allowed",
+                "Method not allowed",
+                "this path does not take that method",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+                status,
+                "payload_too_large",
+                "Payload too large",
+                "the request body is too large",
+            ),
+            s if s.is_server_error() => Problem::new(
+                status,
+                "internal_error",
+                "Internal error",
+                "an unexpected error occurred",
+            ),
+            _ => Problem::new(
+                status,
+                "bad_request",
+                "Bad request",
+                "the request could not be understood",
+            ),
+        };
+        let (req, _) = res.into_parts();
+        let resp = actix_web::ResponseError::error_response(&problem).map_into_boxed_body();
+        let res: ServiceResponse<EitherBody<B, BoxBody>> =
+            ServiceResponse::new(req, resp).map_into_right_body();
+        Ok(ErrorHandlerResponse::Response(res))
+    })
+}

@@ -1,0 +1,132 @@
+//! The user API: request, poll, release, activity.
+
+use super::auth::{app_state, check_product_id, CallingUser};
+use super::view::SlotState;
+use super::AppState;
+use crate::problem::Problem;
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use slotpool_actors::{ActorError, Execute, LookupUser, ProductActor, Read};
+use slotpool_events::{Command, Refusal, SlotView};
+use uuid::Uuid;
+
+fn product(state: &AppState, id: &str) -> Result<actix::Addr<ProductActor>, Problem> {
+    check_product_id(id)?;
+    state
+        .services
+        .products
+        .get(id)
+        .ok_or_else(|| Problem::unknown_product(id))
+}
+
+fn slot_response(view: &SlotView) -> HttpResponse {
+    let mut r = HttpResponse::Ok();
+    if let SlotView::Queued { retry_after_s, .. } = view {
+        r.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
+    }
+    r.json(SlotState::from(view))
+}
+
+/// Runs a user command; a `not_member` refusal for a user the directory has never heard
+/// of becomes `unknown_user`, which tells an administrator more.
+async fn run(
+    state: &AppState,
+    id: &str,
+    user: &str,
+    command: Command,
+) -> Result<Option<SlotView>, Problem> {
+    let addr = product(state, id)?;
+    let cause = Uuid::new_v4();
+    match addr.send(Execute { command, cause }).await? {
+        Ok(done) => Ok(done.view),
+        Err(ActorError::Refused(Refusal::NotMember)) => {
+            let known = state
+                .services
+                .directory
+                .send(LookupUser {
+                    user: user.to_string(),
+                })
+                .await??;
+            Err(match known {
+                Some(_) => Refusal::NotMember.into(),
+                None => Problem::new(
+                    actix_web::http::StatusCode::FORBIDDEN,
+                    "unknown_user",
+                    "Unknown user",
+                    format!("no user {user:?} is known to slotpool"),
+                ),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /api/v1/products/{p}/slot`: request or reconnect.
+pub async fn request(
+    req: HttpRequest,
+    path: web::Path<String>,
+    user: CallingUser,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let view = run(
+        state,
+        &path,
+        &user.0,
+        Command::Request {
+            user: user.0.clone(),
+        },
+    )
+    .await?;
+    Ok(slot_response(&view.unwrap_or(SlotView::None)))
+}
+
+/// `GET /api/v1/products/{p}/slot`: the caller's state.
+pub async fn slot(
+    req: HttpRequest,
+    path: web::Path<String>,
+    user: CallingUser,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let addr = product(state, &path)?;
+    let view = addr
+        .send(Read::new(move |state, now| state.slot_view(&user.0, now)))
+        .await??;
+    Ok(slot_response(&view))
+}
+
+/// `DELETE /api/v1/products/{p}/slot`: release the slot or leave the queue.
+pub async fn release(
+    req: HttpRequest,
+    path: web::Path<String>,
+    user: CallingUser,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    run(
+        state,
+        &path,
+        &user.0,
+        Command::Release {
+            user: user.0.clone(),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/v1/products/{p}/activity`: a holder used the product.
+pub async fn activity(
+    req: HttpRequest,
+    path: web::Path<String>,
+    user: CallingUser,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    run(
+        state,
+        &path,
+        &user.0,
+        Command::Activity {
+            user: user.0.clone(),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,134 @@
+//! The JSON shapes of API.md, built from the core's answers.
+
+use serde::Serialize;
+use slotpool_events::{Counts, Holder, QueuePlace, Settings, SlotView, Timestamp};
+
+/// An instant as RFC 3339 UTC with milliseconds, e.g. `2026-11-23T10:00:00.000Z`.
+pub fn rfc3339(t: Timestamp) -> String {
+    chrono::DateTime::from_timestamp_millis(t.as_millis())
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The user's slot state.
+#[derive(Debug, Serialize)]
+pub struct SlotState {
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_wait_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoke_at: Option<String>,
+}
+
+impl From<&SlotView> for SlotState {
+    fn from(v: &SlotView) -> Self {
+        let mut s = SlotState {
+            state: "none",
+            position: None,
+            estimated_wait_s: None,
+            retry_after_s: None,
+            locked_until: None,
+            revoke_at: None,
+        };
+        match v {
+            SlotView::Granted { revoke_at } => {
+                s.state = "granted";
+                s.revoke_at = Some(rfc3339(*revoke_at));
+            }
+            SlotView::Fixed => s.state = "fixed",
+            SlotView::Queued {
+                position,
+                estimated_wait_s,
+                retry_after_s,
+            } => {
+                s.state = "queued";
+                s.position = Some(*position);
+                s.estimated_wait_s = Some(*estimated_wait_s);
+                s.retry_after_s = Some(*retry_after_s);
+            }
+            SlotView::None => {}
+        }
+        s
+    }
+}
+
+/// A product's settings with its counts.
+#[derive(Debug, Serialize)]
+pub struct ProductView {
+    pub id: String,
+    #[serde(flatten)]
+    pub settings: Settings,
+    pub holders: usize,
+    pub queued: usize,
+    pub members: usize,
+    pub fixed: usize,
+}
+
+impl ProductView {
+    /// The view of product `id`.
+    pub fn new(id: &str, settings: Settings, counts: Counts) -> Self {
+        ProductView {
+            id: id.to_string(),
+            settings,
+            holders: counts.holders,
+            queued: counts.queued,
+            members: counts.members,
+            fixed: counts.fixed,
+        }
+    }
+}
+
+/// Fields of [`ProductView`] that are not settings: ignored when a client PUTs back
+/// what it got, so "GET, edit, PUT" works.
+pub const READ_ONLY_PRODUCT_FIELDS: [&str; 5] = ["id", "holders", "queued", "members", "fixed"];
+
+/// One holder.
+#[derive(Debug, Serialize)]
+pub struct HolderView {
+    pub user: String,
+    pub since: String,
+    pub last_activity: String,
+    pub warned_at: Option<String>,
+}
+
+impl From<&Holder> for HolderView {
+    fn from(h: &Holder) -> Self {
+        HolderView {
+            user: h.user.clone(),
+            since: rfc3339(h.since),
+            last_activity: rfc3339(h.last_activity),
+            warned_at: None,
+        }
+    }
+}
+
+/// One queue place.
+#[derive(Debug, Serialize)]
+pub struct QueueView {
+    pub user: String,
+    pub position: usize,
+    pub since: String,
+}
+
+impl From<&QueuePlace> for QueueView {
+    fn from(q: &QueuePlace) -> Self {
+        QueueView {
+            user: q.user.clone(),
+            position: q.position,
+            since: rfc3339(q.since),
+        }
+    }
+}
+
+/// One directory user.
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub user: String,
+    pub active: bool,
+}

@@ -1,0 +1,100 @@
+//! `slotpool`: the service and its offline tools.
+//!
+//! This file is the one place where errors become exit codes (see [`Failure`]).
+
+mod config;
+mod http;
+mod problem;
+mod secrets;
+mod serve;
+mod verify;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Shares a pool of product licences among occasional users.
+#[derive(Debug, Parser)]
+#[command(name = "slotpool", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the service.
+    Serve(ServeArgs),
+    /// Check every stream's hash chain; exit 0 when intact, 1 naming the first bad record.
+    Verify {
+        /// The data directory of a stopped service, or a copy of it.
+        #[arg(long, env = "SLOTPOOL_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
+}
+
+/// Flags of `serve`; each also reads its environment variable.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML config file.
+    #[arg(long, env = "SLOTPOOL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "SLOTPOOL_LISTEN")]
+    listen: Option<String>,
+    /// Where the journal lives [default: ./data].
+    #[arg(long, env = "SLOTPOOL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Comma-separated CIDRs whose X-Slotpool-User header is believed [default: 127.0.0.0/8,::1/128].
+    #[arg(long, env = "SLOTPOOL_TRUSTED_PROXIES")]
+    trusted_proxies: Option<String>,
+    /// "fsync" (default: survives power loss) or "process" (survives a killed process only).
+    #[arg(long, env = "SLOTPOOL_DURABILITY")]
+    durability: Option<String>,
+    /// "human" (default) or "json".
+    #[arg(long, env = "SLOTPOOL_LOG_FORMAT")]
+    log_format: Option<String>,
+}
+
+/// Why a command failed, and so its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// `verify` found damage (exit 1).
+    #[error("{0}")]
+    Damaged(String),
+    /// The configuration is wrong (exit 3).
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The data directory cannot be used: missing, locked, or damaged (exit 4).
+    #[error("{0}")]
+    Data(String),
+    /// The service failed while running (exit 5).
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Damaged(_) => 1,
+            Failure::Config(_) => 3,
+            Failure::Data(_) => 4,
+            Failure::Runtime(_) => 5,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Serve(args) => serve::run(args),
+        Cmd::Verify { data_dir } => verify::run(&data_dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("slotpool: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Every error the HTTP surface gives, as RFC 9457 `application/problem+json`, and the one
+//! place where library errors become HTTP statuses and stable `reason` codes.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+use slotpool_actors::ActorError;
+use slotpool_events::Refusal;
+use std::fmt;
+
+/// Content type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One HTTP problem: a status, a stable reason code, a title and a detail for people.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub reason: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+}
+
+impl Problem {
+    /// A problem with the given parts.
+    pub fn new(
+        status: StatusCode,
+        reason: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Problem {
+            status,
+            reason,
+            title,
+            detail: detail.into(),
+        }
+    }
+
+    /// 400: the body is not valid JSON.
+    pub fn bad_json(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            "Malformed JSON",
+            detail,
+        )
+    }
+
+    /// 404: the product does not exist.
+    pub fn unknown_product(product: &str) -> Self {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown_product",
+            "Unknown product",
+            format!("there is no product {product:?}"),
+        )
+    }
+
+    /// 400: a path segment is not a valid product id or user name.
+    pub fn bad_name(what: &'static str, detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::BAD_REQUEST, what, "Invalid name", detail)
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        json!({
+            "type": format!("urn:slotpool:problem:{}", self.reason),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+            "reason": self.reason,
+        })
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.title, self.reason, self.detail)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut r = HttpResponse::build(self.status);
+        r.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        r.body(self.body().to_string())
+    }
+}
+
+impl From<Refusal> for Problem {
+    fn from(r: Refusal) -> Self {
+        let (status, title) = match &r {
+            Refusal::UnknownProduct => (StatusCode::NOT_FOUND, "Unknown product"),
+            Refusal::InvalidSettings(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid settings"),
+            Refusal::TierExceeded { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "Licence tier exceeded")
+            }
+            Refusal::NotMember => (StatusCode::FORBIDDEN, "Not a member"),
+            Refusal::Deactivated => (StatusCode::FORBIDDEN, "User deactivated"),
+            Refusal::NotHolder => (StatusCode::CONFLICT, "Not a holder"),
+            Refusal::FixedUser => (StatusCode::CONFLICT, "Fixed user"),
+        };
+        Problem::new(status, r.code(), title, r.to_string())
+    }
+}
+
+impl From<ActorError> for Problem {
+    fn from(e: ActorError) -> Self {
+        match e {
+            ActorError::Refused(r) => r.into(),
+            ActorError::Journal(j) => {
+                tracing::error!(error = %j, "journal error");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "journal_unavailable",
+                    "Journal unavailable",
+                    "the change could not be made durable; nothing was acknowledged",
+                )
+            }
+            ActorError::Stopped => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "Shutting down",
+                "the service is stopping; try again shortly",
+            ),
+        }
+    }
+}
+
+impl From<actix::MailboxError> for Problem {
+    fn from(e: actix::MailboxError) -> Self {
+        ActorError::from(e).into()
+    }
+}

@@ -1,0 +1,145 @@
+//! `slotpool serve`: wires config, journal, actors and HTTP together, and shuts down
+//! cleanly on SIGTERM/SIGINT (drain in-flight requests, flush and sync, exit 0).
+
+use crate::config::{Config, FileConfig, LogFormat, Overrides};
+use crate::http::{self, AppState};
+use crate::secrets::{load_token, TokenSource};
+use crate::{Failure, ServeArgs};
+use actix_web::{web, App, HttpServer};
+use slotpool_actors::{recover, Metrics, SharedClock, SystemClock};
+use slotpool_events::{Journal, JournalConfig};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Runs the service until it is told to stop.
+pub fn run(args: ServeArgs) -> Result<(), Failure> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let config = Config::resolve(
+        Overrides {
+            listen: args.listen,
+            data_dir: args.data_dir,
+            trusted_proxies: args.trusted_proxies,
+            durability: args.durability,
+            log_format: args.log_format,
+        },
+        file,
+    )?;
+    init_logging(config.log_format);
+    exit_on_panic();
+    let admin = load_token(
+        "SLOTPOOL_ADMIN_TOKEN",
+        config.admin_token_file.as_deref(),
+        Some(&config.data_dir.join("admin_token")),
+    )?;
+    let Some((admin_token, admin_source)) = admin else {
+        return Err(Failure::Runtime("no admin token could be set up".into()));
+    };
+    println!("slotpool: admin token {admin_source}");
+    if let TokenSource::Generated(p) | TokenSource::Stored(p) = &admin_source {
+        tracing::info!(file = %p.display(), "admin token kept in the data dir; set SLOTPOOL_ADMIN_TOKEN or admin_token_file to choose your own");
+    }
+    // Issue C serves SCIM; its token is loaded now so that a bad one fails early.
+    let _scim = load_token(
+        "SLOTPOOL_SCIM_TOKEN",
+        config.scim_token_file.as_deref(),
+        None,
+    )?;
+
+    actix_web::rt::System::new().block_on(serve(config, admin_token))
+}
+
+async fn serve(config: Config, admin_token: crate::secrets::TokenHash) -> Result<(), Failure> {
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::new(&registry).map_err(|e| Failure::Runtime(e.to_string()))?;
+    #[cfg(target_os = "linux")]
+    {
+        let pc = prometheus::process_collector::ProcessCollector::for_self();
+        registry
+            .register(Box::new(pc))
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
+    }
+    let flush_seconds = metrics.journal_flush.clone();
+    let flush_batch = metrics.journal_flush_batch.clone();
+    let journal = Journal::open(
+        &config.data_dir,
+        JournalConfig {
+            durability: config.durability,
+            cache_bytes: config.cache_mb * 1024 * 1024,
+            on_flush: Some(Arc::new(move |took, batch| {
+                flush_seconds.observe(took.as_secs_f64());
+                flush_batch.observe(batch as f64);
+            })),
+        },
+    )
+    .map_err(|e| {
+        Failure::Data(format!(
+            "{e} (is another slotpool running on this data dir?)"
+        ))
+    })?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let services = recover(journal.clone(), clock, metrics, config.actor_threads)
+        .await
+        .map_err(|e| Failure::Data(format!("{e}; refusing to start. Run `slotpool verify --data-dir {}` and restore the damaged stream from a backup", config.data_dir.display())))?;
+    let state = web::Data::new(AppState {
+        services,
+        admin_token,
+        trusted_proxies: config.trusted_proxies.clone(),
+        max_body_bytes: config.max_body_bytes,
+        registry,
+        ready: AtomicBool::new(false),
+    });
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .wrap(http::problem_errors())
+            .configure(http::routes)
+    })
+    .workers(config.http_workers)
+    .backlog(4096)
+    .shutdown_timeout(10)
+    .bind(&config.listen)
+    .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", config.listen)))?
+    .run();
+    state.ready.store(true, Ordering::SeqCst);
+    tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), durability = ?config.durability, "slotpool is serving");
+    println!("slotpool: listening on http://{}", config.listen);
+    let result = server.await;
+    state.ready.store(false, Ordering::SeqCst);
+    tracing::info!("stopped accepting requests; flushing the journal");
+    journal
+        .shutdown()
+        .map_err(|e| Failure::Runtime(format!("final flush failed: {e}")))?;
+    result.map_err(|e| Failure::Runtime(e.to_string()))?;
+    tracing::info!("journal flushed; bye");
+    Ok(())
+}
+
+/// A panic in any thread (an actor, the committer) is a bug that may leave state behind
+/// the journal: stop the whole process at once, so that a restart recovers from disk,
+/// rather than serve on with a dead actor.
+fn exit_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        tracing::error!(%info, "panic: stopping so that recovery can start clean");
+        std::process::abort();
+    }));
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLOTPOOL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
