@@ -49,10 +49,12 @@ pub struct Executed {
 /// The closure runs inside the actor against the current state and time; reads never
 /// change anything. Reads of a product that does not exist are refused with
 /// `unknown_product`, except through [`Read::maybe`].
+type ReadFn<R> = Box<dyn FnOnce(&ProductState, Timestamp) -> R + Send>;
+
 #[derive(Message)]
 #[rtype(result = "Result<R, ActorError>")]
 pub struct Read<R: 'static> {
-    f: Box<dyn FnOnce(&ProductState, Timestamp) -> R + Send>,
+    f: ReadFn<R>,
     require_product: bool,
 }
 

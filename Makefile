@@ -1,0 +1,34 @@
+# slotpool: the everyday commands. `make run` serves on the sample config; `make test`
+# is what CI runs.
+
+CARGO ?= cargo
+
+.PHONY: run test lint fmt bench load clean
+
+## Run the service on its embedded default: sled journal in ./data, sample config.
+run:
+	$(CARGO) run --release -- serve --config slotpool.sample.toml
+
+## Everything CI checks: formatting, clippy, unit, property and end-to-end tests.
+test: lint
+	$(CARGO) test --workspace
+
+## Formatting and clippy, warnings as errors.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Criterion benchmarks: decide+apply, journal append (per-event flush vs group commit), replay.
+bench:
+	$(CARGO) bench -p slotpool-events
+
+## HTTP load against the release binary: prints `load: <ops>/s p50=<ms> p99=<ms> clients=<n>`.
+## CLIENTS=64 DURATION=10 DURABILITY=fsync by default.
+load:
+	bash benches/load.sh
+
+clean:
+	$(CARGO) clean

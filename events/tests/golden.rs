@@ -1,0 +1,521 @@
+//! Golden records: the exact bytes of one envelope of every event variant (and every
+//! revoke and leave reason), checked in under `tests/golden/` as hex.
+//!
+//! The journal keeps these bytes forever and bincode encodes positionally, so an event
+//! whose encoding changes makes every journal written before the change unreadable (or,
+//! worse, readable as something else). These tests fail on any such change:
+//!
+//! - `*_encode_as_fixtures`: encoding the fixed envelope gives exactly the fixture bytes;
+//! - `*_fixtures_decode`: the fixture bytes decode to exactly the fixed envelope;
+//! - `every_variant_has_a_fixture`: every variant the event enums declare (read from their
+//!   serde `Deserialize` impls) has a sample here, and every fixture file has a sample.
+//!   The exhaustive `match`es in `product_fixture_name` & co. also stop this file from
+//!   compiling when a variant is added, until a name (and a sample) is given to it.
+//!
+//! A new variant (appended at the end of its enum) needs a sample in `product_samples` /
+//! `directory_samples` and a fixture. Write the missing fixtures with
+//! `SLOTPOOL_BLESS=1 cargo test -p slotpool-events --test golden`; blessing rewrites
+//! *changed* fixtures too, which is only right for a change that was meant to be
+//! incompatible and comes with a reader for the old bytes.
+
+use serde::de::{self, Deserialize, Visitor};
+use slotpool_events::envelope::{self, Envelope, Hash, HASH_LEN};
+use slotpool_events::{
+    DirectoryEvent, LeaveReason, ProductEvent, ProductKind, RevokeReason, Settings, Timestamp,
+    SCHEMA_VERSION,
+};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+use uuid::Uuid;
+
+/// The schema version the fixtures were written with.
+const FIXTURE_SCHEMA_VERSION: u16 = 1;
+/// The envelope's timestamp in every fixture.
+const ENVELOPE_AT: Timestamp = Timestamp::from_millis(1_700_000_000_123);
+/// The event's own timestamp in every fixture that has one.
+const EVENT_AT: Timestamp = Timestamp::from_millis(1_700_000_000_100);
+/// The sequence number in every fixture.
+const SEQUENCE: u64 = 4_242;
+
+const BLESS_VAR: &str = "SLOTPOOL_BLESS";
+
+fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("golden")
+}
+
+fn blessing() -> bool {
+    std::env::var(BLESS_VAR).is_ok_and(|v| v == "1")
+}
+
+/// The fixed envelope around `event`.
+fn envelope_of<E>(event: E) -> Envelope<E> {
+    let prev_hash: Hash = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
+    Envelope {
+        schema_version: FIXTURE_SCHEMA_VERSION,
+        sequence: SEQUENCE,
+        timestamp: ENVELOPE_AT,
+        cause: Uuid::from_u128(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210),
+        prev_hash,
+        event,
+    }
+}
+
+const USER: &str = "alice@example.com";
+
+/// Settings with every field away from its default, so each one is in the fixture.
+fn sample_settings() -> Settings {
+    Settings {
+        kind: ProductKind::Confluence,
+        licence_tier: 500,
+        shared_slots: 420,
+        inactivity_s: 1_200,
+        warning_lead_s: 90,
+        sweep_interval_s: 120,
+        lock_s: 600,
+        queue_timer_s: 45,
+        reclaim_on_request: true,
+        auto_relogin: true,
+    }
+}
+
+fn all_revoke_reasons() -> Vec<RevokeReason> {
+    vec![
+        RevokeReason::Admin,
+        RevokeReason::PoolShrunk,
+        RevokeReason::Deactivated,
+        RevokeReason::Removed,
+        RevokeReason::Fixed,
+        RevokeReason::Inactivity,
+        RevokeReason::Reclaimed,
+    ]
+}
+
+fn all_leave_reasons() -> Vec<LeaveReason> {
+    vec![
+        LeaveReason::Released,
+        LeaveReason::Deactivated,
+        LeaveReason::Removed,
+        LeaveReason::Fixed,
+        LeaveReason::Expired,
+    ]
+}
+
+/// One sample of every product event variant, and of every reason.
+fn product_samples() -> Vec<ProductEvent> {
+    let user = || USER.to_string();
+    let mut v = vec![
+        ProductEvent::Configured {
+            settings: sample_settings(),
+        },
+        ProductEvent::MemberEnrolled { user: user() },
+        ProductEvent::MemberRemoved { user: user() },
+        ProductEvent::FixedGiven { user: user() },
+        ProductEvent::FixedTaken { user: user() },
+        ProductEvent::UserDeactivated { user: user() },
+        ProductEvent::UserReactivated { user: user() },
+        ProductEvent::SlotGranted {
+            user: user(),
+            at: EVENT_AT,
+        },
+        ProductEvent::Queued {
+            user: user(),
+            at: EVENT_AT,
+        },
+        ProductEvent::SlotReleased {
+            user: user(),
+            at: EVENT_AT,
+        },
+        ProductEvent::ActivityRecorded {
+            user: user(),
+            at: EVENT_AT,
+        },
+    ];
+    v.extend(
+        all_leave_reasons()
+            .into_iter()
+            .map(|reason| ProductEvent::QueueLeft {
+                user: user(),
+                reason,
+                at: EVENT_AT,
+            }),
+    );
+    v.extend(
+        all_revoke_reasons()
+            .into_iter()
+            .map(|reason| ProductEvent::SlotRevoked {
+                user: user(),
+                reason,
+                at: EVENT_AT,
+            }),
+    );
+    v
+}
+
+/// One sample of every directory event variant.
+fn directory_samples() -> Vec<DirectoryEvent> {
+    let user = || USER.to_string();
+    vec![
+        DirectoryEvent::UserCreated { user: user() },
+        DirectoryEvent::UserDeactivated { user: user() },
+        DirectoryEvent::UserReactivated { user: user() },
+    ]
+}
+
+// These matches are exhaustive on purpose: a new variant or reason stops this file from
+// compiling until it has a fixture name (and then a sample and a fixture).
+
+fn revoke_reason_name(r: RevokeReason) -> &'static str {
+    match r {
+        RevokeReason::Admin => "admin",
+        RevokeReason::PoolShrunk => "pool_shrunk",
+        RevokeReason::Deactivated => "deactivated",
+        RevokeReason::Removed => "removed",
+        RevokeReason::Fixed => "fixed",
+        RevokeReason::Inactivity => "inactivity",
+        RevokeReason::Reclaimed => "reclaimed",
+    }
+}
+
+fn leave_reason_name(r: LeaveReason) -> &'static str {
+    match r {
+        LeaveReason::Released => "released",
+        LeaveReason::Deactivated => "deactivated",
+        LeaveReason::Removed => "removed",
+        LeaveReason::Fixed => "fixed",
+        LeaveReason::Expired => "expired",
+    }
+}
+
+fn product_fixture_name(e: &ProductEvent) -> String {
+    let name = match e {
+        ProductEvent::Configured { .. } => "configured",
+        ProductEvent::MemberEnrolled { .. } => "member_enrolled",
+        ProductEvent::MemberRemoved { .. } => "member_removed",
+        ProductEvent::FixedGiven { .. } => "fixed_given",
+        ProductEvent::FixedTaken { .. } => "fixed_taken",
+        ProductEvent::UserDeactivated { .. } => "user_deactivated",
+        ProductEvent::UserReactivated { .. } => "user_reactivated",
+        ProductEvent::SlotGranted { .. } => "slot_granted",
+        ProductEvent::Queued { .. } => "queued",
+        ProductEvent::QueueLeft { reason, .. } => {
+            return format!("product_queue_left_{}", leave_reason_name(*reason))
+        }
+        ProductEvent::SlotReleased { .. } => "slot_released",
+        ProductEvent::SlotRevoked { reason, .. } => {
+            return format!("product_slot_revoked_{}", revoke_reason_name(*reason))
+        }
+        ProductEvent::ActivityRecorded { .. } => "activity_recorded",
+    };
+    format!("product_{name}")
+}
+
+fn directory_fixture_name(e: &DirectoryEvent) -> String {
+    let name = match e {
+        DirectoryEvent::UserCreated { .. } => "user_created",
+        DirectoryEvent::UserDeactivated { .. } => "user_deactivated",
+        DirectoryEvent::UserReactivated { .. } => "user_reactivated",
+    };
+    format!("directory_{name}")
+}
+
+fn fixture_path(name: &str) -> PathBuf {
+    golden_dir().join(format!("{name}.hex"))
+}
+
+fn read_fixture(name: &str) -> Option<Result<Vec<u8>, String>> {
+    let path = fixture_path(name);
+    let text = std::fs::read_to_string(&path).ok()?;
+    Some(hex::decode(text.trim()).map_err(|e| format!("{}: not hex: {e}", path.display())))
+}
+
+const WHY: &str = "The journal keeps encoded events forever and bincode encodes positionally: \
+changing how an existing event encodes (reordering, removing, renaming or retyping a \
+variant or a field, or a reason) makes every journal written before the change \
+unreadable, or readable as something else. Events are append-only: add new variants \
+at the END of their enum and give them a sample and a fixture. Only if the change is \
+deliberate and a reader for the old bytes exists, rewrite the fixtures with \
+SLOTPOOL_BLESS=1 cargo test -p slotpool-events --test golden";
+
+/// Checks (or, when blessing, writes) the fixture of every sample; returns the problems.
+fn check_encodings<E: serde::Serialize + serde::de::DeserializeOwned + PartialEq + fmt::Debug>(
+    samples: Vec<E>,
+    name_of: impl Fn(&E) -> String,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for event in samples {
+        let name = name_of(&event);
+        let expected = envelope_of(event);
+        let (bytes, hash) = envelope::encode(&expected);
+        assert_eq!(
+            &bytes[bytes.len() - HASH_LEN..],
+            &hash[..],
+            "{name}: the record ends with its hash"
+        );
+        let encoded = hex::encode(&bytes);
+        match read_fixture(&name) {
+            Some(Ok(fixture)) if fixture == bytes => {}
+            _ if blessing() => {
+                std::fs::create_dir_all(golden_dir()).expect("create tests/golden");
+                std::fs::write(fixture_path(&name), format!("{encoded}\n")).expect("write fixture");
+                eprintln!("blessed {}", fixture_path(&name).display());
+            }
+            None => problems.push(format!(
+                "{name}: no fixture at {}; a new variant needs one (run with {BLESS_VAR}=1 to write it)",
+                fixture_path(&name).display()
+            )),
+            Some(Err(e)) => problems.push(e),
+            Some(Ok(fixture)) => {
+                let old = match envelope::decode::<E>(&fixture) {
+                    Ok((env, _)) if env == expected => "the old bytes still decode to the same event".to_string(),
+                    Ok((env, _)) => format!("the OLD BYTES NOW DECODE AS {:?}", env.event),
+                    Err(e) => format!("the OLD BYTES NO LONGER DECODE: {e}"),
+                };
+                problems.push(format!(
+                    "{name}: encoding changed ({old})\n  fixture: {}\n  now:     {encoded}",
+                    hex::encode(&fixture)
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Decodes every fixture and compares it with its sample's envelope.
+fn check_decodings<E: serde::de::DeserializeOwned + PartialEq + fmt::Debug>(
+    samples: Vec<E>,
+    name_of: impl Fn(&E) -> String,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for event in samples {
+        let name = name_of(&event);
+        let expected = envelope_of(event);
+        let fixture = match read_fixture(&name) {
+            Some(Ok(f)) => f,
+            Some(Err(e)) => {
+                problems.push(e);
+                continue;
+            }
+            None => {
+                problems.push(format!("{name}: no fixture ({BLESS_VAR}=1 writes it)"));
+                continue;
+            }
+        };
+        match envelope::decode::<E>(&fixture) {
+            Ok((envelope, hash)) => {
+                if envelope != expected {
+                    problems.push(format!(
+                        "{name}: decodes as {envelope:?}\n  expected {expected:?}"
+                    ));
+                }
+                if hash[..] != fixture[fixture.len() - HASH_LEN..] {
+                    problems.push(format!(
+                        "{name}: decode returned a hash other than the record's"
+                    ));
+                }
+            }
+            Err(e) => problems.push(format!("{name}: does not decode: {e}")),
+        }
+    }
+    problems
+}
+
+fn report(problems: Vec<String>) {
+    assert!(problems.is_empty(), "\n{}\n\n{WHY}\n", problems.join("\n"));
+}
+
+#[test]
+fn product_events_encode_as_fixtures() {
+    report(check_encodings(product_samples(), product_fixture_name));
+}
+
+#[test]
+fn directory_events_encode_as_fixtures() {
+    report(check_encodings(directory_samples(), directory_fixture_name));
+}
+
+#[test]
+fn product_fixtures_decode() {
+    if blessing() {
+        return; // the fixtures are being (re)written by the test above
+    }
+    report(check_decodings(product_samples(), product_fixture_name));
+}
+
+#[test]
+fn directory_fixtures_decode() {
+    if blessing() {
+        return;
+    }
+    report(check_decodings(directory_samples(), directory_fixture_name));
+}
+
+#[test]
+fn fixtures_are_tamper_evident() {
+    // One flipped bit anywhere in a record is caught by its own hash.
+    let (bytes, _) = envelope::encode(&envelope_of(ProductEvent::MemberEnrolled {
+        user: USER.to_string(),
+    }));
+    for i in 0..bytes.len() {
+        let mut bad = bytes.clone();
+        bad[i] ^= 0x10;
+        assert!(
+            envelope::decode::<ProductEvent>(&bad).is_err(),
+            "byte {i} flipped went unnoticed"
+        );
+    }
+}
+
+#[test]
+fn schema_version_is_the_fixtures() {
+    assert_eq!(
+        SCHEMA_VERSION, FIXTURE_SCHEMA_VERSION,
+        "the envelope schema version changed: keep the version-{FIXTURE_SCHEMA_VERSION} fixtures \
+         (old journals hold such records and must still decode) and add fixtures for the new version"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Which variants the enums declare, read from their serde `Deserialize` impls: the derive
+// hands the full list of variant names to `deserialize_enum`.
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct Captured(Vec<&'static str>);
+
+impl fmt::Display for Captured {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "variants {:?}", self.0)
+    }
+}
+
+impl std::error::Error for Captured {}
+
+impl de::Error for Captured {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        panic!("unexpected deserialization error: {msg}")
+    }
+}
+
+/// A deserializer that only records the variants of the enum asked for.
+struct VariantNames;
+
+impl<'de> de::Deserializer<'de> for VariantNames {
+    type Error = Captured;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Captured> {
+        panic!("not an enum")
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        variants: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Captured> {
+        Err(Captured(variants.to_vec()))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct identifier
+        ignored_any
+    }
+}
+
+fn declared_variants<'de, T: Deserialize<'de>>() -> BTreeSet<&'static str> {
+    match T::deserialize(VariantNames) {
+        Err(Captured(v)) => v.into_iter().collect(),
+        Ok(_) => panic!("no variants captured"),
+    }
+}
+
+/// The variant name of a serialized value: `"Name"` for a unit variant, `{"Name": ..}` for
+/// the others.
+fn variant_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value).expect("events serialize as JSON") {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Object(m) if m.len() == 1 => m.keys().next().cloned().expect("one key"),
+        other => panic!("not an externally tagged variant: {other}"),
+    }
+}
+
+#[test]
+fn every_variant_has_a_fixture() {
+    let mut problems = Vec::new();
+    let mut check = |what: &str, declared: BTreeSet<&'static str>, sampled: BTreeSet<String>| {
+        for v in &declared {
+            if !sampled.contains(*v) {
+                problems.push(format!(
+                    "{what}::{v} has no golden sample: add one to this file and write its fixture \
+                     with {BLESS_VAR}=1"
+                ));
+            }
+        }
+    };
+    let product = product_samples();
+    check(
+        "ProductEvent",
+        declared_variants::<ProductEvent>(),
+        product.iter().map(variant_name).collect(),
+    );
+    check(
+        "DirectoryEvent",
+        declared_variants::<DirectoryEvent>(),
+        directory_samples().iter().map(variant_name).collect(),
+    );
+    check(
+        "RevokeReason",
+        declared_variants::<RevokeReason>(),
+        product
+            .iter()
+            .filter_map(|e| match e {
+                ProductEvent::SlotRevoked { reason, .. } => Some(variant_name(reason)),
+                _ => None,
+            })
+            .collect(),
+    );
+    check(
+        "LeaveReason",
+        declared_variants::<LeaveReason>(),
+        product
+            .iter()
+            .filter_map(|e| match e {
+                ProductEvent::QueueLeft { reason, .. } => Some(variant_name(reason)),
+                _ => None,
+            })
+            .collect(),
+    );
+
+    // Every fixture on disk belongs to a sample: a fixture is never dropped, because the
+    // records it stands for are still in old journals.
+    let names: BTreeSet<String> = product_samples()
+        .iter()
+        .map(product_fixture_name)
+        .chain(directory_samples().iter().map(directory_fixture_name))
+        .collect();
+    assert_eq!(
+        names.len(),
+        product_samples().len() + directory_samples().len(),
+        "two samples share a fixture name"
+    );
+    if let Ok(dir) = std::fs::read_dir(golden_dir()) {
+        for entry in dir {
+            let path = entry.expect("read tests/golden").path();
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            if path.extension().is_some_and(|x| x == "hex") && !names.contains(&stem) {
+                problems.push(format!(
+                    "{} has no sample: events are append-only, so its sample must stay",
+                    path.display()
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}
