@@ -1,7 +1,10 @@
 //! Configuration: flags, then environment, then the TOML file, then defaults.
 
+use chrono::NaiveTime;
+use chrono_tz::Tz;
 use ipnet::IpNet;
 use serde::Deserialize;
+use slotpool_actors::Nightly;
 use slotpool_events::Durability;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -38,6 +41,9 @@ pub struct FileConfig {
     pub cache_mb: Option<u64>,
     pub http_workers: Option<usize>,
     pub actor_threads: Option<usize>,
+    pub nightly_at: Option<String>,
+    pub timezone: Option<String>,
+    pub snapshot_every: Option<u64>,
 }
 
 impl FileConfig {
@@ -77,6 +83,10 @@ pub struct Config {
     pub cache_mb: u64,
     pub http_workers: usize,
     pub actor_threads: usize,
+    /// When the nightly hygiene runs, on the wall clock of `timezone`.
+    pub nightly: Nightly,
+    /// Events between two snapshots of a product.
+    pub snapshot_every: u64,
 }
 
 /// Values from flags or environment (clap has already applied flag-over-env).
@@ -163,8 +173,42 @@ impl Config {
             cache_mb: file.cache_mb.unwrap_or(64).clamp(8, 64 * 1024),
             http_workers: file.http_workers.unwrap_or(cores).clamp(1, 256),
             actor_threads: file.actor_threads.unwrap_or(cores).clamp(1, 256),
+            nightly: Nightly {
+                at: parse_time(file.nightly_at.as_deref().unwrap_or("02:00"))?,
+                tz: parse_tz(
+                    file.timezone
+                        .or_else(local_timezone)
+                        .as_deref()
+                        .unwrap_or("UTC"),
+                )?,
+            },
+            snapshot_every: file.snapshot_every.unwrap_or(10_000).clamp(10, 100_000_000),
         })
     }
+}
+
+fn parse_time(text: &str) -> Result<NaiveTime, ConfigError> {
+    NaiveTime::parse_from_str(text, "%H:%M").map_err(|_| ConfigError::Invalid {
+        name: "nightly_at",
+        message: format!("{text:?} is not a time such as 02:00"),
+    })
+}
+
+fn parse_tz(text: &str) -> Result<Tz, ConfigError> {
+    text.parse::<Tz>().map_err(|_| ConfigError::Invalid {
+        name: "timezone",
+        message: format!("{text:?} is not an IANA time zone such as Europe/Berlin"),
+    })
+}
+
+/// The server's own time zone, for "02:00 server time": `TZ`, else `/etc/timezone`.
+fn local_timezone() -> Option<String> {
+    std::env::var("TZ")
+        .ok()
+        .map(|t| t.trim_start_matches(':').to_string())
+        .or_else(|| std::fs::read_to_string("/etc/timezone").ok())
+        .map(|t| t.trim().to_string())
+        .filter(|t| t.parse::<Tz>().is_ok())
 }
 
 fn parse_net(text: &str) -> Result<IpNet, ConfigError> {

@@ -106,6 +106,7 @@ impl From<Refusal> for Problem {
             Refusal::Deactivated => (StatusCode::FORBIDDEN, "User deactivated"),
             Refusal::NotHolder => (StatusCode::CONFLICT, "Not a holder"),
             Refusal::FixedUser => (StatusCode::CONFLICT, "Fixed user"),
+            Refusal::Locked { .. } => (StatusCode::FORBIDDEN, "Locked"),
         };
         Problem::new(status, r.code(), title, r.to_string())
     }

@@ -6,7 +6,7 @@ use crate::http::{self, AppState};
 use crate::secrets::{load_token, TokenSource};
 use crate::{Failure, ServeArgs};
 use actix_web::{web, App, HttpServer};
-use slotpool_actors::{recover, Metrics, SharedClock, SystemClock};
+use slotpool_actors::{recover, Metrics, Scheduler, SharedClock, SystemClock};
 use slotpool_events::{Journal, JournalConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -80,9 +80,16 @@ async fn serve(config: Config, admin_token: crate::secrets::TokenHash) -> Result
         ))
     })?;
     let clock: SharedClock = Arc::new(SystemClock);
-    let services = recover(journal.clone(), clock, metrics, config.actor_threads)
+    let services = recover(
+        journal.clone(),
+        Arc::clone(&clock),
+        metrics,
+        config.actor_threads,
+        config.snapshot_every,
+    )
         .await
         .map_err(|e| Failure::Data(format!("{e}; refusing to start. Run `slotpool verify --data-dir {}` and restore the damaged stream from a backup", config.data_dir.display())))?;
+    Scheduler::start(services.clone(), clock, config.nightly).spawn_realtime();
     let state = web::Data::new(AppState {
         services,
         admin_token,

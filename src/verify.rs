@@ -2,6 +2,7 @@
 
 use crate::Failure;
 use slotpool_events::{Durability, Journal, JournalConfig};
+use slotpool_snapshots::SnapshotStore;
 use std::path::Path;
 
 /// Verifies every stream; prints a line per stream, or the first damage found.
@@ -27,12 +28,15 @@ pub fn run(data_dir: &Path) -> Result<(), Failure> {
     let streams = journal
         .verify()
         .map_err(|e| Failure::Damaged(e.to_string()))?;
+    let snapshots = SnapshotStore::open(&journal)
+        .and_then(|store| store.verify(&journal))
+        .map_err(|e| Failure::Damaged(e.to_string()))?;
     let total: u64 = streams.iter().map(|s| s.records).sum();
     for s in &streams {
         println!("{}: {} records, hash chain intact", s.stream, s.records);
     }
     println!(
-        "verify: {} streams, {total} records, all intact",
+        "verify: {} streams, {total} records, {snapshots} snapshots, all intact",
         streams.len()
     );
     Ok(())

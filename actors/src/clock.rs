@@ -41,6 +41,16 @@ impl ManualClock {
     pub fn advance_ms(&self, ms: i64) {
         self.now.fetch_add(ms, Ordering::SeqCst);
     }
+
+    /// Sets the clock to `t` (tests move it forward only).
+    pub fn set(&self, t: Timestamp) {
+        self.now.store(t.as_millis(), Ordering::SeqCst);
+    }
+
+    /// The current reading.
+    pub fn now_ms(&self) -> Timestamp {
+        Timestamp::from_millis(self.now.load(Ordering::SeqCst))
+    }
 }
 
 impl Clock for ManualClock {

@@ -5,6 +5,7 @@
 //! `slotpool-events`; actors only sequence them: decide, append, apply, await durable,
 //! answer.
 
+pub mod agenda;
 pub mod clock;
 pub mod directory;
 pub mod durable;
@@ -13,13 +14,18 @@ pub mod metrics;
 pub mod product;
 pub mod recovery;
 pub mod registry;
+pub mod scheduler;
+pub mod session;
 
+pub use agenda::Job;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use directory::{
     DirectoryActor, ListUsers, LookupUser, Membership, Provision, Reconcile, SetUserActive,
 };
 pub use error::ActorError;
 pub use metrics::{Metrics, ProductMetrics};
-pub use product::{Execute, Executed, ProductActor, Read};
+pub use product::{Execute, Executed, Poll, ProductActor, Read, Sweep};
 pub use recovery::{recover, Services};
-pub use registry::Products;
+pub use registry::{Products, Snapshotting};
+pub use scheduler::{Nightly, Scheduler, SchedulerActor};
+pub use session::{Frame, Notification, SessionActor};

@@ -21,6 +21,9 @@ pub struct Metrics {
     pub journal_flush: Histogram,
     pub journal_flush_batch: Histogram,
     pub queue_wait: HistogramVec,
+    pub snapshots_written: IntCounter,
+    pub snapshots_skipped: IntCounter,
+    pub sse_connections: IntGauge,
 }
 
 /// Metric handles of one product, looked up once so the hot path does no label hashing.
@@ -34,6 +37,8 @@ pub struct ProductMetrics {
     pub members: IntGauge,
     pub queue_wait: Histogram,
     pub journal_events: IntCounter,
+    pub snapshots_written: IntCounter,
+    pub sse_connections: IntGauge,
     product: String,
     requests: IntCounterVec,
     revocations: IntCounterVec,
@@ -89,6 +94,19 @@ impl Metrics {
             &["product"],
         )?;
         registry.register(Box::new(queue_wait.clone()))?;
+        let snapshots_written = IntCounter::new(
+            "slotpool_snapshots_written_total",
+            "Product snapshots written.",
+        )?;
+        registry.register(Box::new(snapshots_written.clone()))?;
+        let snapshots_skipped = IntCounter::new(
+            "slotpool_snapshots_skipped_total",
+            "Snapshots found damaged or not matching the journal at recovery, and skipped.",
+        )?;
+        registry.register(Box::new(snapshots_skipped.clone()))?;
+        let sse_connections =
+            IntGauge::new("slotpool_sse_connections", "Open notification streams.")?;
+        registry.register(Box::new(sse_connections.clone()))?;
         Ok(Metrics {
             licence_tier: gauge("slotpool_licence_tier", "Seats of the product's licence.")?,
             shared_slots: gauge(
@@ -113,6 +131,9 @@ impl Metrics {
             journal_flush,
             journal_flush_batch,
             queue_wait,
+            snapshots_written,
+            snapshots_skipped,
+            sse_connections,
         })
     }
 
@@ -133,6 +154,8 @@ impl Metrics {
             members: self.members.with_label_values(&[product]),
             queue_wait: self.queue_wait.with_label_values(&[product]),
             journal_events: self.journal_events.clone(),
+            snapshots_written: self.snapshots_written.clone(),
+            sse_connections: self.sse_connections.clone(),
             product: product.to_string(),
             requests: self.requests.clone(),
             revocations: self.revocations.clone(),

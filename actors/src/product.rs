@@ -8,15 +8,21 @@
 //! state may then be ahead of the disk, and only a restart (recovery from the journal)
 //! brings them back together.
 
+use crate::agenda::Job;
 use crate::clock::SharedClock;
 use crate::durable::durable;
 use crate::error::ActorError;
 use crate::metrics::ProductMetrics;
+use crate::registry::Snapshotting;
+use crate::scheduler::Schedule;
+use crate::session::{Notification, Subscribe, Unsubscribe};
 use actix::prelude::*;
 use slotpool_events::{
-    Command, Journal, ProductEvent, ProductState, Refusal, SlotView, Standing, StreamId, StreamTip,
-    Timestamp,
+    Command, Journal, Presence, ProductEvent, ProductState, Refusal, SlotView, Standing, StreamId,
+    StreamTip, Timestamp,
 };
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
 
 /// Messages an actor holds before senders wait: enough for every in-flight request of a
@@ -42,6 +48,21 @@ pub struct Executed {
     pub created: bool,
     /// Where the command's user stands afterwards, for user commands.
     pub view: Option<SlotView>,
+}
+
+/// "It is now T": the sweep, sent by the scheduler. Answers when the product next needs one.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<Timestamp>, ActorError>")]
+pub struct Sweep {
+    /// The scheduler tick that caused it; recorded with the events.
+    pub cause: Uuid,
+}
+
+/// A user's client asks where they stand: a poll, which keeps a queue place alive.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<SlotView, ActorError>")]
+pub struct Poll {
+    pub user: String,
 }
 
 /// A read of the product's state, answered once everything it reflects is durable.
@@ -87,7 +108,21 @@ pub struct ProductActor {
     journal: Journal,
     clock: SharedClock,
     metrics: ProductMetrics,
+    /// What only the live service knows (open streams, polls, coalesced activity).
+    presence: Presence,
+    /// Where to ask for sweeps, once the scheduler runs.
+    scheduler: SchedulerSlot,
+    /// The sweep this actor last asked the scheduler for.
+    asked: Option<Timestamp>,
+    /// Where and how often to write snapshots; and the sequence of the latest.
+    snapshotting: Snapshotting,
+    snapshot_at: u64,
+    /// Open notification streams, by user.
+    sessions: HashMap<String, Vec<(Uuid, Recipient<Notification>)>>,
 }
+
+/// The scheduler's address, set once it has started (after recovery).
+pub type SchedulerSlot = Arc<OnceLock<Recipient<Schedule>>>;
 
 impl ProductActor {
     /// An actor for a product recovered (or new, with an empty state and tip).
@@ -98,8 +133,17 @@ impl ProductActor {
         journal: Journal,
         clock: SharedClock,
         metrics: ProductMetrics,
+        scheduler: SchedulerSlot,
+        snapshotting: Snapshotting,
     ) -> Self {
         let stream = StreamId::Product(id.clone());
+        // Clients of queued members could not poll while the service was down: their
+        // queue timer starts again now, so a restart costs nobody their place.
+        let now = clock.now();
+        let presence = Presence {
+            last_seen: state.queue().into_iter().map(|q| (q.user, now)).collect(),
+            ..Presence::default()
+        };
         let actor = ProductActor {
             id,
             stream,
@@ -109,6 +153,12 @@ impl ProductActor {
             journal,
             clock,
             metrics,
+            presence,
+            scheduler,
+            asked: None,
+            snapshot_at: tip.next_sequence - 1,
+            snapshotting,
+            sessions: HashMap::new(),
         };
         actor.update_gauges();
         actor
@@ -131,6 +181,12 @@ impl ProductActor {
                 self.state.apply(e);
             }
             self.update_gauges();
+            self.notify(&events, now);
+            self.ask_for_sweep(now);
+            self.maybe_snapshot(now);
+        } else if let Command::Activity { user } = &msg.command {
+            // Coalesced by the core: remembered here, recorded by the next sweep.
+            self.presence.recent_activity.insert(user.clone(), now);
         }
         let view = match &msg.command {
             Command::Request { user } | Command::Release { user } | Command::Activity { user } => {
@@ -143,6 +199,134 @@ impl ProductActor {
             created: !existed && self.state.settings().is_some(),
             view,
         })
+    }
+
+    /// Tells open sessions what the events mean for their users: each named user gets the
+    /// event that concerns them, and every other queued user whose position may have
+    /// moved gets their new position.
+    fn notify(&self, events: &[ProductEvent], now: Timestamp) {
+        if self.sessions.is_empty() {
+            return;
+        }
+        let mut told: HashMap<&str, (&'static str, Option<&'static str>)> = HashMap::new();
+        let mut queue_moved = false;
+        for e in events {
+            let (user, what) = match e {
+                ProductEvent::SlotGranted { user, .. } => {
+                    queue_moved = true;
+                    (user, ("granted", None))
+                }
+                ProductEvent::ActivityRecorded { user, .. } => (user, ("granted", None)),
+                ProductEvent::WarningIssued { user, .. } => (user, ("warning", None)),
+                ProductEvent::SlotRevoked { user, reason, .. } => {
+                    (user, ("revoked", Some(reason.code())))
+                }
+                ProductEvent::SlotReleased { user, .. } => (user, ("revoked", Some("released"))),
+                ProductEvent::QueueLeft { user, reason, .. } => {
+                    queue_moved = true;
+                    (user, ("revoked", Some(reason.code())))
+                }
+                ProductEvent::Queued { user, .. } | ProductEvent::Requeued { user, .. } => {
+                    queue_moved = true;
+                    (user, ("queue", None))
+                }
+                ProductEvent::UserDeactivated { user } | ProductEvent::MemberRemoved { user } => {
+                    (user, ("revoked", Some("removed")))
+                }
+                _ => continue,
+            };
+            if self.sessions.contains_key(user.as_str()) {
+                told.insert(user.as_str(), what);
+            }
+        }
+        // Without a queue move only the named users hear anything: no walk over sessions.
+        let users: Vec<&String> = if queue_moved {
+            self.sessions.keys().collect()
+        } else {
+            self.sessions
+                .keys()
+                .filter(|u| told.contains_key(u.as_str()))
+                .collect()
+        };
+        for user in users {
+            let Some(sessions) = self.sessions.get(user) else {
+                continue;
+            };
+            let view = self.state.slot_view(user, now);
+            let (event, reason) = match told.get(user.as_str()) {
+                Some(what) => *what,
+                None if matches!(view, SlotView::Queued { .. }) => ("queue", None),
+                None => continue,
+            };
+            let note = Notification {
+                event,
+                view,
+                reason,
+            };
+            for (_, s) in sessions {
+                s.do_send(note.clone());
+            }
+        }
+    }
+
+    /// Writes a snapshot once `every` events have passed since the last one. A failure
+    /// costs only a longer replay at the next start: it is logged, never fatal.
+    fn maybe_snapshot(&mut self, now: Timestamp) {
+        let covered = self.tip.next_sequence - 1;
+        if covered < self.snapshot_at + self.snapshotting.every {
+            return;
+        }
+        self.snapshot_at = covered;
+        match self
+            .snapshotting
+            .store
+            .save(&self.stream, self.tip, now, self.state.image())
+        {
+            Ok(()) => self.metrics.snapshots_written.inc(),
+            Err(e) => tracing::warn!(product = %self.id, error = %e, "snapshot not written"),
+        }
+    }
+
+    /// Asks the scheduler for a sweep when this product now needs one sooner than asked.
+    fn ask_for_sweep(&mut self, now: Timestamp) {
+        let Some(next) = self.state.next_tick(now) else {
+            return;
+        };
+        if self.asked.is_some_and(|a| a <= next && a > now) {
+            return;
+        }
+        if let Some(scheduler) = self.scheduler.get() {
+            scheduler.do_send(Schedule {
+                job: Job::Sweep(self.id.clone()),
+                at: next,
+            });
+            self.asked = Some(next);
+        }
+    }
+
+    /// The sweep: a `Tick` with the current presence; returns when the next one is due.
+    fn sweep(&mut self, cause: Uuid, now: Timestamp) -> Result<Option<Timestamp>, ActorError> {
+        let presence = Presence {
+            connected: self.presence.connected.clone(),
+            last_seen: self.presence.last_seen.clone(),
+            recent_activity: std::mem::take(&mut self.presence.recent_activity),
+        };
+        self.execute(
+            Execute {
+                command: Command::Tick { presence },
+                cause,
+            },
+            now,
+        )?;
+        let state = &self.state;
+        self.presence.last_seen.retain(|user, _| {
+            matches!(
+                state.user(user).map(|e| e.standing),
+                Some(Standing::Queued { .. })
+            )
+        });
+        self.asked = self.state.next_tick(now);
+        Ok(self.asked)
     }
 
     fn count_request(&self, decided: &Result<Vec<ProductEvent>, Refusal>) {
@@ -193,6 +377,7 @@ impl Actor for ProductActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.ask_for_sweep(self.clock.now());
         // Senders beyond this wait (asynchronously) for room: back-pressure, not refusal.
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         tracing::debug!(product = %self.id, "product actor started");
@@ -209,6 +394,92 @@ impl Handler<Execute> for ProductActor {
         Box::pin(async move {
             barrier.await?;
             outcome
+        })
+    }
+}
+
+impl Handler<Subscribe> for ProductActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) {
+        let now = self.clock.now();
+        let view = self.state.slot_view(&msg.user, now);
+        let event = match &view {
+            SlotView::Granted { warned: true, .. } => "warning",
+            SlotView::Granted { .. } | SlotView::Fixed => "granted",
+            SlotView::Queued { .. } => "queue",
+            SlotView::Locked { .. } => "locked",
+            SlotView::None => "none",
+        };
+        msg.session.do_send(Notification {
+            event,
+            view,
+            reason: None,
+        });
+        self.presence.connected.insert(msg.user.clone());
+        self.sessions
+            .entry(msg.user)
+            .or_default()
+            .push((msg.id, msg.session));
+        self.metrics.sse_connections.inc();
+    }
+}
+
+impl Handler<Unsubscribe> for ProductActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Self::Context) {
+        if let Some(list) = self.sessions.get_mut(&msg.user) {
+            let before = list.len();
+            list.retain(|(id, _)| *id != msg.id);
+            self.metrics
+                .sse_connections
+                .sub((before - list.len()) as i64);
+            if list.is_empty() {
+                self.sessions.remove(&msg.user);
+                self.presence.connected.remove(&msg.user);
+                // The queue timer starts when the last stream closes.
+                if let Some(Standing::Queued { .. }) =
+                    self.state.user(&msg.user).map(|e| e.standing)
+                {
+                    self.presence.last_seen.insert(msg.user, self.clock.now());
+                }
+            }
+        }
+    }
+}
+
+impl Handler<Sweep> for ProductActor {
+    type Result = ResponseFuture<Result<Option<Timestamp>, ActorError>>;
+
+    fn handle(&mut self, msg: Sweep, _ctx: &mut Self::Context) -> Self::Result {
+        let next = self.sweep(msg.cause, self.clock.now());
+        let barrier = durable(&self.journal, self.last_ticket);
+        Box::pin(async move {
+            barrier.await?;
+            next
+        })
+    }
+}
+
+impl Handler<Poll> for ProductActor {
+    type Result = ResponseFuture<Result<SlotView, ActorError>>;
+
+    fn handle(&mut self, msg: Poll, _ctx: &mut Self::Context) -> Self::Result {
+        let now = self.clock.now();
+        let view = if self.state.settings().is_none() {
+            Err(Refusal::UnknownProduct.into())
+        } else {
+            let view = self.state.slot_view(&msg.user, now);
+            if let SlotView::Queued { .. } = view {
+                self.presence.last_seen.insert(msg.user, now);
+            }
+            Ok(view)
+        };
+        let barrier = durable(&self.journal, self.last_ticket);
+        Box::pin(async move {
+            barrier.await?;
+            view
         })
     }
 }

@@ -4,11 +4,13 @@ use crate::clock::SharedClock;
 use crate::directory::{DirectoryActor, Reconcile};
 use crate::error::ActorError;
 use crate::metrics::Metrics;
-use crate::registry::Products;
+use crate::registry::{Products, Snapshotting};
 use actix::prelude::*;
 use slotpool_events::{
-    DirectoryEvent, DirectoryState, Journal, ProductEvent, ProductState, StreamId,
+    DirectoryEvent, DirectoryState, Journal, JournalError, ProductEvent, ProductState, StreamId,
+    StreamTip,
 };
+use slotpool_snapshots::{SnapshotError, SnapshotStore};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -21,7 +23,8 @@ pub struct Services {
     pub directory: Addr<DirectoryActor>,
 }
 
-/// Replays every stream of `journal`, starts an actor per product and the directory, and
+/// Replays every stream of `journal` (from each product's latest valid snapshot), takes a
+/// snapshot every `every` events from then on, starts an actor per product and the directory, and
 /// repairs any deactivation a crash kept from reaching the products.
 /// Must run inside an actix system. Any damaged record stops it with the stream and
 /// sequence named: slotpool never serves from a journal it cannot trust.
@@ -30,23 +33,42 @@ pub async fn recover(
     clock: SharedClock,
     metrics: Metrics,
     threads: usize,
+    every: u64,
 ) -> Result<Services, ActorError> {
-    let products = Products::new(journal.clone(), Arc::clone(&clock), metrics, threads);
+    let snapshots = SnapshotStore::open(&journal).map_err(snapshot_error)?;
+    let products = Products::new(
+        journal.clone(),
+        Arc::clone(&clock),
+        metrics.clone(),
+        threads,
+        Snapshotting {
+            store: snapshots.clone(),
+            every,
+        },
+    );
     let mut directory = DirectoryState::new();
     let directory_tip = journal
         .replay::<DirectoryEvent>(&StreamId::Directory, |env| directory.apply(&env.event))?;
     let mut recovered = 0usize;
     for stream in journal.streams()? {
         if let StreamId::Product(id) = &stream {
-            let mut state = ProductState::new();
-            let tip = journal.replay::<ProductEvent>(&stream, |env| state.apply(&env.event))?;
-            recovered += (tip.next_sequence - 1) as usize;
+            let (latest, skipped) = snapshots.latest_valid(&stream, &journal);
+            metrics.snapshots_skipped.inc_by(skipped.len() as u64);
+            let (mut state, from) = match latest {
+                Some(s) => (ProductState::from_image(&s.image), s.tip()),
+                None => (ProductState::new(), StreamTip::default()),
+            };
+            let tip = journal.replay_from::<ProductEvent>(&stream, from, |env| {
+                state.apply(&env.event);
+                true
+            })?;
+            recovered += (tip.next_sequence - from.next_sequence) as usize;
             products.start_recovered(id, state, tip);
         }
     }
     tracing::info!(
         products = products.all().len(),
-        events = recovered,
+        events_after_snapshots = recovered,
         "journal replayed"
     );
     let actor =
@@ -63,4 +85,11 @@ pub async fn recover(
         products,
         directory: actor,
     })
+}
+
+fn snapshot_error(e: SnapshotError) -> ActorError {
+    match e {
+        SnapshotError::Journal(j) => ActorError::Journal(j),
+        other => ActorError::Journal(JournalError::Io(other.to_string())),
+    }
 }

@@ -2,12 +2,23 @@
 
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
-use crate::product::ProductActor;
+use crate::product::{ProductActor, SchedulerSlot};
+use crate::scheduler::Schedule;
 use actix::prelude::*;
 use slotpool_events::{Journal, ProductState, StreamTip};
+use slotpool_snapshots::SnapshotStore;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+
+/// Where product actors write snapshots, and every how many events.
+#[derive(Clone)]
+pub struct Snapshotting {
+    /// The store, in the journal's database.
+    pub store: SnapshotStore,
+    /// Events between two snapshots of a stream.
+    pub every: u64,
+}
 
 /// Every product actor, by product id. Cheap to clone.
 ///
@@ -23,6 +34,10 @@ struct Inner {
     journal: Journal,
     clock: SharedClock,
     metrics: Metrics,
+    /// Where and how often products write snapshots.
+    snapshotting: Snapshotting,
+    /// The scheduler, once started; every product actor asks it for sweeps.
+    scheduler: SchedulerSlot,
     /// Threads the product actors run on, shared round-robin.
     arbiters: Vec<ArbiterHandle>,
     next: AtomicUsize,
@@ -30,7 +45,13 @@ struct Inner {
 
 impl Products {
     /// An empty registry. Must be called inside a running actix system.
-    pub fn new(journal: Journal, clock: SharedClock, metrics: Metrics, threads: usize) -> Self {
+    pub fn new(
+        journal: Journal,
+        clock: SharedClock,
+        metrics: Metrics,
+        threads: usize,
+        snapshotting: Snapshotting,
+    ) -> Self {
         let arbiters = (0..threads.max(1))
             .map(|_| Arbiter::new().handle())
             .collect();
@@ -40,6 +61,8 @@ impl Products {
                 journal,
                 clock,
                 metrics,
+                scheduler: SchedulerSlot::default(),
+                snapshotting,
                 arbiters,
                 next: AtomicUsize::new(0),
             }),
@@ -82,6 +105,12 @@ impl Products {
         v
     }
 
+    /// Connects the scheduler: products started from now on ask it for sweeps (the
+    /// scheduler itself schedules a first sweep of every product already running).
+    pub fn set_scheduler(&self, scheduler: Recipient<Schedule>) {
+        let _ = self.inner.scheduler.set(scheduler);
+    }
+
     /// The journal the products write to.
     pub fn journal(&self) -> &Journal {
         &self.inner.journal
@@ -96,6 +125,8 @@ impl Products {
             self.inner.journal.clone(),
             Arc::clone(&self.inner.clock),
             self.inner.metrics.product(id),
+            Arc::clone(&self.inner.scheduler),
+            self.inner.snapshotting.clone(),
         );
         ProductActor::start_in_arbiter(&self.inner.arbiters[i], move |_| actor)
     }

@@ -1,7 +1,9 @@
 //! The actors against a real sled journal: answers come only after durability, the
 //! directory carries deactivation into every product, and recovery rebuilds the state.
 
-use slotpool_actors::{recover, Execute, ManualClock, Membership, Metrics, Provision, Read, Services, SetUserActive};
+use slotpool_actors::{
+    recover, Execute, ManualClock, Membership, Metrics, Provision, Read, Services, SetUserActive,
+};
 use slotpool_events::{
     Command, Durability, Journal, JournalConfig, ProductKind, Settings, SlotView, Timestamp,
 };
@@ -26,7 +28,12 @@ async fn snapshot(services: &Services, product: &str) -> Snapshot {
     .expect("read")
 }
 
-async fn run(services: &Services, product: &str, command: Command, journal: &Journal) -> Option<SlotView> {
+async fn run(
+    services: &Services,
+    product: &str,
+    command: Command,
+    journal: &Journal,
+) -> Option<SlotView> {
     let addr = services.products.get_or_start(product);
     let done = addr
         .send(Execute {
@@ -55,12 +62,24 @@ async fn answers_after_durable_deactivation_reaches_every_product_and_recovery_a
     )
     .expect("open journal");
     let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
-    let services = recover(journal.clone(), Arc::new(clock.clone()), Metrics::unregistered(), 2)
-        .await
-        .expect("recover empty journal");
+    let services = recover(
+        journal.clone(),
+        Arc::new(clock.clone()),
+        Metrics::unregistered(),
+        2,
+        10_000,
+    )
+    .await
+    .expect("recover empty journal");
 
     for product in ["jira", "wiki"] {
-        run(&services, product, Command::Configure(Settings::new(ProductKind::Jira, 5, 2)), &journal).await;
+        run(
+            &services,
+            product,
+            Command::Configure(Settings::new(ProductKind::Jira, 5, 2)),
+            &journal,
+        )
+        .await;
         for user in ["ann", "bob", "cyd"] {
             let addr = services.products.get(product).expect("started");
             services
@@ -76,10 +95,19 @@ async fn answers_after_durable_deactivation_reaches_every_product_and_recovery_a
         }
         for user in ["ann", "bob", "cyd"] {
             clock.advance_ms(1000);
-            run(&services, product, Command::Request { user: user.into() }, &journal).await;
+            run(
+                &services,
+                product,
+                Command::Request { user: user.into() },
+                &journal,
+            )
+            .await;
         }
     }
-    assert_eq!(snapshot(&services, "jira").await, (vec!["ann".into(), "bob".into()], vec!["cyd".into()], 3, 0));
+    assert_eq!(
+        snapshot(&services, "jira").await,
+        (vec!["ann".into(), "bob".into()], vec!["cyd".into()], 3, 0)
+    );
 
     // Deactivating bob frees his slot in both products; the queue head gets it at once.
     services
@@ -93,7 +121,10 @@ async fn answers_after_durable_deactivation_reaches_every_product_and_recovery_a
         .expect("mailbox")
         .expect("deactivate");
     for product in ["jira", "wiki"] {
-        assert_eq!(snapshot(&services, product).await.0, vec!["ann".to_string(), "cyd".to_string()]);
+        assert_eq!(
+            snapshot(&services, product).await.0,
+            vec!["ann".to_string(), "cyd".to_string()]
+        );
         let refused = services
             .products
             .get(product)
@@ -108,11 +139,23 @@ async fn answers_after_durable_deactivation_reaches_every_product_and_recovery_a
     }
 
     // A second set of actors recovered from the same journal sees exactly the same state.
-    let before = (snapshot(&services, "jira").await, snapshot(&services, "wiki").await);
-    let again = recover(journal.clone(), Arc::new(clock.clone()), Metrics::unregistered(), 1)
-        .await
-        .expect("recover");
-    let after = (snapshot(&again, "jira").await, snapshot(&again, "wiki").await);
+    let before = (
+        snapshot(&services, "jira").await,
+        snapshot(&services, "wiki").await,
+    );
+    let again = recover(
+        journal.clone(),
+        Arc::new(clock.clone()),
+        Metrics::unregistered(),
+        1,
+        10_000,
+    )
+    .await
+    .expect("recover");
+    let after = (
+        snapshot(&again, "jira").await,
+        snapshot(&again, "wiki").await,
+    );
     assert_eq!(before, after);
     assert!(journal.verify().is_ok());
 }

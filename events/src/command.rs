@@ -1,6 +1,8 @@
 //! Commands: what may be asked of a product, and the typed refusals it may answer with.
 
+use crate::presence::Presence;
 use crate::settings::Settings;
+use crate::time::Timestamp;
 use thiserror::Error;
 
 /// Something a user, an administrator or the directory asks of one product.
@@ -29,6 +31,12 @@ pub enum Command {
     Activity { user: String },
     /// An administrator revokes a holder's slot.
     Revoke { user: String },
+    /// "It is now T": the sweep. Records activity the product coalesced, warns holders
+    /// whose warning is due, revokes warned holders whose time is up, expires queue places
+    /// nobody keeps alive. What only the live service knows comes in `presence`.
+    Tick { presence: Presence },
+    /// The hourly tier reconciliation (rule 7).
+    ReconcileTier,
 }
 
 /// Why a product refused a command. Every refusal has a stable `reason` code.
@@ -61,6 +69,10 @@ pub enum Refusal {
     /// The user has a fixed licence and cannot be enrolled in the pool.
     #[error("the user has a fixed licence; fixed users are never pool members")]
     FixedUser,
+    /// Not used as a refusal of `decide` (a locked user gets a `locked` slot state), but
+    /// kept typed for front ends that must refuse, such as the gate.
+    #[error("the user lost the slot for inactivity and may not request again before {until:?}")]
+    Locked { until: Timestamp },
 }
 
 impl Refusal {
@@ -74,6 +86,7 @@ impl Refusal {
             Refusal::Deactivated => "deactivated",
             Refusal::NotHolder => "not_holder",
             Refusal::FixedUser => "fixed_user",
+            Refusal::Locked { .. } => "locked",
         }
     }
 }

@@ -110,8 +110,27 @@ pub enum ProductEvent {
         reason: RevokeReason,
         at: Timestamp,
     },
-    /// A holder used the product.
+    /// A holder used the product. Cancels a pending warning.
     ActivityRecorded { user: String, at: Timestamp },
+    /// A holder was warned that the slot will be revoked at `revoke_at` unless they use
+    /// the product before then.
+    WarningIssued {
+        user: String,
+        at: Timestamp,
+        revoke_at: Timestamp,
+    },
+    /// A holder revoked for inactivity whose browser was still open was queued again
+    /// automatically (auto re-login; once per revocation).
+    Requeued { user: String, at: Timestamp },
+    /// The hourly tier reconciliation found `fixed + shared_slots > licence_tier` and
+    /// shrank the pool by the excess (the `Configured` that follows carries the new size).
+    TierReconciled {
+        at: Timestamp,
+        fixed: u32,
+        licence_tier: u32,
+        shared_slots_before: u32,
+        shared_slots_after: u32,
+    },
 }
 
 /// A fact about the directory of users. Folded by [`crate::DirectoryState::apply`].

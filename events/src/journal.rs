@@ -15,6 +15,7 @@ use crate::event::{DirectoryEvent, ProductEvent};
 use crate::stream::StreamId;
 use crate::time::Timestamp;
 use serde::{de::DeserializeOwned, Serialize};
+use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -436,6 +437,42 @@ impl Journal {
         Ok(summaries)
     }
 
+    /// Another tree of the same database (snapshots live beside the journal, so that one
+    /// group flush makes both durable).
+    pub fn open_tree(&self, name: &str) -> Result<sled::Tree, JournalError> {
+        Ok(self.inner.db.open_tree(name)?)
+    }
+
+    /// The hash of record `sequence` of `stream`, after checking the record against its
+    /// own hash; `None` when there is no such record.
+    pub fn record_hash(
+        &self,
+        stream: &StreamId,
+        sequence: u64,
+    ) -> Result<Option<Hash>, JournalError> {
+        let name = stream.name();
+        let Some(value) = self.inner.tree.get(record_key(&name, sequence))? else {
+            return Ok(None);
+        };
+        if value.len() < envelope::HASH_LEN {
+            return Err(JournalError::Corrupt {
+                stream: name,
+                sequence,
+                what: "record is truncated".into(),
+            });
+        }
+        let (body, trailer) = value.split_at(value.len() - envelope::HASH_LEN);
+        let hash: Hash = Sha256::digest(body).into();
+        if hash[..] != trailer[..] {
+            return Err(JournalError::Corrupt {
+                stream: name,
+                sequence,
+                what: "record checksum does not match its contents".into(),
+            });
+        }
+        Ok(Some(hash))
+    }
+
     /// Flushes and syncs everything, then stops the committer. Later appends fail.
     pub fn shutdown(&self) -> Result<(), JournalError> {
         let result = self.sync();
@@ -612,15 +649,31 @@ mod tests {
         let mut tip = StreamTip::default();
         {
             let j = open(dir.path(), None);
-            j.append(&stream(), &mut tip, Uuid::nil(), Timestamp(1), &[enrol("a"), enrol("b")]).expect("append");
+            j.append(
+                &stream(),
+                &mut tip,
+                Uuid::nil(),
+                Timestamp(1),
+                &[enrol("a"), enrol("b")],
+            )
+            .expect("append");
             j.shutdown().expect("shutdown");
         }
         let j = open(dir.path(), None);
         let mut seen = Vec::new();
-        let mut reread = j.replay::<ProductEvent>(&stream(), |e| seen.push((e.sequence, e.event))).expect("replay");
+        let mut reread = j
+            .replay::<ProductEvent>(&stream(), |e| seen.push((e.sequence, e.event)))
+            .expect("replay");
         assert_eq!(reread, tip);
         assert_eq!(seen, vec![(1, enrol("a")), (2, enrol("b"))]);
-        j.append(&stream(), &mut reread, Uuid::nil(), Timestamp(2), &[enrol("c")]).expect("append");
+        j.append(
+            &stream(),
+            &mut reread,
+            Uuid::nil(),
+            Timestamp(2),
+            &[enrol("c")],
+        )
+        .expect("append");
         j.sync().expect("sync");
         assert_eq!(j.streams().expect("streams"), vec![stream()]);
         assert_eq!(j.verify().expect("verify")[0].records, 3);
@@ -632,15 +685,21 @@ mod tests {
         let j = open(dir.path(), None);
         let mut tip = StreamTip::default();
         let events: Vec<_> = (0..5).map(|i| enrol(&format!("u{i}"))).collect();
-        j.append(&stream(), &mut tip, Uuid::nil(), Timestamp(1), &events).expect("append");
+        j.append(&stream(), &mut tip, Uuid::nil(), Timestamp(1), &events)
+            .expect("append");
         let key = record_key("product/jira", 3);
         let original = j.inner.tree.get(&key).expect("get").expect("present");
         let mut flipped = original.to_vec();
         flipped[4] ^= 0x40;
         j.inner.tree.insert(&key, flipped).expect("insert");
         let err = j.verify().expect_err("damage must be found");
-        assert!(matches!(&err, JournalError::Corrupt { stream, sequence: 3, .. } if stream == "product/jira"), "{err}");
-        let err = j.replay::<ProductEvent>(&stream(), |_| {}).expect_err("replay refuses");
+        assert!(
+            matches!(&err, JournalError::Corrupt { stream, sequence: 3, .. } if stream == "product/jira"),
+            "{err}"
+        );
+        let err = j
+            .replay::<ProductEvent>(&stream(), |_| {})
+            .expect_err("replay refuses");
         assert!(matches!(err, JournalError::Corrupt { sequence: 3, .. }));
 
         j.inner.tree.insert(&key, original).expect("restore");
@@ -668,7 +727,9 @@ mod tests {
                     let s = StreamId::product(&format!("p{t}")).expect("valid");
                     let mut tip = StreamTip::default();
                     for i in 0..50 {
-                        let ticket = j.append(&s, &mut tip, Uuid::nil(), Timestamp(i), &[enrol("x")]).expect("append");
+                        let ticket = j
+                            .append(&s, &mut tip, Uuid::nil(), Timestamp(i), &[enrol("x")])
+                            .expect("append");
                         let (tx, rx) = std::sync::mpsc::channel();
                         j.when_durable(ticket, Box::new(move |r| tx.send(r).expect("send")));
                         rx.recv().expect("told").expect("durable");

@@ -9,20 +9,27 @@ pub mod command;
 pub mod directory;
 pub mod envelope;
 pub mod event;
+pub mod image;
 pub mod journal;
 pub mod pool;
+pub mod presence;
 pub mod product;
 pub mod queue;
 pub mod settings;
 pub mod stream;
+pub mod sweep;
 pub mod time;
 
 pub use command::{Command, Refusal};
 pub use directory::{DirectoryCommand, DirectoryState, DirectoryUser};
 pub use envelope::{Envelope, SCHEMA_VERSION};
 pub use event::{DirectoryEvent, LeaveReason, ProductEvent, RevokeReason};
+pub use image::{ProductImage, StandingImage, UserImage};
 pub use journal::{Durability, Journal, JournalConfig, JournalError, StreamTip};
-pub use product::{Counts, Holder, ProductState, QueuePlace, SlotView, Standing, UserEntry};
+pub use presence::Presence;
+pub use product::{
+    Counts, Holder, Notice, ProductState, QueuePlace, SlotView, Standing, UserEntry, Warning,
+};
 pub use settings::{ProductKind, Settings};
 pub use stream::{StreamId, StreamIdError};
 pub use time::Timestamp;

@@ -1,17 +1,21 @@
-//! The holders of one product's shared slots, ordered by inactivity.
+//! The holders of one product's shared slots, indexed by when they fall due.
 
 use crate::time::Timestamp;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-/// The set of current slot holders, indexed by last activity.
+/// The set of current slot holders, with two due-time indexes.
 ///
-/// The index answers "who has been inactive longest" (shrink, reclaim) and "who is due"
-/// (the sweep) by walking from the front, so the cost follows the holders concerned, not
-/// the size of the pool.
+/// `by_last_activity` orders every holder by last activity: longest-inactive first (shrink
+/// and reclaim take from the front) and, since a holder's warning falls due a fixed time
+/// after their last activity, also in order of warning due time. `warned` orders warned
+/// holders by the instant they are to be revoked. The sweep walks both from the front and
+/// stops at the first holder not yet due, so its cost follows the holders that are due,
+/// not the size of the pool (the shape of mini-redis' expiry set).
 #[derive(Debug, Clone, Default)]
 pub struct Pool {
     by_last_activity: BTreeSet<(Timestamp, Arc<str>)>,
+    warned: BTreeSet<(Timestamp, Arc<str>)>,
 }
 
 impl Pool {
@@ -20,21 +24,48 @@ impl Pool {
         self.by_last_activity.insert((at, user));
     }
 
-    /// Removes a holder whose last activity was `at`.
-    pub fn remove(&mut self, user: &Arc<str>, at: Timestamp) {
+    /// Removes a holder whose last activity was `at`, and their warning if any.
+    pub fn remove(&mut self, user: &Arc<str>, at: Timestamp, revoke_at: Option<Timestamp>) {
         self.by_last_activity.remove(&(at, Arc::clone(user)));
+        if let Some(r) = revoke_at {
+            self.warned.remove(&(r, Arc::clone(user)));
+        }
     }
 
-    /// Moves a holder's last activity from `from` to `to`.
-    pub fn touch(&mut self, user: &Arc<str>, from: Timestamp, to: Timestamp) {
+    /// Moves a holder's last activity from `from` to `to`, dropping their warning if any.
+    pub fn touch(
+        &mut self,
+        user: &Arc<str>,
+        from: Timestamp,
+        to: Timestamp,
+        revoke_at: Option<Timestamp>,
+    ) {
         if self.by_last_activity.remove(&(from, Arc::clone(user))) {
             self.by_last_activity.insert((to, Arc::clone(user)));
         }
+        if let Some(r) = revoke_at {
+            self.warned.remove(&(r, Arc::clone(user)));
+        }
+    }
+
+    /// Marks a holder warned, to be revoked at `revoke_at`.
+    pub fn warn(&mut self, user: &Arc<str>, revoke_at: Timestamp) {
+        self.warned.insert((revoke_at, Arc::clone(user)));
     }
 
     /// Holders, longest-inactive first.
     pub fn longest_inactive(&self) -> impl Iterator<Item = (&Arc<str>, Timestamp)> {
         self.by_last_activity.iter().map(|(t, u)| (u, *t))
+    }
+
+    /// Warned holders, soonest revocation first.
+    pub fn warned(&self) -> impl Iterator<Item = (&Arc<str>, Timestamp)> {
+        self.warned.iter().map(|(t, u)| (u, *t))
+    }
+
+    /// Number of warned holders.
+    pub fn warned_len(&self) -> usize {
+        self.warned.len()
     }
 
     /// Number of holders.

@@ -11,7 +11,8 @@ use crate::pool::Pool;
 use crate::queue::Queue;
 use crate::settings::Settings;
 use crate::time::Timestamp;
-use std::collections::HashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// Where a user stands in one product's pool.
@@ -19,13 +20,23 @@ use std::sync::Arc;
 pub enum Standing {
     /// Neither holding a slot nor queued.
     Idle,
-    /// Holding a slot since `since`; last used at `last_activity`.
+    /// Holding a slot since `since`; last used at `last_activity`; maybe warned.
     Holding {
         since: Timestamp,
         last_activity: Timestamp,
+        warning: Option<Warning>,
     },
     /// Waiting in the queue since `since`, with the given ticket.
     Queued { since: Timestamp, ticket: u64 },
+}
+
+/// A pending "you are about to lose your slot".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// When the warning was issued.
+    pub at: Timestamp,
+    /// When the slot is revoked unless the holder is active before.
+    pub revoke_at: Timestamp,
 }
 
 /// What one product knows about one user.
@@ -39,6 +50,10 @@ pub struct UserEntry {
     pub deactivated: bool,
     /// Slot or queue place.
     pub standing: Standing,
+    /// Revoked for inactivity: no manual request before this instant.
+    pub locked_until: Option<Timestamp>,
+    /// Queued again by auto re-login, and not active since: no second automatic requeue.
+    pub relogin_used: bool,
 }
 
 impl UserEntry {
@@ -47,6 +62,8 @@ impl UserEntry {
         fixed: false,
         deactivated: false,
         standing: Standing::Idle,
+        locked_until: None,
+        relogin_used: false,
     };
 
     fn is_empty(&self) -> bool {
@@ -57,8 +74,11 @@ impl UserEntry {
 /// The answer to "where do I stand?", as the user API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SlotView {
-    /// Holding a slot; `revoke_at` is when inactivity would end it.
-    Granted { revoke_at: Timestamp },
+    /// Holding a slot; `revoke_at` is when inactivity would end it; `warned` once the
+    /// holder has been warned of it.
+    Granted { revoke_at: Timestamp, warned: bool },
+    /// Revoked for inactivity; no manual request before `until`.
+    Locked { until: Timestamp },
     /// A fixed licence: no slot needed.
     Fixed,
     /// Waiting: 1-based position, estimated wait and when to ask again.
@@ -77,7 +97,27 @@ pub struct Holder {
     pub user: String,
     pub since: Timestamp,
     pub last_activity: Timestamp,
+    /// When the holder was warned, if they were.
+    pub warned_at: Option<Timestamp>,
+    /// When the slot is revoked unless the holder is active before.
+    pub revoke_at: Timestamp,
 }
+
+/// Something administrators should know, raised by a rule (shown at `/admin/v1/notices`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Notice {
+    /// Rule 7: fixed users grew past the tier; the pool shrank by the excess.
+    TierReconciled {
+        at: Timestamp,
+        fixed: u32,
+        licence_tier: u32,
+        shared_slots_before: u32,
+        shared_slots_after: u32,
+    },
+}
+
+/// How many notices a product keeps.
+pub const NOTICES_KEPT: usize = 100;
 
 /// One queued member, as the admin API lists them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,14 +139,16 @@ pub struct Counts {
 /// The whole state of one product: settings, users, holders and queue.
 #[derive(Debug, Clone, Default)]
 pub struct ProductState {
-    settings: Option<Settings>,
-    users: HashMap<Arc<str>, UserEntry>,
-    pool: Pool,
-    queue: Queue,
-    members: usize,
-    fixed: usize,
+    pub(crate) settings: Option<Settings>,
+    pub(crate) users: HashMap<Arc<str>, UserEntry>,
+    pub(crate) pool: Pool,
+    pub(crate) queue: Queue,
+    pub(crate) members: usize,
+    pub(crate) fixed: usize,
     /// Moving average of how long a slot is held, in ms, for the queue's wait estimate.
-    avg_hold_ms: i64,
+    pub(crate) avg_hold_ms: i64,
+    /// The latest notices, oldest first.
+    pub(crate) notices: VecDeque<Notice>,
 }
 
 impl ProductState {
@@ -146,6 +188,9 @@ impl ProductState {
 
     /// Current holders, in the order they got their slots.
     pub fn holders(&self) -> Vec<Holder> {
+        let Some(settings) = &self.settings else {
+            return Vec::new();
+        };
         let mut out: Vec<Holder> = self
             .pool
             .longest_inactive()
@@ -153,10 +198,14 @@ impl ProductState {
                 Some(Standing::Holding {
                     since,
                     last_activity,
+                    warning,
                 }) => Some(Holder {
                     user: u.to_string(),
                     since,
                     last_activity,
+                    warned_at: warning.map(|w| w.at),
+                    revoke_at: warning
+                        .map_or_else(|| settings.revoke_deadline(last_activity), |w| w.revoke_at),
                 }),
                 _ => None,
             })
@@ -178,6 +227,11 @@ impl ProductState {
             .collect()
     }
 
+    /// The latest notices, oldest first.
+    pub fn notices(&self) -> impl Iterator<Item = &Notice> {
+        self.notices.iter()
+    }
+
     /// Where `user` stands, as of `now`.
     pub fn slot_view(&self, user: &str, now: Timestamp) -> SlotView {
         let Some(settings) = &self.settings else {
@@ -190,9 +244,18 @@ impl ProductState {
             return SlotView::Fixed;
         }
         match entry.standing {
-            Standing::Idle => SlotView::None,
-            Standing::Holding { last_activity, .. } => SlotView::Granted {
-                revoke_at: last_activity.plus_secs(settings.inactivity_s).max(now),
+            Standing::Idle => match entry.locked_until {
+                Some(until) if until > now => SlotView::Locked { until },
+                _ => SlotView::None,
+            },
+            Standing::Holding {
+                last_activity,
+                warning,
+                ..
+            } => SlotView::Granted {
+                revoke_at: warning
+                    .map_or_else(|| settings.revoke_deadline(last_activity), |w| w.revoke_at),
+                warned: warning.is_some(),
             },
             Standing::Queued { ticket, .. } => {
                 let position = self.queue.position(ticket);
@@ -300,18 +363,9 @@ impl ProductState {
                 if !entry.member {
                     return Err(Refusal::NotMember);
                 }
-                if entry.standing == Standing::Idle {
-                    if self.free_slots() > 0 && self.queue.is_empty() {
-                        out.push(ProductEvent::SlotGranted {
-                            user: user.clone(),
-                            at: now,
-                        });
-                    } else {
-                        out.push(ProductEvent::Queued {
-                            user: user.clone(),
-                            at: now,
-                        });
-                    }
+                let locked = entry.locked_until.is_some_and(|t| t > now);
+                if entry.standing == Standing::Idle && !locked {
+                    self.decide_request(&mut out, user, settings, now);
                 }
             }
             Command::Release { user } => {
@@ -320,10 +374,22 @@ impl ProductState {
                 self.fill_freed(&mut out, now);
             }
             Command::Activity { user } => match self.entry(user).standing {
-                Standing::Holding { .. } => out.push(ProductEvent::ActivityRecorded {
-                    user: user.clone(),
-                    at: now,
-                }),
+                Standing::Holding {
+                    last_activity,
+                    warning,
+                    ..
+                } => {
+                    // Coalescing: within the window, a holder who is not warned has
+                    // nothing to gain from another journaled activity. A warned holder's
+                    // activity is always recorded: it cancels the warning.
+                    let quiet_ms = now.as_millis() - last_activity.as_millis();
+                    if warning.is_some() || quiet_ms >= settings.coalesce_window_ms() {
+                        out.push(ProductEvent::ActivityRecorded {
+                            user: user.clone(),
+                            at: now,
+                        });
+                    }
+                }
                 _ => return Err(Refusal::NotHolder),
             },
             Command::Revoke { user } => match self.entry(user).standing {
@@ -337,8 +403,85 @@ impl ProductState {
                 }
                 _ => return Err(Refusal::NotHolder),
             },
+            Command::Tick { presence } => self.decide_tick(&mut out, settings, presence, now),
+            Command::ReconcileTier => self.decide_reconcile_tier(&mut out, settings, now),
         }
         Ok(out)
+    }
+
+    /// A member with no slot and no queue place asks for one (rules 1, 2 and 4).
+    fn decide_request(
+        &self,
+        out: &mut Vec<ProductEvent>,
+        user: &str,
+        settings: &Settings,
+        now: Timestamp,
+    ) {
+        let user = user.to_string();
+        if self.free_slots() > 0 && self.queue.is_empty() {
+            out.push(ProductEvent::SlotGranted { user, at: now });
+            return;
+        }
+        // Reclaim (rule 4): the longest-inactive holder past the inactivity time loses the
+        // slot without warning; the queue head, if any, still goes first.
+        let victim = self.pool.longest_inactive().next().filter(|(_, last)| {
+            settings.reclaim_on_request && now >= last.plus_secs(settings.inactivity_s)
+        });
+        let Some((victim, _)) = victim else {
+            out.push(ProductEvent::Queued { user, at: now });
+            return;
+        };
+        out.push(ProductEvent::SlotRevoked {
+            user: victim.to_string(),
+            reason: RevokeReason::Reclaimed,
+            at: now,
+        });
+        match self.queue.head() {
+            Some(head) => {
+                out.push(ProductEvent::SlotGranted {
+                    user: head.to_string(),
+                    at: now,
+                });
+                out.push(ProductEvent::Queued { user, at: now });
+            }
+            None => out.push(ProductEvent::SlotGranted { user, at: now }),
+        }
+    }
+
+    /// Rule 7: if fixed users grew so that `fixed + shared_slots > licence_tier`, shrink the
+    /// pool by the excess (longest-inactive holders first) and raise a notice.
+    fn decide_reconcile_tier(
+        &self,
+        out: &mut Vec<ProductEvent>,
+        settings: &Settings,
+        now: Timestamp,
+    ) {
+        let fixed = self.fixed as u32;
+        let allowed = settings.licence_tier.saturating_sub(fixed);
+        if settings.shared_slots <= allowed {
+            return;
+        }
+        let excess = self.pool.len().saturating_sub(allowed as usize);
+        for (user, _) in self.pool.longest_inactive().take(excess) {
+            out.push(ProductEvent::SlotRevoked {
+                user: user.to_string(),
+                reason: RevokeReason::PoolShrunk,
+                at: now,
+            });
+        }
+        out.push(ProductEvent::TierReconciled {
+            at: now,
+            fixed,
+            licence_tier: settings.licence_tier,
+            shared_slots_before: settings.shared_slots,
+            shared_slots_after: allowed,
+        });
+        out.push(ProductEvent::Configured {
+            settings: Settings {
+                shared_slots: allowed,
+                ..settings.clone()
+            },
+        });
     }
 
     fn decide_configure(
@@ -421,31 +564,31 @@ impl ProductState {
     /// Gives every slot the pending events free to the head of the queue, in order.
     ///
     /// Rule 2: a freed slot goes to the queue head at once, never to whoever asks next.
-    fn fill_freed(&self, out: &mut Vec<ProductEvent>, now: Timestamp) {
-        let freed = out
-            .iter()
-            .filter(|e| {
-                matches!(
-                    e,
-                    ProductEvent::SlotReleased { .. } | ProductEvent::SlotRevoked { .. }
-                )
-            })
-            .count();
-        let leaving: Vec<&str> = out
-            .iter()
-            .filter_map(|e| match e {
-                ProductEvent::QueueLeft { user, .. } => Some(user.as_str()),
-                _ => None,
-            })
-            .collect();
+    pub(crate) fn fill_freed(&self, out: &mut Vec<ProductEvent>, now: Timestamp) {
+        let mut freed = 0usize;
+        let mut leaving: HashSet<&str> = HashSet::new();
+        let mut joining: Vec<&str> = Vec::new();
+        for e in out.iter() {
+            match e {
+                ProductEvent::SlotReleased { .. } | ProductEvent::SlotRevoked { .. } => freed += 1,
+                ProductEvent::QueueLeft { user, .. } => {
+                    leaving.insert(user);
+                }
+                ProductEvent::Queued { user, .. } | ProductEvent::Requeued { user, .. } => {
+                    joining.push(user)
+                }
+                _ => {}
+            }
+        }
         let free = self.free_slots() + freed;
         let heads: Vec<String> = self
             .queue
             .iter()
-            .map(|(u, _)| u)
-            .filter(|u| !leaving.contains(&u.as_ref()))
+            .map(|(u, _)| u.as_ref())
+            .filter(|u| !leaving.contains(u))
+            .chain(joining)
             .take(free)
-            .map(|u| u.to_string())
+            .map(str::to_string)
             .collect();
         for user in heads {
             out.push(ProductEvent::SlotGranted { user, at: now });
@@ -503,16 +646,45 @@ impl ProductState {
                     e.standing = Standing::Holding {
                         since: *at,
                         last_activity: *at,
+                        warning: None,
                     };
+                    e.locked_until = None;
                 }
             }
-            ProductEvent::Queued { user, at } => {
+            ProductEvent::Queued { user, at } | ProductEvent::Requeued { user, at } => {
                 let key = self.key(user);
                 self.leave_standing(&key, *at);
                 let ticket = self.queue.push(Arc::clone(&key), *at);
                 if let Some(e) = self.users.get_mut(&key) {
                     e.standing = Standing::Queued { since: *at, ticket };
+                    // Only activity renews the automatic re-login, not a manual queue place.
+                    if matches!(event, ProductEvent::Requeued { .. }) {
+                        e.relogin_used = true;
+                    }
                 }
+            }
+            ProductEvent::WarningIssued {
+                user,
+                at,
+                revoke_at,
+            } => self.warn(user, *at, *revoke_at),
+            ProductEvent::TierReconciled {
+                at,
+                fixed,
+                licence_tier,
+                shared_slots_before,
+                shared_slots_after,
+            } => {
+                if self.notices.len() == NOTICES_KEPT {
+                    self.notices.pop_front();
+                }
+                self.notices.push_back(Notice::TierReconciled {
+                    at: *at,
+                    fixed: *fixed,
+                    licence_tier: *licence_tier,
+                    shared_slots_before: *shared_slots_before,
+                    shared_slots_after: *shared_slots_after,
+                });
             }
             ProductEvent::QueueLeft { user, at, .. }
             | ProductEvent::SlotReleased { user, at }
@@ -523,6 +695,17 @@ impl ProductState {
                     .map(|(k, _)| Arc::clone(k))
                 {
                     self.leave_standing(&key, *at);
+                    if let ProductEvent::SlotRevoked {
+                        reason: RevokeReason::Inactivity,
+                        ..
+                    } = event
+                    {
+                        // Rule: lock time after a revocation for inactivity.
+                        let lock_s = self.settings.as_ref().map_or(0, |s| s.lock_s);
+                        if let Some(e) = self.users.get_mut(&key) {
+                            e.locked_until = (lock_s > 0).then(|| at.plus_secs(lock_s));
+                        }
+                    }
                     self.forget_if_empty(user);
                 }
             }
@@ -531,16 +714,20 @@ impl ProductState {
                     if let Standing::Holding {
                         since,
                         last_activity,
+                        warning,
                     } = e.standing
                     {
                         let key = Arc::clone(key);
                         let at = (*at).max(last_activity);
-                        self.pool.touch(&key, last_activity, at);
+                        let revoke_at = warning.map(|w| w.revoke_at);
+                        self.pool.touch(&key, last_activity, at, revoke_at);
                         if let Some(e) = self.users.get_mut(&key) {
                             e.standing = Standing::Holding {
                                 since,
                                 last_activity: at,
+                                warning: None,
                             };
+                            e.relogin_used = false;
                         }
                     }
                 }
@@ -573,8 +760,10 @@ impl ProductState {
             Standing::Holding {
                 since,
                 last_activity,
+                warning,
             } => {
-                self.pool.remove(key, last_activity);
+                self.pool
+                    .remove(key, last_activity, warning.map(|w| w.revoke_at));
                 let held = at.as_millis().saturating_sub(since.as_millis()).max(0);
                 self.avg_hold_ms = if self.avg_hold_ms == 0 {
                     held
@@ -583,6 +772,30 @@ impl ProductState {
                 };
             }
             Standing::Queued { ticket, .. } => self.queue.remove(ticket),
+        }
+    }
+
+    /// Marks a holder warned (a no-op for anyone else, or for a holder already warned).
+    fn warn(&mut self, user: &str, at: Timestamp, revoke_at: Timestamp) {
+        let Some((key, e)) = self.users.get_key_value(user) else {
+            return;
+        };
+        let Standing::Holding {
+            since,
+            last_activity,
+            warning: None,
+        } = e.standing
+        else {
+            return;
+        };
+        let key = Arc::clone(key);
+        self.pool.warn(&key, revoke_at);
+        if let Some(e) = self.users.get_mut(&key) {
+            e.standing = Standing::Holding {
+                since,
+                last_activity,
+                warning: Some(Warning { at, revoke_at }),
+            };
         }
     }
 

@@ -1,5 +1,6 @@
 //! Product settings: what an administrator configures per product, and their validation.
 
+use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// The kind of web product whose licences are shared.
@@ -52,6 +53,10 @@ pub struct Settings {
     /// Queue a holder revoked for inactivity again while their browser is still open.
     #[serde(default)]
     pub auto_relogin: bool,
+    /// Activity coalescing window in seconds: within it, further activity of a holder who
+    /// is not warned is not journaled again. Default: min(60, inactivity_s / 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coalesce_s: Option<u32>,
 }
 
 mod defaults {
@@ -88,7 +93,36 @@ impl Settings {
             queue_timer_s: defaults::queue_timer_s(),
             reclaim_on_request: false,
             auto_relogin: false,
+            coalesce_s: None,
         }
+    }
+
+    /// The activity coalescing window, in milliseconds.
+    pub fn coalesce_window_ms(&self) -> i64 {
+        let s = self.coalesce_s.unwrap_or((self.inactivity_s / 10).min(60));
+        i64::from(s) * 1000
+    }
+
+    /// The first sweep at or after `t`. Sweeps run on a fixed grid of `sweep_interval_s`
+    /// from the epoch, so the core can tell a holder the exact instant of revocation.
+    pub fn sweep_at_or_after(&self, t: Timestamp) -> Timestamp {
+        let step = i64::from(self.sweep_interval_s.max(1)) * 1000;
+        let ms = t.as_millis();
+        let up = if ms.rem_euclid(step) == 0 { 0 } else { step };
+        Timestamp::from_millis(ms.div_euclid(step) * step + up)
+    }
+
+    /// When a holder last active at `last_activity`, and not warned yet, would lose the
+    /// slot: the first sweep after the inactivity time.
+    pub fn revoke_deadline(&self, last_activity: Timestamp) -> Timestamp {
+        self.sweep_at_or_after(last_activity.plus_secs(self.inactivity_s))
+    }
+
+    /// When that holder is due for a warning: the lead before the deadline.
+    pub fn warning_due(&self, last_activity: Timestamp) -> Timestamp {
+        Timestamp::from_millis(
+            self.revoke_deadline(last_activity).as_millis() - i64::from(self.warning_lead_s) * 1000,
+        )
     }
 
     /// Checks every value on its own and against the others, given the product's current
@@ -117,6 +151,12 @@ impl Settings {
         in_range("lock_s", self.lock_s, 0, &mut problems);
         if self.warning_lead_s >= self.inactivity_s {
             problems.push("warning_lead_s must be less than inactivity_s".to_string());
+        }
+        if let Some(c) = self.coalesce_s {
+            if c >= self.inactivity_s || c > 3600 {
+                problems
+                    .push("coalesce_s must be less than inactivity_s and at most 3600".to_string());
+            }
         }
         if problems.is_empty() {
             Ok(())

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod ops;
+pub mod sse;
 pub mod user;
 pub mod view;
 
@@ -44,7 +45,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/slot", web::post().to(user::request))
             .route("/slot", web::get().to(user::slot))
             .route("/slot", web::delete().to(user::release))
-            .route("/activity", web::post().to(user::activity)),
+            .route("/activity", web::post().to(user::activity))
+            .route("/notifications", web::get().to(user::notifications)),
     )
     .service(
         web::scope("/admin/v1")

@@ -1,11 +1,13 @@
 //! The user API: request, poll, release, activity.
 
 use super::auth::{app_state, check_product_id, CallingUser};
+use super::sse;
 use super::view::SlotState;
 use super::AppState;
 use crate::problem::Problem;
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
-use slotpool_actors::{ActorError, Execute, LookupUser, ProductActor, Read};
+use slotpool_actors::session::KEEP_ALIVE;
+use slotpool_actors::{ActorError, Execute, LookupUser, Poll, ProductActor, SessionActor};
 use slotpool_events::{Command, Refusal, SlotView};
 use uuid::Uuid;
 
@@ -87,9 +89,7 @@ pub async fn slot(
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
     let addr = product(state, &path)?;
-    let view = addr
-        .send(Read::new(move |state, now| state.slot_view(&user.0, now)))
-        .await??;
+    let view = addr.send(Poll { user: user.0 }).await??;
     Ok(slot_response(&view))
 }
 
@@ -129,4 +129,35 @@ pub async fn activity(
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/v1/products/{p}/notifications`: the caller's notifications as Server-Sent
+/// Events (`granted`, `queue`, `warning`, `revoked`, and the current state first). While
+/// the stream is open the caller's queue place does not expire.
+pub async fn notifications(
+    req: HttpRequest,
+    path: web::Path<String>,
+    user: CallingUser,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let addr = product(state, &path)?;
+    // Refuse a product that is not configured before opening a stream.
+    addr.send(Poll {
+        user: user.0.clone(),
+    })
+    .await??;
+    let frames = SessionActor::open(user.0, addr, KEEP_ALIVE);
+    let body = futures_util::stream::unfold(Some(frames), |rx| async move {
+        let mut rx = rx?;
+        let frame = rx.recv().await?;
+        Some((Ok::<_, actix_web::Error>(sse::encode(&frame)), Some(rx)))
+    });
+    let first = futures_util::stream::once(async {
+        Ok::<_, actix_web::Error>(web::Bytes::from_static(b"retry: 3000\n\n"))
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(futures_util::StreamExt::chain(first, body)))
 }

@@ -24,6 +24,9 @@ pub struct SlotState {
     pub locked_until: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoke_at: Option<String>,
+    /// For a holder: whether they have been warned that `revoke_at` is near.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warned: Option<bool>,
 }
 
 impl From<&SlotView> for SlotState {
@@ -35,11 +38,17 @@ impl From<&SlotView> for SlotState {
             retry_after_s: None,
             locked_until: None,
             revoke_at: None,
+            warned: None,
         };
         match v {
-            SlotView::Granted { revoke_at } => {
+            SlotView::Granted { revoke_at, warned } => {
                 s.state = "granted";
                 s.revoke_at = Some(rfc3339(*revoke_at));
+                s.warned = Some(*warned);
+            }
+            SlotView::Locked { until } => {
+                s.state = "locked";
+                s.locked_until = Some(rfc3339(*until));
             }
             SlotView::Fixed => s.state = "fixed",
             SlotView::Queued {
@@ -95,6 +104,8 @@ pub struct HolderView {
     pub since: String,
     pub last_activity: String,
     pub warned_at: Option<String>,
+    /// When the slot is revoked unless the holder is active before.
+    pub revoke_at: String,
 }
 
 impl From<&Holder> for HolderView {
@@ -103,7 +114,8 @@ impl From<&Holder> for HolderView {
             user: h.user.clone(),
             since: rfc3339(h.since),
             last_activity: rfc3339(h.last_activity),
-            warned_at: None,
+            warned_at: h.warned_at.map(rfc3339),
+            revoke_at: rfc3339(h.revoke_at),
         }
     }
 }

@@ -1,0 +1,142 @@
+//! The sweep (rule 3): what "it is now T" means for one product.
+//!
+//! Coalesced activity is recorded first, so nobody is warned or revoked on a stale time.
+//! Then warned holders whose time is up lose their slot (reason `inactivity`), holders
+//! whose warning is due are warned, queue places nobody keeps alive expire, auto re-login
+//! queues revoked holders whose browser is still open, and freed slots go to the queue.
+//!
+//! Revocations fall on a fixed grid of `sweep_interval_s` (see
+//! [`Settings::sweep_at_or_after`]); a warning is issued `warning_lead_s` before, and a
+//! holder is never revoked less than the lead after their warning. Both indexes of
+//! [`crate::pool::Pool`] are walked from the front and left at the first holder not due.
+
+use crate::event::{LeaveReason, ProductEvent, RevokeReason};
+use crate::presence::Presence;
+use crate::product::{ProductState, Standing};
+use crate::settings::Settings;
+use crate::time::Timestamp;
+use std::collections::HashSet;
+
+impl ProductState {
+    /// The events of a sweep at `now`; see the module documentation.
+    pub(crate) fn decide_tick(
+        &self,
+        out: &mut Vec<ProductEvent>,
+        settings: &Settings,
+        presence: &Presence,
+        now: Timestamp,
+    ) {
+        let mut refreshed: HashSet<&str> = HashSet::new();
+        let mut recent: Vec<_> = presence.recent_activity.iter().collect();
+        recent.sort();
+        for (user, at) in recent {
+            if let Some(Standing::Holding { last_activity, .. }) =
+                self.user(user).map(|e| e.standing)
+            {
+                if *at > last_activity && *at <= now {
+                    out.push(ProductEvent::ActivityRecorded {
+                        user: user.clone(),
+                        at: *at,
+                    });
+                    refreshed.insert(user);
+                }
+            }
+        }
+
+        let mut revoked = Vec::new();
+        for (user, revoke_at) in self.pool.warned() {
+            if revoke_at > now {
+                break;
+            }
+            if refreshed.contains(user.as_ref()) {
+                continue;
+            }
+            out.push(ProductEvent::SlotRevoked {
+                user: user.to_string(),
+                reason: RevokeReason::Inactivity,
+                at: now,
+            });
+            revoked.push(user);
+        }
+
+        let lead_end = now.plus_secs(settings.warning_lead_s);
+        for (user, last_activity) in self.pool.longest_inactive() {
+            if settings.warning_due(last_activity) > now {
+                break;
+            }
+            let warned = matches!(
+                self.user(user).map(|e| e.standing),
+                Some(Standing::Holding {
+                    warning: Some(_),
+                    ..
+                })
+            );
+            if warned || refreshed.contains(user.as_ref()) {
+                continue;
+            }
+            let revoke_at =
+                settings.sweep_at_or_after(settings.revoke_deadline(last_activity).max(lead_end));
+            out.push(ProductEvent::WarningIssued {
+                user: user.to_string(),
+                at: now,
+                revoke_at,
+            });
+        }
+
+        for (user, since) in self.queue.iter() {
+            if presence.connected.contains(user.as_ref()) {
+                continue;
+            }
+            let seen = presence
+                .last_seen
+                .get(user.as_ref())
+                .map_or(since, |t| (*t).max(since));
+            if seen.plus_secs(settings.queue_timer_s) <= now {
+                out.push(ProductEvent::QueueLeft {
+                    user: user.to_string(),
+                    reason: LeaveReason::Expired,
+                    at: now,
+                });
+            }
+        }
+
+        if settings.auto_relogin {
+            for user in revoked {
+                let used = self.user(user).is_some_and(|e| e.relogin_used);
+                if presence.connected.contains(user.as_ref()) && !used {
+                    out.push(ProductEvent::Requeued {
+                        user: user.to_string(),
+                        at: now,
+                    });
+                }
+            }
+        }
+        self.fill_freed(out, now);
+    }
+
+    /// When this product next needs a sweep after `now`: the next warning due, or the next
+    /// point of the sweep grid (revocations and queue expiry), whichever comes first.
+    /// `None` for a product that does not exist.
+    pub fn next_tick(&self, now: Timestamp) -> Option<Timestamp> {
+        let settings = self.settings()?;
+        let grid = settings.sweep_at_or_after(Timestamp::from_millis(now.as_millis() + 1));
+        let warning = self
+            .pool
+            .longest_inactive()
+            .find(|(user, _)| {
+                !matches!(
+                    self.user(user).map(|e| e.standing),
+                    Some(Standing::Holding {
+                        warning: Some(_),
+                        ..
+                    })
+                )
+            })
+            .map(|(_, last)| {
+                settings
+                    .warning_due(last)
+                    .max(Timestamp::from_millis(now.as_millis() + 1))
+            });
+        Some(warning.map_or(grid, |w| w.min(grid)))
+    }
+}
