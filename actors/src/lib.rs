@@ -26,6 +26,6 @@ pub use error::ActorError;
 pub use metrics::{Metrics, ProductMetrics};
 pub use product::{Execute, Executed, Poll, ProductActor, Read, Sweep};
 pub use recovery::{recover, Services};
-pub use registry::{Products, Snapshotting};
+pub use registry::{ProductNotice, Products, Snapshotting};
 pub use scheduler::{Nightly, Scheduler, SchedulerActor};
 pub use session::{Frame, Notification, SessionActor};

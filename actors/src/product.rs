@@ -13,7 +13,7 @@ use crate::clock::SharedClock;
 use crate::durable::durable;
 use crate::error::ActorError;
 use crate::metrics::ProductMetrics;
-use crate::registry::Snapshotting;
+use crate::registry::{ProductNotice, Snapshotting};
 use crate::scheduler::Schedule;
 use crate::session::{Notification, Subscribe, Unsubscribe};
 use actix::prelude::*;
@@ -23,6 +23,7 @@ use slotpool_events::{
 };
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 /// Messages an actor holds before senders wait: enough for every in-flight request of a
@@ -114,6 +115,8 @@ pub struct ProductActor {
     scheduler: SchedulerSlot,
     /// The sweep this actor last asked the scheduler for.
     asked: Option<Timestamp>,
+    /// Where administrators hear of notices as they are raised.
+    notices: broadcast::Sender<ProductNotice>,
     /// Where and how often to write snapshots; and the sequence of the latest.
     snapshotting: Snapshotting,
     snapshot_at: u64,
@@ -135,6 +138,7 @@ impl ProductActor {
         metrics: ProductMetrics,
         scheduler: SchedulerSlot,
         snapshotting: Snapshotting,
+        notices: broadcast::Sender<ProductNotice>,
     ) -> Self {
         let stream = StreamId::Product(id.clone());
         // Clients of queued members could not poll while the service was down: their
@@ -158,6 +162,7 @@ impl ProductActor {
             asked: None,
             snapshot_at: tip.next_sequence - 1,
             snapshotting,
+            notices,
             sessions: HashMap::new(),
         };
         actor.update_gauges();
@@ -182,6 +187,7 @@ impl ProductActor {
             }
             self.update_gauges();
             self.notify(&events, now);
+            self.raise_notices(&events);
             self.ask_for_sweep(now);
             self.maybe_snapshot(now);
         } else if let Command::Activity { user } = &msg.command {
@@ -266,6 +272,25 @@ impl ProductActor {
             for (_, s) in sessions {
                 s.do_send(note.clone());
             }
+        }
+    }
+
+    /// Passes notices the events raised on to administrators listening now (the state
+    /// keeps them for `GET /admin/v1/notices`).
+    fn raise_notices(&self, events: &[ProductEvent]) {
+        if !events
+            .iter()
+            .any(|e| matches!(e, ProductEvent::TierReconciled { .. }))
+        {
+            return;
+        }
+        if let Some(notice) = self.state.notices().last() {
+            tracing::warn!(product = %self.id, ?notice, "notice for administrators");
+            // Nobody listening is fine: the notice is kept in the state.
+            let _ = self.notices.send(ProductNotice {
+                product: self.id.clone(),
+                notice: notice.clone(),
+            });
         }
     }
 

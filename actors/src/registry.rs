@@ -5,11 +5,12 @@ use crate::metrics::Metrics;
 use crate::product::{ProductActor, SchedulerSlot};
 use crate::scheduler::Schedule;
 use actix::prelude::*;
-use slotpool_events::{Journal, ProductState, StreamTip};
+use slotpool_events::{Journal, Notice, ProductState, StreamTip};
 use slotpool_snapshots::SnapshotStore;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use tokio::sync::broadcast;
 
 /// Where product actors write snapshots, and every how many events.
 #[derive(Clone)]
@@ -18,6 +19,13 @@ pub struct Snapshotting {
     pub store: SnapshotStore,
     /// Events between two snapshots of a stream.
     pub every: u64,
+}
+
+/// A notice and the product that raised it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductNotice {
+    pub product: String,
+    pub notice: Notice,
 }
 
 /// Every product actor, by product id. Cheap to clone.
@@ -36,6 +44,8 @@ struct Inner {
     metrics: Metrics,
     /// Where and how often products write snapshots.
     snapshotting: Snapshotting,
+    /// Notices for administrators, as products raise them.
+    notices: broadcast::Sender<ProductNotice>,
     /// The scheduler, once started; every product actor asks it for sweeps.
     scheduler: SchedulerSlot,
     /// Threads the product actors run on, shared round-robin.
@@ -63,6 +73,7 @@ impl Products {
                 metrics,
                 scheduler: SchedulerSlot::default(),
                 snapshotting,
+                notices: broadcast::channel(256).0,
                 arbiters,
                 next: AtomicUsize::new(0),
             }),
@@ -111,6 +122,11 @@ impl Products {
         let _ = self.inner.scheduler.set(scheduler);
     }
 
+    /// A live feed of the notices products raise from now on.
+    pub fn subscribe_notices(&self) -> broadcast::Receiver<ProductNotice> {
+        self.inner.notices.subscribe()
+    }
+
     /// The journal the products write to.
     pub fn journal(&self) -> &Journal {
         &self.inner.journal
@@ -127,6 +143,7 @@ impl Products {
             self.inner.metrics.product(id),
             Arc::clone(&self.inner.scheduler),
             self.inner.snapshotting.clone(),
+            self.inner.notices.clone(),
         );
         ProductActor::start_in_arbiter(&self.inner.arbiters[i], move |_| actor)
     }

@@ -3,7 +3,9 @@
 
 use super::auth::{app_state, check_product_id, check_user_name, Admin};
 use super::body::read_json;
-use super::view::{HolderView, ProductView, QueueView, UserView, READ_ONLY_PRODUCT_FIELDS};
+use super::view::{
+    HolderView, NoticeView, ProductView, QueueView, UserView, READ_ONLY_PRODUCT_FIELDS,
+};
 use super::AppState;
 use crate::problem::Problem;
 use actix_web::http::StatusCode;
@@ -353,4 +355,51 @@ mod tests {
             e.detail
         );
     }
+}
+
+/// `GET /admin/v1/notices`: what rules raised for administrators, newest first.
+pub async fn notices(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let mut out = Vec::new();
+    for (id, addr) in state.services.products.all() {
+        let list = addr
+            .send(Read::maybe(move |s, _| {
+                s.notices()
+                    .map(|n| NoticeView::new(&id, n))
+                    .collect::<Vec<_>>()
+            }))
+            .await??;
+        out.extend(list);
+    }
+    out.sort_by(|a, b| b.at.cmp(&a.at));
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// `GET /admin/v1/notices/stream`: notices as Server-Sent Events (`event: notice`), as
+/// they are raised.
+pub async fn notices_stream(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let rx = state.services.products.subscribe_notices();
+    let keep_alive = tokio::time::interval(slotpool_actors::session::KEEP_ALIVE);
+    let body = futures_util::stream::unfold((rx, keep_alive), |(mut rx, mut tick)| async move {
+        let bytes = tokio::select! {
+            received = rx.recv() => match received {
+                Ok(n) => {
+                    let view = NoticeView::new(&n.product, &n.notice);
+                    let data = serde_json::to_string(&view).unwrap_or_default();
+                    web::Bytes::from(format!("event: notice\ndata: {data}\n\n"))
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    web::Bytes::from(format!(": {n} notices skipped; see GET /admin/v1/notices\n\n"))
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            },
+            _ = tick.tick() => web::Bytes::from_static(b": keep-alive\n\n"),
+        };
+        Some((Ok::<_, actix_web::Error>(bytes), (rx, tick)))
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-cache"))
+        .streaming(body))
 }

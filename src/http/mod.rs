@@ -75,6 +75,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::delete().to(admin::revoke),
             )
             .route("/products/{product}/queue", web::get().to(admin::queue))
+            .route("/notices", web::get().to(admin::notices))
+            .route("/notices/stream", web::get().to(admin::notices_stream))
             .route("/users", web::get().to(admin::list_users))
             .route("/users/{user}", web::get().to(admin::get_user))
             .route("/users/{user}", web::put().to(admin::put_user)),

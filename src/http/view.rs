@@ -144,3 +144,42 @@ pub struct UserView {
     pub user: String,
     pub active: bool,
 }
+
+/// One notice for administrators.
+#[derive(Debug, Serialize)]
+pub struct NoticeView {
+    pub product: String,
+    pub kind: &'static str,
+    pub at: String,
+    pub message: String,
+    #[serde(flatten)]
+    pub details: serde_json::Value,
+}
+
+impl NoticeView {
+    /// The view of a notice raised by `product`.
+    pub fn new(product: &str, notice: &slotpool_events::Notice) -> Self {
+        match notice {
+            slotpool_events::Notice::TierReconciled {
+                at,
+                fixed,
+                licence_tier,
+                shared_slots_before,
+                shared_slots_after,
+            } => NoticeView {
+                product: product.to_string(),
+                kind: "tier_reconciled",
+                at: rfc3339(*at),
+                message: format!(
+                    "{fixed} fixed users and {shared_slots_before} shared slots exceeded the licence tier of {licence_tier}; the pool was reduced to {shared_slots_after} slots"
+                ),
+                details: serde_json::json!({
+                    "fixed": fixed,
+                    "licence_tier": licence_tier,
+                    "shared_slots_before": shared_slots_before,
+                    "shared_slots_after": shared_slots_after,
+                }),
+            },
+        }
+    }
+}
