@@ -66,8 +66,15 @@ impl UserEntry {
         relogin_used: false,
     };
 
+    /// Nothing left worth keeping. A lock and a used re-login outlive a removal from the
+    /// pool: removing and enrolling a user again resets neither.
     fn is_empty(&self) -> bool {
-        !self.member && !self.fixed && !self.deactivated && self.standing == Standing::Idle
+        !self.member
+            && !self.fixed
+            && !self.deactivated
+            && self.standing == Standing::Idle
+            && self.locked_until.is_none()
+            && !self.relogin_used
     }
 }
 

@@ -15,7 +15,7 @@ use crate::presence::Presence;
 use crate::product::{ProductState, Standing};
 use crate::settings::Settings;
 use crate::time::Timestamp;
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 impl ProductState {
     /// The events of a sweep at `now`; see the module documentation.
@@ -26,7 +26,8 @@ impl ProductState {
         presence: &Presence,
         now: Timestamp,
     ) {
-        let mut refreshed: HashSet<&str> = HashSet::new();
+        // Holders whose coalesced activity this sweep records, with its time.
+        let mut refreshed: HashMap<&str, Timestamp> = HashMap::new();
         let mut recent: Vec<_> = presence.recent_activity.iter().collect();
         recent.sort();
         for (user, at) in recent {
@@ -38,7 +39,7 @@ impl ProductState {
                         user: user.clone(),
                         at: *at,
                     });
-                    refreshed.insert(user);
+                    refreshed.insert(user, *at);
                 }
             }
         }
@@ -48,7 +49,7 @@ impl ProductState {
             if revoke_at > now {
                 break;
             }
-            if refreshed.contains(user.as_ref()) {
+            if refreshed.contains_key(user.as_ref()) {
                 continue;
             }
             out.push(ProductEvent::SlotRevoked {
@@ -71,7 +72,14 @@ impl ProductState {
                     ..
                 })
             );
-            if warned || refreshed.contains(user.as_ref()) {
+            // A holder refreshed by this sweep is judged by the activity it records (which
+            // also cancels a warning): due by that time as well, they are warned now.
+            let last_activity = match refreshed.get(user.as_ref()) {
+                Some(at) => *at,
+                None if warned => continue,
+                None => last_activity,
+            };
+            if settings.warning_due(last_activity) > now {
                 continue;
             }
             let revoke_at =

@@ -78,8 +78,22 @@ fn sample_settings() -> Settings {
         queue_timer_s: 45,
         reclaim_on_request: true,
         auto_relogin: true,
+        // `None` is not serialized at all: the JSON inside `Configured` (and so the
+        // `product_configured` fixture) is what it was before the field existed.
+        coalesce_s: None,
     }
 }
+
+/// The sample settings with a coalescing window: `coalesce_s` is in the JSON text.
+fn sample_settings_coalescing() -> Settings {
+    Settings {
+        coalesce_s: Some(30),
+        ..sample_settings()
+    }
+}
+
+/// A second instant, for events with two (a warning's revocation time).
+const EVENT_LATER: Timestamp = Timestamp::from_millis(1_700_000_060_000);
 
 fn all_revoke_reasons() -> Vec<RevokeReason> {
     vec![
@@ -131,6 +145,25 @@ fn product_samples() -> Vec<ProductEvent> {
         ProductEvent::ActivityRecorded {
             user: user(),
             at: EVENT_AT,
+        },
+        ProductEvent::Configured {
+            settings: sample_settings_coalescing(),
+        },
+        ProductEvent::WarningIssued {
+            user: user(),
+            at: EVENT_AT,
+            revoke_at: EVENT_LATER,
+        },
+        ProductEvent::Requeued {
+            user: user(),
+            at: EVENT_AT,
+        },
+        ProductEvent::TierReconciled {
+            at: EVENT_AT,
+            fixed: 120,
+            licence_tier: 500,
+            shared_slots_before: 420,
+            shared_slots_after: 380,
         },
     ];
     v.extend(
@@ -191,6 +224,10 @@ fn leave_reason_name(r: LeaveReason) -> &'static str {
 
 fn product_fixture_name(e: &ProductEvent) -> String {
     let name = match e {
+        // A second `Configured` sample carries a `coalesce_s`, and so a second fixture.
+        ProductEvent::Configured { settings } if settings.coalesce_s.is_some() => {
+            "configured_coalesce_s"
+        }
         ProductEvent::Configured { .. } => "configured",
         ProductEvent::MemberEnrolled { .. } => "member_enrolled",
         ProductEvent::MemberRemoved { .. } => "member_removed",
@@ -208,6 +245,9 @@ fn product_fixture_name(e: &ProductEvent) -> String {
             return format!("product_slot_revoked_{}", revoke_reason_name(*reason))
         }
         ProductEvent::ActivityRecorded { .. } => "activity_recorded",
+        ProductEvent::WarningIssued { .. } => "warning_issued",
+        ProductEvent::Requeued { .. } => "requeued",
+        ProductEvent::TierReconciled { .. } => "tier_reconciled",
     };
     format!("product_{name}")
 }
