@@ -6,10 +6,13 @@ use crate::http::{self, AppState};
 use crate::secrets::{load_token, TokenSource};
 use crate::{Failure, ServeArgs};
 use actix_web::{web, App, HttpServer};
+use slotpool_actors::Clock;
 use slotpool_actors::{recover, Metrics, Scheduler, SharedClock, SystemClock};
+use slotpool_events::Timestamp;
 use slotpool_events::{Journal, JournalConfig};
+use slotpool_snapshots::SnapshotStore;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Runs the service until it is told to stop.
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
@@ -80,6 +83,7 @@ async fn serve(config: Config, admin_token: crate::secrets::TokenHash) -> Result
         ))
     })?;
     let clock: SharedClock = Arc::new(SystemClock);
+    let damaged = metrics.journal_damaged.clone();
     let services = recover(
         journal.clone(),
         Arc::clone(&clock),
@@ -90,6 +94,7 @@ async fn serve(config: Config, admin_token: crate::secrets::TokenHash) -> Result
         .await
         .map_err(|e| Failure::Data(format!("{e}; refusing to start. Run `slotpool verify --data-dir {}` and restore the damaged stream from a backup", config.data_dir.display())))?;
     Scheduler::start(services.clone(), clock, config.nightly).spawn_realtime();
+    let journal_damage = check_whole_journal(journal.clone(), damaged);
     let state = web::Data::new(AppState {
         services,
         admin_token,
@@ -97,6 +102,7 @@ async fn serve(config: Config, admin_token: crate::secrets::TokenHash) -> Result
         max_body_bytes: config.max_body_bytes,
         registry,
         ready: AtomicBool::new(false),
+        journal_damage,
     });
     let app_state = state.clone();
     let server = HttpServer::new(move || {
@@ -123,6 +129,42 @@ async fn serve(config: Config, admin_token: crate::secrets::TokenHash) -> Result
     result.map_err(|e| Failure::Runtime(e.to_string()))?;
     tracing::info!("journal flushed; bye");
     Ok(())
+}
+
+/// Recovery checks every record it replays, but not those a snapshot stands for. This
+/// checks the whole journal and every snapshot in the background, so that start-up stays
+/// fast; damage it finds is logged, counted (`slotpool_journal_damaged`) and shown to
+/// administrators as a notice. The state being served does not depend on those records.
+fn check_whole_journal(
+    journal: Journal,
+    damaged: prometheus::IntGauge,
+) -> Arc<OnceLock<(String, Timestamp)>> {
+    let found = Arc::new(OnceLock::new());
+    let report = Arc::clone(&found);
+    let spawned = std::thread::Builder::new()
+        .name("journal-verify".into())
+        .spawn(move || {
+            let result = journal.verify().map_err(|e| e.to_string()).and_then(|streams| {
+                SnapshotStore::open(&journal)
+                    .and_then(|store| store.verify(&journal))
+                    .map(|snapshots| (streams.len(), snapshots))
+                    .map_err(|e| e.to_string())
+            });
+            match result {
+                Ok((streams, snapshots)) => {
+                    tracing::info!(streams, snapshots, "background check: the whole journal is intact")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "background check: the journal is damaged; run `slotpool verify` on a copy and restore from a backup");
+                    damaged.set(1);
+                    let _ = report.set((e, SystemClock.now()));
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "background journal check not started");
+    }
+    found
 }
 
 /// A panic in any thread (an actor, the committer) is a bug that may leave state behind

@@ -184,35 +184,43 @@ impl Handler<SetUserActive> for DirectoryActor {
 impl Handler<Provision> for DirectoryActor {
     type Result = AtomicResponse<Self, Result<Executed, ActorError>>;
 
+    /// The product decides first, with the directory's view of the user (a user not yet
+    /// known counts as active); only if it accepts is an unknown user created. A refused
+    /// request thus leaves no trace in the directory.
     fn handle(&mut self, msg: Provision, _ctx: &mut Self::Context) -> Self::Result {
         let user = match &msg.change {
             Membership::Enrol(u) | Membership::GiveFixed(u) => u.clone(),
         };
-        let recorded = self.record(DirectoryCommand::Ensure { user }, msg.cause);
-        let barrier = self.barrier();
-        AtomicResponse::new(Box::pin(
+        let known = self.state.user(&user);
+        let active = known.is_none_or(|u| u.active);
+        let command = match msg.change {
+            Membership::Enrol(_) => Command::Enrol {
+                user: user.clone(),
+                active,
+            },
+            Membership::GiveFixed(_) => Command::GiveFixed {
+                user: user.clone(),
+                active,
+            },
+        };
+        let cause = msg.cause;
+        let ask =
+            async move { msg.product.send(Execute { command, cause }).await? }.into_actor(self);
+        AtomicResponse::new(Box::pin(ask.then(move |result, act, _ctx| {
+            let created = match (&result, known) {
+                (Ok(_), None) => act
+                    .record(DirectoryCommand::Ensure { user }, cause)
+                    .map(|_| ()),
+                _ => Ok(()),
+            };
+            let barrier = act.barrier();
             async move {
-                let (user, record) = recorded?;
+                created?;
                 barrier.await?;
-                let command = match msg.change {
-                    Membership::Enrol(_) => Command::Enrol {
-                        user,
-                        active: record.active,
-                    },
-                    Membership::GiveFixed(_) => Command::GiveFixed {
-                        user,
-                        active: record.active,
-                    },
-                };
-                msg.product
-                    .send(Execute {
-                        command,
-                        cause: msg.cause,
-                    })
-                    .await?
+                result
             }
-            .into_actor(self),
-        ))
+            .into_actor(act)
+        })))
     }
 }
 

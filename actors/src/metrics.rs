@@ -24,6 +24,7 @@ pub struct Metrics {
     pub snapshots_written: IntCounter,
     pub snapshots_skipped: IntCounter,
     pub sse_connections: IntGauge,
+    pub journal_damaged: IntGauge,
 }
 
 /// Metric handles of one product, looked up once so the hot path does no label hashing.
@@ -107,6 +108,11 @@ impl Metrics {
         let sse_connections =
             IntGauge::new("slotpool_sse_connections", "Open notification streams.")?;
         registry.register(Box::new(sse_connections.clone()))?;
+        let journal_damaged = IntGauge::new(
+            "slotpool_journal_damaged",
+            "1 when the background check of the whole journal found a damaged record.",
+        )?;
+        registry.register(Box::new(journal_damaged.clone()))?;
         Ok(Metrics {
             licence_tier: gauge("slotpool_licence_tier", "Seats of the product's licence.")?,
             shared_slots: gauge(
@@ -134,6 +140,7 @@ impl Metrics {
             snapshots_written,
             snapshots_skipped,
             sse_connections,
+            journal_damaged,
         })
     }
 

@@ -88,7 +88,15 @@ pub async fn put_product(
     }
     let settings: Settings =
         serde_json::from_value(doc).map_err(|e| invalid_settings(e.to_string()))?;
-    let addr = state.services.products.get_or_start(&path);
+    let addr = match state.services.products.get(&path) {
+        Some(addr) => addr,
+        None => {
+            // A new product has no fixed users yet: refuse invalid settings before any
+            // actor exists, so a failed create leaves nothing behind.
+            settings.validate(0).map_err(invalid_settings)?;
+            state.services.products.get_or_start(&path)
+        }
+    };
     let done = execute(&addr, Command::Configure(settings)).await?;
     let view = overview(&path, &addr)
         .await?
@@ -372,6 +380,9 @@ pub async fn notices(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem
         out.extend(list);
     }
     out.sort_by(|a, b| b.at.cmp(&a.at));
+    if let Some((damage, at)) = state.journal_damage.get() {
+        out.insert(0, NoticeView::journal_damaged(damage, *at));
+    }
     Ok(HttpResponse::Ok().json(out))
 }
 

@@ -21,6 +21,7 @@ use actix_web::web;
 use ipnet::IpNet;
 use slotpool_actors::Services;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -36,6 +37,8 @@ pub struct AppState {
     pub registry: prometheus::Registry,
     /// Set once recovery is done; cleared when shutting down.
     pub ready: AtomicBool,
+    /// Damage the background check of the whole journal found, if any.
+    pub journal_damage: Arc<OnceLock<(String, slotpool_events::Timestamp)>>,
 }
 
 /// Registers every route.
@@ -82,7 +85,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/users/{user}", web::put().to(admin::put_user)),
     )
     .route("/healthz", web::get().to(ops::healthz))
+    .route("/healthz", web::head().to(ops::healthz))
     .route("/readyz", web::get().to(ops::readyz))
+    .route("/readyz", web::head().to(ops::readyz))
     .route("/metrics", web::get().to(ops::metrics))
     .route("/openapi.json", web::get().to(ops::openapi))
     .default_service(web::to(ops::not_found));

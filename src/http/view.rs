@@ -157,6 +157,17 @@ pub struct NoticeView {
 }
 
 impl NoticeView {
+    /// The notice that the background check found damage in the journal.
+    pub fn journal_damaged(detail: &str, at: Timestamp) -> Self {
+        NoticeView {
+            product: String::new(),
+            kind: "journal_damaged",
+            at: rfc3339(at),
+            message: format!("{detail}. The service runs on state recovered from intact records; run `slotpool verify` on a copy of the data dir and restore the damaged stream from a backup."),
+            details: serde_json::json!({}),
+        }
+    }
+
     /// The view of a notice raised by `product`.
     pub fn new(product: &str, notice: &slotpool_events::Notice) -> Self {
         match notice {

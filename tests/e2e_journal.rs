@@ -1,0 +1,351 @@
+//! A damaged journal record is found by `verify` and refused by `serve` (exit 4), which
+//! leaves the data dir untouched; restoring the byte brings everything back.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// Every key and value of every sled tree of a stopped service's data dir.
+type Dump = BTreeMap<(Vec<u8>, Vec<u8>), Vec<u8>>;
+
+fn open_db(dir: &Path) -> sled::Db {
+    sled::Config::new()
+        .path(dir)
+        .flush_every_ms(None)
+        .open()
+        .unwrap_or_else(|e| panic!("open sled at {}: {e}", dir.display()))
+}
+
+fn dump(dir: &Path) -> Dump {
+    let db = open_db(dir);
+    let mut out = Dump::new();
+    for name in db.tree_names() {
+        let tree = db.open_tree(&name).expect("open tree");
+        for item in tree.iter() {
+            let (k, v) = item.expect("read");
+            out.insert((name.to_vec(), k.to_vec()), v.to_vec());
+        }
+    }
+    out
+}
+
+/// Key of record `seq` of `stream` in the "journal" tree.
+fn record_key(stream: &str, seq: u64) -> Vec<u8> {
+    let mut k = stream.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// XORs one byte of one record's value with `mask`; returns the byte's offset.
+fn flip(dir: &Path, key: &[u8], mask: u8) -> usize {
+    let db = open_db(dir);
+    let tree = db.open_tree("journal").expect("journal tree");
+    let mut value = tree
+        .get(key)
+        .expect("read record")
+        .expect("the record exists")
+        .to_vec();
+    // In the envelope, before the 32-byte hash trailer.
+    assert!(value.len() > 40, "record of {} bytes", value.len());
+    let at = (value.len() - 32) / 2;
+    value[at] ^= mask;
+    tree.insert(key, value).expect("write record");
+    db.flush().expect("flush");
+    at
+}
+
+/// What the API shows of product `demo`.
+fn state(c: &Client, users: &[&str]) -> Value {
+    let mut slots = serde_json::Map::new();
+    for u in users {
+        slots.insert(u.to_string(), c.slot("demo", u).json()["state"].clone());
+    }
+    json!({
+        "product": c.product("demo"),
+        "holders": c.holders_json("demo"),
+        "queue": c.queue_json("demo"),
+        "users": c.admin("GET", "/admin/v1/users", None).json(),
+        "slots": slots,
+    })
+}
+
+#[test]
+fn damaged_record_is_found_refused_and_left_alone() {
+    let tmp = temp_dir();
+    let data = tmp.path().join("data");
+    let opts = Opts::new(&data, tmp.path());
+    let mut server = Server::start(&opts);
+    let c = server.client();
+    let users = ["alice", "bob", "carol", "dave"];
+    c.put_product(
+        "demo",
+        json!({"kind": "confluence", "licence_tier": 5, "shared_slots": 2}),
+    );
+    for u in users {
+        c.enrol("demo", u);
+    }
+    for u in users {
+        c.request("demo", u);
+    }
+    assert_eq!(c.release("demo", "alice").status, 204);
+    assert_eq!(c.slot("demo", "carol").state(), "granted");
+    let before = state(&c, &users);
+    server.stop();
+    assert_verify_ok(&data);
+
+    let intact = dump(&data);
+    let key = record_key("product/demo", 3);
+    assert!(
+        intact.contains_key(&(b"journal".to_vec(), key.clone())),
+        "sequence 3 of product/demo is in the journal tree"
+    );
+    assert!(
+        intact.contains_key(&(b"journal".to_vec(), record_key("product/demo", 8))),
+        "the damage is in the middle of the stream"
+    );
+
+    // Damage: one flipped bit in the middle of record 3.
+    let at = flip(&data, &key, 0x40);
+    let damaged = dump(&data);
+    let differs: Vec<_> = intact
+        .iter()
+        .filter(|(k, v)| damaged.get(*k) != Some(*v))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(differs.len(), 1, "exactly one record changed");
+    assert_eq!(intact.len(), damaged.len());
+
+    let v = verify(&data);
+    assert_eq!(v.code, Some(1), "verify on damage: {v:#?}");
+    assert!(
+        v.stderr.contains("product/demo") && v.stderr.contains("sequence 3"),
+        "verify names stream and sequence: {v:#?}"
+    );
+
+    let mut refused = Server::spawn(&opts);
+    let status = refused.wait_exit(Duration::from_secs(20));
+    assert_eq!(
+        status.code(),
+        Some(4),
+        "serve on a damaged journal: {status}\n{}",
+        refused.logs()
+    );
+    let err = refused.stderr();
+    assert!(
+        err.contains("product/demo") && err.contains("sequence 3"),
+        "serve names stream and sequence:\n{}",
+        refused.logs()
+    );
+    drop(refused);
+    assert!(
+        dump(&data) == damaged,
+        "a refused start changed the data dir"
+    );
+    // Still damaged, still the same answer.
+    assert_eq!(verify(&data).code, Some(1));
+
+    // Restore the byte: intact again, and the service shows what it showed before.
+    flip(&data, &key, 0x40);
+    assert!(dump(&data) == intact, "restored byte {at}");
+    assert_verify_ok(&data);
+    let mut server = Server::start(&opts);
+    let c = server.client();
+    assert_eq!(state(&c, &users), before);
+    check_invariants(&c, "demo");
+    // And it keeps working: the journal continues from the restored chain.
+    assert_eq!(c.release("demo", "bob").status, 204);
+    assert_eq!(c.slot("demo", "dave").state(), "granted");
+    server.stop();
+    assert_verify_ok(&data);
+}
+
+/// Other damage `verify` and `serve` must name: a record missing from the middle of a
+/// stream, and a record of the directory stream.
+#[test]
+fn missing_record_and_damaged_directory_are_named() {
+    let tmp = temp_dir();
+    let data = tmp.path().join("data");
+    let opts = Opts::new(&data, tmp.path());
+    let mut server = Server::start(&opts);
+    let c = server.client();
+    c.put_product(
+        "demo",
+        json!({"kind": "jira", "licence_tier": 5, "shared_slots": 2}),
+    );
+    for u in ["alice", "bob", "carol"] {
+        c.enrol("demo", u);
+    }
+    server.stop();
+    let intact = dump(&data);
+
+    // A record taken out of product/demo.
+    let key = record_key("product/demo", 2);
+    {
+        let db = open_db(&data);
+        let tree = db.open_tree("journal").unwrap();
+        assert!(tree.remove(&key).unwrap().is_some());
+        db.flush().unwrap();
+    }
+    let v = verify(&data);
+    assert_eq!(v.code, Some(1), "{v:#?}");
+    assert!(
+        v.stderr.contains("product/demo") && v.stderr.contains("sequence 2"),
+        "{v:#?}"
+    );
+    let mut refused = Server::spawn(&opts);
+    let status = refused.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(4), "{}", refused.logs());
+    assert!(
+        refused.stderr().contains("product/demo") && refused.stderr().contains("sequence 2"),
+        "{}",
+        refused.logs()
+    );
+    drop(refused);
+    {
+        let db = open_db(&data);
+        let tree = db.open_tree("journal").unwrap();
+        tree.insert(&key, intact[&(b"journal".to_vec(), key.clone())].clone())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    assert!(dump(&data) == intact);
+    assert_verify_ok(&data);
+
+    // A flipped byte in the directory stream's first record.
+    let key = record_key("directory", 1);
+    flip(&data, &key, 0x01);
+    let v = verify(&data);
+    assert_eq!(v.code, Some(1), "{v:#?}");
+    assert!(
+        v.stderr.contains("directory") && v.stderr.contains("sequence 1"),
+        "{v:#?}"
+    );
+    let mut refused = Server::spawn(&opts);
+    let status = refused.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(4), "{}", refused.logs());
+    assert!(
+        refused.stderr().contains("directory") && refused.stderr().contains("sequence 1"),
+        "{}",
+        refused.logs()
+    );
+    drop(refused);
+    flip(&data, &key, 0x01);
+    assert!(dump(&data) == intact);
+    let server = Server::start(&opts);
+    assert_eq!(server.client().product("demo")["members"], 3);
+}
+
+/// A data dir in use is refused: a second `serve` and `verify` exit 4, and the running
+/// service is unharmed.
+#[test]
+fn a_data_dir_in_use_is_refused() {
+    let tmp = temp_dir();
+    let data = tmp.path().join("data");
+    let opts = Opts::new(&data, tmp.path());
+    let mut server = Server::start(&opts);
+    let c = server.client();
+    c.put_product(
+        "demo",
+        json!({"kind": "jira", "licence_tier": 5, "shared_slots": 2}),
+    );
+    c.enrol("demo", "alice");
+    let mut second = Server::spawn(&opts);
+    let status = second.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(4), "second serve: {}", second.logs());
+    let v = verify(&data);
+    assert_eq!(v.code, Some(4), "verify of a data dir in use: {v:#?}");
+    assert_eq!(c.request("demo", "alice").state(), "granted");
+    server.stop();
+    assert_verify_ok(&data);
+    let v = verify(&tmp.path().join("nothing-here"));
+    assert_eq!(v.code, Some(4), "verify of a missing data dir: {v:#?}");
+}
+
+/// With snapshots, a damaged record that a snapshot already covers is still damage:
+/// `verify` names it and `serve` refuses to start, as on any damaged journal.
+#[test]
+fn damage_a_snapshot_covers_is_found_by_the_background_check() {
+    let tmp = temp_dir();
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("slotpool.toml");
+    std::fs::write(&config, "snapshot_every = 10\n").unwrap();
+    let opts = Opts::new(&data, tmp.path())
+        .arg("--config")
+        .arg(config.to_str().unwrap());
+    let mut server = Server::start(&opts);
+    let c = server.client();
+    c.put_product(
+        "demo",
+        json!({"kind": "jira", "licence_tier": 5, "shared_slots": 2}),
+    );
+    for u in ["alice", "bob", "carol"] {
+        c.enrol("demo", u);
+    }
+    // 1 + 3 + 2 * 15 = 34 events: snapshots at 10, 20 and 30.
+    for _ in 0..15 {
+        assert_eq!(c.request("demo", "alice").state(), "granted");
+        assert_eq!(c.release("demo", "alice").status, 204);
+    }
+    server.stop();
+    let intact = dump(&data);
+    let snapshots = intact
+        .keys()
+        .filter(|(tree, _)| tree.as_slice() != b"journal" && !tree.starts_with(b"__sled"))
+        .count();
+    assert!(
+        snapshots > 0,
+        "snapshots were written: {:?}",
+        intact
+            .keys()
+            .map(|(t, _)| String::from_utf8_lossy(t).into_owned())
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    assert_verify_ok(&data);
+
+    let key = record_key("product/demo", 3);
+    flip(&data, &key, 0x40);
+    let v = verify(&data);
+    assert_eq!(v.code, Some(1), "verify on damage: {v:#?}");
+    assert!(
+        v.stderr.contains("product/demo") && v.stderr.contains("sequence 3"),
+        "{v:#?}"
+    );
+    // Recovery starts from the latest snapshot (fast), so this record is not replayed; the
+    // background check of the whole journal finds it and says so: a metric, a log line and
+    // a notice naming stream and sequence.
+    let server = Server::start(&opts);
+    let c = server.client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = c.call("GET", "/metrics", &[], None).body;
+        if metrics.lines().any(|l| l == "slotpool_journal_damaged 1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the background check did not report the damage\n{}",
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let notices = c.admin("GET", "/admin/v1/notices", None).json();
+    let first = &notices[0];
+    assert_eq!(first["kind"], "journal_damaged", "{notices}");
+    let message = first["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("product/demo") && message.contains("sequence 3"),
+        "{message}"
+    );
+    assert!(
+        server.logs().contains("the journal is damaged"),
+        "{}",
+        server.logs()
+    );
+    // The served state is the one the intact records and the snapshot give.
+    assert_eq!(c.request("demo", "alice").state(), "granted");
+}
