@@ -1,0 +1,147 @@
+//! Time rules end to end, with the real binary and small settings: a browser's stream hears
+//! its warning and its revocation, a queued browser hears its grant without polling, and a
+//! kill -9 keeps pending warnings and deadlines.
+
+mod common;
+
+use common::{temp_dir, Opts, Server};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Opens the notification stream of `user` and forwards each event (name, data) to a
+/// channel, from a thread that ends when the server closes the stream.
+fn listen(base: &str, product: &str, user: &str) -> mpsc::Receiver<(String, Value)> {
+    let (tx, rx) = mpsc::channel();
+    let resp = ureq::get(&format!("{base}/api/v1/products/{product}/notifications"))
+        .set("X-Slotpool-User", user)
+        .call()
+        .expect("stream opens");
+    assert_eq!(resp.header("content-type"), Some("text/event-stream"));
+    std::thread::spawn(move || {
+        let mut event = String::new();
+        for line in BufReader::new(resp.into_reader()).lines() {
+            let Ok(line) = line else { return };
+            if let Some(name) = line.strip_prefix("event: ") {
+                event = name.to_string();
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                let value = serde_json::from_str(data).unwrap_or(Value::Null);
+                if tx.send((std::mem::take(&mut event), value)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The next event, waiting at most `secs` seconds.
+fn next(rx: &mpsc::Receiver<(String, Value)>, secs: u64) -> (String, Value) {
+    rx.recv_timeout(Duration::from_secs(secs))
+        .unwrap_or_else(|e| panic!("no event within {secs} s: {e}"))
+}
+
+fn quick_settings(slots: u32) -> Value {
+    json!({"kind": "jira", "licence_tier": 10, "shared_slots": slots,
+           "inactivity_s": 3, "warning_lead_s": 1, "sweep_interval_s": 1})
+}
+
+#[test]
+fn a_stream_hears_the_warning_then_the_revocation() {
+    let tmp = temp_dir();
+    let server = Server::start(&Opts::new(&tmp.path().join("data"), tmp.path()));
+    let c = server.client();
+    c.put_product("t", quick_settings(1));
+    c.enrol("t", "ann");
+    assert_eq!(c.request("t", "ann").state(), "granted");
+    let rx = listen(&server.base, "t", "ann");
+    let (first, _) = next(&rx, 5);
+    assert!(first == "granted" || first == "warning", "{first}");
+    let mut seen = vec![first];
+    let revoked = loop {
+        let (event, data) = next(&rx, 10);
+        seen.push(event.clone());
+        if event == "revoked" {
+            break data;
+        }
+    };
+    assert!(
+        seen.contains(&"warning".to_string()),
+        "warned first: {seen:?}"
+    );
+    assert_eq!(revoked["reason"], "inactivity");
+    assert_eq!(c.slot("t", "ann").state(), "none");
+}
+
+#[test]
+fn a_queued_stream_hears_its_grant_when_a_slot_frees() {
+    let tmp = temp_dir();
+    let server = Server::start(&Opts::new(&tmp.path().join("data"), tmp.path()));
+    let c = server.client();
+    c.put_product(
+        "q",
+        json!({"kind": "jira", "licence_tier": 10, "shared_slots": 1}),
+    );
+    c.enrol("q", "ann");
+    c.enrol("q", "bob");
+    assert_eq!(c.request("q", "ann").state(), "granted");
+    assert_eq!(c.request("q", "bob").state(), "queued");
+    let rx = listen(&server.base, "q", "bob");
+    let (event, data) = next(&rx, 5);
+    assert_eq!(
+        (event.as_str(), data["position"].as_u64()),
+        ("queue", Some(1))
+    );
+    assert_eq!(c.release("q", "ann").status, 204);
+    let (event, data) = next(&rx, 5);
+    assert_eq!(event, "granted", "{data}");
+    assert_eq!(data["state"], "granted");
+}
+
+#[test]
+fn kill_9_keeps_pending_warnings_and_deadlines() {
+    let tmp = temp_dir();
+    let opts = Opts::new(&tmp.path().join("data"), tmp.path());
+    let mut server = Server::start(&opts);
+    let c = server.client();
+    c.put_product(
+        "k",
+        json!({"kind": "jira", "licence_tier": 10, "shared_slots": 1,
+               "inactivity_s": 8, "warning_lead_s": 5, "sweep_interval_s": 1}),
+    );
+    c.enrol("k", "ann");
+    assert_eq!(c.request("k", "ann").state(), "granted");
+    // Wait for the warning (about 3 s after the grant).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let warned = loop {
+        let holders = c.admin("GET", "/admin/v1/products/k/holders", None).json();
+        if !holders[0]["warned_at"].is_null() {
+            break holders[0].clone();
+        }
+        assert!(Instant::now() < deadline, "no warning: {holders}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    server.kill9();
+    let server = Server::start(&opts);
+    let c = server.client();
+    let holders = c.admin("GET", "/admin/v1/products/k/holders", None).json();
+    assert_eq!(holders[0]["warned_at"], warned["warned_at"], "{holders}");
+    assert_eq!(holders[0]["revoke_at"], warned["revoke_at"], "{holders}");
+    // And the revocation still comes, for inactivity, not before the deadline.
+    let rx = listen(&server.base, "k", "ann");
+    let revoked = loop {
+        let (event, data) = next(&rx, 15);
+        if event == "revoked" {
+            break data;
+        }
+    };
+    assert_eq!(revoked["reason"], "inactivity");
+    let revoke_at =
+        chrono::DateTime::parse_from_rfc3339(warned["revoke_at"].as_str().expect("revoke_at"))
+            .expect("rfc3339");
+    assert!(
+        chrono::Utc::now() >= revoke_at,
+        "revoked before its deadline"
+    );
+}
