@@ -605,7 +605,20 @@ impl ProductState {
     /// Folds one recorded event into the state. Never fails: a recorded fact is a fact.
     pub fn apply(&mut self, event: &ProductEvent) {
         match event {
-            ProductEvent::Configured { settings } => self.settings = Some(settings.clone()),
+            ProductEvent::Configured { settings } => {
+                let retimed = self.settings.as_ref().is_some_and(|old| {
+                    (old.inactivity_s, old.warning_lead_s, old.sweep_interval_s)
+                        != (
+                            settings.inactivity_s,
+                            settings.warning_lead_s,
+                            settings.sweep_interval_s,
+                        )
+                });
+                self.settings = Some(settings.clone());
+                if retimed {
+                    self.cancel_warnings();
+                }
+            }
             ProductEvent::MemberEnrolled { user } => {
                 let e = self.entry_mut(user);
                 if !e.member {
@@ -803,6 +816,35 @@ impl ProductState {
                 last_activity,
                 warning: Some(Warning { at, revoke_at }),
             };
+        }
+    }
+
+    /// Drops every pending warning: its revocation time was computed with other time
+    /// settings (a longer inactivity time must not revoke earlier than it allows). The
+    /// next sweep warns whoever is due under the new settings, with the whole lead.
+    fn cancel_warnings(&mut self) {
+        let warned: Vec<(Arc<str>, Timestamp)> = self
+            .pool
+            .warned()
+            .map(|(u, revoke_at)| (Arc::clone(u), revoke_at))
+            .collect();
+        for (key, revoke_at) in warned {
+            if let Some(e) = self.users.get_mut(&key) {
+                if let Standing::Holding {
+                    since,
+                    last_activity,
+                    warning: Some(_),
+                } = e.standing
+                {
+                    e.standing = Standing::Holding {
+                        since,
+                        last_activity,
+                        warning: None,
+                    };
+                    self.pool
+                        .touch(&key, last_activity, last_activity, Some(revoke_at));
+                }
+            }
         }
     }
 

@@ -4,41 +4,69 @@
 //! `ProductState::decide` + `apply`, one event at a time, and checked against:
 //!
 //! - the invariants of DESIGN.md ("every rule above holds after every event"), after every
-//!   single event;
+//!   single event, for every command (sweeps and tier reconciliation included);
 //! - the fair-queue rule (a freed slot goes to the queue head, in the same command);
 //! - replay: folding all events so far into a fresh state gives the same observable state;
-//! - a small reference model, written from the rules in DESIGN.md (Behaviour 1, 2 without
-//!   the queue timer, 5 and 6) with plain `Vec`s and sets, which must give the same answer
-//!   (the same events, or the same refusal code) and leave every user standing the same.
+//! - a small reference model, written from the rules in DESIGN.md (Behaviour 1-7) with
+//!   plain `Vec`s, sets and its own arithmetic of the sweep grid, which must give the same
+//!   answer (the same events in the same order, or the same refusal code) and leave every
+//!   user standing the same (slot, warning, queue place, lock, re-login). It covers
+//!   activity coalescing, lock time and reclaim on request, the sweep (`Tick`: coalesced
+//!   activity, revocation of warned holders, warnings, queue expiry, auto re-login, grants)
+//!   and tier reconciliation (with fixed licences recorded from elsewhere, applied as facts).
 //!
-//! The directory's state machine gets the same treatment on its own.
+//! `tests/timeline.rs` checks the time rules as properties of whole timelines, and
+//! `tests/rules.rs` pins each rule's edge cases; the directory's state machine gets the
+//! model treatment here on its own.
 
 use proptest::prelude::*;
 use slotpool_events::{
-    Command, DirectoryCommand, DirectoryEvent, DirectoryState, LeaveReason, ProductEvent,
-    ProductKind, ProductState, RevokeReason, Settings, SlotView, Standing, Timestamp,
+    Command, DirectoryCommand, DirectoryEvent, DirectoryState, LeaveReason, Notice, Presence,
+    ProductEvent, ProductKind, ProductState, RevokeReason, Settings, SlotView, Standing, Timestamp,
 };
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The small user set every sequence draws from.
 const USERS: [&str; 6] = ["u0", "u1", "u2", "u3", "u4", "u5"];
+/// Power users who are never pool members here: fixed licences recorded from elsewhere.
+const OUTSIDERS: [&str; 3] = ["x0", "x1", "x2"];
 /// The start of every simulated clock.
 const T0: i64 = 1_700_000_000_000;
 /// Longest interval a setting accepts (DESIGN: thirty days), in seconds.
 const MAX_INTERVAL_S: u32 = 30 * 24 * 3600;
 /// Largest licence tier accepted.
 const MAX_TIER: u32 = 10_000_000;
+/// Notices a product keeps.
+const NOTICES_KEPT: usize = 100;
 
 // ---------------------------------------------------------------------------------------
 // The reference model
 // ---------------------------------------------------------------------------------------
 
+/// A pending warning: issued at, to be revoked at.
+type MWarning = Option<(Timestamp, Timestamp)>;
+
 /// Where a user stands, as the model sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MStanding {
     Idle,
-    Holding { since: Timestamp, last: Timestamp },
-    Queued { since: Timestamp },
+    Holding {
+        since: Timestamp,
+        last: Timestamp,
+        warning: MWarning,
+    },
+    Queued {
+        since: Timestamp,
+    },
+}
+
+/// One holder in the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MHolder {
+    user: String,
+    since: Timestamp,
+    last: Timestamp,
+    warning: MWarning,
 }
 
 /// A product, the naive way: sets of names, a `Vec` of holders, a `Vec` queue.
@@ -48,15 +76,21 @@ struct Model {
     members: BTreeSet<String>,
     fixed: BTreeSet<String>,
     deactivated: BTreeSet<String>,
-    /// (user, since, last activity), in no particular order.
-    holders: Vec<(String, Timestamp, Timestamp)>,
+    /// In no particular order.
+    holders: Vec<MHolder>,
     /// (user, since), head first.
     queue: Vec<(String, Timestamp)>,
+    /// Revoked for inactivity: no manual request before then.
+    locked: BTreeMap<String, Timestamp>,
+    /// Requeued by auto re-login and not active since.
+    relogin_used: BTreeSet<String>,
+    notices: Vec<Notice>,
 }
 
 /// Settings validation, from the documented rules: tier 1..=10M, fixed + shared <= tier,
 /// every interval within 30 days (inactivity, sweep and queue timer at least 1 s), warning
-/// lead shorter than the inactivity time.
+/// lead shorter than the inactivity time, a coalescing window shorter than the inactivity
+/// time and at most an hour.
 fn model_settings_valid(s: &Settings, fixed: usize) -> bool {
     let interval = |v: u32, min: u32| v >= min && v <= MAX_INTERVAL_S;
     s.licence_tier >= 1
@@ -67,14 +101,50 @@ fn model_settings_valid(s: &Settings, fixed: usize) -> bool {
         && interval(s.queue_timer_s, 1)
         && interval(s.lock_s, 0)
         && s.warning_lead_s < s.inactivity_s
+        && s.coalesce_s.is_none_or(|c| c < s.inactivity_s && c <= 3600)
+}
+
+fn ms(t: Timestamp) -> i64 {
+    t.as_millis()
+}
+
+fn plus_ms(t: Timestamp, d: i64) -> Timestamp {
+    Timestamp::from_millis(ms(t) + d)
+}
+
+fn secs(s: u32) -> i64 {
+    i64::from(s) * 1000
+}
+
+/// The sweep grid: multiples of the sweep interval since the epoch; the first at or
+/// after `t`.
+fn grid(s: &Settings, t: Timestamp) -> Timestamp {
+    let step = secs(s.sweep_interval_s);
+    Timestamp::from_millis((ms(t) + step - 1).div_euclid(step) * step)
+}
+
+/// When a holder last active at `last` loses the slot unless warned otherwise.
+fn deadline(s: &Settings, last: Timestamp) -> Timestamp {
+    grid(s, plus_ms(last, secs(s.inactivity_s)))
+}
+
+/// When that holder is warned: the lead before.
+fn warning_due(s: &Settings, last: Timestamp) -> Timestamp {
+    plus_ms(deadline(s, last), -secs(s.warning_lead_s))
+}
+
+/// Activity within this many ms of the last recorded one is not journaled (unless warned).
+fn coalesce_window(s: &Settings) -> i64 {
+    secs(s.coalesce_s.unwrap_or((s.inactivity_s / 10).min(60)))
 }
 
 impl Model {
     fn standing(&self, user: &str) -> MStanding {
-        if let Some((_, since, last)) = self.holders.iter().find(|(u, _, _)| u == user) {
+        if let Some(h) = self.holders.iter().find(|h| h.user == user) {
             return MStanding::Holding {
-                since: *since,
-                last: *last,
+                since: h.since,
+                last: h.last,
+                warning: h.warning,
             };
         }
         if let Some((_, since)) = self.queue.iter().find(|(u, _)| u == user) {
@@ -89,6 +159,67 @@ impl Model {
             .map_or(0, |s| s.shared_slots as usize)
     }
 
+    /// Holders by inactivity: longest-inactive first (ties by name).
+    fn by_inactivity(&self) -> Vec<MHolder> {
+        let mut v = self.holders.clone();
+        v.sort_by(|a, b| (a.last, &a.user).cmp(&(b.last, &b.user)));
+        v
+    }
+
+    fn grant(&mut self, out: &mut Vec<ProductEvent>, user: &str, now: Timestamp) {
+        self.queue.retain(|(u, _)| u != user);
+        self.locked.remove(user);
+        self.holders.push(MHolder {
+            user: user.to_string(),
+            since: now,
+            last: now,
+            warning: None,
+        });
+        out.push(ProductEvent::SlotGranted {
+            user: user.to_string(),
+            at: now,
+        });
+    }
+
+    fn revoke(
+        &mut self,
+        out: &mut Vec<ProductEvent>,
+        user: &str,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) {
+        self.holders.retain(|h| h.user != user);
+        if reason == RevokeReason::Inactivity {
+            let lock_s = self.settings.as_ref().map_or(0, |s| s.lock_s);
+            if lock_s > 0 {
+                self.locked
+                    .insert(user.to_string(), plus_ms(now, secs(lock_s)));
+            } else {
+                self.locked.remove(user);
+            }
+        }
+        out.push(ProductEvent::SlotRevoked {
+            user: user.to_string(),
+            reason,
+            at: now,
+        });
+    }
+
+    fn record_activity(&mut self, out: &mut Vec<ProductEvent>, user: &str, at: Timestamp) {
+        let h = self
+            .holders
+            .iter_mut()
+            .find(|h| h.user == user)
+            .expect("a holder");
+        h.last = h.last.max(at);
+        h.warning = None;
+        self.relogin_used.remove(user);
+        out.push(ProductEvent::ActivityRecorded {
+            user: user.to_string(),
+            at,
+        });
+    }
+
     /// The user loses the slot (`revoke` = None means they gave it back) or the queue place.
     fn lose(
         &mut self,
@@ -98,19 +229,17 @@ impl Model {
         leave: LeaveReason,
         now: Timestamp,
     ) {
-        if let Some(i) = self.holders.iter().position(|(u, _, _)| u == user) {
-            self.holders.remove(i);
-            out.push(match revoke {
-                None => ProductEvent::SlotReleased {
-                    user: user.to_string(),
-                    at: now,
-                },
-                Some(reason) => ProductEvent::SlotRevoked {
-                    user: user.to_string(),
-                    reason,
-                    at: now,
-                },
-            });
+        if self.holders.iter().any(|h| h.user == user) {
+            match revoke {
+                None => {
+                    self.holders.retain(|h| h.user != user);
+                    out.push(ProductEvent::SlotReleased {
+                        user: user.to_string(),
+                        at: now,
+                    });
+                }
+                Some(reason) => self.revoke(out, user, reason, now),
+            }
         } else if let Some(i) = self.queue.iter().position(|(u, _)| u == user) {
             self.queue.remove(i);
             out.push(ProductEvent::QueueLeft {
@@ -124,12 +253,8 @@ impl Model {
     /// Rule 2: every free slot goes to the head of the queue.
     fn fill(&mut self, out: &mut Vec<ProductEvent>, now: Timestamp) {
         while self.holders.len() < self.shared() && !self.queue.is_empty() {
-            let (user, _) = self.queue.remove(0);
-            out.push(ProductEvent::SlotGranted {
-                user: user.clone(),
-                at: now,
-            });
-            self.holders.push((user, now, now));
+            let user = self.queue[0].0.clone();
+            self.grant(out, &user, now);
         }
     }
 
@@ -149,6 +274,19 @@ impl Model {
         }
     }
 
+    /// Rule 6 (and 7): the longest-inactive holders beyond `size` lose their slots.
+    fn shrink_to(&mut self, out: &mut Vec<ProductEvent>, size: usize, now: Timestamp) {
+        let excess = self.holders.len().saturating_sub(size);
+        for h in self.by_inactivity().into_iter().take(excess) {
+            self.revoke(out, &h.user, RevokeReason::PoolShrunk, now);
+        }
+    }
+
+    /// A fact recorded from elsewhere: a fixed licence for a user outside the pool.
+    fn force_fixed(&mut self, user: &str) {
+        self.fixed.insert(user.to_string());
+    }
+
     /// Answers a command and changes the model accordingly; a refusal changes nothing.
     fn step(
         &mut self,
@@ -164,16 +302,16 @@ impl Model {
                 return Ok(out);
             }
             // Rule 6: shrinking revokes the longest-inactive holders (ties: by name).
-            let excess = self.holders.len().saturating_sub(s.shared_slots as usize);
-            let mut by_inactivity = self.holders.clone();
-            by_inactivity.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
-            for (user, _, _) in by_inactivity.into_iter().take(excess) {
-                self.holders.retain(|(u, _, _)| *u != user);
-                out.push(ProductEvent::SlotRevoked {
-                    user,
-                    reason: RevokeReason::PoolShrunk,
-                    at: now,
-                });
+            self.shrink_to(&mut out, s.shared_slots as usize, now);
+            // New time settings cancel the pending warnings (computed with the old ones).
+            let retimed = self.settings.as_ref().is_some_and(|old| {
+                (old.inactivity_s, old.warning_lead_s, old.sweep_interval_s)
+                    != (s.inactivity_s, s.warning_lead_s, s.sweep_interval_s)
+            });
+            if retimed {
+                for h in &mut self.holders {
+                    h.warning = None;
+                }
             }
             self.settings = Some(s.clone());
             out.push(ProductEvent::Configured {
@@ -278,14 +416,29 @@ impl Model {
                 if !self.members.contains(user) {
                     return Err("not_member");
                 }
-                if self.standing(user) == MStanding::Idle {
-                    // Rule 1: a free slot and nobody ahead means granted; else queued.
+                let locked = self.locked.get(user).is_some_and(|t| *t > now);
+                if self.standing(user) == MStanding::Idle && !locked {
                     if self.holders.len() < self.shared() && self.queue.is_empty() {
-                        self.holders.push((user.clone(), now, now));
-                        out.push(ProductEvent::SlotGranted {
-                            user: user.clone(),
-                            at: now,
-                        });
+                        // Rule 1: a free slot and nobody ahead means granted.
+                        self.grant(&mut out, user, now);
+                    } else if let Some(victim) = self.by_inactivity().first().filter(|h| {
+                        settings.reclaim_on_request
+                            && ms(now) >= ms(h.last) + secs(settings.inactivity_s)
+                    }) {
+                        // Rule 4: reclaim the longest-inactive holder's slot, without
+                        // warning; the queue head still goes first.
+                        self.revoke(&mut out, &victim.user, RevokeReason::Reclaimed, now);
+                        match self.queue.first().map(|(u, _)| u.clone()) {
+                            Some(head) => {
+                                self.grant(&mut out, &head, now);
+                                self.queue.push((user.clone(), now));
+                                out.push(ProductEvent::Queued {
+                                    user: user.clone(),
+                                    at: now,
+                                });
+                            }
+                            None => self.grant(&mut out, user, now),
+                        }
                     } else {
                         self.queue.push((user.clone(), now));
                         out.push(ProductEvent::Queued {
@@ -300,29 +453,144 @@ impl Model {
                 self.fill(&mut out, now);
             }
             Command::Activity { user } => {
-                let Some(h) = self.holders.iter_mut().find(|(u, _, _)| u == user) else {
+                let Some(h) = self.holders.iter().find(|h| &h.user == user).cloned() else {
                     return Err("not_holder");
                 };
-                h.2 = h.2.max(now);
-                out.push(ProductEvent::ActivityRecorded {
-                    user: user.clone(),
-                    at: now,
-                });
+                // Coalescing: a holder not warned is journaled at most once per window.
+                if h.warning.is_some() || ms(now) - ms(h.last) >= coalesce_window(&settings) {
+                    self.record_activity(&mut out, user, now);
+                }
             }
             Command::Revoke { user } => {
-                let Some(i) = self.holders.iter().position(|(u, _, _)| u == user) else {
+                if !self.holders.iter().any(|h| &h.user == user) {
                     return Err("not_holder");
-                };
-                self.holders.remove(i);
-                out.push(ProductEvent::SlotRevoked {
-                    user: user.clone(),
-                    reason: RevokeReason::Admin,
-                    at: now,
-                });
+                }
+                self.revoke(&mut out, user, RevokeReason::Admin, now);
                 self.fill(&mut out, now);
+            }
+            Command::Tick { presence } => self.sweep(&mut out, &settings, presence, now),
+            Command::ReconcileTier => {
+                // Rule 7: fixed users grew past the tier: shrink the pool by the excess.
+                let fixed = self.fixed.len() as u32;
+                let allowed = settings.licence_tier.saturating_sub(fixed);
+                if settings.shared_slots > allowed {
+                    self.shrink_to(&mut out, allowed as usize, now);
+                    let notice = Notice::TierReconciled {
+                        at: now,
+                        fixed,
+                        licence_tier: settings.licence_tier,
+                        shared_slots_before: settings.shared_slots,
+                        shared_slots_after: allowed,
+                    };
+                    out.push(ProductEvent::TierReconciled {
+                        at: now,
+                        fixed,
+                        licence_tier: settings.licence_tier,
+                        shared_slots_before: settings.shared_slots,
+                        shared_slots_after: allowed,
+                    });
+                    if self.notices.len() == NOTICES_KEPT {
+                        self.notices.remove(0);
+                    }
+                    self.notices.push(notice);
+                    let smaller = Settings {
+                        shared_slots: allowed,
+                        ..settings
+                    };
+                    self.settings = Some(smaller.clone());
+                    out.push(ProductEvent::Configured { settings: smaller });
+                }
             }
         }
         Ok(out)
+    }
+
+    /// The sweep (rule 3, and the queue timer of rule 2), step by step on the state before
+    /// it, as DESIGN.md tells it.
+    fn sweep(
+        &mut self,
+        out: &mut Vec<ProductEvent>,
+        s: &Settings,
+        presence: &Presence,
+        now: Timestamp,
+    ) {
+        let before = self.clone();
+        // 1. Coalesced activity of holders, newer than the journal and not in the future.
+        let mut refreshed: HashMap<String, Timestamp> = HashMap::new();
+        let mut recent: Vec<_> = presence.recent_activity.iter().collect();
+        recent.sort();
+        for (user, at) in recent {
+            if let MStanding::Holding { last, .. } = before.standing(user) {
+                if *at > last && *at <= now {
+                    self.record_activity(out, user, *at);
+                    refreshed.insert(user.clone(), *at);
+                }
+            }
+        }
+        // 2. Warned holders whose time is up, soonest first (ties by name).
+        let mut warned: Vec<(Timestamp, String)> = before
+            .holders
+            .iter()
+            .filter_map(|h| h.warning.map(|(_, r)| (r, h.user.clone())))
+            .collect();
+        warned.sort();
+        let mut revoked = Vec::new();
+        for (revoke_at, user) in warned {
+            if revoke_at <= now && !refreshed.contains_key(&user) {
+                self.revoke(out, &user, RevokeReason::Inactivity, now);
+                revoked.push(user);
+            }
+        }
+        // 3. Warnings due, longest-inactive first; never less than the lead ahead.
+        for h in before.by_inactivity() {
+            let last = match refreshed.get(&h.user) {
+                Some(at) => *at,
+                None if h.warning.is_some() => continue,
+                None => h.last,
+            };
+            if warning_due(s, last) <= now {
+                let revoke_at = grid(
+                    s,
+                    deadline(s, last).max(plus_ms(now, secs(s.warning_lead_s))),
+                );
+                let m = self
+                    .holders
+                    .iter_mut()
+                    .find(|m| m.user == h.user)
+                    .expect("holder");
+                m.warning = Some((now, revoke_at));
+                out.push(ProductEvent::WarningIssued {
+                    user: h.user.clone(),
+                    at: now,
+                    revoke_at,
+                });
+            }
+        }
+        // 4. Queue places nobody keeps alive.
+        for (user, since) in &before.queue {
+            if presence.connected.contains(user) {
+                continue;
+            }
+            let seen = presence
+                .last_seen
+                .get(user)
+                .map_or(*since, |t| (*t).max(*since));
+            if ms(seen) + secs(s.queue_timer_s) <= ms(now) {
+                self.lose(out, user, None, LeaveReason::Expired, now);
+            }
+        }
+        // 5. Auto re-login: once, for a revoked holder whose browser is still open.
+        if s.auto_relogin {
+            for user in revoked {
+                if presence.connected.contains(&user) && !self.relogin_used.contains(&user) {
+                    self.relogin_used.insert(user.clone());
+                    self.queue.push((user.clone(), now));
+                    out.push(ProductEvent::Requeued { user, at: now });
+                }
+            }
+        }
+        // 6. Freed slots to the queue.
+        self.fill(out, now);
     }
 }
 
@@ -338,40 +606,109 @@ enum Op {
     /// The current settings with another `shared_slots` (and maybe another tier): a resize,
     /// a grow, a shrink, or no change at all.
     Resize { shared_slots: u32, tier_delta: i8 },
+    /// A sweep now: open streams (a bit per user), polls and coalesced activity (user,
+    /// ms before now; negative is after now).
+    Tick {
+        connected: u8,
+        last_seen: Vec<(usize, i64)>,
+        recent: Vec<(usize, i64)>,
+    },
+    /// A fixed licence for an outsider, recorded as a fact (it may exceed the tier).
+    ForceFixed(usize),
 }
 
 fn user() -> impl Strategy<Value = String> {
     (0..USERS.len()).prop_map(|i| USERS[i].to_string())
 }
 
+/// The time settings of a product.
+#[derive(Debug, Clone)]
+struct Times {
+    inactivity_s: u32,
+    warning_lead_s: u32,
+    sweep_interval_s: u32,
+    lock_s: u32,
+    queue_timer_s: u32,
+    reclaim: bool,
+    auto_relogin: bool,
+    coalesce_s: Option<u32>,
+}
+
+impl Times {
+    fn apply(&self, mut s: Settings) -> Settings {
+        s.inactivity_s = self.inactivity_s;
+        s.warning_lead_s = self.warning_lead_s;
+        s.sweep_interval_s = self.sweep_interval_s;
+        s.lock_s = self.lock_s;
+        s.queue_timer_s = self.queue_timer_s;
+        s.reclaim_on_request = self.reclaim;
+        s.auto_relogin = self.auto_relogin;
+        s.coalesce_s = self.coalesce_s;
+        s
+    }
+}
+
+/// Realistic time settings and short ones, so that warnings, revocations, locks and queue
+/// expiry all happen within a run.
+fn times() -> impl Strategy<Value = Times> {
+    (
+        prop_oneof![6 => Just(1800u32), 1 => Just(60u32), 1 => Just(30u32)],
+        prop_oneof![4 => Just(60u32), 1 => Just(10u32)],
+        prop_oneof![2 => Just(300u32), 1 => Just(60u32), 1 => Just(7u32)],
+        prop_oneof![2 => Just(0u32), 1 => Just(120u32), 1 => Just(3600u32)],
+        prop_oneof![2 => Just(60u32), 1 => Just(600u32)],
+        any::<bool>(),
+        any::<bool>(),
+        prop_oneof![2 => Just(None), 1 => Just(Some(0u32)), 1 => Just(Some(20u32))],
+    )
+        .prop_map(
+            |(
+                inactivity_s,
+                warning_lead_s,
+                sweep_interval_s,
+                lock_s,
+                queue_timer_s,
+                reclaim,
+                auto_relogin,
+                coalesce_s,
+            )| Times {
+                inactivity_s,
+                warning_lead_s,
+                sweep_interval_s,
+                lock_s,
+                queue_timer_s,
+                reclaim,
+                auto_relogin,
+                coalesce_s,
+            },
+        )
+}
+
+/// Any settings: sizes from the given strategies (tier 0 and lead >= inactivity are
+/// refused), times from [`times`].
 fn settings(
     tier: impl Strategy<Value = u32>,
     shared: impl Strategy<Value = u32>,
 ) -> impl Strategy<Value = Settings> {
-    (
-        tier,
-        shared,
-        prop_oneof![6 => Just(1800u32), 1 => Just(60u32), 1 => Just(30u32)],
-        prop_oneof![4 => Just(60u32), 1 => Just(10u32)],
-        any::<bool>(),
-    )
-        .prop_map(|(tier, shared, inactivity_s, warning_lead_s, reclaim)| {
-            let mut s = Settings::new(ProductKind::Jira, tier, shared);
-            s.inactivity_s = inactivity_s;
-            s.warning_lead_s = warning_lead_s;
-            s.reclaim_on_request = reclaim;
-            s
-        })
+    (tier, shared, times())
+        .prop_map(|(tier, shared, t)| t.apply(Settings::new(ProductKind::Jira, tier, shared)))
 }
 
 /// The first Configure: small and valid.
 fn first_settings() -> impl Strategy<Value = Settings> {
     (1u32..8)
-        .prop_flat_map(|tier| (Just(tier), 0..=tier))
-        .prop_map(|(tier, shared)| Settings::new(ProductKind::Jira, tier, shared))
+        .prop_flat_map(|tier| (Just(tier), 0..=tier, times()))
+        .prop_map(|(tier, shared, t)| {
+            let s = t.apply(Settings::new(ProductKind::Jira, tier, shared));
+            // Keep it valid: the lead below the inactivity time.
+            Settings {
+                warning_lead_s: s.warning_lead_s.min(s.inactivity_s - 1),
+                ..s
+            }
+        })
 }
 
-/// Any command but Configure.
+/// Any command but Configure and Tick.
 fn user_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         3 => (user(), prop::bool::weighted(0.95)).prop_map(|(user, active)| Command::Enrol { user, active }),
@@ -383,14 +720,23 @@ fn user_command() -> impl Strategy<Value = Command> {
         3 => user().prop_map(|user| Command::Release { user }),
         3 => user().prop_map(|user| Command::Activity { user }),
         1 => user().prop_map(|user| Command::Revoke { user }),
+        1 => Just(Command::ReconcileTier),
     ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
+    let u = || 0..USERS.len();
     prop_oneof![
         20 => user_command().prop_map(Op::Cmd),
         2 => (0u32..=8, -1i8..=1).prop_map(|(shared_slots, tier_delta)| Op::Resize { shared_slots, tier_delta }),
         1 => settings(0u32..=9, 0u32..=9).prop_map(|s| Op::Cmd(Command::Configure(s))),
+        4 => (
+            any::<u8>(),
+            prop::collection::vec((u(), 0i64..200_000), 0..3),
+            prop::collection::vec((u(), -5_000i64..3_000_000), 0..3),
+        )
+            .prop_map(|(connected, last_seen, recent)| Op::Tick { connected, last_seen, recent }),
+        1 => (0..OUTSIDERS.len()).prop_map(Op::ForceFixed),
     ]
 }
 
@@ -416,7 +762,7 @@ fn run_plan() -> impl Strategy<Value = Plan> {
 // ---------------------------------------------------------------------------------------
 
 /// The invariants that hold after every single event. `joined` maps each queued user to
-/// the order in which their `Queued` event was applied.
+/// the order in which their `Queued` (or `Requeued`) event was applied.
 fn check_invariants(
     state: &ProductState,
     joined: &HashMap<String, u64>,
@@ -447,7 +793,10 @@ fn check_invariants(
         prop_assert!(!e.fixed, "holder {} is fixed", h.user);
         prop_assert!(!e.deactivated, "holder {} is deactivated", h.user);
         prop_assert!(
-            matches!(e.standing, Standing::Holding { since, last_activity } if since == h.since && last_activity == h.last_activity),
+            matches!(e.standing, Standing::Holding { since, last_activity, warning }
+                if since == h.since
+                    && last_activity == h.last_activity
+                    && warning.map(|w| w.at) == h.warned_at),
             "holder {} has standing {:?}",
             h.user,
             e.standing
@@ -485,14 +834,14 @@ fn check_invariants(
     // Nobody stands anywhere the lists do not show.
     let mut members = 0;
     let mut fixed = 0;
-    for u in USERS {
+    for u in USERS.iter().chain(OUTSIDERS.iter()) {
         if let Some(e) = state.user(u) {
             members += usize::from(e.member);
             fixed += usize::from(e.fixed);
             match e.standing {
                 Standing::Idle => {}
-                Standing::Holding { .. } => prop_assert!(holder_names.contains(u)),
-                Standing::Queued { .. } => prop_assert!(queue.iter().any(|q| q.user == u)),
+                Standing::Holding { .. } => prop_assert!(holder_names.contains(*u)),
+                Standing::Queued { .. } => prop_assert!(queue.iter().any(|q| q.user == *u)),
             }
         }
     }
@@ -505,14 +854,17 @@ fn check_invariants(
 fn observe(state: &ProductState, now: Timestamp) -> String {
     let users: Vec<_> = USERS
         .iter()
+        .chain(OUTSIDERS.iter())
         .map(|u| (u, state.user(u).copied(), state.slot_view(u, now)))
         .collect();
     format!(
-        "settings={:?}\nholders={:?}\nqueue={:?}\ncounts={:?}\nusers={:?}",
+        "settings={:?}\nholders={:?}\nqueue={:?}\ncounts={:?}\nnotices={:?}\nnext_tick={:?}\nusers={:?}",
         state.settings(),
         state.holders(),
         state.queue(),
         state.counts(),
+        state.notices().collect::<Vec<_>>(),
+        state.next_tick(now),
         users
     )
 }
@@ -525,8 +877,8 @@ fn check_against_model(
 ) -> Result<(), TestCaseError> {
     prop_assert_eq!(state.settings(), model.settings.as_ref());
     for u in USERS {
-        let (member, fixed, deactivated, standing) = match state.user(u) {
-            None => (false, false, false, MStanding::Idle),
+        let (member, fixed, deactivated, standing, locked, relogin) = match state.user(u) {
+            None => (false, false, false, MStanding::Idle, None, false),
             Some(e) => (
                 e.member,
                 e.fixed,
@@ -536,12 +888,16 @@ fn check_against_model(
                     Standing::Holding {
                         since,
                         last_activity,
+                        warning,
                     } => MStanding::Holding {
                         since,
                         last: last_activity,
+                        warning: warning.map(|w| (w.at, w.revoke_at)),
                     },
                     Standing::Queued { since, .. } => MStanding::Queued { since },
                 },
+                e.locked_until,
+                e.relogin_used,
             ),
         };
         prop_assert_eq!(member, model.members.contains(u), "member {}", u);
@@ -553,23 +909,33 @@ fn check_against_model(
             u
         );
         prop_assert_eq!(standing, model.standing(u), "standing of {}", u);
+        prop_assert_eq!(locked, model.locked.get(u).copied(), "lock of {}", u);
+        prop_assert_eq!(relogin, model.relogin_used.contains(u), "re-login of {}", u);
 
         // The user's own view follows from the standing.
         let view = state.slot_view(u, now);
-        let inactivity_s = model.settings.as_ref().map_or(0, |s| s.inactivity_s);
         match model.standing(u) {
             _ if model.fixed.contains(u) && !model.deactivated.contains(u) => {
                 prop_assert_eq!(view, SlotView::Fixed, "view of {}", u)
             }
-            MStanding::Idle => prop_assert_eq!(view, SlotView::None, "view of {}", u),
-            MStanding::Holding { last, .. } => prop_assert_eq!(
-                view,
-                SlotView::Granted {
-                    revoke_at: last.plus_secs(inactivity_s).max(now)
-                },
-                "view of {}",
-                u
-            ),
+            MStanding::Idle => match model.locked.get(u) {
+                Some(until) if *until > now => {
+                    prop_assert_eq!(view, SlotView::Locked { until: *until }, "view of {}", u)
+                }
+                _ => prop_assert_eq!(view, SlotView::None, "view of {}", u),
+            },
+            MStanding::Holding { last, warning, .. } => {
+                let s = model.settings.as_ref().expect("a holder has settings");
+                prop_assert_eq!(
+                    view,
+                    SlotView::Granted {
+                        revoke_at: warning.map_or_else(|| deadline(s, last), |w| w.1),
+                        warned: warning.is_some(),
+                    },
+                    "view of {}",
+                    u
+                )
+            }
             MStanding::Queued { .. } => {
                 let expected = model.queue.iter().position(|(q, _)| q == u).map(|i| i + 1);
                 prop_assert!(
@@ -582,12 +948,16 @@ fn check_against_model(
             }
         }
     }
-    let mut expected_holders = model.holders.clone();
+    let mut expected_holders: Vec<_> = model
+        .holders
+        .iter()
+        .map(|h| (h.user.clone(), h.since, h.last, h.warning.map(|w| w.0)))
+        .collect();
     expected_holders.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
     let holders: Vec<_> = state
         .holders()
         .into_iter()
-        .map(|h| (h.user, h.since, h.last_activity))
+        .map(|h| (h.user, h.since, h.last_activity, h.warned_at))
         .collect();
     prop_assert_eq!(holders, expected_holders);
     let queue: Vec<_> = state
@@ -599,6 +969,10 @@ fn check_against_model(
     let counts = state.counts();
     prop_assert_eq!(counts.members, model.members.len());
     prop_assert_eq!(counts.fixed, model.fixed.len());
+    prop_assert_eq!(
+        state.notices().cloned().collect::<Vec<_>>(),
+        model.notices.clone()
+    );
 
     // The estimated wait never shrinks further back in the queue.
     let mut waits: Vec<(usize, u64)> = USERS
@@ -637,10 +1011,19 @@ fn check_fair(
             _ => None,
         })
         .collect();
+    // Requeued by auto re-login in this sweep: behind everyone already waiting.
+    let requeued: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            ProductEvent::Requeued { user, .. } => Some(user.as_str()),
+            _ => None,
+        })
+        .collect();
     let waiting: Vec<&str> = queue_before
         .iter()
         .map(String::as_str)
         .filter(|u| !leavers.contains(u))
+        .chain(requeued.iter().copied())
         .collect();
     let granted: Vec<&str> = events
         .iter()
@@ -652,7 +1035,7 @@ fn check_fair(
     let from_queue: Vec<&str> = granted
         .iter()
         .copied()
-        .filter(|u| queue_before.iter().any(|q| q == u))
+        .filter(|u| waiting.contains(u))
         .collect();
     prop_assert!(
         waiting.starts_with(&from_queue),
@@ -679,7 +1062,8 @@ fn check_fair(
             )
         })
         .count();
-    if freed > 0 && !waiting.is_empty() && !matches!(command, Command::Configure(_)) {
+    let shrinks = matches!(command, Command::Configure(_) | Command::ReconcileTier);
+    if freed > 0 && !waiting.is_empty() && !shrinks {
         prop_assert_eq!(
             from_queue.first().copied(),
             Some(waiting[0]),
@@ -707,79 +1091,103 @@ fn answer(
     }
 }
 
-/// Runs one command through product and model and checks everything.
-#[allow(clippy::too_many_arguments)]
-fn step(
-    state: &mut ProductState,
-    model: &mut Model,
-    journal: &mut Vec<ProductEvent>,
-    joined: &mut HashMap<String, u64>,
-    join_counter: &mut u64,
-    command: &Command,
-    now: Timestamp,
-) -> Result<(), TestCaseError> {
-    let queue_before: Vec<String> = state.queue().into_iter().map(|q| q.user).collect();
-    let before = observe(state, now);
-    let decided = state.decide(command, now);
-    let expected = model.step(command, now);
-    prop_assert_eq!(
-        answer(&decided),
-        expected.as_ref().map(Vec::as_slice).map_err(|e| *e),
-        "{:?} at {:?}",
-        command,
-        now
-    );
-    let events = match decided {
-        Ok(events) => events,
-        Err(_) => {
-            prop_assert_eq!(observe(state, now), before, "a refusal changed the state");
-            return Ok(());
-        }
-    };
-    for e in &events {
-        state.apply(e);
-        if let ProductEvent::Queued { user, .. } = e {
-            *join_counter += 1;
-            joined.insert(user.clone(), *join_counter);
-        }
-        journal.push(e.clone());
-        check_invariants(state, joined)?;
-    }
-    check_fair(command, &queue_before, &events, state)?;
-    check_against_model(state, model, now)?;
-
-    // A command answered is answered: asking the same again changes nothing more for the
-    // idempotent ones.
-    if matches!(
-        command,
-        Command::Configure(_)
-            | Command::Enrol { .. }
-            | Command::Remove { .. }
-            | Command::GiveFixed { .. }
-            | Command::TakeFixed { .. }
-            | Command::SetActive { .. }
-            | Command::Request { .. }
-    ) {
-        let again = state.decide(command, now);
-        prop_assert!(
-            matches!(&again, Ok(e) if e.is_empty()),
-            "{:?} again gave {:?}",
-            command,
-            again
-        );
-    }
-
-    // Replay from scratch reaches the same observable state.
-    let replayed = ProductState::replay(journal.iter());
-    prop_assert_eq!(
-        observe(&replayed, now),
-        observe(state, now),
-        "replay differs"
-    );
-    Ok(())
+/// A product, its model, its journal, and the order in which users joined the queue.
+#[derive(Default)]
+struct Run {
+    state: ProductState,
+    model: Model,
+    journal: Vec<ProductEvent>,
+    joined: HashMap<String, u64>,
+    join_counter: u64,
 }
 
-fn resolve(op: &Op, current: Option<&Settings>) -> Command {
+impl Run {
+    /// Runs one command through product and model and checks everything.
+    fn step(&mut self, command: &Command, now: Timestamp) -> Result<(), TestCaseError> {
+        let queue_before: Vec<String> = self.state.queue().into_iter().map(|q| q.user).collect();
+        let before = observe(&self.state, now);
+        let decided = self.state.decide(command, now);
+        let expected = self.model.step(command, now);
+        prop_assert_eq!(
+            answer(&decided),
+            expected.as_ref().map(Vec::as_slice).map_err(|e| *e),
+            "{:?} at {:?}",
+            command,
+            now
+        );
+        let events = match decided {
+            Ok(events) => events,
+            Err(_) => {
+                prop_assert_eq!(
+                    observe(&self.state, now),
+                    before,
+                    "a refusal changed the state"
+                );
+                return Ok(());
+            }
+        };
+        for e in &events {
+            self.state.apply(e);
+            if let ProductEvent::Queued { user, .. } | ProductEvent::Requeued { user, .. } = e {
+                self.join_counter += 1;
+                self.joined.insert(user.clone(), self.join_counter);
+            }
+            self.journal.push(e.clone());
+            check_invariants(&self.state, &self.joined)?;
+        }
+        check_fair(command, &queue_before, &events, &self.state)?;
+        check_against_model(&self.state, &self.model, now)?;
+
+        // A command answered is answered: asking the same again at the same instant
+        // changes nothing more for the idempotent ones (a second sweep included).
+        if matches!(
+            command,
+            Command::Configure(_)
+                | Command::Enrol { .. }
+                | Command::Remove { .. }
+                | Command::GiveFixed { .. }
+                | Command::TakeFixed { .. }
+                | Command::SetActive { .. }
+                | Command::Request { .. }
+                | Command::Tick { .. }
+                | Command::ReconcileTier
+        ) {
+            let again = self.state.decide(command, now);
+            prop_assert!(
+                matches!(&again, Ok(e) if e.is_empty()),
+                "{:?} again gave {:?}",
+                command,
+                again
+            );
+        }
+
+        // Replay from scratch reaches the same observable state.
+        let replayed = ProductState::replay(self.journal.iter());
+        prop_assert_eq!(
+            observe(&replayed, now),
+            observe(&self.state, now),
+            "replay differs"
+        );
+        Ok(())
+    }
+
+    /// A fact recorded from elsewhere, applied to product and model alike.
+    fn force_fixed(&mut self, user: &str, now: Timestamp) -> Result<(), TestCaseError> {
+        if self.state.settings().is_none() || self.model.fixed.contains(user) {
+            return Ok(());
+        }
+        let event = ProductEvent::FixedGiven {
+            user: user.to_string(),
+        };
+        self.state.apply(&event);
+        self.model.force_fixed(user);
+        self.journal.push(event);
+        check_invariants(&self.state, &self.joined)?;
+        check_against_model(&self.state, &self.model, now)
+    }
+}
+
+fn resolve(op: &Op, current: Option<&Settings>, now: Timestamp) -> Command {
     match op {
         Op::Cmd(c) => c.clone(),
         Op::Resize {
@@ -793,6 +1201,29 @@ fn resolve(op: &Op, current: Option<&Settings>) -> Command {
             s.licence_tier = s.licence_tier.saturating_add_signed(i32::from(*tier_delta));
             Command::Configure(s)
         }
+        Op::Tick {
+            connected,
+            last_seen,
+            recent,
+        } => Command::Tick {
+            presence: Presence {
+                connected: USERS
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| connected & (1 << i) != 0)
+                    .map(|(_, u)| u.to_string())
+                    .collect(),
+                last_seen: last_seen
+                    .iter()
+                    .map(|(i, back)| (USERS[*i].to_string(), plus_ms(now, -back)))
+                    .collect(),
+                recent_activity: recent
+                    .iter()
+                    .map(|(i, back)| (USERS[*i].to_string(), plus_ms(now, -back)))
+                    .collect(),
+            },
+        },
+        Op::ForceFixed(_) => unreachable!("not a command"),
     }
 }
 
@@ -801,21 +1232,22 @@ proptest! {
 
     #[test]
     fn product_follows_the_rules_and_the_model((before, first, ops) in run_plan()) {
-        let mut state = ProductState::new();
-        let mut model = Model::default();
-        let mut journal = Vec::new();
-        let mut joined = HashMap::new();
-        let mut join_counter = 0;
+        let mut run = Run::default();
         let mut now = Timestamp::from_millis(T0);
         for (command, dt) in &before {
-            now = Timestamp::from_millis(now.as_millis() + dt);
-            step(&mut state, &mut model, &mut journal, &mut joined, &mut join_counter, command, now)?;
+            now = plus_ms(now, *dt);
+            run.step(command, now)?;
         }
-        step(&mut state, &mut model, &mut journal, &mut joined, &mut join_counter, &Command::Configure(first), now)?;
+        run.step(&Command::Configure(first), now)?;
         for (op, dt) in &ops {
-            now = Timestamp::from_millis(now.as_millis() + dt);
-            let command = resolve(op, state.settings());
-            step(&mut state, &mut model, &mut journal, &mut joined, &mut join_counter, &command, now)?;
+            now = plus_ms(now, *dt);
+            match op {
+                Op::ForceFixed(i) => run.force_fixed(OUTSIDERS[*i], now)?,
+                _ => {
+                    let command = resolve(op, run.state.settings(), now);
+                    run.step(&command, now)?;
+                }
+            }
         }
     }
 

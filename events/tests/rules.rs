@@ -1,0 +1,911 @@
+//! The time rules of DESIGN.md (Behaviour 2-7), one test per rule with its edge cases, in
+//! virtual time: every command is decided and applied at an instant the test sets, and
+//! the exact events and the views (`slot_view`, `holders`, `queue`, `notices`,
+//! `next_tick`) are asserted. Every command's events are also replayed from scratch and
+//! must give the same observable state (see `common::Sim`).
+//!
+//! The clock starts at `at(0)`, a whole hour since the epoch, so `at(n)` lies on the
+//! sweep grid whenever the sweep interval divides `n`.
+
+mod common;
+
+use common::*;
+use slotpool_events::{
+    Command, LeaveReason, Notice, Presence, ProductEvent, ProductState, RevokeReason, Settings,
+    SlotView, Standing, Timestamp,
+};
+use std::collections::HashMap;
+
+fn view(sim: &Sim, user: &str) -> SlotView {
+    sim.state.slot_view(user, sim.now)
+}
+
+fn granted_view(revoke_at: Timestamp, warned: bool) -> SlotView {
+    SlotView::Granted { revoke_at, warned }
+}
+
+fn last_activity(sim: &Sim, user: &str) -> Timestamp {
+    match sim.state.user(user).map(|e| e.standing) {
+        Some(Standing::Holding { last_activity, .. }) => last_activity,
+        other => panic!("{user} holds no slot: {other:?}"),
+    }
+}
+
+fn queue_of(sim: &Sim) -> Vec<String> {
+    sim.state.queue().into_iter().map(|q| q.user).collect()
+}
+
+fn recent(entries: &[(&str, Timestamp)]) -> Presence {
+    Presence {
+        recent_activity: entries.iter().map(|(u, t)| (u.to_string(), *t)).collect(),
+        ..Presence::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 3: warning, revocation, activity
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn activity_at_the_revocation_instant_keeps_the_slot() {
+    // inactivity 60 s, lead 10 s, sweep every 30 s: granted at 0, warned at 50, due at 60.
+    let mut sim = Sim::with_holders(settings(2, 60, 10, 30), &["a", "b"]);
+    assert_eq!(view(&sim, "a"), granted_view(at(60), false));
+    assert_eq!(sim.set(30).tick(), vec![]);
+    assert_eq!(
+        sim.set(50).tick(),
+        vec![warned("a", at(50), at(60)), warned("b", at(50), at(60))]
+    );
+    assert_eq!(view(&sim, "a"), granted_view(at(60), true));
+    let h = &sim.state.holders()[0];
+    assert_eq!((h.warned_at, h.revoke_at), (Some(at(50)), at(60)));
+
+    // a uses the product at the very instant of revocation, before the sweep runs.
+    assert_eq!(sim.set(60).activity("a"), vec![activity("a", at(60))]);
+    assert_eq!(view(&sim, "a"), granted_view(at(120), false));
+    // The sweep at that same instant keeps a and revokes b, who did nothing.
+    assert_eq!(
+        sim.tick(),
+        vec![revoked("b", RevokeReason::Inactivity, at(60))]
+    );
+    assert_eq!(view(&sim, "a"), granted_view(at(120), false));
+    assert_eq!(view(&sim, "b"), SlotView::None);
+}
+
+#[test]
+fn coalesced_activity_at_the_revocation_instant_keeps_the_slot() {
+    let mut sim = Sim::with_holders(settings(2, 60, 10, 30), &["a", "b"]);
+    sim.set(50).tick();
+    // The live service saw a at 60 and b "after" the sweep's instant (not yet true).
+    let events = sim
+        .set(60)
+        .tick_with(recent(&[("a", at(60)), ("b", at_ms(60_001))]));
+    assert_eq!(
+        events,
+        vec![
+            activity("a", at(60)),
+            revoked("b", RevokeReason::Inactivity, at(60))
+        ]
+    );
+    assert_eq!(view(&sim, "a"), granted_view(at(120), false));
+}
+
+#[test]
+fn activity_after_a_warning_cancels_it_and_inactivity_warns_again() {
+    let mut sim = Sim::with_holders(settings(1, 60, 10, 30), &["a"]);
+    assert_eq!(sim.set(50).tick(), vec![warned("a", at(50), at(60))]);
+    assert_eq!(sim.set(55).activity("a"), vec![activity("a", at(55))]);
+    // 55 + 60 = 115: the next sweep at or after it is at 120.
+    assert_eq!(view(&sim, "a"), granted_view(at(120), false));
+    assert_eq!(sim.state.holders()[0].warned_at, None);
+    assert_eq!(
+        sim.set(60).tick(),
+        vec![],
+        "the cancelled warning revokes nothing"
+    );
+    assert_eq!(sim.state.next_tick(sim.now), Some(at(90)));
+    assert_eq!(sim.set(90).tick(), vec![]);
+    assert_eq!(sim.state.next_tick(sim.now), Some(at(110)));
+    assert_eq!(sim.set(110).tick(), vec![warned("a", at(110), at(120))]);
+    assert_eq!(
+        sim.set(120).tick(),
+        vec![revoked("a", RevokeReason::Inactivity, at(120))]
+    );
+    assert_eq!(view(&sim, "a"), SlotView::None);
+    assert_eq!(sim.state.counts().holders, 0);
+}
+
+#[test]
+fn revocations_fall_on_the_sweep_grid_at_the_time_shown() {
+    // inactivity 45 s, sweep 30 s: granted at 7, inactive from 52, revoked at 60.
+    let mut sim = Sim::new(settings(1, 45, 10, 30));
+    sim.enrol("a");
+    assert_eq!(sim.set(7).request("a"), vec![granted("a", at(7))]);
+    assert_eq!(view(&sim, "a"), granted_view(at(60), false));
+    assert_eq!(sim.state.holders()[0].revoke_at, at(60));
+    assert_eq!(sim.set(30).tick(), vec![]);
+    assert_eq!(sim.state.next_tick(sim.now), Some(at(50)));
+    assert_eq!(sim.set(50).tick(), vec![warned("a", at(50), at(60))]);
+    assert_eq!(view(&sim, "a"), granted_view(at(60), true));
+    // A sweep between grid points revokes nothing.
+    assert_eq!(sim.set(55).tick(), vec![]);
+    assert_eq!(sim.state.next_tick(sim.now), Some(at(60)));
+    let events = sim.set(60).tick();
+    assert_eq!(events, vec![revoked("a", RevokeReason::Inactivity, at(60))]);
+    assert_eq!((at(60).as_millis() - T0_MS) % 30_000, 0);
+
+    // A late sweep (the warning was due at 50, the first sweep runs at 58): the holder
+    // still gets the whole lead, so the revocation moves to the next grid point after it.
+    let mut sim = Sim::new(settings(1, 45, 10, 30));
+    sim.enrol("a");
+    sim.set(7).request("a");
+    assert_eq!(sim.set(58).tick(), vec![warned("a", at(58), at(90))]);
+    assert_eq!(view(&sim, "a"), granted_view(at(90), true));
+    assert_eq!(
+        sim.set(60).tick(),
+        vec![],
+        "less than the lead after the warning"
+    );
+    assert_eq!(sim.set(89).tick(), vec![]);
+    assert_eq!(
+        sim.set(90).tick(),
+        vec![revoked("a", RevokeReason::Inactivity, at(90))]
+    );
+
+    // Sub-second times: granted at 7.5 s, inactive from 52.5 s, still revoked at 60.
+    let mut sim = Sim::new(settings(1, 45, 10, 30));
+    sim.enrol("a");
+    sim.set_at(at_ms(7_500)).request("a");
+    assert_eq!(view(&sim, "a"), granted_view(at(60), false));
+}
+
+#[test]
+fn a_holder_is_never_revoked_before_the_inactivity_time() {
+    // The warning can come before the inactivity time has passed, the revocation never:
+    // inactivity 40 s on a 30 s grid revokes at 60 (not at 30), warned at 50.
+    let mut sim = Sim::with_holders(settings(1, 40, 10, 30), &["a"]);
+    assert_eq!(sim.set(30).tick(), vec![]);
+    assert_eq!(sim.set(40).tick(), vec![]);
+    assert_eq!(sim.set(50).tick(), vec![warned("a", at(50), at(60))]);
+    assert_eq!(
+        sim.set(60).tick(),
+        vec![revoked("a", RevokeReason::Inactivity, at(60))]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 4: reclaim on request
+// ---------------------------------------------------------------------------------------
+
+fn reclaiming(shared: u32) -> Settings {
+    let mut s = settings(shared, 60, 10, 30);
+    s.reclaim_on_request = true;
+    s
+}
+
+#[test]
+fn reclaim_gives_the_slot_to_the_queue_head_and_queues_the_requester() {
+    let mut sim = Sim::with_holders(reclaiming(2), &["a", "b"]);
+    sim.enrol("c");
+    assert_eq!(sim.set(10).request("c"), vec![queued("c", at(10))]);
+    assert_eq!(sim.set(30).activity("a"), vec![activity("a", at(30))]);
+    sim.enrol("d");
+    // b (last active at 0) is 64 s inactive: its slot goes to c, the queue head; d waits.
+    assert_eq!(
+        sim.set(64).request("d"),
+        vec![
+            revoked("b", RevokeReason::Reclaimed, at(64)),
+            granted("c", at(64)),
+            queued("d", at(64)),
+        ]
+    );
+    assert_eq!(queue_of(&sim), vec!["d"]);
+    // 64 + 60 = 124: the sweep at 150 would revoke c.
+    assert_eq!(view(&sim, "c"), granted_view(at(150), false));
+    assert_eq!(view(&sim, "b"), SlotView::None);
+    // Without a warning first.
+    assert!(!sim
+        .journal
+        .iter()
+        .any(|e| matches!(e, ProductEvent::WarningIssued { .. })));
+}
+
+#[test]
+fn reclaim_with_an_empty_queue_gives_the_slot_to_the_requester() {
+    let mut sim = Sim::with_holders(reclaiming(2), &["a", "b"]);
+    sim.set(30).activity("a");
+    sim.enrol("c");
+    assert_eq!(
+        sim.set(61).request("c"),
+        vec![
+            revoked("b", RevokeReason::Reclaimed, at(61)),
+            granted("c", at(61))
+        ]
+    );
+    assert!(sim.state.queue().is_empty());
+    // A warned holder past the inactivity time is taken the same way.
+    let mut sim = Sim::with_holders(reclaiming(1), &["a"]);
+    assert_eq!(sim.set(50).tick(), vec![warned("a", at(50), at(60))]);
+    sim.enrol("b");
+    assert_eq!(
+        sim.set(60).request("b"),
+        vec![
+            revoked("a", RevokeReason::Reclaimed, at(60)),
+            granted("b", at(60))
+        ]
+    );
+    assert_eq!(sim.tick(), vec![], "the reclaimed holder's warning is gone");
+}
+
+#[test]
+fn reclaim_never_takes_a_holder_within_the_inactivity_time() {
+    let mut sim = Sim::with_holders(reclaiming(2), &["a", "b"]);
+    sim.enrol("c");
+    sim.enrol("d");
+    assert_eq!(
+        sim.set_at(at_ms(59_999)).request("c"),
+        vec![queued("c", at_ms(59_999))]
+    );
+    // At exactly the inactivity time it may: a and b both last active at 0, a first by
+    // name; the queue head c gets the slot.
+    assert_eq!(
+        sim.set(60).request("d"),
+        vec![
+            revoked("a", RevokeReason::Reclaimed, at(60)),
+            granted("c", at(60)),
+            queued("d", at(60)),
+        ]
+    );
+    // Without the option, a full pool means the queue, however inactive the holders.
+    let mut sim = Sim::with_holders(settings(1, 60, 10, 30), &["a"]);
+    sim.enrol("b");
+    assert_eq!(sim.set(3_000).request("b"), vec![queued("b", at(3_000))]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Lock time
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn lock_time_refuses_a_manual_request_until_it_ends() {
+    let mut s = settings(1, 60, 10, 30);
+    s.lock_s = 120;
+    let mut sim = Sim::with_holders(s, &["a"]);
+    sim.set(50).tick();
+    assert_eq!(
+        sim.set(60).tick(),
+        vec![revoked("a", RevokeReason::Inactivity, at(60))]
+    );
+    assert_eq!(view(&sim, "a"), SlotView::Locked { until: at(180) });
+    assert_eq!(sim.state.user("a").unwrap().locked_until, Some(at(180)));
+    // Requests while locked: nothing happens, no queue place either.
+    assert_eq!(sim.set(100).request("a"), vec![]);
+    assert_eq!(sim.set_at(at_ms(179_999)).request("a"), vec![]);
+    assert_eq!(view(&sim, "a"), SlotView::Locked { until: at(180) });
+    assert!(sim.state.queue().is_empty());
+    assert_eq!(sim.state.counts().holders, 0);
+    // Others may take the free slot meanwhile... and give it back.
+    sim.enrol("b");
+    assert_eq!(sim.request("b"), vec![granted("b", at_ms(179_999))]);
+    sim.release("b");
+    // From the end of the lock on, a request works as usual.
+    sim.set(180);
+    assert_eq!(view(&sim, "a"), SlotView::None);
+    assert_eq!(sim.request("a"), vec![granted("a", at(180))]);
+    assert_eq!(sim.state.user("a").unwrap().locked_until, None);
+
+    // No lock time: a may ask again at once.
+    let mut sim = Sim::with_holders(settings(1, 60, 10, 30), &["a"]);
+    sim.set(50).tick();
+    sim.set(60).tick();
+    assert_eq!(view(&sim, "a"), SlotView::None);
+    assert_eq!(sim.request("a"), vec![granted("a", at(60))]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Auto re-login
+// ---------------------------------------------------------------------------------------
+
+fn relogin(shared: u32, lock_s: u32) -> Settings {
+    let mut s = settings(shared, 60, 10, 30);
+    s.auto_relogin = true;
+    s.lock_s = lock_s;
+    s
+}
+
+#[test]
+fn auto_relogin_requeues_a_connected_holder_exactly_once() {
+    let mut sim = Sim::with_holders(relogin(1, 600), &["a"]);
+    sim.enrol("b");
+    assert_eq!(sim.set(5).request("b"), vec![queued("b", at(5))]);
+    let both = || connected(&["a", "b"]);
+    assert_eq!(
+        sim.set(50).tick_with(both()),
+        vec![warned("a", at(50), at(60))]
+    );
+    assert_eq!(
+        sim.set(60).tick_with(both()),
+        vec![
+            revoked("a", RevokeReason::Inactivity, at(60)),
+            requeued("a", at(60)),
+            granted("b", at(60)),
+        ]
+    );
+    assert_eq!(queue_of(&sim), vec!["a"]);
+    assert!(matches!(
+        view(&sim, "a"),
+        SlotView::Queued { position: 1, .. }
+    ));
+    // b idles too; a's queue place gives a the slot although a's lock runs until 660.
+    assert_eq!(
+        sim.set(110).tick_with(both()),
+        vec![warned("b", at(110), at(120))]
+    );
+    assert_eq!(
+        sim.set(120).tick_with(both()),
+        vec![
+            revoked("b", RevokeReason::Inactivity, at(120)),
+            requeued("b", at(120)),
+            granted("a", at(120)),
+        ]
+    );
+    assert_eq!(view(&sim, "a"), granted_view(at(180), false));
+    // a never used the product since the re-login: the next revocation is final.
+    sim.set(170).tick_with(both());
+    assert_eq!(
+        sim.set(180).tick_with(both()),
+        vec![
+            revoked("a", RevokeReason::Inactivity, at(180)),
+            granted("b", at(180)),
+        ]
+    );
+    assert_eq!(view(&sim, "a"), SlotView::Locked { until: at(780) });
+    // Activity makes the next re-login possible again: b uses the product at 200.
+    assert_eq!(sim.set(200).activity("b"), vec![activity("b", at(200))]);
+    assert!(!sim.state.user("b").unwrap().relogin_used);
+    assert_eq!(
+        sim.set(260).tick_with(both()),
+        vec![warned("b", at(260), at(270))]
+    );
+    // Requeued into an empty queue with a free slot: b is granted again at once.
+    assert_eq!(
+        sim.set(270).tick_with(both()),
+        vec![
+            revoked("b", RevokeReason::Inactivity, at(270)),
+            requeued("b", at(270)),
+            granted("b", at(270)),
+        ]
+    );
+}
+
+#[test]
+fn auto_relogin_needs_an_open_stream() {
+    let mut sim = Sim::with_holders(relogin(1, 600), &["a"]);
+    sim.enrol("b");
+    sim.set(5).request("b");
+    sim.set(50).tick_with(connected(&["b"]));
+    assert_eq!(
+        sim.set(60).tick_with(connected(&["b"])),
+        vec![
+            revoked("a", RevokeReason::Inactivity, at(60)),
+            granted("b", at(60))
+        ]
+    );
+    assert_eq!(view(&sim, "a"), SlotView::Locked { until: at(660) });
+
+    // Without the option, an open stream does not requeue.
+    let mut sim = Sim::with_holders(settings(1, 60, 10, 30), &["a"]);
+    sim.set(50).tick_with(connected(&["a"]));
+    assert_eq!(
+        sim.set(60).tick_with(connected(&["a"])),
+        vec![revoked("a", RevokeReason::Inactivity, at(60))]
+    );
+}
+
+#[test]
+fn a_manual_queue_place_does_not_renew_the_automatic_relogin() {
+    // Only activity renews it: a revoked, requeued (and granted at once), leaves, queues
+    // by hand, gets the slot, idles again: no second automatic re-login.
+    let mut sim = Sim::with_holders(relogin(1, 0), &["a"]);
+    sim.enrol("b");
+    sim.set(50).tick_with(connected(&["a"]));
+    assert_eq!(
+        sim.set(60).tick_with(connected(&["a"])),
+        vec![
+            revoked("a", RevokeReason::Inactivity, at(60)),
+            requeued("a", at(60)),
+            granted("a", at(60)),
+        ]
+    );
+    assert_eq!(
+        sim.set(70).release("a"),
+        vec![ProductEvent::SlotReleased {
+            user: "a".into(),
+            at: at(70)
+        }]
+    );
+    assert_eq!(sim.request("b"), vec![granted("b", at(70))]);
+    assert_eq!(sim.set(75).request("a"), vec![queued("a", at(75))]);
+    assert_eq!(
+        sim.set(80).release("b"),
+        vec![
+            ProductEvent::SlotReleased {
+                user: "b".into(),
+                at: at(80)
+            },
+            granted("a", at(80))
+        ]
+    );
+    assert_eq!(
+        sim.set(140).tick_with(connected(&["a"])),
+        vec![warned("a", at(140), at(150))]
+    );
+    assert_eq!(
+        sim.set(150).tick_with(connected(&["a"])),
+        vec![revoked("a", RevokeReason::Inactivity, at(150))]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 2: the queue timer
+// ---------------------------------------------------------------------------------------
+
+fn with_queue_timer(queue_timer_s: u32) -> Sim {
+    let mut s = settings(1, 3_000, 10, 30);
+    s.queue_timer_s = queue_timer_s;
+    let mut sim = Sim::with_holders(s, &["a"]);
+    for u in ["b", "c", "d"] {
+        sim.enrol(u);
+    }
+    sim
+}
+
+#[test]
+fn a_queue_place_expires_when_nobody_polls_or_listens() {
+    let mut sim = with_queue_timer(40);
+    assert_eq!(sim.set(10).request("b"), vec![queued("b", at(10))]);
+    assert_eq!(sim.set(20).request("c"), vec![queued("c", at(20))]);
+    assert_eq!(sim.set(30).tick(), vec![]);
+    // b queued at 10, c at 20: both past 10 + 40 and 20 + 40 by the sweep at 60.
+    let polled_c = Presence {
+        last_seen: HashMap::from([("c".to_string(), at(35))]),
+        ..Presence::default()
+    };
+    assert_eq!(
+        sim.set(60).tick_with(polled_c.clone()),
+        vec![left("b", LeaveReason::Expired, at(60))]
+    );
+    assert_eq!(view(&sim, "b"), SlotView::None);
+    assert_eq!(queue_of(&sim), vec!["c"]);
+    assert!(matches!(
+        view(&sim, "c"),
+        SlotView::Queued { position: 1, .. }
+    ));
+    // c's client polled at 35: the place lasts until 75, so the sweep at 90 ends it.
+    assert_eq!(
+        sim.set(90).tick_with(polled_c),
+        vec![left("c", LeaveReason::Expired, at(90))]
+    );
+    assert!(sim.state.queue().is_empty());
+}
+
+#[test]
+fn a_queue_place_expires_exactly_at_the_queue_timer() {
+    let mut sim = with_queue_timer(30);
+    sim.set(30).request("b");
+    assert_eq!(sim.set_at(at_ms(59_999)).tick(), vec![]);
+    assert_eq!(
+        sim.set(60).tick(),
+        vec![left("b", LeaveReason::Expired, at(60))]
+    );
+    // A poll older than the queue place (from an earlier place) does not shorten it.
+    sim.request("c");
+    let stale = Presence {
+        last_seen: HashMap::from([("c".to_string(), at(0))]),
+        ..Presence::default()
+    };
+    assert_eq!(sim.set(80).tick_with(stale.clone()), vec![]);
+    assert_eq!(
+        sim.set(90).tick_with(stale),
+        vec![left("c", LeaveReason::Expired, at(90))]
+    );
+}
+
+#[test]
+fn a_connected_member_never_loses_the_queue_place() {
+    let mut sim = with_queue_timer(10);
+    sim.set(10).request("d");
+    let stale = Presence {
+        last_seen: HashMap::from([("d".to_string(), at(10))]),
+        ..connected(&["d"])
+    };
+    let of_d = |events: Vec<ProductEvent>| -> Vec<ProductEvent> {
+        events
+            .into_iter()
+            .filter(|e| users_of(std::slice::from_ref(e)).contains("d"))
+            .collect()
+    };
+    for t in [30, 60, 600, 36_000] {
+        assert_eq!(of_d(sim.set(t).tick_with(stale.clone())), vec![], "at {t}");
+    }
+    assert_eq!(queue_of(&sim), vec!["d"]);
+    // The stream closes: the place lasts the queue timer from the last poll.
+    assert_eq!(
+        of_d(sim.set(36_030).tick_with(Presence::default())),
+        vec![left("d", LeaveReason::Expired, at(36_030))]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Activity coalescing
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn activity_within_the_coalescing_window_is_not_journaled_again() {
+    // inactivity 600 s: the default window is min(60, 600 / 10) = 60 s.
+    let s = settings(2, 600, 10, 30);
+    assert_eq!(s.coalesce_window_ms(), 60_000);
+    let mut sim = Sim::with_holders(s, &["a"]);
+    assert_eq!(sim.set(30).activity("a"), vec![]);
+    assert_eq!(sim.set_at(at_ms(59_999)).activity("a"), vec![]);
+    assert_eq!(last_activity(&sim, "a"), at(0));
+    assert_eq!(sim.set(60).activity("a"), vec![activity("a", at(60))]);
+    assert_eq!(sim.set(100).activity("a"), vec![]);
+    // The live service remembers 100 and hands it to the next sweep, which records it.
+    assert_eq!(
+        sim.set(120).tick_with(recent(&[("a", at(100))])),
+        vec![activity("a", at(100))]
+    );
+    assert_eq!(last_activity(&sim, "a"), at(100));
+    assert_eq!(view(&sim, "a"), granted_view(at(720), false));
+    // Nothing newer than the journal, something after the sweep's instant, or a user who
+    // holds nothing: nothing to record.
+    sim.enrol("b");
+    assert_eq!(
+        sim.set(150)
+            .tick_with(recent(&[("a", at(90)), ("b", at(140))])),
+        vec![]
+    );
+    assert_eq!(sim.tick_with(recent(&[("a", at(100))])), vec![]);
+    assert_eq!(sim.tick_with(recent(&[("a", at(151))])), vec![]);
+    // Not a holder: activity is refused as before.
+    assert!(sim.try_run(Command::Activity { user: "b".into() }).is_err());
+}
+
+#[test]
+fn a_warned_holder_activity_is_always_recorded() {
+    // An explicit 30 s window, longer than the time from grant to warning.
+    let mut s = settings(2, 60, 50, 30);
+    s.coalesce_s = Some(30);
+    assert_eq!(s.coalesce_window_ms(), 30_000);
+    let mut sim = Sim::with_holders(s, &["a", "b"]);
+    assert_eq!(
+        sim.set(10).tick(),
+        vec![warned("a", at(10), at(60)), warned("b", at(10), at(60))]
+    );
+    assert_eq!(sim.set(20).activity("a"), vec![activity("a", at(20))]);
+    assert_eq!(view(&sim, "a"), granted_view(at(90), false));
+    // Once the warning is gone, the window applies again.
+    assert_eq!(sim.set(25).activity("a"), vec![]);
+    // Tiny inactivity times coalesce nothing: min(60, 9 / 10) = 0.
+    let mut s = settings(1, 9, 1, 1);
+    assert_eq!(s.coalesce_window_ms(), 0);
+    s.queue_timer_s = 1;
+    let mut sim = Sim::with_holders(s, &["a"]);
+    assert_eq!(
+        sim.set_at(at_ms(1)).activity("a"),
+        vec![activity("a", at_ms(1))]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Rules 6 and 7: shrinking while warnings are pending
+// ---------------------------------------------------------------------------------------
+
+/// a, b, c hold slots from 0; c is active at 20; a and b are warned at 50 (due at 60).
+fn three_with_two_warned(shared: u32, tier: u32) -> Sim {
+    let mut s = settings(shared, 60, 10, 30);
+    s.licence_tier = tier;
+    let mut sim = Sim::with_holders(s, &["a", "b", "c"]);
+    assert_eq!(sim.set(20).activity("c"), vec![activity("c", at(20))]);
+    assert_eq!(
+        sim.set(50).tick(),
+        vec![warned("a", at(50), at(60)), warned("b", at(50), at(60))]
+    );
+    sim
+}
+
+#[test]
+fn shrinking_revokes_warned_holders_and_forgets_their_warnings() {
+    let mut sim = three_with_two_warned(3, 100);
+    let mut smaller = sim.state.settings().unwrap().clone();
+    smaller.shared_slots = 2;
+    assert_eq!(
+        sim.set(55).run(Command::Configure(smaller.clone())),
+        vec![
+            revoked("a", RevokeReason::PoolShrunk, at(55)),
+            ProductEvent::Configured { settings: smaller }
+        ]
+    );
+    assert_eq!(view(&sim, "b"), granted_view(at(60), true));
+    // The sweep at 60 revokes b, still warned, and nothing about a, who left.
+    assert_eq!(
+        sim.set(60).tick(),
+        vec![revoked("b", RevokeReason::Inactivity, at(60))]
+    );
+    // a comes back: a new holding, with no trace of the old warning.
+    assert_eq!(sim.set(61).request("a"), vec![granted("a", at(61))]);
+    assert_eq!(view(&sim, "a"), granted_view(at(150), false));
+    assert_eq!(sim.set(80).tick(), vec![warned("c", at(80), at(90))]);
+    assert_eq!(
+        sim.set(90).tick(),
+        vec![revoked("c", RevokeReason::Inactivity, at(90))]
+    );
+    assert_eq!(view(&sim, "a"), granted_view(at(150), false));
+    assert_eq!(sim.set(140).tick(), vec![warned("a", at(140), at(150))]);
+
+    // Shrinking to one revokes both warned holders; their due time passes quietly.
+    let mut sim = three_with_two_warned(3, 100);
+    let mut one = sim.state.settings().unwrap().clone();
+    one.shared_slots = 1;
+    assert_eq!(
+        sim.set(55).run(Command::Configure(one.clone())),
+        vec![
+            revoked("a", RevokeReason::PoolShrunk, at(55)),
+            revoked("b", RevokeReason::PoolShrunk, at(55)),
+            ProductEvent::Configured { settings: one }
+        ]
+    );
+    assert_eq!(sim.set(60).tick(), vec![]);
+    assert_eq!(sim.state.next_tick(sim.now), Some(at(80)));
+}
+
+#[test]
+fn tier_reconciliation_shrinks_the_pool_and_raises_a_notice() {
+    let mut sim = three_with_two_warned(3, 5);
+    assert_eq!(
+        sim.set(52).run(Command::ReconcileTier),
+        vec![],
+        "3 + 0 <= 5"
+    );
+    // Fixed licences recorded elsewhere (an older journal, the directory's hygiene):
+    // 3 fixed + 3 shared > 5.
+    for u in ["x", "y", "z"] {
+        sim.apply(ProductEvent::FixedGiven { user: u.into() });
+    }
+    let mut two = sim.state.settings().unwrap().clone();
+    two.shared_slots = 2;
+    assert_eq!(
+        sim.set(55).run(Command::ReconcileTier),
+        vec![
+            revoked("a", RevokeReason::PoolShrunk, at(55)),
+            ProductEvent::TierReconciled {
+                at: at(55),
+                fixed: 3,
+                licence_tier: 5,
+                shared_slots_before: 3,
+                shared_slots_after: 2,
+            },
+            ProductEvent::Configured { settings: two },
+        ]
+    );
+    assert_eq!(
+        sim.state.notices().cloned().collect::<Vec<_>>(),
+        vec![Notice::TierReconciled {
+            at: at(55),
+            fixed: 3,
+            licence_tier: 5,
+            shared_slots_before: 3,
+            shared_slots_after: 2,
+        }]
+    );
+    assert_eq!(sim.state.counts().holders, 2);
+    assert_eq!(
+        sim.run(Command::ReconcileTier),
+        vec![],
+        "reconciled already"
+    );
+    assert_eq!(
+        sim.set(60).tick(),
+        vec![revoked("b", RevokeReason::Inactivity, at(60))]
+    );
+    // The freed slot stays free: the pool is smaller now... and a request may take it.
+    assert_eq!(sim.state.counts().holders, 1);
+    assert_eq!(sim.request("a"), vec![granted("a", at(60))]);
+    sim.enrol("d");
+    assert_eq!(sim.request("d"), vec![queued("d", at(60))]);
+
+    // More fixed users than the tier: the pool shrinks to nothing; the queue stays.
+    for u in ["v", "w"] {
+        sim.apply(ProductEvent::FixedGiven { user: u.into() });
+    }
+    let mut none = sim.state.settings().unwrap().clone();
+    none.shared_slots = 0;
+    let events = sim.set(70).run(Command::ReconcileTier);
+    assert_eq!(
+        events,
+        vec![
+            revoked("c", RevokeReason::PoolShrunk, at(70)),
+            revoked("a", RevokeReason::PoolShrunk, at(70)),
+            ProductEvent::TierReconciled {
+                at: at(70),
+                fixed: 5,
+                licence_tier: 5,
+                shared_slots_before: 2,
+                shared_slots_after: 0,
+            },
+            ProductEvent::Configured { settings: none },
+        ]
+    );
+    assert_eq!(sim.state.notices().count(), 2);
+    assert_eq!(queue_of(&sim), vec!["d"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// When the next sweep is needed
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn next_tick_is_the_next_warning_due_or_grid_point() {
+    assert_eq!(ProductState::new().next_tick(at(0)), None);
+    let mut sim = Sim::new(settings(2, 60, 10, 30));
+    // Nobody holds anything: the next grid point, strictly after now.
+    assert_eq!(sim.state.next_tick(at(0)), Some(at(30)));
+    assert_eq!(sim.state.next_tick(at_ms(29_999)), Some(at(30)));
+    assert_eq!(sim.state.next_tick(at(30)), Some(at(60)));
+    sim.enrol("a");
+    sim.request("a");
+    // a's warning is due at 50: between the grid points 30 and 60.
+    assert_eq!(sim.state.next_tick(at(0)), Some(at(30)));
+    assert_eq!(sim.state.next_tick(at(30)), Some(at(50)));
+    assert_eq!(sim.state.next_tick(at(45)), Some(at(50)));
+    sim.set(50).tick();
+    assert_eq!(sim.state.next_tick(at(50)), Some(at(60)));
+
+    // A long sweep interval: the warning comes the lead before the sweep that revokes.
+    let mut sim = Sim::with_holders(settings(1, 60, 10, 300), &["a"]);
+    assert_eq!(view(&sim, "a"), granted_view(at(300), false));
+    assert_eq!(sim.state.next_tick(at(0)), Some(at(290)));
+    // An overdue warning (no sweep ran): as soon as possible.
+    assert_eq!(sim.state.next_tick(at(295)), Some(at_ms(295_001)));
+    assert_eq!(sim.set(290).tick(), vec![warned("a", at(290), at(300))]);
+    assert_eq!(sim.state.next_tick(at(290)), Some(at(300)));
+}
+
+#[test]
+fn sweeps_at_next_tick_revoke_at_the_time_shown() {
+    // Driving the sweep by next_tick alone: every revocation happens at the revoke_at the
+    // holder was shown, on the grid, and only there.
+    let mut s = settings(3, 45, 7, 20);
+    s.coalesce_s = Some(0);
+    let mut sim = Sim::new(s);
+    for (i, u) in ["a", "b", "c"].iter().enumerate() {
+        sim.enrol(u);
+        sim.set(i as i64 * 13).request(u);
+    }
+    sim.set(50).activity("b");
+    let mut shown: HashMap<String, Timestamp> = HashMap::new();
+    let mut revocations = Vec::new();
+    while sim.state.counts().holders > 0 {
+        for h in sim.state.holders() {
+            shown.insert(h.user.clone(), h.revoke_at);
+        }
+        let next = sim.state.next_tick(sim.now).unwrap();
+        for e in sim.set_at(next).tick() {
+            if let ProductEvent::SlotRevoked { user, at: t, .. } = e {
+                assert_eq!(Some(&t), shown.get(&user), "{user} revoked at {t:?}");
+                assert_eq!((t.as_millis() - T0_MS) % 20_000, 0, "on the grid");
+                revocations.push((user, t));
+            }
+        }
+    }
+    // a: 0 + 45 -> 60; b: 50 + 45 -> 100; c: 26 + 45 -> 80.
+    assert_eq!(
+        revocations,
+        vec![
+            ("a".to_string(), at(60)),
+            ("c".to_string(), at(80)),
+            ("b".to_string(), at(100))
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Regressions of the fixes made with these tests
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn coalesced_activity_handed_to_a_warning_sweep_does_not_delay_the_warning() {
+    // inactivity 30 s, lead 20 s, sweep 30 s, window 29 s. Granted at 2: due at 60,
+    // warned at 40. Activity at 30 is coalesced (28 s after the grant); the sweep at 40
+    // records it, and by that time too the holder is due at 60: warned now, not 1 ms later
+    // with the revocation pushed to the next grid point (90).
+    let mut s = settings(1, 30, 20, 30);
+    s.coalesce_s = Some(29);
+    let mut sim = Sim::new(s);
+    sim.enrol("a");
+    sim.set(2).request("a");
+    assert_eq!(view(&sim, "a"), granted_view(at(60), false));
+    assert_eq!(sim.set(30).tick(), vec![]);
+    assert_eq!(sim.activity("a"), vec![], "coalesced");
+    assert_eq!(sim.state.next_tick(sim.now), Some(at(40)));
+    assert_eq!(
+        sim.set(40).tick_with(recent(&[("a", at(30))])),
+        vec![activity("a", at(30)), warned("a", at(40), at(60))]
+    );
+    assert_eq!(view(&sim, "a"), granted_view(at(60), true));
+    assert_eq!(
+        sim.set(60).tick(),
+        vec![revoked("a", RevokeReason::Inactivity, at(60))]
+    );
+
+    // A warned holder whose coalesced activity is old enough to be due again is warned
+    // again in the same sweep: the activity cancels the first warning, not the rule.
+    let mut s = settings(1, 30, 20, 30);
+    s.coalesce_s = Some(29);
+    let mut sim = Sim::new(s);
+    sim.enrol("a");
+    sim.set(2).request("a");
+    sim.set(40).tick();
+    assert_eq!(
+        sim.set(59).tick_with(recent(&[("a", at(30))])),
+        vec![activity("a", at(30)), warned("a", at(59), at(90))]
+    );
+    assert_eq!(view(&sim, "a"), granted_view(at(90), true));
+}
+
+#[test]
+fn new_time_settings_cancel_pending_warnings() {
+    // Warned at 50 to lose the slot at 60; the inactivity time then doubles: revoking at
+    // 60 would take a slot after 60 s of inactivity where 120 s are now allowed.
+    let mut sim = Sim::with_holders(settings(1, 60, 10, 30), &["a"]);
+    assert_eq!(sim.set(50).tick(), vec![warned("a", at(50), at(60))]);
+    let mut longer = sim.state.settings().unwrap().clone();
+    longer.inactivity_s = 120;
+    assert_eq!(
+        sim.set(55).run(Command::Configure(longer.clone())),
+        vec![ProductEvent::Configured { settings: longer }]
+    );
+    assert_eq!(view(&sim, "a"), granted_view(at(120), false));
+    assert_eq!(sim.set(60).tick(), vec![]);
+    assert_eq!(sim.state.next_tick(sim.now), Some(at(90)));
+    assert_eq!(sim.set(90).tick(), vec![]);
+    assert_eq!(sim.set(110).tick(), vec![warned("a", at(110), at(120))]);
+    assert_eq!(
+        sim.set(120).tick(),
+        vec![revoked("a", RevokeReason::Inactivity, at(120))]
+    );
+
+    // A resize alone keeps the warnings as they are.
+    let mut sim = Sim::with_holders(settings(2, 60, 10, 30), &["a"]);
+    sim.set(50).tick();
+    let mut bigger = sim.state.settings().unwrap().clone();
+    bigger.shared_slots = 3;
+    sim.set(55).run(Command::Configure(bigger));
+    assert_eq!(view(&sim, "a"), granted_view(at(60), true));
+    assert_eq!(
+        sim.set(60).tick(),
+        vec![revoked("a", RevokeReason::Inactivity, at(60))]
+    );
+}
+
+#[test]
+fn a_lock_outlives_removal_from_the_pool() {
+    let mut s = relogin(1, 120);
+    s.auto_relogin = false;
+    let mut sim = Sim::with_holders(s, &["a"]);
+    sim.set(50).tick();
+    sim.set(60).tick();
+    assert_eq!(view(&sim, "a"), SlotView::Locked { until: at(180) });
+    assert_eq!(
+        sim.set(70).run(Command::Remove { user: "a".into() }),
+        vec![ProductEvent::MemberRemoved { user: "a".into() }]
+    );
+    assert_eq!(
+        sim.enrol("a"),
+        vec![ProductEvent::MemberEnrolled { user: "a".into() }]
+    );
+    assert_eq!(view(&sim, "a"), SlotView::Locked { until: at(180) });
+    assert_eq!(sim.request("a"), vec![], "still locked");
+    assert_eq!(sim.set(180).request("a"), vec![granted("a", at(180))]);
+}

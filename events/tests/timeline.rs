@@ -1,0 +1,983 @@
+//! Property tests over random timelines: commands interleaved with clock advances,
+//! sweeps (`Tick`) with a random live presence (open streams, polls, coalesced activity),
+//! resizes, changes of the time settings, fixed licences recorded from elsewhere and tier
+//! reconciliation, on small settings (inactivity 3..=120 s, lead 1..inactivity, sweep
+//! 1..=30 s, lock 0..=60 s, queue timer 1..=60 s, reclaim, auto re-login, coalescing).
+//!
+//! Each timeline runs in one of two modes:
+//!
+//! - *scheduled*: a scheduler sweeps at every `next_tick` instant before anything later
+//!   happens (as `SchedulerActor` does), plus extra sweeps at random instants; the live
+//!   service hands over exactly the activity it coalesced. Here revocation times are
+//!   exact: a holder is warned exactly `warning_lead_s` before the revocation time it was
+//!   shown, and revoked exactly then, on the sweep grid (until the time settings change).
+//! - *free*: sweeps only at random instants, with random extra "coalesced" activity (older
+//!   than the journal, in the future, for non-holders...).
+//!
+//! After every single event: the invariants of DESIGN.md (never more holders than
+//! `shared_slots`; no slot for a non-member, a fixed, a deactivated or a locked user, a
+//! locked user holding again only through auto re-login or after the lock; the queue is
+//! FIFO, members only, disjoint from the holders), and the recorded lock / re-login state
+//! matches what the events imply. Per event kind:
+//!
+//! - `SlotRevoked{Inactivity}` comes from a sweep, after a `WarningIssued` for that user
+//!   at least `warning_lead_s` earlier with no activity and no new grant in between, not
+//!   before its `revoke_at`, and never before `last_activity + inactivity_s`;
+//! - `WarningIssued` only when due, with the whole lead and a `revoke_at` on the grid;
+//! - `Requeued` only in a sweep, for a holder revoked for inactivity in that sweep whose
+//!   stream is open, with auto re-login on, and never twice without activity in between;
+//! - `SlotRevoked{Reclaimed}` only on a request with reclaim on, of the longest-inactive
+//!   holder, past the inactivity time;
+//! - `QueueLeft{Expired}` only in a sweep, for a member not connected whose last poll (or
+//!   queue time) is at least the queue timer old.
+//!
+//! After every command: a non-empty queue means a full pool; a sweep leaves nobody due
+//! (no warned holder past `revoke_at`, no unwarned holder past the warning time, no
+//! expired queue place); activity is journaled exactly when not coalesced; a locked
+//! request changes nothing; tier reconciliation restores `fixed + shared_slots <= tier`;
+//! `next_tick` lies in the future; a refusal changes nothing; and replaying the whole
+//! journal gives the same observable state.
+
+mod common;
+
+use common::{observe, T0_MS};
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+use slotpool_events::{
+    Command, LeaveReason, Presence, ProductEvent, ProductKind, ProductState, RevokeReason,
+    Settings, SlotView, Standing, Timestamp,
+};
+use std::collections::{HashMap, HashSet};
+
+const USERS: [&str; 6] = ["u0", "u1", "u2", "u3", "u4", "u5"];
+
+// ---------------------------------------------------------------------------------------
+// Generators
+// ---------------------------------------------------------------------------------------
+
+/// The time-related settings of a product.
+#[derive(Debug, Clone)]
+struct Times {
+    inactivity_s: u32,
+    warning_lead_s: u32,
+    sweep_interval_s: u32,
+    lock_s: u32,
+    queue_timer_s: u32,
+    reclaim: bool,
+    auto_relogin: bool,
+    coalesce_s: Option<u32>,
+}
+
+fn times() -> impl Strategy<Value = Times> {
+    (3u32..=120)
+        .prop_flat_map(|inactivity_s| {
+            (
+                Just(inactivity_s),
+                1..inactivity_s,
+                1u32..=30,
+                prop_oneof![1 => Just(0u32), 3 => 1u32..=60],
+                1u32..=60,
+                any::<bool>(),
+                any::<bool>(),
+                prop::option::of(0..inactivity_s),
+            )
+        })
+        .prop_map(
+            |(
+                inactivity_s,
+                warning_lead_s,
+                sweep_interval_s,
+                lock_s,
+                queue_timer_s,
+                reclaim,
+                auto_relogin,
+                coalesce_s,
+            )| Times {
+                inactivity_s,
+                warning_lead_s,
+                sweep_interval_s,
+                lock_s,
+                queue_timer_s,
+                reclaim,
+                auto_relogin,
+                coalesce_s,
+            },
+        )
+}
+
+fn with_times(mut s: Settings, t: &Times) -> Settings {
+    s.inactivity_s = t.inactivity_s;
+    s.warning_lead_s = t.warning_lead_s;
+    s.sweep_interval_s = t.sweep_interval_s;
+    s.lock_s = t.lock_s;
+    s.queue_timer_s = t.queue_timer_s;
+    s.reclaim_on_request = t.reclaim;
+    s.auto_relogin = t.auto_relogin;
+    s.coalesce_s = t.coalesce_s;
+    s
+}
+
+fn first_settings() -> impl Strategy<Value = Settings> {
+    (0u32..=4, 0u32..=3, times()).prop_map(|(shared, spare, t)| {
+        with_times(
+            Settings::new(ProductKind::Jira, (shared + spare).max(1), shared),
+            &t,
+        )
+    })
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// The clock moves on by this many milliseconds.
+    Wait(i64),
+    Cmd(Command),
+    /// A user works for a while: activity after each of these pauses (ms).
+    Busy(usize, Vec<i64>),
+    /// A user's browser opens or closes the notification stream.
+    Connect(usize),
+    Disconnect(usize),
+    /// A queued member's client polls the queue page.
+    Poll(usize),
+    /// An extra sweep now; in free mode, with extra "coalesced" activity (user, ms before
+    /// now; negative is after now).
+    Tick(Vec<(usize, i64)>),
+    Resize {
+        shared: u32,
+        tier_delta: i8,
+    },
+    Retime(Times),
+    ReconcileTier,
+    /// A fixed licence recorded from elsewhere (an older journal, the directory's
+    /// hygiene), applied as a fact without `decide`: it may take `fixed + shared_slots`
+    /// past the tier, which `ReconcileTier` repairs.
+    ForceFixed(usize),
+}
+
+fn user() -> impl Strategy<Value = String> {
+    (0..USERS.len()).prop_map(|i| USERS[i].to_string())
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        2 => (user(), prop::bool::weighted(0.95)).prop_map(|(user, active)| Command::Enrol { user, active }),
+        1 => user().prop_map(|user| Command::Remove { user }),
+        1 => (user(), prop::bool::weighted(0.8)).prop_map(|(user, active)| Command::GiveFixed { user, active }),
+        1 => user().prop_map(|user| Command::TakeFixed { user }),
+        1 => (user(), prop::bool::weighted(0.6)).prop_map(|(user, active)| Command::SetActive { user, active }),
+        14 => user().prop_map(|user| Command::Request { user }),
+        2 => user().prop_map(|user| Command::Release { user }),
+        6 => user().prop_map(|user| Command::Activity { user }),
+        1 => user().prop_map(|user| Command::Revoke { user }),
+    ]
+}
+
+fn wait() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        2 => 0i64..1_000,
+        4 => 1_000i64..30_000,
+        2 => 30_000i64..150_000,
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let u = || 0..USERS.len();
+    prop_oneof![
+        14 => wait().prop_map(Op::Wait),
+        16 => command().prop_map(Op::Cmd),
+        3 => (u(), prop::collection::vec(0i64..4_000, 1..8)).prop_map(|(i, pauses)| Op::Busy(i, pauses)),
+        3 => u().prop_map(Op::Connect),
+        2 => u().prop_map(Op::Disconnect),
+        3 => u().prop_map(Op::Poll),
+        6 => prop::collection::vec((u(), -2_000i64..200_000), 0..3).prop_map(Op::Tick),
+        1 => (0u32..=5, -1i8..=2).prop_map(|(shared, tier_delta)| Op::Resize { shared, tier_delta }),
+        1 => times().prop_map(Op::Retime),
+        1 => Just(Op::ReconcileTier),
+        1 => u().prop_map(Op::ForceFixed),
+    ]
+}
+
+/// A timeline: the mode, the first settings, who is enrolled from the start (a bit per
+/// user), and the steps.
+type Timeline = (bool, Settings, u8, Vec<Op>);
+
+fn timeline() -> impl Strategy<Value = Timeline> {
+    (
+        any::<bool>(),
+        first_settings(),
+        any::<u8>(),
+        prop::collection::vec(op(), 1..150),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// The run and its checks
+// ---------------------------------------------------------------------------------------
+
+/// What the events so far say about one user, kept independently of the product.
+#[derive(Debug, Clone, Default)]
+struct Track {
+    /// Last activity of the current holding (grant or recorded activity).
+    last_activity: Option<Timestamp>,
+    /// The pending warning: (issued at, revoke at, the lead then in force).
+    warning: Option<(Timestamp, Timestamp, u32)>,
+    /// Locked until, after a revocation for inactivity.
+    lock: Option<Timestamp>,
+    /// Requeued automatically since the lock began.
+    requeued_in_lock: bool,
+    /// Requeued automatically since the last recorded activity.
+    requeued_since_activity: bool,
+    /// Order of joining the queue.
+    joined: u64,
+}
+
+struct Run {
+    state: ProductState,
+    journal: Vec<ProductEvent>,
+    now: Timestamp,
+    scheduled: bool,
+    /// Revocation times are exact: scheduled, and the time settings never changed.
+    exact: bool,
+    connected: HashSet<String>,
+    last_seen: HashMap<String, Timestamp>,
+    /// Activity the product coalesced, as the live service remembers it.
+    coalesced: HashMap<String, Timestamp>,
+    tracks: HashMap<String, Track>,
+    joins: u64,
+    /// Fixed licences were recorded past the tier and not reconciled since.
+    over_tier: bool,
+    stats: Stats,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Stats {
+    warnings: u64,
+    inactivity: u64,
+    reclaimed: u64,
+    requeued: u64,
+    expired: u64,
+    reconciled: u64,
+    locked_requests: u64,
+    coalesced: u64,
+}
+
+fn ms(t: Timestamp) -> i64 {
+    t.as_millis()
+}
+
+fn on_grid(s: &Settings, t: Timestamp) -> bool {
+    s.sweep_at_or_after(t) == t
+}
+
+impl Run {
+    fn new(scheduled: bool) -> Self {
+        Run {
+            state: ProductState::new(),
+            journal: Vec::new(),
+            now: Timestamp::from_millis(T0_MS),
+            scheduled,
+            exact: scheduled,
+            connected: HashSet::new(),
+            last_seen: HashMap::new(),
+            coalesced: HashMap::new(),
+            tracks: HashMap::new(),
+            joins: 0,
+            over_tier: false,
+            stats: Stats::default(),
+        }
+    }
+
+    fn settings(&self) -> Settings {
+        self.state.settings().cloned().expect("configured")
+    }
+
+    /// The clock moves to `to`; in scheduled mode every sweep due on the way runs first.
+    fn advance(&mut self, to: Timestamp) -> Result<(), TestCaseError> {
+        if self.scheduled {
+            while let Some(next) = self.state.next_tick(self.now) {
+                if next > to {
+                    break;
+                }
+                self.now = next;
+                self.sweep(Vec::new())?;
+            }
+        }
+        self.now = self.now.max(to);
+        Ok(())
+    }
+
+    /// A sweep now, with the live presence (and `extra` activity in free mode).
+    fn sweep(&mut self, extra: Vec<(String, Timestamp)>) -> Result<(), TestCaseError> {
+        let mut recent = std::mem::take(&mut self.coalesced);
+        for (u, t) in extra {
+            let e = recent.entry(u).or_insert(t);
+            *e = (*e).max(t);
+        }
+        let presence = Presence {
+            connected: self.connected.clone(),
+            last_seen: self.last_seen.clone(),
+            recent_activity: recent,
+        };
+        self.execute(Command::Tick { presence })?;
+        // The live service forgets the polls of members no longer queued.
+        let state = &self.state;
+        self.last_seen.retain(|u, _| {
+            matches!(
+                state.user(u).map(|e| e.standing),
+                Some(Standing::Queued { .. })
+            )
+        });
+        Ok(())
+    }
+
+    fn op(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        match op {
+            Op::Wait(d) => self.advance(Timestamp::from_millis(ms(self.now) + d))?,
+            Op::Cmd(c) => {
+                self.advance(self.now)?;
+                self.execute(c.clone())?;
+            }
+            Op::Busy(i, pauses) => {
+                for pause in pauses {
+                    self.advance(Timestamp::from_millis(ms(self.now) + pause))?;
+                    self.execute(Command::Activity {
+                        user: USERS[*i].to_string(),
+                    })?;
+                }
+            }
+            Op::Connect(i) => {
+                self.connected.insert(USERS[*i].to_string());
+            }
+            Op::Disconnect(i) => {
+                self.connected.remove(USERS[*i]);
+            }
+            Op::Poll(i) => {
+                self.last_seen.insert(USERS[*i].to_string(), self.now);
+            }
+            Op::Tick(extra) => {
+                self.advance(self.now)?;
+                let extra = if self.scheduled {
+                    Vec::new()
+                } else {
+                    extra
+                        .iter()
+                        .map(|(i, back)| {
+                            (
+                                USERS[*i].to_string(),
+                                Timestamp::from_millis(ms(self.now) - back),
+                            )
+                        })
+                        .collect()
+                };
+                self.sweep(extra)?;
+            }
+            Op::Resize { shared, tier_delta } => {
+                self.advance(self.now)?;
+                let mut s = self.settings();
+                s.shared_slots = *shared;
+                s.licence_tier = s.licence_tier.saturating_add_signed(i32::from(*tier_delta));
+                self.execute(Command::Configure(s))?;
+            }
+            Op::Retime(t) => {
+                self.advance(self.now)?;
+                let s = with_times(self.settings(), t);
+                if self.execute(Command::Configure(s))? {
+                    self.exact = false;
+                }
+            }
+            Op::ReconcileTier => {
+                self.advance(self.now)?;
+                self.execute(Command::ReconcileTier)?;
+            }
+            Op::ForceFixed(i) => {
+                // A power user from outside the pool's users (never a member here).
+                let u = format!("fixed{i}");
+                if self.state.user(&u).is_none_or(|e| !e.fixed) {
+                    let event = ProductEvent::FixedGiven { user: u };
+                    self.state.apply(&event);
+                    self.journal.push(event);
+                    let s = self.settings();
+                    self.over_tier |= self.state.counts().fixed as u64 + u64::from(s.shared_slots)
+                        > u64::from(s.licence_tier);
+                    self.check_invariants()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides and applies one command with every check; returns whether the time
+    /// settings changed.
+    fn execute(&mut self, command: Command) -> Result<bool, TestCaseError> {
+        let now = self.now;
+        let users = || USERS.iter().copied();
+        let before = observe(&self.state, users(), now);
+        let settings = match (&command, self.state.settings()) {
+            (_, Some(s)) => s.clone(),
+            (Command::Configure(s), None) => s.clone(),
+            (_, None) => panic!("the timeline starts with Configure"),
+        };
+        let state_before = self.state.clone();
+        let events = match self.state.decide(&command, now) {
+            Ok(events) => events,
+            Err(_) => {
+                prop_assert_eq!(
+                    observe(&self.state, users(), now),
+                    before,
+                    "a refusal changed the state"
+                );
+                return Ok(false);
+            }
+        };
+        let presence = match &command {
+            Command::Tick { presence } => Some(presence.clone()),
+            _ => None,
+        };
+        for (i, e) in events.iter().enumerate() {
+            self.check_event(&command, presence.as_ref(), &events[..i], e, &settings)?;
+            self.state.apply(e);
+            self.journal.push(e.clone());
+            self.check_invariants()?;
+        }
+        self.check_command(&command, &state_before, &events, &settings)?;
+
+        let replayed = ProductState::replay(self.journal.iter());
+        prop_assert_eq!(
+            observe(&replayed, users(), now),
+            observe(&self.state, users(), now),
+            "replay differs"
+        );
+        let after = self.settings();
+        Ok((
+            after.inactivity_s,
+            after.warning_lead_s,
+            after.sweep_interval_s,
+        ) != (
+            settings.inactivity_s,
+            settings.warning_lead_s,
+            settings.sweep_interval_s,
+        ))
+    }
+
+    /// Checks one event against what the events before it imply, then records it.
+    fn check_event(
+        &mut self,
+        command: &Command,
+        presence: Option<&Presence>,
+        earlier: &[ProductEvent],
+        e: &ProductEvent,
+        s: &Settings,
+    ) -> Result<(), TestCaseError> {
+        let now = self.now;
+        let exact = self.exact;
+        let is_tick = matches!(command, Command::Tick { .. });
+        match e {
+            ProductEvent::SlotGranted { user, at } => {
+                let t = self.tracks.entry(user.to_string()).or_default();
+                if let Some(lock) = t.lock {
+                    prop_assert!(
+                        lock <= *at || t.requeued_in_lock,
+                        "{} granted at {:?} while locked until {:?}",
+                        user,
+                        at,
+                        lock
+                    );
+                }
+                *t = Track {
+                    last_activity: Some(*at),
+                    requeued_since_activity: t.requeued_since_activity,
+                    ..Track::default()
+                };
+            }
+            ProductEvent::Queued { user, .. } => {
+                self.joins += 1;
+                let j = self.joins;
+                self.tracks.entry(user.to_string()).or_default().joined = j;
+            }
+            ProductEvent::Requeued { user, at } => {
+                self.stats.requeued += 1;
+                prop_assert!(is_tick && s.auto_relogin, "{:?} requeued {}", command, user);
+                prop_assert!(
+                    presence.is_some_and(|p| p.connected.contains(user)),
+                    "{} requeued without an open stream",
+                    user
+                );
+                prop_assert!(
+                    earlier.iter().any(|x| matches!(x, ProductEvent::SlotRevoked { user: u, reason: RevokeReason::Inactivity, .. } if u == user)),
+                    "{} requeued without a revocation for inactivity in the same sweep",
+                    user
+                );
+                self.joins += 1;
+                let j = self.joins;
+                let t = self.tracks.entry(user.to_string()).or_default();
+                prop_assert!(
+                    !t.requeued_since_activity,
+                    "{} requeued twice without activity in between",
+                    user
+                );
+                t.requeued_since_activity = true;
+                t.joined = j;
+                if t.lock.is_some_and(|l| l > *at) {
+                    t.requeued_in_lock = true;
+                }
+            }
+            ProductEvent::WarningIssued {
+                user,
+                at,
+                revoke_at,
+            } => {
+                self.stats.warnings += 1;
+                prop_assert!(is_tick && *at == now, "{:?} warned {}", command, user);
+                let t = self.tracks.entry(user.to_string()).or_default();
+                prop_assert!(t.warning.is_none(), "{} warned twice", user);
+                let last = t.last_activity.expect("a holder has a last activity");
+                prop_assert!(s.warning_due(last) <= now, "{} warned early", user);
+                prop_assert!(
+                    ms(*revoke_at) >= ms(*at) + i64::from(s.warning_lead_s) * 1000,
+                    "{} warned with less than the lead",
+                    user
+                );
+                prop_assert!(
+                    *revoke_at >= s.revoke_deadline(last),
+                    "{} to be revoked before the deadline",
+                    user
+                );
+                prop_assert!(
+                    on_grid(s, *revoke_at),
+                    "{} to be revoked off the grid",
+                    user
+                );
+                if exact {
+                    prop_assert_eq!(*at, s.warning_due(last), "{} warned late", user);
+                    prop_assert_eq!(
+                        *revoke_at,
+                        s.revoke_deadline(last),
+                        "{} revoked later than shown",
+                        user
+                    );
+                }
+                t.warning = Some((*at, *revoke_at, s.warning_lead_s));
+            }
+            ProductEvent::ActivityRecorded { user, at } => {
+                prop_assert!(*at <= now, "activity of {} from the future", user);
+                let t = self.tracks.entry(user.to_string()).or_default();
+                t.warning = None;
+                t.requeued_since_activity = false;
+                t.last_activity = t.last_activity.max(Some(*at));
+            }
+            ProductEvent::SlotRevoked { user, reason, at } => {
+                let holders = self.state.holders();
+                let t = self.tracks.entry(user.to_string()).or_default();
+                let last = t.last_activity.expect("a holder has a last activity");
+                match reason {
+                    RevokeReason::Inactivity => {
+                        self.stats.inactivity += 1;
+                        prop_assert!(is_tick, "{:?} revoked {} for inactivity", command, user);
+                        let Some((warned_at, revoke_at, lead)) = t.warning else {
+                            return Err(TestCaseError::fail(format!(
+                                "{user} revoked for inactivity without a warning"
+                            )));
+                        };
+                        prop_assert!(
+                            ms(*at) >= ms(warned_at) + i64::from(lead) * 1000,
+                            "{} revoked less than the lead after the warning",
+                            user
+                        );
+                        prop_assert!(*at >= revoke_at, "{} revoked before {:?}", user, revoke_at);
+                        prop_assert!(
+                            ms(*at) >= ms(last) + i64::from(s.inactivity_s) * 1000,
+                            "{} revoked at {:?}, before last activity {:?} + inactivity {} s",
+                            user,
+                            at,
+                            last,
+                            s.inactivity_s
+                        );
+                        if exact {
+                            prop_assert_eq!(
+                                *at,
+                                revoke_at,
+                                "{} not revoked at the time shown",
+                                user
+                            );
+                        }
+                        t.lock = (s.lock_s > 0).then(|| at.plus_secs(s.lock_s));
+                        t.requeued_in_lock = false;
+                    }
+                    RevokeReason::Reclaimed => {
+                        self.stats.reclaimed += 1;
+                        prop_assert!(
+                            matches!(command, Command::Request { .. }) && s.reclaim_on_request,
+                            "{:?} reclaimed",
+                            command
+                        );
+                        prop_assert!(
+                            ms(*at) >= ms(last) + i64::from(s.inactivity_s) * 1000,
+                            "{} reclaimed within the inactivity time",
+                            user
+                        );
+                        let longest = holders.iter().map(|h| h.last_activity).min();
+                        prop_assert_eq!(
+                            Some(last),
+                            longest,
+                            "{} is not the longest-inactive holder",
+                            user
+                        );
+                    }
+                    _ => {}
+                }
+                let t = self.tracks.entry(user.to_string()).or_default();
+                t.warning = None;
+                t.last_activity = None;
+            }
+            ProductEvent::SlotReleased { user, .. } => {
+                let t = self.tracks.entry(user.to_string()).or_default();
+                t.warning = None;
+                t.last_activity = None;
+            }
+            ProductEvent::QueueLeft {
+                user,
+                reason: LeaveReason::Expired,
+                ..
+            } => {
+                self.stats.expired += 1;
+                let Some(p) = presence else {
+                    return Err(TestCaseError::fail(format!("{command:?} expired {user}")));
+                };
+                prop_assert!(
+                    !p.connected.contains(user),
+                    "{} connected, yet expired",
+                    user
+                );
+                let since = self
+                    .state
+                    .queue()
+                    .into_iter()
+                    .find(|q| &q.user == user)
+                    .map(|q| q.since);
+                let seen = since.max(p.last_seen.get(user).copied()).expect("queued");
+                prop_assert!(
+                    seen.plus_secs(s.queue_timer_s) <= now,
+                    "{} expired early",
+                    user
+                );
+            }
+            // New time settings cancel every pending warning (they were computed with the
+            // old ones); the next sweep warns again whoever is due.
+            ProductEvent::Configured { settings: new }
+                if (new.inactivity_s, new.warning_lead_s, new.sweep_interval_s)
+                    != (s.inactivity_s, s.warning_lead_s, s.sweep_interval_s) =>
+            {
+                for t in self.tracks.values_mut() {
+                    t.warning = None;
+                }
+            }
+            ProductEvent::TierReconciled { .. } => {
+                self.stats.reconciled += 1;
+                prop_assert!(matches!(command, Command::ReconcileTier));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The invariants that hold after every single event.
+    fn check_invariants(&self) -> Result<(), TestCaseError> {
+        let s = self.settings();
+        let holders = self.state.holders();
+        let queue = self.state.queue();
+        prop_assert!(
+            holders.len() <= s.shared_slots as usize,
+            "{} holders > {} slots",
+            holders.len(),
+            s.shared_slots
+        );
+        let mut names = HashSet::new();
+        for h in &holders {
+            prop_assert!(names.insert(h.user.clone()), "{} holds twice", h.user);
+            let e = self.state.user(&h.user).copied().expect("holder known");
+            prop_assert!(
+                e.member && !e.fixed && !e.deactivated,
+                "holder {} is {:?}",
+                h.user,
+                e
+            );
+            let t = self.tracks.get(&h.user).cloned().unwrap_or_default();
+            prop_assert_eq!(
+                Some(h.last_activity),
+                t.last_activity,
+                "last activity of {}",
+                h.user
+            );
+            prop_assert_eq!(h.warned_at, t.warning.map(|w| w.0), "warning of {}", h.user);
+            let shown = t
+                .warning
+                .map_or_else(|| s.revoke_deadline(h.last_activity), |w| w.1);
+            prop_assert_eq!(h.revoke_at, shown, "revoke_at of {}", h.user);
+        }
+        let mut last_join = 0;
+        for (i, q) in queue.iter().enumerate() {
+            prop_assert_eq!(q.position, i + 1);
+            prop_assert!(!names.contains(&q.user), "{} holds and waits", q.user);
+            let e = self.state.user(&q.user).copied().expect("queued known");
+            prop_assert!(
+                e.member && !e.fixed && !e.deactivated,
+                "queued {} is {:?}",
+                q.user,
+                e
+            );
+            let j = self.tracks.get(&q.user).map_or(0, |t| t.joined);
+            prop_assert!(j > last_join, "the queue is not in the order of joining");
+            last_join = j;
+        }
+        for u in USERS {
+            let t = self.tracks.get(u).cloned().unwrap_or_default();
+            let e = self.state.user(u).copied();
+            prop_assert_eq!(e.and_then(|e| e.locked_until), t.lock, "lock of {}", u);
+            prop_assert_eq!(
+                e.is_some_and(|e| e.relogin_used),
+                t.requeued_since_activity,
+                "re-login of {}",
+                u
+            );
+            if let Some(e) = e {
+                let view = self.state.slot_view(u, self.now);
+                let shows_fixed = e.fixed && !e.deactivated;
+                let locked = e.standing == Standing::Idle
+                    && !shows_fixed
+                    && t.lock.is_some_and(|l| l > self.now);
+                prop_assert_eq!(
+                    matches!(view, SlotView::Locked { until } if Some(until) == t.lock),
+                    locked,
+                    "view of {}: {:?}",
+                    u,
+                    view
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that hold after a whole command.
+    fn check_command(
+        &mut self,
+        command: &Command,
+        before: &ProductState,
+        events: &[ProductEvent],
+        s: &Settings,
+    ) -> Result<(), TestCaseError> {
+        let now = self.now;
+        let after = self.settings();
+        if !self.state.queue().is_empty() {
+            prop_assert_eq!(
+                self.state.holders().len(),
+                after.shared_slots as usize,
+                "members wait while a slot is free"
+            );
+        }
+        let next = self.state.next_tick(now);
+        prop_assert!(
+            next.is_some_and(|t| t > now),
+            "next_tick {:?} not after {:?}",
+            next,
+            now
+        );
+        match command {
+            Command::Tick { presence } => {
+                for h in self.state.holders() {
+                    match h.warned_at {
+                        Some(_) => prop_assert!(
+                            h.revoke_at > now,
+                            "{} is still due after the sweep",
+                            h.user
+                        ),
+                        None => prop_assert!(
+                            s.warning_due(h.last_activity) > now,
+                            "{} is still due for a warning after the sweep",
+                            h.user
+                        ),
+                    }
+                }
+                for q in self.state.queue() {
+                    let seen = presence
+                        .last_seen
+                        .get(&q.user)
+                        .copied()
+                        .unwrap_or(q.since)
+                        .max(q.since);
+                    prop_assert!(
+                        presence.connected.contains(&q.user)
+                            || seen.plus_secs(s.queue_timer_s) > now,
+                        "{}'s queue place outlived the sweep",
+                        q.user
+                    );
+                }
+            }
+            Command::Activity { user } => {
+                if let Some(Standing::Holding {
+                    last_activity,
+                    warning,
+                    ..
+                }) = before.user(user).map(|e| e.standing)
+                {
+                    let recorded =
+                        warning.is_some() || ms(now) - ms(last_activity) >= s.coalesce_window_ms();
+                    prop_assert_eq!(
+                        events.to_vec(),
+                        if recorded {
+                            vec![ProductEvent::ActivityRecorded {
+                                user: user.clone(),
+                                at: now,
+                            }]
+                        } else {
+                            vec![]
+                        }
+                    );
+                    if !recorded {
+                        self.stats.coalesced += 1;
+                        self.coalesced.insert(user.clone(), now);
+                    }
+                }
+            }
+            Command::Request { user } => {
+                if let Some(e) = before.user(user) {
+                    let locked = e.locked_until.is_some_and(|l| l > now);
+                    if e.member && !e.fixed && !e.deactivated && e.standing == Standing::Idle {
+                        prop_assert_eq!(
+                            events.is_empty(),
+                            locked,
+                            "request of {} (locked: {})",
+                            user,
+                            locked
+                        );
+                        if locked {
+                            self.stats.locked_requests += 1;
+                        }
+                        // Reclaim exactly when the pool is full and its longest-inactive
+                        // holder is past the inactivity time.
+                        let holders = before.holders();
+                        let longest = holders.iter().map(|h| h.last_activity).min();
+                        let may_reclaim = !locked
+                            && s.reclaim_on_request
+                            && holders.len() >= s.shared_slots as usize
+                            && longest.is_some_and(|l| {
+                                ms(now) >= ms(l) + i64::from(s.inactivity_s) * 1000
+                            });
+                        let reclaimed = events.iter().any(|e| {
+                            matches!(
+                                e,
+                                ProductEvent::SlotRevoked {
+                                    reason: RevokeReason::Reclaimed,
+                                    ..
+                                }
+                            )
+                        });
+                        prop_assert_eq!(reclaimed, may_reclaim, "reclaim on request of {}", user);
+                    }
+                }
+            }
+            Command::ReconcileTier => {
+                // The pool shrinks by the whole excess (down to nothing if need be).
+                let fixed = self.state.counts().fixed as u32;
+                prop_assert!(
+                    after.shared_slots <= after.licence_tier.saturating_sub(fixed),
+                    "still over the tier after reconciliation"
+                );
+                prop_assert_eq!(
+                    after.shared_slots,
+                    s.shared_slots.min(s.licence_tier.saturating_sub(fixed))
+                );
+                self.over_tier = fixed > after.licence_tier;
+            }
+            _ => {}
+        }
+        if !self.over_tier {
+            prop_assert!(
+                self.state.counts().fixed as u64 + u64::from(after.shared_slots)
+                    <= u64::from(after.licence_tier)
+            );
+        }
+        Ok(())
+    }
+}
+
+fn run_timeline((scheduled, first, enrolled, ops): &Timeline) -> Result<Stats, TestCaseError> {
+    let mut run = Run::new(*scheduled);
+    run.execute(Command::Configure(first.clone()))?;
+    prop_assert!(
+        run.state.settings().is_some(),
+        "the first settings are valid"
+    );
+    for (i, u) in USERS.iter().enumerate() {
+        if enrolled & (1 << i) != 0 {
+            run.execute(Command::Enrol {
+                user: u.to_string(),
+                active: true,
+            })?;
+        }
+    }
+    for op in ops {
+        run.op(op)?;
+    }
+    // Let every pending warning and revocation play out.
+    run.advance(Timestamp::from_millis(ms(run.now) + 400_000))?;
+    if *scheduled {
+        prop_assert!(run
+            .state
+            .holders()
+            .iter()
+            .all(|h| h.warned_at.is_none() || h.revoke_at > run.now));
+    }
+    Ok(run.stats)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn timelines_keep_every_time_rule(timeline in timeline()) {
+        run_timeline(&timeline)?;
+    }
+}
+
+/// The generators reach every rule: run a fixed number of timelines and count.
+#[test]
+fn timelines_reach_every_rule() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, TestRunner};
+    let mut runner = TestRunner::new(Config::default());
+    let mut total = Stats::default();
+    for _ in 0..64 {
+        let timeline = timeline().new_tree(&mut runner).unwrap().current();
+        let s = run_timeline(&timeline).unwrap_or_else(|e| panic!("{e}"));
+        total.warnings += s.warnings;
+        total.inactivity += s.inactivity;
+        total.reclaimed += s.reclaimed;
+        total.requeued += s.requeued;
+        total.expired += s.expired;
+        total.reconciled += s.reconciled;
+        total.locked_requests += s.locked_requests;
+        total.coalesced += s.coalesced;
+    }
+    eprintln!("{total:?}");
+    let Stats {
+        warnings,
+        inactivity,
+        reclaimed,
+        requeued,
+        expired,
+        reconciled,
+        locked_requests,
+        coalesced,
+    } = total;
+    for (what, n) in [
+        ("warnings", warnings),
+        ("revocations for inactivity", inactivity),
+        ("reclaims", reclaimed),
+        ("auto re-logins", requeued),
+        ("queue expiries", expired),
+        ("tier reconciliations", reconciled),
+        ("locked requests", locked_requests),
+        ("coalesced activities", coalesced),
+    ] {
+        assert!(n > 0, "no {what} in 64 timelines: {total:?}");
+    }
+}
