@@ -24,7 +24,7 @@ pub use directory::{
 };
 pub use error::ActorError;
 pub use metrics::{Metrics, ProductMetrics};
-pub use product::{Execute, Executed, Poll, ProductActor, Read, Sweep};
+pub use product::{Execute, Executed, ListHolders, Poll, ProductActor, Read, Sweep};
 pub use recovery::{recover, Services};
 pub use registry::{ProductNotice, Products, Snapshotting};
 pub use scheduler::{Nightly, Scheduler, SchedulerActor};

@@ -18,8 +18,8 @@ use crate::scheduler::Schedule;
 use crate::session::{Notification, Subscribe, Unsubscribe};
 use actix::prelude::*;
 use slotpool_events::{
-    Command, Journal, Presence, ProductEvent, ProductState, Refusal, SlotView, Standing, StreamId,
-    StreamTip, Timestamp,
+    Command, Holder, Journal, Presence, ProductEvent, ProductState, Refusal, SlotView, Standing,
+    StreamId, StreamTip, Timestamp,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -65,6 +65,11 @@ pub struct Sweep {
 pub struct Poll {
     pub user: String,
 }
+
+/// The holders, as an administrator should see them (counting coalesced activity).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<Holder>, ActorError>")]
+pub struct ListHolders;
 
 /// A read of the product's state, answered once everything it reflects is durable.
 ///
@@ -171,6 +176,16 @@ impl ProductActor {
 
     /// Decides, appends and applies; the caller waits for durability before answering.
     fn execute(&mut self, msg: Execute, now: Timestamp) -> Result<Executed, ActorError> {
+        if self.state.reads_activity(&msg.command) && !self.presence.recent_activity.is_empty() {
+            let recent = std::mem::take(&mut self.presence.recent_activity);
+            self.execute(
+                Execute {
+                    command: Command::RecordActivity { recent },
+                    cause: msg.cause,
+                },
+                now,
+            )?;
+        }
         let existed = self.state.settings().is_some();
         let decided = self.state.decide(&msg.command, now);
         if let Command::Request { .. } = &msg.command {
@@ -471,6 +486,23 @@ impl Handler<Unsubscribe> for ProductActor {
                 }
             }
         }
+    }
+}
+
+impl Handler<ListHolders> for ProductActor {
+    type Result = ResponseFuture<Result<Vec<Holder>, ActorError>>;
+
+    fn handle(&mut self, _msg: ListHolders, _ctx: &mut Self::Context) -> Self::Result {
+        let holders = if self.state.settings().is_none() {
+            Err(Refusal::UnknownProduct.into())
+        } else {
+            Ok(self.state.holders_seen(&self.presence.recent_activity))
+        };
+        let barrier = durable(&self.journal, self.last_ticket);
+        Box::pin(async move {
+            barrier.await?;
+            holders
+        })
     }
 }
 

@@ -37,6 +37,12 @@ pub enum Command {
     Tick { presence: Presence },
     /// The hourly tier reconciliation (rule 7).
     ReconcileTier,
+    /// Record activity the product coalesced (see [`crate::Presence::recent_activity`]),
+    /// before a decision that reads holders' activity: see
+    /// [`crate::ProductState::reads_activity`].
+    RecordActivity {
+        recent: std::collections::HashMap<String, Timestamp>,
+    },
 }
 
 /// Why a product refused a command. Every refusal has a stable `reason` code.

@@ -221,6 +221,37 @@ impl ProductState {
         out
     }
 
+    /// Current holders, counting activity the product coalesced but has not recorded yet
+    /// (what an administrator should see).
+    pub fn holders_seen(&self, recent: &HashMap<String, Timestamp>) -> Vec<Holder> {
+        let Some(settings) = &self.settings else {
+            return Vec::new();
+        };
+        let mut out = self.holders();
+        for h in &mut out {
+            if let Some(at) = recent.get(&h.user).filter(|at| **at > h.last_activity) {
+                h.last_activity = *at;
+                if h.warned_at.is_none() {
+                    h.revoke_at = settings.revoke_deadline(*at);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether deciding `command` reads holders' last activity (shrink, tier
+    /// reconciliation, reclaim), so coalesced activity must be recorded first
+    /// ([`Command::RecordActivity`]) or the longest-inactive holder may be the wrong one.
+    pub fn reads_activity(&self, command: &Command) -> bool {
+        match command {
+            Command::Configure(_) | Command::ReconcileTier => true,
+            Command::Request { .. } => self.settings.as_ref().is_some_and(|s| {
+                s.reclaim_on_request && self.free_slots() == 0 && !self.pool.is_empty()
+            }),
+            _ => false,
+        }
+    }
+
     /// The queue, head first.
     pub fn queue(&self) -> Vec<QueuePlace> {
         self.queue
@@ -412,6 +443,9 @@ impl ProductState {
             },
             Command::Tick { presence } => self.decide_tick(&mut out, settings, presence, now),
             Command::ReconcileTier => self.decide_reconcile_tier(&mut out, settings, now),
+            Command::RecordActivity { recent } => {
+                self.record_recent(&mut out, recent, now);
+            }
         }
         Ok(out)
     }

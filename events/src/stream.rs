@@ -17,7 +17,7 @@ pub enum StreamId {
 
 /// A product id that cannot name a stream.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("product ids are 1 to {MAX_PRODUCT_ID_LEN} characters of a-z, A-Z, 0-9, '.', '_' and '-'")]
+#[error("product ids are 1 to {MAX_PRODUCT_ID_LEN} characters of a-z, A-Z, 0-9, '.', '_' and '-', starting with a letter or digit")]
 pub struct StreamIdError;
 
 const PRODUCT_PREFIX: &str = "product/";
@@ -60,7 +60,9 @@ impl fmt::Display for StreamId {
 
 /// Whether `id` may name a product (and so appear in paths and stream keys).
 pub fn valid_product_id(id: &str) -> bool {
-    !id.is_empty()
+    // The first character is a letter or digit, so "." and ".." (which no URL can
+    // reach) are never product ids.
+    id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && id.len() <= MAX_PRODUCT_ID_LEN
         && id
             .bytes()

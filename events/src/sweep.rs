@@ -7,7 +7,9 @@
 //!
 //! Revocations fall on a fixed grid of `sweep_interval_s` (see
 //! [`Settings::sweep_at_or_after`]); a warning is issued `warning_lead_s` before, and a
-//! holder is never revoked less than the lead after their warning. Both indexes of
+//! holder is never revoked less than the lead after their warning: a warning issued late
+//! (a sweep that ran late, a restart) moves the revocation to exactly one lead after it,
+//! and [`ProductState::next_tick`] asks for a sweep at that instant. Both indexes of
 //! [`crate::pool::Pool`] are walked from the front and left at the first holder not due.
 
 use crate::event::{LeaveReason, ProductEvent, RevokeReason};
@@ -26,23 +28,7 @@ impl ProductState {
         presence: &Presence,
         now: Timestamp,
     ) {
-        // Holders whose coalesced activity this sweep records, with its time.
-        let mut refreshed: HashMap<&str, Timestamp> = HashMap::new();
-        let mut recent: Vec<_> = presence.recent_activity.iter().collect();
-        recent.sort();
-        for (user, at) in recent {
-            if let Some(Standing::Holding { last_activity, .. }) =
-                self.user(user).map(|e| e.standing)
-            {
-                if *at > last_activity && *at <= now {
-                    out.push(ProductEvent::ActivityRecorded {
-                        user: user.clone(),
-                        at: *at,
-                    });
-                    refreshed.insert(user, *at);
-                }
-            }
-        }
+        let refreshed = self.record_recent(out, &presence.recent_activity, now);
 
         let mut revoked = Vec::new();
         for (user, revoke_at) in self.pool.warned() {
@@ -82,8 +68,7 @@ impl ProductState {
             if settings.warning_due(last_activity) > now {
                 continue;
             }
-            let revoke_at =
-                settings.sweep_at_or_after(settings.revoke_deadline(last_activity).max(lead_end));
+            let revoke_at = settings.revoke_deadline(last_activity).max(lead_end);
             out.push(ProductEvent::WarningIssued {
                 user: user.to_string(),
                 at: now,
@@ -122,8 +107,36 @@ impl ProductState {
         self.fill_freed(out, now);
     }
 
-    /// When this product next needs a sweep after `now`: the next warning due, or the next
-    /// point of the sweep grid (revocations and queue expiry), whichever comes first.
+    /// Records the coalesced activity of holders (only what is newer than their recorded
+    /// activity and not in the future); returns who was refreshed, and when.
+    pub(crate) fn record_recent<'a>(
+        &self,
+        out: &mut Vec<ProductEvent>,
+        recent: &'a HashMap<String, Timestamp>,
+        now: Timestamp,
+    ) -> HashMap<&'a str, Timestamp> {
+        let mut refreshed = HashMap::new();
+        let mut recent: Vec<_> = recent.iter().collect();
+        recent.sort();
+        for (user, at) in recent {
+            if let Some(Standing::Holding { last_activity, .. }) =
+                self.user(user).map(|e| e.standing)
+            {
+                if *at > last_activity && *at <= now {
+                    out.push(ProductEvent::ActivityRecorded {
+                        user: user.clone(),
+                        at: *at,
+                    });
+                    refreshed.insert(user.as_str(), *at);
+                }
+            }
+        }
+        refreshed
+    }
+
+    /// When this product next needs a sweep after `now`: the next warning due, the next
+    /// revocation of a warned holder, or the next point of the sweep grid (queue expiry),
+    /// whichever comes first.
     /// `None` for a product that does not exist.
     pub fn next_tick(&self, now: Timestamp) -> Option<Timestamp> {
         let settings = self.settings()?;
@@ -145,6 +158,13 @@ impl ProductState {
                     .warning_due(last)
                     .max(Timestamp::from_millis(now.as_millis() + 1))
             });
-        Some(warning.map_or(grid, |w| w.min(grid)))
+        let soonest = Timestamp::from_millis(now.as_millis() + 1);
+        let revocation = self.pool.warned().next().map(|(_, at)| at.max(soonest));
+        Some(
+            [warning, revocation]
+                .into_iter()
+                .flatten()
+                .fold(grid, Timestamp::min),
+        )
     }
 }

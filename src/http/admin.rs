@@ -12,8 +12,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use slotpool_actors::{
-    Execute, Executed, ListUsers, LookupUser, Membership, ProductActor, Provision, Read,
-    SetUserActive,
+    Execute, Executed, ListHolders, ListUsers, LookupUser, Membership, ProductActor, Provision,
+    Read, SetUserActive,
 };
 use slotpool_events::{Command, Settings};
 use uuid::Uuid;
@@ -226,11 +226,8 @@ pub async fn holders(
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
     let addr = product(state, &path)?;
-    let list = addr
-        .send(Read::new(|s, _| {
-            s.holders().iter().map(HolderView::from).collect::<Vec<_>>()
-        }))
-        .await??;
+    let holders = addr.send(ListHolders).await??;
+    let list: Vec<HolderView> = holders.iter().map(HolderView::from).collect();
     Ok(HttpResponse::Ok().json(list))
 }
 
