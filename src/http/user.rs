@@ -34,9 +34,10 @@ async fn run(
     state: &AppState,
     id: &str,
     user: &str,
-    command: Command,
+    command: fn(String) -> Command,
 ) -> Result<Option<SlotView>, Problem> {
     let addr = product(state, id)?;
+    let command = command(user.to_string());
     let cause = Uuid::new_v4();
     match addr.send(Execute { command, cause }).await? {
         Ok(done) => Ok(done.view),
@@ -69,15 +70,7 @@ pub async fn request(
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    let view = run(
-        state,
-        &path,
-        &user.0,
-        Command::Request {
-            user: user.0.clone(),
-        },
-    )
-    .await?;
+    let view = run(state, &path, &user.0, |user| Command::Request { user }).await?;
     Ok(slot_response(&view.unwrap_or(SlotView::None)))
 }
 
@@ -100,15 +93,7 @@ pub async fn release(
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    run(
-        state,
-        &path,
-        &user.0,
-        Command::Release {
-            user: user.0.clone(),
-        },
-    )
-    .await?;
+    run(state, &path, &user.0, |user| Command::Release { user }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -119,15 +104,7 @@ pub async fn activity(
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    run(
-        state,
-        &path,
-        &user.0,
-        Command::Activity {
-            user: user.0.clone(),
-        },
-    )
-    .await?;
+    run(state, &path, &user.0, |user| Command::Activity { user }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
