@@ -12,8 +12,12 @@
 //!   answer (the same events in the same order, or the same refusal code) and leave every
 //!   user standing the same (slot, warning, queue place, lock, re-login). It covers
 //!   activity coalescing, lock time and reclaim on request, the sweep (`Tick`: coalesced
-//!   activity, revocation of warned holders, warnings, queue expiry, auto re-login, grants)
-//!   and tier reconciliation (with fixed licences recorded from elsewhere, applied as facts).
+//!   activity, revocation of warned holders, warnings (a late one revokes exactly one lead
+//!   after it, off the grid), queue expiry, auto re-login, grants), recording coalesced
+//!   activity on its own (`RecordActivity`), and tier reconciliation (with fixed licences
+//!   recorded from elsewhere, applied as facts). The model also computes `next_tick`,
+//!   `holders_seen` (coalesced activity overlaid) and `reads_activity`, and every decision
+//!   that picks a holder by activity (shrink, reclaim) must be one `reads_activity` flags.
 //!
 //! `tests/timeline.rs` checks the time rules as properties of whole timelines, and
 //! `tests/rules.rs` pins each rule's edge cases; the directory's state machine gets the
@@ -469,6 +473,9 @@ impl Model {
                 self.fill(&mut out, now);
             }
             Command::Tick { presence } => self.sweep(&mut out, &settings, presence, now),
+            Command::RecordActivity { recent } => {
+                self.record_recent(&mut out, recent, now);
+            }
             Command::ReconcileTier => {
                 // Rule 7: fixed users grew past the tier: shrink the pool by the excess.
                 let fixed = self.fixed.len() as u32;
@@ -505,6 +512,94 @@ impl Model {
         Ok(out)
     }
 
+    /// Records coalesced activity (the sweep's first step, and `RecordActivity`): for each
+    /// holder, by name, a time newer than the recorded one and not in the future. Returns
+    /// who was refreshed, and when.
+    fn record_recent(
+        &mut self,
+        out: &mut Vec<ProductEvent>,
+        recent: &HashMap<String, Timestamp>,
+        now: Timestamp,
+    ) -> HashMap<String, Timestamp> {
+        let mut refreshed = HashMap::new();
+        let mut recent: Vec<_> = recent.iter().collect();
+        recent.sort();
+        for (user, at) in recent {
+            if let MStanding::Holding { last, .. } = self.standing(user) {
+                if *at > last && *at <= now {
+                    self.record_activity(out, user, *at);
+                    refreshed.insert(user.clone(), *at);
+                }
+            }
+        }
+        refreshed
+    }
+
+    /// When the product next needs a sweep after `now`: the next grid point, the warning
+    /// due soonest, the revocation due soonest (an overdue one: 1 ms from now).
+    fn next_tick(&self, now: Timestamp) -> Option<Timestamp> {
+        let s = self.settings.as_ref()?;
+        let soonest = plus_ms(now, 1);
+        let mut next = grid(s, soonest);
+        for h in &self.holders {
+            let due = match h.warning {
+                None => warning_due(s, h.last),
+                Some((_, revoke_at)) => revoke_at,
+            };
+            next = next.min(due.max(soonest));
+        }
+        Some(next)
+    }
+
+    /// The holders as an administrator sees them, with coalesced activity `recent`
+    /// overlaid: (user, since, last activity, warned at, revoke at), by `since` then name.
+    /// A newer time replaces the last activity; an unwarned holder's revocation time follows
+    /// it, a warned holder's stays what the warning said.
+    #[allow(clippy::type_complexity)]
+    fn holders_seen(
+        &self,
+        recent: &HashMap<String, Timestamp>,
+    ) -> Vec<(String, Timestamp, Timestamp, Option<Timestamp>, Timestamp)> {
+        let Some(s) = self.settings.as_ref() else {
+            return Vec::new();
+        };
+        let mut out: Vec<_> = self
+            .holders
+            .iter()
+            .map(|h| {
+                let last = match recent.get(&h.user) {
+                    Some(at) if *at > h.last => *at,
+                    _ => h.last,
+                };
+                let revoke_at = h.warning.map_or_else(|| deadline(s, last), |w| w.1);
+                (
+                    h.user.clone(),
+                    h.since,
+                    last,
+                    h.warning.map(|w| w.0),
+                    revoke_at,
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        out
+    }
+
+    /// Whether deciding `command` picks holders by their activity (so the live service
+    /// records coalesced activity first): a resize or tier reconciliation, and a request
+    /// that might reclaim (the option on, no free slot, somebody to take it from).
+    fn reads_activity(&self, command: &Command) -> bool {
+        match command {
+            Command::Configure(_) | Command::ReconcileTier => true,
+            Command::Request { .. } => self.settings.as_ref().is_some_and(|s| {
+                s.reclaim_on_request
+                    && self.holders.len() >= s.shared_slots as usize
+                    && !self.holders.is_empty()
+            }),
+            _ => false,
+        }
+    }
+
     /// The sweep (rule 3, and the queue timer of rule 2), step by step on the state before
     /// it, as DESIGN.md tells it.
     fn sweep(
@@ -516,17 +611,7 @@ impl Model {
     ) {
         let before = self.clone();
         // 1. Coalesced activity of holders, newer than the journal and not in the future.
-        let mut refreshed: HashMap<String, Timestamp> = HashMap::new();
-        let mut recent: Vec<_> = presence.recent_activity.iter().collect();
-        recent.sort();
-        for (user, at) in recent {
-            if let MStanding::Holding { last, .. } = before.standing(user) {
-                if *at > last && *at <= now {
-                    self.record_activity(out, user, *at);
-                    refreshed.insert(user.clone(), *at);
-                }
-            }
-        }
+        let refreshed = self.record_recent(out, &presence.recent_activity, now);
         // 2. Warned holders whose time is up, soonest first (ties by name).
         let mut warned: Vec<(Timestamp, String)> = before
             .holders
@@ -549,10 +634,9 @@ impl Model {
                 None => h.last,
             };
             if warning_due(s, last) <= now {
-                let revoke_at = grid(
-                    s,
-                    deadline(s, last).max(plus_ms(now, secs(s.warning_lead_s))),
-                );
+                // On time (at the due instant) this is the deadline, on the grid; late, it
+                // is exactly the lead after the warning, wherever that falls.
+                let revoke_at = deadline(s, last).max(plus_ms(now, secs(s.warning_lead_s)));
                 let m = self
                     .holders
                     .iter_mut()
@@ -613,6 +697,9 @@ enum Op {
         last_seen: Vec<(usize, i64)>,
         recent: Vec<(usize, i64)>,
     },
+    /// Coalesced activity recorded on its own (user, ms before now; negative is after
+    /// now), as the live service does before a decision that reads activity.
+    Record(Vec<(usize, i64)>),
     /// A fixed licence for an outsider, recorded as a fact (it may exceed the tier).
     ForceFixed(usize),
 }
@@ -736,6 +823,7 @@ fn op() -> impl Strategy<Value = Op> {
             prop::collection::vec((u(), -5_000i64..3_000_000), 0..3),
         )
             .prop_map(|(connected, last_seen, recent)| Op::Tick { connected, last_seen, recent }),
+        2 => prop::collection::vec((u(), -5_000i64..3_000_000), 0..4).prop_map(Op::Record),
         1 => (0..OUTSIDERS.len()).prop_map(Op::ForceFixed),
     ]
 }
@@ -948,18 +1036,14 @@ fn check_against_model(
             }
         }
     }
-    let mut expected_holders: Vec<_> = model
-        .holders
-        .iter()
-        .map(|h| (h.user.clone(), h.since, h.last, h.warning.map(|w| w.0)))
-        .collect();
-    expected_holders.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    let expected_holders = model.holders_seen(&HashMap::new());
     let holders: Vec<_> = state
         .holders()
         .into_iter()
-        .map(|h| (h.user, h.since, h.last_activity, h.warned_at))
+        .map(|h| (h.user, h.since, h.last_activity, h.warned_at, h.revoke_at))
         .collect();
     prop_assert_eq!(holders, expected_holders);
+    prop_assert_eq!(state.next_tick(now), model.next_tick(now), "next_tick");
     let queue: Vec<_> = state
         .queue()
         .into_iter()
@@ -1106,6 +1190,33 @@ impl Run {
     fn step(&mut self, command: &Command, now: Timestamp) -> Result<(), TestCaseError> {
         let queue_before: Vec<String> = self.state.queue().into_iter().map(|q| q.user).collect();
         let before = observe(&self.state, now);
+        let reads_activity = self.state.reads_activity(command);
+        prop_assert_eq!(
+            reads_activity,
+            self.model.reads_activity(command),
+            "reads_activity of {:?}",
+            command
+        );
+        // What an administrator sees before coalesced activity is recorded.
+        let recent = match command {
+            Command::Tick { presence } => Some(&presence.recent_activity),
+            Command::RecordActivity { recent } => Some(recent),
+            _ => None,
+        };
+        let seen_before = recent.map(|recent| {
+            let seen: Vec<_> = self
+                .state
+                .holders_seen(recent)
+                .into_iter()
+                .map(|h| (h.user, h.since, h.last_activity, h.warned_at, h.revoke_at))
+                .collect();
+            (recent.clone(), seen)
+        });
+        if let Some((recent, seen)) = &seen_before {
+            prop_assert_eq!(seen, &self.model.holders_seen(recent), "holders_seen");
+        }
+        let state_before =
+            matches!(command, Command::RecordActivity { .. }).then(|| self.state.clone());
         let decided = self.state.decide(command, now);
         let expected = self.model.step(command, now);
         prop_assert_eq!(
@@ -1138,6 +1249,44 @@ impl Run {
         check_fair(command, &queue_before, &events, &self.state)?;
         check_against_model(&self.state, &self.model, now)?;
 
+        // A decision that picks a holder by activity is one the live service records
+        // coalesced activity for first.
+        let picked_by_activity = events.iter().any(|e| {
+            matches!(
+                e,
+                ProductEvent::SlotRevoked {
+                    reason: RevokeReason::PoolShrunk | RevokeReason::Reclaimed,
+                    ..
+                }
+            )
+        });
+        prop_assert!(
+            !picked_by_activity || reads_activity,
+            "{:?} picked a holder by activity, but reads_activity is false",
+            command
+        );
+        // Recording coalesced activity shows every unwarned holder as holders_seen did
+        // (a warned holder's recorded activity also cancels the warning).
+        if let (Some(before), Some((recent, _))) = (&state_before, &seen_before) {
+            let past: HashMap<String, Timestamp> = recent
+                .iter()
+                .filter(|(_, t)| **t <= now)
+                .map(|(u, t)| (u.clone(), *t))
+                .collect();
+            let seen = before.holders_seen(&past);
+            let after = self.state.holders();
+            prop_assert_eq!(seen.len(), after.len());
+            for (s, a) in seen.iter().zip(&after) {
+                prop_assert_eq!(
+                    (&s.user, s.since, s.last_activity),
+                    (&a.user, a.since, a.last_activity)
+                );
+                if s.warned_at.is_none() {
+                    prop_assert_eq!(s, a, "holders_seen of an unwarned holder");
+                }
+            }
+        }
+
         // A command answered is answered: asking the same again at the same instant
         // changes nothing more for the idempotent ones (a second sweep included).
         if matches!(
@@ -1151,6 +1300,7 @@ impl Run {
                 | Command::Request { .. }
                 | Command::Tick { .. }
                 | Command::ReconcileTier
+                | Command::RecordActivity { .. }
         ) {
             let again = self.state.decide(command, now);
             prop_assert!(
@@ -1222,6 +1372,12 @@ fn resolve(op: &Op, current: Option<&Settings>, now: Timestamp) -> Command {
                     .map(|(i, back)| (USERS[*i].to_string(), plus_ms(now, -back)))
                     .collect(),
             },
+        },
+        Op::Record(recent) => Command::RecordActivity {
+            recent: recent
+                .iter()
+                .map(|(i, back)| (USERS[*i].to_string(), plus_ms(now, -back)))
+                .collect(),
         },
         Op::ForceFixed(_) => unreachable!("not a command"),
     }

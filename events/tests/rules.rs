@@ -10,9 +10,10 @@
 mod common;
 
 use common::*;
+use slotpool_events::stream::valid_product_id;
 use slotpool_events::{
-    Command, LeaveReason, Notice, Presence, ProductEvent, ProductState, RevokeReason, Settings,
-    SlotView, Standing, Timestamp,
+    Command, Holder, LeaveReason, Notice, Presence, ProductEvent, ProductState, Refusal,
+    RevokeReason, Settings, SlotView, Standing, StreamId, Timestamp,
 };
 use std::collections::HashMap;
 
@@ -37,8 +38,18 @@ fn queue_of(sim: &Sim) -> Vec<String> {
 
 fn recent(entries: &[(&str, Timestamp)]) -> Presence {
     Presence {
-        recent_activity: entries.iter().map(|(u, t)| (u.to_string(), *t)).collect(),
+        recent_activity: recent_map(entries),
         ..Presence::default()
+    }
+}
+
+fn recent_map(entries: &[(&str, Timestamp)]) -> HashMap<String, Timestamp> {
+    entries.iter().map(|(u, t)| (u.to_string(), *t)).collect()
+}
+
+fn record(entries: &[(&str, Timestamp)]) -> Command {
+    Command::RecordActivity {
+        recent: recent_map(entries),
     }
 }
 
@@ -135,21 +146,28 @@ fn revocations_fall_on_the_sweep_grid_at_the_time_shown() {
     assert_eq!((at(60).as_millis() - T0_MS) % 30_000, 0);
 
     // A late sweep (the warning was due at 50, the first sweep runs at 58): the holder
-    // still gets the whole lead, so the revocation moves to the next grid point after it.
+    // still gets the whole lead, so the revocation moves to exactly one lead after the
+    // warning (68), off the grid, not to the next grid point (90).
     let mut sim = Sim::new(settings(1, 45, 10, 30));
     sim.enrol("a");
     sim.set(7).request("a");
-    assert_eq!(sim.set(58).tick(), vec![warned("a", at(58), at(90))]);
-    assert_eq!(view(&sim, "a"), granted_view(at(90), true));
+    assert_eq!(sim.set(58).tick(), vec![warned("a", at(58), at(68))]);
+    assert_eq!(view(&sim, "a"), granted_view(at(68), true));
+    assert_eq!(sim.state.next_tick(sim.now), Some(at(60)), "the grid first");
     assert_eq!(
         sim.set(60).tick(),
         vec![],
         "less than the lead after the warning"
     );
-    assert_eq!(sim.set(89).tick(), vec![]);
     assert_eq!(
-        sim.set(90).tick(),
-        vec![revoked("a", RevokeReason::Inactivity, at(90))]
+        sim.state.next_tick(sim.now),
+        Some(at(68)),
+        "then the revocation"
+    );
+    assert_eq!(sim.set_at(at_ms(67_999)).tick(), vec![]);
+    assert_eq!(
+        sim.set(68).tick(),
+        vec![revoked("a", RevokeReason::Inactivity, at(68))]
     );
 
     // Sub-second times: granted at 7.5 s, inactive from 52.5 s, still revoked at 60.
@@ -746,7 +764,7 @@ fn tier_reconciliation_shrinks_the_pool_and_raises_a_notice() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-fn next_tick_is_the_next_warning_due_or_grid_point() {
+fn next_tick_is_the_next_warning_revocation_or_grid_point() {
     assert_eq!(ProductState::new().next_tick(at(0)), None);
     let mut sim = Sim::new(settings(2, 60, 10, 30));
     // Nobody holds anything: the next grid point, strictly after now.
@@ -770,6 +788,87 @@ fn next_tick_is_the_next_warning_due_or_grid_point() {
     assert_eq!(sim.state.next_tick(at(295)), Some(at_ms(295_001)));
     assert_eq!(sim.set(290).tick(), vec![warned("a", at(290), at(300))]);
     assert_eq!(sim.state.next_tick(at(290)), Some(at(300)));
+    // An overdue revocation (no sweep ran at 300): as soon as possible too.
+    assert_eq!(sim.state.next_tick(at(400)), Some(at_ms(400_001)));
+
+    // A warned holder's revocation between grid points: exactly then, before the grid.
+    let mut sim = Sim::with_holders(settings(2, 60, 10, 300), &["a"]);
+    sim.set(250);
+    sim.enrol("b");
+    sim.request("b");
+    // a is due for a warning at 290 (revoked at 300); warned late at 295, at 305.
+    assert_eq!(sim.set(295).tick(), vec![warned("a", at(295), at(305))]);
+    assert_eq!(sim.state.next_tick(at(295)), Some(at(300)), "the grid");
+    assert_eq!(sim.set(300).tick(), vec![]);
+    // b (active at 250, revoked at 600) is due at 590; a's revocation comes first.
+    assert_eq!(sim.state.next_tick(at(300)), Some(at(305)));
+    assert_eq!(
+        sim.set(305).tick(),
+        vec![revoked("a", RevokeReason::Inactivity, at(305))]
+    );
+    assert_eq!(sim.state.next_tick(at(305)), Some(at(590)));
+}
+
+#[test]
+fn a_late_warning_revokes_exactly_one_lead_later_off_the_grid() {
+    // The defaults' times: inactivity 30 min, lead 60 s, a sweep every 5 min. Granted at
+    // 0: the deadline is 1800 (on the grid), the warning due at 1740.
+    let mut sim = Sim::with_holders(settings(1, 1800, 60, 300), &["a"]);
+    assert_eq!(view(&sim, "a"), granted_view(at(1800), false));
+    assert_eq!(sim.state.next_tick(at(1500)), Some(at(1740)));
+
+    // On time: revoked at the deadline, on the grid.
+    let mut on_time = Sim::with_holders(settings(1, 1800, 60, 300), &["a"]);
+    assert_eq!(
+        on_time.set(1740).tick(),
+        vec![warned("a", at(1740), at(1800))]
+    );
+    assert_eq!(on_time.state.next_tick(on_time.now), Some(at(1800)));
+
+    // The scheduler wakes 5 ms late, as real timers do: the revocation is 5 ms late too,
+    // not a whole sweep interval (2100).
+    let woke = at_ms(1_740_005);
+    let revoke_at = at_ms(1_800_005);
+    assert_eq!(sim.set_at(woke).tick(), vec![warned("a", woke, revoke_at)]);
+    assert_eq!(view(&sim, "a"), granted_view(revoke_at, true));
+    assert_eq!(sim.state.holders()[0].revoke_at, revoke_at);
+    assert_eq!(
+        sim.state.next_tick(sim.now),
+        Some(at(1800)),
+        "the grid point first"
+    );
+    assert_eq!(
+        sim.set(1800).tick(),
+        vec![],
+        "less than the lead after the warning"
+    );
+    assert_eq!(sim.state.next_tick(sim.now), Some(revoke_at));
+    assert_eq!(
+        sim.set_at(revoke_at).tick(),
+        vec![revoked("a", RevokeReason::Inactivity, revoke_at)]
+    );
+
+    // Much later (a restart after an outage): one lead after the warning, off the grid,
+    // and next_tick is exactly that instant.
+    let mut sim = Sim::with_holders(settings(1, 1800, 60, 300), &["a"]);
+    assert_eq!(
+        sim.set(5_000).tick(),
+        vec![warned("a", at(5_000), at(5_060))]
+    );
+    assert_ne!((at(5_060).as_millis() - T0_MS) % 300_000, 0, "off the grid");
+    assert_eq!(sim.state.next_tick(sim.now), Some(at(5_060)));
+    assert_eq!(sim.set(5_059).tick(), vec![]);
+    assert_eq!(
+        sim.set(5_060).tick(),
+        vec![revoked("a", RevokeReason::Inactivity, at(5_060))]
+    );
+    // Activity after a late warning cancels it like any other.
+    let mut sim = Sim::with_holders(settings(1, 1800, 60, 300), &["a"]);
+    sim.set(5_000).tick();
+    assert_eq!(sim.set(5_030).activity("a"), vec![activity("a", at(5_030))]);
+    // 5030 + 1800 = 6830: the next grid point is 6900.
+    assert_eq!(view(&sim, "a"), granted_view(at(6_900), false));
+    assert_eq!(sim.set(5_060).tick(), vec![]);
 }
 
 #[test]
@@ -840,7 +939,8 @@ fn coalesced_activity_handed_to_a_warning_sweep_does_not_delay_the_warning() {
     );
 
     // A warned holder whose coalesced activity is old enough to be due again is warned
-    // again in the same sweep: the activity cancels the first warning, not the rule.
+    // again in the same sweep: the activity cancels the first warning, not the rule. Due
+    // at 40 by that activity, the new warning is late: revoked one lead after it (79).
     let mut s = settings(1, 30, 20, 30);
     s.coalesce_s = Some(29);
     let mut sim = Sim::new(s);
@@ -849,9 +949,16 @@ fn coalesced_activity_handed_to_a_warning_sweep_does_not_delay_the_warning() {
     sim.set(40).tick();
     assert_eq!(
         sim.set(59).tick_with(recent(&[("a", at(30))])),
-        vec![activity("a", at(30)), warned("a", at(59), at(90))]
+        vec![activity("a", at(30)), warned("a", at(59), at(79))]
     );
-    assert_eq!(view(&sim, "a"), granted_view(at(90), true));
+    assert_eq!(view(&sim, "a"), granted_view(at(79), true));
+    assert_eq!(sim.state.next_tick(sim.now), Some(at(60)));
+    assert_eq!(sim.set(60).tick(), vec![]);
+    assert_eq!(sim.state.next_tick(sim.now), Some(at(79)));
+    assert_eq!(
+        sim.set(79).tick(),
+        vec![revoked("a", RevokeReason::Inactivity, at(79))]
+    );
 }
 
 #[test]
@@ -908,4 +1015,290 @@ fn a_lock_outlives_removal_from_the_pool() {
     assert_eq!(view(&sim, "a"), SlotView::Locked { until: at(180) });
     assert_eq!(sim.request("a"), vec![], "still locked");
     assert_eq!(sim.set(180).request("a"), vec![granted("a", at(180))]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Coalesced activity before decisions that read it
+// ---------------------------------------------------------------------------------------
+
+/// a and b hold slots from 0; a used the product at 30, which was coalesced (the window is
+/// 60 s), so the journal still says both were last active at 0.
+fn a_coalesced_at_30(shared: u32, tier: u32) -> Sim {
+    let mut s = settings(shared, 600, 10, 30);
+    s.licence_tier = tier;
+    let mut sim = Sim::with_holders(s, &["a", "b"]);
+    assert_eq!(sim.set(30).activity("a"), vec![], "coalesced");
+    assert_eq!(last_activity(&sim, "a"), at(0));
+    sim
+}
+
+#[test]
+fn recording_activity_before_a_shrink_keeps_the_truly_active_holder() {
+    let mut sim = a_coalesced_at_30(2, 100);
+    let mut one = sim.state.settings().unwrap().clone();
+    one.shared_slots = 1;
+    let shrink = Command::Configure(one.clone());
+    sim.set(40);
+    // Deciding on the journal alone would take a (a tie at 0, broken by name), who was
+    // active 10 s ago.
+    assert_eq!(
+        sim.state.decide(&shrink, sim.now).unwrap()[0],
+        revoked("a", RevokeReason::PoolShrunk, at(40))
+    );
+    // So the live service records what it coalesced first.
+    assert!(sim.state.reads_activity(&shrink));
+    assert_eq!(
+        sim.run(record(&[("a", at(30))])),
+        vec![activity("a", at(30))]
+    );
+    assert_eq!(
+        sim.run(shrink),
+        vec![
+            revoked("b", RevokeReason::PoolShrunk, at(40)),
+            ProductEvent::Configured { settings: one },
+        ]
+    );
+    assert_eq!(last_activity(&sim, "a"), at(30));
+    assert_eq!(view(&sim, "a"), granted_view(at(630), false));
+
+    // The same for tier reconciliation: 2 fixed + 2 shared > 3.
+    let mut sim = a_coalesced_at_30(2, 3);
+    for u in ["x", "y"] {
+        sim.apply(ProductEvent::FixedGiven { user: u.into() });
+    }
+    sim.set(40);
+    assert!(sim.state.reads_activity(&Command::ReconcileTier));
+    assert_eq!(
+        sim.state.decide(&Command::ReconcileTier, sim.now).unwrap()[0],
+        revoked("a", RevokeReason::PoolShrunk, at(40))
+    );
+    sim.run(record(&[("a", at(30))]));
+    assert_eq!(
+        sim.run(Command::ReconcileTier)[0],
+        revoked("b", RevokeReason::PoolShrunk, at(40))
+    );
+    assert_eq!(sim.state.holders().len(), 1);
+    assert_eq!(sim.state.holders()[0].user, "a");
+
+    // And for reclaim: the longest-inactive holder past the inactivity time is b, not a.
+    let mut s = settings(2, 600, 10, 30);
+    s.reclaim_on_request = true;
+    let mut sim = Sim::with_holders(s, &["a", "b"]);
+    sim.enrol("c");
+    sim.set(30).activity("a");
+    sim.set(615);
+    let request = Command::Request { user: "c".into() };
+    assert!(sim.state.reads_activity(&request));
+    assert_eq!(
+        sim.state.decide(&request, sim.now).unwrap()[0],
+        revoked("a", RevokeReason::Reclaimed, at(615))
+    );
+    sim.run(record(&[("a", at(30))]));
+    assert_eq!(
+        sim.run(request),
+        vec![
+            revoked("b", RevokeReason::Reclaimed, at(615)),
+            granted("c", at(615))
+        ]
+    );
+    // Had a been active within the inactivity time, nobody would have been reclaimed.
+    let mut s = settings(1, 600, 10, 30);
+    s.reclaim_on_request = true;
+    let mut sim = Sim::with_holders(s, &["a"]);
+    sim.enrol("c");
+    sim.set(30).activity("a");
+    sim.set(615);
+    sim.run(record(&[("a", at(30))]));
+    assert_eq!(sim.request("c"), vec![queued("c", at(615))]);
+}
+
+#[test]
+fn record_activity_records_only_newer_past_activity_of_holders() {
+    assert_eq!(
+        ProductState::new().decide(&record(&[("a", at(1))]), at(2)),
+        Err(Refusal::UnknownProduct)
+    );
+    let mut sim = Sim::with_holders(settings(3, 60, 10, 30), &["a", "b"]);
+    sim.enrol("q");
+    sim.set(20).activity("b");
+    sim.set(50).tick();
+    // a is warned at 50; b, active at 20, is due for a warning only at 80.
+    assert_eq!(view(&sim, "a"), granted_view(at(60), true));
+    assert_eq!(view(&sim, "b"), granted_view(at(90), false));
+    let events = sim.set(55).run(record(&[
+        ("b", at(10)),        // older than the journal
+        ("a", at(52)),        // newer: recorded, and it cancels a's warning
+        ("q", at(52)),        // not a holder
+        ("nobody", at(52)),   // unknown
+        ("c", at_ms(55_001)), // unknown, and in the future
+    ]));
+    assert_eq!(events, vec![activity("a", at(52))]);
+    assert_eq!(view(&sim, "a"), granted_view(at(120), false));
+    assert_eq!(sim.state.holders()[0].warned_at, None);
+    // Activity in the future is left for later; a second time, nothing is new.
+    assert_eq!(sim.run(record(&[("b", at_ms(55_001))])), vec![]);
+    assert_eq!(sim.run(record(&[("a", at(52))])), vec![]);
+    assert_eq!(sim.run(record(&[])), vec![]);
+    // Several at once: in order of name.
+    assert_eq!(
+        sim.set(57).run(record(&[("b", at(56)), ("a", at(57))])),
+        vec![activity("a", at(57)), activity("b", at(56))]
+    );
+    // Nothing else happens: no warning, no revocation, even when one is due.
+    assert_eq!(
+        sim.set(200).run(record(&[("a", at(58))])),
+        vec![activity("a", at(58))]
+    );
+}
+
+#[test]
+fn reads_activity_flags_resizes_reconciliation_and_reclaim_capable_requests() {
+    let request = |u: &str| Command::Request { user: u.into() };
+    let others = |u: &str| {
+        vec![
+            Command::Enrol {
+                user: u.into(),
+                active: true,
+            },
+            Command::Remove { user: u.into() },
+            Command::GiveFixed {
+                user: u.into(),
+                active: true,
+            },
+            Command::TakeFixed { user: u.into() },
+            Command::SetActive {
+                user: u.into(),
+                active: false,
+            },
+            Command::Release { user: u.into() },
+            Command::Activity { user: u.into() },
+            Command::Revoke { user: u.into() },
+            Command::Tick {
+                presence: Presence::default(),
+            },
+            record(&[(u, at(1))]),
+        ]
+    };
+    let product = ProductState::new();
+    let s = settings(1, 60, 10, 30);
+    assert!(product.reads_activity(&Command::Configure(s.clone())));
+    assert!(product.reads_activity(&Command::ReconcileTier));
+    assert!(!product.reads_activity(&request("a")), "no product");
+
+    // Without reclaim, a request never reads activity.
+    let sim = Sim::with_holders(settings(1, 60, 10, 30), &["a"]);
+    assert!(!sim.state.reads_activity(&request("b")));
+    assert!(sim.state.reads_activity(&Command::Configure(s.clone())));
+    assert!(sim.state.reads_activity(&Command::ReconcileTier));
+
+    let mut reclaim = settings(2, 60, 10, 30);
+    reclaim.reclaim_on_request = true;
+    // A free slot: granted without looking at anyone.
+    let mut sim = Sim::with_holders(reclaim.clone(), &["a"]);
+    assert!(!sim.state.reads_activity(&request("b")));
+    // The pool full: the request may reclaim (whoever asks).
+    sim.enrol("b");
+    sim.request("b");
+    assert!(sim.state.reads_activity(&request("c")));
+    assert!(sim.state.reads_activity(&request("a")));
+    for c in others("a") {
+        assert!(!sim.state.reads_activity(&c), "{c:?}");
+    }
+    // No slots at all: nobody to reclaim from.
+    reclaim.shared_slots = 0;
+    let sim = Sim::new(reclaim);
+    assert!(!sim.state.reads_activity(&request("a")));
+}
+
+#[test]
+fn holders_seen_overlays_coalesced_activity() {
+    assert_eq!(
+        ProductState::new().holders_seen(&recent_map(&[("a", at(1))])),
+        Vec::<Holder>::new()
+    );
+
+    // a, b, c hold from 0; a is active at 20, b at 25 (recorded); c is warned at 50.
+    let mut sim = Sim::with_holders(settings(3, 60, 10, 30), &["a", "b", "c"]);
+    sim.set(20).activity("a");
+    sim.set(25).activity("b");
+    assert_eq!(sim.set(50).tick(), vec![warned("c", at(50), at(60))]);
+    let holders = sim.state.holders();
+    assert_eq!(sim.state.holders_seen(&HashMap::new()), holders);
+
+    let recent = recent_map(&[
+        ("a", at(40)),      // newer: the time shown, and the revocation follows it
+        ("b", at(10)),      // older than the journal: ignored
+        ("c", at(55)),      // warned: the time shown, the warning stays what it said
+        ("nobody", at(55)), // not a holder
+    ]);
+    let seen = sim.state.holders_seen(&recent);
+    let expected = vec![
+        Holder {
+            last_activity: at(40),
+            revoke_at: at(120), // 40 + 60 = 100 -> the grid point 120
+            ..holders[0].clone()
+        },
+        holders[1].clone(),
+        Holder {
+            last_activity: at(55),
+            ..holders[2].clone()
+        },
+    ];
+    assert_eq!(seen, expected);
+    assert_eq!(
+        (seen[2].warned_at, seen[2].revoke_at),
+        (Some(at(50)), at(60))
+    );
+    // A read only: the state is unchanged.
+    assert_eq!(sim.state.holders(), holders);
+
+    // Recording that activity shows the unwarned holders exactly as seen (and, being
+    // activity, cancels c's warning).
+    assert_eq!(
+        sim.set(55).run(Command::RecordActivity { recent }),
+        vec![activity("a", at(40)), activity("c", at(55))]
+    );
+    let after = sim.state.holders();
+    assert_eq!(after[..2], seen[..2]);
+    assert_eq!(
+        (
+            after[2].last_activity,
+            after[2].warned_at,
+            after[2].revoke_at
+        ),
+        (at(55), None, at(120))
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Product ids
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn product_ids_start_with_a_letter_or_digit() {
+    for bad in [
+        ".", "..", "...", ".jira", "..jira", "-jira", "_jira", "", "jira/x", "jira x", "jïra",
+    ] {
+        assert!(!valid_product_id(bad), "{bad:?} is valid");
+        assert!(StreamId::product(bad).is_err(), "{bad:?} names a stream");
+        assert_eq!(StreamId::parse(&format!("product/{bad}")), None, "{bad:?}");
+    }
+    for good in [
+        "jira",
+        "J",
+        "0",
+        "9lives",
+        "a.b",
+        "a..b",
+        "a-",
+        "a_",
+        "jira-sw.2",
+    ] {
+        assert!(valid_product_id(good), "{good:?} is invalid");
+        let stream = StreamId::product(good).expect("valid");
+        assert_eq!(StreamId::parse(&stream.name()), Some(stream));
+    }
+    let longest = "a".repeat(64);
+    assert!(valid_product_id(&longest));
+    assert!(!valid_product_id(&format!("{longest}a")));
 }
