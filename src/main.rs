@@ -10,6 +10,11 @@ mod serve;
 mod verify;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc, not glibc's malloc: measured under load, allocation was a tenth of the
+/// server's CPU time, and mimalloc's thread-local free lists cut most of it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -6,7 +6,7 @@
 //! so a product never enrols a user with a stale view of whether they are active.
 
 use crate::clock::SharedClock;
-use crate::durable::durable;
+use crate::durable::{ask, durable};
 use crate::error::ActorError;
 use crate::product::{Execute, Executed, ProductActor};
 use crate::registry::Products;
@@ -138,15 +138,18 @@ async fn tell_all(
     command: Command,
     cause: Uuid,
 ) -> Result<(), ActorError> {
-    let replies = join_all(targets.into_iter().map(|a| {
-        a.send(Execute {
-            command: command.clone(),
-            cause,
-        })
+    let replies = join_all(targets.iter().map(|a| {
+        ask(
+            a,
+            Execute {
+                command: command.clone(),
+                cause,
+            },
+        )
     }))
     .await;
     for r in replies {
-        r??;
+        r?;
     }
     Ok(())
 }
@@ -205,7 +208,7 @@ impl Handler<Provision> for DirectoryActor {
         };
         let cause = msg.cause;
         let ask =
-            async move { msg.product.send(Execute { command, cause }).await? }.into_actor(self);
+            async move { ask(&msg.product, Execute { command, cause }).await }.into_actor(self);
         AtomicResponse::new(Box::pin(ask.then(move |result, act, _ctx| {
             let created = match (&result, known) {
                 (Ok(_), None) => act

@@ -22,6 +22,7 @@ pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use directory::{
     DirectoryActor, ListUsers, LookupUser, Membership, Provision, Reconcile, SetUserActive,
 };
+pub use durable::{ask, Pending};
 pub use error::ActorError;
 pub use metrics::{Metrics, ProductMetrics};
 pub use product::{Execute, Executed, ListHolders, Poll, ProductActor, Read, Sweep};

@@ -10,7 +10,7 @@
 
 use crate::agenda::Job;
 use crate::clock::SharedClock;
-use crate::durable::durable;
+use crate::durable::Pending;
 use crate::error::ActorError;
 use crate::metrics::ProductMetrics;
 use crate::registry::{ProductNotice, Snapshotting};
@@ -32,7 +32,7 @@ pub const MAILBOX_CAPACITY: usize = 4096;
 
 /// Carry out a command; answered once its events are durable.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Executed, ActorError>")]
+#[rtype(result = "Pending<Result<Executed, ActorError>>")]
 pub struct Execute {
     /// What to do.
     pub command: Command,
@@ -53,7 +53,7 @@ pub struct Executed {
 
 /// "It is now T": the sweep, sent by the scheduler. Answers when the product next needs one.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Option<Timestamp>, ActorError>")]
+#[rtype(result = "Pending<Result<Option<Timestamp>, ActorError>>")]
 pub struct Sweep {
     /// The scheduler tick that caused it; recorded with the events.
     pub cause: Uuid,
@@ -61,14 +61,14 @@ pub struct Sweep {
 
 /// A user's client asks where they stand: a poll, which keeps a queue place alive.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<SlotView, ActorError>")]
+#[rtype(result = "Pending<Result<SlotView, ActorError>>")]
 pub struct Poll {
     pub user: String,
 }
 
 /// The holders, as an administrator should see them (counting coalesced activity).
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Vec<Holder>, ActorError>")]
+#[rtype(result = "Pending<Result<Vec<Holder>, ActorError>>")]
 pub struct ListHolders;
 
 /// A read of the product's state, answered once everything it reflects is durable.
@@ -79,7 +79,7 @@ pub struct ListHolders;
 type ReadFn<R> = Box<dyn FnOnce(&ProductState, Timestamp) -> R + Send>;
 
 #[derive(Message)]
-#[rtype(result = "Result<R, ActorError>")]
+#[rtype(result = "Pending<Result<R, ActorError>>")]
 pub struct Read<R: 'static> {
     f: ReadFn<R>,
     require_product: bool,
@@ -425,16 +425,12 @@ impl Actor for ProductActor {
 }
 
 impl Handler<Execute> for ProductActor {
-    type Result = ResponseFuture<Result<Executed, ActorError>>;
+    type Result = Pending<Result<Executed, ActorError>>;
 
     fn handle(&mut self, msg: Execute, _ctx: &mut Self::Context) -> Self::Result {
         let now = self.clock.now();
         let outcome = self.execute(msg, now);
-        let barrier = durable(&self.journal, self.last_ticket);
-        Box::pin(async move {
-            barrier.await?;
-            outcome
-        })
+        Pending::new(outcome, self.last_ticket, &self.journal)
     }
 }
 
@@ -490,7 +486,7 @@ impl Handler<Unsubscribe> for ProductActor {
 }
 
 impl Handler<ListHolders> for ProductActor {
-    type Result = ResponseFuture<Result<Vec<Holder>, ActorError>>;
+    type Result = Pending<Result<Vec<Holder>, ActorError>>;
 
     fn handle(&mut self, _msg: ListHolders, _ctx: &mut Self::Context) -> Self::Result {
         let holders = if self.state.settings().is_none() {
@@ -498,29 +494,21 @@ impl Handler<ListHolders> for ProductActor {
         } else {
             Ok(self.state.holders_seen(&self.presence.recent_activity))
         };
-        let barrier = durable(&self.journal, self.last_ticket);
-        Box::pin(async move {
-            barrier.await?;
-            holders
-        })
+        Pending::new(holders, self.last_ticket, &self.journal)
     }
 }
 
 impl Handler<Sweep> for ProductActor {
-    type Result = ResponseFuture<Result<Option<Timestamp>, ActorError>>;
+    type Result = Pending<Result<Option<Timestamp>, ActorError>>;
 
     fn handle(&mut self, msg: Sweep, _ctx: &mut Self::Context) -> Self::Result {
         let next = self.sweep(msg.cause, self.clock.now());
-        let barrier = durable(&self.journal, self.last_ticket);
-        Box::pin(async move {
-            barrier.await?;
-            next
-        })
+        Pending::new(next, self.last_ticket, &self.journal)
     }
 }
 
 impl Handler<Poll> for ProductActor {
-    type Result = ResponseFuture<Result<SlotView, ActorError>>;
+    type Result = Pending<Result<SlotView, ActorError>>;
 
     fn handle(&mut self, msg: Poll, _ctx: &mut Self::Context) -> Self::Result {
         let now = self.clock.now();
@@ -533,16 +521,12 @@ impl Handler<Poll> for ProductActor {
             }
             Ok(view)
         };
-        let barrier = durable(&self.journal, self.last_ticket);
-        Box::pin(async move {
-            barrier.await?;
-            view
-        })
+        Pending::new(view, self.last_ticket, &self.journal)
     }
 }
 
 impl<R: Send + 'static> Handler<Read<R>> for ProductActor {
-    type Result = ResponseFuture<Result<R, ActorError>>;
+    type Result = Pending<Result<R, ActorError>>;
 
     fn handle(&mut self, read: Read<R>, _ctx: &mut Self::Context) -> Self::Result {
         let answer = if read.require_product && self.state.settings().is_none() {
@@ -550,10 +534,6 @@ impl<R: Send + 'static> Handler<Read<R>> for ProductActor {
         } else {
             Ok((read.f)(&self.state, self.clock.now()))
         };
-        let barrier = durable(&self.journal, self.last_ticket);
-        Box::pin(async move {
-            barrier.await?;
-            answer
-        })
+        Pending::new(answer, self.last_ticket, &self.journal)
     }
 }

@@ -11,6 +11,7 @@
 use crate::agenda::{next_hour, next_local_time, Agenda, Job};
 use crate::clock::{ManualClock, SharedClock};
 use crate::directory::Reconcile;
+use crate::durable::ask;
 use crate::error::ActorError;
 use crate::product::{Execute, Sweep};
 use crate::recovery::Services;
@@ -212,7 +213,7 @@ impl Scheduler {
         match job {
             Job::Sweep(product) => {
                 if let Some(addr) = self.services.products.get(&product) {
-                    if let Some(next) = addr.send(Sweep { cause }).await?? {
+                    if let Some(next) = ask(&addr, Sweep { cause }).await? {
                         self.addr.do_send(Schedule {
                             job: Job::Sweep(product),
                             at: next,
@@ -222,12 +223,14 @@ impl Scheduler {
             }
             Job::Hourly => {
                 for (_, addr) in self.services.products.all() {
-                    let reconciled = addr
-                        .send(Execute {
+                    let reconciled = ask(
+                        &addr,
+                        Execute {
                             command: Command::ReconcileTier,
                             cause,
-                        })
-                        .await?;
+                        },
+                    )
+                    .await;
                     match reconciled {
                         // A product started but never configured has nothing to reconcile.
                         Ok(_) | Err(ActorError::Refused(Refusal::UnknownProduct)) => {}

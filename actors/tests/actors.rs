@@ -2,7 +2,8 @@
 //! directory carries deactivation into every product, and recovery rebuilds the state.
 
 use slotpool_actors::{
-    recover, Execute, ManualClock, Membership, Metrics, Provision, Read, Services, SetUserActive,
+    ask, recover, Execute, ManualClock, Membership, Metrics, Provision, Read, Services,
+    SetUserActive,
 };
 use slotpool_events::{
     Command, Durability, Journal, JournalConfig, ProductKind, Settings, SlotView, Timestamp,
@@ -14,17 +15,19 @@ type Snapshot = (Vec<String>, Vec<String>, usize, usize);
 
 async fn snapshot(services: &Services, product: &str) -> Snapshot {
     let addr = services.products.get(product).expect("product is running");
-    addr.send(Read::new(|s, _| {
-        let c = s.counts();
-        (
-            s.holders().into_iter().map(|h| h.user).collect(),
-            s.queue().into_iter().map(|q| q.user).collect(),
-            c.members,
-            c.fixed,
-        )
-    }))
+    ask(
+        &addr,
+        Read::new(|s, _| {
+            let c = s.counts();
+            (
+                s.holders().into_iter().map(|h| h.user).collect(),
+                s.queue().into_iter().map(|q| q.user).collect(),
+                c.members,
+                c.fixed,
+            )
+        }),
+    )
     .await
-    .expect("mailbox")
     .expect("read")
 }
 
@@ -35,14 +38,15 @@ async fn run(
     journal: &Journal,
 ) -> Option<SlotView> {
     let addr = services.products.get_or_start(product);
-    let done = addr
-        .send(Execute {
+    let done = ask(
+        &addr,
+        Execute {
             command,
             cause: Uuid::new_v4(),
-        })
-        .await
-        .expect("mailbox")
-        .expect("command accepted");
+        },
+    )
+    .await
+    .expect("command accepted");
     assert!(
         journal.durable_ticket() >= journal.latest_ticket(),
         "answered before the events were durable"
@@ -134,7 +138,9 @@ async fn answers_after_durable_deactivation_reaches_every_product_and_recovery_a
                 cause: Uuid::new_v4(),
             })
             .await
-            .expect("mailbox");
+            .expect("mailbox")
+            .durable()
+            .await;
         assert_eq!(refused.unwrap_err().to_string(), "the user is deactivated");
     }
 

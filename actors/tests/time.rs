@@ -2,8 +2,8 @@
 //! notification a browser would get arrives in order.
 
 use slotpool_actors::{
-    recover, Execute, Frame, ManualClock, Membership, Metrics, Nightly, Provision, Read, Scheduler,
-    Services, SessionActor,
+    ask, recover, Execute, Frame, ManualClock, Membership, Metrics, Nightly, Provision, Read,
+    Scheduler, Services, SessionActor,
 };
 use slotpool_events::{
     Command, Durability, Journal, JournalConfig, ProductKind, Settings, SlotView, Timestamp,
@@ -77,12 +77,14 @@ async fn world(settings: Settings, users: &[&str]) -> World {
 impl World {
     async fn run(&self, command: Command) -> Result<Option<SlotView>, String> {
         let addr = self.services.products.get_or_start("p");
-        addr.send(Execute {
-            command,
-            cause: Uuid::new_v4(),
-        })
+        ask(
+            &addr,
+            Execute {
+                command,
+                cause: Uuid::new_v4(),
+            },
+        )
         .await
-        .expect("mailbox")
         .map(|d| d.view)
         .map_err(|e| e.to_string())
     }
@@ -104,6 +106,8 @@ impl World {
             .send(Read::new(move |s, now| s.slot_view(&user, now)))
             .await
             .expect("mailbox")
+            .durable()
+            .await
             .expect("read")
     }
 
@@ -332,6 +336,8 @@ async fn restart_keeps_pending_warnings_and_deadlines() {
         .send(Read::new(|s, now| s.slot_view("ann", now)))
         .await
         .expect("mailbox")
+        .durable()
+        .await
         .expect("read");
     assert_eq!(before, after);
 }
@@ -350,6 +356,8 @@ async fn hourly_reconciliation_runs_on_the_hour() {
         .send(Read::new(|s, _| s.settings().cloned()))
         .await
         .expect("mailbox")
+        .durable()
+        .await
         .expect("read")
         .expect("configured");
     assert_eq!(settings.shared_slots, 1);

@@ -277,9 +277,14 @@ impl Journal {
             return waiter(Err(e));
         }
         let mut pending = lock(&self.inner.pending);
+        // Only the first waiter of a batch wakes the committer (a futex call saved per
+        // request): later ones find it awake, or flushing, and it takes them all after.
+        let first = pending.waiters.is_empty();
         pending.waiters.push(waiter);
         drop(pending);
-        self.inner.wake.notify_one();
+        if first {
+            self.inner.wake.notify_one();
+        }
     }
 
     /// Blocks until everything appended so far is durable (shutdown, tests, tools).

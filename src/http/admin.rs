@@ -12,8 +12,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use slotpool_actors::{
-    Execute, Executed, ListHolders, ListUsers, LookupUser, Membership, ProductActor, Provision,
-    Read, SetUserActive,
+    ask, Execute, Executed, ListHolders, ListUsers, LookupUser, Membership, ProductActor,
+    Provision, Read, SetUserActive,
 };
 use slotpool_events::{Command, Settings};
 use uuid::Uuid;
@@ -46,12 +46,14 @@ fn product(state: &AppState, id: &str) -> Result<actix::Addr<ProductActor>, Prob
 }
 
 async fn execute(addr: &actix::Addr<ProductActor>, command: Command) -> Result<Executed, Problem> {
-    Ok(addr
-        .send(Execute {
+    Ok(ask(
+        &addr,
+        Execute {
             command,
             cause: Uuid::new_v4(),
-        })
-        .await??)
+        },
+    )
+    .await?)
 }
 
 async fn overview(
@@ -59,12 +61,14 @@ async fn overview(
     addr: &actix::Addr<ProductActor>,
 ) -> Result<Option<ProductView>, Problem> {
     let id = id.to_string();
-    Ok(addr
-        .send(Read::maybe(move |s, _| {
+    Ok(ask(
+        &addr,
+        Read::maybe(move |s, _| {
             s.settings()
                 .map(|settings| ProductView::new(&id, settings.clone(), s.counts()))
-        }))
-        .await??)
+        }),
+    )
+    .await?)
 }
 
 /// `PUT /admin/v1/products/{p}`: create (201) or update (200) a product's settings.
@@ -226,7 +230,7 @@ pub async fn holders(
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
     let addr = product(state, &path)?;
-    let holders = addr.send(ListHolders).await??;
+    let holders = ask(&addr, ListHolders).await?;
     let list: Vec<HolderView> = holders.iter().map(HolderView::from).collect();
     Ok(HttpResponse::Ok().json(list))
 }
@@ -239,11 +243,11 @@ pub async fn queue(
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
     let addr = product(state, &path)?;
-    let list = addr
-        .send(Read::new(|s, _| {
-            s.queue().iter().map(QueueView::from).collect::<Vec<_>>()
-        }))
-        .await??;
+    let list = ask(
+        &addr,
+        Read::new(|s, _| s.queue().iter().map(QueueView::from).collect::<Vec<_>>()),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(list))
 }
 
@@ -367,13 +371,15 @@ pub async fn notices(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem
     let state = app_state(&req)?;
     let mut out = Vec::new();
     for (id, addr) in state.services.products.all() {
-        let list = addr
-            .send(Read::maybe(move |s, _| {
+        let list = ask(
+            &addr,
+            Read::maybe(move |s, _| {
                 s.notices()
                     .map(|n| NoticeView::new(&id, n))
                     .collect::<Vec<_>>()
-            }))
-            .await??;
+            }),
+        )
+        .await?;
         out.extend(list);
     }
     out.sort_by(|a, b| b.at.cmp(&a.at));

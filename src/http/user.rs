@@ -7,7 +7,7 @@ use super::AppState;
 use crate::problem::Problem;
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use slotpool_actors::session::KEEP_ALIVE;
-use slotpool_actors::{ActorError, Execute, LookupUser, Poll, ProductActor, SessionActor};
+use slotpool_actors::{ask, ActorError, Execute, LookupUser, Poll, ProductActor, SessionActor};
 use slotpool_events::{Command, Refusal, SlotView};
 use uuid::Uuid;
 
@@ -39,7 +39,7 @@ async fn run(
     let addr = product(state, id)?;
     let command = command(user.to_string());
     let cause = Uuid::new_v4();
-    match addr.send(Execute { command, cause }).await? {
+    match ask(&addr, Execute { command, cause }).await {
         Ok(done) => Ok(done.view),
         Err(ActorError::Refused(Refusal::NotMember)) => {
             let known = state
@@ -82,7 +82,7 @@ pub async fn slot(
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
     let addr = product(state, &path)?;
-    let view = addr.send(Poll { user: user.0 }).await??;
+    let view = ask(&addr, Poll { user: user.0 }).await?;
     Ok(slot_response(&view))
 }
 
@@ -119,10 +119,13 @@ pub async fn notifications(
     let state = app_state(&req)?;
     let addr = product(state, &path)?;
     // Refuse a product that is not configured before opening a stream.
-    addr.send(Poll {
-        user: user.0.clone(),
-    })
-    .await??;
+    ask(
+        &addr,
+        Poll {
+            user: user.0.clone(),
+        },
+    )
+    .await?;
     let frames = SessionActor::open(user.0, addr, KEEP_ALIVE);
     let body = futures_util::stream::unfold(Some(frames), |rx| async move {
         let mut rx = rx?;
