@@ -21,9 +21,11 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## Criterion benchmarks: decide+apply, journal append (per-event flush vs group commit), replay.
+## Criterion benchmarks: decide+apply, journal append (per-event flush vs group commit), replay;
+## the sweep over 1M holders and memory per member; replay of 1M events and recovery of a
+## 10M-event stream with snapshots (its journal is built once under target/bench-data/).
 bench:
-	$(CARGO) bench -p slotpool-events
+	$(CARGO) bench -p slotpool-events -p slotpool-snapshots
 
 ## HTTP load against the release binary: prints `load: <ops>/s p50=<ms> p99=<ms> clients=<n>`.
 ## CLIENTS=64 DURATION=10 DURABILITY=fsync by default.
