@@ -5,51 +5,55 @@ use actix::dev::{MessageResponse, OneshotSender, ToEnvelope};
 use actix::prelude::*;
 use slotpool_events::{Journal, JournalError};
 use std::future::Future;
+use tokio::sync::oneshot::Receiver;
+
+/// Registers with the journal for the append with `ticket` (and all before it); `None`
+/// when the journal already covers it (reads of an idle product wait for nothing).
+fn register(journal: &Journal, ticket: u64) -> Option<Receiver<Result<(), JournalError>>> {
+    if journal.durable_ticket() >= ticket {
+        return None;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    journal.when_durable(
+        ticket,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    );
+    Some(rx)
+}
+
+async fn wait(registered: Option<Receiver<Result<(), JournalError>>>) -> Result<(), ActorError> {
+    match registered {
+        None => Ok(()),
+        Some(rx) => match rx.await {
+            Ok(r) => r.map_err(ActorError::from),
+            Err(_) => Err(ActorError::Journal(JournalError::Failed(
+                "the committer stopped".into(),
+            ))),
+        },
+    }
+}
 
 /// A future that resolves once the append with `ticket` (and all before it) is durable.
-///
-/// Resolves at once when the journal already covers the ticket, which makes reads of an
-/// idle product free.
 pub fn durable(
     journal: &Journal,
     ticket: u64,
 ) -> impl Future<Output = Result<(), ActorError>> + use<> {
-    let rx = if journal.durable_ticket() >= ticket {
-        None
-    } else {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        journal.when_durable(
-            ticket,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
-        Some(rx)
-    };
-    async move {
-        match rx {
-            None => Ok(()),
-            Some(rx) => match rx.await {
-                Ok(r) => r.map_err(ActorError::from),
-                Err(_) => Err(ActorError::Journal(JournalError::Failed(
-                    "the committer stopped".into(),
-                ))),
-            },
-        }
-    }
+    wait(register(journal, ticket))
 }
 
 /// An actor's answer that may be read only once the journal has made durable everything
 /// it reflects. Answers (even refusals and reads) wait, because they speak of state that
 /// may include events not yet durable.
 ///
-/// The wait happens in the caller's task ([`Pending::durable`], or [`ask`]), not in the
-/// actor's: when the group flush completes, the committer wakes the caller directly,
-/// which saves a round trip through the actor's thread on every request.
+/// The actor registers with the journal as soon as it has appended (so the next group
+/// flush covers it), and the caller's task waits ([`Pending::durable`], or [`ask`]): when
+/// the flush completes, the committer wakes the caller directly, which saves a round trip
+/// through the actor's thread on every request.
 pub struct Pending<T> {
     answer: T,
-    ticket: u64,
-    journal: Journal,
+    registered: Option<Receiver<Result<(), JournalError>>>,
 }
 
 impl<T> Pending<T> {
@@ -57,8 +61,7 @@ impl<T> Pending<T> {
     pub(crate) fn new(answer: T, ticket: u64, journal: &Journal) -> Self {
         Pending {
             answer,
-            ticket,
-            journal: journal.clone(),
+            registered: register(journal, ticket),
         }
     }
 }
@@ -66,7 +69,7 @@ impl<T> Pending<T> {
 impl<U> Pending<Result<U, ActorError>> {
     /// Waits until the answer is durable, then gives it.
     pub async fn durable(self) -> Result<U, ActorError> {
-        durable(&self.journal, self.ticket).await?;
+        wait(self.registered).await?;
         self.answer
     }
 }
