@@ -114,7 +114,7 @@ impl ProductState {
                 } => {
                     state.pool.insert(Arc::clone(&key), *last_activity);
                     if let Some(w) = warning {
-                        state.pool.warn(&key, w.revoke_at);
+                        state.pool.warn(&key, *last_activity, w.revoke_at);
                     }
                     Standing::Holding {
                         since: *since,

@@ -1,12 +1,13 @@
 //! The holders of one product's shared slots, indexed by when they fall due.
 
 use crate::time::Timestamp;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// The set of current slot holders, with two due-time indexes.
 ///
-/// `by_last_activity` orders every holder by last activity: longest-inactive first (shrink
+/// `by_last_activity` orders every holder by last activity (with whether they are warned,
+/// so the sweep need not look each due holder up in the users map): longest-inactive first (shrink
 /// and reclaim take from the front) and, since a holder's warning falls due a fixed time
 /// after their last activity, also in order of warning due time. `warned` orders warned
 /// holders by the instant they are to be revoked. The sweep walks both from the front and
@@ -14,14 +15,14 @@ use std::sync::Arc;
 /// not the size of the pool (the shape of mini-redis' expiry set).
 #[derive(Debug, Clone, Default)]
 pub struct Pool {
-    by_last_activity: BTreeSet<(Timestamp, Arc<str>)>,
+    by_last_activity: BTreeMap<(Timestamp, Arc<str>), bool>,
     warned: BTreeSet<(Timestamp, Arc<str>)>,
 }
 
 impl Pool {
     /// Adds a holder whose last activity is `at`.
     pub fn insert(&mut self, user: Arc<str>, at: Timestamp) {
-        self.by_last_activity.insert((at, user));
+        self.by_last_activity.insert((at, user), false);
     }
 
     /// Removes a holder whose last activity was `at`, and their warning if any.
@@ -40,8 +41,12 @@ impl Pool {
         to: Timestamp,
         revoke_at: Option<Timestamp>,
     ) {
-        if self.by_last_activity.remove(&(from, Arc::clone(user))) {
-            self.by_last_activity.insert((to, Arc::clone(user)));
+        if self
+            .by_last_activity
+            .remove(&(from, Arc::clone(user)))
+            .is_some()
+        {
+            self.by_last_activity.insert((to, Arc::clone(user)), false);
         }
         if let Some(r) = revoke_at {
             self.warned.remove(&(r, Arc::clone(user)));
@@ -49,13 +54,24 @@ impl Pool {
     }
 
     /// Marks a holder warned, to be revoked at `revoke_at`.
-    pub fn warn(&mut self, user: &Arc<str>, revoke_at: Timestamp) {
+    pub fn warn(&mut self, user: &Arc<str>, last_activity: Timestamp, revoke_at: Timestamp) {
         self.warned.insert((revoke_at, Arc::clone(user)));
+        if let Some(w) = self
+            .by_last_activity
+            .get_mut(&(last_activity, Arc::clone(user)))
+        {
+            *w = true;
+        }
     }
 
     /// Holders, longest-inactive first.
     pub fn longest_inactive(&self) -> impl Iterator<Item = (&Arc<str>, Timestamp)> {
-        self.by_last_activity.iter().map(|(t, u)| (u, *t))
+        self.by_last_activity.keys().map(|(t, u)| (u, *t))
+    }
+
+    /// Holders, longest-inactive first, with whether they are warned.
+    pub fn longest_inactive_warned(&self) -> impl Iterator<Item = (&Arc<str>, Timestamp, bool)> {
+        self.by_last_activity.iter().map(|((t, u), w)| (u, *t, *w))
     }
 
     /// Warned holders, soonest revocation first.

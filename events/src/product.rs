@@ -843,7 +843,7 @@ impl ProductState {
             return;
         };
         let key = Arc::clone(key);
-        self.pool.warn(&key, revoke_at);
+        self.pool.warn(&key, last_activity, revoke_at);
         if let Some(e) = self.users.get_mut(&key) {
             e.standing = Standing::Holding {
                 since,

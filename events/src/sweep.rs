@@ -39,7 +39,7 @@ impl ProductState {
                 continue;
             }
             out.push(ProductEvent::SlotRevoked {
-                user: user.to_string(),
+                user: String::from(&**user),
                 reason: RevokeReason::Inactivity,
                 at: now,
             });
@@ -47,20 +47,18 @@ impl ProductState {
         }
 
         let lead_end = now.plus_secs(settings.warning_lead_s);
-        for (user, last_activity) in self.pool.longest_inactive() {
+        for (user, last_activity, warned) in self.pool.longest_inactive_warned() {
             if settings.warning_due(last_activity) > now {
                 break;
             }
-            let warned = matches!(
-                self.user(user).map(|e| e.standing),
-                Some(Standing::Holding {
-                    warning: Some(_),
-                    ..
-                })
-            );
             // A holder refreshed by this sweep is judged by the activity it records (which
             // also cancels a warning): due by that time as well, they are warned now.
-            let last_activity = match refreshed.get(user.as_ref()) {
+            let refreshed_at = if refreshed.is_empty() {
+                None
+            } else {
+                refreshed.get(user.as_ref())
+            };
+            let last_activity = match refreshed_at {
                 Some(at) => *at,
                 None if warned => continue,
                 None => last_activity,
@@ -70,7 +68,7 @@ impl ProductState {
             }
             let revoke_at = settings.revoke_deadline(last_activity).max(lead_end);
             out.push(ProductEvent::WarningIssued {
-                user: user.to_string(),
+                user: String::from(&**user),
                 at: now,
                 revoke_at,
             });
@@ -86,7 +84,7 @@ impl ProductState {
                 .map_or(since, |t| (*t).max(since));
             if seen.plus_secs(settings.queue_timer_s) <= now {
                 out.push(ProductEvent::QueueLeft {
-                    user: user.to_string(),
+                    user: String::from(&**user),
                     reason: LeaveReason::Expired,
                     at: now,
                 });
@@ -98,7 +96,7 @@ impl ProductState {
                 let used = self.user(user).is_some_and(|e| e.relogin_used);
                 if presence.connected.contains(user.as_ref()) && !used {
                     out.push(ProductEvent::Requeued {
-                        user: user.to_string(),
+                        user: String::from(&**user),
                         at: now,
                     });
                 }
@@ -143,17 +141,9 @@ impl ProductState {
         let grid = settings.sweep_at_or_after(Timestamp::from_millis(now.as_millis() + 1));
         let warning = self
             .pool
-            .longest_inactive()
-            .find(|(user, _)| {
-                !matches!(
-                    self.user(user).map(|e| e.standing),
-                    Some(Standing::Holding {
-                        warning: Some(_),
-                        ..
-                    })
-                )
-            })
-            .map(|(_, last)| {
+            .longest_inactive_warned()
+            .find(|(_, _, warned)| !warned)
+            .map(|(_, last, _)| {
                 settings
                     .warning_due(last)
                     .max(Timestamp::from_millis(now.as_millis() + 1))
