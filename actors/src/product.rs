@@ -132,19 +132,33 @@ pub struct ProductActor {
 /// The scheduler's address, set once it has started (after recovery).
 pub type SchedulerSlot = Arc<OnceLock<Recipient<Schedule>>>;
 
+/// What every product actor shares with the others: the journal, the clock, where to ask
+/// for sweeps, where to write snapshots and where to raise notices.
+#[derive(Clone)]
+pub struct Shared {
+    pub journal: Journal,
+    pub clock: SharedClock,
+    pub scheduler: SchedulerSlot,
+    pub snapshotting: Snapshotting,
+    pub notices: broadcast::Sender<ProductNotice>,
+}
+
 impl ProductActor {
     /// An actor for a product recovered (or new, with an empty state and tip).
     pub fn new(
         id: String,
         state: ProductState,
         tip: StreamTip,
-        journal: Journal,
-        clock: SharedClock,
         metrics: ProductMetrics,
-        scheduler: SchedulerSlot,
-        snapshotting: Snapshotting,
-        notices: broadcast::Sender<ProductNotice>,
+        shared: Shared,
     ) -> Self {
+        let Shared {
+            journal,
+            clock,
+            scheduler,
+            snapshotting,
+            notices,
+        } = shared;
         let stream = StreamId::Product(id.clone());
         // Clients of queued members could not poll while the service was down: their
         // queue timer starts again now, so a restart costs nobody their place.

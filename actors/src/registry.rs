@@ -2,7 +2,7 @@
 
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
-use crate::product::{ProductActor, SchedulerSlot};
+use crate::product::{ProductActor, SchedulerSlot, Shared};
 use crate::scheduler::Schedule;
 use actix::prelude::*;
 use slotpool_events::{Journal, Notice, ProductState, StreamTip};
@@ -134,16 +134,19 @@ impl Products {
 
     fn spawn(&self, id: &str, state: ProductState, tip: StreamTip) -> Addr<ProductActor> {
         let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % self.inner.arbiters.len();
+        let shared = Shared {
+            journal: self.inner.journal.clone(),
+            clock: Arc::clone(&self.inner.clock),
+            scheduler: Arc::clone(&self.inner.scheduler),
+            snapshotting: self.inner.snapshotting.clone(),
+            notices: self.inner.notices.clone(),
+        };
         let actor = ProductActor::new(
             id.to_string(),
             state,
             tip,
-            self.inner.journal.clone(),
-            Arc::clone(&self.inner.clock),
             self.inner.metrics.product(id),
-            Arc::clone(&self.inner.scheduler),
-            self.inner.snapshotting.clone(),
-            self.inner.notices.clone(),
+            shared,
         );
         ProductActor::start_in_arbiter(&self.inner.arbiters[i], move |_| actor)
     }

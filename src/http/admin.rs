@@ -47,7 +47,7 @@ fn product(state: &AppState, id: &str) -> Result<actix::Addr<ProductActor>, Prob
 
 async fn execute(addr: &actix::Addr<ProductActor>, command: Command) -> Result<Executed, Problem> {
     Ok(ask(
-        &addr,
+        addr,
         Execute {
             command,
             cause: Uuid::new_v4(),
@@ -62,7 +62,7 @@ async fn overview(
 ) -> Result<Option<ProductView>, Problem> {
     let id = id.to_string();
     Ok(ask(
-        &addr,
+        addr,
         Read::maybe(move |s, _| {
             s.settings()
                 .map(|settings| ProductView::new(&id, settings.clone(), s.counts()))
@@ -343,29 +343,6 @@ pub async fn list_users(_: Admin, req: HttpRequest) -> Result<HttpResponse, Prob
     Ok(HttpResponse::Ok().json(out))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::super::body::parse_json;
-    use super::*;
-
-    #[test]
-    fn syntax_errors_are_bad_json_and_shape_errors_are_invalid_settings() {
-        let e = parse_json::<Settings>(b"{oops", invalid_settings).unwrap_err();
-        assert_eq!(e.reason, "bad_json");
-        let e = parse_json::<Settings>(
-            br#"{"kind": "jira", "licence_tier": "many", "shared_slots": 1}"#,
-            invalid_settings,
-        )
-        .unwrap_err();
-        assert_eq!(e.reason, "invalid_settings");
-        assert!(
-            e.detail.contains("licence_tier") || e.detail.contains("string"),
-            "{}",
-            e.detail
-        );
-    }
-}
-
 /// `GET /admin/v1/notices`: what rules raised for administrators, newest first.
 pub async fn notices(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
@@ -416,4 +393,27 @@ pub async fn notices_stream(_: Admin, req: HttpRequest) -> Result<HttpResponse, 
         .insert_header((actix_web::http::header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-cache"))
         .streaming(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::body::parse_json;
+    use super::*;
+
+    #[test]
+    fn syntax_errors_are_bad_json_and_shape_errors_are_invalid_settings() {
+        let e = parse_json::<Settings>(b"{oops", invalid_settings).unwrap_err();
+        assert_eq!(e.reason, "bad_json");
+        let e = parse_json::<Settings>(
+            br#"{"kind": "jira", "licence_tier": "many", "shared_slots": 1}"#,
+            invalid_settings,
+        )
+        .unwrap_err();
+        assert_eq!(e.reason, "invalid_settings");
+        assert!(
+            e.detail.contains("licence_tier") || e.detail.contains("string"),
+            "{}",
+            e.detail
+        );
+    }
 }
