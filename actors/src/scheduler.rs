@@ -44,6 +44,13 @@ pub struct PopDue {
 #[rtype(result = "Option<Timestamp>")]
 pub struct NextDue;
 
+/// When `job` is next scheduled.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<Timestamp>")]
+pub struct When {
+    pub job: Job,
+}
+
 /// Owns the agenda.
 pub struct SchedulerActor {
     agenda: Agenda,
@@ -73,6 +80,14 @@ impl Handler<PopDue> for SchedulerActor {
 
     fn handle(&mut self, msg: PopDue, _ctx: &mut Self::Context) -> Self::Result {
         self.agenda.pop_due(msg.upto)
+    }
+}
+
+impl Handler<When> for SchedulerActor {
+    type Result = Option<Timestamp>;
+
+    fn handle(&mut self, msg: When, _ctx: &mut Self::Context) -> Self::Result {
+        self.agenda.when(&msg.job)
     }
 }
 
@@ -148,6 +163,11 @@ impl Scheduler {
     /// The actor's address (for tests and wiring).
     pub fn addr(&self) -> &Addr<SchedulerActor> {
         &self.addr
+    }
+
+    /// When `job` is next scheduled (for operators and tests).
+    pub async fn when(&self, job: Job) -> Result<Option<Timestamp>, ActorError> {
+        Ok(self.addr.send(When { job }).await?)
     }
 
     /// Runs every job due at or before `upto`, earliest first, one at a time.

@@ -2,7 +2,7 @@
 //! notification a browser would get arrives in order.
 
 use slotpool_actors::{
-    ask, recover, Execute, Frame, ManualClock, Membership, Metrics, Nightly, Provision, Read,
+    ask, recover, Execute, Frame, Job, ManualClock, Membership, Metrics, Nightly, Provision, Read,
     Scheduler, Services, SessionActor,
 };
 use slotpool_events::{
@@ -343,22 +343,28 @@ async fn restart_keeps_pending_warnings_and_deadlines() {
 }
 
 #[actix_rt::test]
-async fn hourly_reconciliation_runs_on_the_hour() {
+async fn hourly_reconciliation_runs_on_the_hour_and_reschedules_itself() {
     let w = world(settings(), &["ann"]).await;
-    // Nothing to reconcile: the job runs and the product is unchanged.
+    let hour = 3_600_000;
+    assert_eq!(T0 % hour, 0, "the test starts on the hour");
+    let hourly = || w.scheduler.when(Job::Hourly);
+    assert_eq!(
+        hourly().await.expect("when"),
+        Some(Timestamp::from_millis(T0 + hour))
+    );
+    // Nothing to reconcile: the job runs at the hour, changes nothing, and books the next.
     w.advance_s(3600).await;
+    assert_eq!(
+        hourly().await.expect("when"),
+        Some(Timestamp::from_millis(T0 + 2 * hour))
+    );
     assert!(w.services.products.get("p").is_some());
-    let settings = w
-        .services
-        .products
-        .get("p")
-        .expect("product")
-        .send(Read::new(|s, _| s.settings().cloned()))
-        .await
-        .expect("mailbox")
-        .durable()
-        .await
-        .expect("read")
-        .expect("configured");
+    let settings = ask(
+        &w.services.products.get("p").expect("product"),
+        Read::new(|s, _| s.settings().cloned()),
+    )
+    .await
+    .expect("read")
+    .expect("configured");
     assert_eq!(settings.shared_slots, 1);
 }

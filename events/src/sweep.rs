@@ -53,12 +53,7 @@ impl ProductState {
             }
             // A holder refreshed by this sweep is judged by the activity it records (which
             // also cancels a warning): due by that time as well, they are warned now.
-            let refreshed_at = if refreshed.is_empty() {
-                None
-            } else {
-                refreshed.get(user.as_ref())
-            };
-            let last_activity = match refreshed_at {
+            let last_activity = match refreshed.get(user.as_ref()) {
                 Some(at) => *at,
                 None if warned => continue,
                 None => last_activity,

@@ -23,6 +23,8 @@
 //! `tests/rules.rs` pins each rule's edge cases; the directory's state machine gets the
 //! model treatment here on its own.
 
+mod common;
+
 use proptest::prelude::*;
 use slotpool_events::{
     Command, DirectoryCommand, DirectoryEvent, DirectoryState, LeaveReason, Notice, Presence,
@@ -938,23 +940,9 @@ fn check_invariants(
     Ok(())
 }
 
-/// Everything the outside world can observe of a product at `now`.
+/// Everything the outside world can observe of a product at `now` (see `common::observe`).
 fn observe(state: &ProductState, now: Timestamp) -> String {
-    let users: Vec<_> = USERS
-        .iter()
-        .chain(OUTSIDERS.iter())
-        .map(|u| (u, state.user(u).copied(), state.slot_view(u, now)))
-        .collect();
-    format!(
-        "settings={:?}\nholders={:?}\nqueue={:?}\ncounts={:?}\nnotices={:?}\nnext_tick={:?}\nusers={:?}",
-        state.settings(),
-        state.holders(),
-        state.queue(),
-        state.counts(),
-        state.notices().collect::<Vec<_>>(),
-        state.next_tick(now),
-        users
-    )
+    common::observe(state, USERS.iter().chain(OUTSIDERS.iter()).copied(), now)
 }
 
 /// The model and the product agree on every user, the holders and the queue.

@@ -36,15 +36,6 @@ fn invalid_body(detail: String) -> Problem {
     )
 }
 
-fn product(state: &AppState, id: &str) -> Result<actix::Addr<ProductActor>, Problem> {
-    check_product_id(id)?;
-    state
-        .services
-        .products
-        .get(id)
-        .ok_or_else(|| Problem::unknown_product(id))
-}
-
 async fn execute(addr: &actix::Addr<ProductActor>, command: Command) -> Result<Executed, Problem> {
     Ok(ask(
         addr,
@@ -119,7 +110,7 @@ pub async fn get_product(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    let addr = product(state, &path)?;
+    let addr = state.product(&path)?;
     let view = overview(&path, &addr)
         .await?
         .ok_or_else(|| Problem::unknown_product(&path))?;
@@ -144,7 +135,7 @@ fn product_and_user(
     path: &(String, String),
 ) -> Result<actix::Addr<ProductActor>, Problem> {
     check_user_name(&path.1)?;
-    product(state, &path.0)
+    state.product(&path.0)
 }
 
 async fn provision(
@@ -229,7 +220,7 @@ pub async fn holders(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    let addr = product(state, &path)?;
+    let addr = state.product(&path)?;
     let holders = ask(&addr, ListHolders).await?;
     let list: Vec<HolderView> = holders.iter().map(HolderView::from).collect();
     Ok(HttpResponse::Ok().json(list))
@@ -242,7 +233,7 @@ pub async fn queue(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    let addr = product(state, &path)?;
+    let addr = state.product(&path)?;
     let list = ask(
         &addr,
         Read::new(|s, _| s.queue().iter().map(QueueView::from).collect::<Vec<_>>()),

@@ -41,6 +41,18 @@ pub struct AppState {
     pub journal_damage: Arc<OnceLock<(String, slotpool_events::Timestamp)>>,
 }
 
+impl AppState {
+    /// The actor of product `id`: 400 for an id that cannot name a product, 404 for one
+    /// that does not exist.
+    pub fn product(&self, id: &str) -> Result<actix::Addr<slotpool_actors::ProductActor>, Problem> {
+        auth::check_product_id(id)?;
+        self.services
+            .products
+            .get(id)
+            .ok_or_else(|| Problem::unknown_product(id))
+    }
+}
+
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -1,24 +1,15 @@
 //! The user API: request, poll, release, activity.
 
-use super::auth::{app_state, check_product_id, CallingUser};
+use super::auth::{app_state, CallingUser};
 use super::sse;
 use super::view::SlotState;
 use super::AppState;
 use crate::problem::Problem;
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use slotpool_actors::session::KEEP_ALIVE;
-use slotpool_actors::{ask, ActorError, Execute, LookupUser, Poll, ProductActor, SessionActor};
+use slotpool_actors::{ask, ActorError, Execute, LookupUser, Poll, SessionActor};
 use slotpool_events::{Command, Refusal, SlotView};
 use uuid::Uuid;
-
-fn product(state: &AppState, id: &str) -> Result<actix::Addr<ProductActor>, Problem> {
-    check_product_id(id)?;
-    state
-        .services
-        .products
-        .get(id)
-        .ok_or_else(|| Problem::unknown_product(id))
-}
 
 fn slot_response(view: &SlotView) -> HttpResponse {
     let mut r = HttpResponse::Ok();
@@ -36,7 +27,7 @@ async fn run(
     user: &str,
     command: fn(String) -> Command,
 ) -> Result<Option<SlotView>, Problem> {
-    let addr = product(state, id)?;
+    let addr = state.product(id)?;
     let command = command(user.to_string());
     let cause = Uuid::new_v4();
     match ask(&addr, Execute { command, cause }).await {
@@ -81,7 +72,7 @@ pub async fn slot(
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    let addr = product(state, &path)?;
+    let addr = state.product(&path)?;
     let view = ask(&addr, Poll { user: user.0 }).await?;
     Ok(slot_response(&view))
 }
@@ -117,7 +108,7 @@ pub async fn notifications(
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    let addr = product(state, &path)?;
+    let addr = state.product(&path)?;
     // Refuse a product that is not configured before opening a stream.
     ask(
         &addr,
