@@ -272,7 +272,8 @@ fn audit_refuses_missing_and_corrupt_data_dirs() {
         "{out:#?}"
     );
 
-    // A journal with one record altered: damage is exit 1, naming stream and sequence.
+    // A journal with one record altered: exit 4 (an unusable data dir, as for `serve`),
+    // naming stream and sequence.
     let dir = tmp.path().join("data");
     write_journal(&dir, &arrivals(5, 10, 100));
     {
@@ -298,7 +299,7 @@ fn audit_refuses_missing_and_corrupt_data_dirs() {
         "--product",
         P,
     ]);
-    assert_eq!(out.code, Some(1), "{out:#?}");
+    assert_eq!(out.code, Some(4), "{out:#?}");
     assert!(
         out.stderr.contains("damaged at sequence 3") && out.stderr.contains("product/jira-prod"),
         "{out:#?}"

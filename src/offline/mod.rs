@@ -76,11 +76,11 @@ pub fn open_data_dir(data_dir: &Path) -> Result<Journal, Failure> {
     })
 }
 
-/// Maps a journal error met while reading: damage is [`Failure::Damaged`] (as `verify`
-/// reports it), anything else [`Failure::Data`].
+/// Maps a journal error met while reading to [`Failure::Data`] (exit 4, as `serve`
+/// refuses a damaged journal; only `verify` exits 1), naming stream and sequence.
 pub fn read_failure(e: JournalError) -> Failure {
     match e {
-        JournalError::Corrupt { .. } => Failure::Damaged(format!(
+        JournalError::Corrupt { .. } => Failure::Data(format!(
             "{e}; `slotpool verify` checks the whole journal, a backup may hold an intact copy"
         )),
         other => Failure::Data(other.to_string()),
