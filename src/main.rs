@@ -4,6 +4,7 @@
 
 mod config;
 mod http;
+mod offline;
 mod problem;
 mod secrets;
 mod serve;
@@ -36,6 +37,15 @@ enum Cmd {
         #[arg(long, env = "SLOTPOOL_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// Offline: a product's holders, queue and settings at an instant, a user's timeline,
+    /// per-day peaks, from the journal of a stopped service (or a backup).
+    Audit(offline::audit::AuditArgs),
+    /// Offline: peak concurrent users, heavy users and the pool size a target needs, from
+    /// web access logs (nginx/Apache combined, Atlassian).
+    Analyze(offline::analyze::AnalyzeArgs),
+    /// Offline: replay recorded demand (journal or access logs) against other pool sizes,
+    /// inactivity times and reclaim; share served at once and queue waits per setting.
+    Simulate(offline::simulate::SimulateArgs),
 }
 
 /// Flags of `serve`; each also reads its environment variable.
@@ -76,6 +86,9 @@ pub enum Failure {
     /// The service failed while running (exit 5).
     #[error("{0}")]
     Runtime(String),
+    /// A command-line value is wrong (exit 2, like clap's usage errors).
+    #[error("{0}")]
+    Input(String),
 }
 
 impl Failure {
@@ -85,6 +98,7 @@ impl Failure {
             Failure::Config(_) => 3,
             Failure::Data(_) => 4,
             Failure::Runtime(_) => 5,
+            Failure::Input(_) => 2,
         }
     }
 }
@@ -94,6 +108,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Serve(args) => serve::run(args),
         Cmd::Verify { data_dir } => verify::run(&data_dir),
+        Cmd::Audit(args) => offline::audit::run(&args),
+        Cmd::Analyze(args) => offline::analyze::run(&args),
+        Cmd::Simulate(args) => offline::simulate::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
