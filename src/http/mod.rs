@@ -6,7 +6,10 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod dashboard;
+pub mod gate;
 pub mod ops;
+pub mod pages;
 pub mod sse;
 pub mod user;
 pub mod view;
@@ -102,6 +105,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/readyz", web::head().to(ops::readyz))
     .route("/metrics", web::get().to(ops::metrics))
     .route("/openapi.json", web::get().to(ops::openapi))
+    .route("/gate/{product}", web::get().to(gate::gate))
+    .route("/queue/{product}", web::get().to(pages::queue::queue_page))
+    .route("/queue/{product}/logo", web::get().to(pages::queue::logo))
+    .route("/static/{name}", web::get().to(pages::assets::asset))
+    .configure(dashboard::routes)
     .default_service(web::to(ops::not_found));
 }
 
