@@ -271,7 +271,7 @@ pub fn product(session: &Session, d: &ProductData, f: Option<&Flash>) -> Markup 
                     table id="holders" {
                         thead { tr {
                             th scope="col" { "User" } th scope="col" { "Since" } th scope="col" { "Last activity" }
-                            th scope="col" { "Inactive for" } th scope="col" { "Revoked at" } th scope="col" { "Warning" } th scope="col" { span class="sr-only" { "Actions" } }
+                            th scope="col" { "Inactive for" } th scope="col" { "Loses the slot at" } th scope="col" { "Warning" } th scope="col" { span class="sr-only" { "Actions" } }
                         } }
                         tbody {
                             @for h in &d.holders {
