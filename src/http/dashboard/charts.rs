@@ -19,16 +19,17 @@ pub struct Line<'a> {
     pub values: &'a [u32],
 }
 
-/// A round upper bound for the y axis.
+/// A round upper bound for the y axis: four steps of 1, 2 or 5 times a power of ten, so
+/// every tick is a whole number.
 fn nice_max(max: u32) -> u32 {
-    let max = max.max(1);
-    let mag = 10u32.pow(max.ilog10());
-    let top = [1, 2, 5, 10]
+    let quarter = max.max(1).div_ceil(4);
+    let mag = 10u32.pow(quarter.ilog10());
+    let step = [1, 2, 5, 10]
         .iter()
         .map(|m| m * mag)
-        .find(|v| *v >= max)
+        .find(|v| *v >= quarter)
         .unwrap_or(10 * mag);
-    top.max(4)
+    step * 4
 }
 
 fn x_label(ms: i64, with_day: bool) -> String {
@@ -58,7 +59,8 @@ fn axes(id: &str, top: u32, start_ms: i64, step_ms: i64, n: usize, with_day: boo
         @for i in 0..=6 {
             @let x = LEFT + plot_w * i as f64 / 6.0;
             @let ms = start_ms + (n as f64 * step_ms as f64 * i as f64 / 6.0) as i64;
-            text x=(x) y=(H - 6.0) text-anchor="middle" { (x_label(ms, with_day)) }
+            @let anchor = match i { 0 => "start", 6 => "end", _ => "middle" };
+            text x=(x) y=(H - 6.0) text-anchor=(anchor) { (x_label(ms, with_day)) }
         }
         desc id={ (id) "-desc" } { "Times in UTC." }
     }
@@ -178,9 +180,11 @@ mod tests {
     #[test]
     fn axis_tops_are_round() {
         assert_eq!(nice_max(0), 4);
-        assert_eq!(nice_max(7), 10);
+        assert_eq!(nice_max(5), 8);
+        assert_eq!(nice_max(7), 8);
         assert_eq!(nice_max(11), 20);
-        assert_eq!(nice_max(420), 500);
+        assert_eq!(nice_max(420), 800);
+        assert_eq!(nice_max(400), 400);
     }
 
     #[test]
