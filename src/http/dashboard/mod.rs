@@ -9,7 +9,7 @@
 
 pub mod charts;
 pub mod form;
-pub mod history;
+pub mod series;
 pub mod session;
 pub mod views;
 
@@ -419,7 +419,7 @@ async fn charts_page(req: HttpRequest, path: web::Path<String>) -> Result<HttpRe
     let week = range.as_deref() == Some("week");
     let journal = state.services.products.journal().clone();
     let id = path.clone();
-    let series = web::block(move || history::minute_series(&journal, &id, now, week))
+    let series = web::block(move || series::minute_series(&journal, &id, now, week))
         .await
         .map_err(internal)??;
     Ok(html(
@@ -442,7 +442,7 @@ async fn peaks_page(req: HttpRequest, path: web::Path<String>) -> Result<HttpRes
         .unwrap_or(95);
     let journal = state.services.products.journal().clone();
     let id = path.clone();
-    let peaks = web::block(move || history::peaks(&journal, &id, now, share))
+    let peaks = web::block(move || series::peaks(&journal, &id, now, share))
         .await
         .map_err(internal)??;
     Ok(html(

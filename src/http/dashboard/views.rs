@@ -3,7 +3,7 @@
 
 use super::charts::{self, Line};
 use super::form::path_segment;
-use super::history::{MinuteSeries, Peaks};
+use super::series::{MinuteSeries, Peaks};
 use super::session::Session;
 use super::{kind_code, ProductData};
 use crate::http::pages::lang::Lang;
