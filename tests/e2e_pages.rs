@@ -457,3 +457,46 @@ fn dashboard_forms_need_the_session_and_its_csrf_token() {
     );
     assert_eq!(r.status(), 200);
 }
+
+#[test]
+fn an_uploaded_logo_is_served_by_slotpool_and_bad_queue_page_settings_are_refused() {
+    let (_d, _s, c) = start();
+    c.enrol(P, "alice");
+    // A 1x1 PNG.
+    let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let mut settings = c.product(P);
+    settings["queue_page"]["logo"] = json!(format!("data:image/png;base64,{png}"));
+    assert_eq!(c.put_product(P, settings.clone()).status, 200);
+    let r = c.call("GET", "/queue/jira/logo", &[], None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.content_type, "image/png");
+    let page = queue_page(&c, "");
+    assert!(
+        page.body.contains("src=\"../queue/jira/logo\""),
+        "{}",
+        page.body
+    );
+
+    for (field, value) in [
+        ("logo", json!("data:image/svg+xml;base64,PHN2Zz4=")),
+        ("logo", json!("https://example.com/x.png")),
+        ("base_url", json!("javascript:alert(1)")),
+        ("base_url", json!("//evil.example/")),
+        ("logo_url", json!("javascript:alert(1)")),
+        ("title", json!("x".repeat(201))),
+    ] {
+        let mut bad = settings.clone();
+        bad["queue_page"][field] = value.clone();
+        let r = c.admin("PUT", "/admin/v1/products/jira", Some(&bad));
+        assert_problem(&r, 422, "invalid_settings");
+        assert!(
+            r.body.contains(&format!("queue_page.{field}")),
+            "{field}: {}",
+            r.body
+        );
+    }
+    assert_eq!(
+        c.product(P)["queue_page"]["base_url"],
+        "https://jira.example.com/"
+    );
+}
