@@ -46,3 +46,24 @@
     });
   }
 })();
+// Live counts, holders and queue: the product page's [data-live] parts are fetched again
+// every few seconds (the same server-rendered HTML), except a part the administrator is
+// working in.
+(function () {
+  "use strict";
+  var parts = Array.prototype.slice.call(document.querySelectorAll("[data-live]"));
+  if (!parts.length || !window.DOMParser) return;
+  setInterval(function () {
+    if (document.visibilityState !== "visible") return;
+    fetch(location.pathname, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (res) { return res.ok ? res.text() : null; })
+      .then(function (text) {
+        if (!text) return;
+        var fresh = new DOMParser().parseFromString(text, "text/html");
+        parts.forEach(function (part) {
+          var next = fresh.getElementById(part.id);
+          if (next && !part.contains(document.activeElement)) part.innerHTML = next.innerHTML;
+        });
+      }, function () { /* keep what is shown; the next round tries again */ });
+  }, 5000);
+})();

@@ -439,6 +439,66 @@ fn dashboard_forms_need_the_session_and_its_csrf_token() {
         .into_string()
         .unwrap_or_default()
         .contains("exceed licence_tier"));
+    // The settings form: every setting and the queue page's text.
+    let form = [
+        ("csrf", admin.csrf.as_str()),
+        ("kind", "confluence"),
+        ("licence_tier", "12"),
+        ("shared_slots", "4"),
+        ("inactivity_s", "900"),
+        ("warning_lead_s", "30"),
+        ("sweep_interval_s", "60"),
+        ("lock_s", "10"),
+        ("queue_timer_s", "45"),
+        ("auto_relogin", "on"),
+        ("qp_title", "Busy <today>"),
+        ("qp_message", "Please **log out**."),
+        ("qp_logo_url", ""),
+        ("qp_base_url", "https://wiki.example.com/"),
+    ];
+    assert_eq!(admin.post("/admin/products/jira/settings", &form), 303);
+    let p = c.product(P);
+    assert_eq!(p["kind"], "confluence");
+    assert_eq!(
+        (p["licence_tier"].as_u64(), p["shared_slots"].as_u64()),
+        (Some(12), Some(4))
+    );
+    assert_eq!(
+        (p["inactivity_s"].as_u64(), p["lock_s"].as_u64()),
+        (Some(900), Some(10))
+    );
+    assert_eq!(
+        (
+            p["auto_relogin"].as_bool(),
+            p["reclaim_on_request"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    assert_eq!(p["queue_page"]["title"], "Busy <today>");
+    assert_eq!(p["queue_page"]["base_url"], "https://wiki.example.com/");
+    assert!(p["queue_page"].get("logo_url").is_none());
+    let page = admin.get("/admin/products/jira");
+    assert!(
+        page.body.contains("value=\"Busy &lt;today&gt;\""),
+        "{}",
+        page.body
+    );
+    // Revoke from the holders table.
+    c.enrol(P, "alice");
+    assert_eq!(c.request(P, "alice").state(), "granted");
+    assert_eq!(
+        admin.post("/admin/products/jira/revoke", &[("user", "alice")]),
+        403
+    );
+    assert_eq!(c.holders(P), vec!["alice".to_string()]);
+    assert_eq!(
+        admin.post(
+            "/admin/products/jira/revoke",
+            &[("user", "alice"), ("csrf", &admin.csrf)]
+        ),
+        303
+    );
+    assert!(c.holders(P).is_empty());
     // The admin API accepts the session only with the CSRF header for changes.
     let r = response(
         admin

@@ -229,7 +229,7 @@ pub fn product(session: &Session, d: &ProductData, f: Option<&Flash>) -> Markup 
         html! {
             h1 { "Product " (p.id) }
             (flash(f))
-            div class="kpis" {
+            div class="kpis" id="live-kpis" data-live {
                 div class="kpi" { div class="n" id="kpi-holders" { (p.holders) " / " (s.shared_slots) } div class="l" { "Slots held" } }
                 div class="kpi" { div class="n" id="kpi-queued" { (p.queued) } div class="l" { "Queued" } }
                 div class="kpi" { div class="n" { (p.members) } div class="l" { "Members" } }
@@ -263,7 +263,7 @@ pub fn product(session: &Session, d: &ProductData, f: Option<&Flash>) -> Markup 
                     p id="sync-result" class="small" role="status" aria-live="polite" {}
                 }
             }
-            section class="panel" aria-labelledby="holders-h" {
+            section class="panel" id="live-holders" data-live aria-labelledby="holders-h" {
                 h2 id="holders-h" { "Holders (" (d.holders.len()) ")" }
                 @if d.holders.is_empty() {
                     p class="empty" { "Nobody holds a slot." }
@@ -301,7 +301,7 @@ pub fn product(session: &Session, d: &ProductData, f: Option<&Flash>) -> Markup 
                     }
                 }
             }
-            section class="panel" aria-labelledby="queue-h" {
+            section class="panel" id="live-queue" data-live aria-labelledby="queue-h" {
                 h2 id="queue-h" { "Queue (" (d.queue.len()) ")" }
                 @if d.queue.is_empty() {
                     p class="empty" { "Nobody is waiting." }

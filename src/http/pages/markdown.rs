@@ -34,7 +34,10 @@ mod tests {
     #[test]
     fn script_and_handlers_are_removed() {
         let html = render("<script>alert(1)</script><img src=x onerror=alert(2)>\n\nSee [x](javascript:alert(3)) <b style=\"color:red\">b</b>");
-        assert!(html.contains("<a rel=\"noopener noreferrer\">x</a>"), "{html}");
+        assert!(
+            html.contains("<a rel=\"noopener noreferrer\">x</a>"),
+            "{html}"
+        );
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("onerror"), "{html}");
         assert!(!html.contains("javascript:"), "{html}");
