@@ -516,6 +516,23 @@ fn dashboard_forms_need_the_session_and_its_csrf_token() {
             .call(),
     );
     assert_eq!(r.status(), 200);
+    // Signing out ends the session on the server: the old cookie no longer works.
+    assert_eq!(admin.post("/admin/logout", &[("csrf", &admin.csrf)]), 303);
+    let r = response(
+        admin
+            .agent
+            .get(&format!("{}/admin/v1/products/jira", s.base))
+            .set("Cookie", &admin.cookie)
+            .call(),
+    );
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        admin.post(
+            "/admin/products/jira/resize",
+            &[("shared_slots", "1"), ("csrf", &admin.csrf)]
+        ),
+        401
+    );
 }
 
 #[test]

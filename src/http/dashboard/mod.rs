@@ -174,7 +174,7 @@ async fn login(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, Probl
 
 /// `POST /admin/logout`.
 async fn logout(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, Problem> {
-    form_session(&req, &Fields::parse(&body))?;
+    form_session(&req, &Fields::parse(&body))?.sign_out();
     let mut res = see_other("/admin/");
     res.add_cookie(&session::removal(session::SESSION_COOKIE))
         .map_err(internal)?;

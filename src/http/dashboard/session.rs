@@ -15,7 +15,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Name of the session cookie.
@@ -61,6 +62,17 @@ fn verify_mac(parts: &[&str], tag: &str) -> bool {
     m.verify_slice(&tag).is_ok()
 }
 
+/// Sessions signed out before they expired: id -> expiry. Pruned as they expire, so it
+/// holds at most the sessions of the last [`SESSION_TTL`].
+fn signed_out() -> &'static Mutex<HashMap<String, i64>> {
+    static OUT: OnceLock<Mutex<HashMap<String, i64>>> = OnceLock::new();
+    OUT.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn is_signed_out(id: &str) -> bool {
+    signed_out().lock().map_or(true, |out| out.contains_key(id))
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -103,7 +115,7 @@ impl Session {
             return None;
         }
         let expires_ms: i64 = exp.parse().ok()?;
-        (expires_ms > now_ms()).then(|| Session {
+        (expires_ms > now_ms() && !is_signed_out(id)).then(|| Session {
             id: id.to_string(),
             expires_ms,
         })
@@ -112,6 +124,16 @@ impl Session {
     /// The session of a request, if it has a valid one.
     pub fn of(req: &HttpRequest) -> Option<Session> {
         Session::from_cookie_value(req.cookie(SESSION_COOKIE)?.value())
+    }
+
+    /// Ends the session on the server too: its cookie is refused from now on, even if a
+    /// copy of it survives in some browser.
+    pub fn sign_out(&self) {
+        if let Ok(mut out) = signed_out().lock() {
+            let now = now_ms();
+            out.retain(|_, expires| *expires > now);
+            out.insert(self.id.clone(), self.expires_ms);
+        }
     }
 
     /// The CSRF token of this session.
@@ -224,6 +246,15 @@ mod tests {
             expires_ms: now_ms() - 1,
         };
         assert!(Session::from_cookie_value(&s.cookie_value()).is_none());
+    }
+
+    #[test]
+    fn a_signed_out_session_is_refused() {
+        let s = Session::new();
+        let v = s.cookie_value();
+        assert!(Session::from_cookie_value(&v).is_some());
+        s.sign_out();
+        assert!(Session::from_cookie_value(&v).is_none());
     }
 
     #[test]
