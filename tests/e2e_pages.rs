@@ -285,6 +285,15 @@ fn the_queue_page_speaks_english_and_german() {
         None,
     );
     assert!(de.body.contains("Ihre Position"), "{}", de.body);
+    // The dashboard too.
+    let login = c.call("GET", "/admin/?lang=de", &[], None);
+    assert!(
+        login.body.contains("<html lang=\"de\">") && login.body.contains("Anmelden"),
+        "{}",
+        login.body
+    );
+    let login = c.call("GET", "/admin/", &[("Accept-Language", "de")], None);
+    assert!(login.body.contains("Admin-Token"), "{}", login.body);
 }
 
 /// A dashboard session over plain HTTP: cookies and CSRF tokens by hand.

@@ -115,6 +115,7 @@ pub fn line_chart(id: &str, title: &str, start_ms: i64, step_ms: i64, lines: &[L
 
 /// A bar chart of one value per day, with a line per `lines` and a dashed mark.
 pub fn day_bars(
+    peak_label: &str,
     id: &str,
     title: &str,
     start_ms: i64,
@@ -161,7 +162,7 @@ pub fn day_bars(
             }
             figcaption class="legend" {
                 strong { (title) }
-                span { i class="l0" {} "daily peak" }
+                span { i class="l0" {} (peak_label) }
                 @for (i, l) in lines.iter().enumerate() {
                     span { i class={ "l" ((i + 1) % 7) } {} (l.label) }
                 }

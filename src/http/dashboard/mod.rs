@@ -16,6 +16,7 @@ pub mod views;
 use super::auth::{app_state, check_product_id, check_user_name};
 use super::view::{HolderView, NoticeView, ProductView, QueueView};
 use super::AppState;
+use crate::http::pages::lang::Lang;
 use crate::problem::Problem;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -126,7 +127,7 @@ async fn index(req: HttpRequest) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
     let Some(session) = Session::of(&req) else {
         let (cookie, token) = session::login_nonce(session::is_https(&req));
-        let mut res = html(StatusCode::OK, views::login(&token, None));
+        let mut res = html(StatusCode::OK, views::login(Lang::of(&req), &token, None));
         res.add_cookie(&cookie).map_err(internal)?;
         return Ok(res);
     };
@@ -135,7 +136,7 @@ async fn index(req: HttpRequest) -> Result<HttpResponse, Problem> {
     let flash = flash_of(&req);
     Ok(html(
         StatusCode::OK,
-        views::index(&session, &list, &notices, flash.as_ref()),
+        views::index(Lang::of(&req), &session, &list, &notices, flash.as_ref()),
     ))
 }
 
@@ -158,7 +159,11 @@ async fn login(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, Probl
         let (cookie, csrf) = session::login_nonce(session::is_https(&req));
         let mut res = html(
             StatusCode::UNAUTHORIZED,
-            views::login(&csrf, Some("That is not the admin token.")),
+            views::login(
+                Lang::of(&req),
+                &csrf,
+                Some(views::t(Lang::of(&req), "That is not the admin token.")),
+            ),
         );
         res.add_cookie(&cookie).map_err(internal)?;
         return Ok(res);
@@ -193,7 +198,7 @@ pub fn flash_of(req: &HttpRequest) -> Option<views::Flash> {
         "revoked" => "Slot revoked.",
         _ => return None,
     };
-    Some(views::Flash::ok(text))
+    Some(views::Flash::ok(views::t(Lang::of(req), text)))
 }
 
 async fn execute(addr: &actix::Addr<ProductActor>, command: Command) -> Result<(), Problem> {
@@ -230,6 +235,7 @@ async fn create_product(req: HttpRequest, body: web::Bytes) -> Result<HttpRespon
             return Ok(html(
                 p.status,
                 views::index(
+                    Lang::of(&req),
                     &session,
                     &list,
                     &notices,
@@ -244,7 +250,7 @@ async fn create_product(req: HttpRequest, body: web::Bytes) -> Result<HttpRespon
         let flash = views::Flash::bad(&format!("a product {id:?} exists already"));
         return Ok(html(
             StatusCode::CONFLICT,
-            views::index(&session, &list, &notices, Some(&flash)),
+            views::index(Lang::of(&req), &session, &list, &notices, Some(&flash)),
         ));
     }
     let addr = state.services.products.get_or_start(&id);
@@ -303,11 +309,12 @@ async fn product_page(req: HttpRequest, path: web::Path<String>) -> Result<HttpR
     let data = product_data(state, &path).await?;
     Ok(html(
         StatusCode::OK,
-        views::product(&session, &data, flash_of(&req).as_ref()),
+        views::product(Lang::of(&req), &session, &data, flash_of(&req).as_ref()),
     ))
 }
 
 async fn product_with_error(
+    req: &HttpRequest,
     state: &AppState,
     session: &Session,
     id: &str,
@@ -316,7 +323,12 @@ async fn product_with_error(
     let data = product_data(state, id).await?;
     Ok(html(
         problem.status,
-        views::product(session, &data, Some(&views::Flash::bad(&problem.detail))),
+        views::product(
+            Lang::of(req),
+            session,
+            &data,
+            Some(&views::Flash::bad(&problem.detail)),
+        ),
     ))
 }
 
@@ -328,6 +340,7 @@ async fn current_settings(addr: &actix::Addr<ProductActor>) -> Result<Settings, 
 
 /// Runs a configure command; a refusal is shown on the product page.
 async fn configure(
+    req: &HttpRequest,
     state: &AppState,
     session: &Session,
     id: &str,
@@ -344,7 +357,9 @@ async fn configure(
             "../{}?done={done}",
             form::path_segment(id)
         ))),
-        Err(p) if p.status.is_client_error() => product_with_error(state, session, id, p).await,
+        Err(p) if p.status.is_client_error() => {
+            product_with_error(req, state, session, id, p).await
+        }
         Err(p) => Err(p),
     }
 }
@@ -361,7 +376,7 @@ async fn save_settings(
     let addr = state.product(&path)?;
     let current = current_settings(&addr).await?;
     let updated = form::apply_settings(current, &fields);
-    configure(state, &session, &path, updated, "saved").await
+    configure(&req, state, &session, &path, updated, "saved").await
 }
 
 /// `POST /admin/products/{p}/resize`: a new `shared_slots`.
@@ -379,7 +394,7 @@ async fn resize(
         shared_slots: n,
         ..current
     });
-    configure(state, &session, &path, updated, "resized").await
+    configure(&req, state, &session, &path, updated, "resized").await
 }
 
 /// `POST /admin/products/{p}/revoke`: revoke one holder's slot now (reason `admin`).
@@ -402,7 +417,9 @@ async fn revoke(
             "../{}?done=revoked",
             form::path_segment(&path)
         ))),
-        Err(p) if p.status.is_client_error() => product_with_error(state, &session, &path, p).await,
+        Err(p) if p.status.is_client_error() => {
+            product_with_error(&req, state, &session, &path, p).await
+        }
         Err(p) => Err(p),
     }
 }
@@ -424,7 +441,7 @@ async fn charts_page(req: HttpRequest, path: web::Path<String>) -> Result<HttpRe
         .map_err(internal)??;
     Ok(html(
         StatusCode::OK,
-        views::charts(&session, &path, week, &series),
+        views::charts(Lang::of(&req), &session, &path, week, &series),
     ))
 }
 
@@ -447,7 +464,7 @@ async fn peaks_page(req: HttpRequest, path: web::Path<String>) -> Result<HttpRes
         .map_err(internal)??;
     Ok(html(
         StatusCode::OK,
-        views::peaks(&session, &path, share, &peaks),
+        views::peaks(Lang::of(&req), &session, &path, share, &peaks),
     ))
 }
 
