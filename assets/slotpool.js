@@ -90,7 +90,9 @@
     a.className = "slotpool-button";
     a.id = "slotpool-reconnect";
     a.textContent = T.reconnect;
-    a.href = base + "queue/" + encodeURIComponent(product) + "?return_to=" + encodeURIComponent(location.href);
+    // A path on this host: valid for the queue page with or without a base_url.
+    var here = location.pathname + location.search + location.hash;
+    a.href = base + "queue/" + encodeURIComponent(product) + "?return_to=" + encodeURIComponent(here);
     open("lost", T.lostTitle, T.lost.replace("{r}", s.reason || "–"), a);
   }
   function handle(name, s) {

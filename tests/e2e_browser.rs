@@ -178,10 +178,19 @@ fn the_snippet_warns_before_revocation_stay_keeps_the_slot_and_ignoring_it_loses
     );
     assert!(
         href.as_str()
-            .is_some_and(|h| h.contains("/slotpool/queue/jira?return_to=")),
+            .is_some_and(|h| h.ends_with("/slotpool/queue/jira?return_to=%2Fwiki%2Fhome")),
         "{href}"
     );
     alice.screenshot(&screenshot_dir().join("slot-lost.png"));
+
+    // "Reconnect" goes through the queue page, which gets a free slot at once and
+    // returns to the page.
+    alice.click("#slotpool-reconnect");
+    wait_for("the product page again", Duration::from_secs(15), || {
+        (alice.url() == site.url("/wiki/home") && alice.visible_text("#product").is_some())
+            .then_some(())
+    });
+    assert_eq!(c.holders(PRODUCT), vec!["alice".to_string()]);
 }
 
 #[test]
