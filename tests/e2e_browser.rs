@@ -98,6 +98,15 @@ fn a_queued_user_lands_on_the_queue_page_and_is_taken_to_the_product_when_a_slot
             .filter(|t| t.ends_with(" s"))
     });
     bob.screenshot(&screenshot_dir().join("queue-page.png"));
+    // The same page in German keeps the place in the queue.
+    bob.goto(&format!("{}&lang=de", bob.url()));
+    wait_for("the German queue page", Duration::from_secs(15), || {
+        bob.visible_text("#sp-position").filter(|t| t == "1").and(
+            bob.visible_text("dt")
+                .filter(|t| t.eq_ignore_ascii_case("Ihre Position")),
+        )
+    });
+    bob.screenshot(&screenshot_dir().join("queue-page-de.png"));
 
     // Alice logs out: bob is taken to the page he asked for, without touching anything.
     assert_eq!(c.release(PRODUCT, "alice").status, 204);
