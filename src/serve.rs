@@ -109,6 +109,7 @@ async fn serve(config: Config, admin_token: crate::secrets::TokenHash) -> Result
         App::new()
             .app_data(app_state.clone())
             .wrap(http::problem_errors())
+            .wrap(http::pages::headers::security_headers())
             .configure(http::routes)
     })
     .workers(config.http_workers)

@@ -32,6 +32,6 @@ pub use presence::Presence;
 pub use product::{
     Counts, Holder, Notice, ProductState, QueuePlace, SlotView, Standing, UserEntry, Warning,
 };
-pub use settings::{ProductKind, Settings};
+pub use settings::{ProductKind, QueuePage, Settings};
 pub use stream::{StreamId, StreamIdError};
 pub use time::Timestamp;

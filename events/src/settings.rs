@@ -57,6 +57,125 @@ pub struct Settings {
     /// is not warned is not journaled again. Default: min(60, inactivity_s / 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coalesce_s: Option<u32>,
+    /// What the queue page shows, and where the product lives (for `return_to`).
+    /// Not serialized when empty, so the JSON of older settings is unchanged.
+    #[serde(default, skip_serializing_if = "QueuePage::is_empty")]
+    pub queue_page: QueuePage,
+}
+
+/// The administrator's text for the queue page of a product, and the product's address.
+///
+/// Every field is optional; settings written before these existed load with all of them
+/// empty. The text is shown escaped (the message as sanitised Markdown).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueuePage {
+    /// Heading of the queue page (plain text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// A message under the heading, in Markdown (rendered sanitised: no HTML of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Address of a logo image (`https://...`, `http://...` or a path on this host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_url: Option<String>,
+    /// An uploaded logo as a `data:image/(png|jpeg|gif|webp);base64,...` URL; served by
+    /// slotpool itself and preferred over `logo_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo: Option<String>,
+    /// Where the product lives (`https://jira.example.com/`): `return_to` addresses of the
+    /// queue page must lie under it, so the page never redirects anywhere else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+}
+
+/// Longest queue page title accepted, in bytes.
+pub const MAX_TITLE_LEN: usize = 200;
+/// Longest queue page message accepted, in bytes.
+pub const MAX_MESSAGE_LEN: usize = 10_000;
+/// Longest address accepted (`logo_url`, `base_url`), in bytes.
+pub const MAX_URL_LEN: usize = 2_000;
+/// Largest uploaded logo accepted, as a data URL, in bytes.
+pub const MAX_LOGO_LEN: usize = 96 * 1024;
+/// Image types an uploaded logo may have (no SVG: it can carry script).
+pub const LOGO_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+impl QueuePage {
+    /// Nothing set.
+    pub fn is_empty(&self) -> bool {
+        *self == QueuePage::default()
+    }
+
+    /// The media type and base64 payload of the uploaded logo, if it is a valid data URL.
+    pub fn logo_parts(&self) -> Option<(&str, &str)> {
+        let rest = self.logo.as_deref()?.strip_prefix("data:")?;
+        let (mime, data) = rest.split_once(";base64,")?;
+        LOGO_TYPES.contains(&mime).then_some((mime, data))
+    }
+
+    fn validate(&self, problems: &mut Vec<String>) {
+        let text_ok = |v: &Option<String>, max: usize| {
+            v.as_ref().is_none_or(|t| {
+                t.len() <= max
+                    && !t
+                        .chars()
+                        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+            })
+        };
+        if !text_ok(&self.title, MAX_TITLE_LEN) {
+            problems.push(format!(
+                "queue_page.title must be at most {MAX_TITLE_LEN} bytes of text"
+            ));
+        }
+        if !text_ok(&self.message, MAX_MESSAGE_LEN) {
+            problems.push(format!(
+                "queue_page.message must be at most {MAX_MESSAGE_LEN} bytes of text"
+            ));
+        }
+        let url_ok = |u: &str, allow_path: bool| {
+            let plain = u.len() <= MAX_URL_LEN
+                && !u.chars().any(|c| {
+                    c.is_whitespace()
+                        || c.is_control()
+                        || c == '"'
+                        || c == '<'
+                        || c == '>'
+                        || c == '\\'
+                });
+            let absolute = ["https://", "http://"].iter().any(|s| {
+                u.strip_prefix(s)
+                    .is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+            });
+            let path = allow_path && u.starts_with('/') && !u.starts_with("//");
+            plain && (absolute || path)
+        };
+        if let Some(u) = &self.logo_url {
+            if !url_ok(u, true) {
+                problems.push(
+                    "queue_page.logo_url must be an http(s) address or a path starting with '/'"
+                        .to_string(),
+                );
+            }
+        }
+        if let Some(u) = &self.base_url {
+            if !url_ok(u, false) {
+                problems.push("queue_page.base_url must be an absolute http(s) address such as https://jira.example.com/".to_string());
+            }
+        }
+        if let Some(l) = &self.logo {
+            let valid = l.len() <= MAX_LOGO_LEN
+                && self.logo_parts().is_some_and(|(_, data)| {
+                    data.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+                });
+            if !valid {
+                problems.push(format!(
+                    "queue_page.logo must be a base64 data URL of type {} and at most {MAX_LOGO_LEN} bytes",
+                    LOGO_TYPES.join(", ")
+                ));
+            }
+        }
+    }
 }
 
 mod defaults {
@@ -94,6 +213,7 @@ impl Settings {
             reclaim_on_request: false,
             auto_relogin: false,
             coalesce_s: None,
+            queue_page: QueuePage::default(),
         }
     }
 
@@ -158,6 +278,7 @@ impl Settings {
                     .push("coalesce_s must be less than inactivity_s and at most 3600".to_string());
             }
         }
+        self.queue_page.validate(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

@@ -25,6 +25,20 @@ impl FromRequest for Admin {
 
 fn check_admin(req: &HttpRequest) -> Result<Admin, Problem> {
     let state = app_state(req)?;
+    // The dashboard calls the admin API with its session cookie instead of the token;
+    // anything but a read must then carry the session's CSRF token in a header.
+    if bearer(req).is_none() {
+        if let Some(session) = super::dashboard::session::Session::of(req) {
+            if req.method() != actix_web::http::Method::GET {
+                let token = req
+                    .headers()
+                    .get(super::dashboard::session::CSRF_HEADER)
+                    .and_then(|v| v.to_str().ok());
+                session.check_csrf(token)?;
+            }
+            return Ok(Admin);
+        }
+    }
     let token = bearer(req).ok_or_else(|| {
         Problem::new(
             StatusCode::UNAUTHORIZED,

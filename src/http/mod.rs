@@ -6,7 +6,10 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod dashboard;
+pub mod gate;
 pub mod ops;
+pub mod pages;
 pub mod sse;
 pub mod user;
 pub mod view;
@@ -102,6 +105,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/readyz", web::head().to(ops::readyz))
     .route("/metrics", web::get().to(ops::metrics))
     .route("/openapi.json", web::get().to(ops::openapi))
+    .route("/gate/{product}", web::get().to(gate::gate))
+    .route("/queue/{product}", web::get().to(pages::queue::queue_page))
+    .route("/queue/{product}/logo", web::get().to(pages::queue::logo))
+    .route("/static/{name}", web::get().to(pages::assets::asset))
+    .configure(dashboard::routes)
     .default_service(web::to(ops::not_found));
 }
 
@@ -109,10 +117,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// and header errors) into `application/problem+json`, so clients see one error shape.
 pub fn problem_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
     ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
-        let is_problem = res
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+        // Problems pass as they are, and so do the pages' deliberate HTML answers (the
+        // dashboard's refusals, the gate's 401 for proxies that show it to the browser).
+        let is_problem = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+            v.as_bytes().starts_with(PROBLEM_JSON.as_bytes())
+                || v.as_bytes().starts_with(b"text/html")
+        });
         if is_problem {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
         }

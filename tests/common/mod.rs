@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::net::TcpListener;

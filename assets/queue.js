@@ -1,0 +1,96 @@
+// slotpool queue page: joins the queue, shows position, estimated wait and a countdown to
+// the next automatic check, listens for changes over Server-Sent Events (checking on a
+// timer as well, so it keeps working when the stream cannot be opened), and takes the
+// user to the product the moment the slot is granted.
+(function () {
+  "use strict";
+  var root = document.getElementById("slotpool-queue");
+  if (!root) return;
+  var d = root.dataset;
+  var slotUrl = new URL(d.slot, location.href).toString();
+  var eventsUrl = new URL(d.events, location.href).toString();
+  var returnTo = d.returnTo;
+  var el = function (id) { return document.getElementById(id); };
+  var position = el("sp-position"), wait = el("sp-wait"), countdown = el("sp-countdown");
+  var stateText = el("sp-state"), mode = el("sp-mode"), reconnect = el("sp-reconnect");
+  var cont = el("sp-continue"), progress = el("sp-progress");
+  var retryAfter = 5, left = 5, leaving = false, source = null, lastPosition = null;
+
+  function fmtWait(s) {
+    if (s < 60) return s + " " + d.tSeconds;
+    return Math.ceil(s / 60) + " " + d.tMinutes;
+  }
+  function say(text, cls) {
+    stateText.textContent = text;
+    stateText.className = "state-text" + (cls ? " " + cls : "");
+  }
+  function go() {
+    if (leaving) return;
+    leaving = true;
+    cont.classList.remove("hidden");
+    if (source) source.close();
+    location.replace(returnTo);
+  }
+  function show(s) {
+    if (!s || !s.state) return;
+    root.setAttribute("data-current", s.state);
+    if (s.state === "granted") { say(d.tGranted, "ok"); go(); return; }
+    if (s.state === "fixed") { say(d.tFixed, "ok"); go(); return; }
+    if (s.state === "queued") {
+      // Only a change of position is announced (the region is aria-live).
+      if (s.position !== lastPosition) { position.textContent = String(s.position); lastPosition = s.position; }
+      wait.textContent = fmtWait(s.estimated_wait_s || 0);
+      if (s.retry_after_s) retryAfter = Math.max(1, s.retry_after_s);
+      say("", "");
+      progress.classList.remove("hidden");
+      return;
+    }
+    position.textContent = "–"; wait.textContent = "–"; lastPosition = null;
+    progress.classList.add("hidden");
+    if (s.state === "locked") {
+      var at = new Date(s.locked_until);
+      say(d.tLocked + " " + at.toLocaleTimeString(document.documentElement.lang), "bad");
+      return;
+    }
+    say(d.tNone, "");
+  }
+  function problem(res) {
+    return res.json().then(function (p) {
+      say(d.tError + " " + (p.detail || p.title || res.status), "bad");
+    }, function () { say(d.tError + " HTTP " + res.status, "bad"); });
+  }
+  function call(method) {
+    return fetch(slotUrl, { method: method, credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (res) {
+        if (res.ok) return res.json().then(show);
+        return problem(res);
+      }, function (e) { say(d.tError + " " + e, "bad"); });
+  }
+  function listen() {
+    if (!window.EventSource) { mode.textContent = d.tPolling; return; }
+    source = new EventSource(eventsUrl, { withCredentials: true });
+    source.onopen = function () { mode.textContent = d.tLive; };
+    source.onerror = function () { mode.textContent = d.tPolling; };
+    ["granted", "queue", "warning", "revoked", "locked", "none"].forEach(function (name) {
+      source.addEventListener(name, function (ev) {
+        try { show(JSON.parse(ev.data)); } catch (e) { /* a malformed frame is ignored */ }
+      });
+    });
+  }
+  function tick() {
+    if (leaving) return;
+    left -= 1;
+    if (left <= 0) {
+      left = retryAfter;
+      // The poll keeps the queue place alive and covers a stream that cannot be opened.
+      call("GET");
+    }
+    countdown.textContent = left + " " + d.tSeconds;
+  }
+  reconnect.addEventListener("click", function () { left = retryAfter; call("POST"); });
+  root.classList.add("js");
+  say(d.tJoining, "");
+  call("POST").then(function () { if (!leaving) listen(); });
+  countdown.textContent = left + " " + d.tSeconds;
+  setInterval(tick, 1000);
+})();

@@ -1,0 +1,162 @@
+//! The gate: `GET /gate/{p}`, asked by a reverse proxy (nginx `auth_request`, Traefik
+//! forwardAuth) on every page view of the product.
+//!
+//! 204 lets the view through: the caller holds a slot (the view counts as activity, sent
+//! through the same coalescing path as `POST .../activity`), has a fixed licence, or is a
+//! member for whom a slot is free and nobody waits (granted here). Anyone else gets 401,
+//! which the proxy turns into a redirect to the queue page. The gate never queues anyone:
+//! that is the queue page's request.
+
+use super::auth::{app_state, CallingUser};
+use crate::problem::Problem;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use slotpool_actors::{ask, Execute, Poll, Read};
+use slotpool_events::{Command, SlotView};
+use uuid::Uuid;
+
+/// Header on the gate's answers telling the proxy (and a curious administrator) why.
+pub const GATE_STATE_HEADER: &str = "X-Slotpool-State";
+/// Header on a 401: the original URI (from `X-Original-URI` or `X-Forwarded-Uri`),
+/// percent-encoded for a query string, so nginx can build the queue page's `return_to`
+/// (it has no URL encoding of its own).
+pub const RETURN_TO_HEADER: &str = "X-Slotpool-Return-To";
+/// Request header a proxy may set to the queue page's address (a path such as
+/// `/slotpool/queue/jira`): the 401 then carries a page that sends the browser there,
+/// for proxies that pass the 401 to the browser as it is (Traefik forwardAuth).
+pub const QUEUE_URL_HEADER: &str = "X-Slotpool-Queue-Url";
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn refused_for(req: &HttpRequest, state: &'static str) -> HttpResponse {
+    let original = header(req, "X-Original-URI")
+        .or_else(|| header(req, "X-Forwarded-Uri"))
+        .filter(|u| u.starts_with('/') && !u.starts_with("//"))
+        .unwrap_or("/");
+    let encoded: String = url::form_urlencoded::byte_serialize(original.as_bytes()).collect();
+    let mut res = HttpResponse::build(StatusCode::UNAUTHORIZED);
+    res.insert_header((GATE_STATE_HEADER, state))
+        .insert_header((RETURN_TO_HEADER, encoded.clone()))
+        .insert_header(("Cache-Control", "no-store"));
+    let queue = header(req, QUEUE_URL_HEADER).filter(|q| {
+        q.starts_with('/') && !q.starts_with("//") && !q.contains(['\\', '?', '#', '"', '<', '>'])
+    });
+    match queue {
+        Some(q) => {
+            let target = format!("{q}?return_to={encoded}");
+            let page = maud::html! {
+                (maud::DOCTYPE)
+                html lang="en" {
+                    head {
+                        meta charset="utf-8";
+                        meta http-equiv="refresh" content={ "0;url=" (target) };
+                        title { "Waiting for a licence" }
+                    }
+                    body { p { a href=(target) { "Continue to the queue page" } } }
+                }
+            };
+            res.content_type("text/html; charset=utf-8")
+                .body(page.into_string())
+        }
+        None => {
+            let problem = Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "no_slot",
+                "No slot",
+                format!("the caller holds no slot ({state}); the queue page is the way in"),
+            );
+            let body = serde_json::json!({
+                "type": format!("urn:slotpool:problem:{}", problem.reason),
+                "title": problem.title,
+                "status": 401,
+                "detail": problem.detail,
+                "reason": problem.reason,
+                "state": state,
+            });
+            res.content_type(crate::problem::PROBLEM_JSON)
+                .body(body.to_string())
+        }
+    }
+}
+
+fn allowed(state: &'static str) -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((GATE_STATE_HEADER, state))
+        .insert_header(("Cache-Control", "no-store"))
+        .finish()
+}
+
+/// `GET /gate/{p}`.
+pub async fn gate(
+    req: HttpRequest,
+    path: web::Path<String>,
+    user: CallingUser,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let addr = state.product(&path)?;
+    let user = user.0;
+    let refused = |state| refused_for(&req, state);
+    // A poll: changes nothing, except that it keeps a queue place alive.
+    let view = ask(&addr, Poll { user: user.clone() }).await?;
+    match view {
+        SlotView::Fixed => Ok(allowed("fixed")),
+        SlotView::Granted { .. } => {
+            let command = Command::Activity { user };
+            // The holder may have lost the slot since the poll: then it is a refusal.
+            match ask(
+                &addr,
+                Execute {
+                    command,
+                    cause: Uuid::new_v4(),
+                },
+            )
+            .await
+            {
+                Ok(_) => Ok(allowed("granted")),
+                Err(slotpool_actors::ActorError::Refused(_)) => Ok(refused("none")),
+                Err(e) => Err(e.into()),
+            }
+        }
+        SlotView::Queued { .. } => Ok(refused("queued")),
+        SlotView::Locked { .. } => Ok(refused("locked")),
+        SlotView::None => {
+            let who = user.clone();
+            let free = ask(
+                &addr,
+                Read::new(move |s, _| {
+                    let counts = s.counts();
+                    let member = s.user(&who).is_some_and(|u| u.member && !u.deactivated);
+                    let slots = s.settings().map_or(0, |st| st.shared_slots as usize);
+                    member && counts.queued == 0 && counts.holders < slots
+                }),
+            )
+            .await?;
+            if !free {
+                return Ok(refused("none"));
+            }
+            // The core decides: between the read and this request the last slot may have
+            // gone, in which case the member is queued (as the queue page would do).
+            let command = Command::Request { user };
+            match ask(
+                &addr,
+                Execute {
+                    command,
+                    cause: Uuid::new_v4(),
+                },
+            )
+            .await
+            {
+                Ok(done) => Ok(match done.view {
+                    Some(SlotView::Granted { .. }) => allowed("granted"),
+                    Some(SlotView::Fixed) => allowed("fixed"),
+                    Some(SlotView::Queued { .. }) => refused("queued"),
+                    _ => refused("none"),
+                }),
+                Err(slotpool_actors::ActorError::Refused(_)) => Ok(refused("none")),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}

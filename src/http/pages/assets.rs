@@ -1,0 +1,65 @@
+//! The static files of the pages, embedded in the binary (`assets/`): no CDN, nothing
+//! fetched from elsewhere, works offline. `GET /static/{name}`.
+
+use crate::problem::Problem;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+
+/// One embedded file.
+pub struct Asset {
+    /// The name under `/static/`.
+    pub name: &'static str,
+    /// Its media type.
+    pub content_type: &'static str,
+    /// Its bytes.
+    pub body: &'static str,
+}
+
+/// Every embedded file.
+pub const ASSETS: &[Asset] = &[
+    Asset {
+        name: "slotpool.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../../assets/slotpool.js"),
+    },
+    Asset {
+        name: "widget.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../../../assets/widget.css"),
+    },
+    Asset {
+        name: "queue.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../../assets/queue.js"),
+    },
+    Asset {
+        name: "pages.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../../../assets/pages.css"),
+    },
+    Asset {
+        name: "dashboard.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../../assets/dashboard.js"),
+    },
+];
+
+/// `GET /static/{name}`.
+pub async fn asset(name: web::Path<String>) -> Result<HttpResponse, Problem> {
+    let found = ASSETS
+        .iter()
+        .find(|a| a.name == name.as_str())
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Not found",
+                format!("no static file {:?}", name.as_str()),
+            )
+        })?;
+    Ok(HttpResponse::Ok()
+        .content_type(found.content_type)
+        // Short: a new binary may bring new files under the same names.
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .body(found.body))
+}
