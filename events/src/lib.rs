@@ -6,6 +6,7 @@
 //! offline audit and simulation reuse exactly these rules.
 
 pub mod command;
+pub mod connector;
 pub mod directory;
 pub mod envelope;
 pub mod event;
@@ -21,6 +22,7 @@ pub mod sweep;
 pub mod time;
 
 pub use command::{Command, Refusal};
+pub use connector::{ConnectorKind, ConnectorSettings, Drift};
 pub use directory::{DirectoryCommand, DirectoryState, DirectoryUser};
 pub use envelope::{Envelope, SCHEMA_VERSION};
 pub use event::{DirectoryEvent, LeaveReason, ProductEvent, RevokeReason};

@@ -270,6 +270,24 @@ impl ProductState {
         self.notices.iter()
     }
 
+    /// Whether `user` should be in the product's access group: a holder, or an active
+    /// fixed user. What the connector delivers for each user it is told changed.
+    pub fn in_access_group(&self, user: &str) -> bool {
+        self.users.get(user).is_some_and(|e| {
+            matches!(e.standing, Standing::Holding { .. }) || (e.fixed && !e.deactivated)
+        })
+    }
+
+    /// Everyone who should be in the product's access group (holders and active fixed
+    /// users), sorted: what a connector re-sync compares the product's group with.
+    pub fn access_group(&self) -> std::collections::BTreeSet<String> {
+        self.users
+            .iter()
+            .filter(|(u, _)| self.in_access_group(u))
+            .map(|(u, _)| u.to_string())
+            .collect()
+    }
+
     /// Where `user` stands, as of `now`.
     pub fn slot_view(&self, user: &str, now: Timestamp) -> SlotView {
         let Some(settings) = &self.settings else {

@@ -57,6 +57,9 @@ pub struct Settings {
     /// is not warned is not journaled again. Default: min(60, inactivity_s / 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coalesce_s: Option<u32>,
+    /// Where to keep the product's access group in step with the pool (none by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<crate::connector::ConnectorSettings>,
 }
 
 mod defaults {
@@ -94,6 +97,7 @@ impl Settings {
             reclaim_on_request: false,
             auto_relogin: false,
             coalesce_s: None,
+            connector: None,
         }
     }
 
@@ -157,6 +161,9 @@ impl Settings {
                 problems
                     .push("coalesce_s must be less than inactivity_s and at most 3600".to_string());
             }
+        }
+        if let Some(Err(mut p)) = self.connector.as_ref().map(|c| c.validate()) {
+            problems.append(&mut p);
         }
         if problems.is_empty() {
             Ok(())

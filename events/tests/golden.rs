@@ -81,6 +81,7 @@ fn sample_settings() -> Settings {
         // `None` is not serialized at all: the JSON inside `Configured` (and so the
         // `product_configured` fixture) is what it was before the field existed.
         coalesce_s: None,
+        connector: None,
     }
 }
 
