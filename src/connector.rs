@@ -121,9 +121,7 @@ impl HttpTransport {
                 None => req.send().await,
             };
             let mut res = sent.map_err(|e| match e {
-                awc::error::SendRequestError::Timeout => {
-                    DeliveryError::Timeout(settings.timeout_s)
-                }
+                awc::error::SendRequestError::Timeout => DeliveryError::Timeout(settings.timeout_s),
                 other => DeliveryError::Network(other.to_string()),
             })?;
             let status = res.status().as_u16();
@@ -234,8 +232,10 @@ impl Transport for HttpTransport {
 
     fn members(
         &self,
-    ) -> futures_util::future::LocalBoxFuture<'static, Result<Option<BTreeSet<String>>, DeliveryError>>
-    {
+    ) -> futures_util::future::LocalBoxFuture<
+        'static,
+        Result<Option<BTreeSet<String>>, DeliveryError>,
+    > {
         let kind = self.settings.kind;
         let g = enc(&self.settings.access_group);
         let this = self.clone();

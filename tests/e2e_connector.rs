@@ -42,6 +42,9 @@ struct Call {
     status: u16,
     /// Whether the call changed the group.
     changed: bool,
+    /// A webhook call's `Idempotency-Key` header and its body's `id`.
+    key: Option<String>,
+    id: Option<String>,
 }
 
 #[derive(Default)]
@@ -175,6 +178,7 @@ fn serve_connection(conn: TcpStream, state: &Mutex<FakeState>, stop: &AtomicBool
         let target = parts.next().unwrap_or("").to_string();
         let mut length = 0usize;
         let mut auth = String::new();
+        let mut key = None;
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 {
@@ -191,6 +195,9 @@ fn serve_connection(conn: TcpStream, state: &Mutex<FakeState>, stop: &AtomicBool
                 if k.eq_ignore_ascii_case("authorization") {
                     auth = v.trim().to_string();
                 }
+                if k.eq_ignore_ascii_case("idempotency-key") {
+                    key = Some(v.trim().to_string());
+                }
             }
         }
         let mut body = vec![0; length];
@@ -206,7 +213,11 @@ fn serve_connection(conn: TcpStream, state: &Mutex<FakeState>, stop: &AtomicBool
             }
             return;
         }
-        let (status, answer) = answer(state, &method, &target, &body, &auth);
+        let (status, answer) = if target == "/hook" {
+            webhook(state, &body, key)
+        } else {
+            answer(state, &method, &target, &body, &auth)
+        };
         let text = answer.to_string();
         let reply = format!(
             "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
@@ -240,6 +251,8 @@ fn answer(
         add: method == "POST",
         status: 500,
         changed: false,
+        key: None,
+        id: None,
     };
     let (status, reply) = if s.mode == Some(Mode::Failing) {
         (500, json!({"errorMessages": ["Internal server error"]}))
@@ -297,6 +310,41 @@ fn answer(
     call.status = status;
     s.log.push(call);
     (status, reply)
+}
+
+/// A generic webhook: `{"product","user","action","group","id"}` and an idempotency key.
+fn webhook(state: &Mutex<FakeState>, body: &[u8], key: Option<String>) -> (u16, Value) {
+    let mut s = state.lock().expect("fake state");
+    let b: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let user = b["user"].as_str().map(str::to_string);
+    let add = b["action"] == "add";
+    let well_formed = b["product"] == "wiki"
+        && b["group"] == GROUP
+        && (add || b["action"] == "remove")
+        && user.is_some();
+    let mut call = Call {
+        method: "POST".into(),
+        user: user.clone(),
+        add,
+        status: 400,
+        changed: false,
+        key,
+        id: b["id"].as_str().map(str::to_string),
+    };
+    if well_formed && s.mode == Some(Mode::Up) {
+        let u = user.unwrap_or_default();
+        call.changed = if add {
+            s.members.insert(u)
+        } else {
+            s.members.remove(&u)
+        };
+        call.status = 204;
+    } else if s.mode == Some(Mode::Failing) {
+        call.status = 503;
+    }
+    let status = call.status;
+    s.log.push(call);
+    (status, json!({}))
 }
 
 fn connector(fake: &FakeJira, cred: &Path, auto_resync: bool) -> Value {
@@ -411,9 +459,11 @@ fn grants_and_losses_reach_the_group_through_failures_hangs_and_resync() {
     let fixed = ["fx"];
     let want = wanted(&c, "jira", &fixed);
     assert_eq!(want.len(), 4);
-    wait_until("the first grants are in the group", Duration::from_secs(10), || {
-        fake.members() == want
-    });
+    wait_until(
+        "the first grants are in the group",
+        Duration::from_secs(10),
+        || fake.members() == want,
+    );
 
     // The product fails: the pool goes on, the backlog grows and is visible.
     fake.set_mode(Mode::Failing);
@@ -427,15 +477,24 @@ fn grants_and_losses_reach_the_group_through_failures_hangs_and_resync() {
         s["attempts"].as_u64().unwrap_or(0) >= 2 && s["backlog"].as_u64().unwrap_or(0) > 0
     });
     let s = status(&c, "jira");
-    assert!(s["last_error"]["error"].as_str().unwrap_or("").contains("500"), "{s}");
+    assert!(
+        s["last_error"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("500"),
+        "{s}"
+    );
     assert!(s["next_retry"].is_string(), "{s}");
     assert!(
         metric(&c, "slotpool_outbox_backlog{product=\"jira\"}").unwrap_or(0.0) > 0.0,
         "backlog gauge"
     );
     assert!(
-        metric(&c, "slotpool_connector_deliveries_total{outcome=\"error\",product=\"jira\"}")
-            .unwrap_or(0.0)
+        metric(
+            &c,
+            "slotpool_connector_deliveries_total{outcome=\"error\",product=\"jira\"}"
+        )
+        .unwrap_or(0.0)
             >= 2.0
     );
 
@@ -456,9 +515,11 @@ fn grants_and_losses_reach_the_group_through_failures_hangs_and_resync() {
     fake.set_mode(Mode::Up);
     let want = wanted(&c, "jira", &fixed);
     assert!(!want.contains("u0") && !want.contains("u1") && !want.contains("u2"));
-    wait_until("the group matches the pool", Duration::from_secs(15), || {
-        fake.members() == want
-    });
+    wait_until(
+        "the group matches the pool",
+        Duration::from_secs(15),
+        || fake.members() == want,
+    );
     wait_until("the backlog is empty", Duration::from_secs(10), || {
         let s = status(&c, "jira");
         s["backlog"] == json!(0) && s["attempts"] == json!(0)
@@ -488,7 +549,10 @@ fn grants_and_losses_reach_the_group_through_failures_hangs_and_resync() {
     assert_eq!(fake.members(), want);
 
     // Errors: no connector, unknown product.
-    c.put_product("plain", json!({"kind": "jira", "licence_tier": 5, "shared_slots": 1}));
+    c.put_product(
+        "plain",
+        json!({"kind": "jira", "licence_tier": 5, "shared_slots": 1}),
+    );
     assert_problem(
         &c.admin("GET", "/admin/v1/products/plain/connector", None),
         404,
@@ -503,16 +567,26 @@ fn grants_and_losses_reach_the_group_through_failures_hangs_and_resync() {
     let r = c.admin(
         "PUT",
         "/admin/v1/products/jira",
-        Some(&json!({"kind": "jira", "licence_tier": 10, "shared_slots": 3,
-                     "connector": {"kind": "jira", "base_url": "ftp://x", "access_group": ""}})),
+        Some(
+            &json!({"kind": "jira", "licence_tier": 10, "shared_slots": 3,
+                     "connector": {"kind": "jira", "base_url": "ftp://x", "access_group": ""}}),
+        ),
     );
     let p = assert_problem(&r, 422, "invalid_settings");
-    assert!(p["detail"].as_str().unwrap_or("").contains("connector.base_url"), "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("connector.base_url"),
+        "{p}"
+    );
     let r = c.admin(
         "PUT",
         "/admin/v1/products/jira",
-        Some(&json!({"kind": "jira", "licence_tier": 10, "shared_slots": 3,
-                     "connector": {"kind": "ldap", "base_url": "http://x", "access_group": "g"}})),
+        Some(
+            &json!({"kind": "jira", "licence_tier": 10, "shared_slots": 3,
+                     "connector": {"kind": "ldap", "base_url": "http://x", "access_group": "g"}}),
+        ),
     );
     assert_eq!(r.status, 422, "{r:?}");
     assert_eq!(status(&c, "jira")["base_url"], json!(fake.base()));
@@ -541,9 +615,11 @@ fn kill_9_in_the_middle_of_deliveries_loses_none() {
         c.request("jira", u);
     }
     let want = wanted(&c, "jira", &[]);
-    wait_until("the first grants are in the group", Duration::from_secs(10), || {
-        fake.members() == want
-    });
+    wait_until(
+        "the first grants are in the group",
+        Duration::from_secs(10),
+        || fake.members() == want,
+    );
 
     // The product fails while slots change hands; slotpool is killed mid-retry.
     fake.set_mode(Mode::Failing);
@@ -564,10 +640,16 @@ fn kill_9_in_the_middle_of_deliveries_loses_none() {
     fake.set_mode(Mode::Up);
     let server = Server::start(&Opts::new(&data, tmp.path()));
     let c = server.client();
-    assert_eq!(wanted(&c, "jira", &["k9"]), want, "the pool survived the kill");
-    wait_until("every change reached the group", Duration::from_secs(15), || {
-        fake.members() == want
-    });
+    assert_eq!(
+        wanted(&c, "jira", &["k9"]),
+        want,
+        "the pool survived the kill"
+    );
+    wait_until(
+        "every change reached the group",
+        Duration::from_secs(15),
+        || fake.members() == want,
+    );
     wait_until("the backlog is empty", Duration::from_secs(10), || {
         status(&c, "jira")["backlog"] == json!(0)
     });
@@ -575,4 +657,46 @@ fn kill_9_in_the_middle_of_deliveries_loses_none() {
     // No re-sync ran: the outbox did it (every change was a single add or remove).
     assert!(status(&c, "jira")["last_resync"].is_null());
     assert!(fake.log().iter().all(|c| c.method != "GET"));
+}
+
+#[test]
+fn a_webhook_gets_every_change_with_an_idempotency_key() {
+    let fake = FakeJira::start();
+    let tmp = temp_dir();
+    let server = Server::start(&Opts::new(&tmp.path().join("data"), tmp.path()));
+    let c = server.client();
+    c.put_product(
+        "wiki",
+        json!({"kind": "generic", "licence_tier": 5, "shared_slots": 2,
+               "connector": {"kind": "webhook", "base_url": format!("http://127.0.0.1:{}/hook", fake.port),
+                             "access_group": GROUP, "timeout_s": 1, "retry_base_ms": 50, "retry_cap_s": 1}}),
+    );
+    for u in ["w1", "w2", "w3"] {
+        c.enrol("wiki", u);
+        c.request("wiki", u);
+    }
+    fake.set_mode(Mode::Failing);
+    assert_eq!(c.release("wiki", "w1").status, 204);
+    wait_until("a failure is reported", Duration::from_secs(10), || {
+        status(&c, "wiki")["attempts"].as_u64().unwrap_or(0) >= 1
+    });
+    fake.set_mode(Mode::Up);
+    let want = wanted(&c, "wiki", &[]);
+    assert_eq!(want, ["w2", "w3"].iter().map(|s| s.to_string()).collect());
+    wait_until("the hook saw every change", Duration::from_secs(10), || {
+        fake.members() == want && status(&c, "wiki")["backlog"] == json!(0)
+    });
+    check_log(&fake);
+    for call in fake.log() {
+        assert!(
+            call.id.as_deref().is_some_and(|i| !i.is_empty()),
+            "{call:?}"
+        );
+        assert_eq!(call.key, call.id, "the idempotency key is the delivery id");
+    }
+    // A webhook cannot list its group: a re-sync adds whoever should be in it.
+    let r = c.admin("POST", "/admin/v1/products/wiki/connector/resync", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["listed"], json!(false));
+    assert_eq!(r.json()["added"], json!(["w2", "w3"]));
 }

@@ -10,7 +10,10 @@ fn ask(c: &Client, product: &str, user: &str, body: &[u8]) -> Resp {
     c.call(
         "POST",
         &format!("/api/v1/products/{product}/fixed-request"),
-        &[("X-Slotpool-User", user), ("Content-Type", "application/json")],
+        &[
+            ("X-Slotpool-User", user),
+            ("Content-Type", "application/json"),
+        ],
         Some(body),
     )
 }
@@ -47,12 +50,31 @@ fn members_ask_administrators_decide_within_the_tier_and_it_is_all_journaled() {
         409,
         "duplicate_request",
     );
-    assert!(dup["detail"].as_str().unwrap_or("").contains(&ann_id), "{dup}");
-    assert_problem(&ask(&c, "jira", "zed", br#"{"reason": "x"}"#), 403, "not_member");
-    assert_problem(&ask(&c, "jira", "bob", br#"{"reason": "  "}"#), 422, "invalid_body");
-    assert_problem(&ask(&c, "jira", "bob", br#"{"reason": 1}"#), 422, "invalid_body");
+    assert!(
+        dup["detail"].as_str().unwrap_or("").contains(&ann_id),
+        "{dup}"
+    );
+    assert_problem(
+        &ask(&c, "jira", "zed", br#"{"reason": "x"}"#),
+        403,
+        "not_member",
+    );
+    assert_problem(
+        &ask(&c, "jira", "bob", br#"{"reason": "  "}"#),
+        422,
+        "invalid_body",
+    );
+    assert_problem(
+        &ask(&c, "jira", "bob", br#"{"reason": 1}"#),
+        422,
+        "invalid_body",
+    );
     assert_problem(&ask(&c, "jira", "bob", br#"{"reason": "#), 400, "bad_json");
-    assert_problem(&ask(&c, "nope", "bob", br#"{"reason": "x"}"#), 404, "unknown_product");
+    assert_problem(
+        &ask(&c, "nope", "bob", br#"{"reason": "x"}"#),
+        404,
+        "unknown_product",
+    );
     let r = ask(&c, "jira", "bob", br#"{"reason": "release manager"}"#);
     assert_eq!(r.status, 201, "{r:?}");
     let bob_id = r.json()["id"].as_str().expect("id").to_string();
@@ -116,7 +138,11 @@ fn members_ask_administrators_decide_within_the_tier_and_it_is_all_journaled() {
     );
     let unknown = "00000000-0000-4000-8000-000000000000";
     assert_problem(
-        &c.admin("POST", &format!("/admin/v1/fixed-requests/{unknown}/reject"), None),
+        &c.admin(
+            "POST",
+            &format!("/admin/v1/fixed-requests/{unknown}/reject"),
+            None,
+        ),
         404,
         "unknown_request",
     );
@@ -145,7 +171,10 @@ fn members_ask_administrators_decide_within_the_tier_and_it_is_all_journaled() {
     let server = Server::start(&Opts::new(&data, tmp.path()));
     let c = server.client();
     assert_eq!(list(&c, "").json(), before);
-    assert_eq!(list(&c, "?state=rejected").json()[0]["note"], "not this quarter");
+    assert_eq!(
+        list(&c, "?state=rejected").json()[0]["note"],
+        "not this quarter"
+    );
     assert_eq!(c.slot("jira", "ann").state(), "fixed");
     assert_verify_ok_after_stop(server, &data);
 }

@@ -26,9 +26,7 @@ use crate::product::{ProductActor, Read};
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use slotpool_events::connector::{retry_delay_ms, touched_user, Drift};
-use slotpool_events::{
-    ConnectorSettings, Journal, ProductEvent, StreamId, StreamTip, Timestamp,
-};
+use slotpool_events::{ConnectorSettings, Journal, ProductEvent, StreamId, StreamTip, Timestamp};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
@@ -465,12 +463,10 @@ impl ConnectorActor {
         self.next_retry = Some(Timestamp::from_millis(
             now.as_millis().saturating_add(delay as i64),
         ));
-        self.retry = Some(
-            ctx.run_later(Duration::from_millis(delay), |act, ctx| {
-                act.retry = None;
-                act.pump(ctx);
-            }),
-        );
+        self.retry = Some(ctx.run_later(Duration::from_millis(delay), |act, ctx| {
+            act.retry = None;
+            act.pump(ctx);
+        }));
     }
 
     /// Re-sync: lists the group, compares it with who should be in it, repairs the drift.

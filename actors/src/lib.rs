@@ -19,11 +19,11 @@ pub mod scheduler;
 pub mod session;
 
 pub use agenda::Job;
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use connector::{
     Change, ConnectorActor, ConnectorSlot, ConnectorStatus, DeliveryError, ResyncReport, Transport,
     TransportFactory,
 };
-pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use directory::{
     DirectoryActor, ListUsers, LookupUser, Membership, Provision, Reconcile, SetUserActive,
 };

@@ -19,8 +19,8 @@ use crate::scheduler::Schedule;
 use crate::session::{Notification, Subscribe, Unsubscribe};
 use actix::prelude::*;
 use slotpool_events::{
-    connector::touched_user, Command, ConnectorSettings, Holder, Journal, Presence, ProductEvent, ProductState, Refusal, SlotView, Standing,
-    StreamId, StreamTip, Timestamp,
+    connector::touched_user, Command, ConnectorSettings, Holder, Journal, Presence, ProductEvent,
+    ProductState, Refusal, SlotView, Standing, StreamId, StreamTip, Timestamp,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};

@@ -3,7 +3,7 @@
 use crate::clock::SharedClock;
 use crate::connector::{ConnectorSlot, TransportFactory};
 use crate::metrics::Metrics;
-use crate::product::{ProductActor, SyncConnector, SchedulerSlot, Shared};
+use crate::product::{ProductActor, SchedulerSlot, Shared, SyncConnector};
 use crate::scheduler::Schedule;
 use actix::prelude::*;
 use slotpool_events::{Journal, Notice, ProductState, StreamTip};

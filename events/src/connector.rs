@@ -110,9 +110,8 @@ impl ConnectorSettings {
             _ => problems.push("connector.base_url must be an http:// or https:// URL".into()),
         }
         if url.len() > 2048 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            problems.push(
-                "connector.base_url must be at most 2048 characters, without spaces".into(),
-            );
+            problems
+                .push("connector.base_url must be at most 2048 characters, without spaces".into());
         }
         let group = self.access_group.as_str();
         if group.trim().is_empty() || group.len() > 255 || group.chars().any(char::is_control) {
@@ -294,7 +293,10 @@ mod tests {
             assert!(problems.contains(field), "{problems}");
         }
         let hook = ConnectorSettings::new(ConnectorKind::Webhook, "http://127.0.0.1:9/h", "g");
-        assert!(hook.validate().is_ok(), "a webhook may go without credentials");
+        assert!(
+            hook.validate().is_ok(),
+            "a webhook may go without credentials"
+        );
     }
 
     #[test]

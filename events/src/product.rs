@@ -7,12 +7,12 @@
 
 use crate::command::{Command, Refusal};
 use crate::event::{LeaveReason, ProductEvent, RevokeReason};
+use crate::fixed_request::{FixedRequest, RequestState};
 use crate::pool::Pool;
 use crate::queue::Queue;
 use crate::settings::Settings;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use crate::fixed_request::{FixedRequest, RequestState};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -519,10 +519,7 @@ impl ProductState {
 
     /// An open fixed-licence request, or why there is none.
     fn open_request(&self, id: &str) -> Result<&FixedRequest, Refusal> {
-        let request = self
-            .fixed_requests
-            .get(id)
-            .ok_or(Refusal::UnknownRequest)?;
+        let request = self.fixed_requests.get(id).ok_or(Refusal::UnknownRequest)?;
         if request.state != RequestState::Open {
             return Err(Refusal::RequestClosed {
                 state: request.state.code(),

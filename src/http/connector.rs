@@ -18,7 +18,10 @@ fn no_connector(product: &str) -> Problem {
     )
 }
 
-async fn connector_of(req: &HttpRequest, product: &str) -> Result<actix::Addr<ConnectorActor>, Problem> {
+async fn connector_of(
+    req: &HttpRequest,
+    product: &str,
+) -> Result<actix::Addr<ConnectorActor>, Problem> {
     let addr = app_state(req)?.product(product)?;
     addr.send(ConnectorOf)
         .await?

@@ -105,7 +105,11 @@ async fn find(
 ) -> Result<(String, actix::Addr<ProductActor>, FixedRequest), Problem> {
     for (product, addr) in state.services.products.all() {
         let id = id.to_string();
-        let found = ask(&addr, Read::maybe(move |s, _| s.fixed_request(&id).cloned())).await?;
+        let found = ask(
+            &addr,
+            Read::maybe(move |s, _| s.fixed_request(&id).cloned()),
+        )
+        .await?;
         if let Some(r) = found {
             return Ok((product, addr, r));
         }
