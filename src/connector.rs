@@ -164,11 +164,9 @@ fn parse(body: &str) -> Result<Value, DeliveryError> {
         .map_err(|e| DeliveryError::Network(format!("the product's answer is not JSON: {e}")))
 }
 
-impl Transport for HttpTransport {
-    fn deliver(
-        &self,
-        change: Change,
-    ) -> futures_util::future::LocalBoxFuture<'static, Result<(), DeliveryError>> {
+impl HttpTransport {
+    /// The one call that puts `change` into effect in the product (no I/O).
+    fn plan(&self, change: &Change) -> Call {
         let g = &self.settings.access_group;
         let u = &change.user;
         let (method, url, body, key) = match (self.settings.kind, change.add) {
@@ -219,6 +217,35 @@ impl Transport for HttpTransport {
                 Some(change.id.clone()),
             ),
         };
+        Call {
+            method,
+            url,
+            body,
+            key,
+        }
+    }
+}
+
+/// One HTTP call to a product.
+#[derive(Debug, PartialEq)]
+struct Call {
+    method: Method,
+    url: String,
+    body: Option<Value>,
+    key: Option<String>,
+}
+
+impl Transport for HttpTransport {
+    fn deliver(
+        &self,
+        change: Change,
+    ) -> futures_util::future::LocalBoxFuture<'static, Result<(), DeliveryError>> {
+        let Call {
+            method,
+            url,
+            body,
+            key,
+        } = self.plan(&change);
         let sent = self.send(method, url, body, key);
         Box::pin(async move {
             let (status, body) = sent.await?;
@@ -303,6 +330,74 @@ impl Transport for HttpTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan(kind: ConnectorKind, add: bool) -> Call {
+        let mut settings = ConnectorSettings::new(kind, "http://product.example/ctx/", "the users");
+        settings.credentials_file = Some("/dev/null".into());
+        let t = HttpTransport {
+            client: Client::default(),
+            product: "p1".into(),
+            settings,
+        };
+        t.plan(&Change {
+            user: "ann b".into(),
+            add,
+            id: "p1:7:ann b:add".into(),
+        })
+    }
+
+    #[actix_rt::test]
+    async fn each_kind_calls_its_documented_endpoint() {
+        let c = plan(ConnectorKind::Jira, true);
+        assert_eq!(c.method, Method::POST);
+        assert_eq!(
+            c.url,
+            "http://product.example/ctx/rest/api/2/group/user?groupname=the%20users"
+        );
+        assert_eq!(c.body, Some(json!({"name": "ann b"})));
+        let c = plan(ConnectorKind::Jira, false);
+        assert_eq!(c.method, Method::DELETE);
+        assert_eq!(
+            c.url,
+            "http://product.example/ctx/rest/api/2/group/user?groupname=the%20users&username=ann%20b"
+        );
+        let c = plan(ConnectorKind::Confluence, true);
+        assert_eq!(c.method, Method::PUT);
+        assert_eq!(
+            c.url,
+            "http://product.example/ctx/rest/api/user/ann%20b/group/the%20users"
+        );
+        assert_eq!(
+            plan(ConnectorKind::Confluence, false).method,
+            Method::DELETE
+        );
+        let c = plan(ConnectorKind::Bitbucket, true);
+        assert_eq!(
+            (c.method, c.url.as_str()),
+            (
+                Method::POST,
+                "http://product.example/ctx/rest/api/latest/admin/users/add-groups"
+            )
+        );
+        assert_eq!(
+            c.body,
+            Some(json!({"user": "ann b", "groups": ["the users"]}))
+        );
+        let c = plan(ConnectorKind::Bitbucket, false);
+        assert!(c.url.ends_with("/rest/api/latest/admin/users/remove-group"));
+        assert_eq!(
+            c.body,
+            Some(json!({"context": "ann b", "itemName": "the users"}))
+        );
+        let c = plan(ConnectorKind::Webhook, true);
+        assert_eq!(c.url, "http://product.example/ctx/");
+        assert_eq!(c.key.as_deref(), Some("p1:7:ann b:add"));
+        assert_eq!(
+            c.body,
+            Some(json!({"product": "p1", "user": "ann b", "action": "add",
+                        "group": "the users", "id": "p1:7:ann b:add"}))
+        );
+    }
 
     #[test]
     fn already_and_not_a_member_answers_are_successes() {
