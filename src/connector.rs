@@ -29,6 +29,8 @@ use std::time::Duration;
 
 /// Largest answer body read from a product.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+/// Members asked for per page from Confluence.
+const CONFLUENCE_PAGE: usize = 200;
 /// Most pages of group members read by one re-sync (a runaway guard).
 const MAX_PAGES: usize = 10_000;
 
@@ -235,6 +237,50 @@ struct Call {
     key: Option<String>,
 }
 
+/// One page of a group's members: the names on it, and where the next page starts (none
+/// on the last page). Jira: `values[].name`, `isLast`; Confluence: `results[].username`, a
+/// short page is the last; Bitbucket: `values[].name`, `isLastPage`, `nextPageStart`.
+fn members_page(
+    kind: ConnectorKind,
+    body: &str,
+    start: usize,
+) -> Result<(Vec<String>, Option<usize>), DeliveryError> {
+    let page = parse(body)?;
+    let (list, name_key) = match kind {
+        ConnectorKind::Confluence => (page.get("results"), "username"),
+        _ => (page.get("values"), "name"),
+    };
+    let list = list
+        .and_then(Value::as_array)
+        .ok_or_else(|| DeliveryError::Network("the product's member list has no values".into()))?;
+    let names = list
+        .iter()
+        .filter_map(|m| m.get(name_key).and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    let last = match kind {
+        ConnectorKind::Jira => page.get("isLast").and_then(Value::as_bool),
+        ConnectorKind::Bitbucket => page.get("isLastPage").and_then(Value::as_bool),
+        _ => None,
+    }
+    .unwrap_or(true);
+    let more = match kind {
+        ConnectorKind::Confluence => list.len() == CONFLUENCE_PAGE,
+        _ => !last && !list.is_empty(),
+    };
+    if !more {
+        return Ok((names, None));
+    }
+    let next = match kind {
+        ConnectorKind::Bitbucket => page
+            .get("nextPageStart")
+            .and_then(Value::as_u64)
+            .map_or(start + list.len(), |n| n as usize),
+        _ => start + list.len(),
+    };
+    Ok((names, Some(next)))
+}
+
 impl Transport for HttpTransport {
     fn deliver(
         &self,
@@ -276,7 +322,7 @@ impl Transport for HttpTransport {
                         "/rest/api/2/group/member?groupname={g}&includeInactiveUsers=true&startAt={start}&maxResults=50"
                     ),
                     ConnectorKind::Confluence => {
-                        format!("/rest/api/group/{g}/member?start={start}&limit=200")
+                        format!("/rest/api/group/{g}/member?start={start}&limit={CONFLUENCE_PAGE}")
                     }
                     ConnectorKind::Bitbucket => format!(
                         "/rest/api/latest/admin/groups/more-members?context={g}&start={start}&limit=500"
@@ -286,39 +332,12 @@ impl Transport for HttpTransport {
                 if !(200..300).contains(&status) {
                     return Err(answer_error(status, &body));
                 }
-                let page = parse(&body)?;
-                let (list, name_key) = match kind {
-                    ConnectorKind::Confluence => (page.get("results"), "username"),
-                    _ => (page.get("values"), "name"),
-                };
-                let list = list.and_then(Value::as_array).ok_or_else(|| {
-                    DeliveryError::Network("the product's member list has no values".into())
-                })?;
-                for m in list {
-                    if let Some(n) = m.get(name_key).and_then(Value::as_str) {
-                        members.insert(n.to_string());
-                    }
+                let (names, next) = members_page(kind, &body, start)?;
+                members.extend(names);
+                match next {
+                    Some(n) => start = n,
+                    None => return Ok(Some(members)),
                 }
-                let last = match kind {
-                    ConnectorKind::Jira => page.get("isLast").and_then(Value::as_bool),
-                    ConnectorKind::Bitbucket => page.get("isLastPage").and_then(Value::as_bool),
-                    _ => None,
-                }
-                .unwrap_or(true);
-                let more = match kind {
-                    ConnectorKind::Confluence => list.len() == 200,
-                    _ => !last && !list.is_empty(),
-                };
-                if !more {
-                    return Ok(Some(members));
-                }
-                start = match kind {
-                    ConnectorKind::Bitbucket => page
-                        .get("nextPageStart")
-                        .and_then(Value::as_u64)
-                        .map_or(start + list.len(), |n| n as usize),
-                    _ => start + list.len(),
-                };
             }
             Err(DeliveryError::Network(
                 "the product's member list did not end".into(),
@@ -344,6 +363,53 @@ mod tests {
             add,
             id: "p1:7:ann b:add".into(),
         })
+    }
+
+    #[test]
+    fn member_pages_of_each_kind_are_read_to_the_end() {
+        let (names, next) = members_page(
+            ConnectorKind::Jira,
+            r#"{"isLast":false,"values":[{"name":"a"},{"name":"b"}]}"#,
+            0,
+        )
+        .expect("jira page");
+        assert_eq!(
+            (names, next),
+            (vec!["a".to_string(), "b".to_string()], Some(2))
+        );
+        let (_, next) = members_page(
+            ConnectorKind::Jira,
+            r#"{"isLast":true,"values":[{"name":"c"}]}"#,
+            2,
+        )
+        .expect("last page");
+        assert_eq!(next, None);
+        let (names, next) = members_page(
+            ConnectorKind::Bitbucket,
+            r#"{"isLastPage":false,"nextPageStart":25,"values":[{"name":"x"}]}"#,
+            0,
+        )
+        .expect("bitbucket page");
+        assert_eq!((names, next), (vec!["x".to_string()], Some(25)));
+        let (names, next) = members_page(
+            ConnectorKind::Confluence,
+            r#"{"results":[{"username":"u1","type":"known"}],"size":1}"#,
+            0,
+        )
+        .expect("confluence page");
+        assert_eq!((names, next), (vec!["u1".to_string()], None));
+        let full: Vec<Value> = (0..CONFLUENCE_PAGE)
+            .map(|i| json!({"username": format!("u{i}")}))
+            .collect();
+        let (_, next) = members_page(
+            ConnectorKind::Confluence,
+            &json!({"results": full}).to_string(),
+            0,
+        )
+        .expect("a full page");
+        assert_eq!(next, Some(CONFLUENCE_PAGE));
+        assert!(members_page(ConnectorKind::Jira, "<html>", 0).is_err());
+        assert!(members_page(ConnectorKind::Jira, "{}", 0).is_err());
     }
 
     #[actix_rt::test]
