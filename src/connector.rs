@@ -34,6 +34,41 @@ const CONFLUENCE_PAGE: usize = 200;
 /// Most pages of group members read by one re-sync (a runaway guard).
 const MAX_PAGES: usize = 10_000;
 
+/// TLS for `https://` products (rustls with the ring provider), trusting the system's
+/// certificate store (`/etc/ssl/certs`, or the file named by `SSL_CERT_FILE`), so that a
+/// company CA installed on the host is trusted. An unreadable store leaves it empty (every
+/// `https://` call then fails with a certificate error, reported like any failure): never
+/// a panic.
+pub fn tls_config() -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::warn!(error = %e, "reading the system's certificates");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        tracing::warn!(
+            ignored,
+            "no trusted certificates found: https:// connectors will fail"
+        );
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = match rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+    {
+        Ok(b) => b.with_root_certificates(roots).with_no_client_auth(),
+        // The ring provider supports the default versions; keep a config that works anyway.
+        Err(e) => {
+            tracing::error!(error = %e, "TLS set-up failed; using the process defaults");
+            rustls::ClientConfig::builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        }
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config
+}
+
 /// The factory the binary gives the actors: an HTTP transport per connector.
 pub fn transport_factory() -> TransportFactory {
     Arc::new(|product: &str, settings: &ConnectorSettings| {
@@ -64,6 +99,7 @@ impl HttpTransport {
     /// A transport for `settings` (a client of its own, with the connector's timeout).
     pub fn new(product: &str, settings: &ConnectorSettings) -> Self {
         let client = Client::builder()
+            .connector(awc::Connector::new().rustls_0_23(Arc::new(tls_config())))
             .timeout(Duration::from_secs(u64::from(settings.timeout_s)))
             .disable_redirects()
             .finish();
@@ -363,6 +399,49 @@ mod tests {
             add,
             id: "p1:7:ann b:add".into(),
         })
+    }
+
+    #[actix_rt::test]
+    async fn https_products_are_reached_over_tls() {
+        // A plain TCP peer that answers garbage: the client must attempt a TLS handshake
+        // (and fail it), not refuse the scheme.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let peer = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while std::time::Instant::now() < deadline {
+                if let Ok((mut conn, _)) = listener.accept() {
+                    let _ = conn.set_nonblocking(false);
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                    let mut hello = [0u8; 5];
+                    let _ = conn.read_exact(&mut hello);
+                    let _ = conn.write_all(b"HTTP/1.1 400 not tls\r\n\r\n");
+                    return hello;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            [0; 5]
+        });
+        let mut settings = ConnectorSettings::new(
+            ConnectorKind::Webhook,
+            &format!("https://127.0.0.1:{port}/hook"),
+            "g",
+        );
+        settings.timeout_s = 5;
+        let t = HttpTransport::new("p", &settings);
+        let err = t
+            .deliver(Change {
+                user: "u".into(),
+                add: true,
+                id: "i".into(),
+            })
+            .await
+            .expect_err("not a TLS server");
+        let hello = peer.join().expect("peer");
+        assert_eq!(hello[0], 0x16, "a TLS handshake record was sent: {err}");
+        assert!(matches!(err, DeliveryError::Network(_)), "{err}");
     }
 
     #[test]
