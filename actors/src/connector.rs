@@ -156,8 +156,9 @@ pub struct ConnectorStatus {
     pub last_error: Option<(Timestamp, String)>,
     /// When the next attempt is due, while backing off.
     pub next_retry: Option<Timestamp>,
-    /// Deliveries confirmed and failed since start.
+    /// Deliveries the product confirmed since start.
     pub delivered: u64,
+    /// Failed attempts since start.
     pub failed: u64,
     /// The last re-sync, or why it failed.
     pub last_resync: Option<Result<ResyncReport, (Timestamp, String)>>,

@@ -117,9 +117,12 @@ async fn find(
     Err(slotpool_events::Refusal::UnknownRequest.into())
 }
 
+/// The filters of `GET /admin/v1/fixed-requests`.
 #[derive(Deserialize)]
 pub struct ListQuery {
+    /// Only this product's requests.
     product: Option<String>,
+    /// Only requests in this state (`open`, `approved`, `rejected`).
     state: Option<String>,
 }
 
