@@ -3,6 +3,7 @@
 //! This file is the one place where errors become exit codes (see [`Failure`]).
 
 mod config;
+mod connector;
 mod http;
 mod offline;
 mod problem;

@@ -107,6 +107,9 @@ impl From<Refusal> for Problem {
             Refusal::NotHolder => (StatusCode::CONFLICT, "Not a holder"),
             Refusal::FixedUser => (StatusCode::CONFLICT, "Fixed user"),
             Refusal::Locked { .. } => (StatusCode::FORBIDDEN, "Locked"),
+            Refusal::UnknownRequest => (StatusCode::NOT_FOUND, "Unknown request"),
+            Refusal::DuplicateRequest { .. } => (StatusCode::CONFLICT, "Duplicate request"),
+            Refusal::RequestClosed { .. } => (StatusCode::CONFLICT, "Request closed"),
         };
         Problem::new(status, r.code(), title, r.to_string())
     }

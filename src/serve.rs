@@ -93,6 +93,9 @@ async fn serve(config: Config, admin_token: crate::secrets::TokenHash) -> Result
     )
         .await
         .map_err(|e| Failure::Data(format!("{e}; refusing to start. Run `slotpool verify --data-dir {}` and restore the damaged stream from a backup", config.data_dir.display())))?;
+    services
+        .products
+        .set_connector_transport(crate::connector::transport_factory());
     Scheduler::start(services.clone(), clock, config.nightly).spawn_realtime();
     let journal_damage = check_whole_journal(journal.clone(), damaged);
     let state = web::Data::new(AppState {

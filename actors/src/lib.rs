@@ -7,6 +7,7 @@
 
 pub mod agenda;
 pub mod clock;
+pub mod connector;
 pub mod directory;
 pub mod durable;
 pub mod error;
@@ -19,13 +20,17 @@ pub mod session;
 
 pub use agenda::Job;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use connector::{
+    Change, ConnectorActor, ConnectorSlot, ConnectorStatus, DeliveryError, ResyncReport, Transport,
+    TransportFactory,
+};
 pub use directory::{
     DirectoryActor, ListUsers, LookupUser, Membership, Provision, Reconcile, SetUserActive,
 };
 pub use durable::{ask, Pending};
 pub use error::ActorError;
 pub use metrics::{Metrics, ProductMetrics};
-pub use product::{Execute, Executed, ListHolders, Poll, ProductActor, Read, Sweep};
+pub use product::{ConnectorOf, Execute, Executed, ListHolders, Poll, ProductActor, Read, Sweep};
 pub use recovery::{recover, Services};
 pub use registry::{ProductNotice, Products, Snapshotting};
 pub use scheduler::{Nightly, Scheduler, SchedulerActor};

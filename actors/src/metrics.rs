@@ -25,6 +25,9 @@ pub struct Metrics {
     pub snapshots_skipped: IntCounter,
     pub sse_connections: IntGauge,
     pub journal_damaged: IntGauge,
+    // Connector (product access groups).
+    pub connector_backlog: IntGaugeVec,
+    pub connector_deliveries: IntCounterVec,
 }
 
 /// Metric handles of one product, looked up once so the hot path does no label hashing.
@@ -43,6 +46,9 @@ pub struct ProductMetrics {
     product: String,
     requests: IntCounterVec,
     revocations: IntCounterVec,
+    /// Access-group changes recorded and not yet confirmed by the product.
+    pub connector_backlog: IntGauge,
+    connector_deliveries: IntCounterVec,
 }
 
 impl Metrics {
@@ -141,6 +147,15 @@ impl Metrics {
             snapshots_skipped,
             sse_connections,
             journal_damaged,
+            connector_backlog: gauge(
+                "slotpool_outbox_backlog",
+                "Access-group changes recorded and not yet confirmed by the product.",
+            )?,
+            connector_deliveries: counter(
+                "slotpool_connector_deliveries_total",
+                "Calls of the connector to the product, by outcome (delivered, error, timeout).",
+                &["product", "outcome"],
+            )?,
         })
     }
 
@@ -166,6 +181,8 @@ impl Metrics {
             product: product.to_string(),
             requests: self.requests.clone(),
             revocations: self.revocations.clone(),
+            connector_backlog: self.connector_backlog.with_label_values(&[product]),
+            connector_deliveries: self.connector_deliveries.clone(),
         }
     }
 }
@@ -182,6 +199,13 @@ impl ProductMetrics {
     pub fn revocation(&self, reason: &str) {
         self.revocations
             .with_label_values(&[&self.product, reason])
+            .inc();
+    }
+
+    /// Counts one call of the connector to the product with its outcome.
+    pub fn connector_delivery(&self, outcome: &str) {
+        self.connector_deliveries
+            .with_label_values(&[&self.product, outcome])
             .inc();
     }
 }

@@ -10,6 +10,7 @@
 
 use crate::agenda::Job;
 use crate::clock::SharedClock;
+use crate::connector::{ConnectorActor, ConnectorSlot, StopConnector, Wake};
 use crate::durable::Pending;
 use crate::error::ActorError;
 use crate::metrics::ProductMetrics;
@@ -18,8 +19,8 @@ use crate::scheduler::Schedule;
 use crate::session::{Notification, Subscribe, Unsubscribe};
 use actix::prelude::*;
 use slotpool_events::{
-    Command, Holder, Journal, Presence, ProductEvent, ProductState, Refusal, SlotView, Standing,
-    StreamId, StreamTip, Timestamp,
+    connector::touched_user, Command, ConnectorSettings, Holder, Journal, Presence, ProductEvent,
+    ProductState, Refusal, SlotView, Standing, StreamId, StreamTip, Timestamp,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -127,6 +128,12 @@ pub struct ProductActor {
     snapshot_at: u64,
     /// Open notification streams, by user.
     sessions: HashMap<String, Vec<(Uuid, Recipient<Notification>)>>,
+    /// This actor's own address, once started (its connector reads the state through it).
+    me: Option<Addr<ProductActor>>,
+    /// How connectors reach products, once the binary provided it.
+    connectors: ConnectorSlot,
+    /// The running connector and the settings it was started with.
+    connector: Option<(ConnectorSettings, Addr<ConnectorActor>)>,
 }
 
 /// The scheduler's address, set once it has started (after recovery).
@@ -141,6 +148,7 @@ pub struct Shared {
     pub scheduler: SchedulerSlot,
     pub snapshotting: Snapshotting,
     pub notices: broadcast::Sender<ProductNotice>,
+    pub connectors: ConnectorSlot,
 }
 
 impl ProductActor {
@@ -158,6 +166,7 @@ impl ProductActor {
             scheduler,
             snapshotting,
             notices,
+            connectors,
         } = shared;
         let stream = StreamId::Product(id.clone());
         // Clients of queued members could not poll while the service was down: their
@@ -183,6 +192,9 @@ impl ProductActor {
             snapshotting,
             notices,
             sessions: HashMap::new(),
+            me: None,
+            connectors,
+            connector: None,
         };
         actor.update_gauges();
         actor
@@ -219,6 +231,7 @@ impl ProductActor {
             self.raise_notices(&events);
             self.ask_for_sweep(now);
             self.maybe_snapshot(now);
+            self.tell_connector(&events);
         } else if let Command::Activity { user } = &msg.command {
             // Coalesced by the core: remembered here, recorded by the next sweep.
             self.presence.recent_activity.insert(user.clone(), now);
@@ -302,6 +315,62 @@ impl ProductActor {
                 s.do_send(note.clone());
             }
         }
+    }
+
+    /// Starts, restarts or stops the product's connector to match its settings.
+    fn sync_connector(&mut self) {
+        let wanted = self.state.settings().and_then(|s| s.connector.clone());
+        if self.connector.as_ref().map(|(s, _)| s) == wanted.as_ref() {
+            return;
+        }
+        if let Some((_, old)) = self.connector.take() {
+            old.do_send(StopConnector);
+        }
+        let (Some(settings), Some(factory), Some(me)) =
+            (wanted, self.connectors.get(), self.me.clone())
+        else {
+            return;
+        };
+        let transport = factory(&self.id, &settings);
+        let actor = ConnectorActor::new(
+            &self.id,
+            settings.clone(),
+            self.journal.clone(),
+            self.tip,
+            me,
+            transport,
+            Arc::clone(&self.clock),
+            self.metrics.clone(),
+        );
+        self.connector = Some((settings, actor.start()));
+    }
+
+    /// After an append: (re)configures the connector, and tells it how far the stream
+    /// will be durable once this append is, if the events change the access group. The
+    /// product never waits for its connector.
+    fn tell_connector(&mut self, events: &[ProductEvent]) {
+        if events
+            .iter()
+            .any(|e| matches!(e, ProductEvent::Configured { .. }))
+        {
+            self.sync_connector();
+        }
+        let Some((_, connector)) = &self.connector else {
+            return;
+        };
+        if !events.iter().any(|e| touched_user(e).is_some()) {
+            return;
+        }
+        let connector = connector.clone();
+        let upto = self.tip.next_sequence - 1;
+        self.journal.when_durable(
+            self.last_ticket,
+            Box::new(move |r| {
+                if r.is_ok() {
+                    connector.do_send(Wake { upto });
+                }
+            }),
+        );
     }
 
     /// Passes notices the events raised on to administrators listening now (the state
@@ -431,6 +500,8 @@ impl Actor for ProductActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.me = Some(ctx.address());
+        self.sync_connector();
         self.ask_for_sweep(self.clock.now());
         // Senders beyond this wait (asynchronously) for room: back-pressure, not refusal.
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
@@ -549,5 +620,32 @@ impl<R: Send + 'static> Handler<Read<R>> for ProductActor {
             Ok((read.f)(&self.state, self.clock.now()))
         };
         Pending::new(answer, self.last_ticket, &self.journal)
+    }
+}
+
+/// The product's running connector, if it has one (for its status and re-sync).
+#[derive(Debug, Message)]
+#[rtype(result = "Option<Addr<ConnectorActor>>")]
+pub struct ConnectorOf;
+
+impl Handler<ConnectorOf> for ProductActor {
+    type Result = Option<Addr<ConnectorActor>>;
+
+    fn handle(&mut self, _: ConnectorOf, _ctx: &mut Self::Context) -> Self::Result {
+        self.connector.as_ref().map(|(_, a)| a.clone())
+    }
+}
+
+/// "Start your connector if your settings name one": sent once the binary has provided
+/// the transport, to products recovered before it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SyncConnector;
+
+impl Handler<SyncConnector> for ProductActor {
+    type Result = ();
+
+    fn handle(&mut self, _: SyncConnector, _ctx: &mut Self::Context) {
+        self.sync_connector();
     }
 }

@@ -1,8 +1,9 @@
 //! The registry: routes each product id to its actor, starting actors on demand.
 
 use crate::clock::SharedClock;
+use crate::connector::{ConnectorSlot, TransportFactory};
 use crate::metrics::Metrics;
-use crate::product::{ProductActor, SchedulerSlot, Shared};
+use crate::product::{ProductActor, SchedulerSlot, Shared, SyncConnector};
 use crate::scheduler::Schedule;
 use actix::prelude::*;
 use slotpool_events::{Journal, Notice, ProductState, StreamTip};
@@ -48,6 +49,8 @@ struct Inner {
     notices: broadcast::Sender<ProductNotice>,
     /// The scheduler, once started; every product actor asks it for sweeps.
     scheduler: SchedulerSlot,
+    /// How connectors reach products, once the binary provided it.
+    connectors: ConnectorSlot,
     /// Threads the product actors run on, shared round-robin.
     arbiters: Vec<ArbiterHandle>,
     next: AtomicUsize,
@@ -72,6 +75,7 @@ impl Products {
                 clock,
                 metrics,
                 scheduler: SchedulerSlot::default(),
+                connectors: ConnectorSlot::default(),
                 snapshotting,
                 notices: broadcast::channel(256).0,
                 arbiters,
@@ -122,6 +126,15 @@ impl Products {
         let _ = self.inner.scheduler.set(scheduler);
     }
 
+    /// Provides how connectors reach products, and starts the connector of every product
+    /// running now that has one (products started later start theirs themselves).
+    pub fn set_connector_transport(&self, factory: TransportFactory) {
+        let _ = self.inner.connectors.set(factory);
+        for (_, addr) in self.all() {
+            addr.do_send(SyncConnector);
+        }
+    }
+
     /// A live feed of the notices products raise from now on.
     pub fn subscribe_notices(&self) -> broadcast::Receiver<ProductNotice> {
         self.inner.notices.subscribe()
@@ -140,6 +153,7 @@ impl Products {
             scheduler: Arc::clone(&self.inner.scheduler),
             snapshotting: self.inner.snapshotting.clone(),
             notices: self.inner.notices.clone(),
+            connectors: Arc::clone(&self.inner.connectors),
         };
         let actor = ProductActor::new(
             id.to_string(),

@@ -43,6 +43,21 @@ pub enum Command {
     RecordActivity {
         recent: std::collections::HashMap<String, Timestamp>,
     },
+    /// A member asks for a fixed licence; `id` is unique across products (a UUID).
+    RequestFixed {
+        id: String,
+        user: String,
+        reason: String,
+    },
+    /// An administrator approves request `id`: the user gets the fixed licence, as by
+    /// [`Command::GiveFixed`]; `active` is the directory's view of the user.
+    ApproveFixedRequest {
+        id: String,
+        note: String,
+        active: bool,
+    },
+    /// An administrator rejects request `id`.
+    RejectFixedRequest { id: String, note: String },
 }
 
 /// Why a product refused a command. Every refusal has a stable `reason` code.
@@ -79,6 +94,15 @@ pub enum Refusal {
     /// kept typed for front ends that must refuse, such as the gate.
     #[error("the user lost the slot for inactivity and may not request again before {until:?}")]
     Locked { until: Timestamp },
+    /// No fixed-licence request has this id in this product.
+    #[error("no such fixed-licence request")]
+    UnknownRequest,
+    /// The user already has an open fixed-licence request in this product.
+    #[error("the user already has an open fixed-licence request ({id}) for this product")]
+    DuplicateRequest { id: String },
+    /// The request was already approved or rejected.
+    #[error("the request is already {state}")]
+    RequestClosed { state: &'static str },
 }
 
 impl Refusal {
@@ -93,6 +117,9 @@ impl Refusal {
             Refusal::NotHolder => "not_holder",
             Refusal::FixedUser => "fixed_user",
             Refusal::Locked { .. } => "locked",
+            Refusal::UnknownRequest => "unknown_request",
+            Refusal::DuplicateRequest { .. } => "duplicate_request",
+            Refusal::RequestClosed { .. } => "request_closed",
         }
     }
 }

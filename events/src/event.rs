@@ -131,6 +131,26 @@ pub enum ProductEvent {
         shared_slots_before: u32,
         shared_slots_after: u32,
     },
+    /// A member asked for a fixed licence (request `id`, unique across products).
+    FixedRequested {
+        id: String,
+        user: String,
+        reason: String,
+        at: Timestamp,
+    },
+    /// An administrator approved request `id`; the `FixedGiven` (and the loss of the
+    /// user's slot or queue place) follow in the same command.
+    FixedRequestApproved {
+        id: String,
+        note: String,
+        at: Timestamp,
+    },
+    /// An administrator rejected request `id`.
+    FixedRequestRejected {
+        id: String,
+        note: String,
+        at: Timestamp,
+    },
 }
 
 /// A fact about the directory of users. Folded by [`crate::DirectoryState::apply`].

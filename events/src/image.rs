@@ -6,6 +6,7 @@
 //! same state (views, counts, and every later `decide`). The snapshot property tests check
 //! it at every cut point of random histories.
 
+use crate::fixed_request::FixedRequest;
 use crate::product::{Notice, ProductState, Standing, UserEntry, Warning};
 use crate::queue::Queue;
 use crate::settings::{self, Settings};
@@ -55,6 +56,8 @@ pub struct ProductImage {
     pub avg_hold_ms: i64,
     /// The latest notices, oldest first.
     pub notices: Vec<Notice>,
+    /// Fixed-licence requests, by id.
+    pub fixed_requests: Vec<FixedRequest>,
 }
 
 impl ProductState {
@@ -92,6 +95,7 @@ impl ProductState {
             queue: self.queue.iter().map(|(u, _)| u.to_string()).collect(),
             avg_hold_ms: self.avg_hold_ms,
             notices: self.notices.iter().cloned().collect(),
+            fixed_requests: self.fixed_requests.values().cloned().collect(),
         }
     }
 
@@ -101,6 +105,11 @@ impl ProductState {
             settings: image.settings.clone(),
             avg_hold_ms: image.avg_hold_ms,
             notices: image.notices.iter().cloned().collect::<VecDeque<_>>(),
+            fixed_requests: image
+                .fixed_requests
+                .iter()
+                .map(|r| (r.id.clone(), r.clone()))
+                .collect(),
             ..ProductState::default()
         };
         for u in &image.users {

@@ -6,10 +6,12 @@
 //! offline audit and simulation reuse exactly these rules.
 
 pub mod command;
+pub mod connector;
 pub mod directory;
 pub mod envelope;
 pub mod event;
 pub mod history;
+pub mod fixed_request;
 pub mod image;
 pub mod journal;
 pub mod pool;
@@ -22,10 +24,12 @@ pub mod sweep;
 pub mod time;
 
 pub use command::{Command, Refusal};
+pub use connector::{ConnectorKind, ConnectorSettings, Drift};
 pub use directory::{DirectoryCommand, DirectoryState, DirectoryUser};
 pub use envelope::{Envelope, SCHEMA_VERSION};
 pub use event::{DirectoryEvent, LeaveReason, ProductEvent, RevokeReason};
 pub use history::{History, HistoryOptions, Occupancy};
+pub use fixed_request::{FixedRequest, RequestState};
 pub use image::{ProductImage, StandingImage, UserImage};
 pub use journal::{Durability, Journal, JournalConfig, JournalError, StreamTip};
 pub use presence::Presence;

@@ -7,12 +7,13 @@
 
 use crate::command::{Command, Refusal};
 use crate::event::{LeaveReason, ProductEvent, RevokeReason};
+use crate::fixed_request::{FixedRequest, RequestState};
 use crate::pool::Pool;
 use crate::queue::Queue;
 use crate::settings::Settings;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// Where a user stands in one product's pool.
@@ -156,6 +157,8 @@ pub struct ProductState {
     pub(crate) avg_hold_ms: i64,
     /// The latest notices, oldest first.
     pub(crate) notices: VecDeque<Notice>,
+    /// Fixed-licence requests, by id (open and decided: the history stays).
+    pub(crate) fixed_requests: BTreeMap<String, FixedRequest>,
 }
 
 impl ProductState {
@@ -270,6 +273,34 @@ impl ProductState {
         self.notices.iter()
     }
 
+    /// Every fixed-licence request, by id.
+    pub fn fixed_requests(&self) -> impl Iterator<Item = &FixedRequest> {
+        self.fixed_requests.values()
+    }
+
+    /// One fixed-licence request.
+    pub fn fixed_request(&self, id: &str) -> Option<&FixedRequest> {
+        self.fixed_requests.get(id)
+    }
+
+    /// Whether `user` should be in the product's access group: a holder, or an active
+    /// fixed user. What the connector delivers for each user it is told changed.
+    pub fn in_access_group(&self, user: &str) -> bool {
+        self.users.get(user).is_some_and(|e| {
+            matches!(e.standing, Standing::Holding { .. }) || (e.fixed && !e.deactivated)
+        })
+    }
+
+    /// Everyone who should be in the product's access group (holders and active fixed
+    /// users), sorted: what a connector re-sync compares the product's group with.
+    pub fn access_group(&self) -> std::collections::BTreeSet<String> {
+        self.users
+            .iter()
+            .filter(|(u, _)| self.in_access_group(u))
+            .map(|(u, _)| u.to_string())
+            .collect()
+    }
+
     /// Where `user` stands, as of `now`.
     pub fn slot_view(&self, user: &str, now: Timestamp) -> SlotView {
         let Some(settings) = &self.settings else {
@@ -355,24 +386,7 @@ impl ProductState {
             }
             Command::GiveFixed { user, active } => {
                 let entry = self.entry(user);
-                if !entry.fixed {
-                    let fixed = self.fixed as u32 + 1;
-                    if u64::from(fixed) + u64::from(settings.shared_slots)
-                        > u64::from(settings.licence_tier)
-                    {
-                        return Err(Refusal::TierExceeded {
-                            fixed,
-                            shared_slots: settings.shared_slots,
-                            tier: settings.licence_tier,
-                        });
-                    }
-                    if entry.member {
-                        self.vacate(&mut out, user, &entry, VacateWhy::Fixed, now);
-                        out.push(ProductEvent::MemberRemoved { user: user.clone() });
-                    }
-                    out.push(ProductEvent::FixedGiven { user: user.clone() });
-                    self.fill_freed(&mut out, now);
-                }
+                self.give_fixed(&mut out, user, &entry, settings, now)?;
                 push_activity_change(&mut out, user, entry.deactivated, *active);
             }
             Command::TakeFixed { user } => {
@@ -446,8 +460,107 @@ impl ProductState {
             Command::RecordActivity { recent } => {
                 self.record_recent(&mut out, recent, now);
             }
+            Command::RequestFixed { id, user, reason } => {
+                let entry = self.entry(user);
+                if entry.deactivated {
+                    return Err(Refusal::Deactivated);
+                }
+                if entry.fixed {
+                    return Err(Refusal::FixedUser);
+                }
+                if !entry.member {
+                    return Err(Refusal::NotMember);
+                }
+                if let Some(open) = self
+                    .fixed_requests
+                    .values()
+                    .find(|r| r.user == *user && r.state == RequestState::Open)
+                {
+                    return Err(Refusal::DuplicateRequest {
+                        id: open.id.clone(),
+                    });
+                }
+                if self.fixed_requests.contains_key(id) {
+                    return Err(Refusal::DuplicateRequest { id: id.clone() });
+                }
+                out.push(ProductEvent::FixedRequested {
+                    id: id.clone(),
+                    user: user.clone(),
+                    reason: reason.clone(),
+                    at: now,
+                });
+            }
+            Command::ApproveFixedRequest { id, note, active } => {
+                let request = self.open_request(id)?;
+                let entry = self.entry(&request.user);
+                // Never a licence for a deactivated user; and approval never changes
+                // whether a user is active (that is the directory's word alone).
+                if entry.deactivated || !active {
+                    return Err(Refusal::Deactivated);
+                }
+                out.push(ProductEvent::FixedRequestApproved {
+                    id: id.clone(),
+                    note: note.clone(),
+                    at: now,
+                });
+                self.give_fixed(&mut out, &request.user, &entry, settings, now)?;
+            }
+            Command::RejectFixedRequest { id, note } => {
+                self.open_request(id)?;
+                out.push(ProductEvent::FixedRequestRejected {
+                    id: id.clone(),
+                    note: note.clone(),
+                    at: now,
+                });
+            }
         }
         Ok(out)
+    }
+
+    /// An open fixed-licence request, or why there is none.
+    fn open_request(&self, id: &str) -> Result<&FixedRequest, Refusal> {
+        let request = self.fixed_requests.get(id).ok_or(Refusal::UnknownRequest)?;
+        if request.state != RequestState::Open {
+            return Err(Refusal::RequestClosed {
+                state: request.state.code(),
+            });
+        }
+        Ok(request)
+    }
+
+    /// Gives `user` a fixed licence unless they have one: within the licence tier, out of
+    /// the pool (losing slot or queue place), the freed slot to the queue head. The one
+    /// rule behind `PUT .../fixed/{u}` and an approved request.
+    fn give_fixed(
+        &self,
+        out: &mut Vec<ProductEvent>,
+        user: &str,
+        entry: &UserEntry,
+        settings: &Settings,
+        now: Timestamp,
+    ) -> Result<(), Refusal> {
+        if entry.fixed {
+            return Ok(());
+        }
+        let fixed = self.fixed as u32 + 1;
+        if u64::from(fixed) + u64::from(settings.shared_slots) > u64::from(settings.licence_tier) {
+            return Err(Refusal::TierExceeded {
+                fixed,
+                shared_slots: settings.shared_slots,
+                tier: settings.licence_tier,
+            });
+        }
+        if entry.member {
+            self.vacate(out, user, entry, VacateWhy::Fixed, now);
+            out.push(ProductEvent::MemberRemoved {
+                user: user.to_string(),
+            });
+        }
+        out.push(ProductEvent::FixedGiven {
+            user: user.to_string(),
+        });
+        self.fill_freed(out, now);
+        Ok(())
     }
 
     /// A member with no slot and no queue place asks for one (rules 1, 2 and 4).
@@ -761,6 +874,39 @@ impl ProductState {
                         }
                     }
                     self.forget_if_empty(user);
+                }
+            }
+            ProductEvent::FixedRequested {
+                id,
+                user,
+                reason,
+                at,
+            } => {
+                self.fixed_requests.insert(
+                    id.clone(),
+                    FixedRequest {
+                        id: id.clone(),
+                        user: user.clone(),
+                        reason: reason.clone(),
+                        at: *at,
+                        state: RequestState::Open,
+                    },
+                );
+            }
+            ProductEvent::FixedRequestApproved { id, note, at } => {
+                if let Some(r) = self.fixed_requests.get_mut(id) {
+                    r.state = RequestState::Approved {
+                        at: *at,
+                        note: note.clone(),
+                    };
+                }
+            }
+            ProductEvent::FixedRequestRejected { id, note, at } => {
+                if let Some(r) = self.fixed_requests.get_mut(id) {
+                    r.state = RequestState::Rejected {
+                        at: *at,
+                        note: note.clone(),
+                    };
                 }
             }
             ProductEvent::ActivityRecorded { user, at } => {

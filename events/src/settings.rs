@@ -61,6 +61,9 @@ pub struct Settings {
     /// Not serialized when empty, so the JSON of older settings is unchanged.
     #[serde(default, skip_serializing_if = "QueuePage::is_empty")]
     pub queue_page: QueuePage,
+    /// Where to keep the product's access group in step with the pool (none by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<crate::connector::ConnectorSettings>,
 }
 
 /// The administrator's text for the queue page of a product, and the product's address.
@@ -214,6 +217,7 @@ impl Settings {
             auto_relogin: false,
             coalesce_s: None,
             queue_page: QueuePage::default(),
+            connector: None,
         }
     }
 
@@ -279,6 +283,9 @@ impl Settings {
             }
         }
         self.queue_page.validate(&mut problems);
+        if let Some(Err(mut p)) = self.connector.as_ref().map(|c| c.validate()) {
+            problems.append(&mut p);
+        }
         if problems.is_empty() {
             Ok(())
         } else {

@@ -82,6 +82,7 @@ fn sample_settings() -> Settings {
         // `product_configured` fixture) is what it was before the field existed.
         coalesce_s: None,
         queue_page: Default::default(),
+        connector: None,
     }
 }
 
@@ -166,6 +167,39 @@ fn product_samples() -> Vec<ProductEvent> {
             shared_slots_before: 420,
             shared_slots_after: 380,
         },
+        ProductEvent::Configured {
+            settings: Settings {
+                connector: Some(slotpool_events::ConnectorSettings {
+                    credentials_file: Some("/etc/slotpool/jira.cred".into()),
+                    timeout_s: 5,
+                    retry_base_ms: 250,
+                    retry_cap_s: 60,
+                    auto_resync: false,
+                    ..slotpool_events::ConnectorSettings::new(
+                        slotpool_events::ConnectorKind::Jira,
+                        "https://jira.example.com",
+                        "jira-software-users",
+                    )
+                }),
+                ..sample_settings()
+            },
+        },
+        ProductEvent::FixedRequested {
+            id: "8d7e2a3c-4b5f-4e6a-9c1d-2e3f4a5b6c7d".into(),
+            user: user(),
+            reason: "I use it all day".into(),
+            at: EVENT_AT,
+        },
+        ProductEvent::FixedRequestApproved {
+            id: "8d7e2a3c-4b5f-4e6a-9c1d-2e3f4a5b6c7d".into(),
+            note: "ok".into(),
+            at: EVENT_AT,
+        },
+        ProductEvent::FixedRequestRejected {
+            id: "8d7e2a3c-4b5f-4e6a-9c1d-2e3f4a5b6c7d".into(),
+            note: "not this quarter".into(),
+            at: EVENT_AT,
+        },
     ];
     v.extend(
         all_leave_reasons()
@@ -229,6 +263,10 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         ProductEvent::Configured { settings } if settings.coalesce_s.is_some() => {
             "configured_coalesce_s"
         }
+        // A third carries a connector (settings are JSON text: no new variant needed).
+        ProductEvent::Configured { settings } if settings.connector.is_some() => {
+            "configured_connector"
+        }
         ProductEvent::Configured { .. } => "configured",
         ProductEvent::MemberEnrolled { .. } => "member_enrolled",
         ProductEvent::MemberRemoved { .. } => "member_removed",
@@ -249,6 +287,9 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         ProductEvent::WarningIssued { .. } => "warning_issued",
         ProductEvent::Requeued { .. } => "requeued",
         ProductEvent::TierReconciled { .. } => "tier_reconciled",
+        ProductEvent::FixedRequested { .. } => "fixed_requested",
+        ProductEvent::FixedRequestApproved { .. } => "fixed_request_approved",
+        ProductEvent::FixedRequestRejected { .. } => "fixed_request_rejected",
     };
     format!("product_{name}")
 }

@@ -8,6 +8,8 @@ pub mod auth;
 pub mod body;
 pub mod dashboard;
 pub mod gate;
+pub mod connector;
+pub mod fixed_request;
 pub mod ops;
 pub mod pages;
 pub mod sse;
@@ -64,7 +66,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/slot", web::get().to(user::slot))
             .route("/slot", web::delete().to(user::release))
             .route("/activity", web::post().to(user::activity))
-            .route("/notifications", web::get().to(user::notifications)),
+            .route("/notifications", web::get().to(user::notifications))
+            .route("/fixed-request", web::post().to(fixed_request::request)),
     )
     .service(
         web::scope("/admin/v1")
@@ -93,6 +96,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::delete().to(admin::revoke),
             )
             .route("/products/{product}/queue", web::get().to(admin::queue))
+            .route(
+                "/products/{product}/connector",
+                web::get().to(connector::status),
+            )
+            .route(
+                "/products/{product}/connector/resync",
+                web::post().to(connector::resync),
+            )
+            .route("/fixed-requests", web::get().to(fixed_request::list))
+            .route(
+                "/fixed-requests/{id}/approve",
+                web::post().to(fixed_request::approve),
+            )
+            .route(
+                "/fixed-requests/{id}/reject",
+                web::post().to(fixed_request::reject),
+            )
             .route("/notices", web::get().to(admin::notices))
             .route("/notices/stream", web::get().to(admin::notices_stream))
             .route("/users", web::get().to(admin::list_users))

@@ -111,7 +111,10 @@ pub fn users_of(events: &[ProductEvent]) -> BTreeSet<String> {
             | ProductEvent::SlotRevoked { user, .. }
             | ProductEvent::ActivityRecorded { user, .. }
             | ProductEvent::WarningIssued { user, .. }
-            | ProductEvent::Requeued { user, .. } => Some(user.clone()),
+            | ProductEvent::Requeued { user, .. }
+            | ProductEvent::FixedRequested { user, .. } => Some(user.clone()),
+            ProductEvent::FixedRequestApproved { .. }
+            | ProductEvent::FixedRequestRejected { .. } => None,
         })
         .collect()
 }

@@ -1,0 +1,666 @@
+//! The connector actor: keeps one product's access group in step with its pool.
+//!
+//! The product's journal stream is the outbox: nothing extra is written when a slot is
+//! granted or lost. The product actor tells its connector how far the stream is durable
+//! ([`Wake`]); the connector reads the stream after its cursor (a small record in the
+//! `connector_cursors` tree of the journal's database), folds the events into the users
+//! they touch ([`slotpool_events::connector::touched_users`]), asks the product which of
+//! those users should be in the group now ([`slotpool_events::ProductState::in_access_group`],
+//! an answer that is durable), and delivers that membership, one call per user, in order.
+//! Only when every call of the batch succeeded does the cursor move past it, so a crash
+//! re-delivers (at least once) and every delivery is idempotent (it states the wanted
+//! membership, and "already a member" counts as success).
+//!
+//! A failure stops the batch and retries it after an exponential backoff with a cap
+//! ([`slotpool_events::connector::retry_delay_ms`]); a product that does not answer within
+//! the timeout counts as failed. The product actor never waits for its connector: the
+//! pool goes on while the product is down, and the backlog grows.
+//!
+//! Architecture Invariant: this module knows no HTTP. It talks to the product through a
+//! [`Transport`] that the binary provides.
+
+use crate::clock::SharedClock;
+use crate::durable::ask;
+use crate::metrics::ProductMetrics;
+use crate::product::{ProductActor, Read};
+use actix::prelude::*;
+use futures_util::future::LocalBoxFuture;
+use slotpool_events::connector::{retry_delay_ms, touched_user, Drift};
+use slotpool_events::{ConnectorSettings, Journal, ProductEvent, StreamId, StreamTip, Timestamp};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+/// Most journal records one delivery batch covers.
+pub const BATCH_RECORDS: usize = 2000;
+
+/// The name of the sled tree holding every connector's cursor.
+pub const CURSOR_TREE: &str = "connector_cursors";
+
+/// One delivery: the membership `user` should have in the access group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The user (the product's user name).
+    pub user: String,
+    /// `true`: in the group; `false`: out of it.
+    pub add: bool,
+    /// A stable id of this delivery (product, batch, user, action): the idempotency key.
+    pub id: String,
+}
+
+/// Why a call to the product failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DeliveryError {
+    /// No answer within the connector's timeout.
+    #[error("the product did not answer within {0} s")]
+    Timeout(u32),
+    /// The product answered with an error status.
+    #[error("the product answered {status}: {body}")]
+    Status { status: u16, body: String },
+    /// The product could not be reached, or its answer could not be read.
+    #[error("cannot reach the product: {0}")]
+    Network(String),
+    /// The credentials file could not be read.
+    #[error("cannot read the credentials file: {0}")]
+    Credentials(String),
+    /// The product actor could not say who should be in the group.
+    #[error("the product's state could not be read: {0}")]
+    State(String),
+}
+
+impl DeliveryError {
+    /// The `outcome` label of `slotpool_connector_deliveries_total`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            DeliveryError::Timeout(_) => "timeout",
+            _ => "error",
+        }
+    }
+}
+
+/// How the connector reaches one product: the binary implements it over HTTP.
+pub trait Transport {
+    /// Puts `change.user` in the group or takes them out. "Already a member" and "not a
+    /// member" are successes.
+    fn deliver(&self, change: Change) -> LocalBoxFuture<'static, Result<(), DeliveryError>>;
+    /// The group's members as the product has them; `None` when the product cannot list
+    /// them (a webhook).
+    fn members(&self) -> LocalBoxFuture<'static, Result<Option<BTreeSet<String>>, DeliveryError>>;
+}
+
+/// Makes the transport of a product's connector settings (on the connector's thread).
+pub type TransportFactory =
+    Arc<dyn Fn(&str, &ConnectorSettings) -> Rc<dyn Transport> + Send + Sync>;
+
+/// The transport factory, once the binary has provided one. Without it no connector runs.
+pub type ConnectorSlot = Arc<OnceLock<TransportFactory>>;
+
+/// "The product's stream is durable up to `upto`": from the product actor.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Wake {
+    /// The highest durable sequence of the stream.
+    pub upto: u64,
+}
+
+/// Stop delivering (the settings changed or were removed).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopConnector;
+
+/// What an administrator sees of a connector.
+#[derive(Debug, Message)]
+#[rtype(result = "ConnectorStatus")]
+pub struct Status;
+
+/// Compare the product's group with who should be in it, and repair the drift.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ResyncReport, DeliveryError>")]
+pub struct Resync;
+
+/// What a re-sync found and did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResyncReport {
+    /// When it finished.
+    pub at: Timestamp,
+    /// Whether the product could list its group (a webhook cannot: then the re-sync only
+    /// adds everyone who should be in it, and removes nobody).
+    pub listed: bool,
+    /// Who should be in the group.
+    pub wanted: usize,
+    /// Added because missing.
+    pub added: Vec<String>,
+    /// Removed because they should not be there.
+    pub removed: Vec<String>,
+}
+
+/// A connector's state, as `GET /admin/v1/products/{p}/connector` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorStatus {
+    /// The settings it delivers with.
+    pub settings: ConnectorSettings,
+    /// The last stream sequence every delivery of which the product confirmed.
+    pub cursor: u64,
+    /// The last stream sequence known durable.
+    pub durable: u64,
+    /// Membership changes recorded but not confirmed yet (as of the last read).
+    pub backlog: u64,
+    /// Users whose delivery is pending (the batch in hand; at most 100 named).
+    pub pending: Vec<String>,
+    /// Consecutive failed attempts (0 when the last one succeeded).
+    pub attempts: u32,
+    /// The last failure, and when.
+    pub last_error: Option<(Timestamp, String)>,
+    /// When the next attempt is due, while backing off.
+    pub next_retry: Option<Timestamp>,
+    /// Deliveries the product confirmed since start.
+    pub delivered: u64,
+    /// Failed attempts since start.
+    pub failed: u64,
+    /// The last re-sync, or why it failed.
+    pub last_resync: Option<Result<ResyncReport, (Timestamp, String)>>,
+}
+
+/// Delivers one product's access-group changes. Started and stopped by its product actor.
+pub struct ConnectorActor {
+    product: String,
+    settings: ConnectorSettings,
+    stream: StreamId,
+    journal: Journal,
+    cursors: Option<sled::Tree>,
+    cursor: StreamTip,
+    durable_upto: u64,
+    owner: Addr<ProductActor>,
+    transport: Rc<dyn Transport>,
+    clock: SharedClock,
+    metrics: ProductMetrics,
+    busy: bool,
+    failures: u32,
+    last_error: Option<(Timestamp, String)>,
+    next_retry: Option<Timestamp>,
+    retry: Option<SpawnHandle>,
+    backlog: u64,
+    pending: Vec<String>,
+    /// Deliveries of the batch in hand that the product already confirmed.
+    confirmed: HashMap<String, bool>,
+    resync_wanted: bool,
+    resync_waiters: Vec<oneshot::Sender<Result<ResyncReport, DeliveryError>>>,
+    last_resync: Option<Result<ResyncReport, (Timestamp, String)>>,
+    delivered: u64,
+    failed: u64,
+}
+
+/// A run of the stream after the cursor: the users it touches and where it ends.
+struct Batch {
+    users: Vec<String>,
+    changes: u64,
+    tip: StreamTip,
+}
+
+impl ConnectorActor {
+    /// A connector for `product`, whose stream ends at `tip` (durable as far as the
+    /// product knows), delivering through `transport`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        product: &str,
+        settings: ConnectorSettings,
+        journal: Journal,
+        tip: StreamTip,
+        owner: Addr<ProductActor>,
+        transport: Rc<dyn Transport>,
+        clock: SharedClock,
+        metrics: ProductMetrics,
+    ) -> Self {
+        let stream = StreamId::Product(product.to_string());
+        let cursors = match journal.open_tree(CURSOR_TREE) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(product, error = %e, "connector cursor tree unavailable; delivering from the current tip");
+                None
+            }
+        };
+        let mut actor = ConnectorActor {
+            product: product.to_string(),
+            resync_wanted: settings.auto_resync,
+            settings,
+            stream,
+            journal,
+            cursors,
+            cursor: tip,
+            durable_upto: tip.next_sequence - 1,
+            owner,
+            transport,
+            clock,
+            metrics,
+            busy: false,
+            failures: 0,
+            last_error: None,
+            next_retry: None,
+            retry: None,
+            backlog: 0,
+            pending: Vec::new(),
+            confirmed: HashMap::new(),
+            resync_waiters: Vec::new(),
+            last_resync: None,
+            delivered: 0,
+            failed: 0,
+        };
+        actor.load_cursor(tip);
+        actor
+    }
+
+    /// Reads the saved cursor. One that does not fit the stream (ahead of its tip, or on
+    /// a record that is not there any more: a crash lost an append the cursor had seen)
+    /// is replaced by the tip, and a re-sync repairs whatever that skips.
+    fn load_cursor(&mut self, tip: StreamTip) {
+        let saved = self.cursors.as_ref().and_then(|t| {
+            t.get(self.product.as_bytes())
+                .ok()
+                .flatten()
+                .and_then(|v| decode_cursor(v.as_ref()))
+        });
+        match saved {
+            Some(c) if c.next_sequence <= tip.next_sequence => {
+                let fits = c.next_sequence == 1
+                    || self
+                        .journal
+                        .record_hash(&self.stream, c.next_sequence - 1)
+                        .ok()
+                        .flatten()
+                        == Some(c.last_hash);
+                if fits {
+                    self.cursor = c;
+                    return;
+                }
+                tracing::warn!(product = %self.product, "connector cursor does not match the journal; re-syncing");
+                self.resync_wanted = true;
+            }
+            Some(_) => {
+                tracing::warn!(product = %self.product, "connector cursor is ahead of the journal; re-syncing");
+                self.resync_wanted = true;
+            }
+            None => {}
+        }
+        self.cursor = tip;
+        self.save_cursor();
+    }
+
+    fn save_cursor(&self) {
+        if let Some(t) = &self.cursors {
+            if let Err(e) = t.insert(self.product.as_bytes(), encode_cursor(&self.cursor)) {
+                tracing::warn!(product = %self.product, error = %e, "connector cursor not saved");
+            }
+        }
+    }
+
+    /// Reads the stream after the cursor, up to what is durable, at most a batch.
+    fn scan(&self) -> Result<Option<Batch>, String> {
+        if self.cursor.next_sequence > self.durable_upto {
+            return Ok(None);
+        }
+        let upto = self.durable_upto;
+        let mut seen = HashSet::new();
+        let mut users = Vec::new();
+        let mut changes = 0u64;
+        let mut records = 0usize;
+        let tip = self
+            .journal
+            .replay_from::<ProductEvent>(&self.stream, self.cursor, |env| {
+                records += 1;
+                if let Some(u) = touched_user(&env.event) {
+                    changes += 1;
+                    if seen.insert(u.to_string()) {
+                        users.push(u.to_string());
+                    }
+                }
+                env.sequence < upto && records < BATCH_RECORDS
+            })
+            .map_err(|e| e.to_string())?;
+        if tip == self.cursor {
+            return Ok(None);
+        }
+        Ok(Some(Batch {
+            users,
+            changes,
+            tip,
+        }))
+    }
+
+    /// Starts the next piece of work, unless one is under way or a retry is pending.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || self.retry.is_some() {
+            return;
+        }
+        if self.resync_wanted || !self.resync_waiters.is_empty() {
+            self.resync_wanted = false;
+            self.start_resync(ctx);
+            return;
+        }
+        loop {
+            let batch = match self.scan() {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    self.set_backlog(0, Vec::new());
+                    return;
+                }
+                Err(e) => {
+                    self.fail(ctx, e);
+                    return;
+                }
+            };
+            if batch.users.is_empty() {
+                self.cursor = batch.tip;
+                self.save_cursor();
+                continue;
+            }
+            self.set_backlog(batch.changes, batch.users.clone());
+            self.deliver(ctx, batch);
+            return;
+        }
+    }
+
+    fn set_backlog(&mut self, backlog: u64, pending: Vec<String>) {
+        self.backlog = backlog;
+        self.pending = pending;
+        self.metrics.connector_backlog.set(backlog as i64);
+    }
+
+    /// Delivers a batch: asks the product who of its users should be in the group, then
+    /// tells the product, one user after the other.
+    fn deliver(&mut self, ctx: &mut Context<Self>, batch: Batch) {
+        self.busy = true;
+        let owner = self.owner.clone();
+        let transport = Rc::clone(&self.transport);
+        let timeout_s = self.settings.timeout_s;
+        let already = self.confirmed.clone();
+        let users = batch.users.clone();
+        let prefix = format!("{}:{}", self.product, batch.tip.next_sequence - 1);
+        let work = async move {
+            let wanted = ask(
+                &owner,
+                Read::new(move |s, _| {
+                    users
+                        .into_iter()
+                        .map(|u| {
+                            let w = s.in_access_group(&u);
+                            (u, w)
+                        })
+                        .collect::<Vec<_>>()
+                }),
+            )
+            .await;
+            let wanted = match wanted {
+                Ok(w) => w,
+                Err(e) => return (Vec::new(), Some(DeliveryError::State(e.to_string()))),
+            };
+            let mut done = Vec::new();
+            for (user, add) in wanted {
+                if already.get(&user) == Some(&add) {
+                    continue;
+                }
+                let change = Change {
+                    id: format!("{prefix}:{user}:{}", if add { "add" } else { "remove" }),
+                    user: user.clone(),
+                    add,
+                };
+                match call(timeout_s, transport.deliver(change)).await {
+                    Ok(()) => done.push((user, add)),
+                    Err(e) => return (done, Some(e)),
+                }
+            }
+            (done, None)
+        };
+        ctx.spawn(work.into_actor(self).map(move |(done, error), act, ctx| {
+            act.busy = false;
+            act.delivered += done.len() as u64;
+            for _ in &done {
+                act.metrics.connector_delivery("delivered");
+            }
+            act.confirmed.extend(done);
+            match error {
+                Some(e) => {
+                    act.metrics.connector_delivery(e.outcome());
+                    act.failed += 1;
+                    act.fail(ctx, e.to_string());
+                }
+                None => {
+                    act.cursor = batch.tip;
+                    act.save_cursor();
+                    act.confirmed.clear();
+                    act.recovered();
+                    act.pump(ctx);
+                }
+            }
+        }));
+    }
+
+    /// After a success: a streak of failures is over (then a re-sync, if wanted, repairs
+    /// whatever an administrator or the product changed meanwhile).
+    fn recovered(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(product = %self.product, after = self.failures, "connector deliveries recovered");
+            if self.settings.auto_resync {
+                self.resync_wanted = true;
+            }
+        }
+        self.failures = 0;
+        self.next_retry = None;
+    }
+
+    /// Records a failure and schedules the next attempt after the backoff.
+    fn fail(&mut self, ctx: &mut Context<Self>, error: String) {
+        let now = self.clock.now();
+        self.failures = self.failures.saturating_add(1);
+        let delay = retry_delay_ms(
+            self.failures,
+            self.settings.retry_base_ms,
+            self.settings.retry_cap_s,
+        );
+        tracing::warn!(product = %self.product, attempts = self.failures, retry_in_ms = delay, %error, "connector delivery failed");
+        self.last_error = Some((now, error));
+        self.next_retry = Some(Timestamp::from_millis(
+            now.as_millis().saturating_add(delay as i64),
+        ));
+        self.retry = Some(ctx.run_later(Duration::from_millis(delay), |act, ctx| {
+            act.retry = None;
+            act.pump(ctx);
+        }));
+    }
+
+    /// Re-sync: lists the group, compares it with who should be in it, repairs the drift.
+    fn start_resync(&mut self, ctx: &mut Context<Self>) {
+        self.busy = true;
+        // Whoever asks from now on waits for the next re-sync, which sees their drift.
+        let waiters = std::mem::take(&mut self.resync_waiters);
+        let owner = self.owner.clone();
+        let transport = Rc::clone(&self.transport);
+        let timeout_s = self.settings.timeout_s;
+        let product = self.product.clone();
+        let clock = Arc::clone(&self.clock);
+        let work = async move {
+            let wanted = ask(&owner, Read::new(|s, _| s.access_group()))
+                .await
+                .map_err(|e| DeliveryError::State(e.to_string()))?;
+            let listed = call(timeout_s.saturating_mul(6), transport.members()).await?;
+            let drift = Drift::between(listed.as_ref().unwrap_or(&BTreeSet::new()), &wanted);
+            let stamp = clock.now().as_millis();
+            let mut report = ResyncReport {
+                listed: listed.is_some(),
+                wanted: wanted.len(),
+                ..ResyncReport::default()
+            };
+            for (users, add) in [(drift.missing, true), (drift.extra, false)] {
+                for user in users {
+                    let change = Change {
+                        id: format!(
+                            "{product}:resync-{stamp}:{user}:{}",
+                            if add { "add" } else { "remove" }
+                        ),
+                        user: user.clone(),
+                        add,
+                    };
+                    call(timeout_s, transport.deliver(change)).await?;
+                    if add {
+                        report.added.push(user);
+                    } else {
+                        report.removed.push(user);
+                    }
+                }
+            }
+            report.at = clock.now();
+            Ok(report)
+        };
+        ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
+            act.busy = false;
+            for w in waiters {
+                let _ = w.send(result.clone());
+            }
+            match &result {
+                Ok(report) => {
+                    let n = (report.added.len() + report.removed.len()) as u64;
+                    act.delivered += n;
+                    for _ in 0..n {
+                        act.metrics.connector_delivery("delivered");
+                    }
+                    if n > 0 {
+                        tracing::info!(product = %act.product, added = report.added.len(), removed = report.removed.len(), "connector re-sync repaired drift");
+                    }
+                    act.last_resync = Some(Ok(report.clone()));
+                    act.recovered();
+                    act.pump(ctx);
+                }
+                Err(e) => {
+                    act.metrics.connector_delivery(e.outcome());
+                    act.failed += 1;
+                    act.last_resync = Some(Err((act.clock.now(), e.to_string())));
+                    // The re-sync is retried with the deliveries, after the backoff.
+                    act.resync_wanted = true;
+                    act.fail(ctx, format!("re-sync: {e}"));
+                }
+            }
+        }));
+    }
+}
+
+/// One call to the product, failed if it takes longer than `timeout_s`.
+async fn call<T>(
+    timeout_s: u32,
+    f: LocalBoxFuture<'static, Result<T, DeliveryError>>,
+) -> Result<T, DeliveryError> {
+    match tokio::time::timeout(Duration::from_secs(u64::from(timeout_s)), f).await {
+        Ok(r) => r,
+        Err(_) => Err(DeliveryError::Timeout(timeout_s)),
+    }
+}
+
+fn encode_cursor(tip: &StreamTip) -> Vec<u8> {
+    let mut v = Vec::with_capacity(40);
+    v.extend_from_slice(&tip.next_sequence.to_be_bytes());
+    v.extend_from_slice(&tip.last_hash);
+    v
+}
+
+fn decode_cursor(v: &[u8]) -> Option<StreamTip> {
+    if v.len() != 40 {
+        return None;
+    }
+    let next_sequence = u64::from_be_bytes(v[..8].try_into().ok()?);
+    let last_hash = v[8..].try_into().ok()?;
+    (next_sequence >= 1).then_some(StreamTip {
+        next_sequence,
+        last_hash,
+    })
+}
+
+impl Actor for ConnectorActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        tracing::info!(product = %self.product, kind = self.settings.kind.code(), group = %self.settings.access_group, cursor = self.cursor.next_sequence - 1, "connector started");
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Wake> for ConnectorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Wake, ctx: &mut Self::Context) {
+        if msg.upto > self.durable_upto {
+            self.durable_upto = msg.upto;
+            self.pump(ctx);
+        }
+    }
+}
+
+impl Handler<StopConnector> for ConnectorActor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopConnector, ctx: &mut Self::Context) {
+        self.metrics.connector_backlog.set(0);
+        ctx.stop();
+    }
+}
+
+impl Handler<Status> for ConnectorActor {
+    type Result = MessageResult<Status>;
+
+    fn handle(&mut self, _: Status, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(ConnectorStatus {
+            settings: self.settings.clone(),
+            cursor: self.cursor.next_sequence - 1,
+            durable: self.durable_upto,
+            backlog: self.backlog,
+            pending: self
+                .pending
+                .iter()
+                .filter(|u| !self.confirmed.contains_key(*u))
+                .take(100)
+                .cloned()
+                .collect(),
+            attempts: self.failures,
+            last_error: self.last_error.clone(),
+            next_retry: self.next_retry,
+            delivered: self.delivered,
+            failed: self.failed,
+            last_resync: self.last_resync.clone(),
+        })
+    }
+}
+
+impl Handler<Resync> for ConnectorActor {
+    type Result = ResponseFuture<Result<ResyncReport, DeliveryError>>;
+
+    fn handle(&mut self, _: Resync, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.resync_waiters.push(tx);
+        // An administrator asking now should not wait out a long backoff.
+        if let Some(h) = self.retry.take() {
+            ctx.cancel_future(h);
+            self.next_retry = None;
+        }
+        self.pump(ctx);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(DeliveryError::State("the connector stopped".into())))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_survives_encoding_and_garbage_is_refused() {
+        let tip = StreamTip {
+            next_sequence: 42,
+            last_hash: [7; 32],
+        };
+        assert_eq!(decode_cursor(&encode_cursor(&tip)), Some(tip));
+        assert_eq!(decode_cursor(b"short"), None);
+        assert_eq!(decode_cursor(&[0; 40]), None);
+    }
+}

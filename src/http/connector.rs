@@ -1,0 +1,92 @@
+//! The connector's admin API: its status (backlog, failures, next retry) and re-sync.
+
+use super::auth::{app_state, Admin};
+use super::view::rfc3339;
+use crate::problem::Problem;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+use slotpool_actors::connector::{Resync, Status};
+use slotpool_actors::{ConnectorActor, ConnectorOf, ConnectorStatus, ResyncReport};
+
+fn no_connector(product: &str) -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "no_connector",
+        "No connector",
+        format!("product {product:?} has no connector in its settings"),
+    )
+}
+
+async fn connector_of(
+    req: &HttpRequest,
+    product: &str,
+) -> Result<actix::Addr<ConnectorActor>, Problem> {
+    let addr = app_state(req)?.product(product)?;
+    addr.send(ConnectorOf)
+        .await?
+        .ok_or_else(|| no_connector(product))
+}
+
+fn report_view(r: &ResyncReport) -> Value {
+    json!({
+        "at": rfc3339(r.at),
+        "listed": r.listed,
+        "wanted": r.wanted,
+        "added": r.added,
+        "removed": r.removed,
+    })
+}
+
+fn status_view(product: &str, s: &ConnectorStatus) -> Value {
+    json!({
+        "product": product,
+        "kind": s.settings.kind.code(),
+        "base_url": s.settings.base_url,
+        "access_group": s.settings.access_group,
+        "cursor": s.cursor,
+        "durable": s.durable,
+        "backlog": s.backlog,
+        "pending": s.pending,
+        "attempts": s.attempts,
+        "last_error": s.last_error.as_ref().map(|(at, e)| json!({"at": rfc3339(*at), "error": e})),
+        "next_retry": s.next_retry.map(rfc3339),
+        "delivered": s.delivered,
+        "failed": s.failed,
+        "last_resync": s.last_resync.as_ref().map(|r| match r {
+            Ok(report) => report_view(report),
+            Err((at, e)) => json!({"at": rfc3339(*at), "error": e}),
+        }),
+    })
+}
+
+/// `GET /admin/v1/products/{p}/connector`: what the connector has delivered, what is
+/// pending, the last failure and when it tries again.
+pub async fn status(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let connector = connector_of(&req, &path).await?;
+    let s = connector.send(Status).await?;
+    Ok(HttpResponse::Ok().json(status_view(&path, &s)))
+}
+
+/// `POST /admin/v1/products/{p}/connector/resync`: reads the group from the product,
+/// compares it with the holders and fixed users, and repairs the difference.
+pub async fn resync(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let connector = connector_of(&req, &path).await?;
+    match connector.send(Resync).await? {
+        Ok(report) => Ok(HttpResponse::Ok().json(report_view(&report))),
+        Err(e) => Err(Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "connector_failed",
+            "Connector failed",
+            format!("the re-sync did not complete: {e}; it is retried with the deliveries"),
+        )),
+    }
+}

@@ -1,0 +1,272 @@
+//! Fixed-licence requests: a member asks (`POST /api/v1/products/{p}/fixed-request`),
+//! administrators list, approve or reject (`/admin/v1/fixed-requests`). The rules (who
+//! may ask, duplicates, the licence tier) live in the core; this only parses and maps.
+
+use super::auth::{app_state, check_product_id, Admin, CallingUser};
+use super::body::{parse_json, read_json};
+use super::view::rfc3339;
+use super::AppState;
+use crate::problem::Problem;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use slotpool_actors::{ask, Execute, LookupUser, ProductActor, Read};
+use slotpool_events::fixed_request::MAX_TEXT_LEN;
+use slotpool_events::{Command, FixedRequest, RequestState};
+use uuid::Uuid;
+
+fn invalid_body(detail: String) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+        "Invalid body",
+        detail,
+    )
+}
+
+fn check_text(what: &str, text: &str) -> Result<String, Problem> {
+    let text = text.trim();
+    if text.len() > MAX_TEXT_LEN || text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(invalid_body(format!(
+            "{what} must be at most {MAX_TEXT_LEN} bytes of text"
+        )));
+    }
+    Ok(text.to_string())
+}
+
+/// The JSON shape of one request.
+fn view(product: &str, r: &FixedRequest) -> Value {
+    let mut v = json!({
+        "id": r.id,
+        "product": product,
+        "user": r.user,
+        "reason": r.reason,
+        "state": r.state.code(),
+        "requested_at": rfc3339(r.at),
+    });
+    if let RequestState::Approved { at, note } | RequestState::Rejected { at, note } = &r.state {
+        v["decided_at"] = json!(rfc3339(*at));
+        v["note"] = json!(note);
+    }
+    v
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ask {
+    reason: String,
+}
+
+/// `POST /api/v1/products/{p}/fixed-request`: the caller asks for a fixed licence (201).
+pub async fn request(
+    req: HttpRequest,
+    path: web::Path<String>,
+    user: CallingUser,
+    body: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let addr = state.product(&path)?;
+    let ask_body: Ask = read_json(body, state.max_body_bytes, invalid_body).await?;
+    let reason = check_text("reason", &ask_body.reason)?;
+    if reason.is_empty() {
+        return Err(invalid_body("reason must not be empty".into()));
+    }
+    let id = Uuid::new_v4().to_string();
+    ask(
+        &addr,
+        Execute {
+            command: Command::RequestFixed {
+                id: id.clone(),
+                user: user.0,
+                reason,
+            },
+            cause: Uuid::new_v4(),
+        },
+    )
+    .await?;
+    let found = find_in(&addr, id).await?;
+    let r = found.ok_or_else(|| Problem::from(slotpool_events::Refusal::UnknownRequest))?;
+    Ok(HttpResponse::Created().json(view(&path, &r)))
+}
+
+async fn find_in(
+    addr: &actix::Addr<ProductActor>,
+    id: String,
+) -> Result<Option<FixedRequest>, Problem> {
+    Ok(ask(addr, Read::new(move |s, _| s.fixed_request(&id).cloned())).await?)
+}
+
+/// The product holding request `id`, and the request.
+async fn find(
+    state: &AppState,
+    id: &str,
+) -> Result<(String, actix::Addr<ProductActor>, FixedRequest), Problem> {
+    for (product, addr) in state.services.products.all() {
+        let id = id.to_string();
+        let found = ask(
+            &addr,
+            Read::maybe(move |s, _| s.fixed_request(&id).cloned()),
+        )
+        .await?;
+        if let Some(r) = found {
+            return Ok((product, addr, r));
+        }
+    }
+    Err(slotpool_events::Refusal::UnknownRequest.into())
+}
+
+/// The filters of `GET /admin/v1/fixed-requests`.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    /// Only this product's requests.
+    product: Option<String>,
+    /// Only requests in this state (`open`, `approved`, `rejected`).
+    state: Option<String>,
+}
+
+/// `GET /admin/v1/fixed-requests[?product=p][&state=open|approved|rejected]`, oldest first.
+pub async fn list(
+    _: Admin,
+    req: HttpRequest,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    if let Some(s) = &query.state {
+        if !["open", "approved", "rejected"].contains(&s.as_str()) {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                "Bad query",
+                "state must be open, approved or rejected",
+            ));
+        }
+    }
+    let products = match &query.product {
+        Some(p) => vec![(p.clone(), state.product(p)?)],
+        None => state.services.products.all(),
+    };
+    let mut out: Vec<(slotpool_events::Timestamp, String, Value)> = Vec::new();
+    for (product, addr) in products {
+        let wanted = query.state.clone();
+        let found = ask(
+            &addr,
+            Read::maybe(move |s, _| {
+                s.fixed_requests()
+                    .filter(|r| wanted.as_deref().is_none_or(|w| w == r.state.code()))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            }),
+        )
+        .await?;
+        for r in found {
+            out.push((r.at, r.id.clone(), view(&product, &r)));
+        }
+    }
+    out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    Ok(HttpResponse::Ok().json(out.into_iter().map(|(_, _, v)| v).collect::<Vec<_>>()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Decision {
+    #[serde(default)]
+    note: String,
+}
+
+async fn read_decision(state: &AppState, mut body: web::Payload) -> Result<String, Problem> {
+    let mut buf = web::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                "Unreadable body",
+                e.to_string(),
+            )
+        })?;
+        if buf.len() + chunk.len() > state.max_body_bytes {
+            return Err(super::body::too_large(state.max_body_bytes));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    // The note is optional, and so is the body.
+    if buf.iter().all(u8::is_ascii_whitespace) {
+        return Ok(String::new());
+    }
+    let d: Decision = parse_json(&buf, invalid_body)?;
+    check_text("note", &d.note)
+}
+
+fn check_id(id: &str) -> Result<(), Problem> {
+    Uuid::parse_str(id).map(|_| ()).map_err(|_| {
+        Problem::bad_name("invalid_request_id", "a fixed-licence request id is a UUID")
+    })
+}
+
+/// `POST /admin/v1/fixed-requests/{id}/approve`: gives the fixed licence (422 when it
+/// would exceed the licence tier, as giving one directly does).
+pub async fn approve(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    check_id(&path)?;
+    let note = read_decision(state, body).await?;
+    let (product, addr, r) = find(state, &path).await?;
+    let known = state
+        .services
+        .directory
+        .send(LookupUser {
+            user: r.user.clone(),
+        })
+        .await??;
+    let command = Command::ApproveFixedRequest {
+        id: path.to_string(),
+        note,
+        active: known.is_none_or(|u| u.active),
+    };
+    decide(&product, &addr, command, &path).await
+}
+
+/// `POST /admin/v1/fixed-requests/{id}/reject`.
+pub async fn reject(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    check_id(&path)?;
+    let note = read_decision(state, body).await?;
+    let (product, addr, _) = find(state, &path).await?;
+    let command = Command::RejectFixedRequest {
+        id: path.to_string(),
+        note,
+    };
+    decide(&product, &addr, command, &path).await
+}
+
+async fn decide(
+    product: &str,
+    addr: &actix::Addr<ProductActor>,
+    command: Command,
+    id: &str,
+) -> Result<HttpResponse, Problem> {
+    check_product_id(product)?;
+    ask(
+        addr,
+        Execute {
+            command,
+            cause: Uuid::new_v4(),
+        },
+    )
+    .await?;
+    let r = find_in(addr, id.to_string())
+        .await?
+        .ok_or_else(|| Problem::from(slotpool_events::Refusal::UnknownRequest))?;
+    Ok(HttpResponse::Ok().json(view(product, &r)))
+}
