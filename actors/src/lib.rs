@@ -20,7 +20,8 @@ pub mod session;
 pub use agenda::Job;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use directory::{
-    DirectoryActor, ListUsers, LookupUser, Membership, Provision, Reconcile, SetUserActive,
+    Change, DirectoryActor, ListUsers, LookupUser, Membership, Provision, ReadDirectory, Reconcile,
+    SetUserActive, SyncProduct,
 };
 pub use durable::{ask, Pending};
 pub use error::ActorError;

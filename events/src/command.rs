@@ -3,6 +3,8 @@
 use crate::presence::Presence;
 use crate::settings::Settings;
 use crate::time::Timestamp;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Something a user, an administrator or the directory asks of one product.
@@ -23,8 +25,13 @@ pub enum Command {
     TakeFixed { user: String },
     /// The directory (de)activated a user.
     SetActive { user: String, active: bool },
-    /// A user opens the product or presses "reconnect".
-    Request { user: String },
+    /// A user opens the product or presses "reconnect". `attributes`: the directory's
+    /// attributes of the user (`None` when it does not know them), for the product's
+    /// eligibility rule.
+    Request {
+        user: String,
+        attributes: Option<Arc<BTreeMap<String, String>>>,
+    },
     /// A user gives the slot back, or leaves the queue.
     Release { user: String },
     /// A holder used the product.
@@ -43,6 +50,17 @@ pub enum Command {
     RecordActivity {
         recent: std::collections::HashMap<String, Timestamp>,
     },
+}
+
+impl Command {
+    /// A request by `user`, with no attributes from the directory (products without an
+    /// eligibility rule need none).
+    pub fn request(user: impl Into<String>) -> Command {
+        Command::Request {
+            user: user.into(),
+            attributes: None,
+        }
+    }
 }
 
 /// Why a product refused a command. Every refusal has a stable `reason` code.
@@ -79,6 +97,9 @@ pub enum Refusal {
     /// kept typed for front ends that must refuse, such as the gate.
     #[error("the user lost the slot for inactivity and may not request again before {until:?}")]
     Locked { until: Timestamp },
+    /// The product's eligibility rule does not admit the user.
+    #[error("the product's eligibility rule does not admit this user")]
+    NotEligible,
 }
 
 impl Refusal {
@@ -93,6 +114,7 @@ impl Refusal {
             Refusal::NotHolder => "not_holder",
             Refusal::FixedUser => "fixed_user",
             Refusal::Locked { .. } => "locked",
+            Refusal::NotEligible => "not_eligible",
         }
     }
 }

@@ -7,10 +7,12 @@
 
 pub mod command;
 pub mod directory;
+pub mod eligibility;
 pub mod envelope;
 pub mod event;
 pub mod image;
 pub mod journal;
+pub mod json_text;
 pub mod pool;
 pub mod presence;
 pub mod product;
@@ -18,10 +20,15 @@ pub mod queue;
 pub mod settings;
 pub mod stream;
 pub mod sweep;
+pub mod sync;
 pub mod time;
 
 pub use command::{Command, Refusal};
-pub use directory::{DirectoryCommand, DirectoryState, DirectoryUser};
+pub use directory::{
+    DirectoryCommand, DirectoryGroup, DirectoryRefusal, DirectoryState, DirectoryUser, Email,
+    GroupInput, Profile, UserInput,
+};
+pub use eligibility::Eligibility;
 pub use envelope::{Envelope, SCHEMA_VERSION};
 pub use event::{DirectoryEvent, LeaveReason, ProductEvent, RevokeReason};
 pub use image::{ProductImage, StandingImage, UserImage};
@@ -32,4 +39,5 @@ pub use product::{
 };
 pub use settings::{ProductKind, Settings};
 pub use stream::{StreamId, StreamIdError};
+pub use sync::{SkipReason, Skipped, SyncPlan, SyncReport};
 pub use time::Timestamp;

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod ops;
+pub mod scim;
 pub mod sse;
 pub mod user;
 pub mod view;
@@ -29,6 +30,10 @@ pub struct AppState {
     pub services: Services,
     /// Hash of the admin token.
     pub admin_token: TokenHash,
+    /// Hash of the SCIM token, if SCIM is set up.
+    pub scim_token: Option<TokenHash>,
+    /// The last SCIM requests, for `GET /admin/v1/scim/log`.
+    pub scim_log: scim::log::ScimLog,
     /// Peers whose `X-Slotpool-User` header is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Largest request body accepted.
@@ -94,8 +99,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/notices/stream", web::get().to(admin::notices_stream))
             .route("/users", web::get().to(admin::list_users))
             .route("/users/{user}", web::get().to(admin::get_user))
-            .route("/users/{user}", web::put().to(admin::put_user)),
+            .route("/users/{user}", web::put().to(admin::put_user))
+            .route("/scim/log", web::get().to(scim::admin_log))
+            .route("/products/{product}/sync", web::post().to(admin::run_sync))
+            .route(
+                "/products/{product}/sync",
+                web::get().to(admin::sync_report),
+            ),
     )
+    .configure(scim::routes)
     .route("/healthz", web::get().to(ops::healthz))
     .route("/healthz", web::head().to(ops::healthz))
     .route("/readyz", web::get().to(ops::readyz))
