@@ -1413,6 +1413,7 @@ proptest! {
             let (user, active) = match command {
                 DirectoryCommand::Ensure { user } => (user, None),
                 DirectoryCommand::SetActive { user, active } => (user, Some(*active)),
+                other => unreachable!("only legacy commands are generated: {other:?}"),
             };
             if !model.contains_key(user) {
                 model.insert(user.clone(), true);
