@@ -758,3 +758,118 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NAMES: [&str; 5] = ["ann", "ANN", "bob", "Cy", "cy"];
+    const IDS: [&str; 4] = ["u1", "u2", "u3", "u4"];
+    const GROUPS: [&str; 3] = ["g1", "g2", "g3"];
+
+    fn command() -> impl Strategy<Value = DirectoryCommand> {
+        let id = prop::sample::select(IDS.to_vec()).prop_map(String::from);
+        let gid = prop::sample::select(GROUPS.to_vec()).prop_map(String::from);
+        let name = prop::sample::select(NAMES.to_vec()).prop_map(String::from);
+        let members = prop::collection::vec(
+            prop::sample::select(IDS.to_vec()).prop_map(String::from),
+            0..4,
+        );
+        prop_oneof![
+            (id.clone(), name.clone(), any::<bool>()).prop_map(|(id, user, active)| {
+                DirectoryCommand::CreateUser {
+                    id,
+                    input: UserInput {
+                        user,
+                        active,
+                        profile: Profile::default(),
+                    },
+                }
+            }),
+            (id.clone(), name.clone(), any::<bool>()).prop_map(|(id, user, active)| {
+                DirectoryCommand::ReplaceUser {
+                    id,
+                    input: UserInput {
+                        user,
+                        active,
+                        profile: Profile::default(),
+                    },
+                    if_version: None,
+                }
+            }),
+            id.prop_map(|id| DirectoryCommand::DeleteUser {
+                id,
+                if_version: None
+            }),
+            (gid.clone(), members.clone()).prop_map(|(id, members)| {
+                DirectoryCommand::CreateGroup {
+                    id: id.clone(),
+                    input: GroupInput {
+                        display_name: id,
+                        external_id: None,
+                        members,
+                    },
+                }
+            }),
+            (gid.clone(), members).prop_map(|(id, members)| DirectoryCommand::ReplaceGroup {
+                id: id.clone(),
+                input: GroupInput {
+                    display_name: id,
+                    external_id: None,
+                    members
+                },
+                if_version: None,
+            }),
+            gid.prop_map(|id| DirectoryCommand::DeleteGroup {
+                id,
+                if_version: None
+            }),
+            name.clone()
+                .prop_map(|user| DirectoryCommand::Ensure { user }),
+            (name, any::<bool>())
+                .prop_map(|(user, active)| DirectoryCommand::SetActive { user, active }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// After any history: names are unique without regard to case, ids map to their
+        /// users, every group member is an existing user, a refused command recorded
+        /// nothing, and replaying the events gives the same state.
+        #[test]
+        fn names_stay_unique_and_memberships_consistent(commands in prop::collection::vec(command(), 1..60)) {
+            let mut state = DirectoryState::new();
+            let mut journal = Vec::new();
+            for (i, c) in commands.iter().enumerate() {
+                let before = state.users().len();
+                match state.decide(c) {
+                    Ok(events) => {
+                        for e in events {
+                            state.apply_at(&e, Timestamp::from_millis(i as i64));
+                            journal.push((e, i));
+                        }
+                    }
+                    Err(_) => prop_assert_eq!(state.users().len(), before),
+                }
+                let mut lower = std::collections::HashSet::new();
+                for u in state.users() {
+                    prop_assert!(lower.insert(u.user.to_lowercase()), "duplicate name {}", u.user);
+                    prop_assert_eq!(state.user_by_id(&u.id).map(|x| &x.user), Some(&u.user));
+                }
+                for g in state.groups() {
+                    for m in &g.members {
+                        prop_assert!(state.user(m).is_some(), "group {} has a deleted member {}", g.id, m);
+                    }
+                }
+            }
+            let mut replayed = DirectoryState::new();
+            for (e, i) in &journal {
+                replayed.apply_at(e, Timestamp::from_millis(*i as i64));
+            }
+            prop_assert_eq!(replayed.users(), state.users());
+            prop_assert_eq!(replayed.groups().collect::<Vec<_>>(), state.groups().collect::<Vec<_>>());
+        }
+    }
+}
