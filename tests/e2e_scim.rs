@@ -466,4 +466,20 @@ fn okta_and_entra_sequences_errors_deprovisioning_sync_eligibility_and_restart()
         204
     );
     assert_eq!(s.ok("GET", "/Users", None, 200)["totalResults"], json!(2));
+    // A holder deleted and created again under the same name is active again in the pool.
+    assert_eq!(a.holders("jira"), vec!["ann@example.com".to_string()]);
+    assert_eq!(
+        s.call("DELETE", &format!("/Users/{ann_id}"), None).status,
+        204
+    );
+    assert!(a.holders("jira").is_empty());
+    common::assert_problem(&a.request("jira", "ann@example.com"), 403, "deactivated");
+    let again = s.ok(
+        "POST",
+        "/Users",
+        Some(&okta_user("ann@example.com", "R&D")),
+        201,
+    );
+    assert_ne!(again["id"].as_str(), Some(ann_id.as_str()));
+    assert_eq!(a.request("jira", "ann@example.com").state(), "granted");
 }

@@ -214,8 +214,27 @@ fn activity_changes(events: &[DirectoryEvent]) -> Vec<Command> {
 impl Handler<Change> for DirectoryActor {
     type Result = AtomicResponse<Self, Result<Vec<DirectoryEvent>, ActorError>>;
 
+    /// Besides the recorded (de)activations, a user whose profile was set is told to every
+    /// product with their active state: a user deleted (so deactivated in the pools) and
+    /// created again under the same name is active again everywhere.
     fn handle(&mut self, msg: Change, _ctx: &mut Self::Context) -> Self::Result {
         let recorded = self.record(&msg.command, msg.cause);
+        let mut commands = recorded
+            .as_ref()
+            .map(|e| activity_changes(e))
+            .unwrap_or_default();
+        if let Ok(events) = &recorded {
+            for e in events {
+                if let DirectoryEvent::UserProfiled { user, .. } = e {
+                    if let Some(u) = self.state.user(user) {
+                        commands.push(Command::SetActive {
+                            user: user.clone(),
+                            active: u.active,
+                        });
+                    }
+                }
+            }
+        }
         let barrier = self.barrier();
         let targets = self.targets();
         let cause = msg.cause;
@@ -223,7 +242,7 @@ impl Handler<Change> for DirectoryActor {
             async move {
                 let events = recorded?;
                 barrier.await?;
-                for command in activity_changes(&events) {
+                for command in commands {
                     tell_all(targets.clone(), command, cause).await?;
                 }
                 Ok(events)
