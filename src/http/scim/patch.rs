@@ -247,10 +247,30 @@ fn apply_op(
         }
         (_, Some(f), sub) => {
             let value = value.ok_or_else(|| err("invalidValue", format!("{op} needs a value")))?;
-            let items = match map.get_mut(&key) {
-                Some(Value::Array(items)) => items,
-                _ => return Err(err("noTarget", format!("{path:?} matches nothing"))),
+            let slot = map.entry(key).or_insert_with(|| Value::Array(Vec::new()));
+            if !slot.is_array() {
+                *slot = Value::Array(Vec::new());
+            }
+            let Value::Array(items) = slot else {
+                return Err(err("noTarget", format!("{path:?} matches nothing")));
             };
+            // Entra ID sets `emails[type eq "work"].value` on a user with no work address:
+            // an element with that `type` is created.
+            if !items.iter().any(|i| f.matches(i)) {
+                if let Filter::Compare(by, filter::Op::Eq, Value::String(v)) = f {
+                    let mut element = Map::new();
+                    element.insert(by.name.clone(), Value::String(v.clone()));
+                    match (sub, &value) {
+                        (Some(sub), _) => {
+                            element.insert(sub.clone(), value.clone());
+                        }
+                        (None, Value::Object(fields)) => element.extend(fields.clone()),
+                        (None, _) => {}
+                    }
+                    items.push(Value::Object(element));
+                    return Ok(());
+                }
+            }
             let mut hit = false;
             for i in items.iter_mut().filter(|i| f.matches(i)) {
                 hit = true;
@@ -345,6 +365,11 @@ mod tests {
             ]),
         );
         assert_eq!(r["emails"], json!([{"value": "x@y", "type": "work"}]));
+        let r = patch(
+            json!({"userName": "dee"}),
+            json!([{"op": "Add", "path": "emails[type eq \"work\"].value", "value": "d@c"}]),
+        );
+        assert_eq!(r["emails"], json!([{"type": "work", "value": "d@c"}]));
 
         let group = json!({"displayName": "g", "members": [{"value": "1"}, {"value": "2"}]});
         let r = patch(
@@ -387,7 +412,7 @@ mod tests {
             json!({"Operations": [{"op": "remove"}]}),
             json!({"Operations": [{"op": "replace", "value": 3}]}),
             json!({"Operations": [{"op": "add", "path": "emails[type eq", "value": 3}]}),
-            json!({"Operations": [{"op": "replace", "path": "emails[type eq \"x\"].value", "value": 3}]}),
+            json!({"Operations": [{"op": "replace", "path": "emails[type co \"x\"].value", "value": 3}]}),
             json!({"Operations": [{"op": "add", "path": "userName"}]}),
         ] {
             assert!(apply(&mut r, &body).is_err(), "{body}");
