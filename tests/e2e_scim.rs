@@ -244,6 +244,21 @@ fn okta_and_entra_sequences_errors_deprovisioning_sync_eligibility_and_restart()
                "eligibility": {"attribute": "department", "in": ["R&D", "Support"]}}),
     );
     assert!(r.status == 201, "{}", r.body);
+    // Bad identity settings are refused and change nothing.
+    for bad in [
+        json!({"eligibility": {"attribute": "department", "in": []}}),
+        json!({"eligibility": {"department": "R&D"}}),
+        json!({"sync_interval_s": 5}),
+        json!({"source_groups": [""]}),
+    ] {
+        let mut settings = json!({"kind": "jira", "licence_tier": 10, "shared_slots": 1});
+        if let (Some(o), Some(b)) = (settings.as_object_mut(), bad.as_object()) {
+            o.extend(b.clone());
+        }
+        let r = a.admin("PUT", "/admin/v1/products/jira", Some(&settings));
+        common::assert_problem(&r, 422, "invalid_settings");
+    }
+    assert_eq!(a.product("jira")["source_groups"], json!(["jira-users"]));
     // Okta pushes a group: create (empty), then PATCH add members.
     let group = s.ok(
         "POST",
