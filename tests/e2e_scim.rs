@@ -340,6 +340,15 @@ fn okta_and_entra_sequences_errors_deprovisioning_sync_eligibility_and_restart()
     assert_eq!(dee["displayName"], json!("Dee D"));
     assert_eq!(dee[ENTERPRISE]["department"], json!("Support"));
     assert_eq!(dee["emails"][0]["value"], json!("dee@contoso.com"));
+    // Entra's matching query by work e-mail.
+    let by_mail = s.ok(
+        "GET",
+        "/Users?filter=emails%5Btype%20eq%20%22work%22%5D.value%20eq%20%22DEE%40contoso.com%22",
+        None,
+        200,
+    );
+    assert_eq!(by_mail["totalResults"], json!(1));
+    assert_eq!(by_mail["Resources"][0]["id"], json!(dee_id));
     // Entra group: create with a member, remove it with a value list, then add again.
     let eg = s.ok("POST", "/Groups", Some(&json!({"schemas": [GROUP], "externalId": "8aa1a0c0", "displayName": "Group1DisplayName", "members": [{"value": dee_id}]})), 201);
     let eg_id = eg["id"].as_str().expect("id").to_string();

@@ -224,11 +224,34 @@ impl Parser {
             self.enter()?;
             let inner = self.filter()?;
             self.depth -= 1;
-            return match self.next() {
-                Some(Token::CloseBracket) => Ok(Filter::ValuePath(path, Box::new(inner))),
-                _ => Err(FilterError("expected ']'".into())),
+            if self.next() != Some(Token::CloseBracket) {
+                return Err(FilterError("expected ']'".into()));
+            }
+            // Entra ID's `emails[type eq "work"].value eq "x"`: a sub-attribute of the
+            // matching element, compared.
+            let sub = match self.peek() {
+                Some(Token::Word(w)) if w.starts_with('.') => Some(w[1..].to_string()),
+                _ => None,
             };
+            let Some(sub) = sub else {
+                return Ok(Filter::ValuePath(path, Box::new(inner)));
+            };
+            self.pos += 1;
+            let sub = parse_path(&sub)?;
+            if sub.urn.is_some() || sub.sub.is_some() {
+                return Err(FilterError("bad sub-attribute after ']'".into()));
+            }
+            let test = self.comparison(sub)?;
+            return Ok(Filter::ValuePath(
+                path,
+                Box::new(Filter::And(Box::new(inner), Box::new(test))),
+            ));
         }
+        self.comparison(path)
+    }
+
+    /// `op value` or `pr` after an attribute path.
+    fn comparison(&mut self, path: AttrPath) -> Result<Filter, FilterError> {
         let op = match self.next() {
             Some(Token::Word(w)) => w.to_ascii_lowercase(),
             _ => return Err(FilterError("expected an operator".into())),
@@ -467,6 +490,9 @@ mod tests {
         assert!(!ok("active eq false"));
         assert!(ok(r#"emails.value eq "ann@home.org""#));
         assert!(ok(r#"emails[type eq "work" and value co "example"]"#));
+        assert!(ok(r#"emails[type eq "work"].value eq "ANN@example.com""#));
+        assert!(!ok(r#"emails[type eq "home"].value eq "ann@example.com""#));
+        assert!(ok(r#"emails[type eq "home"].value pr and active eq true"#));
         assert!(!ok(r#"emails[type eq "other"]"#));
         assert!(ok(r#"meta.lastModified gt "2026-01-01T00:00:00Z""#));
         assert!(ok(r#"meta.lastModified le "2026-11-23T10:00:00Z""#));
@@ -493,6 +519,8 @@ mod tests {
             "userName eq \"a\" and",
             "userName eq \"a\" extra",
             "emails[type eq \"work\"",
+            "emails[type eq \"work\"].value",
+            "emails[type eq \"work\"].a.b eq \"x\"",
             "not userName eq \"a\"",
             "1abc eq \"a\"",
             "userName eq bareword",
