@@ -402,6 +402,29 @@ mod tests {
         assert_eq!(r["displayName"], json!("h"));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 1000, ..Default::default() })]
+
+        /// Any path, op and value: an answer, never a panic.
+        #[test]
+        fn arbitrary_patches_never_panic(
+            op in "(?i)(add|remove|replace|[a-z]{0,6})",
+            path in proptest::option::of("[a-zA-Z.:\\[\\] \"]{0,30}"),
+            value in proptest::option::of(proptest::prop_oneof![
+                proptest::strategy::Just(json!(true)),
+                proptest::strategy::Just(json!("x")),
+                proptest::strategy::Just(json!([{"value": "1"}])),
+                proptest::strategy::Just(json!({"active": "False", "name.givenName": "a"})),
+            ]),
+        ) {
+            let mut r = json!({"userName": "ann", "emails": [{"value": "a@b", "type": "work"}], "members": [{"value": "1"}]});
+            let mut o = json!({"op": op});
+            if let Some(p) = path { o["path"] = json!(p); }
+            if let Some(v) = value { o["value"] = v; }
+            let _ = apply(&mut r, &json!({"Operations": [o]}));
+        }
+    }
+
     #[test]
     fn bad_patches_are_errors() {
         let mut r = json!({"userName": "ann"});
