@@ -35,7 +35,7 @@ impl Users {
         let names: Vec<String> = (0..n).map(|i| format!("user-{i:05}@example.com")).collect();
         let by = |f: fn(String) -> Command| names.iter().cloned().map(f).collect::<Vec<_>>();
         Users {
-            request: by(|user| Command::Request { user }),
+            request: by(Command::request),
             release: by(|user| Command::Release { user }),
             activity: by(|user| Command::Activity { user }),
             names,

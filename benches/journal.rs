@@ -347,7 +347,7 @@ fn build_history(journal: &Journal, id: &StreamId, n: usize) {
                 Some(Standing::Holding { .. }) if roll < 64 => Command::Release { user },
                 Some(Standing::Holding { .. }) => Command::Activity { user },
                 Some(Standing::Queued { .. }) => Command::Release { user },
-                _ => Command::Request { user },
+                _ => Command::request(user),
             }
         });
         let at = Timestamp::from_millis(now);

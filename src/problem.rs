@@ -5,6 +5,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 use slotpool_actors::ActorError;
+use slotpool_events::DirectoryRefusal;
 use slotpool_events::Refusal;
 use std::fmt;
 
@@ -110,6 +111,7 @@ impl From<Refusal> for Problem {
             Refusal::UnknownRequest => (StatusCode::NOT_FOUND, "Unknown request"),
             Refusal::DuplicateRequest { .. } => (StatusCode::CONFLICT, "Duplicate request"),
             Refusal::RequestClosed { .. } => (StatusCode::CONFLICT, "Request closed"),
+            Refusal::NotEligible => (StatusCode::FORBIDDEN, "Not eligible"),
         };
         Problem::new(status, r.code(), title, r.to_string())
     }
@@ -119,6 +121,7 @@ impl From<ActorError> for Problem {
     fn from(e: ActorError) -> Self {
         match e {
             ActorError::Refused(r) => r.into(),
+            ActorError::Directory(d) => d.into(),
             ActorError::Journal(j) => {
                 tracing::error!(error = %j, "journal error");
                 Problem::new(
@@ -141,5 +144,29 @@ impl From<ActorError> for Problem {
 impl From<actix::MailboxError> for Problem {
     fn from(e: actix::MailboxError) -> Self {
         ActorError::from(e).into()
+    }
+}
+
+impl From<DirectoryRefusal> for Problem {
+    fn from(r: DirectoryRefusal) -> Self {
+        let (status, title, reason) = match &r {
+            DirectoryRefusal::Uniqueness(_) => (StatusCode::CONFLICT, "Name taken", "uniqueness"),
+            DirectoryRefusal::UnknownUser(_) => {
+                (StatusCode::NOT_FOUND, "Unknown user", "unknown_user")
+            }
+            DirectoryRefusal::UnknownGroup(_) => {
+                (StatusCode::NOT_FOUND, "Unknown group", "unknown_group")
+            }
+            DirectoryRefusal::Mutability(_) => (StatusCode::BAD_REQUEST, "Immutable", "mutability"),
+            DirectoryRefusal::InvalidValue(_) => {
+                (StatusCode::BAD_REQUEST, "Invalid value", "invalid_value")
+            }
+            DirectoryRefusal::VersionMismatch { .. } => (
+                StatusCode::PRECONDITION_FAILED,
+                "Version mismatch",
+                "version_mismatch",
+            ),
+        };
+        Problem::new(status, reason, title, r.to_string())
     }
 }

@@ -44,17 +44,24 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     if let TokenSource::Generated(p) | TokenSource::Stored(p) = &admin_source {
         tracing::info!(file = %p.display(), "admin token kept in the data dir; set SLOTPOOL_ADMIN_TOKEN or admin_token_file to choose your own");
     }
-    // Issue C serves SCIM; its token is loaded now so that a bad one fails early.
-    let _scim = load_token(
+    let scim = load_token(
         "SLOTPOOL_SCIM_TOKEN",
         config.scim_token_file.as_deref(),
-        None,
+        Some(&config.data_dir.join("scim_token")),
     )?;
+    let scim_token = scim.map(|(hash, source)| {
+        println!("slotpool: SCIM token {source}");
+        hash
+    });
 
-    actix_web::rt::System::new().block_on(serve(config, admin_token))
+    actix_web::rt::System::new().block_on(serve(config, admin_token, scim_token))
 }
 
-async fn serve(config: Config, admin_token: crate::secrets::TokenHash) -> Result<(), Failure> {
+async fn serve(
+    config: Config,
+    admin_token: crate::secrets::TokenHash,
+    scim_token: Option<crate::secrets::TokenHash>,
+) -> Result<(), Failure> {
     let registry = prometheus::Registry::new();
     let metrics = Metrics::new(&registry).map_err(|e| Failure::Runtime(e.to_string()))?;
     #[cfg(target_os = "linux")]
@@ -101,6 +108,8 @@ async fn serve(config: Config, admin_token: crate::secrets::TokenHash) -> Result
     let state = web::Data::new(AppState {
         services,
         admin_token,
+        scim_token,
+        scim_log: Default::default(),
         trusted_proxies: config.trusted_proxies.clone(),
         max_body_bytes: config.max_body_bytes,
         registry,

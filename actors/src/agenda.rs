@@ -14,6 +14,8 @@ pub enum Job {
     Hourly,
     /// The nightly directory hygiene (rule 8).
     Nightly,
+    /// The scheduled source-group sync of one product (rule 9, `sync_interval_s`).
+    Sync(String),
 }
 
 /// Due jobs in time order, at most one entry per job (the earliest asked for).

@@ -1,5 +1,6 @@
-//! The directory actor: owns users and their active state (its own journal stream), and
-//! carries a user's change of state into every product.
+//! The directory actor: owns users, groups and memberships (its own journal stream),
+//! carries a user's change of active state into every product, and runs source-group
+//! syncs (rule 9).
 //!
 //! It answers one message at a time, awaiting the products it informs before taking the
 //! next ([`AtomicResponse`]). That serialises "enrol user U" against "deactivate user U",
@@ -8,12 +9,13 @@
 use crate::clock::SharedClock;
 use crate::durable::{ask, durable};
 use crate::error::ActorError;
-use crate::product::{Execute, Executed, ProductActor};
+use crate::product::{Execute, Executed, ProductActor, Read};
 use crate::registry::Products;
 use actix::prelude::*;
 use futures_util::future::join_all;
 use slotpool_events::{
-    Command, DirectoryCommand, DirectoryState, DirectoryUser, Journal, StreamId, StreamTip,
+    sync, Command, DirectoryCommand, DirectoryEvent, DirectoryRefusal, DirectoryState,
+    DirectoryUser, Journal, SkipReason, Skipped, StreamId, StreamTip, SyncReport,
 };
 use uuid::Uuid;
 
@@ -53,8 +55,48 @@ pub struct LookupUser {
 
 /// Every user, sorted by name.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Vec<(String, DirectoryUser)>, ActorError>")]
+#[rtype(result = "Result<Vec<DirectoryUser>, ActorError>")]
 pub struct ListUsers;
+
+/// Any directory command (SCIM's creates, replaces and deletes): decided, recorded, and
+/// every resulting change of a user's active state carried into every product before
+/// the answer. Answers with the recorded events.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<DirectoryEvent>, ActorError>")]
+pub struct Change {
+    pub command: DirectoryCommand,
+    pub cause: Uuid,
+}
+
+type DirectoryReadFn<R> = Box<dyn FnOnce(&DirectoryState) -> R + Send>;
+
+/// Runs a closure over the directory state (answered once everything it reflects is
+/// durable).
+pub struct ReadDirectory<R: 'static>(DirectoryReadFn<R>);
+
+impl<R: 'static> ReadDirectory<R> {
+    /// A read of the directory.
+    pub fn new(f: impl FnOnce(&DirectoryState) -> R + Send + 'static) -> Self {
+        ReadDirectory(Box::new(f))
+    }
+}
+
+impl<R: 'static> Message for ReadDirectory<R> {
+    type Result = Result<R, ActorError>;
+}
+
+/// Synchronise a product's pool with its source groups now (rule 9); answers with the
+/// report, which is also recorded.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<SyncReport, ActorError>")]
+pub struct SyncProduct {
+    /// The product's id (named in the report).
+    pub id: String,
+    pub product: Addr<ProductActor>,
+    /// `manual` or `scheduled`, kept in the report.
+    pub trigger: &'static str,
+    pub cause: Uuid,
+}
 
 /// Tell every product again about every deactivated user: repairs a crash between the
 /// directory recording a deactivation and the products hearing of it. Idempotent.
@@ -93,30 +135,27 @@ impl DirectoryActor {
         }
     }
 
-    /// Decides, appends and applies a directory command; returns the user afterwards.
+    /// Decides, appends and applies a directory command; returns the recorded events.
     fn record(
         &mut self,
-        command: DirectoryCommand,
+        command: &DirectoryCommand,
         cause: Uuid,
-    ) -> Result<(String, DirectoryUser), ActorError> {
-        let events = self.state.decide(&command);
+    ) -> Result<Vec<DirectoryEvent>, ActorError> {
+        let events = self.state.decide(command)?;
         if !events.is_empty() {
             let now = self.clock.now();
             self.last_ticket =
                 self.journal
                     .append(&StreamId::Directory, &mut self.tip, cause, now, &events)?;
             for e in &events {
-                self.state.apply(e);
+                self.state.apply_at(e, now);
             }
         }
-        let user = match command {
-            DirectoryCommand::Ensure { user } | DirectoryCommand::SetActive { user, .. } => user,
-        };
-        let record = self
-            .state
-            .user(&user)
-            .unwrap_or(DirectoryUser { active: true });
-        Ok((user, record))
+        Ok(events)
+    }
+
+    fn targets(&self) -> Vec<Addr<ProductActor>> {
+        self.products.all().into_iter().map(|(_, a)| a).collect()
     }
 
     fn barrier(&self) -> impl std::future::Future<Output = Result<(), ActorError>> + use<> {
@@ -154,23 +193,85 @@ async fn tell_all(
     Ok(())
 }
 
+/// The product commands that carry `events`' changes of active state.
+fn activity_changes(events: &[DirectoryEvent]) -> Vec<Command> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            DirectoryEvent::UserDeactivated { user } => Some(Command::SetActive {
+                user: user.clone(),
+                active: false,
+            }),
+            DirectoryEvent::UserReactivated { user } => Some(Command::SetActive {
+                user: user.clone(),
+                active: true,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Handler<Change> for DirectoryActor {
+    type Result = AtomicResponse<Self, Result<Vec<DirectoryEvent>, ActorError>>;
+
+    /// Besides the recorded (de)activations, a user whose profile was set is told to every
+    /// product with their active state: a user deleted (so deactivated in the pools) and
+    /// created again under the same name is active again everywhere.
+    fn handle(&mut self, msg: Change, _ctx: &mut Self::Context) -> Self::Result {
+        let recorded = self.record(&msg.command, msg.cause);
+        let mut commands = recorded
+            .as_ref()
+            .map(|e| activity_changes(e))
+            .unwrap_or_default();
+        if let Ok(events) = &recorded {
+            for e in events {
+                if let DirectoryEvent::UserProfiled { user, .. } = e {
+                    if let Some(u) = self.state.user(user) {
+                        commands.push(Command::SetActive {
+                            user: user.clone(),
+                            active: u.active,
+                        });
+                    }
+                }
+            }
+        }
+        let barrier = self.barrier();
+        let targets = self.targets();
+        let cause = msg.cause;
+        AtomicResponse::new(Box::pin(
+            async move {
+                let events = recorded?;
+                barrier.await?;
+                for command in commands {
+                    tell_all(targets.clone(), command, cause).await?;
+                }
+                Ok(events)
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
 impl Handler<SetUserActive> for DirectoryActor {
     type Result = AtomicResponse<Self, Result<DirectoryUser, ActorError>>;
 
     fn handle(&mut self, msg: SetUserActive, _ctx: &mut Self::Context) -> Self::Result {
         let recorded = self.record(
-            DirectoryCommand::SetActive {
-                user: msg.user,
+            &DirectoryCommand::SetActive {
+                user: msg.user.clone(),
                 active: msg.active,
             },
             msg.cause,
         );
+        let record = self.state.user(&msg.user).cloned();
         let barrier = self.barrier();
-        let targets: Vec<_> = self.products.all().into_iter().map(|(_, a)| a).collect();
+        let targets = self.targets();
         let cause = msg.cause;
+        let user = msg.user;
         AtomicResponse::new(Box::pin(
             async move {
-                let (user, record) = recorded?;
+                recorded?;
+                let record = record.ok_or(DirectoryRefusal::UnknownUser(user.clone()))?;
                 barrier.await?;
                 let command = Command::SetActive {
                     user,
@@ -194,8 +295,15 @@ impl Handler<Provision> for DirectoryActor {
         let user = match &msg.change {
             Membership::Enrol(u) | Membership::GiveFixed(u) => u.clone(),
         };
-        let known = self.state.user(&user);
-        let active = known.is_none_or(|u| u.active);
+        let known = self.state.user(&user).map(|u| u.active);
+        let conflict = match (known, self.state.user_ignoring_case(&user)) {
+            (None, Some(other)) => Some(DirectoryRefusal::Uniqueness(format!(
+                "{user} (the directory has {:?})",
+                other.user
+            ))),
+            _ => None,
+        };
+        let active = known.unwrap_or(true);
         let command = match msg.change {
             Membership::Enrol(_) => Command::Enrol {
                 user: user.clone(),
@@ -207,12 +315,17 @@ impl Handler<Provision> for DirectoryActor {
             },
         };
         let cause = msg.cause;
-        let ask =
-            async move { ask(&msg.product, Execute { command, cause }).await }.into_actor(self);
+        let ask = async move {
+            if let Some(refusal) = conflict {
+                return Err(refusal.into());
+            }
+            ask(&msg.product, Execute { command, cause }).await
+        }
+        .into_actor(self);
         AtomicResponse::new(Box::pin(ask.then(move |result, act, _ctx| {
             let created = match (&result, known) {
                 (Ok(_), None) => act
-                    .record(DirectoryCommand::Ensure { user }, cause)
+                    .record(&DirectoryCommand::Ensure { user }, cause)
                     .map(|_| ()),
                 _ => Ok(()),
             };
@@ -231,7 +344,7 @@ impl Handler<LookupUser> for DirectoryActor {
     type Result = ResponseFuture<Result<Option<DirectoryUser>, ActorError>>;
 
     fn handle(&mut self, msg: LookupUser, _ctx: &mut Self::Context) -> Self::Result {
-        let found = self.state.user(&msg.user);
+        let found = self.state.user(&msg.user).cloned();
         let barrier = self.barrier();
         Box::pin(async move {
             barrier.await?;
@@ -241,10 +354,10 @@ impl Handler<LookupUser> for DirectoryActor {
 }
 
 impl Handler<ListUsers> for DirectoryActor {
-    type Result = ResponseFuture<Result<Vec<(String, DirectoryUser)>, ActorError>>;
+    type Result = ResponseFuture<Result<Vec<DirectoryUser>, ActorError>>;
 
     fn handle(&mut self, _msg: ListUsers, _ctx: &mut Self::Context) -> Self::Result {
-        let users = self.state.users();
+        let users = self.state.users().into_iter().cloned().collect();
         let barrier = self.barrier();
         Box::pin(async move {
             barrier.await?;
@@ -261,8 +374,8 @@ impl Handler<Reconcile> for DirectoryActor {
             .state
             .users()
             .into_iter()
-            .filter(|(_, u)| !u.active)
-            .map(|(name, _)| name)
+            .filter(|u| !u.active)
+            .map(|u| u.user.clone())
             .collect();
         let targets: Vec<_> = self.products.all().into_iter().map(|(_, a)| a).collect();
         AtomicResponse::new(Box::pin(
@@ -278,5 +391,113 @@ impl Handler<Reconcile> for DirectoryActor {
             }
             .into_actor(self),
         ))
+    }
+}
+
+impl<R: Send + 'static> Handler<ReadDirectory<R>> for DirectoryActor {
+    type Result = ResponseFuture<Result<R, ActorError>>;
+
+    fn handle(&mut self, msg: ReadDirectory<R>, _ctx: &mut Self::Context) -> Self::Result {
+        let answer = (msg.0)(&self.state);
+        let barrier = self.barrier();
+        Box::pin(async move {
+            barrier.await?;
+            Ok(answer)
+        })
+    }
+}
+
+impl Handler<SyncProduct> for DirectoryActor {
+    type Result = AtomicResponse<Self, Result<SyncReport, ActorError>>;
+
+    /// Reads the product's members, plans the sync in the pure core with the directory as
+    /// it is now, carries the plan out with the product's ordinary commands (a refused
+    /// one is reported, not fatal), and records the report.
+    fn handle(&mut self, msg: SyncProduct, _ctx: &mut Self::Context) -> Self::Result {
+        let product = msg.product.clone();
+        let read = async move {
+            ask(
+                &product,
+                Read::new(|s, _| {
+                    let (members, fixed) = s.members_and_fixed();
+                    (s.settings().cloned(), members, fixed)
+                }),
+            )
+            .await
+        }
+        .into_actor(self);
+        let cause = msg.cause;
+        let trigger = msg.trigger;
+        let target = msg.product;
+        let id = msg.id;
+        AtomicResponse::new(Box::pin(read.then(move |read, act, _ctx| {
+            let planned = read.map(|(settings, members, fixed)| {
+                let settings = settings.unwrap_or_else(|| {
+                    slotpool_events::Settings::new(slotpool_events::ProductKind::Generic, 1, 0)
+                });
+                let plan = sync::plan(&act.state, &settings, &members, &fixed);
+                (settings.source_groups, plan)
+            });
+            async move {
+                let (source_groups, plan) = planned?;
+                let mut report = SyncReport {
+                    trigger: trigger.to_string(),
+                    source_groups,
+                    skipped: plan.skipped,
+                    missing_groups: plan.missing_groups,
+                    ..SyncReport::default()
+                };
+                for user in plan.add {
+                    let command = Command::Enrol {
+                        user: user.clone(),
+                        active: true,
+                    };
+                    match ask(&target, Execute { command, cause }).await {
+                        Ok(_) => report.added.push(user),
+                        Err(ActorError::Refused(r)) => report.skipped.push(Skipped {
+                            user,
+                            why: SkipReason::Refused(r.code().to_string()),
+                        }),
+                        Err(e) => return Err(e),
+                    }
+                }
+                for removal in plan.remove {
+                    let command = Command::Remove {
+                        user: removal.user.clone(),
+                    };
+                    match ask(&target, Execute { command, cause }).await {
+                        Ok(_) => report.removed.push(removal),
+                        Err(ActorError::Refused(r)) => report.skipped.push(Skipped {
+                            user: removal.user,
+                            why: SkipReason::Refused(r.code().to_string()),
+                        }),
+                        Err(e) => return Err(e),
+                    }
+                }
+                report.skipped.sort();
+                Ok(report)
+            }
+            .into_actor(act)
+            .then(move |report: Result<SyncReport, ActorError>, act, _ctx| {
+                let recorded = report.and_then(|mut report| {
+                    report.at = act.clock.now();
+                    act.record(
+                        &DirectoryCommand::RecordSync {
+                            product: id,
+                            report: report.clone(),
+                        },
+                        cause,
+                    )?;
+                    Ok(report)
+                });
+                let barrier = act.barrier();
+                async move {
+                    let report = recorded?;
+                    barrier.await?;
+                    Ok(report)
+                }
+                .into_actor(act)
+            })
+        })))
     }
 }

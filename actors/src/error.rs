@@ -1,6 +1,6 @@
 //! What can go wrong between a caller and an actor.
 
-use slotpool_events::{JournalError, Refusal};
+use slotpool_events::{DirectoryRefusal, JournalError, Refusal};
 use thiserror::Error;
 
 /// Why an actor could not carry out a message.
@@ -12,6 +12,9 @@ pub enum ActorError {
     /// The journal could not make the change durable (the service is unhealthy).
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The directory refused a command (a 4xx for the caller).
+    #[error(transparent)]
+    Directory(#[from] DirectoryRefusal),
     /// The actor is gone (shutting down).
     #[error("the actor is not running")]
     Stopped,

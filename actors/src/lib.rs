@@ -25,7 +25,8 @@ pub use connector::{
     TransportFactory,
 };
 pub use directory::{
-    DirectoryActor, ListUsers, LookupUser, Membership, Provision, Reconcile, SetUserActive,
+    Change, DirectoryActor, ListUsers, LookupUser, Membership, Provision, ReadDirectory, Reconcile,
+    SetUserActive, SyncProduct,
 };
 pub use durable::{ask, Pending};
 pub use error::ActorError;

@@ -230,6 +230,7 @@ impl ProductActor {
             self.notify(&events, now);
             self.raise_notices(&events);
             self.ask_for_sweep(now);
+            self.ask_for_sync(&events, now);
             self.maybe_snapshot(now);
             self.tell_connector(&events);
         } else if let Command::Activity { user } = &msg.command {
@@ -237,9 +238,9 @@ impl ProductActor {
             self.presence.recent_activity.insert(user.clone(), now);
         }
         let view = match &msg.command {
-            Command::Request { user } | Command::Release { user } | Command::Activity { user } => {
-                Some(self.state.slot_view(user, now))
-            }
+            Command::Request { user, .. }
+            | Command::Release { user }
+            | Command::Activity { user } => Some(self.state.slot_view(user, now)),
             _ => None,
         };
         Ok(Executed {
@@ -407,6 +408,21 @@ impl ProductActor {
         {
             Ok(()) => self.metrics.snapshots_written.inc(),
             Err(e) => tracing::warn!(product = %self.id, error = %e, "snapshot not written"),
+        }
+    }
+
+    /// After new settings with a sync schedule, asks the scheduler for the next sync (the
+    /// agenda keeps the earliest asked for).
+    fn ask_for_sync(&self, events: &[ProductEvent], now: Timestamp) {
+        let interval = events.iter().rev().find_map(|e| match e {
+            ProductEvent::Configured { settings } => Some(settings.sync_interval_s),
+            _ => None,
+        });
+        if let (Some(interval @ 1..), Some(scheduler)) = (interval, self.scheduler.get()) {
+            scheduler.do_send(Schedule {
+                job: Job::Sync(self.id.clone()),
+                at: now.plus_secs(interval),
+            });
         }
     }
 

@@ -47,8 +47,9 @@ pub async fn recover(
         },
     );
     let mut directory = DirectoryState::new();
-    let directory_tip = journal
-        .replay::<DirectoryEvent>(&StreamId::Directory, |env| directory.apply(&env.event))?;
+    let directory_tip = journal.replay::<DirectoryEvent>(&StreamId::Directory, |env| {
+        directory.apply_at(&env.event, env.timestamp)
+    })?;
     let mut recovered = 0usize;
     for stream in journal.streams()? {
         if let StreamId::Product(id) = &stream {

@@ -1,5 +1,6 @@
 //! The scheduler: sends every "it is now T" command: product sweeps at their due times,
-//! the hourly tier reconciliation, the nightly hygiene.
+//! the hourly tier reconciliation, the nightly hygiene, each product's scheduled
+//! source-group sync.
 //!
 //! The [`SchedulerActor`] owns the [`Agenda`]. A driver pops due jobs and runs them one
 //! at a time, each at its own instant: in `serve` a task that sleeps until the next job
@@ -10,10 +11,10 @@
 
 use crate::agenda::{next_hour, next_local_time, Agenda, Job};
 use crate::clock::{ManualClock, SharedClock};
-use crate::directory::Reconcile;
+use crate::directory::{Reconcile, SyncProduct};
 use crate::durable::ask;
 use crate::error::ActorError;
-use crate::product::{Execute, Sweep};
+use crate::product::{Execute, Read, Sweep};
 use crate::recovery::Services;
 use actix::prelude::*;
 use chrono::NaiveTime;
@@ -147,7 +148,12 @@ impl Scheduler {
         services.products.set_scheduler(addr.clone().recipient());
         for (id, _) in services.products.all() {
             addr.do_send(Schedule {
-                job: Job::Sweep(id),
+                job: Job::Sweep(id.clone()),
+                at: now,
+            });
+            // Runs at once for a product with a sync schedule, then every interval.
+            addr.do_send(Schedule {
+                job: Job::Sync(id),
                 at: now,
             });
         }
@@ -260,6 +266,45 @@ impl Scheduler {
                 self.addr.do_send(Schedule {
                     job: Job::Hourly,
                     at: next_hour(at),
+                });
+            }
+            Job::Sync(product) => {
+                let Some(addr) = self.services.products.get(&product) else {
+                    return Ok(());
+                };
+                let interval = ask(
+                    &addr,
+                    Read::maybe(|s, _| s.settings().map_or(0, |s| s.sync_interval_s)),
+                )
+                .await?;
+                if interval == 0 {
+                    return Ok(());
+                }
+                let report = self
+                    .services
+                    .directory
+                    .send(SyncProduct {
+                        id: product.clone(),
+                        product: addr,
+                        trigger: "scheduled",
+                        cause,
+                    })
+                    .await?;
+                match report {
+                    Ok(r) => tracing::info!(
+                        product = %product,
+                        added = r.added.len(),
+                        removed = r.removed.len(),
+                        skipped = r.skipped.len(),
+                        "scheduled sync done"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(product = %product, error = %e, "scheduled sync failed")
+                    }
+                }
+                self.addr.do_send(Schedule {
+                    job: Job::Sync(product),
+                    at: at.plus_secs(interval),
                 });
             }
             Job::Nightly => {

@@ -99,13 +99,7 @@ async fn answers_after_durable_deactivation_reaches_every_product_and_recovery_a
         }
         for user in ["ann", "bob", "cyd"] {
             clock.advance_ms(1000);
-            run(
-                &services,
-                product,
-                Command::Request { user: user.into() },
-                &journal,
-            )
-            .await;
+            run(&services, product, Command::request(user), &journal).await;
         }
     }
     assert_eq!(
@@ -134,7 +128,7 @@ async fn answers_after_durable_deactivation_reaches_every_product_and_recovery_a
             .get(product)
             .expect("running")
             .send(Execute {
-                command: Command::Request { user: "bob".into() },
+                command: Command::request("bob"),
                 cause: Uuid::new_v4(),
             })
             .await

@@ -142,12 +142,8 @@ async fn next_event(rx: &mut Receiver<Frame>) -> (String, SlotView, Option<&'sta
 #[actix_rt::test]
 async fn a_stream_hears_warning_then_revocation_and_the_queue_head_its_grant() {
     let w = world(settings(), &["ann", "bob"]).await;
-    w.run(Command::Request { user: "ann".into() })
-        .await
-        .expect("granted");
-    w.run(Command::Request { user: "bob".into() })
-        .await
-        .expect("queued");
+    w.run(Command::request("ann")).await.expect("granted");
+    w.run(Command::request("bob")).await.expect("queued");
     let mut ann = w.open_stream("ann");
     let mut bob = w.open_stream("bob");
     assert_eq!(next_event(&mut ann).await.0, "granted");
@@ -184,9 +180,7 @@ async fn a_stream_hears_warning_then_revocation_and_the_queue_head_its_grant() {
 #[actix_rt::test]
 async fn activity_after_a_warning_cancels_it_and_moves_the_deadline() {
     let w = world(settings(), &["ann"]).await;
-    w.run(Command::Request { user: "ann".into() })
-        .await
-        .expect("granted");
+    w.run(Command::request("ann")).await.expect("granted");
     let mut ann = w.open_stream("ann");
     assert_eq!(next_event(&mut ann).await.0, "granted");
     w.advance_s(52).await;
@@ -222,9 +216,7 @@ async fn coalesced_activity_is_recorded_by_the_sweep_and_keeps_the_slot() {
         ..settings()
     };
     let w = world(s, &["ann"]).await;
-    w.run(Command::Request { user: "ann".into() })
-        .await
-        .expect("granted");
+    w.run(Command::request("ann")).await.expect("granted");
     w.advance_s(20).await;
     // Within the window: not journaled now, remembered by the actor.
     let before = w.journal.latest_ticket();
@@ -259,9 +251,7 @@ async fn auto_relogin_requeues_only_holders_whose_browser_is_open() {
     };
     let w = world(s, &["ann", "bob", "cyd"]).await;
     for u in ["ann", "bob", "cyd"] {
-        w.run(Command::Request { user: u.into() })
-            .await
-            .expect("request");
+        w.run(Command::request(u)).await.expect("request");
     }
     // ann has a browser open; bob does not; cyd waits.
     let mut ann = w.open_stream("ann");
@@ -297,9 +287,7 @@ async fn queue_places_expire_without_polls_but_not_while_a_stream_is_open() {
     };
     let w = world(s, &["ann", "bob", "cyd"]).await;
     for u in ["ann", "bob", "cyd"] {
-        w.run(Command::Request { user: u.into() })
-            .await
-            .expect("request");
+        w.run(Command::request(u)).await.expect("request");
     }
     let _cyd_stream = w.open_stream("cyd");
     w.advance_s(25).await;
@@ -313,9 +301,7 @@ async fn queue_places_expire_without_polls_but_not_while_a_stream_is_open() {
 #[actix_rt::test]
 async fn restart_keeps_pending_warnings_and_deadlines() {
     let w = world(settings(), &["ann"]).await;
-    w.run(Command::Request { user: "ann".into() })
-        .await
-        .expect("granted");
+    w.run(Command::request("ann")).await.expect("granted");
     w.advance_s(51).await;
     let before = w.view("ann").await;
     assert!(matches!(before, SlotView::Granted { warned: true, .. }));

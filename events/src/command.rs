@@ -3,6 +3,8 @@
 use crate::presence::Presence;
 use crate::settings::Settings;
 use crate::time::Timestamp;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Something a user, an administrator or the directory asks of one product.
@@ -23,8 +25,13 @@ pub enum Command {
     TakeFixed { user: String },
     /// The directory (de)activated a user.
     SetActive { user: String, active: bool },
-    /// A user opens the product or presses "reconnect".
-    Request { user: String },
+    /// A user opens the product or presses "reconnect". `attributes`: the directory's
+    /// attributes of the user (`None` when it does not know them), for the product's
+    /// eligibility rule.
+    Request {
+        user: String,
+        attributes: Option<Arc<BTreeMap<String, String>>>,
+    },
     /// A user gives the slot back, or leaves the queue.
     Release { user: String },
     /// A holder used the product.
@@ -58,6 +65,17 @@ pub enum Command {
     },
     /// An administrator rejects request `id`.
     RejectFixedRequest { id: String, note: String },
+}
+
+impl Command {
+    /// A request by `user`, with no attributes from the directory (products without an
+    /// eligibility rule need none).
+    pub fn request(user: impl Into<String>) -> Command {
+        Command::Request {
+            user: user.into(),
+            attributes: None,
+        }
+    }
 }
 
 /// Why a product refused a command. Every refusal has a stable `reason` code.
@@ -103,6 +121,9 @@ pub enum Refusal {
     /// The request was already approved or rejected.
     #[error("the request is already {state}")]
     RequestClosed { state: &'static str },
+    /// The product's eligibility rule does not admit the user.
+    #[error("the product's eligibility rule does not admit this user")]
+    NotEligible,
 }
 
 impl Refusal {
@@ -120,6 +141,7 @@ impl Refusal {
             Refusal::UnknownRequest => "unknown_request",
             Refusal::DuplicateRequest { .. } => "duplicate_request",
             Refusal::RequestClosed { .. } => "request_closed",
+            Refusal::NotEligible => "not_eligible",
         }
     }
 }

@@ -5,7 +5,9 @@
 //! and old journals must stay readable forever. New facts get new variants at the end.
 //! The golden fixtures in `events/tests/golden.rs` fail the build if this is broken.
 
+use crate::directory::Profile;
 use crate::settings::{self, Settings};
+use crate::sync::SyncReport;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -162,4 +164,40 @@ pub enum DirectoryEvent {
     UserDeactivated { user: String },
     /// A deactivated user was activated again.
     UserReactivated { user: String },
+    /// A user's SCIM profile was set (the user is created, active, with SCIM id `id` if
+    /// new; an existing user keeps their id).
+    UserProfiled {
+        user: String,
+        id: String,
+        /// Recorded as JSON text (see [`crate::json_text`]).
+        #[serde(with = "crate::json_text")]
+        profile: Profile,
+    },
+    /// A user was deleted (deactivated first, and dropped from every group).
+    UserDeleted { user: String },
+    /// A group was created.
+    GroupCreated {
+        id: String,
+        display_name: String,
+        external_id: Option<String>,
+    },
+    /// A group's name or external id changed.
+    GroupRenamed {
+        id: String,
+        display_name: String,
+        external_id: Option<String>,
+    },
+    /// A group was deleted, with its memberships.
+    GroupDeleted { id: String },
+    /// A user joined a group.
+    GroupMemberAdded { group: String, user: String },
+    /// A user left a group.
+    GroupMemberRemoved { group: String, user: String },
+    /// A product's source-group sync ran; this is its report.
+    SyncReported {
+        product: String,
+        /// Recorded as JSON text (see [`crate::json_text`]).
+        #[serde(with = "crate::json_text")]
+        report: SyncReport,
+    },
 }

@@ -135,6 +135,13 @@ pub enum TimelineKind {
         #[serde(serialize_with = "leave_code")]
         reason: LeaveReason,
     },
+    /// Asked for a fixed licence (the request itself, with its reason, is in the
+    /// product's fixed-licence requests).
+    FixedRequested,
+    /// Their fixed-licence request was approved.
+    FixedRequestApproved,
+    /// Their fixed-licence request was rejected.
+    FixedRequestRejected,
 }
 
 fn revoke_code<S: serde::Serializer>(r: &RevokeReason, s: S) -> Result<S::Ok, S::Error> {
@@ -163,6 +170,9 @@ impl TimelineKind {
             TimelineKind::Revoked { .. } => "revoked",
             TimelineKind::Released => "released",
             TimelineKind::LeftQueue { .. } => "left_queue",
+            TimelineKind::FixedRequested => "fixed_requested",
+            TimelineKind::FixedRequestApproved => "fixed_request_approved",
+            TimelineKind::FixedRequestRejected => "fixed_request_rejected",
         }
     }
 
@@ -298,6 +308,15 @@ impl History {
             E::QueueLeft { user, reason, .. } => {
                 (user, TimelineKind::LeftQueue { reason: *reason })
             }
+            E::FixedRequested { user, .. } => (user, TimelineKind::FixedRequested),
+            E::FixedRequestApproved { id, .. } => (
+                &self.state.fixed_request(id)?.user,
+                TimelineKind::FixedRequestApproved,
+            ),
+            E::FixedRequestRejected { id, .. } => (
+                &self.state.fixed_request(id)?.user,
+                TimelineKind::FixedRequestRejected,
+            ),
             E::Configured { .. } | E::TierReconciled { .. } => return None,
         };
         (subject == user).then_some(kind)
@@ -371,7 +390,10 @@ fn event_time(event: &ProductEvent) -> Option<Timestamp> {
         | E::SlotRevoked { at, .. }
         | E::ActivityRecorded { at, .. }
         | E::WarningIssued { at, .. }
-        | E::TierReconciled { at, .. } => Some(*at),
+        | E::TierReconciled { at, .. }
+        | E::FixedRequested { at, .. }
+        | E::FixedRequestApproved { at, .. }
+        | E::FixedRequestRejected { at, .. } => Some(*at),
         E::Configured { .. }
         | E::MemberEnrolled { .. }
         | E::MemberRemoved { .. }

@@ -8,12 +8,14 @@
 pub mod command;
 pub mod connector;
 pub mod directory;
+pub mod eligibility;
 pub mod envelope;
 pub mod event;
 pub mod history;
 pub mod fixed_request;
 pub mod image;
 pub mod journal;
+pub mod json_text;
 pub mod pool;
 pub mod presence;
 pub mod product;
@@ -21,11 +23,16 @@ pub mod queue;
 pub mod settings;
 pub mod stream;
 pub mod sweep;
+pub mod sync;
 pub mod time;
 
 pub use command::{Command, Refusal};
 pub use connector::{ConnectorKind, ConnectorSettings, Drift};
-pub use directory::{DirectoryCommand, DirectoryState, DirectoryUser};
+pub use directory::{
+    DirectoryCommand, DirectoryGroup, DirectoryRefusal, DirectoryState, DirectoryUser, Email,
+    GroupInput, Profile, UserInput,
+};
+pub use eligibility::Eligibility;
 pub use envelope::{Envelope, SCHEMA_VERSION};
 pub use event::{DirectoryEvent, LeaveReason, ProductEvent, RevokeReason};
 pub use history::{History, HistoryOptions, Occupancy};
@@ -38,4 +45,5 @@ pub use product::{
 };
 pub use settings::{ProductKind, QueuePage, Settings};
 pub use stream::{StreamId, StreamIdError};
+pub use sync::{SkipReason, Skipped, SyncPlan, SyncReport};
 pub use time::Timestamp;

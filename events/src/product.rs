@@ -13,7 +13,7 @@ use crate::queue::Queue;
 use crate::settings::Settings;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// Where a user stands in one product's pool.
@@ -184,6 +184,22 @@ impl ProductState {
     /// What the product knows of a user.
     pub fn user(&self, user: &str) -> Option<&UserEntry> {
         self.users.get(user)
+    }
+
+    /// Every pool member and every fixed user, by name (what the source-group sync
+    /// compares with the directory).
+    pub fn members_and_fixed(&self) -> (BTreeSet<String>, BTreeSet<String>) {
+        let mut members = BTreeSet::new();
+        let mut fixed = BTreeSet::new();
+        for (name, e) in &self.users {
+            if e.member {
+                members.insert(name.to_string());
+            }
+            if e.fixed {
+                fixed.insert(name.to_string());
+            }
+        }
+        (members, fixed)
     }
 
     /// Holders, queued, members and fixed users.
@@ -404,7 +420,7 @@ impl ProductState {
                     self.fill_freed(&mut out, now);
                 }
             }
-            Command::Request { user } => {
+            Command::Request { user, attributes } => {
                 let entry = self.entry(user);
                 if entry.deactivated {
                     return Err(Refusal::Deactivated);
@@ -414,6 +430,11 @@ impl ProductState {
                 }
                 if !entry.member {
                     return Err(Refusal::NotMember);
+                }
+                if let Some(rule) = &settings.eligibility {
+                    if !rule.admits(attributes.as_deref()) {
+                        return Err(Refusal::NotEligible);
+                    }
                 }
                 let locked = entry.locked_until.is_some_and(|t| t > now);
                 if entry.standing == Standing::Idle && !locked {

@@ -1,5 +1,6 @@
 //! Product settings: what an administrator configures per product, and their validation.
 
+use crate::eligibility::Eligibility;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +65,19 @@ pub struct Settings {
     /// Where to keep the product's access group in step with the pool (none by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connector: Option<crate::connector::ConnectorSettings>,
+    /// Directory groups (by name or SCIM id) whose users the source-group sync puts in
+    /// the pool (rule 9). Empty: the pool is managed by hand and sync changes nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_groups: Vec<String>,
+    /// Directory groups of power users: the sync leaves them out of the pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fixed_groups: Vec<String>,
+    /// Seconds between scheduled syncs; 0 (the default): only "run now".
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sync_interval_s: u32,
+    /// Who may be in the pool, by user attributes; checked at sync and at every request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligibility: Option<Eligibility>,
 }
 
 /// The administrator's text for the queue page of a product, and the product's address.
@@ -181,6 +195,15 @@ impl QueuePage {
     }
 }
 
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// Shortest schedule accepted for the source-group sync, in seconds.
+pub const MIN_SYNC_INTERVAL_S: u32 = 60;
+/// Most groups a product may name in `source_groups` or `fixed_groups`.
+pub const MAX_GROUPS: usize = 100;
+
 mod defaults {
     pub fn inactivity_s() -> u32 {
         1800
@@ -218,6 +241,10 @@ impl Settings {
             coalesce_s: None,
             queue_page: QueuePage::default(),
             connector: None,
+            source_groups: Vec::new(),
+            fixed_groups: Vec::new(),
+            sync_interval_s: 0,
+            eligibility: None,
         }
     }
 
@@ -285,6 +312,33 @@ impl Settings {
         self.queue_page.validate(&mut problems);
         if let Some(Err(mut p)) = self.connector.as_ref().map(|c| c.validate()) {
             problems.append(&mut p);
+        }
+        if self.sync_interval_s != 0
+            && !(MIN_SYNC_INTERVAL_S..=MAX_INTERVAL_S).contains(&self.sync_interval_s)
+        {
+            problems.push(format!(
+                "sync_interval_s must be 0 (no schedule) or between {MIN_SYNC_INTERVAL_S} and {MAX_INTERVAL_S}"
+            ));
+        }
+        for (name, groups) in [
+            ("source_groups", &self.source_groups),
+            ("fixed_groups", &self.fixed_groups),
+        ] {
+            if groups.len() > MAX_GROUPS
+                || groups
+                    .iter()
+                    .any(|g| g.trim().is_empty() || g.len() > crate::directory::MAX_TEXT_LEN)
+            {
+                problems.push(format!(
+                    "{name} lists at most {MAX_GROUPS} group names of 1 to {} bytes",
+                    crate::directory::MAX_TEXT_LEN
+                ));
+            }
+        }
+        if let Some(rule) = &self.eligibility {
+            if let Err(e) = rule.validate() {
+                problems.push(e);
+            }
         }
         if problems.is_empty() {
             Ok(())

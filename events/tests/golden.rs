@@ -21,8 +21,8 @@
 use serde::de::{self, Deserialize, Visitor};
 use slotpool_events::envelope::{self, Envelope, Hash, HASH_LEN};
 use slotpool_events::{
-    DirectoryEvent, LeaveReason, ProductEvent, ProductKind, RevokeReason, Settings, Timestamp,
-    SCHEMA_VERSION,
+    DirectoryEvent, Email, LeaveReason, ProductEvent, ProductKind, Profile, RevokeReason, Settings,
+    SkipReason, Skipped, SyncReport, Timestamp, SCHEMA_VERSION,
 };
 use std::collections::BTreeSet;
 use std::fmt;
@@ -83,6 +83,25 @@ fn sample_settings() -> Settings {
         coalesce_s: None,
         queue_page: Default::default(),
         connector: None,
+        // Defaults are not serialized either (issue C's identity settings).
+        source_groups: Vec::new(),
+        fixed_groups: Vec::new(),
+        sync_interval_s: 0,
+        eligibility: None,
+    }
+}
+
+/// The sample settings with the identity settings of issue C: sync and eligibility.
+fn sample_settings_sync() -> Settings {
+    Settings {
+        source_groups: vec!["jira-users".into()],
+        fixed_groups: vec!["jira-power".into()],
+        sync_interval_s: 900,
+        eligibility: Some(slotpool_events::Eligibility::In {
+            attribute: "department".into(),
+            values: vec!["R&D".into(), "Support".into()],
+        }),
+        ..sample_settings()
     }
 }
 
@@ -150,6 +169,9 @@ fn product_samples() -> Vec<ProductEvent> {
         },
         ProductEvent::Configured {
             settings: sample_settings_coalescing(),
+        },
+        ProductEvent::Configured {
+            settings: sample_settings_sync(),
         },
         ProductEvent::WarningIssued {
             user: user(),
@@ -229,6 +251,62 @@ fn directory_samples() -> Vec<DirectoryEvent> {
         DirectoryEvent::UserCreated { user: user() },
         DirectoryEvent::UserDeactivated { user: user() },
         DirectoryEvent::UserReactivated { user: user() },
+        DirectoryEvent::UserProfiled {
+            user: user(),
+            id: "2819c223-7f76-453a-919d-413861904646".into(),
+            profile: Profile {
+                external_id: Some("00u1abcd".into()),
+                display_name: Some("Ann Example".into()),
+                given_name: Some("Ann".into()),
+                family_name: Some("Example".into()),
+                emails: vec![Email {
+                    value: "ann@example.com".into(),
+                    kind: Some("work".into()),
+                    primary: true,
+                }],
+                attributes: [("department".to_string(), "R&D".to_string())].into(),
+            },
+        },
+        DirectoryEvent::UserDeleted { user: user() },
+        DirectoryEvent::GroupCreated {
+            id: "e9e30dba-f08f-4109-8486-d5c6a331660a".into(),
+            display_name: "jira-users".into(),
+            external_id: Some("00g1".into()),
+        },
+        DirectoryEvent::GroupRenamed {
+            id: "e9e30dba-f08f-4109-8486-d5c6a331660a".into(),
+            display_name: "jira-power".into(),
+            external_id: None,
+        },
+        DirectoryEvent::GroupDeleted {
+            id: "e9e30dba-f08f-4109-8486-d5c6a331660a".into(),
+        },
+        DirectoryEvent::GroupMemberAdded {
+            group: "e9e30dba-f08f-4109-8486-d5c6a331660a".into(),
+            user: user(),
+        },
+        DirectoryEvent::GroupMemberRemoved {
+            group: "e9e30dba-f08f-4109-8486-d5c6a331660a".into(),
+            user: user(),
+        },
+        DirectoryEvent::SyncReported {
+            product: "jira".into(),
+            report: SyncReport {
+                at: EVENT_AT,
+                trigger: "manual".into(),
+                source_groups: vec!["jira-users".into()],
+                added: vec![user()],
+                removed: vec![Skipped {
+                    user: "bob".into(),
+                    why: SkipReason::NotInSourceGroups,
+                }],
+                skipped: vec![Skipped {
+                    user: "cy".into(),
+                    why: SkipReason::Refused("tier_exceeded".into()),
+                }],
+                missing_groups: vec!["gone".into()],
+            },
+        },
     ]
 }
 
@@ -260,6 +338,9 @@ fn leave_reason_name(r: LeaveReason) -> &'static str {
 fn product_fixture_name(e: &ProductEvent) -> String {
     let name = match e {
         // A second `Configured` sample carries a `coalesce_s`, and so a second fixture.
+        ProductEvent::Configured { settings } if !settings.source_groups.is_empty() => {
+            "configured_sync"
+        }
         ProductEvent::Configured { settings } if settings.coalesce_s.is_some() => {
             "configured_coalesce_s"
         }
@@ -299,6 +380,14 @@ fn directory_fixture_name(e: &DirectoryEvent) -> String {
         DirectoryEvent::UserCreated { .. } => "user_created",
         DirectoryEvent::UserDeactivated { .. } => "user_deactivated",
         DirectoryEvent::UserReactivated { .. } => "user_reactivated",
+        DirectoryEvent::UserProfiled { .. } => "user_profiled",
+        DirectoryEvent::UserDeleted { .. } => "user_deleted",
+        DirectoryEvent::GroupCreated { .. } => "group_created",
+        DirectoryEvent::GroupRenamed { .. } => "group_renamed",
+        DirectoryEvent::GroupDeleted { .. } => "group_deleted",
+        DirectoryEvent::GroupMemberAdded { .. } => "group_member_added",
+        DirectoryEvent::GroupMemberRemoved { .. } => "group_member_removed",
+        DirectoryEvent::SyncReported { .. } => "sync_reported",
     };
     format!("directory_{name}")
 }

@@ -1087,7 +1087,7 @@ fn recording_activity_before_a_shrink_keeps_the_truly_active_holder() {
     sim.enrol("c");
     sim.set(30).activity("a");
     sim.set(615);
-    let request = Command::Request { user: "c".into() };
+    let request = Command::request("c");
     assert!(sim.state.reads_activity(&request));
     assert_eq!(
         sim.state.decide(&request, sim.now).unwrap()[0],
@@ -1153,7 +1153,7 @@ fn record_activity_records_only_newer_past_activity_of_holders() {
 
 #[test]
 fn reads_activity_flags_resizes_reconciliation_and_reclaim_capable_requests() {
-    let request = |u: &str| Command::Request { user: u.into() };
+    let request = |u: &str| Command::request(u);
     let others = |u: &str| {
         vec![
             Command::Enrol {

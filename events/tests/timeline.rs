@@ -183,7 +183,7 @@ fn command() -> impl Strategy<Value = Command> {
         1 => (user(), prop::bool::weighted(0.8)).prop_map(|(user, active)| Command::GiveFixed { user, active }),
         1 => user().prop_map(|user| Command::TakeFixed { user }),
         1 => (user(), prop::bool::weighted(0.6)).prop_map(|(user, active)| Command::SetActive { user, active }),
-        14 => user().prop_map(|user| Command::Request { user }),
+        14 => user().prop_map(Command::request),
         2 => user().prop_map(|user| Command::Release { user }),
         6 => user().prop_map(|user| Command::Activity { user }),
         1 => user().prop_map(|user| Command::Revoke { user }),
@@ -972,7 +972,7 @@ impl Run {
                     }
                 }
             }
-            Command::Request { user } => {
+            Command::Request { user, .. } => {
                 if let Some(e) = before.user(user) {
                     let locked = e.locked_until.is_some_and(|l| l > now);
                     if e.member && !e.fixed && !e.deactivated && e.standing == Standing::Idle {

@@ -18,7 +18,7 @@ fn user() -> impl Strategy<Value = String> {
 fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
         2 => (user(), prop::bool::weighted(0.9)).prop_map(|(user, active)| Command::Enrol { user, active }),
-        4 => user().prop_map(|user| Command::Request { user }),
+        4 => user().prop_map(Command::request),
         2 => user().prop_map(|user| Command::Release { user }),
         3 => user().prop_map(|user| Command::Activity { user }),
         1 => user().prop_map(|user| Command::Revoke { user }),
@@ -92,7 +92,7 @@ proptest! {
             }
             prop_assert_eq!(restored.image(), full.image(), "tail replay from cut {}", cut);
             // Decisions after a restore are the decisions of the original.
-            let probe = Command::Request { user: "ann".into() };
+            let probe = Command::request("ann");
             let at = Timestamp::from_millis(1_900_000_000_000);
             prop_assert_eq!(restored.decide(&probe, at), full.decide(&probe, at));
             if cut < events.len() {
@@ -132,7 +132,7 @@ fn journal_with_events(
             user: u.clone(),
             active: true,
         });
-        commands.push(Command::Request { user: u });
+        commands.push(Command::request(u));
     }
     for c in commands {
         now += 1000;

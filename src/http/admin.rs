@@ -4,7 +4,8 @@
 use super::auth::{app_state, check_product_id, check_user_name, Admin};
 use super::body::read_json;
 use super::view::{
-    HolderView, NoticeView, ProductView, QueueView, UserView, READ_ONLY_PRODUCT_FIELDS,
+    HolderView, NoticeView, ProductView, QueueView, SyncReportView, UserView,
+    READ_ONLY_PRODUCT_FIELDS,
 };
 use super::AppState;
 use crate::problem::Problem;
@@ -13,7 +14,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use slotpool_actors::{
     ask, Execute, Executed, ListHolders, ListUsers, LookupUser, Membership, ProductActor,
-    Provision, Read, SetUserActive,
+    Provision, Read, ReadDirectory, SetUserActive, SyncProduct,
 };
 use slotpool_events::{Command, Settings};
 use uuid::Uuid;
@@ -326,12 +327,61 @@ pub async fn list_users(_: Admin, req: HttpRequest) -> Result<HttpResponse, Prob
     let users = state.services.directory.send(ListUsers).await??;
     let out: Vec<UserView> = users
         .into_iter()
-        .map(|(user, u)| UserView {
-            user,
+        .map(|u| UserView {
+            user: u.user,
             active: u.active,
         })
         .collect();
     Ok(HttpResponse::Ok().json(out))
+}
+
+/// `POST /admin/v1/products/{p}/sync`: synchronise the pool with its source groups now
+/// (rule 9); answers with the report, which `GET` shows until the next sync.
+pub async fn run_sync(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    let addr = state.product(&path)?;
+    let report = state
+        .services
+        .directory
+        .send(SyncProduct {
+            id: path.into_inner(),
+            product: addr,
+            trigger: "manual",
+            cause: Uuid::new_v4(),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(SyncReportView::from(report)))
+}
+
+/// `GET /admin/v1/products/{p}/sync`: the report of the product's last sync; 404
+/// `no_sync` before the first.
+pub async fn sync_report(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    state.product(&path)?;
+    let id = path.into_inner();
+    let wanted = id.clone();
+    let report = state
+        .services
+        .directory
+        .send(ReadDirectory::new(move |d| d.sync_report(&wanted).cloned()))
+        .await??
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "no_sync",
+                "No sync yet",
+                format!("product {id:?} has not been synchronised yet"),
+            )
+        })?;
+    Ok(HttpResponse::Ok().json(SyncReportView::from(report)))
 }
 
 /// `GET /admin/v1/notices`: what rules raised for administrators, newest first.

@@ -12,6 +12,7 @@ pub mod connector;
 pub mod fixed_request;
 pub mod ops;
 pub mod pages;
+pub mod scim;
 pub mod sse;
 pub mod user;
 pub mod view;
@@ -34,6 +35,10 @@ pub struct AppState {
     pub services: Services,
     /// Hash of the admin token.
     pub admin_token: TokenHash,
+    /// Hash of the SCIM token, if SCIM is set up.
+    pub scim_token: Option<TokenHash>,
+    /// The last SCIM requests, for `GET /admin/v1/scim/log`.
+    pub scim_log: scim::log::ScimLog,
     /// Peers whose `X-Slotpool-User` header is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Largest request body accepted.
@@ -117,8 +122,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/notices/stream", web::get().to(admin::notices_stream))
             .route("/users", web::get().to(admin::list_users))
             .route("/users/{user}", web::get().to(admin::get_user))
-            .route("/users/{user}", web::put().to(admin::put_user)),
+            .route("/users/{user}", web::put().to(admin::put_user))
+            .route("/scim/log", web::get().to(scim::admin_log))
+            .route("/products/{product}/sync", web::post().to(admin::run_sync))
+            .route(
+                "/products/{product}/sync",
+                web::get().to(admin::sync_report),
+            ),
     )
+    .configure(scim::routes)
     .route("/healthz", web::get().to(ops::healthz))
     .route("/healthz", web::head().to(ops::healthz))
     .route("/readyz", web::get().to(ops::readyz))
@@ -139,9 +151,11 @@ pub fn problem_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
     ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
         // Problems pass as they are, and so do the pages' deliberate HTML answers (the
         // dashboard's refusals, the gate's 401 for proxies that show it to the browser).
+        // SCIM errors keep their own media type.
         let is_problem = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
             v.as_bytes().starts_with(PROBLEM_JSON.as_bytes())
                 || v.as_bytes().starts_with(b"text/html")
+                || v.as_bytes().starts_with(scim::SCIM_JSON.as_bytes())
         });
         if is_problem {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));

@@ -25,7 +25,7 @@ async fn run(
     state: &AppState,
     id: &str,
     user: &str,
-    command: fn(String) -> Command,
+    command: impl FnOnce(String) -> Command,
 ) -> Result<Option<SlotView>, Problem> {
     let addr = state.product(id)?;
     let command = command(user.to_string());
@@ -61,7 +61,20 @@ pub async fn request(
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    let view = run(state, &path, &user.0, |user| Command::Request { user }).await?;
+    // The product's eligibility rule reads the directory's attributes of the user.
+    let known = state
+        .services
+        .directory
+        .send(LookupUser {
+            user: user.0.clone(),
+        })
+        .await??;
+    let attributes = known.map(|u| std::sync::Arc::new(u.profile.attributes));
+    let view = run(state, &path, &user.0, move |user| Command::Request {
+        user,
+        attributes,
+    })
+    .await?;
     Ok(slot_response(&view.unwrap_or(SlotView::None)))
 }
 

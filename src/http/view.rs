@@ -194,3 +194,37 @@ impl NoticeView {
         }
     }
 }
+
+/// The report of a source-group sync, as `GET /admin/v1/products/{p}/sync` shows it.
+#[derive(Debug, Serialize)]
+pub struct SyncReportView {
+    /// When it ran (RFC 3339).
+    pub at: String,
+    /// `manual` or `scheduled`.
+    pub trigger: String,
+    /// The source groups it read.
+    pub source_groups: Vec<String>,
+    /// Users enrolled.
+    pub added: Vec<String>,
+    /// Members removed: `[{"user", "why"}]`.
+    pub removed: Vec<slotpool_events::Skipped>,
+    /// Users left out: `[{"user", "why"}]` (`fixed`, `fixed_group`, `deactivated`,
+    /// `not_eligible`, `{"refused": code}`).
+    pub skipped: Vec<slotpool_events::Skipped>,
+    /// Groups named in the settings that the directory does not have.
+    pub missing_groups: Vec<String>,
+}
+
+impl From<slotpool_events::SyncReport> for SyncReportView {
+    fn from(r: slotpool_events::SyncReport) -> Self {
+        SyncReportView {
+            at: rfc3339(r.at),
+            trigger: r.trigger,
+            source_groups: r.source_groups,
+            added: r.added,
+            removed: r.removed,
+            skipped: r.skipped,
+            missing_groups: r.missing_groups,
+        }
+    }
+}

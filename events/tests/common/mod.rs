@@ -236,9 +236,7 @@ impl Sim {
     }
 
     pub fn request(&mut self, user: &str) -> Vec<ProductEvent> {
-        self.run(Command::Request {
-            user: user.to_string(),
-        })
+        self.run(Command::request(user))
     }
 
     pub fn release(&mut self, user: &str) -> Vec<ProductEvent> {

@@ -1,0 +1,223 @@
+//! Discovery (RFC 7644 §4): `ServiceProviderConfig`, `ResourceTypes` and `Schemas`, the
+//! last with the real schema of every attribute slotpool keeps.
+
+use super::groups::GROUP;
+use super::users::{ENTERPRISE, ENTERPRISE_ATTRIBUTES, SLOTPOOL, USER};
+use super::{base_url, list_response, scim_ok, serve, ScimError, MAX_COUNT};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+const SPC: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
+const RESOURCE_TYPE: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
+const SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
+
+/// One attribute definition (RFC 7643 §7).
+fn attr(
+    name: &str,
+    kind: &str,
+    multi: bool,
+    required: bool,
+    mutability: &str,
+    uniqueness: &str,
+) -> Value {
+    json!({
+        "name": name, "type": kind, "multiValued": multi, "description": name,
+        "required": required, "caseExact": false, "mutability": mutability,
+        "returned": "default", "uniqueness": uniqueness,
+    })
+}
+
+fn complex(name: &str, multi: bool, mutability: &str, subs: Vec<Value>) -> Value {
+    let mut a = attr(name, "complex", multi, false, mutability, "none");
+    if let Some(o) = a.as_object_mut() {
+        o.insert("subAttributes".into(), Value::Array(subs));
+    }
+    a
+}
+
+fn string(name: &str) -> Value {
+    attr(name, "string", false, false, "readWrite", "none")
+}
+
+fn schema_doc(base: &str, id: &str, name: &str, attributes: Vec<Value>) -> Value {
+    json!({
+        "schemas": [SCHEMA], "id": id, "name": name, "description": name,
+        "attributes": attributes,
+        "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{id}")},
+    })
+}
+
+fn all_schemas(base: &str) -> Vec<Value> {
+    let user = schema_doc(
+        base,
+        USER,
+        "User",
+        vec![
+            attr("userName", "string", false, true, "readWrite", "server"),
+            string("externalId"),
+            string("displayName"),
+            complex(
+                "name",
+                false,
+                "readWrite",
+                vec![string("givenName"), string("familyName")],
+            ),
+            complex(
+                "emails",
+                true,
+                "readWrite",
+                vec![
+                    string("value"),
+                    string("type"),
+                    attr("primary", "boolean", false, false, "readWrite", "none"),
+                ],
+            ),
+            attr("active", "boolean", false, false, "readWrite", "none"),
+            complex(
+                "groups",
+                true,
+                "readOnly",
+                vec![
+                    attr("value", "string", false, false, "readOnly", "none"),
+                    attr("display", "string", false, false, "readOnly", "none"),
+                    attr("$ref", "reference", false, false, "readOnly", "none"),
+                    attr("type", "string", false, false, "readOnly", "none"),
+                ],
+            ),
+        ],
+    );
+    let group = schema_doc(
+        base,
+        GROUP,
+        "Group",
+        vec![
+            attr("displayName", "string", false, true, "readWrite", "none"),
+            string("externalId"),
+            complex(
+                "members",
+                true,
+                "readWrite",
+                vec![
+                    attr("value", "string", false, false, "immutable", "none"),
+                    attr("display", "string", false, false, "readOnly", "none"),
+                    attr("$ref", "reference", false, false, "immutable", "none"),
+                    attr("type", "string", false, false, "immutable", "none"),
+                ],
+            ),
+        ],
+    );
+    let enterprise = schema_doc(
+        base,
+        ENTERPRISE,
+        "EnterpriseUser",
+        ENTERPRISE_ATTRIBUTES.iter().map(|a| string(a)).collect(),
+    );
+    let slotpool = schema_doc(
+        base,
+        SLOTPOOL,
+        "SlotpoolUser",
+        vec![complex("attributes", false, "readWrite", Vec::new())],
+    );
+    vec![user, group, enterprise, slotpool]
+}
+
+fn resource_type_docs(base: &str) -> Vec<Value> {
+    vec![
+        json!({
+            "schemas": [RESOURCE_TYPE], "id": "User", "name": "User", "endpoint": "/Users",
+            "description": "A user of the shared products", "schema": USER,
+            "schemaExtensions": [{"schema": ENTERPRISE, "required": false}, {"schema": SLOTPOOL, "required": false}],
+            "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/User")},
+        }),
+        json!({
+            "schemas": [RESOURCE_TYPE], "id": "Group", "name": "Group", "endpoint": "/Groups",
+            "description": "A group (source groups feed products' pools)", "schema": GROUP,
+            "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/Group")},
+        }),
+    ]
+}
+
+/// `GET /scim/v2/ServiceProviderConfig`.
+pub async fn service_provider_config(req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    serve(req, payload, |req, _| async move {
+        let base = base_url(&req);
+        Ok(scim_ok(
+            StatusCode::OK,
+            &json!({
+                "schemas": [SPC],
+                "documentationUri": "https://github.com/slotpool/slotpool#scim",
+                "patch": {"supported": true},
+                "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+                "filter": {"supported": true, "maxResults": MAX_COUNT},
+                "changePassword": {"supported": false},
+                "sort": {"supported": false},
+                "etag": {"supported": true},
+                "authenticationSchemes": [{
+                    "type": "oauthbearertoken", "name": "Bearer token", "primary": true,
+                    "description": "The SCIM token (SLOTPOOL_SCIM_TOKEN, scim_token_file, or data/scim_token)",
+                }],
+                "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base}/ServiceProviderConfig")},
+            }),
+        ))
+    })
+    .await
+}
+
+/// `GET /scim/v2/ResourceTypes`.
+pub async fn resource_types(req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    serve(req, payload, |req, _| async move {
+        let docs = resource_type_docs(&base_url(&req));
+        list_response(&req, docs)
+    })
+    .await
+}
+
+/// `GET /scim/v2/ResourceTypes/{name}`.
+pub async fn resource_type(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    serve(req, payload, |req, _| async move {
+        resource_type_docs(&base_url(&req))
+            .into_iter()
+            .find(|d| {
+                d["id"]
+                    .as_str()
+                    .is_some_and(|i| i.eq_ignore_ascii_case(&path))
+            })
+            .map(|d| scim_ok(StatusCode::OK, &d))
+            .ok_or_else(|| ScimError::not_found(format!("no resource type {:?}", path.as_str())))
+    })
+    .await
+}
+
+/// `GET /scim/v2/Schemas`.
+pub async fn schemas(req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    serve(req, payload, |req, _| async move {
+        let docs = all_schemas(&base_url(&req));
+        list_response(&req, docs)
+    })
+    .await
+}
+
+/// `GET /scim/v2/Schemas/{id}`.
+pub async fn schema(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    serve(req, payload, |req, _| async move {
+        all_schemas(&base_url(&req))
+            .into_iter()
+            .find(|d| {
+                d["id"]
+                    .as_str()
+                    .is_some_and(|i| i.eq_ignore_ascii_case(&path))
+            })
+            .map(|d| scim_ok(StatusCode::OK, &d))
+            .ok_or_else(|| ScimError::not_found(format!("no schema {:?}", path.as_str())))
+    })
+    .await
+}
