@@ -20,7 +20,7 @@ use awc::http::Method;
 use awc::Client;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
-use slotpool_actors::{Change, DeliveryError, Transport, TransportFactory};
+use slotpool_actors::{DeliveryError, GroupChange, Transport, TransportFactory};
 use slotpool_events::{ConnectorKind, ConnectorSettings};
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -204,7 +204,7 @@ fn parse(body: &str) -> Result<Value, DeliveryError> {
 
 impl HttpTransport {
     /// The one call that puts `change` into effect in the product (no I/O).
-    fn plan(&self, change: &Change) -> Call {
+    fn plan(&self, change: &GroupChange) -> Call {
         let g = &self.settings.access_group;
         let u = &change.user;
         let (method, url, body, key) = match (self.settings.kind, change.add) {
@@ -320,7 +320,7 @@ fn members_page(
 impl Transport for HttpTransport {
     fn deliver(
         &self,
-        change: Change,
+        change: GroupChange,
     ) -> futures_util::future::LocalBoxFuture<'static, Result<(), DeliveryError>> {
         let Call {
             method,
@@ -394,7 +394,7 @@ mod tests {
             product: "p1".into(),
             settings,
         };
-        t.plan(&Change {
+        t.plan(&GroupChange {
             user: "ann b".into(),
             add,
             id: "p1:7:ann b:add".into(),
@@ -432,7 +432,7 @@ mod tests {
         settings.timeout_s = 5;
         let t = HttpTransport::new("p", &settings);
         let err = t
-            .deliver(Change {
+            .deliver(GroupChange {
                 user: "u".into(),
                 add: true,
                 id: "i".into(),

@@ -366,7 +366,7 @@ fn write_journal(dir: &Path, demand: &[(i64, String, bool)]) {
     for (at, user, asks) in demand {
         let user = user.clone();
         let cmd = if *asks {
-            Command::Request { user }
+            Command::request(user)
         } else {
             Command::Release { user }
         };

@@ -42,7 +42,7 @@ pub const CURSOR_TREE: &str = "connector_cursors";
 
 /// One delivery: the membership `user` should have in the access group.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
+pub struct GroupChange {
     /// The user (the product's user name).
     pub user: String,
     /// `true`: in the group; `false`: out of it.
@@ -85,7 +85,7 @@ impl DeliveryError {
 pub trait Transport {
     /// Puts `change.user` in the group or takes them out. "Already a member" and "not a
     /// member" are successes.
-    fn deliver(&self, change: Change) -> LocalBoxFuture<'static, Result<(), DeliveryError>>;
+    fn deliver(&self, change: GroupChange) -> LocalBoxFuture<'static, Result<(), DeliveryError>>;
     /// The group's members as the product has them; `None` when the product cannot list
     /// them (a webhook).
     fn members(&self) -> LocalBoxFuture<'static, Result<Option<BTreeSet<String>>, DeliveryError>>;
@@ -401,7 +401,7 @@ impl ConnectorActor {
                 if already.get(&user) == Some(&add) {
                     continue;
                 }
-                let change = Change {
+                let change = GroupChange {
                     id: format!("{prefix}:{user}:{}", if add { "add" } else { "remove" }),
                     user: user.clone(),
                     add,
@@ -494,7 +494,7 @@ impl ConnectorActor {
             };
             for (users, add) in [(drift.missing, true), (drift.extra, false)] {
                 for user in users {
-                    let change = Change {
+                    let change = GroupChange {
                         id: format!(
                             "{product}:resync-{stamp}:{user}:{}",
                             if add { "add" } else { "remove" }

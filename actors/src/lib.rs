@@ -21,8 +21,8 @@ pub mod session;
 pub use agenda::Job;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use connector::{
-    Change, ConnectorActor, ConnectorSlot, ConnectorStatus, DeliveryError, ResyncReport, Transport,
-    TransportFactory,
+    ConnectorActor, ConnectorSlot, ConnectorStatus, DeliveryError, GroupChange, ResyncReport,
+    Transport, TransportFactory,
 };
 pub use directory::{
     Change, DirectoryActor, ListUsers, LookupUser, Membership, Provision, ReadDirectory, Reconcile,

@@ -12,6 +12,10 @@ use thiserror::Error;
 /// Whatever the decision needs to know from outside the product (such as whether the
 /// directory holds a user as active) travels in the command, so deciding stays pure.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Settings are the largest variant by far, but commands and events are moved one at a
+// time, never kept in bulk, and settings change rarely: boxing them would cost an
+// allocation on every path for no saving that matters.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Create the product or change its settings (a resize is a change of `shared_slots`).
     Configure(Settings),

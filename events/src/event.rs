@@ -75,6 +75,10 @@ impl LeaveReason {
 
 /// A fact about one product's pool. Folded by [`crate::ProductState::apply`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Settings are the largest variant by far, but commands and events are moved one at a
+// time, never kept in bulk, and settings change rarely: boxing them would cost an
+// allocation on every path for no saving that matters.
+#[allow(clippy::large_enum_variant)]
 pub enum ProductEvent {
     /// The product was created or its settings changed.
     Configured {

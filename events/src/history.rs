@@ -524,7 +524,7 @@ mod tests {
         }
 
         fn request(&mut self, secs: i64, user: &str) -> &mut Self {
-            self.run(t(secs), Command::Request { user: user.into() })
+            self.run(t(secs), Command::request(user))
         }
 
         fn release(&mut self, secs: i64, user: &str) -> &mut Self {

@@ -473,8 +473,7 @@ impl Journal {
             // The chunk holding `expected`, then the following ones (each holds at least
             // one record, so every round moves `expected` on).
             while let Some((first, chunk)) = chunk_at(tree, name, expected)? {
-                let mut sequence = first;
-                for record in chunk_records(name, first, &chunk) {
+                for (sequence, record) in (first..).zip(chunk_records(name, first, &chunk)) {
                     let record = record?;
                     if sequence >= expected {
                         if !f(sequence, record)? {
@@ -482,7 +481,6 @@ impl Journal {
                         }
                         expected = sequence + 1;
                     }
-                    sequence += 1;
                 }
             }
             // Then the loose records.

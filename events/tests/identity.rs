@@ -79,7 +79,7 @@ fn the_access_group_is_the_holders_and_the_active_fixed_users() {
     let mut w = World::new(10, 2);
     for u in ["a", "b", "c"] {
         w.enrol(u);
-        w.ok(Command::Request { user: u.into() });
+        w.ok(Command::request(u));
     }
     assert_eq!(
         w.group(),
@@ -129,7 +129,7 @@ fn a_member_asks_once_and_an_approval_gives_the_licence_within_the_tier() {
     for u in ["ann", "bob"] {
         w.enrol(u);
     }
-    w.ok(Command::Request { user: "ann".into() });
+    w.ok(Command::request("ann"));
     let ask = |id: &str, user: &str| Command::RequestFixed {
         id: id.into(),
         user: user.into(),

@@ -692,6 +692,7 @@ impl Model {
 
 /// One step of a generated run, resolved against the state when it runs.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // test input, generated and dropped one by one
 enum Op {
     /// A command as generated.
     Cmd(Command),

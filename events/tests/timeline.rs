@@ -143,6 +143,7 @@ fn first_settings() -> impl Strategy<Value = Settings> {
 }
 
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // test input, generated and dropped one by one
 enum Op {
     /// The clock moves on by this many milliseconds.
     Wait(i64),

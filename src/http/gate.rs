@@ -138,7 +138,7 @@ pub async fn gate(
             }
             // The core decides: between the read and this request the last slot may have
             // gone, in which case the member is queued (as the queue page would do).
-            let command = Command::Request { user };
+            let command = super::user::request_command(state, user).await?;
             match ask(
                 &addr,
                 Execute {

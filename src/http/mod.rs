@@ -6,10 +6,10 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
-pub mod dashboard;
-pub mod gate;
 pub mod connector;
+pub mod dashboard;
 pub mod fixed_request;
+pub mod gate;
 pub mod ops;
 pub mod pages;
 pub mod scim;

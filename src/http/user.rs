@@ -61,21 +61,21 @@ pub async fn request(
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    // The product's eligibility rule reads the directory's attributes of the user.
+    let command = request_command(state, user.0.clone()).await?;
+    let view = run(state, &path, &user.0, move |_| command).await?;
+    Ok(slot_response(&view.unwrap_or(SlotView::None)))
+}
+
+/// The request of `user`, carrying the directory's attributes of the user, which a
+/// product's eligibility rule reads. Shared by the slot request and the gate.
+pub async fn request_command(state: &super::AppState, user: String) -> Result<Command, Problem> {
     let known = state
         .services
         .directory
-        .send(LookupUser {
-            user: user.0.clone(),
-        })
+        .send(LookupUser { user: user.clone() })
         .await??;
     let attributes = known.map(|u| std::sync::Arc::new(u.profile.attributes));
-    let view = run(state, &path, &user.0, move |user| Command::Request {
-        user,
-        attributes,
-    })
-    .await?;
-    Ok(slot_response(&view.unwrap_or(SlotView::None)))
+    Ok(Command::Request { user, attributes })
 }
 
 /// `GET /api/v1/products/{p}/slot`: the caller's state.

@@ -335,9 +335,7 @@ impl<'a> Replay<'a> {
 
     fn request(&mut self, user: &'a str) {
         self.out.requests += 1;
-        let events = self.run_command(Command::Request {
-            user: user.to_string(),
-        });
+        let events = self.run_command(Command::request(user));
         let granted = events
             .iter()
             .any(|e| matches!(e, ProductEvent::SlotGranted { user: u, .. } if u == user));
