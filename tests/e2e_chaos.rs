@@ -238,8 +238,7 @@ fn chaos_kill_9_at_random_moments_loses_no_acknowledged_change() {
             unexpected.is_empty(),
             "cycle {cycle}: unexpected answers: {unexpected:#?}"
         );
-        let acked =
-            tracks.iter().map(|t| t.acked).sum::<u64>() + admin_before.acked - admin.acked;
+        let acked = tracks.iter().map(|t| t.acked).sum::<u64>() + admin_before.acked - admin.acked;
         acked_total += acked;
         // Track counters are per cycle for users (fresh tracks), cumulative for the admin.
         let v = verify(&data);
@@ -255,7 +254,9 @@ fn chaos_kill_9_at_random_moments_loses_no_acknowledged_change() {
             recovery_kills += 1;
             let v = verify(&data);
             if v.code != Some(0) {
-                violations.push(format!("cycle {cycle}: verify after a kill in recovery: {v:?}"));
+                violations.push(format!(
+                    "cycle {cycle}: verify after a kill in recovery: {v:?}"
+                ));
             }
         }
 
@@ -276,7 +277,11 @@ fn chaos_kill_9_at_random_moments_loses_no_acknowledged_change() {
             }
         }
         let (admin_lost, next) = check_admin(&pool.product, &admin_before);
-        lost.extend(admin_lost.into_iter().map(|b| format!("cycle {cycle}: {b}")));
+        lost.extend(
+            admin_lost
+                .into_iter()
+                .map(|b| format!("cycle {cycle}: {b}")),
+        );
         admin = next;
         eprintln!(
             "cycle {cycle}: killed after {:?}: {acked} acknowledged, {} users and {} admin change in flight",

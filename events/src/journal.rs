@@ -78,6 +78,26 @@ pub enum JournalError {
     /// An earlier flush failed; the process must restart and recover from disk.
     #[error("the journal stopped accepting writes after a failed flush: {0}")]
     Failed(String),
+    /// The database files themselves are torn or truncated (sled found a corrupted
+    /// page or log segment when opening them): nothing was read, nothing changed.
+    #[error("the journal's files in {path} are damaged (torn or truncated): {message}")]
+    Damaged { path: String, message: String },
+}
+
+/// Why sled could not open `dir`: damaged files apart from every other reason (a lock
+/// held by another process, permissions), since the remedy differs.
+fn open_error(dir: &Path, e: sled::Error) -> JournalError {
+    let path = dir.display().to_string();
+    match e {
+        sled::Error::Corruption { .. } => JournalError::Damaged {
+            path,
+            message: e.to_string(),
+        },
+        e => JournalError::Open {
+            path,
+            message: e.to_string(),
+        },
+    }
 }
 
 impl From<sled::Error> for JournalError {
@@ -163,10 +183,8 @@ impl Journal {
             .cache_capacity(config.cache_bytes)
             .flush_every_ms(None)
             .open()
-            .map_err(|e| open_err(e.to_string()))?;
-        let tree = db
-            .open_tree("journal")
-            .map_err(|e| open_err(e.to_string()))?;
+            .map_err(|e| open_error(dir, e))?;
+        let tree = db.open_tree("journal").map_err(|e| open_error(dir, e))?;
         let data_file = match config.durability {
             Durability::Fsync => {
                 Some(File::open(dir.join("db")).map_err(|e| open_err(e.to_string()))?)
