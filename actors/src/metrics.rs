@@ -25,6 +25,9 @@ pub struct Metrics {
     pub snapshots_skipped: IntCounter,
     pub sse_connections: IntGauge,
     pub journal_damaged: IntGauge,
+    /// When each product's latest snapshot was taken (Unix seconds); `/metrics` turns it
+    /// into `slotpool_snapshot_age_seconds` at scrape time.
+    pub snapshot_taken: IntGaugeVec,
 }
 
 /// Metric handles of one product, looked up once so the hot path does no label hashing.
@@ -40,6 +43,7 @@ pub struct ProductMetrics {
     pub journal_events: IntCounter,
     pub snapshots_written: IntCounter,
     pub sse_connections: IntGauge,
+    pub snapshot_taken: IntGauge,
     product: String,
     requests: IntCounterVec,
     revocations: IntCounterVec,
@@ -113,6 +117,10 @@ impl Metrics {
             "1 when the background check of the whole journal found a damaged record.",
         )?;
         registry.register(Box::new(journal_damaged.clone()))?;
+        let snapshot_taken = gauge(
+            "slotpool_snapshot_timestamp_seconds",
+            "Unix time at which the product's latest snapshot was taken (absent before the first).",
+        )?;
         Ok(Metrics {
             licence_tier: gauge("slotpool_licence_tier", "Seats of the product's licence.")?,
             shared_slots: gauge(
@@ -141,6 +149,7 @@ impl Metrics {
             snapshots_skipped,
             sse_connections,
             journal_damaged,
+            snapshot_taken,
         })
     }
 
@@ -163,6 +172,7 @@ impl Metrics {
             journal_events: self.journal_events.clone(),
             snapshots_written: self.snapshots_written.clone(),
             sse_connections: self.sse_connections.clone(),
+            snapshot_taken: self.snapshot_taken.with_label_values(&[product]),
             product: product.to_string(),
             requests: self.requests.clone(),
             revocations: self.revocations.clone(),

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod observe;
 pub mod ops;
 pub mod sse;
 pub mod user;
