@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod backup;
 pub mod body;
 pub mod observe;
 pub mod ops;
@@ -95,7 +96,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/notices/stream", web::get().to(admin::notices_stream))
             .route("/users", web::get().to(admin::list_users))
             .route("/users/{user}", web::get().to(admin::get_user))
-            .route("/users/{user}", web::put().to(admin::put_user)),
+            .route("/users/{user}", web::put().to(admin::put_user))
+            .route("/backup", web::post().to(backup::backup)),
     )
     .route("/healthz", web::get().to(ops::healthz))
     .route("/healthz", web::head().to(ops::healthz))
