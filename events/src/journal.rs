@@ -84,6 +84,37 @@ pub enum JournalError {
     Damaged { path: String, message: String },
 }
 
+/// Refuses a journal in which a stream ends before its acknowledged watermark (records
+/// made durable are missing: its files lost their tail); returns the watermark to go on
+/// from.
+fn check_watermark(dir: &Path, tree: &sled::Tree) -> Result<watermark::Tips, JournalError> {
+    let damaged = |message: String| JournalError::Damaged {
+        path: dir.display().to_string(),
+        message,
+    };
+    let Some(tips) = watermark::load(dir).map_err(damaged)? else {
+        return Ok(watermark::Tips::new());
+    };
+    for (name, acknowledged) in &tips {
+        let mut prefix = name.as_bytes().to_vec();
+        prefix.push(SEPARATOR);
+        let last = match tree.scan_prefix(&prefix).keys().next_back() {
+            None => 0,
+            Some(key) => {
+                let key = key.map_err(|e| damaged(e.to_string()))?;
+                split_key(&key).map_or(0, |(_, seq)| seq)
+            }
+        };
+        if last < *acknowledged {
+            return Err(damaged(format!(
+                "stream {name} ends at sequence {last}, but sequence {acknowledged} was made durable ({}): records were lost from the end of the journal's files",
+                watermark::FILE
+            )));
+        }
+    }
+    Ok(tips)
+}
+
 /// Why sled could not open `dir`: damaged files apart from every other reason (a lock
 /// held by another process, permissions), since the remedy differs.
 fn open_error(dir: &Path, e: sled::Error) -> JournalError {
@@ -139,6 +170,8 @@ pub struct StreamSummary {
 const INDEX_PREFIX: u8 = 0x01;
 const SEPARATOR: u8 = 0x00;
 
+pub mod watermark;
+
 /// The durable, tamper-evident event log. Cheap to clone; all clones share one database.
 #[derive(Clone)]
 pub struct Journal {
@@ -162,6 +195,9 @@ struct Inner {
     pending: Mutex<Pending>,
     wake: Condvar,
     committer: Mutex<Option<JoinHandle<()>>>,
+    /// Last sequence appended per stream, and whether it changed since the watermark was
+    /// last written (see [`watermark`]).
+    appended_tips: Mutex<(watermark::Tips, bool)>,
 }
 
 #[derive(Default)]
@@ -194,6 +230,7 @@ impl Journal {
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
+        let tips = check_watermark(dir, &tree)?;
         let inner = Arc::new(Inner {
             db,
             tree,
@@ -207,6 +244,7 @@ impl Journal {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
             committer: Mutex::new(None),
+            appended_tips: Mutex::new((tips, false)),
         });
         let worker = Arc::clone(&inner);
         let handle = std::thread::Builder::new()
@@ -272,6 +310,11 @@ impl Journal {
             None => self.inner.tree.apply_batch(batch)?,
         }
         *tip = next;
+        if !events.is_empty() {
+            let mut tips = lock(&self.inner.appended_tips);
+            tips.0.insert(name, next.next_sequence - 1);
+            tips.1 = true;
+        }
         Ok(self.inner.appended.fetch_add(1, Ordering::SeqCst) + 1)
     }
 
@@ -535,6 +578,12 @@ impl Inner {
             };
             // Every waiter registered after its append, so this covers all of them.
             let target = self.appended.load(Ordering::SeqCst);
+            // Read before the flush: every record it names is inserted, so flushed.
+            let tips = {
+                let mut t = lock(&self.appended_tips);
+                let changed = std::mem::replace(&mut t.1, false);
+                changed.then(|| t.0.clone())
+            };
             let started = Instant::now();
             let result = self.flush();
             if let Some(observe) = &self.on_flush {
@@ -545,6 +594,13 @@ impl Inner {
                     self.durable.fetch_max(target, Ordering::SeqCst);
                     for w in waiters {
                         w(Ok(()));
+                    }
+                    // After the answers: a crash before this leaves the watermark behind,
+                    // which only weakens the check.
+                    if let Some(tips) = tips {
+                        if let Err(e) = watermark::store(&self.path, &tips) {
+                            tracing::warn!(error = %e, "journal watermark not written");
+                        }
                     }
                 }
                 Err(e) => {
