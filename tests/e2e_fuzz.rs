@@ -34,6 +34,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/v1/users"),
     ("GET", "/admin/v1/users/{}"),
     ("PUT", "/admin/v1/users/{}"),
+    ("POST", "/admin/v1/backup"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
