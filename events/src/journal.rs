@@ -84,6 +84,32 @@ pub enum JournalError {
     Damaged { path: String, message: String },
 }
 
+/// Removes sled's `snap.<lsn>.generating` files. sled 0.34 writes its page-table snapshot
+/// to that name, syncs it, then renames it; a process killed before the rename leaves
+/// the file behind, and sled's next open takes it for the latest snapshot, finds it empty
+/// or short and refuses the whole database as corrupt (spacejam/sled#1527; found by
+/// `make chaos`, killing the service while it recovers). The file is by construction an
+/// unfinished temporary: sled recovers from its previous snapshot and the log without it.
+fn remove_unfinished_sled_snapshots(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::warn!(file = %name, "removed an unfinished sled snapshot left by a crash")
+                }
+                Err(e) => {
+                    tracing::warn!(file = %name, error = %e, "unfinished sled snapshot not removed")
+                }
+            }
+        }
+    }
+}
+
 /// Refuses a journal in which a stream ends before its acknowledged watermark (records
 /// made durable are missing: its files lost their tail); returns the watermark to go on
 /// from.
@@ -214,6 +240,7 @@ impl Journal {
             message,
         };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        remove_unfinished_sled_snapshots(dir);
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(config.cache_bytes)
