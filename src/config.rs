@@ -219,3 +219,6 @@ fn parse_net(text: &str) -> Result<IpNet, ConfigError> {
             message: format!("{text:?} is not a CIDR such as 10.0.0.0/8 or an IP address"),
         })
 }
+
+#[cfg(test)]
+mod fuzz;

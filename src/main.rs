@@ -2,6 +2,7 @@
 //!
 //! This file is the one place where errors become exit codes (see [`Failure`]).
 
+mod backup;
 mod config;
 mod connector;
 mod http;
@@ -47,6 +48,28 @@ enum Cmd {
     /// Offline: replay recorded demand (journal or access logs) against other pool sizes,
     /// inactivity times and reclaim; share served at once and queue waits per setting.
     Simulate(offline::simulate::SimulateArgs),
+    /// Write a consistent backup of a data dir's journal and snapshots to a file: asks
+    /// the service running on it (`POST /admin/v1/backup`), or reads it when stopped.
+    Backup {
+        /// The data directory of a running or stopped service.
+        #[arg(long, env = "SLOTPOOL_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// The backup file to write (written as FILE.partial, renamed when complete).
+        #[arg(long)]
+        out: PathBuf,
+        /// Where the running service listens, when it is running.
+        #[arg(long, env = "SLOTPOOL_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+    /// Restore a backup into a new data dir (refuses a non-empty one), then verify it.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The new data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 /// Flags of `serve`; each also reads its environment variable.
@@ -112,6 +135,8 @@ fn main() -> ExitCode {
         Cmd::Audit(args) => offline::audit::run(&args),
         Cmd::Analyze(args) => offline::analyze::run(&args),
         Cmd::Simulate(args) => offline::simulate::run(&args),
+        Cmd::Backup { data_dir, out, url } => backup::run_backup(&data_dir, &out, &url),
+        Cmd::Restore { from, data_dir } => backup::run_restore(&from, &data_dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

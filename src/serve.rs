@@ -71,6 +71,9 @@ async fn serve(
             .register(Box::new(pc))
             .map_err(|e| Failure::Runtime(e.to_string()))?;
     }
+    let http_metrics = web::Data::new(
+        http::observe::HttpMetrics::new(&registry).map_err(|e| Failure::Runtime(e.to_string()))?,
+    );
     let flush_seconds = metrics.journal_flush.clone();
     let flush_batch = metrics.journal_flush_batch.clone();
     let journal = Journal::open(
@@ -84,10 +87,14 @@ async fn serve(
             })),
         },
     )
-    .map_err(|e| {
-        Failure::Data(format!(
+    .map_err(|e| match e {
+        slotpool_events::JournalError::Damaged { .. } => Failure::Data(format!(
+            "{e}; refusing to start. Run `slotpool verify --data-dir {}` and restore from a backup",
+            config.data_dir.display()
+        )),
+        e => Failure::Data(format!(
             "{e} (is another slotpool running on this data dir?)"
-        ))
+        )),
     })?;
     let clock: SharedClock = Arc::new(SystemClock);
     let damaged = metrics.journal_damaged.clone();
@@ -120,8 +127,10 @@ async fn serve(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
+            .app_data(http_metrics.clone())
             .wrap(http::problem_errors())
             .wrap(http::pages::headers::security_headers())
+            .wrap(actix_web::middleware::from_fn(http::observe::observe))
             .configure(http::routes)
     })
     .workers(config.http_workers)

@@ -1,7 +1,7 @@
 //! `slotpool verify`: checks a data directory's journal offline.
 
 use crate::Failure;
-use slotpool_events::{Durability, Journal, JournalConfig};
+use slotpool_events::{Durability, Journal, JournalConfig, JournalError};
 use slotpool_snapshots::SnapshotStore;
 use std::path::Path;
 
@@ -20,10 +20,13 @@ pub fn run(data_dir: &Path) -> Result<(), Failure> {
             ..JournalConfig::default()
         },
     )
-    .map_err(|e| {
-        Failure::Data(format!(
+    .map_err(|e| match e {
+        JournalError::Damaged { .. } => Failure::Damaged(format!(
+            "{e}; restore the data directory from a backup (`slotpool restore`)"
+        )),
+        e => Failure::Data(format!(
             "{e} (is a slotpool service running on it? verify a copy or a backup)"
-        ))
+        )),
     })?;
     let streams = journal
         .verify()

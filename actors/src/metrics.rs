@@ -28,6 +28,9 @@ pub struct Metrics {
     // Connector (product access groups).
     pub connector_backlog: IntGaugeVec,
     pub connector_deliveries: IntCounterVec,
+    /// When each product's latest snapshot was taken (Unix seconds); `/metrics` turns it
+    /// into `slotpool_snapshot_age_seconds` at scrape time.
+    pub snapshot_taken: IntGaugeVec,
 }
 
 /// Metric handles of one product, looked up once so the hot path does no label hashing.
@@ -43,6 +46,7 @@ pub struct ProductMetrics {
     pub journal_events: IntCounter,
     pub snapshots_written: IntCounter,
     pub sse_connections: IntGauge,
+    pub snapshot_taken: IntGauge,
     product: String,
     requests: IntCounterVec,
     revocations: IntCounterVec,
@@ -119,6 +123,10 @@ impl Metrics {
             "1 when the background check of the whole journal found a damaged record.",
         )?;
         registry.register(Box::new(journal_damaged.clone()))?;
+        let snapshot_taken = gauge(
+            "slotpool_snapshot_timestamp_seconds",
+            "Unix time at which the product's latest snapshot was taken (absent before the first).",
+        )?;
         Ok(Metrics {
             licence_tier: gauge("slotpool_licence_tier", "Seats of the product's licence.")?,
             shared_slots: gauge(
@@ -156,6 +164,7 @@ impl Metrics {
                 "Calls of the connector to the product, by outcome (delivered, error, timeout).",
                 &["product", "outcome"],
             )?,
+            snapshot_taken,
         })
     }
 
@@ -178,6 +187,7 @@ impl Metrics {
             journal_events: self.journal_events.clone(),
             snapshots_written: self.snapshots_written.clone(),
             sse_connections: self.sse_connections.clone(),
+            snapshot_taken: self.snapshot_taken.with_label_values(&[product]),
             product: product.to_string(),
             requests: self.requests.clone(),
             revocations: self.revocations.clone(),

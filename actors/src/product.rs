@@ -406,7 +406,10 @@ impl ProductActor {
             .store
             .save(&self.stream, self.tip, now, self.state.image())
         {
-            Ok(()) => self.metrics.snapshots_written.inc(),
+            Ok(()) => {
+                self.metrics.snapshots_written.inc();
+                self.metrics.snapshot_taken.set(now.as_millis() / 1000);
+            }
             Err(e) => tracing::warn!(product = %self.id, error = %e, "snapshot not written"),
         }
     }

@@ -55,6 +55,12 @@ pub async fn recover(
         if let StreamId::Product(id) = &stream {
             let (latest, skipped) = snapshots.latest_valid(&stream, &journal);
             metrics.snapshots_skipped.inc_by(skipped.len() as u64);
+            if let Some(s) = &latest {
+                metrics
+                    .snapshot_taken
+                    .with_label_values(&[id.as_str()])
+                    .set(s.taken_at.as_millis() / 1000);
+            }
             let (mut state, from) = match latest {
                 Some(s) => (ProductState::from_image(&s.image), s.tip()),
                 None => (ProductState::new(), StreamTip::default()),

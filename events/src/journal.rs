@@ -87,6 +87,83 @@ pub enum JournalError {
     /// An earlier flush failed; the process must restart and recover from disk.
     #[error("the journal stopped accepting writes after a failed flush: {0}")]
     Failed(String),
+    /// The database files themselves are torn or truncated (sled found a corrupted
+    /// page or log segment when opening them): nothing was read, nothing changed.
+    #[error("the journal's files in {path} are damaged (torn or truncated): {message}")]
+    Damaged { path: String, message: String },
+}
+
+/// Removes sled's `snap.<lsn>.generating` files. sled 0.34 writes its page-table snapshot
+/// to that name, syncs it, then renames it; a process killed before the rename leaves
+/// the file behind, and sled's next open takes it for the latest snapshot, finds it empty
+/// or short and refuses the whole database as corrupt (spacejam/sled#1527; found by
+/// `make chaos`, killing the service while it recovers). The file is by construction an
+/// unfinished temporary: sled recovers from its previous snapshot and the log without it.
+fn remove_unfinished_sled_snapshots(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::warn!(file = %name, "removed an unfinished sled snapshot left by a crash")
+                }
+                Err(e) => {
+                    tracing::warn!(file = %name, error = %e, "unfinished sled snapshot not removed")
+                }
+            }
+        }
+    }
+}
+
+/// Refuses a journal in which a stream ends before its acknowledged watermark (records
+/// made durable are missing: its files lost their tail); returns the watermark to go on
+/// from.
+fn check_watermark(dir: &Path, tree: &sled::Tree) -> Result<watermark::Tips, JournalError> {
+    let damaged = |message: String| JournalError::Damaged {
+        path: dir.display().to_string(),
+        message,
+    };
+    let Some(tips) = watermark::load(dir).map_err(damaged)? else {
+        return Ok(watermark::Tips::new());
+    };
+    for (name, acknowledged) in &tips {
+        let mut prefix = name.as_bytes().to_vec();
+        prefix.push(SEPARATOR);
+        let last = match tree.scan_prefix(&prefix).keys().next_back() {
+            None => 0,
+            Some(key) => {
+                let key = key.map_err(|e| damaged(e.to_string()))?;
+                split_key(&key).map_or(0, |(_, seq)| seq)
+            }
+        };
+        if last < *acknowledged {
+            return Err(damaged(format!(
+                "stream {name} ends at sequence {last}, but sequence {acknowledged} was made durable ({}): records were lost from the end of the journal's files",
+                watermark::FILE
+            )));
+        }
+    }
+    Ok(tips)
+}
+
+/// Why sled could not open `dir`: damaged files apart from every other reason (a lock
+/// held by another process, permissions), since the remedy differs.
+fn open_error(dir: &Path, e: sled::Error) -> JournalError {
+    let path = dir.display().to_string();
+    match e {
+        sled::Error::Corruption { .. } => JournalError::Damaged {
+            path,
+            message: e.to_string(),
+        },
+        e => JournalError::Open {
+            path,
+            message: e.to_string(),
+        },
+    }
 }
 
 impl From<sled::Error> for JournalError {
@@ -135,6 +212,8 @@ const CHUNK_FORMAT: u8 = 1;
 /// compacted whenever it has at least twice this many loose records.
 pub const CHUNK_RECORDS: u64 = 1024;
 
+pub mod watermark;
+
 /// The durable, tamper-evident event log. Cheap to clone; all clones share one database.
 #[derive(Clone)]
 pub struct Journal {
@@ -161,6 +240,9 @@ struct Inner {
     /// Streams due for compaction go here; `None` once shut down.
     compact_tx: Mutex<Option<std::sync::mpsc::Sender<String>>>,
     compactor: Mutex<Option<JoinHandle<()>>>,
+    /// Last sequence appended per stream, and whether it changed since the watermark was
+    /// last written (see [`watermark`]).
+    appended_tips: Mutex<(watermark::Tips, bool)>,
 }
 
 #[derive(Default)]
@@ -177,15 +259,14 @@ impl Journal {
             message,
         };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        remove_unfinished_sled_snapshots(dir);
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(config.cache_bytes)
             .flush_every_ms(None)
             .open()
-            .map_err(|e| open_err(e.to_string()))?;
-        let tree = db
-            .open_tree("journal")
-            .map_err(|e| open_err(e.to_string()))?;
+            .map_err(|e| open_error(dir, e))?;
+        let tree = db.open_tree("journal").map_err(|e| open_error(dir, e))?;
         let data_file = match config.durability {
             Durability::Fsync => {
                 Some(File::open(dir.join("db")).map_err(|e| open_err(e.to_string()))?)
@@ -195,6 +276,7 @@ impl Journal {
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
+        let tips = check_watermark(dir, &tree)?;
         let inner = Arc::new(Inner {
             db,
             tree,
@@ -210,6 +292,7 @@ impl Journal {
             committer: Mutex::new(None),
             compact_tx: Mutex::new(None),
             compactor: Mutex::new(None),
+            appended_tips: Mutex::new((tips, false)),
         });
         let worker = Arc::clone(&inner);
         let handle = std::thread::Builder::new()
@@ -292,6 +375,11 @@ impl Journal {
             }
         }
         *tip = next;
+        if !events.is_empty() {
+            let mut tips = lock(&self.inner.appended_tips);
+            tips.0.insert(name, next.next_sequence - 1);
+            tips.1 = true;
+        }
         Ok(self.inner.appended.fetch_add(1, Ordering::SeqCst) + 1)
     }
 
@@ -678,6 +766,12 @@ impl Inner {
             };
             // Every waiter registered after its append, so this covers all of them.
             let target = self.appended.load(Ordering::SeqCst);
+            // Read before the flush: every record it names is inserted, so flushed.
+            let tips = {
+                let mut t = lock(&self.appended_tips);
+                let changed = std::mem::replace(&mut t.1, false);
+                changed.then(|| t.0.clone())
+            };
             let started = Instant::now();
             let result = self.flush();
             if let Some(observe) = &self.on_flush {
@@ -688,6 +782,13 @@ impl Inner {
                     self.durable.fetch_max(target, Ordering::SeqCst);
                     for w in waiters {
                         w(Ok(()));
+                    }
+                    // After the answers: a crash before this leaves the watermark behind,
+                    // which only weakens the check.
+                    if let Some(tips) = tips {
+                        if let Err(e) = watermark::store(&self.path, &tips) {
+                            tracing::warn!(error = %e, "journal watermark not written");
+                        }
                     }
                 }
                 Err(e) => {

@@ -17,7 +17,6 @@ use slotpool_actors::{
     Provision, Read, ReadDirectory, SetUserActive, SyncProduct,
 };
 use slotpool_events::{Command, Settings};
-use uuid::Uuid;
 
 fn invalid_settings(detail: String) -> Problem {
     Problem::new(
@@ -42,7 +41,7 @@ async fn execute(addr: &actix::Addr<ProductActor>, command: Command) -> Result<E
         addr,
         Execute {
             command,
-            cause: Uuid::new_v4(),
+            cause: super::observe::cause(),
         },
     )
     .await?)
@@ -150,7 +149,7 @@ async fn provision(
         .send(Provision {
             product: addr,
             change,
-            cause: Uuid::new_v4(),
+            cause: super::observe::cause(),
         })
         .await??;
     Ok(HttpResponse::NoContent().finish())
@@ -285,7 +284,7 @@ pub async fn put_user(
         .send(SetUserActive {
             user: path.clone(),
             active: update.active,
-            cause: Uuid::new_v4(),
+            cause: super::observe::cause(),
         })
         .await??;
     Ok(HttpResponse::Ok().json(UserView {

@@ -5,11 +5,13 @@
 
 pub mod admin;
 pub mod auth;
+pub mod backup;
 pub mod body;
 pub mod connector;
 pub mod dashboard;
 pub mod fixed_request;
 pub mod gate;
+pub mod observe;
 pub mod ops;
 pub mod pages;
 pub mod scim;
@@ -128,7 +130,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/products/{product}/sync",
                 web::get().to(admin::sync_report),
-            ),
+            )
+            .route("/backup", web::post().to(backup::backup)),
     )
     .configure(scim::routes)
     .route("/healthz", web::get().to(ops::healthz))

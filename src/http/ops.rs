@@ -41,6 +41,9 @@ pub async fn readyz(req: HttpRequest) -> Result<HttpResponse, Problem> {
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(req: HttpRequest) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
+    if let Some(m) = req.app_data::<actix_web::web::Data<super::observe::HttpMetrics>>() {
+        refresh_scrape_gauges(state, m);
+    }
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&state.registry.gather(), &mut out)
@@ -55,6 +58,36 @@ pub async fn metrics(req: HttpRequest) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out))
+}
+
+/// Sets the gauges that are functions of the moment of the scrape: readiness, and each
+/// product's snapshot age from the time its latest snapshot was taken.
+fn refresh_scrape_gauges(state: &super::AppState, m: &super::observe::HttpMetrics) {
+    let ready =
+        state.ready.load(Ordering::SeqCst) && state.services.products.journal().is_writable();
+    m.ready.set(i64::from(ready));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    for family in state.registry.gather() {
+        if family.name() != "slotpool_snapshot_timestamp_seconds" {
+            continue;
+        }
+        for metric in family.get_metric() {
+            let product = metric
+                .get_label()
+                .iter()
+                .find(|l| l.name() == "product")
+                .map(|l| l.value().to_string());
+            let taken = metric.get_gauge().value();
+            // 0: the product's gauge exists but no snapshot was taken yet.
+            if let Some(product) = product.filter(|_| taken > 0.0) {
+                m.snapshot_age
+                    .with_label_values(&[product.as_str()])
+                    .set((now - taken).max(0.0));
+            }
+        }
+    }
 }
 
 /// `GET /openapi.json`.

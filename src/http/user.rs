@@ -9,7 +9,6 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use slotpool_actors::session::KEEP_ALIVE;
 use slotpool_actors::{ask, ActorError, Execute, LookupUser, Poll, SessionActor};
 use slotpool_events::{Command, Refusal, SlotView};
-use uuid::Uuid;
 
 fn slot_response(view: &SlotView) -> HttpResponse {
     let mut r = HttpResponse::Ok();
@@ -29,7 +28,7 @@ async fn run(
 ) -> Result<Option<SlotView>, Problem> {
     let addr = state.product(id)?;
     let command = command(user.to_string());
-    let cause = Uuid::new_v4();
+    let cause = super::observe::cause();
     match ask(&addr, Execute { command, cause }).await {
         Ok(done) => Ok(done.view),
         Err(ActorError::Refused(Refusal::NotMember)) => {

@@ -615,36 +615,39 @@ pub struct PoolView {
 /// holders than `shared_slots`, nobody both holding and queued, a queue only when the
 /// pool is full, queue positions 1..n, and counts matching the lists. Call it while no
 /// other client changes the product.
+#[track_caller]
 pub fn check_invariants(c: &Client, product: &str) -> PoolView {
+    let (view, violations) = invariant_violations(c, product);
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+    view
+}
+
+/// Like [`check_invariants`], but returns every broken rule (with the pool it saw)
+/// instead of failing, so that a long run can count them.
+pub fn invariant_violations(c: &Client, product: &str) -> (PoolView, Vec<String>) {
     let view = c.product(product);
     let holders_json = c.holders_json(product);
     let queue_json = c.queue_json(product);
     let holders = names(&holders_json);
     let queue = names(&queue_json);
     let shared = view["shared_slots"].as_u64().expect("shared_slots") as usize;
-    let ctx = || format!("product {view}\nholders {holders_json}\nqueue {queue_json}");
-    assert!(
-        holders.len() <= shared,
-        "more holders than shared_slots\n{}",
-        ctx()
-    );
+    let ctx = format!("product {view}\nholders {holders_json}\nqueue {queue_json}");
+    let mut violations = Vec::new();
+    let mut check = |ok: bool, what: &str| {
+        if !ok {
+            violations.push(format!("{what}\n{ctx}"));
+        }
+    };
+    check(holders.len() <= shared, "more holders than shared_slots");
     let hs: HashSet<&String> = holders.iter().collect();
     let qs: HashSet<&String> = queue.iter().collect();
-    assert_eq!(hs.len(), holders.len(), "a user holds twice\n{}", ctx());
-    assert_eq!(qs.len(), queue.len(), "a user is queued twice\n{}", ctx());
-    assert!(
-        hs.is_disjoint(&qs),
-        "a user both holds and is queued\n{}",
-        ctx()
+    check(hs.len() == holders.len(), "a user holds twice");
+    check(qs.len() == queue.len(), "a user is queued twice");
+    check(hs.is_disjoint(&qs), "a user both holds and is queued");
+    check(
+        queue.is_empty() || holders.len() == shared,
+        "a queue while slots are free",
     );
-    if !queue.is_empty() {
-        assert_eq!(
-            holders.len(),
-            shared,
-            "a queue while slots are free\n{}",
-            ctx()
-        );
-    }
     let positions: Vec<u64> = queue_json
         .as_array()
         .expect("queue array")
@@ -652,24 +655,29 @@ pub fn check_invariants(c: &Client, product: &str) -> PoolView {
         .map(|q| q["position"].as_u64().expect("position"))
         .collect();
     let expected: Vec<u64> = (1..=queue.len() as u64).collect();
-    assert_eq!(positions, expected, "queue positions\n{}", ctx());
-    assert_eq!(
-        view["holders"].as_u64(),
-        Some(holders.len() as u64),
-        "holders count\n{}",
-        ctx()
+    check(positions == expected, "queue positions");
+    check(
+        view["holders"].as_u64() == Some(holders.len() as u64),
+        "holders count",
     );
-    assert_eq!(
-        view["queued"].as_u64(),
-        Some(queue.len() as u64),
-        "queued count\n{}",
-        ctx()
+    check(
+        view["queued"].as_u64() == Some(queue.len() as u64),
+        "queued count",
     );
-    PoolView {
-        product: view,
-        holders,
-        queue,
-    }
+    let fixed = view["fixed"].as_u64().unwrap_or(0);
+    let tier = view["licence_tier"].as_u64().unwrap_or(0);
+    check(
+        fixed + shared as u64 <= tier,
+        "fixed users + shared_slots exceed the licence tier",
+    );
+    (
+        PoolView {
+            product: view,
+            holders,
+            queue,
+        },
+        violations,
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -706,6 +714,9 @@ pub struct Track {
     /// Pause after each answer, at most this long (0: none). A client that pauses is
     /// often idle when the server dies, and then its state must match exactly.
     pub think_ms: u64,
+    /// Whether the client also reports activity (`POST .../activity`) now and then while
+    /// it holds a slot.
+    pub activity: bool,
 }
 
 impl Track {
@@ -719,7 +730,14 @@ impl Track {
             transport_error: None,
             unexpected: Vec::new(),
             think_ms: 0,
+            activity: false,
         }
+    }
+
+    /// The same client, also reporting activity while it holds a slot.
+    pub fn active(mut self) -> Self {
+        self.activity = true;
+        self
     }
 
     /// The same client, pausing up to `ms` after each answer.
@@ -821,7 +839,35 @@ fn load_worker(
     let mut rng = Rng(t.user.bytes().fold(0x9E37_79B9_7F4A_7C15, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
     }) | 1);
+    let activity_path = format!("/api/v1/products/{product}/activity");
     while !stop.load(Ordering::SeqCst) {
+        if t.activity && t.last == Known::Granted && rng.next() % 3 == 0 {
+            // Activity changes nothing a restart must keep; a holder must get 204.
+            match client.try_call(
+                "POST",
+                &activity_path,
+                &[("X-Slotpool-User", &t.user)],
+                None,
+            ) {
+                Ok(r) if r.status == 204 => {
+                    t.acked += 1;
+                    acks.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                }
+                Ok(r) if r.status == 503 => {
+                    t.transport_error = Some(format!("{r:?}"));
+                    break;
+                }
+                Ok(r) => {
+                    t.unexpected.push(format!("POST {activity_path}: {r:?}"));
+                    break;
+                }
+                Err(e) => {
+                    t.transport_error = Some(e.0);
+                    break;
+                }
+            }
+        }
         let op = if t.last == Known::None {
             Op::Request
         } else {
@@ -873,7 +919,24 @@ fn load_worker(
 }
 
 /// Checks every user's state against its track; returns the observed states.
+#[track_caller]
 pub fn check_tracks(c: &Client, product: &str, tracks: &[Track]) -> BTreeMap<String, String> {
+    let (observed, bad) = track_mismatches(c, product, tracks);
+    assert!(
+        bad.is_empty(),
+        "states inconsistent with acknowledged operations:\n{}",
+        bad.join("\n")
+    );
+    observed
+}
+
+/// Like [`check_tracks`], but returns the users whose state contradicts an acknowledged
+/// operation (a lost change) instead of failing.
+pub fn track_mismatches(
+    c: &Client,
+    product: &str,
+    tracks: &[Track],
+) -> (BTreeMap<String, String>, Vec<String>) {
     let mut observed = BTreeMap::new();
     let mut bad = Vec::new();
     for t in tracks {
@@ -891,12 +954,7 @@ pub fn check_tracks(c: &Client, product: &str, tracks: &[Track]) -> BTreeMap<Str
         }
         observed.insert(t.user.clone(), state);
     }
-    assert!(
-        bad.is_empty(),
-        "states inconsistent with acknowledged operations:\n{}",
-        bad.join("\n")
-    );
-    observed
+    (observed, bad)
 }
 
 /// The users of the load tests.

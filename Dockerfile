@@ -1,0 +1,38 @@
+# slotpool: multi-stage build. The runtime image holds only the binary, runs as an
+# unprivileged user, keeps its journal in the /data volume and reports its health.
+#
+#   docker build -t slotpool .
+#   docker run -p 8080:8080 -v slotpool-data:/data -e SLOTPOOL_ADMIN_TOKEN=... slotpool
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY events events
+COPY snapshots snapshots
+COPY actors actors
+COPY benches benches
+COPY src src
+RUN cargo build --release --locked --bin slotpool \
+ && strip target/release/slotpool
+
+FROM debian:bookworm-slim
+# curl for the health check only; ca-certificates for outgoing TLS.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 slotpool \
+ && useradd --system --uid 10001 --gid slotpool --home-dir /data --shell /usr/sbin/nologin slotpool \
+ && install -d -o slotpool -g slotpool -m 0700 /data
+COPY --from=build /src/target/release/slotpool /usr/local/bin/slotpool
+COPY slotpool.sample.toml /etc/slotpool/slotpool.toml
+USER slotpool:slotpool
+VOLUME ["/data"]
+ENV SLOTPOOL_DATA_DIR=/data \
+    SLOTPOOL_LISTEN=0.0.0.0:8080 \
+    SLOTPOOL_LOG_FORMAT=json
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
+  CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1
+# SIGTERM drains, flushes the journal and exits 0.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/slotpool"]
+CMD ["serve", "--config", "/etc/slotpool/slotpool.toml"]

@@ -1,0 +1,158 @@
+//! What every request leaves behind for operators: its cause id (the uuid the journal
+//! stores in the envelope of every event the request causes, the `X-Request-Id` response
+//! header, and the `cause` field of its log lines), its count and latency by route
+//! pattern, method and status.
+//!
+//! One middleware ([`observe`]) wraps the whole app. It gives each request a cause id (the
+//! caller's `X-Request-Id` when it is a UUID, so a proxy's id carries through; a fresh v4
+//! otherwise), runs the request inside a `request` tracing span carrying it and inside a
+//! task-local scope, from which handlers take it with [`cause`] for the commands they send.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::web;
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use std::time::Instant;
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// The request and response header carrying the cause id.
+pub const REQUEST_ID: &str = "x-request-id";
+
+tokio::task_local! {
+    static CAUSE: Uuid;
+}
+
+/// The cause id of the request being handled (a fresh one outside a request, e.g. in
+/// tests that call a handler directly).
+pub fn cause() -> Uuid {
+    CAUSE.try_with(|c| *c).unwrap_or_else(|_| Uuid::new_v4())
+}
+
+/// The HTTP metrics, by route pattern (never the raw path: bounded cardinality), and the
+/// gauges `/metrics` computes when it is scraped.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    /// `slotpool_ready`: what `/readyz` would answer, as 1 or 0.
+    pub ready: IntGauge,
+    /// `slotpool_snapshot_age_seconds{product}`: now minus the latest snapshot's time.
+    pub snapshot_age: GaugeVec,
+}
+
+impl HttpMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &Registry) -> Result<HttpMetrics, prometheus::Error> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "slotpool_http_requests_total",
+                "HTTP requests answered, by route pattern, method and status code.",
+            ),
+            &["route", "method", "status"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "slotpool_http_request_duration_seconds",
+                "Time from receiving an HTTP request to its response head, by route pattern and method.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ]),
+            &["route", "method"],
+        )?;
+        registry.register(Box::new(duration.clone()))?;
+        let ready = IntGauge::new(
+            "slotpool_ready",
+            "1 when recovery is done and the journal accepts writes (as /readyz), else 0.",
+        )?;
+        registry.register(Box::new(ready.clone()))?;
+        let snapshot_age = GaugeVec::new(
+            Opts::new(
+                "slotpool_snapshot_age_seconds",
+                "Seconds since the product's latest snapshot was taken (absent before the first).",
+            ),
+            &["product"],
+        )?;
+        registry.register(Box::new(snapshot_age.clone()))?;
+        Ok(HttpMetrics {
+            requests,
+            duration,
+            ready,
+            snapshot_age,
+        })
+    }
+}
+
+/// A method label from a closed set, so that odd methods cannot grow the label space.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Paths polled by monitoring: counted, but not logged on every call.
+fn is_probe(route: &str) -> bool {
+    matches!(route, "/metrics" | "/healthz" | "/readyz")
+}
+
+/// The middleware: cause id, span, log line, metrics, `X-Request-Id`.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Uuid::parse_str(v.trim()).ok())
+        .unwrap_or_else(Uuid::new_v4);
+    let method = method_label(req.method());
+    let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
+    let span = tracing::info_span!("request", cause = %id, method);
+    let result = CAUSE
+        .scope(id, next.call(req))
+        .instrument(span.clone())
+        .await;
+    let mut res = result?;
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let status = res.status();
+    let took = started.elapsed();
+    if let Some(m) = metrics {
+        m.requests
+            .with_label_values(&[route.as_str(), method, status.as_str()])
+            .inc();
+        m.duration
+            .with_label_values(&[route.as_str(), method])
+            .observe(took.as_secs_f64());
+    }
+    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
+        res.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID), v);
+    }
+    if !is_probe(&route) || status.is_server_error() {
+        span.in_scope(|| {
+            tracing::info!(
+                route = %route,
+                status = status.as_u16(),
+                micros = took.as_micros() as u64,
+                "answered"
+            )
+        });
+    }
+    Ok(res)
+}
