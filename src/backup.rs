@@ -96,18 +96,23 @@ pub fn export(journal: &Journal, out: impl Write) -> Result<Summary, String> {
     let mut summary = Summary::default();
     for stream in journal.streams().map_err(io)? {
         let name = stream.name();
-        let mut prefix = name.as_bytes().to_vec();
-        prefix.push(0);
-        let Some(last) = records.scan_prefix(&prefix).keys().next_back() else {
+        // Each record as stored, wherever it lives (loose or packed in a chunk by the
+        // compactor, which may move records while this runs), written back loose.
+        let mut last = 0;
+        let mut written = Ok(());
+        journal
+            .raw_records(&stream, |sequence, record| {
+                written = entry(&mut w, TREE_JOURNAL, &record_key(&name, sequence), record);
+                last = sequence;
+                written.is_ok()
+            })
+            .map_err(io)?;
+        written.map_err(io)?;
+        if last == 0 {
             continue;
-        };
-        let last = last.map_err(io)?;
-        let upto = last.to_vec();
-        for item in records.range(prefix.clone()..=upto.clone()) {
-            let (k, v) = item.map_err(io)?;
-            entry(&mut w, TREE_JOURNAL, &k, &v).map_err(io)?;
-            summary.records += 1;
         }
+        summary.records += last;
+        let upto = record_key(&name, last);
         let mut index = vec![INDEX_PREFIX];
         index.extend_from_slice(name.as_bytes());
         if let Some(v) = records.get(&index).map_err(io)? {

@@ -371,7 +371,7 @@ impl Journal {
         let (before, after) = (tip.next_sequence - 1, next.next_sequence - 1);
         if after / CHUNK_RECORDS > before / CHUNK_RECORDS && after >= 2 * CHUNK_RECORDS {
             if let Some(tx) = lock(&self.inner.compact_tx).as_ref() {
-                let _ = tx.send(name);
+                let _ = tx.send(name.clone());
             }
         }
         *tip = next;

@@ -37,7 +37,7 @@ fn real_snapshot() -> Vec<u8> {
             user: u.into(),
             active: true,
         });
-        run(Command::Request { user: u.into() });
+        run(Command::request(u));
     }
     encode(&Snapshot {
         format_version: FORMAT_VERSION,

@@ -350,7 +350,7 @@ pub async fn run_sync(
             id: path.into_inner(),
             product: addr,
             trigger: "manual",
-            cause: Uuid::new_v4(),
+            cause: crate::http::observe::cause(),
         })
         .await??;
     Ok(HttpResponse::Ok().json(SyncReportView::from(report)))

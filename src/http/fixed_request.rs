@@ -82,7 +82,7 @@ pub async fn request(
                 user: user.0,
                 reason,
             },
-            cause: Uuid::new_v4(),
+            cause: crate::http::observe::cause(),
         },
     )
     .await?;
@@ -261,7 +261,7 @@ async fn decide(
         addr,
         Execute {
             command,
-            cause: Uuid::new_v4(),
+            cause: crate::http::observe::cause(),
         },
     )
     .await?;

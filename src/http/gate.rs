@@ -13,7 +13,6 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use slotpool_actors::{ask, Execute, Poll, Read};
 use slotpool_events::{Command, SlotView};
-use uuid::Uuid;
 
 /// Header on the gate's answers telling the proxy (and a curious administrator) why.
 pub const GATE_STATE_HEADER: &str = "X-Slotpool-State";
@@ -109,7 +108,7 @@ pub async fn gate(
                 &addr,
                 Execute {
                     command,
-                    cause: Uuid::new_v4(),
+                    cause: crate::http::observe::cause(),
                 },
             )
             .await
@@ -143,7 +142,7 @@ pub async fn gate(
                 &addr,
                 Execute {
                     command,
-                    cause: Uuid::new_v4(),
+                    cause: crate::http::observe::cause(),
                 },
             )
             .await

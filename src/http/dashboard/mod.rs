@@ -24,7 +24,6 @@ use form::Fields;
 use session::Session;
 use slotpool_actors::{ask, Execute, ListHolders, ProductActor, Read};
 use slotpool_events::{Command, ProductKind, Settings};
-use uuid::Uuid;
 
 /// Registers the dashboard's routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -206,7 +205,7 @@ async fn execute(addr: &actix::Addr<ProductActor>, command: Command) -> Result<(
         addr,
         Execute {
             command,
-            cause: Uuid::new_v4(),
+            cause: crate::http::observe::cause(),
         },
     )
     .await?;

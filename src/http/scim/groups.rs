@@ -89,7 +89,7 @@ async fn change(req: &HttpRequest, command: DirectoryCommand) -> Result<(), Scim
         .directory
         .send(Change {
             command,
-            cause: Uuid::new_v4(),
+            cause: crate::http::observe::cause(),
         })
         .await??;
     Ok(())
