@@ -212,6 +212,18 @@ impl ProductState {
         }
     }
 
+    /// Whether a member could have a slot at once: one is free and nobody waits for it.
+    /// The gate's question: it lets such a member in with a request and sends anyone else
+    /// to the queue page, since a page view through a proxy must never queue anyone.
+    pub fn slot_free_for(&self, user: &str) -> bool {
+        let member = self
+            .users
+            .get(user)
+            .is_some_and(|u| u.member && !u.deactivated);
+        let slots = self.settings.as_ref().map_or(0, |s| s.shared_slots as usize);
+        member && self.queue.is_empty() && self.pool.len() < slots
+    }
+
     /// Current holders, in the order they got their slots.
     pub fn holders(&self) -> Vec<Holder> {
         let Some(settings) = &self.settings else {

@@ -83,7 +83,9 @@ pub async fn resync(
     match connector.send(Resync).await? {
         Ok(report) => Ok(HttpResponse::Ok().json(report_view(&report))),
         Err(e) => Err(Problem::new(
-            StatusCode::BAD_GATEWAY,
+            // Not a 5xx: slotpool did its part; the product it depends on did not (API.md:
+            // a 5xx means a bug in slotpool).
+            StatusCode::FAILED_DEPENDENCY,
             "connector_failed",
             "Connector failed",
             format!("the re-sync did not complete: {e}; it is retried with the deliveries"),

@@ -124,12 +124,7 @@ pub async fn gate(
             let who = user.clone();
             let free = ask(
                 &addr,
-                Read::new(move |s, _| {
-                    let counts = s.counts();
-                    let member = s.user(&who).is_some_and(|u| u.member && !u.deactivated);
-                    let slots = s.settings().map_or(0, |st| st.shared_slots as usize);
-                    member && counts.queued == 0 && counts.holders < slots
-                }),
+                Read::new(move |s, _| s.slot_free_for(&who)),
             )
             .await?;
             if !free {
