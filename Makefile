@@ -23,9 +23,12 @@ fmt:
 
 ## Criterion benchmarks: decide+apply, journal append (per-event flush vs group commit), replay;
 ## the sweep over 1M holders and memory per member; replay of 1M events and recovery of a
-## 10M-event stream with snapshots (its journal is built once under target/bench-data/).
+## 10M-event stream with snapshots (its journal is built once under target/bench-data/);
+## offline audit of a 10M-event journal and simulate of a year at ten pool sizes
+## (SLOTPOOL_AUDIT_BENCH_EVENTS=1000000 for a quick run).
 bench:
 	$(CARGO) bench -p slotpool-events -p slotpool-snapshots
+	$(CARGO) bench -p slotpool --bench offline
 
 ## HTTP load against the release binary: prints `load: <ops>/s p50=<ms> p99=<ms> clients=<n>`.
 ## CLIENTS=64 DURATION=10 DURABILITY=fsync by default.

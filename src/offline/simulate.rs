@@ -24,8 +24,8 @@ use super::{
 use crate::Failure;
 use serde_json::json;
 use slotpool_events::{
-    Command, LeaveReason, Presence, ProductEvent, ProductKind, ProductState, RevokeReason,
-    Settings, Standing, Timestamp,
+    Command, Presence, ProductEvent, ProductKind, ProductState, RevokeReason, Settings, Standing,
+    Timestamp,
 };
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -132,63 +132,6 @@ impl Demand {
         i
     }
 
-    /// The demand in a product stream's events (see the module doc).
-    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a ProductEvent>) -> Self {
-        let mut d = Demand::default();
-        let mut index = HashMap::new();
-        let mut queued: HashSet<String> = HashSet::new();
-        for e in events {
-            let (user, at, action) = match e {
-                ProductEvent::Configured { settings } => {
-                    d.recorded = Some(settings.clone());
-                    continue;
-                }
-                ProductEvent::Queued { user, at } => {
-                    queued.insert(user.clone());
-                    (user, *at, Action::Request)
-                }
-                ProductEvent::SlotGranted { user, at } => {
-                    if queued.remove(user) {
-                        continue;
-                    }
-                    (user, *at, Action::Request)
-                }
-                ProductEvent::ActivityRecorded { user, at } => (user, *at, Action::Activity),
-                ProductEvent::SlotReleased { user, at } => (user, *at, Action::Leave),
-                ProductEvent::QueueLeft { user, at, reason } => {
-                    queued.remove(user);
-                    match reason {
-                        LeaveReason::Released
-                        | LeaveReason::Expired
-                        | LeaveReason::Deactivated
-                        | LeaveReason::Removed
-                        | LeaveReason::Fixed => (user, *at, Action::Leave),
-                    }
-                }
-                ProductEvent::SlotRevoked { user, at, reason } => match reason {
-                    // What the pool's settings did is not demand: the replay decides it.
-                    RevokeReason::Inactivity
-                    | RevokeReason::Reclaimed
-                    | RevokeReason::PoolShrunk
-                    | RevokeReason::Admin => continue,
-                    RevokeReason::Deactivated | RevokeReason::Removed | RevokeReason::Fixed => {
-                        (user, *at, Action::Leave)
-                    }
-                },
-                ProductEvent::Requeued { user, .. } => {
-                    // Auto re-login is the service's doing, not the user's.
-                    queued.insert(user.clone());
-                    continue;
-                }
-                _ => continue,
-            };
-            let i = d.user_index(&mut index, user);
-            d.actions.push((at, i, action));
-        }
-        d.actions.sort_by_key(|(t, _, _)| *t);
-        d
-    }
-
     /// The demand of access-log sessions: a request at each start, activity at each
     /// later request of the session.
     pub fn from_sessions(sessions: &[super::analyze::Session]) -> Self {
@@ -203,6 +146,68 @@ impl Demand {
         }
         d.actions.sort_by_key(|(t, _, _)| *t);
         d
+    }
+}
+
+/// Builds the [`Demand`] in a product stream's events (see the module doc), one event at
+/// a time, so a long journal is never held in memory.
+#[derive(Debug, Default)]
+pub struct DemandBuilder {
+    demand: Demand,
+    index: HashMap<String, u32>,
+    queued: HashSet<String>,
+}
+
+impl DemandBuilder {
+    /// Takes the next event of the stream.
+    pub fn push(&mut self, e: &ProductEvent) {
+        let (user, at, action) = match e {
+            ProductEvent::Configured { settings } => {
+                self.demand.recorded = Some(settings.clone());
+                return;
+            }
+            ProductEvent::Queued { user, at } => {
+                self.queued.insert(user.clone());
+                (user, *at, Action::Request)
+            }
+            ProductEvent::SlotGranted { user, at } => {
+                if self.queued.remove(user) {
+                    return;
+                }
+                (user, *at, Action::Request)
+            }
+            ProductEvent::ActivityRecorded { user, at } => (user, *at, Action::Activity),
+            ProductEvent::SlotReleased { user, at } => (user, *at, Action::Leave),
+            // Gave up waiting (or was made to leave): the user is gone either way.
+            ProductEvent::QueueLeft { user, at, .. } => {
+                self.queued.remove(user);
+                (user, *at, Action::Leave)
+            }
+            ProductEvent::SlotRevoked { user, at, reason } => match reason {
+                // What the pool's settings did is not demand: the replay decides it.
+                RevokeReason::Inactivity
+                | RevokeReason::Reclaimed
+                | RevokeReason::PoolShrunk
+                | RevokeReason::Admin => return,
+                RevokeReason::Deactivated | RevokeReason::Removed | RevokeReason::Fixed => {
+                    (user, *at, Action::Leave)
+                }
+            },
+            ProductEvent::Requeued { user, .. } => {
+                // Auto re-login is the service's doing, not the user's.
+                self.queued.insert(user.clone());
+                return;
+            }
+            _ => return,
+        };
+        let i = self.demand.user_index(&mut self.index, user);
+        self.demand.actions.push((at, i, action));
+    }
+
+    /// The demand, actions in time order.
+    pub fn finish(mut self) -> Demand {
+        self.demand.actions.sort_by_key(|(t, _, _)| *t);
+        self.demand
     }
 }
 
@@ -449,12 +454,12 @@ pub fn run(args: &SimulateArgs) -> Result<(), Failure> {
         })?;
         let journal = open_data_dir(dir)?;
         let stream = product_stream(&journal, product)?;
-        let mut events = Vec::new();
+        let mut builder = DemandBuilder::default();
         read_stream(&journal, &stream, |env| {
-            events.push(env.event);
+            builder.push(&env.event);
             true
         })?;
-        Demand::from_events(&events)
+        builder.finish()
     } else if !args.logs.is_empty() {
         let inactivity = inactivity_ms(
             args.inactivity
