@@ -112,7 +112,7 @@ impl Generator {
                     Some(Standing::Holding { .. }) if roll < 64 => Command::Release { user },
                     Some(Standing::Holding { .. }) => Command::Activity { user },
                     Some(Standing::Queued { .. }) => Command::Release { user },
-                    _ => Command::Request { user },
+                    _ => Command::request(user),
                 }
             };
             let at = Timestamp::from_millis(self.now);

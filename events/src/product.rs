@@ -220,7 +220,10 @@ impl ProductState {
             .users
             .get(user)
             .is_some_and(|u| u.member && !u.deactivated);
-        let slots = self.settings.as_ref().map_or(0, |s| s.shared_slots as usize);
+        let slots = self
+            .settings
+            .as_ref()
+            .map_or(0, |s| s.shared_slots as usize);
         member && self.queue.is_empty() && self.pool.len() < slots
     }
 

@@ -122,11 +122,7 @@ pub async fn gate(
         SlotView::Locked { .. } => Ok(refused("locked")),
         SlotView::None => {
             let who = user.clone();
-            let free = ask(
-                &addr,
-                Read::new(move |s, _| s.slot_free_for(&who)),
-            )
-            .await?;
+            let free = ask(&addr, Read::new(move |s, _| s.slot_free_for(&who))).await?;
             if !free {
                 return Ok(refused("none"));
             }
