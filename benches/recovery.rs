@@ -147,9 +147,11 @@ fn journal_of(name: &str, events: u64, snapshot_at: Option<u64>, batch: Option<u
     let root = data_root();
     let dir = root.join(name);
     let marker = dir.join("bench-complete");
+    // A new snapshot format makes a cached journal's snapshot unreadable: rebuild then.
+    let snapshot_format = slotpool_snapshots::FORMAT_VERSION;
     let expected = format!(
         "generator={GENERATOR} events={events} snapshot_at={snapshot_at:?} batch={batch:?} \
-         members={MEMBERS}\n"
+         members={MEMBERS} snapshot_format={snapshot_format}\n"
     );
     if std::fs::read_to_string(&marker).is_ok_and(|m| m == expected) {
         return dir;

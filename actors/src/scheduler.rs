@@ -309,6 +309,15 @@ impl Scheduler {
             }
             Job::Nightly => {
                 let repaired = self.services.directory.send(Reconcile { cause }).await??;
+                // The quiet hour is when the journal packs the day's records into chunks
+                // (fast replay for audit and verify), on its own thread.
+                let journal = self.services.products.journal();
+                match journal.streams() {
+                    Ok(streams) => streams
+                        .iter()
+                        .for_each(|s| journal.compact_in_background(s)),
+                    Err(e) => tracing::warn!(error = %e, "nightly compaction not started"),
+                }
                 tracing::info!(deactivated_users = repaired, "nightly hygiene done");
                 self.addr.do_send(Schedule {
                     job: Job::Nightly,

@@ -7,8 +7,9 @@
 //!
 //! Compaction: sled costs about as much per item as it does per byte on a cold read, so a
 //! long stream is replayed far faster from few large values than from many small ones.
-//! Once a stream has [`CHUNK_RECORDS`] records more than it keeps loose, a background
-//! thread moves its oldest loose records, byte for byte, into one *chunk* under a key
+//! When asked (the nightly job asks for every stream), a background thread moves a
+//! stream's oldest loose records, all but the newest [`CHUNK_RECORDS`], byte for byte,
+//! into *chunks* of [`CHUNK_RECORDS`] records, each under a key
 //! that starts with `0x02` (`0x02 ++ stream ++ 0x00 ++ first sequence`), in one atomic
 //! batch. Every record keeps its own hash and its place in the chain, so a chunk hides no
 //! damage; readers see each record exactly once, wherever it lives at that moment.
@@ -208,8 +209,8 @@ const SEPARATOR: u8 = 0x00;
 /// Layout version of a chunk value (its first byte).
 const CHUNK_FORMAT: u8 = 1;
 
-/// Records per chunk, and how many of a stream's newest records stay loose: a stream is
-/// compacted whenever it has at least twice this many loose records.
+/// Records per chunk, and how many of a stream's newest records stay loose: compaction
+/// packs a stream only while it has at least twice this many loose records.
 pub const CHUNK_RECORDS: u64 = 1024;
 
 pub mod watermark;
@@ -365,14 +366,6 @@ impl Journal {
                 self.inner.tree.insert(key, bytes)?;
             }
             None => self.inner.tree.apply_batch(batch)?,
-        }
-        // A stream crossing a chunk boundary may have a chunk's worth of old records to
-        // pack; the compactor checks (a send is a push on a queue, nothing more).
-        let (before, after) = (tip.next_sequence - 1, next.next_sequence - 1);
-        if after / CHUNK_RECORDS > before / CHUNK_RECORDS && after >= 2 * CHUNK_RECORDS {
-            if let Some(tx) = lock(&self.inner.compact_tx).as_ref() {
-                let _ = tx.send(name.clone());
-            }
         }
         *tip = next;
         if !events.is_empty() {
@@ -663,11 +656,21 @@ impl Journal {
         Ok(summaries)
     }
 
+    /// Asks the compactor thread to pack `stream` (see [`Journal::compact`]) and returns at
+    /// once. The nightly job asks for every stream: packing costs about as much CPU per
+    /// record as appending it, so it is done when the service is quiet, not on every
+    /// append.
+    pub fn compact_in_background(&self, stream: &StreamId) {
+        if let Some(tx) = lock(&self.inner.compact_tx).as_ref() {
+            let _ = tx.send(stream.name());
+        }
+    }
+
     /// Packs the oldest loose records of `stream` into chunks of [`CHUNK_RECORDS`],
     /// keeping the newest [`CHUNK_RECORDS`] loose; returns how many records moved.
     ///
-    /// The background compactor calls this as streams grow; tools and benches call it to
-    /// compact a journal at once. Stops without moving anything at a record that is
+    /// The compactor thread calls this when asked ([`Journal::compact_in_background`]);
+    /// tools and benches call it to compact a journal at once. Stops without moving anything at a record that is
     /// missing or fails its own hash, so that `verify` still finds it where it was.
     pub fn compact(&self, stream: &StreamId) -> Result<u64, JournalError> {
         compact_stream(&self.inner.tree, &stream.name())
@@ -1169,12 +1172,13 @@ mod tests {
         let j = open_fast(dir.path());
         let mut tip = StreamTip::default();
         fill(&j, &mut tip, 5_000);
-        // Let the background compactor finish what the appends asked of it.
+        // Ask the background compactor, as the nightly job does, and let it finish.
+        j.compact_in_background(&stream());
         lock(&j.inner.compact_tx).take();
         if let Some(handle) = lock(&j.inner.compactor).take() {
             handle.join().expect("compactor");
         }
-        // 2048 and 3072 and 4096 crossed: the compactor packed up to 3072 by now.
+        // 5,000 records: the compactor packed 1..=3072 and left the newest 1,928 loose.
         assert_eq!(
             j.inner
                 .tree
@@ -1308,7 +1312,12 @@ mod tests {
         fill(&j, &mut tip, 2_047);
         let writer = {
             let j = j.clone();
-            std::thread::spawn(move || fill(&j, &mut tip, 6_000))
+            std::thread::spawn(move || {
+                for _ in 0..6 {
+                    fill(&j, &mut tip, 1_000);
+                    j.compact_in_background(&stream());
+                }
+            })
         };
         let mut rounds = 0;
         while !writer.is_finished() || rounds == 0 {
