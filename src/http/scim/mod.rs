@@ -12,6 +12,7 @@ pub mod filter;
 pub mod groups;
 pub mod log;
 pub mod patch;
+pub mod resource;
 pub mod users;
 
 use super::auth::{app_state, bearer};
@@ -113,14 +114,19 @@ impl From<DirectoryRefusal> for ScimError {
     }
 }
 
+impl From<Problem> for ScimError {
+    /// A problem outside SCIM's own vocabulary (a journal failure, shutting down), with
+    /// its status and detail.
+    fn from(p: Problem) -> Self {
+        Self::new(p.status, None, p.detail)
+    }
+}
+
 impl From<ActorError> for ScimError {
     fn from(e: ActorError) -> Self {
         match e {
             ActorError::Directory(d) => d.into(),
-            other => {
-                let p = Problem::from(other);
-                Self::new(p.status, None, p.detail)
-            }
+            other => Problem::from(other).into(),
         }
     }
 }
@@ -436,20 +442,22 @@ pub async fn not_found(req: HttpRequest, payload: web::Payload) -> HttpResponse 
 
 /// Registers the SCIM routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    use groups::Groups;
+    use users::Users;
     cfg.service(
         web::scope("/scim/v2")
-            .route("/Users", web::get().to(users::list))
-            .route("/Users", web::post().to(users::create))
-            .route("/Users/{id}", web::get().to(users::get))
-            .route("/Users/{id}", web::put().to(users::replace))
-            .route("/Users/{id}", web::patch().to(users::patch))
-            .route("/Users/{id}", web::delete().to(users::delete))
-            .route("/Groups", web::get().to(groups::list))
-            .route("/Groups", web::post().to(groups::create))
-            .route("/Groups/{id}", web::get().to(groups::get))
-            .route("/Groups/{id}", web::put().to(groups::replace))
-            .route("/Groups/{id}", web::patch().to(groups::patch))
-            .route("/Groups/{id}", web::delete().to(groups::delete))
+            .route("/Users", web::get().to(resource::list::<Users>))
+            .route("/Users", web::post().to(resource::create::<Users>))
+            .route("/Users/{id}", web::get().to(resource::get::<Users>))
+            .route("/Users/{id}", web::put().to(resource::replace::<Users>))
+            .route("/Users/{id}", web::patch().to(resource::patch::<Users>))
+            .route("/Users/{id}", web::delete().to(resource::delete::<Users>))
+            .route("/Groups", web::get().to(resource::list::<Groups>))
+            .route("/Groups", web::post().to(resource::create::<Groups>))
+            .route("/Groups/{id}", web::get().to(resource::get::<Groups>))
+            .route("/Groups/{id}", web::put().to(resource::replace::<Groups>))
+            .route("/Groups/{id}", web::patch().to(resource::patch::<Groups>))
+            .route("/Groups/{id}", web::delete().to(resource::delete::<Groups>))
             .route(
                 "/ServiceProviderConfig",
                 web::get().to(discovery::service_provider_config),
