@@ -62,6 +62,17 @@ impl Problem {
         Problem::new(StatusCode::BAD_REQUEST, what, "Invalid name", detail)
     }
 
+    /// 401 from the gate: the caller holds no slot (`state` says why: `none`, `queued`,
+    /// `locked`); the queue page is the way in.
+    pub fn no_slot(state: &str) -> Self {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "no_slot",
+            "No slot",
+            format!("the caller holds no slot ({state}); the queue page is the way in"),
+        )
+    }
+
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
         json!({
