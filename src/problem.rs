@@ -4,7 +4,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
-use slotpool_actors::ActorError;
+use slotpool_actors::{ActorError, DeliveryError};
 use slotpool_events::DirectoryRefusal;
 use slotpool_events::Refusal;
 use std::fmt;
@@ -70,6 +70,27 @@ impl Problem {
             "no_slot",
             "No slot",
             format!("the caller holds no slot ({state}); the queue page is the way in"),
+        )
+    }
+
+    /// 404: the product's settings name no connector.
+    pub fn no_connector(product: &str) -> Self {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "no_connector",
+            "No connector",
+            format!("product {product:?} has no connector in its settings"),
+        )
+    }
+
+    /// 424: a re-sync the product's connector could not complete. Not a 5xx: slotpool
+    /// did its part, the product it depends on did not (API.md keeps 5xx for bugs).
+    pub fn connector_failed(e: &DeliveryError) -> Self {
+        Problem::new(
+            StatusCode::FAILED_DEPENDENCY,
+            "connector_failed",
+            "Connector failed",
+            format!("the re-sync did not complete: {e}; it is retried with the deliveries"),
         )
     }
 
