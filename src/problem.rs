@@ -47,6 +47,28 @@ impl Problem {
         )
     }
 
+    /// 422: a well-formed body of the wrong shape or values (takes a `String` so that it
+    /// can be the `shape_error` of `http::body::read_json`).
+    pub fn invalid_body(detail: String) -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "Invalid body",
+            detail,
+        )
+    }
+
+    /// 422: product settings the core (or their JSON shape) refuses; used by the admin API
+    /// and the dashboard's forms alike.
+    pub fn invalid_settings(detail: String) -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_settings",
+            "Invalid settings",
+            detail,
+        )
+    }
+
     /// 404: the product does not exist.
     pub fn unknown_product(product: &str) -> Self {
         Problem::new(

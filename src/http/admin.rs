@@ -18,24 +18,6 @@ use slotpool_actors::{
 };
 use slotpool_events::{Command, Settings};
 
-fn invalid_settings(detail: String) -> Problem {
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_settings",
-        "Invalid settings",
-        detail,
-    )
-}
-
-fn invalid_body(detail: String) -> Problem {
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_body",
-        "Invalid body",
-        detail,
-    )
-}
-
 async fn execute(addr: &actix::Addr<ProductActor>, command: Command) -> Result<Executed, Problem> {
     Ok(ask(
         addr,
@@ -72,9 +54,9 @@ pub async fn put_product(
     let state = app_state(&req)?;
     check_product_id(&path)?;
     let mut doc: serde_json::Value =
-        read_json(body, state.max_body_bytes, invalid_settings).await?;
+        read_json(body, state.max_body_bytes, Problem::invalid_settings).await?;
     let Some(fields) = doc.as_object_mut() else {
-        return Err(invalid_settings(
+        return Err(Problem::invalid_settings(
             "the settings must be a JSON object".into(),
         ));
     };
@@ -82,13 +64,13 @@ pub async fn put_product(
         fields.remove(f);
     }
     let settings: Settings =
-        serde_json::from_value(doc).map_err(|e| invalid_settings(e.to_string()))?;
+        serde_json::from_value(doc).map_err(|e| Problem::invalid_settings(e.to_string()))?;
     let addr = match state.services.products.get(&path) {
         Some(addr) => addr,
         None => {
             // A new product has no fixed users yet: refuse invalid settings before any
             // actor exists, so a failed create leaves nothing behind.
-            settings.validate(0).map_err(invalid_settings)?;
+            settings.validate(0).map_err(Problem::invalid_settings)?;
             state.services.products.get_or_start(&path)
         }
     };
@@ -277,7 +259,7 @@ pub async fn put_user(
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
     check_user_name(&path)?;
-    let update: UserUpdate = read_json(body, state.max_body_bytes, invalid_body).await?;
+    let update: UserUpdate = read_json(body, state.max_body_bytes, Problem::invalid_body).await?;
     let user = state
         .services
         .directory
@@ -442,11 +424,11 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_bad_json_and_shape_errors_are_invalid_settings() {
-        let e = parse_json::<Settings>(b"{oops", invalid_settings).unwrap_err();
+        let e = parse_json::<Settings>(b"{oops", Problem::invalid_settings).unwrap_err();
         assert_eq!(e.reason, "bad_json");
         let e = parse_json::<Settings>(
             br#"{"kind": "jira", "licence_tier": "many", "shared_slots": 1}"#,
-            invalid_settings,
+            Problem::invalid_settings,
         )
         .unwrap_err();
         assert_eq!(e.reason, "invalid_settings");

@@ -11,10 +11,16 @@ use serde::de::DeserializeOwned;
 /// Syntax errors are 400 `bad_json`; well-formed JSON of the wrong shape or types is
 /// `shape_error` (the caller picks the status and reason, e.g. 422 `invalid_settings`).
 pub async fn read_json<T: DeserializeOwned>(
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
     shape_error: fn(String) -> Problem,
 ) -> Result<T, Problem> {
+    parse_json(&read_bytes(payload, limit).await?, shape_error)
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (413); a body that cannot be
+/// read is 400 `bad_body`.
+pub async fn read_bytes(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, Problem> {
     let mut buf = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
@@ -30,7 +36,7 @@ pub async fn read_json<T: DeserializeOwned>(
         }
         buf.extend_from_slice(&chunk);
     }
-    parse_json(&buf, shape_error)
+    Ok(buf)
 }
 
 /// Parses JSON bytes; see [`read_json`] for the errors.

@@ -1,7 +1,6 @@
 //! The dashboard's forms: urlencoded bodies read into fields, and turned into settings.
 
 use crate::problem::Problem;
-use actix_web::http::StatusCode;
 use actix_web::HttpRequest;
 use slotpool_events::{ProductKind, QueuePage, Settings};
 use std::collections::HashMap;
@@ -30,7 +29,7 @@ impl Fields {
     pub fn number(&self, name: &str) -> Result<u32, Problem> {
         let v = self.get(name).unwrap_or("").trim();
         v.parse::<u32>()
-            .map_err(|_| invalid(format!("{name} must be a whole number, not {v:?}")))
+            .map_err(|_| Problem::invalid_settings(format!("{name} must be a whole number, not {v:?}")))
     }
 
     /// A text field; empty means "not set".
@@ -41,20 +40,10 @@ impl Fields {
     }
 }
 
-/// 422 `invalid_settings` with the given detail.
-pub fn invalid(detail: impl Into<String>) -> Problem {
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_settings",
-        "Invalid settings",
-        detail,
-    )
-}
-
 /// A product kind from its code.
 pub fn kind(code: &str) -> Result<ProductKind, Problem> {
     serde_json::from_value(serde_json::Value::String(code.to_string()))
-        .map_err(|_| invalid(format!("unknown product kind {code:?}")))
+        .map_err(|_| Problem::invalid_settings(format!("unknown product kind {code:?}")))
 }
 
 /// The settings form applied to the current settings. Validation is the core's (the

@@ -223,7 +223,7 @@ async fn create_product(req: HttpRequest, body: web::Bytes) -> Result<HttpRespon
         let tier = fields.number("licence_tier")?;
         let slots = fields.number("shared_slots")?;
         let settings = Settings::new(kind, tier, slots);
-        settings.validate(0).map_err(form::invalid)?;
+        settings.validate(0).map_err(Problem::invalid_settings)?;
         Ok(settings)
     });
     let settings = match built {
