@@ -18,7 +18,12 @@ use slotpool_actors::{
 };
 use slotpool_events::{Command, Settings};
 
-async fn execute(addr: &actix::Addr<ProductActor>, command: Command) -> Result<Executed, Problem> {
+/// Sends `command` to the product with the request's cause (every HTTP surface that
+/// changes a product goes through here).
+pub(crate) async fn execute(
+    addr: &actix::Addr<ProductActor>,
+    command: Command,
+) -> Result<Executed, Problem> {
     Ok(ask(
         addr,
         Execute {
@@ -99,16 +104,22 @@ pub async fn get_product(
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// `GET /admin/v1/products`: every product.
-pub async fn list_products(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
+/// Every configured product's overview, sorted by id (the admin API's list and the
+/// dashboard's index).
+pub(crate) async fn product_views(state: &AppState) -> Result<Vec<ProductView>, Problem> {
     let mut out = Vec::new();
     for (id, addr) in state.services.products.all() {
         if let Some(view) = overview(&id, &addr).await? {
             out.push(view);
         }
     }
-    Ok(HttpResponse::Ok().json(out))
+    Ok(out)
+}
+
+/// `GET /admin/v1/products`: every product.
+pub async fn list_products(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    Ok(HttpResponse::Ok().json(product_views(state).await?))
 }
 
 /// Validates `{product}/{user}` path segments and finds the product.
@@ -365,11 +376,18 @@ pub async fn sync_report(
     Ok(HttpResponse::Ok().json(SyncReportView::from(report)))
 }
 
-/// `GET /admin/v1/notices`: what rules raised for administrators, newest first.
-pub async fn notices(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
+/// What rules raised for administrators (of product `only`, or of every product), newest
+/// first, after a notice of journal damage found at start (the admin API and the
+/// dashboard).
+pub(crate) async fn notice_views(
+    state: &AppState,
+    only: Option<&str>,
+) -> Result<Vec<NoticeView>, Problem> {
     let mut out = Vec::new();
     for (id, addr) in state.services.products.all() {
+        if only.is_some_and(|o| o != id) {
+            continue;
+        }
         let list = ask(
             &addr,
             Read::maybe(move |s, _| {
@@ -385,7 +403,13 @@ pub async fn notices(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem
     if let Some((damage, at)) = state.journal_damage.get() {
         out.insert(0, NoticeView::journal_damaged(damage, *at));
     }
-    Ok(HttpResponse::Ok().json(out))
+    Ok(out)
+}
+
+/// `GET /admin/v1/notices`: what rules raised for administrators, newest first.
+pub async fn notices(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    Ok(HttpResponse::Ok().json(notice_views(state, None).await?))
 }
 
 /// `GET /admin/v1/notices/stream`: notices as Server-Sent Events (`event: notice`), as

@@ -2,6 +2,7 @@
 //! administrators list, approve or reject (`/admin/v1/fixed-requests`). The rules (who
 //! may ask, duplicates, the licence tier) live in the core; this only parses and maps.
 
+use super::admin::execute;
 use super::auth::{app_state, check_product_id, Admin, CallingUser};
 use super::body::{parse_json, read_bytes, read_json};
 use super::view::rfc3339;
@@ -11,7 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use slotpool_actors::{ask, Execute, LookupUser, ProductActor, Read};
+use slotpool_actors::{ask, LookupUser, ProductActor, Read};
 use slotpool_events::fixed_request::MAX_TEXT_LEN;
 use slotpool_events::{Command, FixedRequest, RequestState};
 use uuid::Uuid;
@@ -64,15 +65,12 @@ pub async fn request(
         return Err(Problem::invalid_body("reason must not be empty".into()));
     }
     let id = Uuid::new_v4().to_string();
-    ask(
+    execute(
         &addr,
-        Execute {
-            command: Command::RequestFixed {
-                id: id.clone(),
-                user: user.0,
-                reason,
-            },
-            cause: crate::http::observe::cause(),
+        Command::RequestFixed {
+            id: id.clone(),
+            user: user.0,
+            reason,
         },
     )
     .await?;
@@ -233,14 +231,7 @@ async fn decide(
     id: &str,
 ) -> Result<HttpResponse, Problem> {
     check_product_id(product)?;
-    ask(
-        addr,
-        Execute {
-            command,
-            cause: crate::http::observe::cause(),
-        },
-    )
-    .await?;
+    execute(addr, command).await?;
     let r = find_in(addr, id.to_string())
         .await?
         .ok_or_else(|| Problem::from(slotpool_events::Refusal::UnknownRequest))?;
