@@ -2,6 +2,7 @@
 //! place where library errors become HTTP statuses and stable `reason` codes.
 
 use actix_web::http::{header, StatusCode};
+use crate::http::pages::return_to::ReturnToError;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 use slotpool_actors::{ActorError, DeliveryError};
@@ -15,9 +16,13 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// One HTTP problem: a status, a stable reason code, a title and a detail for people.
 #[derive(Debug, Clone)]
 pub struct Problem {
+    /// The HTTP status of the answer.
     pub status: StatusCode,
+    /// The stable, machine-readable code (`reason`, and the end of `type`).
     pub reason: &'static str,
+    /// A short summary for people, the same for every problem of this reason.
     pub title: &'static str,
+    /// What went wrong in this case, for people.
     pub detail: String,
 }
 
@@ -116,6 +121,16 @@ impl Problem {
         )
     }
 
+    /// 404: the product's queue page has no uploaded logo (or one that is not base64).
+    pub fn no_logo() -> Self {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "No logo",
+            "this product has no uploaded logo",
+        )
+    }
+
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
         json!({
@@ -198,6 +213,18 @@ impl From<ActorError> for Problem {
 impl From<actix::MailboxError> for Problem {
     fn from(e: actix::MailboxError) -> Self {
         ActorError::from(e).into()
+    }
+}
+
+impl From<ReturnToError> for Problem {
+    /// 400 `invalid_return_to`: the queue page never redirects outside the product.
+    fn from(e: ReturnToError) -> Self {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_return_to",
+            "Invalid return_to",
+            e.to_string(),
+        )
     }
 }
 
