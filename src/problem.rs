@@ -131,6 +131,48 @@ impl Problem {
         )
     }
 
+    /// 500: a wiring bug or a failure of the server itself (never the client's doing).
+    pub fn internal(e: impl fmt::Display) -> Self {
+        tracing::error!(error = %e, "internal error");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal error",
+            e.to_string(),
+        )
+    }
+
+    /// 500: the journal could not be read for a page computed from it.
+    pub fn journal_error(e: impl fmt::Display) -> Self {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "journal_error",
+            "Journal unreadable",
+            e.to_string(),
+        )
+    }
+
+    /// 401: a dashboard form posted without a dashboard session.
+    pub fn not_signed_in() -> Self {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "not_signed_in",
+            "Not signed in",
+            "sign in to the dashboard at /admin/ first",
+        )
+    }
+
+    /// 403: a form (or a session-authenticated change) whose CSRF token is missing or
+    /// does not belong to the session.
+    pub fn bad_csrf() -> Self {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "bad_csrf",
+            "Form refused",
+            "the form's CSRF token is missing or does not belong to this session; reload the page and try again",
+        )
+    }
+
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
         json!({

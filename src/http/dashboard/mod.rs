@@ -60,18 +60,9 @@ fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-fn not_signed_in() -> Problem {
-    Problem::new(
-        StatusCode::UNAUTHORIZED,
-        "not_signed_in",
-        "Not signed in",
-        "sign in to the dashboard at /admin/ first",
-    )
-}
-
 /// The session of a form post, with its CSRF token checked.
 fn form_session(req: &HttpRequest, fields: &Fields) -> Result<Session, Problem> {
-    let session = Session::of(req).ok_or_else(not_signed_in)?;
+    let session = Session::of(req).ok_or_else(Problem::not_signed_in)?;
     session.check_csrf(fields.get("csrf"))?;
     Ok(session)
 }
@@ -86,7 +77,7 @@ async fn index(req: HttpRequest) -> Result<HttpResponse, Problem> {
     let Some(session) = Session::of(&req) else {
         let (cookie, token) = session::login_nonce(session::is_https(&req));
         let mut res = html(StatusCode::OK, views::login(Lang::of(&req), &token, None));
-        res.add_cookie(&cookie).map_err(internal)?;
+        res.add_cookie(&cookie).map_err(Problem::internal)?;
         return Ok(res);
     };
     let list = admin::product_views(state).await?;
@@ -96,15 +87,6 @@ async fn index(req: HttpRequest) -> Result<HttpResponse, Problem> {
         StatusCode::OK,
         views::index(Lang::of(&req), &session, &list, &notices, flash.as_ref()),
     ))
-}
-
-fn internal(e: impl std::fmt::Display) -> Problem {
-    Problem::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal_error",
-        "Internal error",
-        e.to_string(),
-    )
 }
 
 /// `POST /admin/login`: the admin token for a session cookie.
@@ -123,15 +105,15 @@ async fn login(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, Probl
                 Some(views::t(Lang::of(&req), "That is not the admin token.")),
             ),
         );
-        res.add_cookie(&cookie).map_err(internal)?;
+        res.add_cookie(&cookie).map_err(Problem::internal)?;
         return Ok(res);
     }
     let session = Session::new();
     let mut res = see_other("/admin/");
     res.add_cookie(&session.cookie(session::is_https(&req)))
-        .map_err(internal)?;
+        .map_err(Problem::internal)?;
     res.add_cookie(&session::removal(session::LOGIN_COOKIE))
-        .map_err(internal)?;
+        .map_err(Problem::internal)?;
     Ok(res)
 }
 
@@ -140,7 +122,7 @@ async fn logout(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, Prob
     form_session(&req, &Fields::parse(&body))?.sign_out();
     let mut res = see_other("/admin/");
     res.add_cookie(&session::removal(session::SESSION_COOKIE))
-        .map_err(internal)?;
+        .map_err(Problem::internal)?;
     Ok(res)
 }
 
@@ -398,7 +380,7 @@ where
     let product = id.to_string();
     let computed = web::block(move || compute(&journal, &product, now))
         .await
-        .map_err(internal)??;
+        .map_err(Problem::internal)??;
     Ok(html(
         StatusCode::OK,
         render(Lang::of(req), &session, &computed),

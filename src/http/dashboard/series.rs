@@ -8,7 +8,6 @@
 //! A replay reads the whole stream; the handlers run it on the blocking pool.
 
 use crate::problem::Problem;
-use actix_web::http::StatusCode;
 use slotpool_events::history::{Period, DAY_MS, MINUTE_MS};
 use slotpool_events::{
     Envelope, History, HistoryOptions, Journal, Occupancy, ProductEvent, Standing, StreamId,
@@ -62,15 +61,6 @@ pub struct Peaks {
     pub shared_slots_now: u32,
 }
 
-fn journal_error(e: impl std::fmt::Display) -> Problem {
-    Problem::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "journal_error",
-        "Journal unreadable",
-        e.to_string(),
-    )
-}
-
 /// Replays product `id` into a [`History`], calling `f(history_after, envelope,
 /// standing_before)` for every event (the standing of a granted user just before, so a
 /// grant from the queue can be told from a grant at once).
@@ -79,7 +69,7 @@ fn replay(
     id: &str,
     mut f: impl FnMut(&History, &Envelope<ProductEvent>, Option<Standing>),
 ) -> Result<History, Problem> {
-    let stream = StreamId::product(id).map_err(journal_error)?;
+    let stream = StreamId::product(id).map_err(Problem::journal_error)?;
     let mut history = History::new(HistoryOptions::default());
     journal
         .replay::<ProductEvent>(&stream, |env| {
@@ -92,7 +82,7 @@ fn replay(
             history.push(&env);
             f(&history, &env, before);
         })
-        .map_err(journal_error)?;
+        .map_err(Problem::journal_error)?;
     Ok(history)
 }
 
