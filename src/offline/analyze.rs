@@ -73,6 +73,21 @@ pub struct LogStats {
     pub examples: Vec<String>,
 }
 
+impl LogStats {
+    /// Warns on stderr (not in the report, which may be JSON on stdout) when lines were
+    /// skipped, quoting the first few.
+    pub fn warn_malformed(&self) {
+        if self.malformed > 0 {
+            eprintln!(
+                "slotpool: warning: {} of {} lines could not be read and were skipped; first: {}",
+                self.malformed,
+                self.lines,
+                self.examples.join("; ")
+            );
+        }
+    }
+}
+
 /// How many malformed lines are quoted in the report.
 const EXAMPLES: usize = 5;
 
@@ -287,14 +302,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<(), Failure> {
     let (hits, stats) = read_logs(&args.logs, args.log_format)?;
     let sessions = sessions(hits, inactivity_ms);
     let a = analyze(&sessions, args.target, args.top);
-    if stats.malformed > 0 {
-        eprintln!(
-            "slotpool: warning: {} of {} lines could not be read and were skipped; first: {}",
-            stats.malformed,
-            stats.lines,
-            stats.examples.join("; ")
-        );
-    }
+    stats.warn_malformed();
     match args.format {
         Format::Json => write_json(&json!({
             "lines": stats.lines,

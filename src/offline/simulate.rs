@@ -468,14 +468,7 @@ pub fn run(args: &SimulateArgs) -> Result<(), Failure> {
                 .unwrap_or(Duration::from_secs(1800)),
         )?;
         let (hits, stats) = read_logs(&args.logs, args.log_format)?;
-        if stats.malformed > 0 {
-            eprintln!(
-                "slotpool: warning: {} of {} lines could not be read and were skipped; first: {}",
-                stats.malformed,
-                stats.lines,
-                stats.examples.join("; ")
-            );
-        }
+        stats.warn_malformed();
         Demand::from_sessions(&sessions(hits, inactivity))
     } else {
         return Err(Failure::Input(
