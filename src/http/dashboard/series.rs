@@ -52,6 +52,7 @@ pub struct DayPeak {
 /// a chosen share of requests at once.
 #[derive(Debug, Clone, Default)]
 pub struct Peaks {
+    /// One entry per day of the window, oldest first.
     pub days: Vec<DayPeak>,
     /// Requests (a member asking for a slot: granted at once or queued) in the window.
     pub requests: usize,
