@@ -173,6 +173,16 @@ impl Problem {
         )
     }
 
+    /// 503: the backup's exporter thread could not start.
+    pub fn backup_unavailable(e: &std::io::Error) -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "backup_unavailable",
+            "Backup unavailable",
+            format!("the backup could not start: {e}"),
+        )
+    }
+
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
         json!({
