@@ -46,6 +46,18 @@ pub fn kind(code: &str) -> Result<ProductKind, Problem> {
         .map_err(|_| Problem::invalid_settings(format!("unknown product kind {code:?}")))
 }
 
+/// The code of a product kind, as the admin API and [`kind`] spell it (the form's
+/// `<select>` values and the index page's table).
+pub fn kind_code(kind: ProductKind) -> &'static str {
+    match kind {
+        ProductKind::Jira => "jira",
+        ProductKind::Confluence => "confluence",
+        ProductKind::Bitbucket => "bitbucket",
+        ProductKind::Jsm => "jsm",
+        ProductKind::Generic => "generic",
+    }
+}
+
 /// The settings form applied to the current settings. Validation is the core's (the
 /// `Configure` command); only the shape of each field is checked here.
 pub fn apply_settings(current: Settings, f: &Fields) -> Result<Settings, Problem> {
@@ -91,6 +103,23 @@ pub fn query_value(req: &HttpRequest, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_codes_are_the_api_codes() {
+        for k in [
+            ProductKind::Jira,
+            ProductKind::Confluence,
+            ProductKind::Bitbucket,
+            ProductKind::Jsm,
+            ProductKind::Generic,
+        ] {
+            assert_eq!(kind(kind_code(k)).ok(), Some(k));
+            assert_eq!(
+                serde_json::to_value(k).ok(),
+                Some(serde_json::json!(kind_code(k)))
+            );
+        }
+    }
 
     #[test]
     fn the_settings_form_becomes_settings() {

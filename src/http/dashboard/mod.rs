@@ -24,7 +24,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use form::Fields;
 use session::Session;
 use slotpool_actors::{ask, ListHolders, ProductActor, Read};
-use slotpool_events::{Command, Journal, ProductKind, Settings, Timestamp};
+use slotpool_events::{Command, Journal, Settings, Timestamp};
 
 /// Registers the dashboard's routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -412,15 +412,4 @@ async fn peaks_page(req: HttpRequest, path: web::Path<String>) -> Result<HttpRes
         |lang, session, peaks| views::peaks(lang, session, &path, share, peaks),
     )
     .await
-}
-
-/// For [`form::kind`]'s callers elsewhere.
-pub fn kind_code(kind: ProductKind) -> &'static str {
-    match kind {
-        ProductKind::Jira => "jira",
-        ProductKind::Confluence => "confluence",
-        ProductKind::Bitbucket => "bitbucket",
-        ProductKind::Jsm => "jsm",
-        ProductKind::Generic => "generic",
-    }
 }
