@@ -62,7 +62,9 @@ fn refused_for(req: &HttpRequest, state: &'static str) -> HttpResponse {
         }
         None => {
             let mut body = Problem::no_slot(state).body();
-            body["state"] = serde_json::json!(state);
+            if let Some(fields) = body.as_object_mut() {
+                fields.insert("state".into(), state.into());
+            }
             res.content_type(crate::problem::PROBLEM_JSON)
                 .body(body.to_string())
         }
@@ -71,7 +73,7 @@ fn refused_for(req: &HttpRequest, state: &'static str) -> HttpResponse {
 
 /// Sends `command` to the product; `None` when the core refuses it (the holder lost the
 /// slot since the poll, or the member may no longer ask): the view is then refused.
-async fn execute(addr: &Addr<ProductActor>, command: Command) -> Result<Option<Executed>, Problem> {
+async fn try_execute(addr: &Addr<ProductActor>, command: Command) -> Result<Option<Executed>, Problem> {
     match ask(
         addr,
         Execute {
@@ -110,7 +112,7 @@ pub async fn gate(
         SlotView::Fixed => Ok(allowed("fixed")),
         SlotView::Granted { .. } => {
             // The holder may have lost the slot since the poll: then it is a refusal.
-            Ok(match execute(&addr, Command::Activity { user }).await? {
+            Ok(match try_execute(&addr, Command::Activity { user }).await? {
                 Some(_) => allowed("granted"),
                 None => refused("none"),
             })
@@ -126,7 +128,7 @@ pub async fn gate(
             // The core decides: between the read and this request the last slot may have
             // gone, in which case the member is queued (as the queue page would do).
             let command = super::user::request_command(state, user).await?;
-            Ok(match execute(&addr, command).await?.and_then(|done| done.view) {
+            Ok(match try_execute(&addr, command).await?.and_then(|done| done.view) {
                 Some(SlotView::Granted { .. }) => allowed("granted"),
                 Some(SlotView::Fixed) => allowed("fixed"),
                 Some(SlotView::Queued { .. }) => refused("queued"),
