@@ -1,8 +1,8 @@
 //! Every error the HTTP surface gives, as RFC 9457 `application/problem+json`, and the one
 //! place where library errors become HTTP statuses and stable `reason` codes.
 
-use actix_web::http::{header, StatusCode};
 use crate::http::pages::return_to::ReturnToError;
+use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 use slotpool_actors::{ActorError, DeliveryError};

@@ -9,9 +9,9 @@
 
 use super::auth::{app_state, CallingUser};
 use crate::problem::Problem;
+use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix::Addr;
 use slotpool_actors::{ask, ActorError, Execute, Executed, Poll, ProductActor, Read};
 use slotpool_events::{Command, SlotView};
 
@@ -73,7 +73,10 @@ fn refused_for(req: &HttpRequest, state: &'static str) -> HttpResponse {
 
 /// Sends `command` to the product; `None` when the core refuses it (the holder lost the
 /// slot since the poll, or the member may no longer ask): the view is then refused.
-async fn try_execute(addr: &Addr<ProductActor>, command: Command) -> Result<Option<Executed>, Problem> {
+async fn try_execute(
+    addr: &Addr<ProductActor>,
+    command: Command,
+) -> Result<Option<Executed>, Problem> {
     match ask(
         addr,
         Execute {
@@ -112,7 +115,8 @@ pub async fn gate(
         SlotView::Fixed => Ok(allowed("fixed")),
         SlotView::Granted { .. } => {
             // The holder may have lost the slot since the poll: then it is a refusal.
-            Ok(match try_execute(&addr, Command::Activity { user }).await? {
+            let done = try_execute(&addr, Command::Activity { user }).await?;
+            Ok(match done {
                 Some(_) => allowed("granted"),
                 None => refused("none"),
             })
@@ -128,7 +132,8 @@ pub async fn gate(
             // The core decides: between the read and this request the last slot may have
             // gone, in which case the member is queued (as the queue page would do).
             let command = super::user::request_command(state, user).await?;
-            Ok(match try_execute(&addr, command).await?.and_then(|done| done.view) {
+            let done = try_execute(&addr, command).await?;
+            Ok(match done.and_then(|d| d.view) {
                 Some(SlotView::Granted { .. }) => allowed("granted"),
                 Some(SlotView::Fixed) => allowed("fixed"),
                 Some(SlotView::Queued { .. }) => refused("queued"),

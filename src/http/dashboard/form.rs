@@ -28,8 +28,9 @@ impl Fields {
     /// A whole number field: 422 naming the field otherwise.
     pub fn number(&self, name: &str) -> Result<u32, Problem> {
         let v = self.get(name).unwrap_or("").trim();
-        v.parse::<u32>()
-            .map_err(|_| Problem::invalid_settings(format!("{name} must be a whole number, not {v:?}")))
+        v.parse::<u32>().map_err(|_| {
+            Problem::invalid_settings(format!("{name} must be a whole number, not {v:?}"))
+        })
     }
 
     /// A text field; empty means "not set".

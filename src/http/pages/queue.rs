@@ -12,11 +12,11 @@ use super::layout::page;
 use super::{markdown, return_to};
 use crate::http::auth::{app_state, check_product_id, CallingUser};
 use crate::problem::Problem;
+use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use maud::{html, PreEscaped};
 use serde::Deserialize;
-use actix::Addr;
 use slotpool_actors::{ask, Poll, ProductActor, Read};
 use slotpool_events::{QueuePage, SlotView};
 

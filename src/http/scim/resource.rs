@@ -4,8 +4,7 @@
 //! them.
 
 use super::{
-    base_url, if_match, list_response, parse_body, project, scim_ok, serve, with_retries,
-    ScimError,
+    base_url, if_match, list_response, parse_body, project, scim_ok, serve, with_retries, ScimError,
 };
 use crate::http::auth::app_state;
 use actix_web::http::StatusCode;
