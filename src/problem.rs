@@ -74,6 +74,26 @@ impl Problem {
         )
     }
 
+    /// 400: the request body could not be read.
+    pub fn bad_body(detail: String) -> Self {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            "Unreadable body",
+            detail,
+        )
+    }
+
+    /// 413: a request body over `limit` bytes.
+    pub fn too_large(limit: usize) -> Self {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Payload too large",
+            format!("request bodies are limited to {limit} bytes"),
+        )
+    }
+
     /// 404: the product does not exist.
     pub fn unknown_product(product: &str) -> Self {
         Problem::new(

@@ -20,7 +20,6 @@ use super::AppState;
 use crate::problem::Problem;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 use slotpool_actors::ActorError;
 use slotpool_events::DirectoryRefusal;
@@ -195,20 +194,21 @@ fn check_token(state: &AppState, req: &HttpRequest) -> Result<(), ScimError> {
     }
 }
 
-async fn read_body(payload: &mut web::Payload, limit: usize) -> Result<web::Bytes, ScimError> {
-    let mut buf = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ScimError::bad("invalidSyntax", e.to_string()))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(ScimError::new(
+async fn read_body(payload: web::Payload, limit: usize) -> Result<web::Bytes, ScimError> {
+    let body = super::body::read_limited(
+        payload,
+        limit,
+        |e| ScimError::bad("invalidSyntax", e),
+        |limit| {
+            ScimError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Some("tooLarge"),
                 format!("the body is larger than {limit} bytes"),
-            ));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
+            )
+        },
+    )
+    .await?;
+    Ok(body.freeze())
 }
 
 /// Parses a JSON body: malformed JSON is 400 `invalidSyntax`.
@@ -226,7 +226,7 @@ pub fn parse_body(bytes: &[u8]) -> Result<Value, ScimError> {
 
 /// Runs a SCIM handler: checks the token, reads the body, answers errors as SCIM errors,
 /// and logs the request.
-pub async fn serve<F, Fut>(req: HttpRequest, mut payload: web::Payload, handler: F) -> HttpResponse
+pub async fn serve<F, Fut>(req: HttpRequest, payload: web::Payload, handler: F) -> HttpResponse
 where
     F: FnOnce(HttpRequest, web::Bytes) -> Fut,
     Fut: Future<Output = Result<HttpResponse, ScimError>>,
@@ -239,7 +239,7 @@ where
     let mut body = web::Bytes::new();
     let result = match check_token(state, &req) {
         Err(e) => Err(e),
-        Ok(()) => match read_body(&mut payload, state.max_body_bytes).await {
+        Ok(()) => match read_body(payload, state.max_body_bytes).await {
             Err(e) => Err(e),
             Ok(b) => {
                 body = b.clone();
