@@ -307,12 +307,14 @@ fn members_page(
     if !more {
         return Ok((names, None));
     }
+    // The product's numbers are not trusted: no overflow on a hostile `nextPageStart`.
+    let after = start.saturating_add(list.len());
     let next = match kind {
         ConnectorKind::Bitbucket => page
             .get("nextPageStart")
             .and_then(Value::as_u64)
-            .map_or(start + list.len(), |n| n as usize),
-        _ => start + list.len(),
+            .map_or(after, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        _ => after,
     };
     Ok((names, Some(next)))
 }

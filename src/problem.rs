@@ -1,10 +1,11 @@
 //! Every error the HTTP surface gives, as RFC 9457 `application/problem+json`, and the one
 //! place where library errors become HTTP statuses and stable `reason` codes.
 
+use crate::http::pages::return_to::ReturnToError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
-use slotpool_actors::ActorError;
+use slotpool_actors::{ActorError, DeliveryError};
 use slotpool_events::DirectoryRefusal;
 use slotpool_events::Refusal;
 use std::fmt;
@@ -15,9 +16,13 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// One HTTP problem: a status, a stable reason code, a title and a detail for people.
 #[derive(Debug, Clone)]
 pub struct Problem {
+    /// The HTTP status of the answer.
     pub status: StatusCode,
+    /// The stable, machine-readable code (`reason`, and the end of `type`).
     pub reason: &'static str,
+    /// A short summary for people, the same for every problem of this reason.
     pub title: &'static str,
+    /// What went wrong in this case, for people.
     pub detail: String,
 }
 
@@ -47,6 +52,48 @@ impl Problem {
         )
     }
 
+    /// 422: a well-formed body of the wrong shape or values (takes a `String` so that it
+    /// can be the `shape_error` of `http::body::read_json`).
+    pub fn invalid_body(detail: String) -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "Invalid body",
+            detail,
+        )
+    }
+
+    /// 422: product settings the core (or their JSON shape) refuses; used by the admin API
+    /// and the dashboard's forms alike.
+    pub fn invalid_settings(detail: String) -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_settings",
+            "Invalid settings",
+            detail,
+        )
+    }
+
+    /// 400: the request body could not be read.
+    pub fn bad_body(detail: String) -> Self {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            "Unreadable body",
+            detail,
+        )
+    }
+
+    /// 413: a request body over `limit` bytes.
+    pub fn too_large(limit: usize) -> Self {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Payload too large",
+            format!("request bodies are limited to {limit} bytes"),
+        )
+    }
+
     /// 404: the product does not exist.
     pub fn unknown_product(product: &str) -> Self {
         Problem::new(
@@ -60,6 +107,100 @@ impl Problem {
     /// 400: a path segment is not a valid product id or user name.
     pub fn bad_name(what: &'static str, detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::BAD_REQUEST, what, "Invalid name", detail)
+    }
+
+    /// 401 from the gate: the caller holds no slot (`state` says why: `none`, `queued`,
+    /// `locked`); the queue page is the way in.
+    pub fn no_slot(state: &str) -> Self {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "no_slot",
+            "No slot",
+            format!("the caller holds no slot ({state}); the queue page is the way in"),
+        )
+    }
+
+    /// 404: the product's settings name no connector.
+    pub fn no_connector(product: &str) -> Self {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "no_connector",
+            "No connector",
+            format!("product {product:?} has no connector in its settings"),
+        )
+    }
+
+    /// 424: a re-sync the product's connector could not complete. Not a 5xx: slotpool
+    /// did its part, the product it depends on did not (API.md keeps 5xx for bugs).
+    pub fn connector_failed(e: &DeliveryError) -> Self {
+        Problem::new(
+            StatusCode::FAILED_DEPENDENCY,
+            "connector_failed",
+            "Connector failed",
+            format!("the re-sync did not complete: {e}; it is retried with the deliveries"),
+        )
+    }
+
+    /// 404: the product's queue page has no uploaded logo (or one that is not base64).
+    pub fn no_logo() -> Self {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "No logo",
+            "this product has no uploaded logo",
+        )
+    }
+
+    /// 500: a wiring bug or a failure of the server itself (never the client's doing).
+    pub fn internal(e: impl fmt::Display) -> Self {
+        tracing::error!(error = %e, "internal error");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal error",
+            e.to_string(),
+        )
+    }
+
+    /// 500: the journal could not be read for a page computed from it.
+    pub fn journal_error(e: impl fmt::Display) -> Self {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "journal_error",
+            "Journal unreadable",
+            e.to_string(),
+        )
+    }
+
+    /// 401: a dashboard form posted without a dashboard session.
+    pub fn not_signed_in() -> Self {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "not_signed_in",
+            "Not signed in",
+            "sign in to the dashboard at /admin/ first",
+        )
+    }
+
+    /// 403: a form (or a session-authenticated change) whose CSRF token is missing or
+    /// does not belong to the session.
+    pub fn bad_csrf() -> Self {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "bad_csrf",
+            "Form refused",
+            "the form's CSRF token is missing or does not belong to this session; reload the page and try again",
+        )
+    }
+
+    /// 503: the backup's exporter thread could not start.
+    pub fn backup_unavailable(e: &std::io::Error) -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "backup_unavailable",
+            "Backup unavailable",
+            format!("the backup could not start: {e}"),
+        )
     }
 
     /// The JSON body.
@@ -144,6 +285,18 @@ impl From<ActorError> for Problem {
 impl From<actix::MailboxError> for Problem {
     fn from(e: actix::MailboxError) -> Self {
         ActorError::from(e).into()
+    }
+}
+
+impl From<ReturnToError> for Problem {
+    /// 400 `invalid_return_to`: the queue page never redirects outside the product.
+    fn from(e: ReturnToError) -> Self {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_return_to",
+            "Invalid return_to",
+            e.to_string(),
+        )
     }
 }
 

@@ -18,25 +18,12 @@ use slotpool_actors::{
 };
 use slotpool_events::{Command, Settings};
 
-fn invalid_settings(detail: String) -> Problem {
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_settings",
-        "Invalid settings",
-        detail,
-    )
-}
-
-fn invalid_body(detail: String) -> Problem {
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_body",
-        "Invalid body",
-        detail,
-    )
-}
-
-async fn execute(addr: &actix::Addr<ProductActor>, command: Command) -> Result<Executed, Problem> {
+/// Sends `command` to the product with the request's cause (every HTTP surface that
+/// changes a product goes through here).
+pub(crate) async fn execute(
+    addr: &actix::Addr<ProductActor>,
+    command: Command,
+) -> Result<Executed, Problem> {
     Ok(ask(
         addr,
         Execute {
@@ -72,9 +59,9 @@ pub async fn put_product(
     let state = app_state(&req)?;
     check_product_id(&path)?;
     let mut doc: serde_json::Value =
-        read_json(body, state.max_body_bytes, invalid_settings).await?;
+        read_json(body, state.max_body_bytes, Problem::invalid_settings).await?;
     let Some(fields) = doc.as_object_mut() else {
-        return Err(invalid_settings(
+        return Err(Problem::invalid_settings(
             "the settings must be a JSON object".into(),
         ));
     };
@@ -82,13 +69,13 @@ pub async fn put_product(
         fields.remove(f);
     }
     let settings: Settings =
-        serde_json::from_value(doc).map_err(|e| invalid_settings(e.to_string()))?;
+        serde_json::from_value(doc).map_err(|e| Problem::invalid_settings(e.to_string()))?;
     let addr = match state.services.products.get(&path) {
         Some(addr) => addr,
         None => {
             // A new product has no fixed users yet: refuse invalid settings before any
             // actor exists, so a failed create leaves nothing behind.
-            settings.validate(0).map_err(invalid_settings)?;
+            settings.validate(0).map_err(Problem::invalid_settings)?;
             state.services.products.get_or_start(&path)
         }
     };
@@ -117,16 +104,22 @@ pub async fn get_product(
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// `GET /admin/v1/products`: every product.
-pub async fn list_products(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
+/// Every configured product's overview, sorted by id (the admin API's list and the
+/// dashboard's index).
+pub(crate) async fn product_views(state: &AppState) -> Result<Vec<ProductView>, Problem> {
     let mut out = Vec::new();
     for (id, addr) in state.services.products.all() {
         if let Some(view) = overview(&id, &addr).await? {
             out.push(view);
         }
     }
-    Ok(HttpResponse::Ok().json(out))
+    Ok(out)
+}
+
+/// `GET /admin/v1/products`: every product.
+pub async fn list_products(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    Ok(HttpResponse::Ok().json(product_views(state).await?))
 }
 
 /// Validates `{product}/{user}` path segments and finds the product.
@@ -277,7 +270,7 @@ pub async fn put_user(
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
     check_user_name(&path)?;
-    let update: UserUpdate = read_json(body, state.max_body_bytes, invalid_body).await?;
+    let update: UserUpdate = read_json(body, state.max_body_bytes, Problem::invalid_body).await?;
     let user = state
         .services
         .directory
@@ -383,11 +376,18 @@ pub async fn sync_report(
     Ok(HttpResponse::Ok().json(SyncReportView::from(report)))
 }
 
-/// `GET /admin/v1/notices`: what rules raised for administrators, newest first.
-pub async fn notices(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
+/// What rules raised for administrators (of product `only`, or of every product), newest
+/// first, after a notice of journal damage found at start (the admin API and the
+/// dashboard).
+pub(crate) async fn notice_views(
+    state: &AppState,
+    only: Option<&str>,
+) -> Result<Vec<NoticeView>, Problem> {
     let mut out = Vec::new();
     for (id, addr) in state.services.products.all() {
+        if only.is_some_and(|o| o != id) {
+            continue;
+        }
         let list = ask(
             &addr,
             Read::maybe(move |s, _| {
@@ -403,7 +403,13 @@ pub async fn notices(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem
     if let Some((damage, at)) = state.journal_damage.get() {
         out.insert(0, NoticeView::journal_damaged(damage, *at));
     }
-    Ok(HttpResponse::Ok().json(out))
+    Ok(out)
+}
+
+/// `GET /admin/v1/notices`: what rules raised for administrators, newest first.
+pub async fn notices(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    let state = app_state(&req)?;
+    Ok(HttpResponse::Ok().json(notice_views(state, None).await?))
 }
 
 /// `GET /admin/v1/notices/stream`: notices as Server-Sent Events (`event: notice`), as
@@ -442,11 +448,11 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_bad_json_and_shape_errors_are_invalid_settings() {
-        let e = parse_json::<Settings>(b"{oops", invalid_settings).unwrap_err();
+        let e = parse_json::<Settings>(b"{oops", Problem::invalid_settings).unwrap_err();
         assert_eq!(e.reason, "bad_json");
         let e = parse_json::<Settings>(
             br#"{"kind": "jira", "licence_tier": "many", "shared_slots": 1}"#,
-            invalid_settings,
+            Problem::invalid_settings,
         )
         .unwrap_err();
         assert_eq!(e.reason, "invalid_settings");

@@ -141,12 +141,5 @@ pub fn check_product_id(id: &str) -> Result<(), Problem> {
 pub fn app_state(req: &HttpRequest) -> Result<&AppState, Problem> {
     req.app_data::<web::Data<AppState>>()
         .map(|d| d.get_ref())
-        .ok_or_else(|| {
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "Internal error",
-                "no app state",
-            )
-        })
+        .ok_or_else(|| Problem::internal("no app state"))
 }

@@ -47,14 +47,7 @@ pub async fn backup(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem>
                 }
             }
         });
-    if let Err(e) = spawned {
-        return Err(Problem::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "backup_unavailable",
-            "Backup unavailable",
-            format!("the backup could not start: {e}"),
-        ));
-    }
+    spawned.map_err(|e| Problem::backup_unavailable(&e))?;
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });

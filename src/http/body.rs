@@ -1,7 +1,6 @@
 //! Reading a JSON request body with a size limit and clear errors.
 
 use crate::problem::Problem;
-use actix_web::http::StatusCode;
 use actix_web::web;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
@@ -11,26 +10,38 @@ use serde::de::DeserializeOwned;
 /// Syntax errors are 400 `bad_json`; well-formed JSON of the wrong shape or types is
 /// `shape_error` (the caller picks the status and reason, e.g. 422 `invalid_settings`).
 pub async fn read_json<T: DeserializeOwned>(
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
     shape_error: fn(String) -> Problem,
 ) -> Result<T, Problem> {
+    parse_json(&read_bytes(payload, limit).await?, shape_error)
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (413); a body that cannot be
+/// read is 400 `bad_body`.
+pub async fn read_bytes(payload: web::Payload, limit: usize) -> Result<web::BytesMut, Problem> {
+    read_limited(payload, limit, Problem::bad_body, Problem::too_large).await
+}
+
+/// Reads the whole body, refusing more than `limit` bytes: the one reading loop, with
+/// the errors of the caller's vocabulary (problems here, SCIM errors under `/scim/v2`):
+/// `unreadable` for a body that cannot be read, `too_large` (given the limit) for one
+/// over the limit, as soon as it is.
+pub async fn read_limited<E>(
+    mut payload: web::Payload,
+    limit: usize,
+    unreadable: impl Fn(String) -> E,
+    too_large: impl Fn(usize) -> E,
+) -> Result<web::BytesMut, E> {
     let mut buf = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "bad_body",
-                "Unreadable body",
-                e.to_string(),
-            )
-        })?;
+        let chunk = chunk.map_err(|e| unreadable(e.to_string()))?;
         if buf.len() + chunk.len() > limit {
             return Err(too_large(limit));
         }
         buf.extend_from_slice(&chunk);
     }
-    parse_json(&buf, shape_error)
+    Ok(buf)
 }
 
 /// Parses JSON bytes; see [`read_json`] for the errors.
@@ -46,14 +57,4 @@ pub fn parse_json<T: DeserializeOwned>(
             e.to_string()
         }),
     })
-}
-
-/// 413 for a body over the limit.
-pub fn too_large(limit: usize) -> Problem {
-    Problem::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        "Payload too large",
-        format!("request bodies are limited to {limit} bytes"),
-    )
 }

@@ -3,20 +3,10 @@
 use super::auth::{app_state, Admin};
 use super::view::rfc3339;
 use crate::problem::Problem;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use slotpool_actors::connector::{Resync, Status};
 use slotpool_actors::{ConnectorActor, ConnectorOf, ConnectorStatus, ResyncReport};
-
-fn no_connector(product: &str) -> Problem {
-    Problem::new(
-        StatusCode::NOT_FOUND,
-        "no_connector",
-        "No connector",
-        format!("product {product:?} has no connector in its settings"),
-    )
-}
 
 async fn connector_of(
     req: &HttpRequest,
@@ -25,7 +15,7 @@ async fn connector_of(
     let addr = app_state(req)?.product(product)?;
     addr.send(ConnectorOf)
         .await?
-        .ok_or_else(|| no_connector(product))
+        .ok_or_else(|| Problem::no_connector(product))
 }
 
 fn report_view(r: &ResyncReport) -> Value {
@@ -80,15 +70,9 @@ pub async fn resync(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let connector = connector_of(&req, &path).await?;
-    match connector.send(Resync).await? {
-        Ok(report) => Ok(HttpResponse::Ok().json(report_view(&report))),
-        Err(e) => Err(Problem::new(
-            // Not a 5xx: slotpool did its part; the product it depends on did not (API.md:
-            // a 5xx means a bug in slotpool).
-            StatusCode::FAILED_DEPENDENCY,
-            "connector_failed",
-            "Connector failed",
-            format!("the re-sync did not complete: {e}; it is retried with the deliveries"),
-        )),
-    }
+    let report = connector
+        .send(Resync)
+        .await?
+        .map_err(|e| Problem::connector_failed(&e))?;
+    Ok(HttpResponse::Ok().json(report_view(&report)))
 }

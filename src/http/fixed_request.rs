@@ -2,34 +2,25 @@
 //! administrators list, approve or reject (`/admin/v1/fixed-requests`). The rules (who
 //! may ask, duplicates, the licence tier) live in the core; this only parses and maps.
 
+use super::admin::execute;
 use super::auth::{app_state, check_product_id, Admin, CallingUser};
-use super::body::{parse_json, read_json};
+use super::body::{parse_json, read_bytes, read_json};
 use super::view::rfc3339;
 use super::AppState;
 use crate::problem::Problem;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use slotpool_actors::{ask, Execute, LookupUser, ProductActor, Read};
+use slotpool_actors::{ask, LookupUser, ProductActor, Read};
 use slotpool_events::fixed_request::MAX_TEXT_LEN;
 use slotpool_events::{Command, FixedRequest, RequestState};
 use uuid::Uuid;
 
-fn invalid_body(detail: String) -> Problem {
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_body",
-        "Invalid body",
-        detail,
-    )
-}
-
 fn check_text(what: &str, text: &str) -> Result<String, Problem> {
     let text = text.trim();
     if text.len() > MAX_TEXT_LEN || text.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(invalid_body(format!(
+        return Err(Problem::invalid_body(format!(
             "{what} must be at most {MAX_TEXT_LEN} bytes of text"
         )));
     }
@@ -68,21 +59,18 @@ pub async fn request(
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
     let addr = state.product(&path)?;
-    let ask_body: Ask = read_json(body, state.max_body_bytes, invalid_body).await?;
+    let ask_body: Ask = read_json(body, state.max_body_bytes, Problem::invalid_body).await?;
     let reason = check_text("reason", &ask_body.reason)?;
     if reason.is_empty() {
-        return Err(invalid_body("reason must not be empty".into()));
+        return Err(Problem::invalid_body("reason must not be empty".into()));
     }
     let id = Uuid::new_v4().to_string();
-    ask(
+    execute(
         &addr,
-        Execute {
-            command: Command::RequestFixed {
-                id: id.clone(),
-                user: user.0,
-                reason,
-            },
-            cause: crate::http::observe::cause(),
+        Command::RequestFixed {
+            id: id.clone(),
+            user: user.0,
+            reason,
         },
     )
     .await?;
@@ -175,27 +163,13 @@ struct Decision {
     note: String,
 }
 
-async fn read_decision(state: &AppState, mut body: web::Payload) -> Result<String, Problem> {
-    let mut buf = web::BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "bad_body",
-                "Unreadable body",
-                e.to_string(),
-            )
-        })?;
-        if buf.len() + chunk.len() > state.max_body_bytes {
-            return Err(super::body::too_large(state.max_body_bytes));
-        }
-        buf.extend_from_slice(&chunk);
-    }
+async fn read_decision(state: &AppState, body: web::Payload) -> Result<String, Problem> {
+    let buf = read_bytes(body, state.max_body_bytes).await?;
     // The note is optional, and so is the body.
     if buf.iter().all(u8::is_ascii_whitespace) {
         return Ok(String::new());
     }
-    let d: Decision = parse_json(&buf, invalid_body)?;
+    let d: Decision = parse_json(&buf, Problem::invalid_body)?;
     check_text("note", &d.note)
 }
 
@@ -257,14 +231,7 @@ async fn decide(
     id: &str,
 ) -> Result<HttpResponse, Problem> {
     check_product_id(product)?;
-    ask(
-        addr,
-        Execute {
-            command,
-            cause: crate::http::observe::cause(),
-        },
-    )
-    .await?;
+    execute(addr, command).await?;
     let r = find_in(addr, id.to_string())
         .await?
         .ok_or_else(|| Problem::from(slotpool_events::Refusal::UnknownRequest))?;

@@ -9,9 +9,10 @@
 
 use super::auth::{app_state, CallingUser};
 use crate::problem::Problem;
+use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use slotpool_actors::{ask, Execute, Poll, Read};
+use slotpool_actors::{ask, ActorError, Execute, Executed, Poll, ProductActor, Read};
 use slotpool_events::{Command, SlotView};
 
 /// Header on the gate's answers telling the proxy (and a curious administrator) why.
@@ -60,23 +61,34 @@ fn refused_for(req: &HttpRequest, state: &'static str) -> HttpResponse {
                 .body(page.into_string())
         }
         None => {
-            let problem = Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "no_slot",
-                "No slot",
-                format!("the caller holds no slot ({state}); the queue page is the way in"),
-            );
-            let body = serde_json::json!({
-                "type": format!("urn:slotpool:problem:{}", problem.reason),
-                "title": problem.title,
-                "status": 401,
-                "detail": problem.detail,
-                "reason": problem.reason,
-                "state": state,
-            });
+            let mut body = Problem::no_slot(state).body();
+            if let Some(fields) = body.as_object_mut() {
+                fields.insert("state".into(), state.into());
+            }
             res.content_type(crate::problem::PROBLEM_JSON)
                 .body(body.to_string())
         }
+    }
+}
+
+/// Sends `command` to the product; `None` when the core refuses it (the holder lost the
+/// slot since the poll, or the member may no longer ask): the view is then refused.
+async fn try_execute(
+    addr: &Addr<ProductActor>,
+    command: Command,
+) -> Result<Option<Executed>, Problem> {
+    match ask(
+        addr,
+        Execute {
+            command,
+            cause: crate::http::observe::cause(),
+        },
+    )
+    .await
+    {
+        Ok(done) => Ok(Some(done)),
+        Err(ActorError::Refused(_)) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -102,21 +114,12 @@ pub async fn gate(
     match view {
         SlotView::Fixed => Ok(allowed("fixed")),
         SlotView::Granted { .. } => {
-            let command = Command::Activity { user };
             // The holder may have lost the slot since the poll: then it is a refusal.
-            match ask(
-                &addr,
-                Execute {
-                    command,
-                    cause: crate::http::observe::cause(),
-                },
-            )
-            .await
-            {
-                Ok(_) => Ok(allowed("granted")),
-                Err(slotpool_actors::ActorError::Refused(_)) => Ok(refused("none")),
-                Err(e) => Err(e.into()),
-            }
+            let done = try_execute(&addr, Command::Activity { user }).await?;
+            Ok(match done {
+                Some(_) => allowed("granted"),
+                None => refused("none"),
+            })
         }
         SlotView::Queued { .. } => Ok(refused("queued")),
         SlotView::Locked { .. } => Ok(refused("locked")),
@@ -129,24 +132,13 @@ pub async fn gate(
             // The core decides: between the read and this request the last slot may have
             // gone, in which case the member is queued (as the queue page would do).
             let command = super::user::request_command(state, user).await?;
-            match ask(
-                &addr,
-                Execute {
-                    command,
-                    cause: crate::http::observe::cause(),
-                },
-            )
-            .await
-            {
-                Ok(done) => Ok(match done.view {
-                    Some(SlotView::Granted { .. }) => allowed("granted"),
-                    Some(SlotView::Fixed) => allowed("fixed"),
-                    Some(SlotView::Queued { .. }) => refused("queued"),
-                    _ => refused("none"),
-                }),
-                Err(slotpool_actors::ActorError::Refused(_)) => Ok(refused("none")),
-                Err(e) => Err(e.into()),
-            }
+            let done = try_execute(&addr, command).await?;
+            Ok(match done.and_then(|d| d.view) {
+                Some(SlotView::Granted { .. }) => allowed("granted"),
+                Some(SlotView::Fixed) => allowed("fixed"),
+                Some(SlotView::Queued { .. }) => refused("queued"),
+                _ => refused("none"),
+            })
         }
     }
 }

@@ -73,6 +73,21 @@ pub struct LogStats {
     pub examples: Vec<String>,
 }
 
+impl LogStats {
+    /// Warns on stderr (not in the report, which may be JSON on stdout) when lines were
+    /// skipped, quoting the first few.
+    pub fn warn_malformed(&self) {
+        if self.malformed > 0 {
+            eprintln!(
+                "slotpool: warning: {} of {} lines could not be read and were skipped; first: {}",
+                self.malformed,
+                self.lines,
+                self.examples.join("; ")
+            );
+        }
+    }
+}
+
 /// How many malformed lines are quoted in the report.
 const EXAMPLES: usize = 5;
 
@@ -165,25 +180,34 @@ pub fn sessions(mut hits: Vec<Hit>, inactivity_ms: i64) -> Vec<Session> {
 /// A heavy user: how long they were active, and which share of the busy time that is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeavyUser {
+    /// The user's name as the logs give it.
     pub user: String,
+    /// Time within the user's sessions, in ms.
     pub active_ms: i64,
+    /// `active_ms` as a share (0 to 1) of the time anyone was active.
     pub share: f64,
+    /// How many sessions the user had.
     pub sessions: usize,
 }
 
 /// What `analyze` reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Analysis {
+    /// Distinct users seen.
     pub users: usize,
+    /// Sessions (a user's requests grouped by the inactivity limit; see the module doc).
     pub sessions: usize,
     /// Most users active at once, and the first instant it happened.
     pub peak: usize,
+    /// The first instant of `peak` (`None` without sessions).
     pub peak_at: Option<Timestamp>,
     /// Time during which at least one user was active.
     pub busy_ms: i64,
+    /// The `top` users by active time, most active first.
     pub heavy: Vec<HeavyUser>,
     /// Fewest shared slots that serve `target` of logins at once.
     pub recommended_slots: usize,
+    /// The share of logins to serve at once that was asked for (0 to 1).
     pub target: f64,
     /// For each slot count from 0 to the peak, the share of logins served at once.
     pub served_by_slots: Vec<f64>,
@@ -287,14 +311,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<(), Failure> {
     let (hits, stats) = read_logs(&args.logs, args.log_format)?;
     let sessions = sessions(hits, inactivity_ms);
     let a = analyze(&sessions, args.target, args.top);
-    if stats.malformed > 0 {
-        eprintln!(
-            "slotpool: warning: {} of {} lines could not be read and were skipped; first: {}",
-            stats.malformed,
-            stats.lines,
-            stats.examples.join("; ")
-        );
-    }
+    stats.warn_malformed();
     match args.format {
         Format::Json => write_json(&json!({
             "lines": stats.lines,

@@ -214,14 +214,19 @@ impl DemandBuilder {
 /// One setting to try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Variant {
+    /// The pool size.
     pub shared_slots: u32,
+    /// The inactivity limit before a slot is revoked, in seconds.
     pub inactivity_s: u32,
+    /// Whether a request on a full pool takes the slot of the longest-inactive holder
+    /// past the inactivity limit (`reclaim_on_request`).
     pub reclaim: bool,
 }
 
 /// What one setting did with the demand.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
+    /// The setting tried.
     pub variant: Variant,
     /// Requests of users with neither a slot nor a queue place.
     pub requests: u64,
@@ -233,10 +238,13 @@ pub struct Outcome {
     pub never_served: u64,
     /// Queue waits of `served_after_wait`, in ms, p50/p95/p99 (0 when nobody waited).
     pub wait_p50_ms: i64,
+    /// The 95th percentile of those waits, in ms.
     pub wait_p95_ms: i64,
+    /// The 99th percentile of those waits, in ms.
     pub wait_p99_ms: i64,
-    /// Revocations for inactivity and by reclaim.
+    /// Revocations for inactivity.
     pub revoked_inactivity: u64,
+    /// Slots taken from an inactive holder for a request on a full pool (with `reclaim`).
     pub reclaimed: u64,
 }
 
@@ -468,14 +476,7 @@ pub fn run(args: &SimulateArgs) -> Result<(), Failure> {
                 .unwrap_or(Duration::from_secs(1800)),
         )?;
         let (hits, stats) = read_logs(&args.logs, args.log_format)?;
-        if stats.malformed > 0 {
-            eprintln!(
-                "slotpool: warning: {} of {} lines could not be read and were skipped; first: {}",
-                stats.malformed,
-                stats.lines,
-                stats.examples.join("; ")
-            );
-        }
+        stats.warn_malformed();
         Demand::from_sessions(&sessions(hits, inactivity))
     } else {
         return Err(Failure::Input(

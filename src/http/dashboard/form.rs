@@ -1,7 +1,6 @@
 //! The dashboard's forms: urlencoded bodies read into fields, and turned into settings.
 
 use crate::problem::Problem;
-use actix_web::http::StatusCode;
 use actix_web::HttpRequest;
 use slotpool_events::{ProductKind, QueuePage, Settings};
 use std::collections::HashMap;
@@ -29,8 +28,9 @@ impl Fields {
     /// A whole number field: 422 naming the field otherwise.
     pub fn number(&self, name: &str) -> Result<u32, Problem> {
         let v = self.get(name).unwrap_or("").trim();
-        v.parse::<u32>()
-            .map_err(|_| invalid(format!("{name} must be a whole number, not {v:?}")))
+        v.parse::<u32>().map_err(|_| {
+            Problem::invalid_settings(format!("{name} must be a whole number, not {v:?}"))
+        })
     }
 
     /// A text field; empty means "not set".
@@ -41,20 +41,22 @@ impl Fields {
     }
 }
 
-/// 422 `invalid_settings` with the given detail.
-pub fn invalid(detail: impl Into<String>) -> Problem {
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_settings",
-        "Invalid settings",
-        detail,
-    )
-}
-
 /// A product kind from its code.
 pub fn kind(code: &str) -> Result<ProductKind, Problem> {
     serde_json::from_value(serde_json::Value::String(code.to_string()))
-        .map_err(|_| invalid(format!("unknown product kind {code:?}")))
+        .map_err(|_| Problem::invalid_settings(format!("unknown product kind {code:?}")))
+}
+
+/// The code of a product kind, as the admin API and [`kind`] spell it (the form's
+/// `<select>` values and the index page's table).
+pub fn kind_code(kind: ProductKind) -> &'static str {
+    match kind {
+        ProductKind::Jira => "jira",
+        ProductKind::Confluence => "confluence",
+        ProductKind::Bitbucket => "bitbucket",
+        ProductKind::Jsm => "jsm",
+        ProductKind::Generic => "generic",
+    }
 }
 
 /// The settings form applied to the current settings. Validation is the core's (the
@@ -102,6 +104,23 @@ pub fn query_value(req: &HttpRequest, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_codes_are_the_api_codes() {
+        for k in [
+            ProductKind::Jira,
+            ProductKind::Confluence,
+            ProductKind::Bitbucket,
+            ProductKind::Jsm,
+            ProductKind::Generic,
+        ] {
+            assert_eq!(kind(kind_code(k)).ok(), Some(k));
+            assert_eq!(
+                serde_json::to_value(k).ok(),
+                Some(serde_json::json!(kind_code(k)))
+            );
+        }
+    }
 
     #[test]
     fn the_settings_form_becomes_settings() {

@@ -13,6 +13,7 @@ pub mod series;
 pub mod session;
 pub mod views;
 
+use super::admin::{self, execute};
 use super::auth::{app_state, check_product_id, check_user_name};
 use super::view::{HolderView, NoticeView, ProductView, QueueView};
 use super::AppState;
@@ -22,8 +23,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use form::Fields;
 use session::Session;
-use slotpool_actors::{ask, Execute, ListHolders, ProductActor, Read};
-use slotpool_events::{Command, ProductKind, Settings};
+use slotpool_actors::{ask, ListHolders, ProductActor, Read};
+use slotpool_events::{Command, Journal, Settings, Timestamp};
 
 /// Registers the dashboard's routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -59,18 +60,9 @@ fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-fn not_signed_in() -> Problem {
-    Problem::new(
-        StatusCode::UNAUTHORIZED,
-        "not_signed_in",
-        "Not signed in",
-        "sign in to the dashboard at /admin/ first",
-    )
-}
-
 /// The session of a form post, with its CSRF token checked.
 fn form_session(req: &HttpRequest, fields: &Fields) -> Result<Session, Problem> {
-    let session = Session::of(req).ok_or_else(not_signed_in)?;
+    let session = Session::of(req).ok_or_else(Problem::not_signed_in)?;
     session.check_csrf(fields.get("csrf"))?;
     Ok(session)
 }
@@ -79,73 +71,22 @@ async fn to_index() -> HttpResponse {
     see_other("/admin/")
 }
 
-/// Every product's overview, sorted by id.
-async fn products(state: &AppState) -> Result<Vec<ProductView>, Problem> {
-    let mut out = Vec::new();
-    for (id, addr) in state.services.products.all() {
-        let view = ask(
-            &addr,
-            Read::maybe(move |s, _| {
-                s.settings()
-                    .map(|settings| ProductView::new(&id, settings.clone(), s.counts()))
-            }),
-        )
-        .await?;
-        out.extend(view);
-    }
-    out.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(out)
-}
-
-async fn notices(state: &AppState, only: Option<&str>) -> Result<Vec<NoticeView>, Problem> {
-    let mut out = Vec::new();
-    for (id, addr) in state.services.products.all() {
-        if only.is_some_and(|o| o != id) {
-            continue;
-        }
-        let list = ask(
-            &addr,
-            Read::maybe(move |s, _| {
-                s.notices()
-                    .map(|n| NoticeView::new(&id, n))
-                    .collect::<Vec<_>>()
-            }),
-        )
-        .await?;
-        out.extend(list);
-    }
-    out.sort_by(|a, b| b.at.cmp(&a.at));
-    if let Some((damage, at)) = state.journal_damage.get() {
-        out.insert(0, NoticeView::journal_damaged(damage, *at));
-    }
-    Ok(out)
-}
-
 /// `GET /admin/`: the sign-in form, or the list of products.
 async fn index(req: HttpRequest) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
     let Some(session) = Session::of(&req) else {
         let (cookie, token) = session::login_nonce(session::is_https(&req));
         let mut res = html(StatusCode::OK, views::login(Lang::of(&req), &token, None));
-        res.add_cookie(&cookie).map_err(internal)?;
+        res.add_cookie(&cookie).map_err(Problem::internal)?;
         return Ok(res);
     };
-    let list = products(state).await?;
-    let notices = notices(state, None).await?;
+    let list = admin::product_views(state).await?;
+    let notices = admin::notice_views(state, None).await?;
     let flash = flash_of(&req);
     Ok(html(
         StatusCode::OK,
         views::index(Lang::of(&req), &session, &list, &notices, flash.as_ref()),
     ))
-}
-
-fn internal(e: impl std::fmt::Display) -> Problem {
-    Problem::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal_error",
-        "Internal error",
-        e.to_string(),
-    )
 }
 
 /// `POST /admin/login`: the admin token for a session cookie.
@@ -164,15 +105,15 @@ async fn login(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, Probl
                 Some(views::t(Lang::of(&req), "That is not the admin token.")),
             ),
         );
-        res.add_cookie(&cookie).map_err(internal)?;
+        res.add_cookie(&cookie).map_err(Problem::internal)?;
         return Ok(res);
     }
     let session = Session::new();
     let mut res = see_other("/admin/");
     res.add_cookie(&session.cookie(session::is_https(&req)))
-        .map_err(internal)?;
+        .map_err(Problem::internal)?;
     res.add_cookie(&session::removal(session::LOGIN_COOKIE))
-        .map_err(internal)?;
+        .map_err(Problem::internal)?;
     Ok(res)
 }
 
@@ -181,7 +122,7 @@ async fn logout(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, Prob
     form_session(&req, &Fields::parse(&body))?.sign_out();
     let mut res = see_other("/admin/");
     res.add_cookie(&session::removal(session::SESSION_COOKIE))
-        .map_err(internal)?;
+        .map_err(Problem::internal)?;
     Ok(res)
 }
 
@@ -200,18 +141,6 @@ pub fn flash_of(req: &HttpRequest) -> Option<views::Flash> {
     Some(views::Flash::ok(views::t(Lang::of(req), text)))
 }
 
-async fn execute(addr: &actix::Addr<ProductActor>, command: Command) -> Result<(), Problem> {
-    ask(
-        addr,
-        Execute {
-            command,
-            cause: crate::http::observe::cause(),
-        },
-    )
-    .await?;
-    Ok(())
-}
-
 /// `POST /admin/products`: a new product from the form on the index page.
 async fn create_product(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
@@ -223,14 +152,14 @@ async fn create_product(req: HttpRequest, body: web::Bytes) -> Result<HttpRespon
         let tier = fields.number("licence_tier")?;
         let slots = fields.number("shared_slots")?;
         let settings = Settings::new(kind, tier, slots);
-        settings.validate(0).map_err(form::invalid)?;
+        settings.validate(0).map_err(Problem::invalid_settings)?;
         Ok(settings)
     });
     let settings = match built {
         Ok(s) => s,
         Err(p) => {
-            let list = products(state).await?;
-            let notices = notices(state, None).await?;
+            let list = admin::product_views(state).await?;
+            let notices = admin::notice_views(state, None).await?;
             return Ok(html(
                 p.status,
                 views::index(
@@ -244,8 +173,8 @@ async fn create_product(req: HttpRequest, body: web::Bytes) -> Result<HttpRespon
         }
     };
     if state.services.products.get(&id).is_some() {
-        let list = products(state).await?;
-        let notices = notices(state, None).await?;
+        let list = admin::product_views(state).await?;
+        let notices = admin::notice_views(state, None).await?;
         let flash = views::Flash::bad(&format!("a product {id:?} exists already"));
         return Ok(html(
             StatusCode::CONFLICT,
@@ -262,10 +191,15 @@ async fn create_product(req: HttpRequest, body: web::Bytes) -> Result<HttpRespon
 
 /// Everything the product page shows.
 pub struct ProductData {
+    /// Settings and counts.
     pub overview: ProductView,
+    /// Who holds a slot now (with inactivity and pending warnings).
     pub holders: Vec<HolderView>,
+    /// Who waits, in order.
     pub queue: Vec<QueueView>,
+    /// The product's notices, newest first.
     pub notices: Vec<NoticeView>,
+    /// The product clock's now, in ms since the epoch (for "for 5 min" texts).
     pub now_ms: i64,
 }
 
@@ -294,7 +228,7 @@ async fn product_data(state: &AppState, id: &str) -> Result<ProductData, Problem
         overview,
         holders,
         queue,
-        notices: notices(state, Some(id)).await?,
+        notices: admin::notice_views(state, Some(id)).await?,
         now_ms: now.as_millis(),
     })
 }
@@ -337,22 +271,18 @@ async fn current_settings(addr: &actix::Addr<ProductActor>) -> Result<Settings, 
         .ok_or(slotpool_events::Refusal::UnknownProduct)?)
 }
 
-/// Runs a configure command; a refusal is shown on the product page.
-async fn configure(
+/// Where a form's change leads: back to the product page with `done` in the query, or,
+/// for a refusal (a client error), the product page again with the refusal shown.
+async fn after_change<T>(
     req: &HttpRequest,
     state: &AppState,
     session: &Session,
     id: &str,
-    settings: Result<Settings, Problem>,
+    result: Result<T, Problem>,
     done: &str,
 ) -> Result<HttpResponse, Problem> {
-    let addr = state.product(id)?;
-    let result = match settings {
-        Ok(s) => execute(&addr, Command::Configure(s)).await,
-        Err(p) => Err(p),
-    };
     match result {
-        Ok(()) => Ok(see_other(&format!(
+        Ok(_) => Ok(see_other(&format!(
             "../{}?done={done}",
             form::path_segment(id)
         ))),
@@ -363,19 +293,34 @@ async fn configure(
     }
 }
 
+/// A settings form: the product's current settings, changed by `update` from the form's
+/// fields, then configured (the same command as the admin API's `PUT`).
+async fn settings_form(
+    req: &HttpRequest,
+    id: &str,
+    body: &[u8],
+    done: &str,
+    update: impl FnOnce(Settings, &Fields) -> Result<Settings, Problem>,
+) -> Result<HttpResponse, Problem> {
+    let state = app_state(req)?;
+    let fields = Fields::parse(body);
+    let session = form_session(req, &fields)?;
+    let addr = state.product(id)?;
+    let current = current_settings(&addr).await?;
+    let result = match update(current, &fields) {
+        Ok(s) => execute(&addr, Command::Configure(s)).await,
+        Err(p) => Err(p),
+    };
+    after_change(req, state, &session, id, result, done).await
+}
+
 /// `POST /admin/products/{p}/settings`: every setting from the settings form.
 async fn save_settings(
     req: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
-    let fields = Fields::parse(&body);
-    let session = form_session(&req, &fields)?;
-    let addr = state.product(&path)?;
-    let current = current_settings(&addr).await?;
-    let updated = form::apply_settings(current, &fields);
-    configure(&req, state, &session, &path, updated, "saved").await
+    settings_form(&req, &path, &body, "saved", form::apply_settings).await
 }
 
 /// `POST /admin/products/{p}/resize`: a new `shared_slots`.
@@ -384,16 +329,13 @@ async fn resize(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
-    let fields = Fields::parse(&body);
-    let session = form_session(&req, &fields)?;
-    let addr = state.product(&path)?;
-    let current = current_settings(&addr).await?;
-    let updated = fields.number("shared_slots").map(|n| Settings {
-        shared_slots: n,
-        ..current
-    });
-    configure(&req, state, &session, &path, updated, "resized").await
+    settings_form(&req, &path, &body, "resized", |current, fields| {
+        fields.number("shared_slots").map(|n| Settings {
+            shared_slots: n,
+            ..current
+        })
+    })
+    .await
 }
 
 /// `POST /admin/products/{p}/revoke`: revoke one holder's slot now (reason `admin`).
@@ -411,69 +353,63 @@ async fn revoke(
         Ok(()) => execute(&addr, Command::Revoke { user }).await,
         Err(p) => Err(p),
     };
-    match result {
-        Ok(()) => Ok(see_other(&format!(
-            "../{}?done=revoked",
-            form::path_segment(&path)
-        ))),
-        Err(p) if p.status.is_client_error() => {
-            product_with_error(&req, state, &session, &path, p).await
-        }
-        Err(p) => Err(p),
-    }
+    after_change(&req, state, &session, &path, result, "revoked").await
+}
+
+/// A signed-in page computed from the product's journal, off the async threads:
+/// `compute` gets the journal, the product's id and its clock's `now`, `render` shows the
+/// result. Without a session, back to sign-in.
+async fn journal_page<T, C, V>(
+    req: &HttpRequest,
+    id: &str,
+    compute: C,
+    render: V,
+) -> Result<HttpResponse, Problem>
+where
+    T: Send + 'static,
+    C: FnOnce(&Journal, &str, Timestamp) -> Result<T, Problem> + Send + 'static,
+    V: FnOnce(Lang, &Session, &T) -> maud::Markup,
+{
+    let state = app_state(req)?;
+    let Some(session) = Session::of(req) else {
+        return Ok(see_other("/admin/"));
+    };
+    let addr = state.product(id)?;
+    let now = ask(&addr, Read::new(|_, now| now)).await?;
+    let journal = state.services.products.journal().clone();
+    let product = id.to_string();
+    let computed = web::block(move || compute(&journal, &product, now))
+        .await
+        .map_err(Problem::internal)??;
+    Ok(html(
+        StatusCode::OK,
+        render(Lang::of(req), &session, &computed),
+    ))
 }
 
 /// `GET /admin/products/{p}/charts?range=day|week`.
 async fn charts_page(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
-    let Some(session) = Session::of(&req) else {
-        return Ok(see_other("/admin/"));
-    };
-    let addr = state.product(&path)?;
-    let now = ask(&addr, Read::new(|_, now| now)).await?;
-    let range = form::query_value(&req, "range");
-    let week = range.as_deref() == Some("week");
-    let journal = state.services.products.journal().clone();
-    let id = path.clone();
-    let series = web::block(move || series::minute_series(&journal, &id, now, week))
-        .await
-        .map_err(internal)??;
-    Ok(html(
-        StatusCode::OK,
-        views::charts(Lang::of(&req), &session, &path, week, &series),
-    ))
+    let week = form::query_value(&req, "range").as_deref() == Some("week");
+    journal_page(
+        &req,
+        &path,
+        move |journal, id, now| series::minute_series(journal, id, now, week),
+        |lang, session, series| views::charts(lang, session, &path, week, series),
+    )
+    .await
 }
 
 /// `GET /admin/products/{p}/peaks?share=95`: the user-peak view.
 async fn peaks_page(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
-    let Some(session) = Session::of(&req) else {
-        return Ok(see_other("/admin/"));
-    };
-    let addr = state.product(&path)?;
-    let now = ask(&addr, Read::new(|_, now| now)).await?;
     let share = form::query_value(&req, "share")
         .and_then(|s| s.parse::<u32>().ok())
         .filter(|s| (1..=100).contains(s))
         .unwrap_or(95);
-    let journal = state.services.products.journal().clone();
-    let id = path.clone();
-    let peaks = web::block(move || series::peaks(&journal, &id, now, share))
-        .await
-        .map_err(internal)??;
-    Ok(html(
-        StatusCode::OK,
-        views::peaks(Lang::of(&req), &session, &path, share, &peaks),
-    ))
-}
-
-/// For [`form::kind`]'s callers elsewhere.
-pub fn kind_code(kind: ProductKind) -> &'static str {
-    match kind {
-        ProductKind::Jira => "jira",
-        ProductKind::Confluence => "confluence",
-        ProductKind::Bitbucket => "bitbucket",
-        ProductKind::Jsm => "jsm",
-        ProductKind::Generic => "generic",
-    }
+    journal_page(
+        &req,
+        &path,
+        move |journal, id, now| series::peaks(journal, id, now, share),
+        |lang, session, peaks| views::peaks(lang, session, &path, share, peaks),
+    )
+    .await
 }

@@ -8,7 +8,6 @@
 //! A replay reads the whole stream; the handlers run it on the blocking pool.
 
 use crate::problem::Problem;
-use actix_web::http::StatusCode;
 use slotpool_events::history::{Period, DAY_MS, MINUTE_MS};
 use slotpool_events::{
     Envelope, History, HistoryOptions, Journal, Occupancy, ProductEvent, Standing, StreamId,
@@ -53,6 +52,7 @@ pub struct DayPeak {
 /// a chosen share of requests at once.
 #[derive(Debug, Clone, Default)]
 pub struct Peaks {
+    /// One entry per day of the window, oldest first.
     pub days: Vec<DayPeak>,
     /// Requests (a member asking for a slot: granted at once or queued) in the window.
     pub requests: usize,
@@ -60,15 +60,6 @@ pub struct Peaks {
     pub slots_for_share: u32,
     /// Shared slots now.
     pub shared_slots_now: u32,
-}
-
-fn journal_error(e: impl std::fmt::Display) -> Problem {
-    Problem::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "journal_error",
-        "Journal unreadable",
-        e.to_string(),
-    )
 }
 
 /// Replays product `id` into a [`History`], calling `f(history_after, envelope,
@@ -79,7 +70,7 @@ fn replay(
     id: &str,
     mut f: impl FnMut(&History, &Envelope<ProductEvent>, Option<Standing>),
 ) -> Result<History, Problem> {
-    let stream = StreamId::product(id).map_err(journal_error)?;
+    let stream = StreamId::product(id).map_err(Problem::journal_error)?;
     let mut history = History::new(HistoryOptions::default());
     journal
         .replay::<ProductEvent>(&stream, |env| {
@@ -92,7 +83,7 @@ fn replay(
             history.push(&env);
             f(&history, &env, before);
         })
-        .map_err(journal_error)?;
+        .map_err(Problem::journal_error)?;
     Ok(history)
 }
 

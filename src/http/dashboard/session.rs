@@ -9,7 +9,6 @@
 
 use crate::problem::Problem;
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::http::StatusCode;
 use actix_web::HttpRequest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -145,7 +144,7 @@ impl Session {
     pub fn check_csrf(&self, token: Option<&str>) -> Result<(), Problem> {
         match token {
             Some(t) if verify_mac(&["csrf", &self.id], t) => Ok(()),
-            _ => Err(bad_csrf()),
+            _ => Err(Problem::bad_csrf()),
         }
     }
 
@@ -167,16 +166,6 @@ impl Default for Session {
     fn default() -> Self {
         Session::new()
     }
-}
-
-/// The answer to a form whose CSRF token is missing or wrong.
-pub fn bad_csrf() -> Problem {
-    Problem::new(
-        StatusCode::FORBIDDEN,
-        "bad_csrf",
-        "Form refused",
-        "the form's CSRF token is missing or does not belong to this session; reload the page and try again",
-    )
 }
 
 /// A cookie that removes `name`.
@@ -205,11 +194,11 @@ pub fn login_nonce(secure: bool) -> (Cookie<'static>, String) {
 
 /// Checks the sign-in form's CSRF token against the request's nonce cookie.
 pub fn check_login_csrf(req: &HttpRequest, token: &str) -> Result<(), Problem> {
-    let nonce = req.cookie(LOGIN_COOKIE).ok_or_else(bad_csrf)?;
+    let nonce = req.cookie(LOGIN_COOKIE).ok_or_else(Problem::bad_csrf)?;
     if verify_mac(&["login", nonce.value()], token) {
         Ok(())
     } else {
-        Err(bad_csrf())
+        Err(Problem::bad_csrf())
     }
 }
 

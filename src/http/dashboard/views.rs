@@ -2,10 +2,10 @@
 //! administrator or user typed is ever written as markup.
 
 use super::charts::{self, Line};
-use super::form::path_segment;
+use super::form::{kind_code, path_segment};
 use super::series::{MinuteSeries, Peaks};
 use super::session::Session;
-use super::{kind_code, ProductData};
+use super::ProductData;
 use crate::http::pages::lang::Lang;
 use crate::http::pages::layout::page;
 use crate::http::view::NoticeView;

@@ -12,12 +12,12 @@ use super::layout::page;
 use super::{markdown, return_to};
 use crate::http::auth::{app_state, check_product_id, CallingUser};
 use crate::problem::Problem;
-use actix_web::http::StatusCode;
+use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use maud::{html, PreEscaped};
 use serde::Deserialize;
-use slotpool_actors::{ask, Poll, Read};
+use slotpool_actors::{ask, Poll, ProductActor, Read};
 use slotpool_events::{QueuePage, SlotView};
 
 /// The query of the queue page (`lang` is read by [`Lang::of`]).
@@ -27,13 +27,17 @@ pub struct QueueQuery {
     pub return_to: Option<String>,
 }
 
-fn bad_return_to(e: return_to::ReturnToError) -> Problem {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_return_to",
-        "Invalid return_to",
-        e.to_string(),
+/// The product's `queue_page` settings (the defaults before it is configured).
+async fn queue_page_settings(addr: &Addr<ProductActor>) -> Result<QueuePage, Problem> {
+    Ok(ask(
+        addr,
+        Read::new(|s, _| {
+            s.settings()
+                .map(|s| s.queue_page.clone())
+                .unwrap_or_default()
+        }),
     )
+    .await?)
 }
 
 /// `GET /queue/{p}`.
@@ -46,17 +50,9 @@ pub async fn queue_page(
     let state = app_state(&req)?;
     let id = path.into_inner();
     let addr = state.product(&id)?;
-    let qp: QueuePage = ask(
-        &addr,
-        Read::new(|s, _| {
-            s.settings()
-                .map(|s| s.queue_page.clone())
-                .unwrap_or_default()
-        }),
-    )
-    .await?;
+    let qp = queue_page_settings(&addr).await?;
     let target = match query.return_to.as_deref() {
-        Some(r) => return_to::validate(r, qp.base_url.as_deref()).map_err(bad_return_to)?,
+        Some(r) => return_to::validate(r, qp.base_url.as_deref())?,
         None => qp.base_url.clone().unwrap_or_else(|| "/".to_string()),
     };
     let view = ask(
@@ -141,27 +137,11 @@ pub async fn logo(req: HttpRequest, path: web::Path<String>) -> Result<HttpRespo
     let state = app_state(&req)?;
     check_product_id(&path)?;
     let addr = state.product(&path)?;
-    let qp: QueuePage = ask(
-        &addr,
-        Read::new(|s, _| {
-            s.settings()
-                .map(|s| s.queue_page.clone())
-                .unwrap_or_default()
-        }),
-    )
-    .await?;
-    let not_found = || {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "No logo",
-            "this product has no uploaded logo",
-        )
-    };
-    let (mime, data) = qp.logo_parts().ok_or_else(not_found)?;
+    let qp = queue_page_settings(&addr).await?;
+    let (mime, data) = qp.logo_parts().ok_or_else(Problem::no_logo)?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(data)
-        .map_err(|_| not_found())?;
+        .map_err(|_| Problem::no_logo())?;
     Ok(HttpResponse::Ok()
         .content_type(mime.to_string())
         .insert_header(("Cache-Control", "public, max-age=60"))

@@ -138,6 +138,15 @@ fn resource_type_docs(base: &str) -> Vec<Value> {
     ]
 }
 
+/// The document of `docs` whose `id` is `id` (without regard to case); 404 naming `what`
+/// otherwise.
+fn by_id(docs: Vec<Value>, id: &str, what: &str) -> Result<HttpResponse, ScimError> {
+    docs.into_iter()
+        .find(|d| d["id"].as_str().is_some_and(|i| i.eq_ignore_ascii_case(id)))
+        .map(|d| scim_ok(StatusCode::OK, &d))
+        .ok_or_else(|| ScimError::not_found(format!("no {what} {id:?}")))
+}
+
 /// `GET /scim/v2/ServiceProviderConfig`.
 pub async fn service_provider_config(req: HttpRequest, payload: web::Payload) -> HttpResponse {
     serve(req, payload, |req, _| async move {
@@ -180,15 +189,7 @@ pub async fn resource_type(
     payload: web::Payload,
 ) -> HttpResponse {
     serve(req, payload, |req, _| async move {
-        resource_type_docs(&base_url(&req))
-            .into_iter()
-            .find(|d| {
-                d["id"]
-                    .as_str()
-                    .is_some_and(|i| i.eq_ignore_ascii_case(&path))
-            })
-            .map(|d| scim_ok(StatusCode::OK, &d))
-            .ok_or_else(|| ScimError::not_found(format!("no resource type {:?}", path.as_str())))
+        by_id(resource_type_docs(&base_url(&req)), &path, "resource type")
     })
     .await
 }
@@ -209,15 +210,7 @@ pub async fn schema(
     payload: web::Payload,
 ) -> HttpResponse {
     serve(req, payload, |req, _| async move {
-        all_schemas(&base_url(&req))
-            .into_iter()
-            .find(|d| {
-                d["id"]
-                    .as_str()
-                    .is_some_and(|i| i.eq_ignore_ascii_case(&path))
-            })
-            .map(|d| scim_ok(StatusCode::OK, &d))
-            .ok_or_else(|| ScimError::not_found(format!("no schema {:?}", path.as_str())))
+        by_id(all_schemas(&base_url(&req)), &path, "schema")
     })
     .await
 }

@@ -1,18 +1,11 @@
 //! `/scim/v2/Groups`: a directory group as a SCIM Group (members by user id), and back.
 
 use super::filter::get_ci;
-use super::{
-    base_url, etag, if_match, list_response, parse_body, project, scim_ok, serve, str_attr,
-    with_retries, ScimError,
-};
-use crate::http::auth::app_state;
+use super::resource::Resource;
+use super::{etag, str_attr, ScimError};
 use crate::http::view::rfc3339;
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
-use slotpool_actors::{Change, ReadDirectory};
 use slotpool_events::{DirectoryCommand, DirectoryGroup, DirectoryState, GroupInput};
-use uuid::Uuid;
 
 /// The core Group schema.
 pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -68,155 +61,38 @@ pub fn input(body: &Value) -> Result<GroupInput, ScimError> {
     })
 }
 
-async fn read(req: &HttpRequest, id: String) -> Result<(Value, u64), ScimError> {
-    let state = app_state(req).map_err(|p| ScimError::new(p.status, None, p.detail))?;
-    let base = base_url(req);
-    let missing = format!("no group with id {id:?}");
-    state
-        .services
-        .directory
-        .send(ReadDirectory::new(move |d| {
-            d.group(&id).map(|g| (render(d, g, &base), g.version))
-        }))
-        .await??
-        .ok_or_else(|| ScimError::not_found(missing))
-}
+/// SCIM Groups: the directory's groups (`/scim/v2/Groups`), members by user id.
+pub struct Groups;
 
-async fn change(req: &HttpRequest, command: DirectoryCommand) -> Result<(), ScimError> {
-    let state = app_state(req).map_err(|p| ScimError::new(p.status, None, p.detail))?;
-    state
-        .services
-        .directory
-        .send(Change {
-            command,
-            cause: crate::http::observe::cause(),
-        })
-        .await??;
-    Ok(())
-}
+impl Resource for Groups {
+    type Input = GroupInput;
+    const NOUN: &'static str = "group";
 
-/// `GET /scim/v2/Groups`.
-pub async fn list(req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    serve(req, payload, |req, _| async move {
-        let state = app_state(&req).map_err(|p| ScimError::new(p.status, None, p.detail))?;
-        let base = base_url(&req);
-        let all = state
-            .services
-            .directory
-            .send(ReadDirectory::new(move |d| {
-                d.groups().map(|g| render(d, g, &base)).collect::<Vec<_>>()
-            }))
-            .await??;
-        list_response(&req, all)
-    })
-    .await
-}
+    fn input(body: &Value) -> Result<GroupInput, ScimError> {
+        input(body)
+    }
 
-/// `POST /scim/v2/Groups`: 201.
-pub async fn create(req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    serve(req, payload, |req, body| async move {
-        let input = input(&parse_body(&body)?)?;
-        let id = Uuid::new_v4().to_string();
-        change(
-            &req,
-            DirectoryCommand::CreateGroup {
-                id: id.clone(),
-                input,
-            },
-        )
-        .await?;
-        let (v, _) = read(&req, id).await?;
-        Ok(scim_ok(StatusCode::CREATED, &v))
-    })
-    .await
-}
+    fn find(d: &DirectoryState, id: &str, base: &str) -> Option<(Value, u64)> {
+        d.group(id).map(|g| (render(d, g, base), g.version))
+    }
 
-/// `GET /scim/v2/Groups/{id}`.
-pub async fn get(req: HttpRequest, path: web::Path<String>, payload: web::Payload) -> HttpResponse {
-    serve(req, payload, |req, _| async move {
-        let (v, _) = read(&req, path.into_inner()).await?;
-        Ok(scim_ok(StatusCode::OK, &project(&req, v)))
-    })
-    .await
-}
+    fn all(d: &DirectoryState, base: &str) -> Vec<Value> {
+        d.groups().map(|g| render(d, g, base)).collect()
+    }
 
-/// `PUT /scim/v2/Groups/{id}`.
-pub async fn replace(
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    serve(req, payload, |req, body| async move {
-        let id = path.into_inner();
-        let input = input(&parse_body(&body)?)?;
-        let if_version = if_match(&req)?;
-        change(
-            &req,
-            DirectoryCommand::ReplaceGroup {
-                id: id.clone(),
-                input,
-                if_version,
-            },
-        )
-        .await?;
-        let (v, _) = read(&req, id).await?;
-        Ok(scim_ok(StatusCode::OK, &v))
-    })
-    .await
-}
+    fn create(id: String, input: GroupInput) -> DirectoryCommand {
+        DirectoryCommand::CreateGroup { id, input }
+    }
 
-/// `PATCH /scim/v2/Groups/{id}`: member adds and removals (Okta, Entra ID) and renames.
-pub async fn patch(
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    serve(req, payload, |req, body| async move {
-        let id = path.into_inner();
-        let ops = parse_body(&body)?;
-        let pinned = if_match(&req)?;
-        with_retries(pinned.is_some(), || {
-            let (req, id, ops) = (req.clone(), id.clone(), ops.clone());
-            async move {
-                let (mut current, version) = read(&req, id.clone()).await?;
-                super::patch::apply(&mut current, &ops)
-                    .map_err(|e| ScimError::bad(e.scim_type, e.detail))?;
-                let input = input(&current)?;
-                change(
-                    &req,
-                    DirectoryCommand::ReplaceGroup {
-                        id: id.clone(),
-                        input,
-                        if_version: Some(pinned.unwrap_or(version)),
-                    },
-                )
-                .await?;
-                let (v, _) = read(&req, id).await?;
-                Ok(scim_ok(StatusCode::OK, &v))
-            }
-        })
-        .await
-    })
-    .await
-}
+    fn replace(id: String, input: GroupInput, if_version: Option<u64>) -> DirectoryCommand {
+        DirectoryCommand::ReplaceGroup {
+            id,
+            input,
+            if_version,
+        }
+    }
 
-/// `DELETE /scim/v2/Groups/{id}`: 204.
-pub async fn delete(
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    serve(req, payload, |req, _| async move {
-        let if_version = if_match(&req)?;
-        change(
-            &req,
-            DirectoryCommand::DeleteGroup {
-                id: path.into_inner(),
-                if_version,
-            },
-        )
-        .await?;
-        Ok(HttpResponse::NoContent().finish())
-    })
-    .await
+    fn delete(id: String, if_version: Option<u64>) -> DirectoryCommand {
+        DirectoryCommand::DeleteGroup { id, if_version }
+    }
 }

@@ -12,6 +12,7 @@ pub mod filter;
 pub mod groups;
 pub mod log;
 pub mod patch;
+pub mod resource;
 pub mod users;
 
 use super::auth::{app_state, bearer};
@@ -19,7 +20,6 @@ use super::AppState;
 use crate::problem::Problem;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 use slotpool_actors::ActorError;
 use slotpool_events::DirectoryRefusal;
@@ -113,14 +113,19 @@ impl From<DirectoryRefusal> for ScimError {
     }
 }
 
+impl From<Problem> for ScimError {
+    /// A problem outside SCIM's own vocabulary (a journal failure, shutting down), with
+    /// its status and detail.
+    fn from(p: Problem) -> Self {
+        Self::new(p.status, None, p.detail)
+    }
+}
+
 impl From<ActorError> for ScimError {
     fn from(e: ActorError) -> Self {
         match e {
             ActorError::Directory(d) => d.into(),
-            other => {
-                let p = Problem::from(other);
-                Self::new(p.status, None, p.detail)
-            }
+            other => Problem::from(other).into(),
         }
     }
 }
@@ -189,20 +194,21 @@ fn check_token(state: &AppState, req: &HttpRequest) -> Result<(), ScimError> {
     }
 }
 
-async fn read_body(payload: &mut web::Payload, limit: usize) -> Result<web::Bytes, ScimError> {
-    let mut buf = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ScimError::bad("invalidSyntax", e.to_string()))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(ScimError::new(
+async fn read_body(payload: web::Payload, limit: usize) -> Result<web::Bytes, ScimError> {
+    let body = super::body::read_limited(
+        payload,
+        limit,
+        |e| ScimError::bad("invalidSyntax", e),
+        |limit| {
+            ScimError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Some("tooLarge"),
                 format!("the body is larger than {limit} bytes"),
-            ));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
+            )
+        },
+    )
+    .await?;
+    Ok(body.freeze())
 }
 
 /// Parses a JSON body: malformed JSON is 400 `invalidSyntax`.
@@ -220,7 +226,7 @@ pub fn parse_body(bytes: &[u8]) -> Result<Value, ScimError> {
 
 /// Runs a SCIM handler: checks the token, reads the body, answers errors as SCIM errors,
 /// and logs the request.
-pub async fn serve<F, Fut>(req: HttpRequest, mut payload: web::Payload, handler: F) -> HttpResponse
+pub async fn serve<F, Fut>(req: HttpRequest, payload: web::Payload, handler: F) -> HttpResponse
 where
     F: FnOnce(HttpRequest, web::Bytes) -> Fut,
     Fut: Future<Output = Result<HttpResponse, ScimError>>,
@@ -233,7 +239,7 @@ where
     let mut body = web::Bytes::new();
     let result = match check_token(state, &req) {
         Err(e) => Err(e),
-        Ok(()) => match read_body(&mut payload, state.max_body_bytes).await {
+        Ok(()) => match read_body(payload, state.max_body_bytes).await {
             Err(e) => Err(e),
             Ok(b) => {
                 body = b.clone();
@@ -436,20 +442,22 @@ pub async fn not_found(req: HttpRequest, payload: web::Payload) -> HttpResponse 
 
 /// Registers the SCIM routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    use groups::Groups;
+    use users::Users;
     cfg.service(
         web::scope("/scim/v2")
-            .route("/Users", web::get().to(users::list))
-            .route("/Users", web::post().to(users::create))
-            .route("/Users/{id}", web::get().to(users::get))
-            .route("/Users/{id}", web::put().to(users::replace))
-            .route("/Users/{id}", web::patch().to(users::patch))
-            .route("/Users/{id}", web::delete().to(users::delete))
-            .route("/Groups", web::get().to(groups::list))
-            .route("/Groups", web::post().to(groups::create))
-            .route("/Groups/{id}", web::get().to(groups::get))
-            .route("/Groups/{id}", web::put().to(groups::replace))
-            .route("/Groups/{id}", web::patch().to(groups::patch))
-            .route("/Groups/{id}", web::delete().to(groups::delete))
+            .route("/Users", web::get().to(resource::list::<Users>))
+            .route("/Users", web::post().to(resource::create::<Users>))
+            .route("/Users/{id}", web::get().to(resource::get::<Users>))
+            .route("/Users/{id}", web::put().to(resource::replace::<Users>))
+            .route("/Users/{id}", web::patch().to(resource::patch::<Users>))
+            .route("/Users/{id}", web::delete().to(resource::delete::<Users>))
+            .route("/Groups", web::get().to(resource::list::<Groups>))
+            .route("/Groups", web::post().to(resource::create::<Groups>))
+            .route("/Groups/{id}", web::get().to(resource::get::<Groups>))
+            .route("/Groups/{id}", web::put().to(resource::replace::<Groups>))
+            .route("/Groups/{id}", web::patch().to(resource::patch::<Groups>))
+            .route("/Groups/{id}", web::delete().to(resource::delete::<Groups>))
             .route(
                 "/ServiceProviderConfig",
                 web::get().to(discovery::service_provider_config),

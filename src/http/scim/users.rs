@@ -2,19 +2,12 @@
 //! attributes such as `department`), and back.
 
 use super::filter::get_ci;
-use super::{
-    base_url, bool_attr, etag, if_match, list_response, parse_body, project, scim_ok, serve,
-    str_attr, with_retries, ScimError,
-};
-use crate::http::auth::app_state;
+use super::resource::Resource;
+use super::{bool_attr, etag, str_attr, ScimError};
 use crate::http::view::rfc3339;
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
-use slotpool_actors::{Change, ReadDirectory};
 use slotpool_events::{DirectoryCommand, DirectoryState, DirectoryUser, Email, Profile, UserInput};
 use std::collections::BTreeMap;
-use uuid::Uuid;
 
 /// The core User schema.
 pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -164,160 +157,38 @@ pub fn input(body: &Value) -> Result<UserInput, ScimError> {
     })
 }
 
-/// The rendered user `id` and its version, if it exists.
-pub async fn read(req: &HttpRequest, id: String) -> Result<(Value, u64), ScimError> {
-    let state = app_state(req).map_err(|p| ScimError::new(p.status, None, p.detail))?;
-    let base = base_url(req);
-    let missing = format!("no user with id {id:?}");
-    state
-        .services
-        .directory
-        .send(ReadDirectory::new(move |d| {
-            d.user_by_id(&id).map(|u| (render(d, u, &base), u.version))
-        }))
-        .await??
-        .ok_or_else(|| ScimError::not_found(missing))
-}
+/// SCIM Users: the directory's users (`/scim/v2/Users`).
+pub struct Users;
 
-async fn change(req: &HttpRequest, command: DirectoryCommand) -> Result<(), ScimError> {
-    let state = app_state(req).map_err(|p| ScimError::new(p.status, None, p.detail))?;
-    state
-        .services
-        .directory
-        .send(Change {
-            command,
-            cause: crate::http::observe::cause(),
-        })
-        .await??;
-    Ok(())
-}
+impl Resource for Users {
+    type Input = UserInput;
+    const NOUN: &'static str = "user";
 
-/// `GET /scim/v2/Users`.
-pub async fn list(req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    serve(req, payload, |req, _| async move {
-        let state = app_state(&req).map_err(|p| ScimError::new(p.status, None, p.detail))?;
-        let base = base_url(&req);
-        let all = state
-            .services
-            .directory
-            .send(ReadDirectory::new(move |d| {
-                d.users()
-                    .into_iter()
-                    .map(|u| render(d, u, &base))
-                    .collect::<Vec<_>>()
-            }))
-            .await??;
-        list_response(&req, all)
-    })
-    .await
-}
+    fn input(body: &Value) -> Result<UserInput, ScimError> {
+        input(body)
+    }
 
-/// `POST /scim/v2/Users`: 201, or 409 `uniqueness` for a taken userName.
-pub async fn create(req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    serve(req, payload, |req, body| async move {
-        let input = input(&parse_body(&body)?)?;
-        let id = Uuid::new_v4().to_string();
-        change(
-            &req,
-            DirectoryCommand::CreateUser {
-                id: id.clone(),
-                input,
-            },
-        )
-        .await?;
-        let (v, _) = read(&req, id).await?;
-        Ok(scim_ok(StatusCode::CREATED, &v))
-    })
-    .await
-}
+    fn find(d: &DirectoryState, id: &str, base: &str) -> Option<(Value, u64)> {
+        d.user_by_id(id).map(|u| (render(d, u, base), u.version))
+    }
 
-/// `GET /scim/v2/Users/{id}`.
-pub async fn get(req: HttpRequest, path: web::Path<String>, payload: web::Payload) -> HttpResponse {
-    serve(req, payload, |req, _| async move {
-        let (v, _) = read(&req, path.into_inner()).await?;
-        Ok(scim_ok(StatusCode::OK, &project(&req, v)))
-    })
-    .await
-}
+    fn all(d: &DirectoryState, base: &str) -> Vec<Value> {
+        d.users().into_iter().map(|u| render(d, u, base)).collect()
+    }
 
-/// `PUT /scim/v2/Users/{id}`.
-pub async fn replace(
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    serve(req, payload, |req, body| async move {
-        let id = path.into_inner();
-        let input = input(&parse_body(&body)?)?;
-        let if_version = if_match(&req)?;
-        change(
-            &req,
-            DirectoryCommand::ReplaceUser {
-                id: id.clone(),
-                input,
-                if_version,
-            },
-        )
-        .await?;
-        let (v, _) = read(&req, id).await?;
-        Ok(scim_ok(StatusCode::OK, &v))
-    })
-    .await
-}
+    fn create(id: String, input: UserInput) -> DirectoryCommand {
+        DirectoryCommand::CreateUser { id, input }
+    }
 
-/// `PATCH /scim/v2/Users/{id}`.
-pub async fn patch(
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    serve(req, payload, |req, body| async move {
-        let id = path.into_inner();
-        let ops = parse_body(&body)?;
-        let pinned = if_match(&req)?;
-        with_retries(pinned.is_some(), || {
-            let (req, id, ops) = (req.clone(), id.clone(), ops.clone());
-            async move {
-                let (mut current, version) = read(&req, id.clone()).await?;
-                super::patch::apply(&mut current, &ops)
-                    .map_err(|e| ScimError::bad(e.scim_type, e.detail))?;
-                let input = input(&current)?;
-                change(
-                    &req,
-                    DirectoryCommand::ReplaceUser {
-                        id: id.clone(),
-                        input,
-                        if_version: Some(pinned.unwrap_or(version)),
-                    },
-                )
-                .await?;
-                let (v, _) = read(&req, id).await?;
-                Ok(scim_ok(StatusCode::OK, &v))
-            }
-        })
-        .await
-    })
-    .await
-}
+    fn replace(id: String, input: UserInput, if_version: Option<u64>) -> DirectoryCommand {
+        DirectoryCommand::ReplaceUser {
+            id,
+            input,
+            if_version,
+        }
+    }
 
-/// `DELETE /scim/v2/Users/{id}`: the user is deactivated everywhere (slots and queue
-/// places lost), dropped from every group, and forgotten. 204.
-pub async fn delete(
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    serve(req, payload, |req, _| async move {
-        let if_version = if_match(&req)?;
-        change(
-            &req,
-            DirectoryCommand::DeleteUser {
-                id: path.into_inner(),
-                if_version,
-            },
-        )
-        .await?;
-        Ok(HttpResponse::NoContent().finish())
-    })
-    .await
+    fn delete(id: String, if_version: Option<u64>) -> DirectoryCommand {
+        DirectoryCommand::DeleteUser { id, if_version }
+    }
 }

@@ -1,0 +1,166 @@
+//! The flow every SCIM resource endpoint shares (list, create, get, replace, patch,
+//! delete), written once and generic over a [`Resource`]: Users and Groups differ only in
+//! how they are rendered and read from a body, and in which directory commands change
+//! them.
+
+use super::{
+    base_url, if_match, list_response, parse_body, project, scim_ok, serve, with_retries, ScimError,
+};
+use crate::http::auth::app_state;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::Value;
+use slotpool_actors::{Change, ReadDirectory};
+use slotpool_events::{DirectoryCommand, DirectoryState};
+use uuid::Uuid;
+
+/// A SCIM resource type kept in the directory (`/Users`, `/Groups`).
+pub trait Resource: 'static {
+    /// What a body of this resource is read into.
+    type Input;
+    /// The resource's name in a 404's detail (`user`, `group`).
+    const NOUN: &'static str;
+    /// Reads a body (POST, PUT, or the result of a PATCH).
+    fn input(body: &Value) -> Result<Self::Input, ScimError>;
+    /// The rendered resource `id` and its version, if it exists.
+    fn find(d: &DirectoryState, id: &str, base: &str) -> Option<(Value, u64)>;
+    /// Every resource of this type, rendered.
+    fn all(d: &DirectoryState, base: &str) -> Vec<Value>;
+    /// The command creating resource `id` from `input`.
+    fn create(id: String, input: Self::Input) -> DirectoryCommand;
+    /// The command replacing resource `id` with `input` (only at `if_version`, if given).
+    fn replace(id: String, input: Self::Input, if_version: Option<u64>) -> DirectoryCommand;
+    /// The command deleting resource `id` (only at `if_version`, if given).
+    fn delete(id: String, if_version: Option<u64>) -> DirectoryCommand;
+}
+
+/// The rendered resource `id` and its version; 404 if it does not exist.
+async fn read<R: Resource>(req: &HttpRequest, id: String) -> Result<(Value, u64), ScimError> {
+    let state = app_state(req)?;
+    let base = base_url(req);
+    let missing = format!("no {} with id {id:?}", R::NOUN);
+    state
+        .services
+        .directory
+        .send(ReadDirectory::new(move |d| R::find(d, &id, &base)))
+        .await??
+        .ok_or_else(|| ScimError::not_found(missing))
+}
+
+/// Runs a directory command; the directory's refusals become SCIM errors.
+async fn change(req: &HttpRequest, command: DirectoryCommand) -> Result<(), ScimError> {
+    app_state(req)?
+        .services
+        .directory
+        .send(Change {
+            command,
+            cause: crate::http::observe::cause(),
+        })
+        .await??;
+    Ok(())
+}
+
+/// `GET /scim/v2/{Users,Groups}`: filtered, paged, projected.
+pub async fn list<R: Resource>(req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    serve(req, payload, |req, _| async move {
+        let state = app_state(&req)?;
+        let base = base_url(&req);
+        let all = state
+            .services
+            .directory
+            .send(ReadDirectory::new(move |d| R::all(d, &base)))
+            .await??;
+        list_response(&req, all)
+    })
+    .await
+}
+
+/// `POST /scim/v2/{Users,Groups}`: 201 with the new resource (409 `uniqueness` for a
+/// taken `userName`).
+pub async fn create<R: Resource>(req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    serve(req, payload, |req, body| async move {
+        let input = R::input(&parse_body(&body)?)?;
+        let id = Uuid::new_v4().to_string();
+        change(&req, R::create(id.clone(), input)).await?;
+        let (v, _) = read::<R>(&req, id).await?;
+        Ok(scim_ok(StatusCode::CREATED, &v))
+    })
+    .await
+}
+
+/// `GET /scim/v2/{Users,Groups}/{id}`.
+pub async fn get<R: Resource>(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    serve(req, payload, |req, _| async move {
+        let (v, _) = read::<R>(&req, path.into_inner()).await?;
+        Ok(scim_ok(StatusCode::OK, &project(&req, v)))
+    })
+    .await
+}
+
+/// `PUT /scim/v2/{Users,Groups}/{id}` (honouring `If-Match`).
+pub async fn replace<R: Resource>(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    serve(req, payload, |req, body| async move {
+        let id = path.into_inner();
+        let input = R::input(&parse_body(&body)?)?;
+        let if_version = if_match(&req)?;
+        change(&req, R::replace(id.clone(), input, if_version)).await?;
+        let (v, _) = read::<R>(&req, id).await?;
+        Ok(scim_ok(StatusCode::OK, &v))
+    })
+    .await
+}
+
+/// `PATCH /scim/v2/{Users,Groups}/{id}`: read, patch the SCIM JSON, read it back like a
+/// PUT body, replace at the version read; retried when another change got in between
+/// (unless `If-Match` pinned a version). For Groups this carries member adds and
+/// removals (Okta, Entra ID) and renames.
+pub async fn patch<R: Resource>(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    serve(req, payload, |req, body| async move {
+        let id = path.into_inner();
+        let ops = parse_body(&body)?;
+        let pinned = if_match(&req)?;
+        with_retries(pinned.is_some(), || {
+            let (req, id, ops) = (req.clone(), id.clone(), ops.clone());
+            async move {
+                let (mut current, version) = read::<R>(&req, id.clone()).await?;
+                super::patch::apply(&mut current, &ops)
+                    .map_err(|e| ScimError::bad(e.scim_type, e.detail))?;
+                let input = R::input(&current)?;
+                let if_version = Some(pinned.unwrap_or(version));
+                change(&req, R::replace(id.clone(), input, if_version)).await?;
+                let (v, _) = read::<R>(&req, id).await?;
+                Ok(scim_ok(StatusCode::OK, &v))
+            }
+        })
+        .await
+    })
+    .await
+}
+
+/// `DELETE /scim/v2/{Users,Groups}/{id}` (honouring `If-Match`): 204. A deleted user is
+/// deactivated everywhere (slots and queue places lost), dropped from every group, and
+/// forgotten.
+pub async fn delete<R: Resource>(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    serve(req, payload, |req, _| async move {
+        let if_version = if_match(&req)?;
+        change(&req, R::delete(path.into_inner(), if_version)).await?;
+        Ok(HttpResponse::NoContent().finish())
+    })
+    .await
+}
