@@ -43,14 +43,17 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// sled's files in a data dir (not the admin token), non-empty ones only.
+/// The journal's files in a data dir (sled's and the watermark; not the admin and SCIM
+/// tokens, which are configuration: a cut token is refused as such), non-empty ones only.
 fn sled_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).expect("read dir") {
         let path = entry.expect("entry").path();
         if path.is_dir() {
             out.extend(sled_files(&path));
-        } else if path.file_name().is_some_and(|n| n != "admin_token")
+        } else if path
+            .file_name()
+            .is_some_and(|n| n != "admin_token" && n != "scim_token")
             && std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) > 0
         {
             out.push(path);
