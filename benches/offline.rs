@@ -28,16 +28,18 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use slotpool_events::{
-    Command, Durability, Journal, JournalConfig, Presence, ProductEvent, ProductKind, ProductState,
-    Settings, Standing, StreamId, StreamTip, Timestamp,
+    Durability, Journal, JournalConfig, ProductEvent, StreamId, StreamTip, Timestamp,
 };
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
-/// 2025-01-01T00:00:00Z, in ms.
-const EPOCH_MS: i64 = 1_735_689_600_000;
+#[path = "common/history.rs"]
+mod history;
+
+use history::{History, EPOCH_MS};
+
 const MEMBERS: usize = 10_000;
 const SHARED_SLOTS: u32 = 5_000;
 const STEP_MS: i64 = 10;
@@ -55,74 +57,6 @@ fn data_root() -> PathBuf {
         .map(PathBuf::from)
         .map_or_else(|| workspace.join("target"), |t| workspace.join(t));
     target.join("bench-data")
-}
-
-/// A random member at a time acts according to where they stand; a sweep every 5 min.
-struct Generator {
-    state: ProductState,
-    names: Vec<String>,
-    scripted: std::vec::IntoIter<Command>,
-    rng: u64,
-    now: i64,
-    next_sweep: i64,
-}
-
-impl Generator {
-    fn new() -> Self {
-        let names: Vec<String> = (0..MEMBERS)
-            .map(|i| format!("user-{i:05}@example.com"))
-            .collect();
-        let mut scripted = vec![Command::Configure(Settings::new(
-            ProductKind::Jira,
-            MEMBERS as u32,
-            SHARED_SLOTS,
-        ))];
-        scripted.extend(names.iter().map(|user| Command::Enrol {
-            user: user.clone(),
-            active: true,
-        }));
-        Generator {
-            state: ProductState::new(),
-            names,
-            scripted: scripted.into_iter(),
-            rng: 0x9E37_79B9_7F4A_7C15,
-            now: EPOCH_MS,
-            next_sweep: EPOCH_MS + SWEEP_MS,
-        }
-    }
-
-    fn next(&mut self) -> (Timestamp, Vec<ProductEvent>) {
-        loop {
-            self.now += STEP_MS;
-            let command = if self.now >= self.next_sweep {
-                self.next_sweep += SWEEP_MS;
-                Command::Tick {
-                    presence: Presence::default(),
-                }
-            } else if let Some(c) = self.scripted.next() {
-                c
-            } else {
-                self.rng ^= self.rng >> 12;
-                self.rng ^= self.rng << 25;
-                self.rng ^= self.rng >> 27;
-                let r = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
-                let user = self.names[(r % MEMBERS as u64) as usize].clone();
-                let roll = (r >> 40) & 0xff;
-                match self.state.user(&user).map(|e| e.standing) {
-                    Some(Standing::Holding { .. }) if roll < 64 => Command::Release { user },
-                    Some(Standing::Holding { .. }) => Command::Activity { user },
-                    Some(Standing::Queued { .. }) => Command::Release { user },
-                    _ => Command::request(user),
-                }
-            };
-            let at = Timestamp::from_millis(self.now);
-            if let Ok(events) = self.state.decide(&command, at) {
-                if !events.is_empty() {
-                    return (at, events);
-                }
-            }
-        }
-    }
 }
 
 /// The journal of `events` events, built once.
@@ -151,7 +85,7 @@ fn journal_of(events: u64) -> PathBuf {
         .expect("open the bench journal");
         let stream = StreamId::product(PRODUCT).expect("a valid product id");
         let cause = uuid::Uuid::new_v4();
-        let mut g = Generator::new();
+        let mut g = History::new(MEMBERS, SHARED_SLOTS, STEP_MS, Some(SWEEP_MS));
         let mut tip = StreamTip::default();
         let mut pending: Vec<ProductEvent> = Vec::new();
         let mut written = 0u64;

@@ -26,16 +26,18 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use slotpool_events::{
-    Command, Durability, Journal, JournalConfig, ProductEvent, ProductKind, ProductState, Settings,
-    Standing, StreamId, StreamTip, Timestamp,
+    Durability, Journal, JournalConfig, ProductEvent, ProductState, StreamId, StreamTip, Timestamp,
 };
 use slotpool_snapshots::SnapshotStore;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// 2025-01-01T00:00:00Z, in ms.
-const EPOCH_MS: i64 = 1_735_689_600_000;
+#[path = "common/history.rs"]
+mod history;
+
+use history::{History, EPOCH_MS};
+
 const MEMBERS: usize = 10_000;
 const SHARED_SLOTS: u32 = 5_000;
 /// Simulated time between commands.
@@ -52,67 +54,6 @@ const GENERATOR: &str = "v2";
 
 fn product() -> StreamId {
     StreamId::product("bench").expect("a valid product id")
-}
-
-/// The realistic history: configure, enrol every member, then a random member at a time
-/// acts according to where they stand (as `benches/journal.rs` does).
-struct History {
-    state: ProductState,
-    names: Vec<String>,
-    scripted: std::vec::IntoIter<Command>,
-    rng: u64,
-    now: i64,
-}
-
-impl History {
-    fn new() -> Self {
-        let names: Vec<String> = (0..MEMBERS)
-            .map(|i| format!("user-{i:05}@example.com"))
-            .collect();
-        let mut scripted = vec![Command::Configure(Settings::new(
-            ProductKind::Jira,
-            MEMBERS as u32,
-            SHARED_SLOTS,
-        ))];
-        scripted.extend(names.iter().map(|user| Command::Enrol {
-            user: user.clone(),
-            active: true,
-        }));
-        History {
-            state: ProductState::new(),
-            names,
-            scripted: scripted.into_iter(),
-            rng: 0x9E37_79B9_7F4A_7C15,
-            now: EPOCH_MS,
-        }
-    }
-
-    /// The next command that records something: its time and its events (not applied).
-    fn next(&mut self) -> (Timestamp, Vec<ProductEvent>) {
-        loop {
-            self.now += STEP_MS;
-            let command = self.scripted.next().unwrap_or_else(|| {
-                self.rng ^= self.rng >> 12;
-                self.rng ^= self.rng << 25;
-                self.rng ^= self.rng >> 27;
-                let r = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
-                let user = self.names[(r % MEMBERS as u64) as usize].clone();
-                let roll = (r >> 40) & 0xff;
-                match self.state.user(&user).map(|e| e.standing) {
-                    Some(Standing::Holding { .. }) if roll < 64 => Command::Release { user },
-                    Some(Standing::Holding { .. }) => Command::Activity { user },
-                    Some(Standing::Queued { .. }) => Command::Release { user },
-                    _ => Command::request(user),
-                }
-            });
-            let at = Timestamp::from_millis(self.now);
-            if let Ok(events) = self.state.decide(&command, at) {
-                if !events.is_empty() {
-                    return (at, events);
-                }
-            }
-        }
-    }
 }
 
 /// Where the bench journals are kept.
@@ -169,7 +110,7 @@ fn journal_of(name: &str, events: u64, snapshot_at: Option<u64>, batch: Option<u
         let store = SnapshotStore::open(&journal).expect("the snapshot store opens");
         let stream = product();
         let cause = Uuid::new_v4();
-        let mut history = History::new();
+        let mut history = History::new(MEMBERS, SHARED_SLOTS, STEP_MS, None);
         let mut tip = StreamTip::default();
         let mut pending: Vec<ProductEvent> = Vec::new();
         let mut written = 0u64;
