@@ -94,6 +94,17 @@ impl Problem {
         )
     }
 
+    /// 403 `unknown_user`: the calling user is not known to slotpool at all (rather than
+    /// `not_member` of this product), which tells an administrator more.
+    pub fn unknown_user(user: &str) -> Problem {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "unknown_user",
+            "Unknown user",
+            format!("no user {user:?} is known to slotpool"),
+        )
+    }
+
     /// 404: the product does not exist.
     pub fn unknown_product(product: &str) -> Self {
         Problem::new(

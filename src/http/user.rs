@@ -8,7 +8,7 @@ use crate::problem::Problem;
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use slotpool_actors::session::KEEP_ALIVE;
 use slotpool_actors::{ask, ActorError, Execute, LookupUser, Poll, SessionActor};
-use slotpool_events::{Command, Refusal, SlotView};
+use slotpool_events::{Command, DirectoryUser, Refusal, SlotView};
 
 fn slot_response(view: &SlotView) -> HttpResponse {
     let mut r = HttpResponse::Ok();
@@ -19,11 +19,13 @@ fn slot_response(view: &SlotView) -> HttpResponse {
 }
 
 /// Runs a user command; a `not_member` refusal for a user the directory has never heard
-/// of becomes `unknown_user`, which tells an administrator more.
+/// of becomes `unknown_user`, which tells an administrator more. `known` is whether the
+/// directory knows the user, when the caller has asked it already.
 async fn run(
     state: &AppState,
     id: &str,
     user: &str,
+    known: Option<bool>,
     command: impl FnOnce(String) -> Command,
 ) -> Result<Option<SlotView>, Problem> {
     let addr = state.product(id)?;
@@ -32,25 +34,29 @@ async fn run(
     match ask(&addr, Execute { command, cause }).await {
         Ok(done) => Ok(done.view),
         Err(ActorError::Refused(Refusal::NotMember)) => {
-            let known = state
-                .services
-                .directory
-                .send(LookupUser {
-                    user: user.to_string(),
-                })
-                .await??;
-            Err(match known {
-                Some(_) => Refusal::NotMember.into(),
-                None => Problem::new(
-                    actix_web::http::StatusCode::FORBIDDEN,
-                    "unknown_user",
-                    "Unknown user",
-                    format!("no user {user:?} is known to slotpool"),
-                ),
+            let known = match known {
+                Some(known) => known,
+                None => lookup(state, user).await?.is_some(),
+            };
+            Err(if known {
+                Refusal::NotMember.into()
+            } else {
+                Problem::unknown_user(user)
             })
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The directory's record of `user`, if any.
+async fn lookup(state: &AppState, user: &str) -> Result<Option<DirectoryUser>, Problem> {
+    Ok(state
+        .services
+        .directory
+        .send(LookupUser {
+            user: user.to_string(),
+        })
+        .await??)
 }
 
 /// `POST /api/v1/products/{p}/slot`: request or reconnect.
@@ -60,21 +66,22 @@ pub async fn request(
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    let command = request_command(state, user.0.clone()).await?;
-    let view = run(state, &path, &user.0, move |_| command).await?;
+    let (command, known) = request_command(state, user.0.clone()).await?;
+    let view = run(state, &path, &user.0, Some(known), move |_| command).await?;
     Ok(slot_response(&view.unwrap_or(SlotView::None)))
 }
 
 /// The request of `user`, carrying the directory's attributes of the user, which a
-/// product's eligibility rule reads. Shared by the slot request and the gate.
-pub async fn request_command(state: &super::AppState, user: String) -> Result<Command, Problem> {
-    let known = state
-        .services
-        .directory
-        .send(LookupUser { user: user.clone() })
-        .await??;
+/// product's eligibility rule reads, and whether the directory knows the user at all.
+/// Shared by the slot request and the gate.
+pub async fn request_command(
+    state: &super::AppState,
+    user: String,
+) -> Result<(Command, bool), Problem> {
+    let known = lookup(state, &user).await?;
+    let found = known.is_some();
     let attributes = known.map(|u| std::sync::Arc::new(u.profile.attributes));
-    Ok(Command::Request { user, attributes })
+    Ok((Command::Request { user, attributes }, found))
 }
 
 /// `GET /api/v1/products/{p}/slot`: the caller's state.
@@ -96,7 +103,10 @@ pub async fn release(
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    run(state, &path, &user.0, |user| Command::Release { user }).await?;
+    run(state, &path, &user.0, None, |user| Command::Release {
+        user,
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -107,7 +117,10 @@ pub async fn activity(
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    run(state, &path, &user.0, |user| Command::Activity { user }).await?;
+    run(state, &path, &user.0, None, |user| Command::Activity {
+        user,
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
