@@ -1263,23 +1263,7 @@ impl Run {
         // Recording coalesced activity shows every unwarned holder as holders_seen did
         // (a warned holder's recorded activity also cancels the warning).
         if let (Some(before), Some((recent, _))) = (&state_before, &seen_before) {
-            let past: HashMap<String, Timestamp> = recent
-                .iter()
-                .filter(|(_, t)| **t <= now)
-                .map(|(u, t)| (u.clone(), *t))
-                .collect();
-            let seen = before.holders_seen(&past);
-            let after = self.state.holders();
-            prop_assert_eq!(seen.len(), after.len());
-            for (s, a) in seen.iter().zip(&after) {
-                prop_assert_eq!(
-                    (&s.user, s.since, s.last_activity),
-                    (&a.user, a.since, a.last_activity)
-                );
-                if s.warned_at.is_none() {
-                    prop_assert_eq!(s, a, "holders_seen of an unwarned holder");
-                }
-            }
+            common::check_seen_before(before, recent, now, &self.state)?;
         }
 
         // A command answered is answered: asking the same again at the same instant

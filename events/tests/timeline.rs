@@ -1033,23 +1033,7 @@ impl Run {
                     .collect();
                 prop_assert_eq!(events.to_vec(), expected, "RecordActivity at {:?}", now);
                 // Afterwards every unwarned holder looks as holders_seen showed before.
-                let past: HashMap<String, Timestamp> = recent
-                    .iter()
-                    .filter(|(_, t)| **t <= now)
-                    .map(|(u, t)| (u.clone(), *t))
-                    .collect();
-                let seen = before.holders_seen(&past);
-                let holders = self.state.holders();
-                prop_assert_eq!(seen.len(), holders.len());
-                for (seen, h) in seen.iter().zip(&holders) {
-                    prop_assert_eq!(
-                        (&seen.user, seen.since, seen.last_activity),
-                        (&h.user, h.since, h.last_activity)
-                    );
-                    if seen.warned_at.is_none() {
-                        prop_assert_eq!(seen, h);
-                    }
-                }
+                common::check_seen_before(before, recent, now, &self.state)?;
             }
             Command::ReconcileTier => {
                 // The pool shrinks by the whole excess (down to nothing if need be).

@@ -268,3 +268,32 @@ pub fn connected(users: &[&str]) -> Presence {
         ..Presence::default()
     }
 }
+
+/// Checks what recording coalesced activity must leave: every holder looks as
+/// `holders_seen` showed them before (same user, since and last activity; an unwarned
+/// holder exactly, while a warned holder's recorded activity also cancels the warning).
+pub fn check_seen_before(
+    before: &ProductState,
+    recent: &std::collections::HashMap<String, Timestamp>,
+    now: Timestamp,
+    after: &ProductState,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    let past: std::collections::HashMap<String, Timestamp> = recent
+        .iter()
+        .filter(|(_, t)| **t <= now)
+        .map(|(u, t)| (u.clone(), *t))
+        .collect();
+    let seen = before.holders_seen(&past);
+    let holders = after.holders();
+    proptest::prop_assert_eq!(seen.len(), holders.len());
+    for (s, h) in seen.iter().zip(&holders) {
+        proptest::prop_assert_eq!(
+            (&s.user, s.since, s.last_activity),
+            (&h.user, h.since, h.last_activity)
+        );
+        if s.warned_at.is_none() {
+            proptest::prop_assert_eq!(s, h, "holders_seen of an unwarned holder");
+        }
+    }
+    Ok(())
+}
