@@ -215,6 +215,9 @@ pub const CHUNK_RECORDS: u64 = 1024;
 
 pub mod watermark;
 
+/// How often, at most, the committer rewrites the watermark while appends keep coming.
+const WATERMARK_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The durable, tamper-evident event log. Cheap to clone; all clones share one database.
 #[derive(Clone)]
 pub struct Journal {
@@ -755,10 +758,26 @@ impl Journal {
 
 impl Inner {
     /// The committer: waits for waiters, flushes once for all of them, tells them.
+    ///
+    /// The watermark (see [`watermark`]) is written after the answers, at most every
+    /// [`WATERMARK_EVERY`] while appends keep coming and at once when they pause (and
+    /// before stopping): writing and renaming its file after every flush cost ext4 a
+    /// data write-back per flush (measured: 6% of the server's CPU under `make load`,
+    /// all of it in front of the next group's flush).
     fn run_committer(&self) {
+        let mut unwritten: Option<watermark::Tips> = None;
+        let mut written = Instant::now();
         loop {
             let waiters = {
                 let mut pending = lock(&self.pending);
+                if pending.waiters.is_empty() {
+                    if let Some(tips) = unwritten.take() {
+                        drop(pending);
+                        self.write_watermark(&tips);
+                        written = Instant::now();
+                        continue;
+                    }
+                }
                 while pending.waiters.is_empty() && !pending.shutdown {
                     pending = self.wake.wait(pending).unwrap_or_else(|p| p.into_inner());
                 }
@@ -788,9 +807,13 @@ impl Inner {
                     }
                     // After the answers: a crash before this leaves the watermark behind,
                     // which only weakens the check.
-                    if let Some(tips) = tips {
-                        if let Err(e) = watermark::store(&self.path, &tips) {
-                            tracing::warn!(error = %e, "journal watermark not written");
+                    if tips.is_some() {
+                        unwritten = tips;
+                    }
+                    if written.elapsed() >= WATERMARK_EVERY {
+                        if let Some(tips) = unwritten.take() {
+                            self.write_watermark(&tips);
+                            written = Instant::now();
                         }
                     }
                 }
@@ -803,6 +826,12 @@ impl Inner {
                     }
                 }
             }
+        }
+    }
+
+    fn write_watermark(&self, tips: &watermark::Tips) {
+        if let Err(e) = watermark::store(&self.path, tips) {
+            tracing::warn!(error = %e, "journal watermark not written");
         }
     }
 
@@ -1098,6 +1127,50 @@ mod tests {
         j.sync().expect("sync");
         assert_eq!(j.streams().expect("streams"), vec![stream()]);
         assert_eq!(j.verify().expect("verify")[0].records, 3);
+    }
+
+    /// The watermark is written less often under load, but it still catches up as soon
+    /// as appends pause, and it is complete when the journal closes.
+    #[test]
+    fn the_watermark_catches_up_when_appends_pause_and_at_shutdown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let named = |dir: &Path| {
+            watermark::load(dir)
+                .expect("readable")
+                .and_then(|t| t.get(&stream().name()).copied())
+        };
+        let mut tip = StreamTip::default();
+        let j = open(dir.path(), None);
+        let burst = |j: &Journal, tip: &mut StreamTip, n: usize| {
+            for i in 0..n {
+                let ticket = j
+                    .append(
+                        &stream(),
+                        tip,
+                        Uuid::nil(),
+                        Timestamp(1),
+                        &[enrol(&format!("u{i}"))],
+                    )
+                    .expect("append");
+                j.when_durable(ticket, Box::new(|r| r.expect("durable")));
+            }
+            j.sync().expect("sync");
+        };
+        burst(&j, &mut tip, 500);
+        // A pause: the committer writes what it held back (poll, no timing assumption
+        // beyond "eventually").
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        while named(dir.path()) != Some(500) {
+            assert!(
+                Instant::now() < deadline,
+                "watermark stuck at {:?}",
+                named(dir.path())
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        burst(&j, &mut tip, 300);
+        j.shutdown().expect("shutdown");
+        assert_eq!(named(dir.path()), Some(800));
     }
 
     #[test]
