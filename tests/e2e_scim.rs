@@ -299,6 +299,24 @@ fn okta_and_entra_sequences_errors_deprovisioning_sync_eligibility_and_restart()
     a.enrol("jira", "cy@example.com");
     let refused = a.request("jira", "cy@example.com");
     common::assert_problem(&refused, 403, "not_eligible");
+    // Her department changes (Okta PATCH of the enterprise attribute): the very next
+    // request reads the new attributes, and a move out again is seen just as soon.
+    for (dept, eligible) in [("Support", true), ("Sales", false)] {
+        s.ok(
+            "PATCH",
+            &format!("/Users/{cy_id}"),
+            Some(&json!({"schemas": [PATCH], "Operations": [
+            {"op": "replace", "path": format!("{ENTERPRISE}:department"), "value": dept}]})),
+            200,
+        );
+        let r = a.request("jira", "cy@example.com");
+        if eligible {
+            assert_eq!(r.state(), "queued", "{}", r.body);
+            assert_eq!(a.release("jira", "cy@example.com").status, 204);
+        } else {
+            common::assert_problem(&r, 403, "not_eligible");
+        }
+    }
 
     // --- Okta deactivates ann: PATCH replace without a path. Her slot goes to bob at once.
     let ann = s.ok("PATCH", &format!("/Users/{ann_id}"), Some(&json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": false}}]})), 200);

@@ -7,6 +7,7 @@
 //! so a product never enrols a user with a stale view of whether they are active.
 
 use crate::clock::SharedClock;
+use crate::directory_view::{DirectoryView, UserFacts};
 use crate::durable::{ask, durable};
 use crate::error::ActorError;
 use crate::product::{Execute, Executed, ProductActor, Read};
@@ -114,6 +115,7 @@ pub struct DirectoryActor {
     journal: Journal,
     clock: SharedClock,
     products: Products,
+    view: DirectoryView,
 }
 
 impl DirectoryActor {
@@ -125,6 +127,7 @@ impl DirectoryActor {
         clock: SharedClock,
         products: Products,
     ) -> Self {
+        let view = DirectoryView::of(&state);
         DirectoryActor {
             state,
             tip,
@@ -132,7 +135,13 @@ impl DirectoryActor {
             journal,
             clock,
             products,
+            view,
         }
+    }
+
+    /// The shared view this actor keeps up to date (take it before starting the actor).
+    pub fn view(&self) -> DirectoryView {
+        self.view.clone()
     }
 
     /// Decides, appends and applies a directory command; returns the recorded events.
@@ -150,8 +159,33 @@ impl DirectoryActor {
             for e in &events {
                 self.state.apply_at(e, now);
             }
+            self.publish(&events);
         }
         Ok(events)
+    }
+
+    /// Publishes to the view what `events` changed of their users, once they are durable.
+    fn publish(&self, events: &[DirectoryEvent]) {
+        let mut changes: Vec<(String, Option<std::sync::Arc<UserFacts>>)> = Vec::new();
+        for user in events.iter().filter_map(touched_user) {
+            if changes.iter().all(|(u, _)| u != user) {
+                let facts = self.state.user(user).map(|u| UserFacts::of(u).into());
+                changes.push((user.to_string(), facts));
+            }
+        }
+        if changes.is_empty() {
+            return;
+        }
+        let (view, ticket) = (self.view.clone(), self.last_ticket);
+        // On a failed flush nothing is published: the journal refuses every write after.
+        self.journal.when_durable(
+            ticket,
+            Box::new(move |durable| {
+                if durable.is_ok() {
+                    view.publish(ticket, changes);
+                }
+            }),
+        );
     }
 
     fn targets(&self) -> Vec<Addr<ProductActor>> {
@@ -168,6 +202,23 @@ impl Actor for DirectoryActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(crate::product::MAILBOX_CAPACITY);
+    }
+}
+
+/// The user whose facts (see [`UserFacts`]) an event may change.
+fn touched_user(event: &DirectoryEvent) -> Option<&str> {
+    match event {
+        DirectoryEvent::UserCreated { user }
+        | DirectoryEvent::UserProfiled { user, .. }
+        | DirectoryEvent::UserDeleted { user }
+        | DirectoryEvent::GroupMemberAdded { user, .. }
+        | DirectoryEvent::GroupMemberRemoved { user, .. } => Some(user),
+        DirectoryEvent::UserDeactivated { .. }
+        | DirectoryEvent::UserReactivated { .. }
+        | DirectoryEvent::GroupCreated { .. }
+        | DirectoryEvent::GroupRenamed { .. }
+        | DirectoryEvent::GroupDeleted { .. }
+        | DirectoryEvent::SyncReported { .. } => None,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod agenda;
 pub mod clock;
 pub mod connector;
 pub mod directory;
+pub mod directory_view;
 pub mod durable;
 pub mod error;
 pub mod metrics;
@@ -28,6 +29,7 @@ pub use directory::{
     Change, DirectoryActor, ListUsers, LookupUser, Membership, Provision, ReadDirectory, Reconcile,
     SetUserActive, SyncProduct,
 };
+pub use directory_view::{DirectoryView, UserFacts};
 pub use durable::{ask, Pending};
 pub use error::ActorError;
 pub use metrics::{Metrics, ProductMetrics};

@@ -2,6 +2,7 @@
 
 use crate::clock::SharedClock;
 use crate::directory::{DirectoryActor, Reconcile};
+use crate::directory_view::DirectoryView;
 use crate::error::ActorError;
 use crate::metrics::Metrics;
 use crate::registry::{Products, Snapshotting};
@@ -21,6 +22,8 @@ pub struct Services {
     pub products: Products,
     /// The directory actor.
     pub directory: Addr<DirectoryActor>,
+    /// What slot requests read of the directory without asking the actor.
+    pub directory_view: DirectoryView,
 }
 
 /// Replays every stream of `journal` (from each product's latest valid snapshot), takes a
@@ -78,8 +81,9 @@ pub async fn recover(
         events_after_snapshots = recovered,
         "journal replayed"
     );
-    let actor =
-        DirectoryActor::new(directory, directory_tip, journal, clock, products.clone()).start();
+    let actor = DirectoryActor::new(directory, directory_tip, journal, clock, products.clone());
+    let directory_view = actor.view();
+    let actor = actor.start();
     let repaired = actor
         .send(Reconcile {
             cause: Uuid::new_v4(),
@@ -91,6 +95,7 @@ pub async fn recover(
     Ok(Services {
         products,
         directory: actor,
+        directory_view,
     })
 }
 

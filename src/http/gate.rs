@@ -131,7 +131,7 @@ pub async fn gate(
             }
             // The core decides: between the read and this request the last slot may have
             // gone, in which case the member is queued (as the queue page would do).
-            let (command, _) = super::user::request_command(state, user).await?;
+            let (command, _) = super::user::request_command(state, user);
             let done = try_execute(&addr, command).await?;
             Ok(match done.and_then(|d| d.view) {
                 Some(SlotView::Granted { .. }) => allowed("granted"),

@@ -66,22 +66,20 @@ pub async fn request(
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    let (command, known) = request_command(state, user.0.clone()).await?;
+    let (command, known) = request_command(state, user.0.clone());
     let view = run(state, &path, &user.0, Some(known), move |_| command).await?;
     Ok(slot_response(&view.unwrap_or(SlotView::None)))
 }
 
 /// The request of `user`, carrying the directory's attributes of the user, which a
 /// product's eligibility rule reads, and whether the directory knows the user at all.
+/// Read from the shared directory view: no message to the directory actor on this path.
 /// Shared by the slot request and the gate.
-pub async fn request_command(
-    state: &super::AppState,
-    user: String,
-) -> Result<(Command, bool), Problem> {
-    let known = lookup(state, &user).await?;
-    let found = known.is_some();
-    let attributes = known.map(|u| std::sync::Arc::new(u.profile.attributes));
-    Ok((Command::Request { user, attributes }, found))
+pub fn request_command(state: &super::AppState, user: String) -> (Command, bool) {
+    let facts = state.services.directory_view.facts(&user);
+    let found = facts.is_some();
+    let attributes = facts.map(|f| std::sync::Arc::clone(&f.attributes));
+    (Command::Request { user, attributes }, found)
 }
 
 /// `GET /api/v1/products/{p}/slot`: the caller's state.
