@@ -202,6 +202,10 @@ metrics_snapshot() { # events, flush seconds sum and count, appends flushed, no-
         END { printf "%s %s %s %s %s\n", e + 0, fs + 0, fc + 0, bs + 0, u + 0 }'
 }
 read -r EV0 FS0 FC0 BS0 NOOP0 < <(metrics_snapshot)
+# The server's CPU time (user + system, in clock ticks): CPU per request depends far less
+# on what else the machine runs than requests per second do.
+server_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
+TICKS0=$(server_ticks)
 
 # --- load ----------------------------------------------------------------------------
 echo "load: $CLIENTS clients ($THREADS wrk threads, $USERS users), ${DURATION}s, durability=$DURABILITY, $BASE" >&2
@@ -215,6 +219,7 @@ if (( WRK_RC != 0 )) || [[ -z "$RESULT" ]]; then
     cat "$WORK/wrk.out" >&2
     die "wrk failed (exit $WRK_RC)"
 fi
+TICKS1=$(server_ticks)
 read -r EV1 FS1 FC1 BS1 NOOP1 < <(metrics_snapshot)
 
 declare -A R
@@ -228,7 +233,8 @@ stop_server && STOP_OK=1 || STOP_OK=0
 # --- report --------------------------------------------------------------------------
 awk -v req="${R[requests]}" -v dur="${R[duration_us]}" -v ev0="$EV0" -v ev1="$EV1" \
     -v fs0="$FS0" -v fs1="$FS1" -v fc0="$FC0" -v fc1="$FC1" -v bs0="$BS0" -v bs1="$BS1" \
-    -v p90="${R[p90_us]}" -v max="${R[max_us]}" -v held="${HELD:-?}" -v noop="$(( ${NOOP1%.*} - ${NOOP0%.*} ))" '
+    -v p90="${R[p90_us]}" -v max="${R[max_us]}" -v held="${HELD:-?}" \
+    -v ticks="$(( TICKS1 - TICKS0 ))" -v hz="$(getconf CLK_TCK)" -v noop="$(( ${NOOP1%.*} - ${NOOP0%.*} ))" '
     BEGIN {
         ev = ev1 - ev0; fc = fc1 - fc0
         printf "load: journal events during the run: %d for %d requests (%.3f per request); %d POSTs by a holder (no-ops); %d slots held at the end\n",
@@ -237,6 +243,8 @@ awk -v req="${R[requests]}" -v dur="${R[duration_us]}" -v ev0="$EV0" -v ev1="$EV
             printf "load: %d group flushes, %.1f appends and %.3f ms each on average\n",
                 fc, (bs1 - bs0) / fc, (fs1 - fs0) / fc * 1000
         printf "load: latency p90=%.2f ms max=%.2f ms over %.2f s\n", p90 / 1000, max / 1000, dur / 1e6
+        if (req > 0 && ticks > 0)
+            printf "load: server CPU %.1f us per request (user + system)\n", ticks / hz * 1e6 / req
     }' >&2
 ERRS=$(( R[connect] + R[read] + R[write] + R[timeout] ))
 echo "load: non-2xx responses: ${R[non2xx]}; socket errors: connect ${R[connect]}, read ${R[read]}, write ${R[write]}, timeout ${R[timeout]}" >&2
