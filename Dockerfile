@@ -11,6 +11,8 @@ COPY snapshots snapshots
 COPY actors actors
 COPY benches benches
 COPY src src
+# Pages and widgets embed these with include_str! (src/http/pages/assets.rs).
+COPY assets assets
 RUN cargo build --release --locked --bin slotpool \
  && strip target/release/slotpool
 
@@ -30,8 +32,12 @@ ENV SLOTPOOL_DATA_DIR=/data \
     SLOTPOOL_LISTEN=0.0.0.0:8080 \
     SLOTPOOL_LOG_FORMAT=json
 EXPOSE 8080
+# Asks the address the service listens on (SLOTPOOL_LISTEN, which beats the config file),
+# through loopback when it listens on every address.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
-  CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1
+  CMD host="${SLOTPOOL_LISTEN%:*}"; port="${SLOTPOOL_LISTEN##*:}"; \
+      case "$host" in 0.0.0.0) host=127.0.0.1 ;; "[::]") host="[::1]" ;; esac; \
+      curl -fsSg "http://$host:$port/readyz" || exit 1
 # SIGTERM drains, flushes the journal and exits 0.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/slotpool"]

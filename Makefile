@@ -44,3 +44,9 @@ chaos:
 
 clean:
 	$(CARGO) clean
+
+## The container image (needs a Docker daemon; not part of `make test`). Without a
+## registry, run deploy/docker/local-base-images.sh first, then `make docker DOCKER_BUILD_FLAGS="--network host"`.
+.PHONY: docker
+docker:
+	docker build $(DOCKER_BUILD_FLAGS) -t slotpool .
