@@ -53,6 +53,14 @@ pub struct LookupUser {
     pub user: String,
 }
 
+/// One user, if known, with the names and SCIM ids of their groups: what a slot request
+/// carries to a product with reservations (rule 10).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<(DirectoryUser, Vec<String>)>, ActorError>")]
+pub struct LookupUserGroups {
+    pub user: String,
+}
+
 /// Every user, sorted by name.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Vec<DirectoryUser>, ActorError>")]
@@ -154,6 +162,39 @@ impl DirectoryActor {
         Ok(events)
     }
 
+    /// Rule 10: the users whose groups `events` changed (plus `deleted_members`, the
+    /// members of a group just deleted), each with their groups now, for every product
+    /// to note. A product without reservations ignores them; none are made while no
+    /// product has reservations.
+    fn group_changes(
+        &self,
+        events: &[DirectoryEvent],
+        deleted_members: Vec<String>,
+    ) -> Vec<Command> {
+        let mut users: std::collections::BTreeSet<String> = deleted_members.into_iter().collect();
+        for e in events {
+            match e {
+                DirectoryEvent::GroupMemberAdded { user, .. }
+                | DirectoryEvent::GroupMemberRemoved { user, .. } => {
+                    users.insert(user.clone());
+                }
+                DirectoryEvent::GroupRenamed { id, .. } => {
+                    if let Some(g) = self.state.group(id) {
+                        users.extend(g.members.iter().cloned());
+                    }
+                }
+                _ => {}
+            }
+        }
+        users
+            .into_iter()
+            .map(|user| Command::NoteGroups {
+                groups: self.state.group_names_of(&user).into(),
+                user,
+            })
+            .collect()
+    }
+
     fn targets(&self) -> Vec<Addr<ProductActor>> {
         self.products.all().into_iter().map(|(_, a)| a).collect()
     }
@@ -218,6 +259,16 @@ impl Handler<Change> for DirectoryActor {
     /// product with their active state: a user deleted (so deactivated in the pools) and
     /// created again under the same name is active again everywhere.
     fn handle(&mut self, msg: Change, _ctx: &mut Self::Context) -> Self::Result {
+        // Members of a group about to be deleted: their groups change (rule 10).
+        let reserving = self.products.reservations_in_use();
+        let deleted_members: Vec<String> = match &msg.command {
+            DirectoryCommand::DeleteGroup { id, .. } if reserving => self
+                .state
+                .group(id)
+                .map(|g| g.members.iter().cloned().collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let recorded = self.record(&msg.command, msg.cause);
         let mut commands = recorded
             .as_ref()
@@ -234,6 +285,9 @@ impl Handler<Change> for DirectoryActor {
                     }
                 }
             }
+        }
+        if let (Ok(events), true) = (&recorded, reserving) {
+            commands.extend(self.group_changes(events, deleted_members));
         }
         let barrier = self.barrier();
         let targets = self.targets();
@@ -345,6 +399,23 @@ impl Handler<LookupUser> for DirectoryActor {
 
     fn handle(&mut self, msg: LookupUser, _ctx: &mut Self::Context) -> Self::Result {
         let found = self.state.user(&msg.user).cloned();
+        let barrier = self.barrier();
+        Box::pin(async move {
+            barrier.await?;
+            Ok(found)
+        })
+    }
+}
+
+impl Handler<LookupUserGroups> for DirectoryActor {
+    type Result = ResponseFuture<Result<Option<(DirectoryUser, Vec<String>)>, ActorError>>;
+
+    fn handle(&mut self, msg: LookupUserGroups, _ctx: &mut Self::Context) -> Self::Result {
+        let found = self
+            .state
+            .user(&msg.user)
+            .cloned()
+            .map(|u| (u, self.state.group_names_of(&msg.user)));
         let barrier = self.barrier();
         Box::pin(async move {
             barrier.await?;

@@ -42,8 +42,10 @@ async fn overview(
     Ok(ask(
         addr,
         Read::maybe(move |s, _| {
-            s.settings()
-                .map(|settings| ProductView::new(&id, settings.clone(), s.counts()))
+            s.settings().map(|settings| {
+                ProductView::new(&id, settings.clone(), s.counts())
+                    .with_reservation_use(s.reservation_use())
+            })
         }),
     )
     .await?)

@@ -7,7 +7,7 @@ use super::AppState;
 use crate::problem::Problem;
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use slotpool_actors::session::KEEP_ALIVE;
-use slotpool_actors::{ask, ActorError, Execute, LookupUser, Poll, SessionActor};
+use slotpool_actors::{ask, ActorError, Execute, LookupUser, LookupUserGroups, Poll, SessionActor};
 use slotpool_events::{Command, DirectoryUser, Refusal, SlotView};
 
 fn slot_response(view: &SlotView) -> HttpResponse {
@@ -74,14 +74,36 @@ pub async fn request(
 /// The request of `user`, carrying the directory's attributes of the user, which a
 /// product's eligibility rule reads, and whether the directory knows the user at all.
 /// Shared by the slot request and the gate.
+///
+/// Once any product has reservations (rule 10), the request also carries the names and
+/// SCIM ids of the user's directory groups; before that it asks nothing more.
 pub async fn request_command(
     state: &super::AppState,
     user: String,
 ) -> Result<(Command, bool), Problem> {
-    let known = lookup(state, &user).await?;
+    let (known, groups) = if state.services.products.reservations_in_use() {
+        let found = state
+            .services
+            .directory
+            .send(LookupUserGroups { user: user.clone() })
+            .await??;
+        match found {
+            Some((u, groups)) => (Some(u), Some(groups.into())),
+            None => (None, Some(Vec::new().into())),
+        }
+    } else {
+        (lookup(state, &user).await?, None)
+    };
     let found = known.is_some();
     let attributes = known.map(|u| std::sync::Arc::new(u.profile.attributes));
-    Ok((Command::Request { user, attributes }, found))
+    Ok((
+        Command::Request {
+            user,
+            attributes,
+            groups,
+        },
+        found,
+    ))
 }
 
 /// `GET /api/v1/products/{p}/slot`: the caller's state.

@@ -112,7 +112,8 @@ pub fn users_of(events: &[ProductEvent]) -> BTreeSet<String> {
             | ProductEvent::ActivityRecorded { user, .. }
             | ProductEvent::WarningIssued { user, .. }
             | ProductEvent::Requeued { user, .. }
-            | ProductEvent::FixedRequested { user, .. } => Some(user.clone()),
+            | ProductEvent::FixedRequested { user, .. }
+            | ProductEvent::GroupsNoted { user, .. } => Some(user.clone()),
             ProductEvent::FixedRequestApproved { .. }
             | ProductEvent::FixedRequestRejected { .. } => None,
         })
