@@ -490,7 +490,11 @@ impl ProductActor {
     fn count_request(&self, decided: &Result<Vec<ProductEvent>, Refusal>) {
         let outcome = match decided {
             Err(r) => r.code(),
-            Ok(events) => match events.first() {
+            // A request may first note the user's groups (rule 10): the outcome follows.
+            Ok(events) => match events
+                .iter()
+                .find(|e| !matches!(e, ProductEvent::GroupsNoted { .. }))
+            {
                 Some(ProductEvent::SlotGranted { .. }) => "granted",
                 Some(ProductEvent::Queued { .. }) => "queued",
                 _ => "unchanged",

@@ -473,12 +473,14 @@ impl ProductState {
             let mut joined: Vec<&str> = Vec::new();
             let mut tally = Tally::new(&settings.reservations, &self.groups, 0);
             let mut holders = self.pool.len();
-            let groups_of = |noted: &HashMap<&str, &'_ [String]>, u: &str| -> Vec<String> {
-                match noted.get(u) {
-                    Some(g) => g.to_vec(),
-                    None => self.groups.of(u).to_vec(),
-                }
-            };
+            let book = &self.groups;
+            fn groups_of<'x>(
+                noted: &HashMap<&str, &'x [String]>,
+                book: &'x GroupBook,
+                u: &str,
+            ) -> &'x [String] {
+                noted.get(u).copied().unwrap_or_else(|| book.of(u))
+            }
             for e in out.iter() {
                 let is_holding = |holding: &HashMap<&str, bool>, u: &str| {
                     holding.get(u).copied().unwrap_or_else(|| {
@@ -491,14 +493,14 @@ impl ProductState {
                 match e {
                     ProductEvent::GroupsNoted { user, groups } => {
                         if is_holding(&holding, user) {
-                            tally.free_one(&groups_of(&noted, user));
+                            tally.free_one(groups_of(&noted, book, user));
                             tally.take(groups);
                         }
                         noted.insert(user, groups);
                     }
                     ProductEvent::SlotGranted { user, .. } => {
                         if !is_holding(&holding, user) {
-                            tally.take(&groups_of(&noted, user));
+                            tally.take(groups_of(&noted, book, user));
                             holders += 1;
                             holding.insert(user, true);
                         }
@@ -509,7 +511,7 @@ impl ProductState {
                     | ProductEvent::SlotRevoked { user, .. }
                         if is_holding(&holding, user) =>
                     {
-                        tally.free_one(&groups_of(&noted, user));
+                        tally.free_one(groups_of(&noted, book, user));
                         holders = holders.saturating_sub(1);
                         holding.insert(user, false);
                     }
@@ -526,24 +528,24 @@ impl ProductState {
                 }
             }
             tally.free = (settings.shared_slots as usize).saturating_sub(holders);
-            let candidates: Vec<(&str, Vec<String>)> = self
+            let candidates: Vec<(&str, &[String])> = self
                 .queue
                 .iter()
                 .map(|(u, _)| u.as_ref())
                 .filter(|u| !left.contains(u))
                 .chain(joined)
-                .map(|u| (u, groups_of(&noted, u)))
+                .map(|u| (u, groups_of(&noted, book, u)))
                 .collect();
             let mut taken = vec![false; candidates.len()];
             let mut granted = Vec::new();
             while tally.free > 0 {
                 let Some(i) = (0..candidates.len())
-                    .find(|&i| !taken[i] && tally.may_take(&candidates[i].1).is_ok())
+                    .find(|&i| !taken[i] && tally.may_take(candidates[i].1).is_ok())
                 else {
                     break;
                 };
                 taken[i] = true;
-                tally.take(&candidates[i].1);
+                tally.take(candidates[i].1);
                 granted.push(candidates[i].0.to_string());
             }
             granted

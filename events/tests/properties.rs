@@ -346,7 +346,7 @@ impl Model {
                 short_others += u64::from(r.min).saturating_sub(h);
             }
         }
-        free > 0 && (short_mine || free - 1 >= short_others)
+        free > 0 && (short_mine || free > short_others)
     }
 
     fn may(&self, user: &str) -> bool {
@@ -639,12 +639,12 @@ impl Model {
             Command::Tick { presence } => self.sweep(&mut out, &settings, presence, now),
             Command::NoteGroups { user, groups } => {
                 let standing = self.standing(user);
-                if self.reserving()
-                    && (standing != MStanding::Idle || self.groups.contains_key(user.as_str()))
-                    && self.note(&mut out, user, groups)
-                    && standing != MStanding::Idle
-                {
-                    self.fill(&mut out, now);
+                let known = standing != MStanding::Idle || self.groups.contains_key(user.as_str());
+                if self.reserving() && known {
+                    let changed = self.note(&mut out, user, groups);
+                    if changed && standing != MStanding::Idle {
+                        self.fill(&mut out, now);
+                    }
                 }
             }
             Command::RecordActivity { recent } => {
@@ -1492,7 +1492,7 @@ fn may_take_in(state: &ProductState, user: &str) -> bool {
             short_others += (r.min as usize).saturating_sub(held);
         }
     }
-    free > 0 && (short_mine || free - 1 >= short_others)
+    free > 0 && (short_mine || free > short_others)
 }
 
 /// Rule 10's fairness, checked on one command: after it no queued member may take a free
