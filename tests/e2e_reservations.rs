@@ -220,3 +220,39 @@ fn reservations_and_caps_over_http_survive_kill_9() {
     );
     common::check_invariants(&c, "jira");
 }
+
+#[test]
+fn reservations_added_later_count_the_current_holders_at_once() {
+    let tmp = temp_dir();
+    let data = tmp.path().join("data");
+    let server = Server::start(&Opts::new(&data, tmp.path()));
+    let c = server.client();
+    let scim = Scim::new(&server);
+    let c1 = scim.user("c1");
+    let c2 = scim.user("c2");
+    scim.group("contractors", &[&c1, &c2]);
+    let plain = json!({"kind": "confluence", "licence_tier": 10, "shared_slots": 3});
+    c.put_product("jira", plain.clone());
+    for u in ["c1", "c2"] {
+        c.enrol("jira", u);
+    }
+    // Without reservations nothing is noted: c1 simply holds.
+    assert_eq!(
+        state_of(&c.request("jira", "c1"))["state"],
+        json!("granted")
+    );
+    assert!(c.product("jira").get("reservation_use").is_none());
+    // A cap configured now counts c1 in its group at once (the directory tells the
+    // product the groups of its holders and queued members).
+    let mut capped = plain;
+    capped["reservations"] = json!([{"group": "contractors", "max": 1}]);
+    c.put_product("jira", capped);
+    assert_eq!(
+        use_of(&c, "contractors"),
+        json!({"group": "contractors", "min": 0, "max": 1, "holders": 1, "queued": 0})
+    );
+    let r = state_of(&c.request("jira", "c2"));
+    assert_eq!(r["state"], json!("queued"), "{r}");
+    assert_eq!(r["waiting_for"], json!("group_cap"), "{r}");
+    common::check_invariants(&c, "jira");
+}

@@ -106,6 +106,16 @@ pub struct SyncProduct {
     pub cause: Uuid,
 }
 
+/// Rule 10: tell `product` the directory's groups of each of its holders and queued
+/// members (after its reservations changed: who holds or waits may have requested before
+/// the product noted groups). Answers with the number of users told.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, ActorError>")]
+pub struct NoteProductGroups {
+    pub product: Addr<ProductActor>,
+    pub cause: Uuid,
+}
+
 /// Tell every product again about every deactivated user: repairs a crash between the
 /// directory recording a deactivation and the products hearing of it. Idempotent.
 #[derive(Debug, Message)]
@@ -475,6 +485,51 @@ impl<R: Send + 'static> Handler<ReadDirectory<R>> for DirectoryActor {
             barrier.await?;
             Ok(answer)
         })
+    }
+}
+
+impl Handler<NoteProductGroups> for DirectoryActor {
+    type Result = AtomicResponse<Self, Result<usize, ActorError>>;
+
+    /// Reads the product's holders and queued members, then tells the product each one's
+    /// groups as the directory has them now (`Command::NoteGroups`: the product records a
+    /// change only, and gives any slot that frees up to the first queued member allowed).
+    fn handle(&mut self, msg: NoteProductGroups, _ctx: &mut Self::Context) -> Self::Result {
+        let product = msg.product.clone();
+        let read = async move {
+            ask(
+                &product,
+                Read::new(|s, _| {
+                    let mut users: Vec<String> = s.holders().into_iter().map(|h| h.user).collect();
+                    users.extend(s.queue().into_iter().map(|q| q.user));
+                    users
+                }),
+            )
+            .await
+        }
+        .into_actor(self);
+        let cause = msg.cause;
+        let target = msg.product;
+        AtomicResponse::new(Box::pin(read.then(move |read, act, _ctx| {
+            let commands = read.map(|users| {
+                users
+                    .into_iter()
+                    .map(|user| Command::NoteGroups {
+                        groups: act.state.group_names_of(&user).into(),
+                        user,
+                    })
+                    .collect::<Vec<_>>()
+            });
+            async move {
+                let commands = commands?;
+                let told = commands.len();
+                for command in commands {
+                    ask(&target, Execute { command, cause }).await?;
+                }
+                Ok(told)
+            }
+            .into_actor(act)
+        })))
     }
 }
 

@@ -25,8 +25,8 @@ pub use connector::{
     Transport, TransportFactory,
 };
 pub use directory::{
-    Change, DirectoryActor, ListUsers, LookupUser, LookupUserGroups, Membership, Provision,
-    ReadDirectory, Reconcile, SetUserActive, SyncProduct,
+    Change, DirectoryActor, ListUsers, LookupUser, LookupUserGroups, Membership, NoteProductGroups,
+    Provision, ReadDirectory, Reconcile, SetUserActive, SyncProduct,
 };
 pub use durable::{ask, Pending};
 pub use error::ActorError;
