@@ -154,6 +154,14 @@ fn reservations_and_caps_over_http_survive_kill_9() {
     assert_eq!(c2["state"], json!("queued"), "{c2}");
     assert_eq!(c2["waiting_for"], json!("group_cap"), "{c2}");
     assert_eq!(c2["group"], json!("Contractors"), "{c2}");
+    // The queue page says so too.
+    let page = c.user("GET", "/queue/jira", "c2");
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.body.contains("sp-waiting-for") && page.body.contains("Group: Contractors"),
+        "{}",
+        page.body
+    );
     // Others pass: o1 takes a free slot; then the last one is support's reservation.
     assert_eq!(
         state_of(&c.request("jira", "o1"))["state"],
