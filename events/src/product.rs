@@ -224,6 +224,13 @@ impl ProductState {
     /// The gate's question: it lets such a member in with a request and sends anyone else
     /// to the queue page, since a page view through a proxy must never queue anyone.
     pub fn slot_free_for(&self, user: &str) -> bool {
+        self.slot_free_for_groups(user, None)
+    }
+
+    /// [`ProductState::slot_free_for`], judging a product's reservations (rule 10) by the
+    /// user's directory `groups` when given (what the request would note), else by the
+    /// groups the product noted for them.
+    pub fn slot_free_for_groups(&self, user: &str, groups: Option<&[String]>) -> bool {
         let member = self
             .users
             .get(user)
@@ -242,9 +249,15 @@ impl ProductState {
         {
             // With reservations the queue may hold members who may not take the free
             // slots; the user's noted groups say whether they may.
-            Some(s) => Tally::new(&s.reservations, &self.groups, slots - self.pool.len())
-                .may_take(self.groups.of(user))
-                .is_ok(),
+            Some(s) => {
+                let tally = Tally::new(&s.reservations, &self.groups, slots - self.pool.len());
+                match groups {
+                    Some(g) => tally
+                        .may_take(&crate::reservation::reserved_groups_of(&s.reservations, g))
+                        .is_ok(),
+                    None => tally.may_take(self.groups.of(user)).is_ok(),
+                }
+            }
             None => self.queue.is_empty(),
         }
     }

@@ -125,13 +125,31 @@ pub async fn gate(
         SlotView::Locked { .. } => Ok(refused("locked")),
         SlotView::None => {
             let who = user.clone();
-            let free = ask(&addr, Read::new(move |s, _| s.slot_free_for(&who))).await?;
+            // With reservations (rule 10) whether a slot is free for the user depends on
+            // their groups: ask the directory first, as the request will.
+            let early = if state.services.products.reservations_in_use() {
+                Some(super::user::request_command(state, user.clone()).await?.0)
+            } else {
+                None
+            };
+            let groups = match &early {
+                Some(Command::Request { groups, .. }) => groups.clone(),
+                _ => None,
+            };
+            let free = ask(
+                &addr,
+                Read::new(move |s, _| s.slot_free_for_groups(&who, groups.as_deref())),
+            )
+            .await?;
             if !free {
                 return Ok(refused("none"));
             }
             // The core decides: between the read and this request the last slot may have
             // gone, in which case the member is queued (as the queue page would do).
-            let (command, _) = super::user::request_command(state, user).await?;
+            let command = match early {
+                Some(command) => command,
+                None => super::user::request_command(state, user).await?.0,
+            };
             let done = try_execute(&addr, command).await?;
             Ok(match done.and_then(|d| d.view) {
                 Some(SlotView::Granted { .. }) => allowed("granted"),
