@@ -44,7 +44,7 @@ pub use presence::Presence;
 pub use product::{
     Counts, Holder, Notice, ProductState, QueuePlace, SlotView, Standing, UserEntry, Warning,
 };
-pub use reservation::{Blocked, GroupBook, Reservation, ReservationUse};
+pub use reservation::{Blocked, GroupBook, Reservation, ReservationUse, Reservations};
 pub use settings::{ProductKind, QueuePage, Settings};
 pub use stream::{StreamId, StreamIdError};
 pub use sync::{SkipReason, Skipped, SyncPlan, SyncReport};

@@ -51,6 +51,63 @@ pub struct Reservation {
     pub max: Option<u32>,
 }
 
+/// A product's reservations: a list that takes one pointer in [`Settings`] (none when
+/// empty), so that settings, and the commands and events that carry them, keep their size
+/// on every product's hot path. Reads as a slice; serializes as a JSON array.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+// Deliberate: a thin pointer (8 bytes) instead of a `Vec` (24) or a boxed slice (16)
+// keeps `ProductEvent` and `Command`, moved on every request, at their size.
+#[allow(clippy::box_collection)]
+pub struct Reservations(Option<Box<Vec<Reservation>>>);
+
+impl Reservations {
+    /// No reservations (what `is_empty` tells, and what `skip_serializing_if` omits).
+    pub fn is_none(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl std::ops::Deref for Reservations {
+    type Target = [Reservation];
+
+    fn deref(&self) -> &[Reservation] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl<'a> IntoIterator for &'a Reservations {
+    type Item = &'a Reservation;
+    type IntoIter = std::slice::Iter<'a, Reservation>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl FromIterator<Reservation> for Reservations {
+    fn from_iter<I: IntoIterator<Item = Reservation>>(iter: I) -> Self {
+        iter.into_iter().collect::<Vec<_>>().into()
+    }
+}
+
+impl From<Vec<Reservation>> for Reservations {
+    fn from(v: Vec<Reservation>) -> Self {
+        Reservations((!v.is_empty()).then(|| Box::new(v)))
+    }
+}
+
+impl Serialize for Reservations {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(ser)
+    }
+}
+
+impl<'de> Deserialize<'de> for Reservations {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        Vec::<Reservation>::deserialize(de).map(Reservations::from)
+    }
+}
+
 /// Most reservations a product may list.
 pub const MAX_RESERVATIONS: usize = 100;
 
@@ -664,6 +721,22 @@ mod tests {
         assert_eq!(t.may_take(&b), Err(Blocked::GroupCap { group: "b".into() }));
         assert!(t.would_unfill_for(&a, &none));
         assert!(!t.would_unfill_for(&a, &a));
+    }
+
+    #[test]
+    fn the_list_reads_and_writes_as_a_json_array() {
+        let none: Reservations = serde_json::from_str("[]").expect("parses");
+        assert!(none.is_none() && none.is_empty());
+        let two: Reservations =
+            serde_json::from_str(r#"[{"group":"a","max":2},{"group":"b","min":1}]"#)
+                .expect("parses");
+        assert_eq!(two.len(), 2);
+        assert_eq!(
+            serde_json::to_string(&two).expect("writes"),
+            r#"[{"group":"a","min":0,"max":2},{"group":"b","min":1}]"#
+        );
+        assert!(serde_json::from_str::<Reservations>(r#"[{"group":"a","cap":1}]"#).is_err());
+        assert_eq!(std::mem::size_of::<Reservations>(), 8);
     }
 
     #[test]

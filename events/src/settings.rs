@@ -80,8 +80,11 @@ pub struct Settings {
     pub eligibility: Option<Eligibility>,
     /// Reservations and caps per directory group (rule 10); see [`crate::reservation`].
     /// Empty (the default): no group has reserved slots or a cap, and requests pay nothing.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub reservations: Vec<crate::reservation::Reservation>,
+    #[serde(
+        default,
+        skip_serializing_if = "crate::reservation::Reservations::is_none"
+    )]
+    pub reservations: crate::reservation::Reservations,
 }
 
 /// The administrator's text for the queue page of a product, and the product's address.
@@ -249,7 +252,7 @@ impl Settings {
             fixed_groups: Vec::new(),
             sync_interval_s: 0,
             eligibility: None,
-            reservations: Vec::new(),
+            reservations: Default::default(),
         }
     }
 

@@ -89,7 +89,7 @@ fn sample_settings() -> Settings {
         sync_interval_s: 0,
         eligibility: None,
         // Empty reservations are not serialized either (rule 10).
-        reservations: Vec::new(),
+        reservations: Default::default(),
     }
 }
 
@@ -107,7 +107,8 @@ fn sample_settings_reservations() -> Settings {
                 min: 0,
                 max: Some(10),
             },
-        ],
+        ]
+        .into(),
         ..sample_settings()
     }
 }

@@ -1079,7 +1079,7 @@ fn first_settings() -> impl Strategy<Value = Settings> {
                 ..s
             };
             let with = Settings {
-                reservations,
+                reservations: reservations.into(),
                 ..s.clone()
             };
             if reservations_valid(&with) {
@@ -1767,7 +1767,7 @@ fn resolve(op: &Op, current: Option<&Settings>, now: Timestamp) -> Command {
             let mut s = current
                 .cloned()
                 .unwrap_or_else(|| Settings::new(ProductKind::Jira, 4, 2));
-            s.reservations = reservations.clone();
+            s.reservations = reservations.clone().into();
             Command::Configure(s)
         }
         Op::ForceFixed(_) => unreachable!("not a command"),

@@ -1564,7 +1564,7 @@ fn a_pool_shrunk_below_the_reservations_stays_well_defined() {
     // Shrinking by hand revokes the longest-inactive holder, as always.
     let mut smaller = sim.state.settings().cloned().expect("settings");
     smaller.shared_slots = 1;
-    smaller.reservations.clear();
+    smaller.reservations = Default::default();
     let events = sim.set(13).run(Command::Configure(smaller.clone()));
     assert_eq!(events[0], revoked("b1", RevokeReason::PoolShrunk, at(13)));
 }
