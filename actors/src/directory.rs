@@ -18,6 +18,8 @@ use slotpool_events::{
     sync, Command, DirectoryCommand, DirectoryEvent, DirectoryRefusal, DirectoryState,
     DirectoryUser, Journal, SkipReason, Skipped, StreamId, StreamTip, SyncReport,
 };
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Activate or deactivate a user everywhere; answered when every product has it.
@@ -99,6 +101,16 @@ pub struct SyncProduct {
     pub cause: Uuid,
 }
 
+/// Rule 10: tell `product` the directory's groups of each of its holders and queued
+/// members (after its reservations changed: who holds or waits may have requested before
+/// the product noted groups). Answers with the number of users told.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, ActorError>")]
+pub struct NoteProductGroups {
+    pub product: Addr<ProductActor>,
+    pub cause: Uuid,
+}
+
 /// Tell every product again about every deactivated user: repairs a crash between the
 /// directory recording a deactivation and the products hearing of it. Idempotent.
 #[derive(Debug, Message)]
@@ -156,26 +168,55 @@ impl DirectoryActor {
             self.last_ticket =
                 self.journal
                     .append(&StreamId::Directory, &mut self.tip, cause, now, &events)?;
+            // Before applying: a deleted group's members are known only until then.
+            let touched = self.touched_users(&events);
             for e in &events {
                 self.state.apply_at(e, now);
             }
-            self.publish(&events);
+            self.publish(touched);
         }
         Ok(events)
     }
 
-    /// Publishes to the view what `events` changed of their users, once they are durable.
-    fn publish(&self, events: &[DirectoryEvent]) {
-        let mut changes: Vec<(String, Option<std::sync::Arc<UserFacts>>)> = Vec::new();
-        for user in events.iter().filter_map(touched_user) {
-            if changes.iter().all(|(u, _)| u != user) {
-                let facts = self.state.user(user).map(|u| UserFacts::of(u).into());
-                changes.push((user.to_string(), facts));
+    /// The users whose facts (see [`UserFacts`]) `events` may change: those they name, and
+    /// the members of a group renamed or deleted.
+    fn touched_users(&self, events: &[DirectoryEvent]) -> BTreeSet<String> {
+        let mut users = BTreeSet::new();
+        for e in events {
+            match e {
+                DirectoryEvent::UserCreated { user }
+                | DirectoryEvent::UserProfiled { user, .. }
+                | DirectoryEvent::UserDeleted { user }
+                | DirectoryEvent::GroupMemberAdded { user, .. }
+                | DirectoryEvent::GroupMemberRemoved { user, .. } => {
+                    users.insert(user.clone());
+                }
+                DirectoryEvent::GroupRenamed { id, .. } | DirectoryEvent::GroupDeleted { id } => {
+                    if let Some(g) = self.state.group(id) {
+                        users.extend(g.members.iter().cloned());
+                    }
+                }
+                DirectoryEvent::UserDeactivated { .. }
+                | DirectoryEvent::UserReactivated { .. }
+                | DirectoryEvent::GroupCreated { .. }
+                | DirectoryEvent::SyncReported { .. } => {}
             }
         }
-        if changes.is_empty() {
+        users
+    }
+
+    /// Publishes to the view what changed of `users`, once the latest append is durable.
+    fn publish(&self, users: BTreeSet<String>) {
+        if users.is_empty() {
             return;
         }
+        let changes: Vec<(String, Option<Arc<UserFacts>>)> = users
+            .into_iter()
+            .map(|user| {
+                let facts = UserFacts::of(&self.state, &user).map(Arc::new);
+                (user, facts)
+            })
+            .collect();
         let (view, ticket) = (self.view.clone(), self.last_ticket);
         // On a failed flush nothing is published: the journal refuses every write after.
         self.journal.when_durable(
@@ -186,6 +227,39 @@ impl DirectoryActor {
                 }
             }),
         );
+    }
+
+    /// Rule 10: the users whose groups `events` changed (plus `deleted_members`, the
+    /// members of a group just deleted), each with their groups now, for every product
+    /// to note. A product without reservations ignores them; none are made while no
+    /// product has reservations.
+    fn group_changes(
+        &self,
+        events: &[DirectoryEvent],
+        deleted_members: Vec<String>,
+    ) -> Vec<Command> {
+        let mut users: std::collections::BTreeSet<String> = deleted_members.into_iter().collect();
+        for e in events {
+            match e {
+                DirectoryEvent::GroupMemberAdded { user, .. }
+                | DirectoryEvent::GroupMemberRemoved { user, .. } => {
+                    users.insert(user.clone());
+                }
+                DirectoryEvent::GroupRenamed { id, .. } => {
+                    if let Some(g) = self.state.group(id) {
+                        users.extend(g.members.iter().cloned());
+                    }
+                }
+                _ => {}
+            }
+        }
+        users
+            .into_iter()
+            .map(|user| Command::NoteGroups {
+                groups: self.state.group_names_of(&user).into(),
+                user,
+            })
+            .collect()
     }
 
     fn targets(&self) -> Vec<Addr<ProductActor>> {
@@ -202,23 +276,6 @@ impl Actor for DirectoryActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(crate::product::MAILBOX_CAPACITY);
-    }
-}
-
-/// The user whose facts (see [`UserFacts`]) an event may change.
-fn touched_user(event: &DirectoryEvent) -> Option<&str> {
-    match event {
-        DirectoryEvent::UserCreated { user }
-        | DirectoryEvent::UserProfiled { user, .. }
-        | DirectoryEvent::UserDeleted { user }
-        | DirectoryEvent::GroupMemberAdded { user, .. }
-        | DirectoryEvent::GroupMemberRemoved { user, .. } => Some(user),
-        DirectoryEvent::UserDeactivated { .. }
-        | DirectoryEvent::UserReactivated { .. }
-        | DirectoryEvent::GroupCreated { .. }
-        | DirectoryEvent::GroupRenamed { .. }
-        | DirectoryEvent::GroupDeleted { .. }
-        | DirectoryEvent::SyncReported { .. } => None,
     }
 }
 
@@ -269,6 +326,16 @@ impl Handler<Change> for DirectoryActor {
     /// product with their active state: a user deleted (so deactivated in the pools) and
     /// created again under the same name is active again everywhere.
     fn handle(&mut self, msg: Change, _ctx: &mut Self::Context) -> Self::Result {
+        // Members of a group about to be deleted: their groups change (rule 10).
+        let reserving = self.products.reservations_in_use();
+        let deleted_members: Vec<String> = match &msg.command {
+            DirectoryCommand::DeleteGroup { id, .. } if reserving => self
+                .state
+                .group(id)
+                .map(|g| g.members.iter().cloned().collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let recorded = self.record(&msg.command, msg.cause);
         let mut commands = recorded
             .as_ref()
@@ -285,6 +352,9 @@ impl Handler<Change> for DirectoryActor {
                     }
                 }
             }
+        }
+        if let (Ok(events), true) = (&recorded, reserving) {
+            commands.extend(self.group_changes(events, deleted_members));
         }
         let barrier = self.barrier();
         let targets = self.targets();
@@ -455,6 +525,51 @@ impl<R: Send + 'static> Handler<ReadDirectory<R>> for DirectoryActor {
             barrier.await?;
             Ok(answer)
         })
+    }
+}
+
+impl Handler<NoteProductGroups> for DirectoryActor {
+    type Result = AtomicResponse<Self, Result<usize, ActorError>>;
+
+    /// Reads the product's holders and queued members, then tells the product each one's
+    /// groups as the directory has them now (`Command::NoteGroups`: the product records a
+    /// change only, and gives any slot that frees up to the first queued member allowed).
+    fn handle(&mut self, msg: NoteProductGroups, _ctx: &mut Self::Context) -> Self::Result {
+        let product = msg.product.clone();
+        let read = async move {
+            ask(
+                &product,
+                Read::new(|s, _| {
+                    let mut users: Vec<String> = s.holders().into_iter().map(|h| h.user).collect();
+                    users.extend(s.queue().into_iter().map(|q| q.user));
+                    users
+                }),
+            )
+            .await
+        }
+        .into_actor(self);
+        let cause = msg.cause;
+        let target = msg.product;
+        AtomicResponse::new(Box::pin(read.then(move |read, act, _ctx| {
+            let commands = read.map(|users| {
+                users
+                    .into_iter()
+                    .map(|user| Command::NoteGroups {
+                        groups: act.state.group_names_of(&user).into(),
+                        user,
+                    })
+                    .collect::<Vec<_>>()
+            });
+            async move {
+                let commands = commands?;
+                let told = commands.len();
+                for command in commands {
+                    ask(&target, Execute { command, cause }).await?;
+                }
+                Ok(told)
+            }
+            .into_actor(act)
+        })))
     }
 }
 

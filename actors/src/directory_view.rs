@@ -1,6 +1,6 @@
 //! The directory view: a read-mostly copy of what a slot request needs to know from the
 //! directory about its user (whether the directory knows them, their attributes for a
-//! product's eligibility rule), readable by HTTP workers without a message to the
+//! product's eligibility rule, their groups for its reservations), readable by HTTP workers without a message to the
 //! [`DirectoryActor`](crate::DirectoryActor).
 //!
 //! Why: every slot request carries these facts into `decide` (which stays pure). Asking
@@ -29,13 +29,22 @@ pub struct UserFacts {
     /// The user's directory attributes (department, costCenter...): what eligibility
     /// rules read. Shared, so a request clones a pointer, not the map.
     pub attributes: Arc<BTreeMap<String, String>>,
+    /// The names and SCIM ids of the user's groups: what reservations and caps (rule 10)
+    /// match.
+    pub groups: Arc<[String]>,
 }
 
 impl UserFacts {
-    /// The facts of a directory user.
-    pub fn of(user: &DirectoryUser) -> UserFacts {
+    /// The facts of `user` in `state`, if the directory knows them.
+    pub fn of(state: &DirectoryState, user: &str) -> Option<UserFacts> {
+        let found = state.user(user)?;
+        Some(UserFacts::with_groups(found, state.group_names_of(user)))
+    }
+
+    fn with_groups(user: &DirectoryUser, groups: Vec<String>) -> UserFacts {
         UserFacts {
             attributes: Arc::new(user.profile.attributes.clone()),
+            groups: groups.into(),
         }
     }
 }
@@ -55,15 +64,25 @@ pub struct DirectoryView {
 }
 
 impl DirectoryView {
-    /// The view of a (recovered) directory: every user it knows, at ticket 0.
+    /// The view of a (recovered) directory: every user it knows, at ticket 0. One pass
+    /// over the groups finds every user's groups (not a pass per user).
     pub fn of(state: &DirectoryState) -> DirectoryView {
+        let mut groups: HashMap<&str, Vec<String>> = HashMap::new();
+        for g in state.groups() {
+            for member in &g.members {
+                let of = groups.entry(member.as_str()).or_default();
+                of.push(g.display_name.clone());
+                of.push(g.id.clone());
+            }
+        }
         let users = state
             .users()
             .into_iter()
             .map(|u| {
+                let of = groups.remove(u.user.as_str()).unwrap_or_default();
                 let entry = Entry {
                     ticket: 0,
-                    facts: Some(Arc::new(UserFacts::of(u))),
+                    facts: Some(Arc::new(UserFacts::with_groups(u, of))),
                 };
                 (u.user.clone(), entry)
             })
@@ -112,6 +131,7 @@ mod tests {
         let attributes = BTreeMap::from([("department".to_string(), dept.to_string())]);
         Some(Arc::new(UserFacts {
             attributes: Arc::new(attributes),
+            groups: Arc::from(Vec::new()),
         }))
     }
 

@@ -26,8 +26,8 @@ pub use connector::{
     Transport, TransportFactory,
 };
 pub use directory::{
-    Change, DirectoryActor, ListUsers, LookupUser, Membership, Provision, ReadDirectory, Reconcile,
-    SetUserActive, SyncProduct,
+    Change, DirectoryActor, ListUsers, LookupUser, Membership, NoteProductGroups, Provision,
+    ReadDirectory, Reconcile, SetUserActive, SyncProduct,
 };
 pub use directory_view::{DirectoryView, UserFacts};
 pub use durable::{ask, Pending};

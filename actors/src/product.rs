@@ -134,6 +134,8 @@ pub struct ProductActor {
     connectors: ConnectorSlot,
     /// The running connector and the settings it was started with.
     connector: Option<(ConnectorSettings, Addr<ConnectorActor>)>,
+    /// Shared by every product: raised when this one gets reservations.
+    reserving: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The scheduler's address, set once it has started (after recovery).
@@ -149,6 +151,9 @@ pub struct Shared {
     pub snapshotting: Snapshotting,
     pub notices: broadcast::Sender<ProductNotice>,
     pub connectors: ConnectorSlot,
+    /// Raised by any product whose settings have reservations (rule 10): requests then
+    /// carry the user's directory groups.
+    pub reserving: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ProductActor {
@@ -167,7 +172,11 @@ impl ProductActor {
             snapshotting,
             notices,
             connectors,
+            reserving,
         } = shared;
+        if state.settings().is_some_and(|s| !s.reservations.is_empty()) {
+            reserving.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let stream = StreamId::Product(id.clone());
         // Clients of queued members could not poll while the service was down: their
         // queue timer starts again now, so a restart costs nobody their place.
@@ -195,6 +204,7 @@ impl ProductActor {
             me: None,
             connectors,
             connector: None,
+            reserving,
         };
         actor.update_gauges();
         actor
@@ -225,6 +235,12 @@ impl ProductActor {
             self.metrics_before_apply(&events);
             for e in &events {
                 self.state.apply(e);
+                if let ProductEvent::Configured { settings } = e {
+                    if !settings.reservations.is_empty() {
+                        self.reserving
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
             }
             self.update_gauges();
             self.notify(&events, now);
@@ -474,7 +490,11 @@ impl ProductActor {
     fn count_request(&self, decided: &Result<Vec<ProductEvent>, Refusal>) {
         let outcome = match decided {
             Err(r) => r.code(),
-            Ok(events) => match events.first() {
+            // A request may first note the user's groups (rule 10): the outcome follows.
+            Ok(events) => match events
+                .iter()
+                .find(|e| !matches!(e, ProductEvent::GroupsNoted { .. }))
+            {
                 Some(ProductEvent::SlotGranted { .. }) => "granted",
                 Some(ProductEvent::Queued { .. }) => "queued",
                 _ => "unchanged",

@@ -9,7 +9,7 @@ use actix::prelude::*;
 use slotpool_events::{Journal, Notice, ProductState, StreamTip};
 use slotpool_snapshots::SnapshotStore;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
 
@@ -54,6 +54,9 @@ struct Inner {
     /// Threads the product actors run on, shared round-robin.
     arbiters: Vec<ArbiterHandle>,
     next: AtomicUsize,
+    /// Set once any product holds settings with reservations (rule 10): from then on
+    /// slot requests carry the user's directory groups. See [`Products::reservations_in_use`].
+    reserving: Arc<AtomicBool>,
 }
 
 impl Products {
@@ -80,6 +83,7 @@ impl Products {
                 notices: broadcast::channel(256).0,
                 arbiters,
                 next: AtomicUsize::new(0),
+                reserving: Arc::new(AtomicBool::new(false)),
             }),
         }
     }
@@ -140,6 +144,13 @@ impl Products {
         self.inner.notices.subscribe()
     }
 
+    /// Whether any product of this process has had reservations (rule 10) since it
+    /// started: only then do slot requests ask the directory for the user's groups, so a
+    /// service without reservations pays one atomic load per request and nothing more.
+    pub fn reservations_in_use(&self) -> bool {
+        self.inner.reserving.load(Ordering::Relaxed)
+    }
+
     /// The journal the products write to.
     pub fn journal(&self) -> &Journal {
         &self.inner.journal
@@ -154,6 +165,7 @@ impl Products {
             snapshotting: self.inner.snapshotting.clone(),
             notices: self.inner.notices.clone(),
             connectors: Arc::clone(&self.inner.connectors),
+            reserving: Arc::clone(&self.inner.reserving),
         };
         let actor = ProductActor::new(
             id.to_string(),

@@ -32,9 +32,14 @@ pub enum Command {
     /// A user opens the product or presses "reconnect". `attributes`: the directory's
     /// attributes of the user (`None` when it does not know them), for the product's
     /// eligibility rule.
+    ///
+    /// `groups`: the directory's groups of the user (names and SCIM ids), for the
+    /// product's reservations (rule 10); `None` when the caller did not ask the directory
+    /// (no product uses reservations), which keeps what the product noted before.
     Request {
         user: String,
         attributes: Option<Arc<BTreeMap<String, String>>>,
+        groups: Option<Arc<[String]>>,
     },
     /// A user gives the slot back, or leaves the queue.
     Release { user: String },
@@ -69,6 +74,9 @@ pub enum Command {
     },
     /// An administrator rejects request `id`.
     RejectFixedRequest { id: String, note: String },
+    /// The directory's groups of a user changed (names and SCIM ids): a product with
+    /// reservations notes the change for a holder or queued member and re-fills.
+    NoteGroups { user: String, groups: Arc<[String]> },
 }
 
 impl Command {
@@ -78,6 +86,7 @@ impl Command {
         Command::Request {
             user: user.into(),
             attributes: None,
+            groups: None,
         }
     }
 }

@@ -276,6 +276,17 @@ impl DirectoryState {
             .collect()
     }
 
+    /// What a slot request tells a product with reservations (rule 10) of the groups of
+    /// `user`: the name and the SCIM id of every group they belong to.
+    pub fn group_names_of(&self, user: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for g in self.groups.values().filter(|g| g.members.contains(user)) {
+            out.push(g.display_name.clone());
+            out.push(g.id.clone());
+        }
+        out
+    }
+
     /// The report of `product`'s last sync.
     pub fn sync_report(&self, product: &str) -> Option<&SyncReport> {
         self.syncs.get(product)

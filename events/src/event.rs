@@ -157,6 +157,11 @@ pub enum ProductEvent {
         note: String,
         at: Timestamp,
     },
+    /// The reservation groups of a user (rule 10), as the product now knows them: keys
+    /// (names in lower case) of the groups of the product's `reservations` the user is
+    /// in, sorted. Recorded only by products with reservations, and only when they
+    /// change (see [`crate::reservation`]).
+    GroupsNoted { user: String, groups: Vec<String> },
 }
 
 /// A fact about the directory of users. Folded by [`crate::DirectoryState::apply`].

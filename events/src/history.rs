@@ -318,6 +318,7 @@ impl History {
                 TimelineKind::FixedRequestRejected,
             ),
             E::Configured { .. } | E::TierReconciled { .. } => return None,
+            E::GroupsNoted { .. } => return None,
         };
         (subject == user).then_some(kind)
     }
@@ -401,6 +402,7 @@ fn event_time(event: &ProductEvent) -> Option<Timestamp> {
         | E::FixedTaken { .. }
         | E::UserDeactivated { .. }
         | E::UserReactivated { .. } => None,
+        E::GroupsNoted { .. } => None,
     }
 }
 

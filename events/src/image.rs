@@ -58,6 +58,9 @@ pub struct ProductImage {
     pub notices: Vec<Notice>,
     /// Fixed-licence requests, by id.
     pub fixed_requests: Vec<FixedRequest>,
+    /// The noted reservation groups of users (rule 10), sorted by user; holders per
+    /// group are derived from them.
+    pub noted_groups: Vec<(String, Vec<String>)>,
 }
 
 impl ProductState {
@@ -96,6 +99,16 @@ impl ProductState {
             avg_hold_ms: self.avg_hold_ms,
             notices: self.notices.iter().cloned().collect(),
             fixed_requests: self.fixed_requests.values().cloned().collect(),
+            noted_groups: {
+                let mut v: Vec<(String, Vec<String>)> = self
+                    .groups
+                    .noted
+                    .iter()
+                    .map(|(u, g)| (u.to_string(), g.clone()))
+                    .collect();
+                v.sort();
+                v
+            },
         }
     }
 
@@ -169,6 +182,20 @@ impl ProductState {
             }
         }
         state.queue = queue;
+        for (user, groups) in &image.noted_groups {
+            let Some(key) = state
+                .users
+                .get_key_value(user.as_str())
+                .map(|(k, _)| Arc::clone(k))
+            else {
+                continue;
+            };
+            let holding = matches!(
+                state.users.get(&key).map(|e| e.standing),
+                Some(Standing::Holding { .. })
+            );
+            state.groups.note(key, groups, holding);
+        }
         state
     }
 }

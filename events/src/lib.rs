@@ -20,6 +20,7 @@ pub mod pool;
 pub mod presence;
 pub mod product;
 pub mod queue;
+pub mod reservation;
 pub mod settings;
 pub mod stream;
 pub mod sweep;
@@ -43,6 +44,7 @@ pub use presence::Presence;
 pub use product::{
     Counts, Holder, Notice, ProductState, QueuePlace, SlotView, Standing, UserEntry, Warning,
 };
+pub use reservation::{Blocked, GroupBook, Reservation, ReservationUse, Reservations};
 pub use settings::{ProductKind, QueuePage, Settings};
 pub use stream::{StreamId, StreamIdError};
 pub use sync::{SkipReason, Skipped, SyncPlan, SyncReport};

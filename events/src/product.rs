@@ -10,6 +10,7 @@ use crate::event::{LeaveReason, ProductEvent, RevokeReason};
 use crate::fixed_request::{FixedRequest, RequestState};
 use crate::pool::Pool;
 use crate::queue::Queue;
+use crate::reservation::{Blocked, GroupBook, Tally};
 use crate::settings::Settings;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -89,11 +90,15 @@ pub enum SlotView {
     Locked { until: Timestamp },
     /// A fixed licence: no slot needed.
     Fixed,
-    /// Waiting: 1-based position, estimated wait and when to ask again.
+    /// Waiting: 1-based position, estimated wait and when to ask again. `waiting_for`
+    /// (products with reservations only): why members behind may pass (a group of the
+    /// user at its cap, or free slots reserved for other groups); `None` when the user
+    /// simply waits for their turn.
     Queued {
         position: usize,
         estimated_wait_s: u64,
         retry_after_s: u64,
+        waiting_for: Option<Blocked>,
     },
     /// Neither holding nor waiting.
     None,
@@ -159,6 +164,9 @@ pub struct ProductState {
     pub(crate) notices: VecDeque<Notice>,
     /// Fixed-licence requests, by id (open and decided: the history stays).
     pub(crate) fixed_requests: BTreeMap<String, FixedRequest>,
+    /// The noted reservation groups of users and the holders per group (rule 10; empty
+    /// for products without reservations).
+    pub(crate) groups: GroupBook,
 }
 
 impl ProductState {
@@ -216,6 +224,13 @@ impl ProductState {
     /// The gate's question: it lets such a member in with a request and sends anyone else
     /// to the queue page, since a page view through a proxy must never queue anyone.
     pub fn slot_free_for(&self, user: &str) -> bool {
+        self.slot_free_for_groups(user, None)
+    }
+
+    /// [`ProductState::slot_free_for`], judging a product's reservations (rule 10) by the
+    /// user's directory `groups` when given (what the request would note), else by the
+    /// groups the product noted for them.
+    pub fn slot_free_for_groups(&self, user: &str, groups: Option<&[String]>) -> bool {
         let member = self
             .users
             .get(user)
@@ -224,7 +239,27 @@ impl ProductState {
             .settings
             .as_ref()
             .map_or(0, |s| s.shared_slots as usize);
-        member && self.queue.is_empty() && self.pool.len() < slots
+        if !member || self.pool.len() >= slots {
+            return false;
+        }
+        match self
+            .settings
+            .as_ref()
+            .filter(|s| !s.reservations.is_empty())
+        {
+            // With reservations the queue may hold members who may not take the free
+            // slots; the user's noted groups say whether they may.
+            Some(s) => {
+                let tally = Tally::new(&s.reservations, &self.groups, slots - self.pool.len());
+                match groups {
+                    Some(g) => tally
+                        .may_take(&crate::reservation::reserved_groups_of(&s.reservations, g))
+                        .is_ok(),
+                    None => tally.may_take(self.groups.of(user)).is_ok(),
+                }
+            }
+            None => self.queue.is_empty(),
+        }
     }
 
     /// Current holders, in the order they got their slots.
@@ -359,10 +394,16 @@ impl ProductState {
             },
             Standing::Queued { ticket, .. } => {
                 let position = self.queue.position(ticket);
+                let (estimated_wait_s, waiting_for) = if settings.reservations.is_empty() {
+                    (self.estimated_wait_s(settings, position), None)
+                } else {
+                    self.reserved_wait(settings, user, position)
+                };
                 SlotView::Queued {
                     position,
-                    estimated_wait_s: self.estimated_wait_s(settings, position),
+                    estimated_wait_s,
                     retry_after_s: retry_after_s(settings),
+                    waiting_for,
                 }
             }
         }
@@ -371,7 +412,7 @@ impl ProductState {
     /// Seconds until `position` is likely served: one slot frees every
     /// `average hold / shared slots`. Before any slot was given back, the inactivity time
     /// stands in for the average hold, which errs on the long side.
-    fn estimated_wait_s(&self, settings: &Settings, position: usize) -> u64 {
+    pub(crate) fn estimated_wait_s(&self, settings: &Settings, position: usize) -> u64 {
         let hold_ms = if self.avg_hold_ms > 0 {
             self.avg_hold_ms
         } else {
@@ -387,6 +428,10 @@ impl ProductState {
     pub fn decide(&self, command: &Command, now: Timestamp) -> Result<Vec<ProductEvent>, Refusal> {
         if let Command::Configure(settings) = command {
             return self.decide_configure(settings, now);
+        }
+        if matches!(command, Command::NoteGroups { .. }) && self.settings.is_none() {
+            // The directory tells every product; one not configured has nobody to note.
+            return Ok(Vec::new());
         }
         let settings = self.settings.as_ref().ok_or(Refusal::UnknownProduct)?;
         let mut out = Vec::new();
@@ -435,7 +480,11 @@ impl ProductState {
                     self.fill_freed(&mut out, now);
                 }
             }
-            Command::Request { user, attributes } => {
+            Command::Request {
+                user,
+                attributes,
+                groups,
+            } => {
                 let entry = self.entry(user);
                 if entry.deactivated {
                     return Err(Refusal::Deactivated);
@@ -452,7 +501,14 @@ impl ProductState {
                     }
                 }
                 let locked = entry.locked_until.is_some_and(|t| t > now);
-                if entry.standing == Standing::Idle && !locked {
+                if !settings.reservations.is_empty() {
+                    let mine = self.note_groups(&mut out, user, settings, groups.as_deref());
+                    if entry.standing == Standing::Idle && !locked {
+                        self.decide_request_reserved(&mut out, user, &mine, settings, now);
+                    } else if !out.is_empty() && entry.standing != Standing::Idle {
+                        self.fill_freed(&mut out, now);
+                    }
+                } else if entry.standing == Standing::Idle && !locked {
                     self.decide_request(&mut out, user, settings, now);
                 }
             }
@@ -548,6 +604,16 @@ impl ProductState {
                     note: note.clone(),
                     at: now,
                 });
+            }
+            Command::NoteGroups { user, groups } => {
+                let standing = self.entry(user).standing;
+                let known = standing != Standing::Idle || !self.groups.of(user).is_empty();
+                if !settings.reservations.is_empty() && known {
+                    self.note_groups(&mut out, user, settings, Some(groups));
+                    if !out.is_empty() && standing != Standing::Idle {
+                        self.fill_freed(&mut out, now);
+                    }
+                }
             }
         }
         Ok(out)
@@ -700,6 +766,10 @@ impl ProductState {
         out.push(ProductEvent::Configured {
             settings: settings.clone(),
         });
+        if !settings.reservations.is_empty() {
+            self.fill_reserved(&mut out, settings, now);
+            return Ok(out);
+        }
         let free = (settings.shared_slots as usize).saturating_sub(self.pool.len());
         for user in self.queue.first(free) {
             out.push(ProductEvent::SlotGranted {
@@ -755,6 +825,13 @@ impl ProductState {
     ///
     /// Rule 2: a freed slot goes to the queue head at once, never to whoever asks next.
     pub(crate) fn fill_freed(&self, out: &mut Vec<ProductEvent>, now: Timestamp) {
+        if let Some(settings) = self
+            .settings
+            .as_ref()
+            .filter(|s| !s.reservations.is_empty())
+        {
+            return self.fill_reserved(out, settings, now);
+        }
         let mut freed = 0usize;
         let mut leaving: HashSet<&str> = HashSet::new();
         let mut joining: Vec<&str> = Vec::new();
@@ -845,6 +922,12 @@ impl ProductState {
                 let key = self.key(user);
                 self.leave_standing(&key, *at);
                 self.pool.insert(Arc::clone(&key), *at);
+                if !self.groups.is_empty() {
+                    if let Some(g) = self.groups.noted.get(&key) {
+                        let g = g.clone();
+                        self.groups.count_in(&g);
+                    }
+                }
                 if let Some(e) = self.users.get_mut(&key) {
                     e.standing = Standing::Holding {
                         since: *at,
@@ -945,6 +1028,15 @@ impl ProductState {
                     };
                 }
             }
+            ProductEvent::GroupsNoted { user, groups } => {
+                let key = self.key(user);
+                let holding = matches!(
+                    self.users.get(&key).map(|e| e.standing),
+                    Some(Standing::Holding { .. })
+                );
+                self.groups.note(key, groups, holding);
+                self.forget_if_empty(user);
+            }
             ProductEvent::ActivityRecorded { user, at } => {
                 if let Some((key, e)) = self.users.get_key_value(user.as_str()) {
                     if let Standing::Holding {
@@ -1000,6 +1092,12 @@ impl ProductState {
             } => {
                 self.pool
                     .remove(key, last_activity, warning.map(|w| w.revoke_at));
+                if !self.groups.is_empty() {
+                    if let Some(g) = self.groups.noted.get(key) {
+                        let g = g.clone();
+                        self.groups.count_out(&g);
+                    }
+                }
                 let held = at.as_millis().saturating_sub(since.as_millis()).max(0);
                 self.avg_hold_ms = if self.avg_hold_ms == 0 {
                     held
@@ -1067,6 +1165,7 @@ impl ProductState {
     fn forget_if_empty(&mut self, user: &str) {
         if self.users.get(user).is_some_and(UserEntry::is_empty) {
             self.users.remove(user);
+            self.groups.forget(user);
         }
     }
 }

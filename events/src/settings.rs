@@ -78,6 +78,13 @@ pub struct Settings {
     /// Who may be in the pool, by user attributes; checked at sync and at every request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eligibility: Option<Eligibility>,
+    /// Reservations and caps per directory group (rule 10); see [`crate::reservation`].
+    /// Empty (the default): no group has reserved slots or a cap, and requests pay nothing.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::reservation::Reservations::is_none"
+    )]
+    pub reservations: crate::reservation::Reservations,
 }
 
 /// The administrator's text for the queue page of a product, and the product's address.
@@ -245,6 +252,7 @@ impl Settings {
             fixed_groups: Vec::new(),
             sync_interval_s: 0,
             eligibility: None,
+            reservations: Default::default(),
         }
     }
 
@@ -340,6 +348,7 @@ impl Settings {
                 problems.push(e);
             }
         }
+        crate::reservation::validate(&self.reservations, self.shared_slots, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

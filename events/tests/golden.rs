@@ -88,6 +88,28 @@ fn sample_settings() -> Settings {
         fixed_groups: Vec::new(),
         sync_interval_s: 0,
         eligibility: None,
+        // Empty reservations are not serialized either (rule 10).
+        reservations: Default::default(),
+    }
+}
+
+/// The sample settings with reservations and caps per group (rule 10).
+fn sample_settings_reservations() -> Settings {
+    Settings {
+        reservations: vec![
+            slotpool_events::Reservation {
+                group: "Support".into(),
+                min: 20,
+                max: Some(60),
+            },
+            slotpool_events::Reservation {
+                group: "contractors".into(),
+                min: 0,
+                max: Some(10),
+            },
+        ]
+        .into(),
+        ..sample_settings()
     }
 }
 
@@ -172,6 +194,13 @@ fn product_samples() -> Vec<ProductEvent> {
         },
         ProductEvent::Configured {
             settings: sample_settings_sync(),
+        },
+        ProductEvent::Configured {
+            settings: sample_settings_reservations(),
+        },
+        ProductEvent::GroupsNoted {
+            user: user(),
+            groups: vec!["contractors".into(), "support".into()],
         },
         ProductEvent::WarningIssued {
             user: user(),
@@ -348,6 +377,9 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         ProductEvent::Configured { settings } if settings.connector.is_some() => {
             "configured_connector"
         }
+        ProductEvent::Configured { settings } if !settings.reservations.is_empty() => {
+            "configured_reservations"
+        }
         ProductEvent::Configured { .. } => "configured",
         ProductEvent::MemberEnrolled { .. } => "member_enrolled",
         ProductEvent::MemberRemoved { .. } => "member_removed",
@@ -371,6 +403,7 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         ProductEvent::FixedRequested { .. } => "fixed_requested",
         ProductEvent::FixedRequestApproved { .. } => "fixed_request_approved",
         ProductEvent::FixedRequestRejected { .. } => "fixed_request_rejected",
+        ProductEvent::GroupsNoted { .. } => "groups_noted",
     };
     format!("product_{name}")
 }

@@ -19,6 +19,13 @@
 //!   `holders_seen` (coalesced activity overlaid) and `reads_activity`, and every decision
 //!   that picks a holder by activity (shrink, reclaim) must be one `reads_activity` flags.
 //!
+//! Rule 10 (reservations and caps per group) is in the model too: random reservations
+//! in the settings (valid and not; changed mid-run), requests carrying random directory
+//! groups in any case, membership changes (`NoteGroups`); the model notes groups and picks
+//! the first queued member allowed. Checked besides: no grant takes a group above its
+//! cap (after every event), no queued member may take a free slot and grants from the
+//! queue keep its order (after every command, computed from the product's own views).
+//!
 //! `tests/timeline.rs` checks the time rules as properties of whole timelines, and
 //! `tests/rules.rs` pins each rule's edge cases; the directory's state machine gets the
 //! model treatment here on its own.
@@ -28,10 +35,14 @@ mod common;
 use proptest::prelude::*;
 use slotpool_events::{
     Command, DirectoryCommand, DirectoryEvent, DirectoryState, LeaveReason, Notice, Presence,
-    ProductEvent, ProductKind, ProductState, RevokeReason, Settings, SlotView, Standing, Timestamp,
+    ProductEvent, ProductKind, ProductState, Reservation, RevokeReason, Settings, SlotView,
+    Standing, Timestamp,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+/// Directory groups users may be in (rule 10); reservations name the first three, in
+/// any case, so matching without regard to case is exercised.
+const GROUPS: [&str; 4] = ["g0", "G1", "g2", "other"];
 /// The small user set every sequence draws from.
 const USERS: [&str; 6] = ["u0", "u1", "u2", "u3", "u4", "u5"];
 /// Power users who are never pool members here: fixed licences recorded from elsewhere.
@@ -91,6 +102,8 @@ struct Model {
     /// Requeued by auto re-login and not active since.
     relogin_used: BTreeSet<String>,
     notices: Vec<Notice>,
+    /// Rule 10: the reservation groups noted per user (lower case, sorted; none: absent).
+    groups: BTreeMap<String, Vec<String>>,
 }
 
 /// Settings validation, from the documented rules: tier 1..=10M, fixed + shared <= tier,
@@ -108,6 +121,41 @@ fn model_settings_valid(s: &Settings, fixed: usize) -> bool {
         && interval(s.lock_s, 0)
         && s.warning_lead_s < s.inactivity_s
         && s.coalesce_s.is_none_or(|c| c < s.inactivity_s && c <= 3600)
+        && reservations_valid(s)
+}
+
+/// Rule 10's settings: groups named (1..=256 bytes, no control characters), each once
+/// without regard to case, min <= max <= shared_slots, the sum of min within
+/// shared_slots, at most 100 of them.
+fn reservations_valid(s: &Settings) -> bool {
+    let mut names = BTreeSet::new();
+    let mut sum = 0u64;
+    for r in &s.reservations {
+        let name = r.group.trim().to_lowercase();
+        if name.is_empty() || r.group.len() > 256 || r.group.chars().any(char::is_control) {
+            return false;
+        }
+        if !names.insert(name) {
+            return false;
+        }
+        if r.max.is_some_and(|m| r.min > m || m > s.shared_slots) {
+            return false;
+        }
+        sum += u64::from(r.min);
+    }
+    s.reservations.len() <= 100 && sum <= u64::from(s.shared_slots)
+}
+
+/// The reservation groups among a user's directory groups: lower case, sorted, once.
+fn model_reserved(s: &Settings, groups: &[String]) -> Vec<String> {
+    let mine: BTreeSet<String> = groups.iter().map(|g| g.trim().to_lowercase()).collect();
+    s.reservations
+        .iter()
+        .map(|r| r.group.trim().to_lowercase())
+        .filter(|g| mine.contains(g))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 fn ms(t: Timestamp) -> i64 {
@@ -209,6 +257,7 @@ impl Model {
             reason,
             at: now,
         });
+        self.tidy(user);
     }
 
     fn record_activity(&mut self, out: &mut Vec<ProductEvent>, user: &str, at: Timestamp) {
@@ -243,6 +292,7 @@ impl Model {
                         user: user.to_string(),
                         at: now,
                     });
+                    self.tidy(user);
                 }
                 Some(reason) => self.revoke(out, user, reason, now),
             }
@@ -253,11 +303,103 @@ impl Model {
                 reason: leave,
                 at: now,
             });
+            self.tidy(user);
         }
     }
 
-    /// Rule 2: every free slot goes to the head of the queue.
+    fn reserving(&self) -> bool {
+        self.settings
+            .as_ref()
+            .is_some_and(|s| !s.reservations.is_empty())
+    }
+
+    fn groups_of(&self, user: &str) -> Vec<String> {
+        self.groups.get(user).cloned().unwrap_or_default()
+    }
+
+    /// Rule 10, with `holders` holding: whether `user` may take a free slot. Not at a cap
+    /// of theirs; a slot free; then either a group of theirs is short of its min, or the
+    /// slots left after the grant cover what the other groups are short of.
+    fn may_with(&self, holders: &[String], user: &str) -> bool {
+        let Some(s) = &self.settings else {
+            return false;
+        };
+        let mine = self.groups_of(user);
+        let held = |g: &str| {
+            holders
+                .iter()
+                .filter(|h| self.groups_of(h).iter().any(|x| x == g))
+                .count() as u64
+        };
+        let free = (s.shared_slots as u64).saturating_sub(holders.len() as u64);
+        let mut short_mine = false;
+        let mut short_others = 0u64;
+        for r in &s.reservations {
+            let g = r.group.trim().to_lowercase();
+            let h = held(&g);
+            if mine.contains(&g) {
+                if r.max.is_some_and(|m| h >= u64::from(m)) {
+                    return false;
+                }
+                short_mine |= h < u64::from(r.min);
+            } else {
+                short_others += u64::from(r.min).saturating_sub(h);
+            }
+        }
+        free > 0 && (short_mine || free > short_others)
+    }
+
+    fn may(&self, user: &str) -> bool {
+        let holders: Vec<String> = self.holders.iter().map(|h| h.user.clone()).collect();
+        self.may_with(&holders, user)
+    }
+
+    /// Forgets the noted groups of a user the product no longer knows at all.
+    fn tidy(&mut self, user: &str) {
+        let known = self.members.contains(user)
+            || self.fixed.contains(user)
+            || self.deactivated.contains(user)
+            || self.standing(user) != MStanding::Idle
+            || self.locked.contains_key(user)
+            || self.relogin_used.contains(user);
+        if !known {
+            self.groups.remove(user);
+        }
+    }
+
+    /// Rule 10: notes the user's reservation groups if the directory's differ.
+    fn note(&mut self, out: &mut Vec<ProductEvent>, user: &str, groups: &[String]) -> bool {
+        let s = self.settings.as_ref().expect("configured");
+        let fresh = model_reserved(s, groups);
+        if fresh == self.groups_of(user) {
+            return false;
+        }
+        out.push(ProductEvent::GroupsNoted {
+            user: user.to_string(),
+            groups: fresh.clone(),
+        });
+        if fresh.is_empty() {
+            self.groups.remove(user);
+        } else {
+            self.groups.insert(user.to_string(), fresh);
+        }
+        true
+    }
+
+    /// Rule 2: every free slot goes to the head of the queue; with reservations (rule
+    /// 10) to the first queued member who may take it, again and again.
     fn fill(&mut self, out: &mut Vec<ProductEvent>, now: Timestamp) {
+        if self.reserving() {
+            while let Some(user) = self
+                .queue
+                .iter()
+                .map(|(u, _)| u.clone())
+                .find(|u| self.may(u))
+            {
+                self.grant(out, &user, now);
+            }
+            return;
+        }
         while self.holders.len() < self.shared() && !self.queue.is_empty() {
             let user = self.queue[0].0.clone();
             self.grant(out, &user, now);
@@ -272,6 +414,7 @@ impl Model {
             out.push(ProductEvent::UserReactivated {
                 user: user.to_string(),
             });
+            self.tidy(user);
         } else if !active && !deactivated {
             self.deactivated.insert(user.to_string());
             out.push(ProductEvent::UserDeactivated {
@@ -328,6 +471,10 @@ impl Model {
             return Ok(out);
         }
         let Some(settings) = self.settings.clone() else {
+            // The directory tells every product of a membership change; no refusal.
+            if matches!(command, Command::NoteGroups { .. }) {
+                return Ok(out);
+            }
             return Err("unknown_product");
         };
         match command {
@@ -363,6 +510,7 @@ impl Model {
                     );
                     self.members.remove(user);
                     out.push(ProductEvent::MemberRemoved { user: user.clone() });
+                    self.tidy(user);
                     self.fill(&mut out, now);
                 }
             }
@@ -382,6 +530,7 @@ impl Model {
                         );
                         self.members.remove(user);
                         out.push(ProductEvent::MemberRemoved { user: user.clone() });
+                        self.tidy(user);
                     }
                     self.fixed.insert(user.clone());
                     out.push(ProductEvent::FixedGiven { user: user.clone() });
@@ -392,6 +541,7 @@ impl Model {
             Command::TakeFixed { user } => {
                 if self.fixed.remove(user) {
                     out.push(ProductEvent::FixedTaken { user: user.clone() });
+                    self.tidy(user);
                 }
             }
             Command::SetActive { user, active } => {
@@ -412,7 +562,7 @@ impl Model {
                     self.fill(&mut out, now);
                 }
             }
-            Command::Request { user, .. } => {
+            Command::Request { user, groups, .. } => {
                 if self.deactivated.contains(user) {
                     return Err("deactivated");
                 }
@@ -423,7 +573,19 @@ impl Model {
                     return Err("not_member");
                 }
                 let locked = self.locked.get(user).is_some_and(|t| *t > now);
-                if self.standing(user) == MStanding::Idle && !locked {
+                if self.reserving() {
+                    let changed = match groups {
+                        Some(g) => self.note(&mut out, user, g),
+                        None => false,
+                    };
+                    if self.standing(user) != MStanding::Idle {
+                        if changed {
+                            self.fill(&mut out, now);
+                        }
+                    } else if !locked {
+                        self.request_reserved(&mut out, user, &settings, now);
+                    }
+                } else if self.standing(user) == MStanding::Idle && !locked {
                     if self.holders.len() < self.shared() && self.queue.is_empty() {
                         // Rule 1: a free slot and nobody ahead means granted.
                         self.grant(&mut out, user, now);
@@ -475,6 +637,16 @@ impl Model {
                 self.fill(&mut out, now);
             }
             Command::Tick { presence } => self.sweep(&mut out, &settings, presence, now),
+            Command::NoteGroups { user, groups } => {
+                let standing = self.standing(user);
+                let known = standing != MStanding::Idle || self.groups.contains_key(user.as_str());
+                if self.reserving() && known {
+                    let changed = self.note(&mut out, user, groups);
+                    if changed && standing != MStanding::Idle {
+                        self.fill(&mut out, now);
+                    }
+                }
+            }
             Command::RecordActivity { recent } => {
                 self.record_recent(&mut out, recent, now);
             }
@@ -518,6 +690,73 @@ impl Model {
             }
         }
         Ok(out)
+    }
+
+    /// Rule 10's request of an idle member: granted if they may take a free slot; else
+    /// reclaim (on, pool full): the longest-inactive holder past the inactivity time
+    /// whose slot the first queued member allowed (or else the requester) may then take,
+    /// unless the holder's leaving leaves a group of theirs short of its min while the
+    /// one who gets the slot is not in it; else queued.
+    fn request_reserved(
+        &mut self,
+        out: &mut Vec<ProductEvent>,
+        user: &str,
+        s: &Settings,
+        now: Timestamp,
+    ) {
+        if self.may(user) {
+            self.grant(out, user, now);
+            return;
+        }
+        if s.reclaim_on_request && self.holders.len() >= self.shared() {
+            for victim in self.by_inactivity() {
+                if ms(now) < ms(victim.last) + secs(s.inactivity_s) {
+                    break;
+                }
+                let rest: Vec<String> = self
+                    .holders
+                    .iter()
+                    .filter(|h| h.user != victim.user)
+                    .map(|h| h.user.clone())
+                    .collect();
+                let to = self
+                    .queue
+                    .iter()
+                    .map(|(u, _)| u.clone())
+                    .find(|u| self.may_with(&rest, u))
+                    .or_else(|| self.may_with(&rest, user).then(|| user.to_string()));
+                let Some(to) = to else { continue };
+                let theirs = self.groups_of(&victim.user);
+                let recipient = self.groups_of(&to);
+                let unfills = s.reservations.iter().any(|r| {
+                    let g = r.group.trim().to_lowercase();
+                    let held = self
+                        .holders
+                        .iter()
+                        .filter(|h| self.groups_of(&h.user).contains(&g))
+                        .count() as u32;
+                    theirs.contains(&g) && !recipient.contains(&g) && held <= r.min
+                });
+                if unfills {
+                    continue;
+                }
+                self.revoke(out, &victim.user, RevokeReason::Reclaimed, now);
+                self.grant(out, &to, now);
+                if to != user {
+                    self.queue.push((user.to_string(), now));
+                    out.push(ProductEvent::Queued {
+                        user: user.to_string(),
+                        at: now,
+                    });
+                }
+                return;
+            }
+        }
+        self.queue.push((user.to_string(), now));
+        out.push(ProductEvent::Queued {
+            user: user.to_string(),
+            at: now,
+        });
     }
 
     /// Records coalesced activity (the sweep's first step, and `RecordActivity`): for each
@@ -711,6 +950,44 @@ enum Op {
     Record(Vec<(usize, i64)>),
     /// A fixed licence for an outsider, recorded as a fact (it may exceed the tier).
     ForceFixed(usize),
+    /// The current settings with other reservations (rule 10), valid or not.
+    Reserve(Vec<Reservation>),
+}
+
+/// Reservations over the first three of [`GROUPS`] (maybe in another case), with small
+/// mins and maxes: mostly valid for small pools, sometimes not.
+fn reservations() -> impl Strategy<Value = Vec<Reservation>> {
+    prop_oneof![
+        1 => Just(Vec::new()),
+        3 => prop::collection::vec(
+            (0usize..3, any::<bool>(), 0u32..=2, prop::option::weighted(0.6, 0u32..=3)),
+            1..=3,
+        )
+        .prop_map(|v| {
+            v.into_iter()
+                .map(|(g, upper, min, max)| Reservation {
+                    group: if upper { GROUPS[g].to_uppercase() } else { GROUPS[g].to_lowercase() },
+                    min,
+                    max,
+                })
+                .collect()
+        }),
+    ]
+}
+
+/// A user's directory groups: any of [`GROUPS`], in any case.
+fn directory_groups() -> impl Strategy<Value = std::sync::Arc<[String]>> {
+    prop::collection::vec((0usize..GROUPS.len(), any::<bool>()), 0..=3).prop_map(|v| {
+        v.into_iter()
+            .map(|(g, upper)| {
+                if upper {
+                    GROUPS[g].to_uppercase()
+                } else {
+                    GROUPS[g].to_string()
+                }
+            })
+            .collect()
+    })
 }
 
 fn user() -> impl Strategy<Value = String> {
@@ -790,16 +1067,25 @@ fn settings(
         .prop_map(|(tier, shared, t)| t.apply(Settings::new(ProductKind::Jira, tier, shared)))
 }
 
-/// The first Configure: small and valid.
+/// The first Configure: small and valid (reservations only when they are valid).
 fn first_settings() -> impl Strategy<Value = Settings> {
     (1u32..8)
-        .prop_flat_map(|tier| (Just(tier), 0..=tier, times()))
-        .prop_map(|(tier, shared, t)| {
+        .prop_flat_map(|tier| (Just(tier), 0..=tier, times(), reservations()))
+        .prop_map(|(tier, shared, t, reservations)| {
             let s = t.apply(Settings::new(ProductKind::Jira, tier, shared));
             // Keep it valid: the lead below the inactivity time.
-            Settings {
+            let s = Settings {
                 warning_lead_s: s.warning_lead_s.min(s.inactivity_s - 1),
                 ..s
+            };
+            let with = Settings {
+                reservations: reservations.into(),
+                ..s.clone()
+            };
+            if reservations_valid(&with) {
+                with
+            } else {
+                s
             }
         })
 }
@@ -812,7 +1098,13 @@ fn user_command() -> impl Strategy<Value = Command> {
         1 => (user(), prop::bool::weighted(0.8)).prop_map(|(user, active)| Command::GiveFixed { user, active }),
         1 => user().prop_map(|user| Command::TakeFixed { user }),
         1 => (user(), any::<bool>()).prop_map(|(user, active)| Command::SetActive { user, active }),
-        8 => user().prop_map(Command::request),
+        4 => user().prop_map(Command::request),
+        6 => (user(), directory_groups()).prop_map(|(user, groups)| Command::Request {
+            user,
+            attributes: None,
+            groups: Some(groups),
+        }),
+        1 => (user(), directory_groups()).prop_map(|(user, groups)| Command::NoteGroups { user, groups }),
         3 => user().prop_map(|user| Command::Release { user }),
         3 => user().prop_map(|user| Command::Activity { user }),
         1 => user().prop_map(|user| Command::Revoke { user }),
@@ -834,6 +1126,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(connected, last_seen, recent)| Op::Tick { connected, last_seen, recent }),
         2 => prop::collection::vec((u(), -5_000i64..3_000_000), 0..4).prop_map(Op::Record),
         1 => (0..OUTSIDERS.len()).prop_map(Op::ForceFixed),
+        2 => reservations().prop_map(Op::Reserve),
     ]
 }
 
@@ -994,6 +1287,12 @@ fn check_against_model(
         prop_assert_eq!(standing, model.standing(u), "standing of {}", u);
         prop_assert_eq!(locked, model.locked.get(u).copied(), "lock of {}", u);
         prop_assert_eq!(relogin, model.relogin_used.contains(u), "re-login of {}", u);
+        prop_assert_eq!(
+            state.noted_groups(u).to_vec(),
+            model.groups_of(u),
+            "noted groups of {}",
+            u
+        );
 
         // The user's own view follows from the standing.
         let view = state.slot_view(u, now);
@@ -1061,6 +1360,7 @@ fn check_against_model(
                 position,
                 estimated_wait_s,
                 retry_after_s,
+                waiting_for: None,
             } => {
                 assert!(retry_after_s >= 1);
                 Some((position, estimated_wait_s))
@@ -1082,7 +1382,12 @@ fn check_fair(
     queue_before: &[String],
     events: &[ProductEvent],
     state: &ProductState,
+    reserving_before: bool,
 ) -> Result<(), TestCaseError> {
+    let reserving = state.settings().is_some_and(|s| !s.reservations.is_empty());
+    if reserving || reserving_before {
+        return check_fair_reserved(queue_before, events, state);
+    }
     let leavers: HashSet<&str> = events
         .iter()
         .filter_map(|e| match e {
@@ -1161,6 +1466,92 @@ fn check_fair(
     Ok(())
 }
 
+/// Whether `user` may take a free slot of `state` (rule 10), computed from what the
+/// product shows: its holders, their noted groups and the settings.
+fn may_take_in(state: &ProductState, user: &str) -> bool {
+    let Some(s) = state.settings() else {
+        return false;
+    };
+    let holders = state.holders();
+    let free = (s.shared_slots as usize).saturating_sub(holders.len());
+    let mine = state.noted_groups(user);
+    let mut short_mine = false;
+    let mut short_others = 0usize;
+    for r in &s.reservations {
+        let g = r.group.trim().to_lowercase();
+        let held = holders
+            .iter()
+            .filter(|h| state.noted_groups(&h.user).contains(&g))
+            .count();
+        if mine.contains(&g) {
+            if r.max.is_some_and(|m| held >= m as usize) {
+                return false;
+            }
+            short_mine |= held < r.min as usize;
+        } else {
+            short_others += (r.min as usize).saturating_sub(held);
+        }
+    }
+    free > 0 && (short_mine || free > short_others)
+}
+
+/// Rule 10's fairness, checked on one command: after it no queued member may take a free
+/// slot, and grants from the queue kept its order among those granted.
+fn check_fair_reserved(
+    queue_before: &[String],
+    events: &[ProductEvent],
+    state: &ProductState,
+) -> Result<(), TestCaseError> {
+    for q in state.queue() {
+        prop_assert!(
+            !may_take_in(state, &q.user),
+            "{} waits though they may take a free slot",
+            q.user
+        );
+    }
+    let from_queue: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            ProductEvent::SlotGranted { user, .. } => Some(user.as_str()),
+            _ => None,
+        })
+        .filter(|u| queue_before.iter().any(|q| q == u))
+        .collect();
+    let order: Vec<&str> = queue_before
+        .iter()
+        .map(String::as_str)
+        .filter(|u| from_queue.contains(u))
+        .collect();
+    prop_assert_eq!(&from_queue, &order, "grants out of queue order");
+    Ok(())
+}
+
+/// Rule 10: a grant never takes a group above its cap.
+fn check_cap(state: &ProductState, granted: &str) -> Result<(), TestCaseError> {
+    let Some(s) = state.settings() else {
+        return Ok(());
+    };
+    let holders = state.holders();
+    for r in &s.reservations {
+        let g = r.group.trim().to_lowercase();
+        if let (Some(max), true) = (r.max, state.noted_groups(granted).contains(&g)) {
+            let held = holders
+                .iter()
+                .filter(|h| state.noted_groups(&h.user).contains(&g))
+                .count();
+            prop_assert!(
+                held <= max as usize,
+                "granting {} took {} to {} holders, above its cap {}",
+                granted,
+                g,
+                held,
+                max
+            );
+        }
+    }
+    Ok(())
+}
+
 fn answer(
     r: &Result<Vec<ProductEvent>, slotpool_events::Refusal>,
 ) -> Result<&[ProductEvent], &'static str> {
@@ -1184,6 +1575,10 @@ impl Run {
     /// Runs one command through product and model and checks everything.
     fn step(&mut self, command: &Command, now: Timestamp) -> Result<(), TestCaseError> {
         let queue_before: Vec<String> = self.state.queue().into_iter().map(|q| q.user).collect();
+        let reserving_before = self
+            .state
+            .settings()
+            .is_some_and(|s| !s.reservations.is_empty());
         let before = observe(&self.state, now);
         let reads_activity = self.state.reads_activity(command);
         prop_assert_eq!(
@@ -1240,8 +1635,17 @@ impl Run {
             }
             self.journal.push(e.clone());
             check_invariants(&self.state, &self.joined)?;
+            if let ProductEvent::SlotGranted { user, .. } = e {
+                check_cap(&self.state, user)?;
+            }
         }
-        check_fair(command, &queue_before, &events, &self.state)?;
+        check_fair(
+            command,
+            &queue_before,
+            &events,
+            &self.state,
+            reserving_before,
+        )?;
         check_against_model(&self.state, &self.model, now)?;
 
         // A decision that picks a holder by activity is one the live service records
@@ -1277,6 +1681,7 @@ impl Run {
                 | Command::TakeFixed { .. }
                 | Command::SetActive { .. }
                 | Command::Request { .. }
+                | Command::NoteGroups { .. }
                 | Command::Tick { .. }
                 | Command::ReconcileTier
                 | Command::RecordActivity { .. }
@@ -1358,6 +1763,13 @@ fn resolve(op: &Op, current: Option<&Settings>, now: Timestamp) -> Command {
                 .map(|(i, back)| (USERS[*i].to_string(), plus_ms(now, -back)))
                 .collect(),
         },
+        Op::Reserve(reservations) => {
+            let mut s = current
+                .cloned()
+                .unwrap_or_else(|| Settings::new(ProductKind::Jira, 4, 2));
+            s.reservations = reservations.clone().into();
+            Command::Configure(s)
+        }
         Op::ForceFixed(_) => unreachable!("not a command"),
     }
 }

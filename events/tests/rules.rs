@@ -12,8 +12,8 @@ mod common;
 use common::*;
 use slotpool_events::stream::valid_product_id;
 use slotpool_events::{
-    Command, Holder, LeaveReason, Notice, Presence, ProductEvent, ProductState, Refusal,
-    RevokeReason, Settings, SlotView, Standing, StreamId, Timestamp,
+    Blocked, Command, Holder, LeaveReason, Notice, Presence, ProductEvent, ProductState, Refusal,
+    Reservation, ReservationUse, RevokeReason, Settings, SlotView, Standing, StreamId, Timestamp,
 };
 use std::collections::HashMap;
 
@@ -1301,4 +1301,385 @@ fn product_ids_start_with_a_letter_or_digit() {
     let longest = "a".repeat(64);
     assert!(valid_product_id(&longest));
     assert!(!valid_product_id(&format!("{longest}a")));
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 10: reservations and caps per group
+// ---------------------------------------------------------------------------------------
+
+fn reserving(shared: u32, reservations: &[(&str, u32, Option<u32>)]) -> Settings {
+    let mut s = settings(shared, 60, 10, 10);
+    s.reservations = reservations
+        .iter()
+        .map(|(group, min, max)| Reservation {
+            group: group.to_string(),
+            min: *min,
+            max: *max,
+        })
+        .collect();
+    s
+}
+
+fn noted(user: &str, groups: &[&str]) -> ProductEvent {
+    ProductEvent::GroupsNoted {
+        user: user.to_string(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+    }
+}
+
+fn waiting_for(sim: &Sim, user: &str) -> Option<Blocked> {
+    match view(sim, user) {
+        SlotView::Queued { waiting_for, .. } => waiting_for,
+        other => panic!("{user} is not queued: {other:?}"),
+    }
+}
+
+fn enrol_all(sim: &mut Sim, users: &[&str]) {
+    for u in users {
+        sim.enrol(u);
+    }
+}
+
+#[test]
+fn a_group_at_its_cap_queues_its_member_until_a_group_member_releases() {
+    let mut sim = Sim::new(reserving(3, &[("Contractors", 0, Some(1))]));
+    enrol_all(&mut sim, &["c1", "c2", "e1"]);
+    assert_eq!(
+        sim.request_in("c1", &["contractors", "staff"]),
+        vec![noted("c1", &["contractors"]), granted("c1", at(0))]
+    );
+    // The cap is reached: queued (not refused), though two slots are free.
+    assert_eq!(
+        sim.set(1).request_in("c2", &["CONTRACTORS"]),
+        vec![noted("c2", &["contractors"]), queued("c2", at(1))]
+    );
+    assert_eq!(
+        waiting_for(&sim, "c2"),
+        Some(Blocked::GroupCap {
+            group: "Contractors".into()
+        })
+    );
+    // Others pass the capped member: a free slot they may take is theirs at once.
+    assert_eq!(sim.set(2).request_in("e1", &[]), vec![granted("e1", at(2))]);
+    assert_eq!(
+        sim.state.reservation_use(),
+        vec![ReservationUse {
+            group: "Contractors".into(),
+            min: 0,
+            max: Some(1),
+            holders: 1,
+            queued: 1,
+        }]
+    );
+    // A request again changes nothing (the groups are noted already).
+    assert_eq!(sim.request_in("c2", &["contractors"]), vec![]);
+    // The group member releases: the capped member gets the slot in the same command.
+    assert_eq!(
+        sim.set(3).release("c1"),
+        vec![
+            ProductEvent::SlotReleased {
+                user: "c1".into(),
+                at: at(3)
+            },
+            granted("c2", at(3))
+        ]
+    );
+    assert!(sim.state.queue().is_empty());
+}
+
+#[test]
+fn a_reservation_is_held_free_for_its_group_while_others_queue() {
+    let mut sim = Sim::new(reserving(2, &[("support", 1, None)]));
+    enrol_all(&mut sim, &["o1", "o2", "s1"]);
+    assert_eq!(sim.request_in("o1", &[]), vec![granted("o1", at(0))]);
+    // One slot is free, but it is support's reservation.
+    assert_eq!(sim.set(1).request_in("o2", &[]), vec![queued("o2", at(1))]);
+    assert_eq!(waiting_for(&sim, "o2"), Some(Blocked::Reserved));
+    assert!(
+        !sim.state.slot_free_for("o2"),
+        "the gate lets nobody in either"
+    );
+    // A support member takes it at once, past the queue.
+    assert_eq!(
+        sim.set(2).request_in("s1", &["Support"]),
+        vec![noted("s1", &["support"]), granted("s1", at(2))]
+    );
+    // The reservation is filled: a freed slot goes to the queue as usual.
+    assert_eq!(
+        sim.set(3).release("o1"),
+        vec![
+            ProductEvent::SlotReleased {
+                user: "o1".into(),
+                at: at(3)
+            },
+            granted("o2", at(3))
+        ]
+    );
+    // A support member's slot freed goes back to the reservation, not to others.
+    sim.enrol("o3");
+    assert_eq!(sim.set(4).request_in("o3", &[]), vec![queued("o3", at(4))]);
+    assert_eq!(
+        sim.set(5).release("s1"),
+        vec![ProductEvent::SlotReleased {
+            user: "s1".into(),
+            at: at(5)
+        }]
+    );
+    assert_eq!(queue_of(&sim), vec!["o3"]);
+}
+
+#[test]
+fn the_first_allowed_queued_member_jumps_over_a_capped_head() {
+    let mut sim = Sim::new(reserving(2, &[("c", 0, Some(1))]));
+    enrol_all(&mut sim, &["c1", "c2", "o1", "o2"]);
+    sim.request_in("c1", &["c"]);
+    sim.request_in("o1", &[]);
+    sim.set(1).request_in("c2", &["c"]);
+    sim.set(2).request_in("o2", &[]);
+    assert_eq!(queue_of(&sim), vec!["c2", "o2"]);
+    // Full pool: both wait for their turn; c2 is also capped.
+    assert_eq!(
+        view(&sim, "c2"),
+        SlotView::Queued {
+            position: 1,
+            estimated_wait_s: 60,
+            retry_after_s: 30,
+            waiting_for: Some(Blocked::GroupCap { group: "c".into() }),
+        }
+    );
+    assert_eq!(waiting_for(&sim, "o2"), None);
+    assert_eq!(
+        sim.set(3).release("o1"),
+        vec![
+            ProductEvent::SlotReleased {
+                user: "o1".into(),
+                at: at(3)
+            },
+            granted("o2", at(3))
+        ]
+    );
+    // c2 keeps its place at the head; the slot freed by c1 is its own.
+    assert_eq!(queue_of(&sim), vec!["c2"]);
+    assert_eq!(
+        sim.set(4).release("c1"),
+        vec![
+            ProductEvent::SlotReleased {
+                user: "c1".into(),
+                at: at(4)
+            },
+            granted("c2", at(4))
+        ]
+    );
+}
+
+#[test]
+fn reclaim_never_unfills_a_reservation_for_a_non_member() {
+    let mut s = reserving(2, &[("support", 1, None)]);
+    s.reclaim_on_request = true;
+    let mut sim = Sim::new(s);
+    enrol_all(&mut sim, &["s1", "o1", "o2", "s2"]);
+    sim.request_in("s1", &["support"]);
+    sim.set(1).request_in("o1", &[]);
+    // Both are past the inactivity time at 70; s1 is the longest-inactive, but taking
+    // its slot would leave support below its reservation for o2: o1's is taken.
+    assert_eq!(
+        sim.set(70).request_in("o2", &[]),
+        vec![
+            revoked("o1", RevokeReason::Reclaimed, at(70)),
+            granted("o2", at(70))
+        ]
+    );
+    // A support member may reclaim the support holder's slot.
+    assert_eq!(
+        sim.set(140).request_in("s2", &["support"]),
+        vec![
+            noted("s2", &["support"]),
+            revoked("s1", RevokeReason::Reclaimed, at(140)),
+            granted("s2", at(140))
+        ]
+    );
+}
+
+#[test]
+fn reclaim_gives_the_slot_to_the_first_allowed_queued_member() {
+    let mut s = reserving(1, &[("c", 0, Some(1))]);
+    s.reclaim_on_request = true;
+    let mut sim = Sim::new(s);
+    enrol_all(&mut sim, &["o1", "c1", "c2", "o2"]);
+    sim.request_in("c1", &["c"]);
+    // c2 is capped and waits; o1 waits for a slot.
+    assert_eq!(sim.set(1).request_in("c2", &["c"])[1], queued("c2", at(1)));
+    assert_eq!(sim.set(2).request_in("o1", &[]), vec![queued("o1", at(2))]);
+    // c1 is past the inactivity time: its slot goes to the first queued member who may
+    // take it then (c2, the cap no longer reached), and the requester queues.
+    assert_eq!(
+        sim.set(70).request_in("o2", &[]),
+        vec![
+            revoked("c1", RevokeReason::Reclaimed, at(70)),
+            granted("c2", at(70)),
+            queued("o2", at(70))
+        ]
+    );
+}
+
+#[test]
+fn a_pool_shrunk_below_the_reservations_stays_well_defined() {
+    let mut s = reserving(4, &[("a", 2, None), ("b", 2, None)]);
+    s.licence_tier = 4;
+    // A sum of min above shared_slots is refused, and names the problem.
+    let mut bad = s.clone();
+    bad.shared_slots = 3;
+    bad.licence_tier = 4;
+    let mut sim = Sim::new(s);
+    match sim.try_run(Command::Configure(bad)) {
+        Err(Refusal::InvalidSettings(m)) => {
+            assert!(m.contains("sum of min (4) exceeds shared_slots (3)"), "{m}")
+        }
+        other => panic!("accepted: {other:?}"),
+    }
+    enrol_all(&mut sim, &["a1", "a2", "b1", "x"]);
+    sim.request_in("a1", &["a"]);
+    sim.request_in("b1", &["b"]);
+    // Two fixed licences from elsewhere: the hourly reconciliation shrinks the pool to
+    // 2, below the sum of min (4); nobody beyond the excess loses a slot.
+    sim.apply(ProductEvent::FixedGiven { user: "f1".into() });
+    sim.apply(ProductEvent::FixedGiven { user: "f2".into() });
+    let events = sim.set(10).run(Command::ReconcileTier);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ProductEvent::SlotRevoked { .. })),
+        "{events:?}"
+    );
+    assert_eq!(sim.state.settings().map(|s| s.shared_slots), Some(2));
+    sim.set(11).release("a1");
+    // One slot free, both groups short of their reservation: a non-member waits, a
+    // member of a short group takes it (no slot stays empty for nobody).
+    assert_eq!(sim.request_in("x", &[]), vec![queued("x", at(11))]);
+    assert_eq!(
+        sim.set(12).request_in("a2", &["a"]),
+        vec![noted("a2", &["a"]), granted("a2", at(12))]
+    );
+    assert_eq!(sim.state.counts().holders, 2);
+    // Shrinking by hand revokes the longest-inactive holder, as always.
+    let mut smaller = sim.state.settings().cloned().expect("settings");
+    smaller.shared_slots = 1;
+    smaller.reservations = Default::default();
+    let events = sim.set(13).run(Command::Configure(smaller.clone()));
+    assert_eq!(events[0], revoked("b1", RevokeReason::PoolShrunk, at(13)));
+}
+
+#[test]
+fn a_settings_change_refills_at_once() {
+    let mut sim = Sim::new(reserving(3, &[("c", 0, Some(1))]));
+    enrol_all(&mut sim, &["c1", "c2", "c3"]);
+    sim.request_in("c1", &["c"]);
+    sim.set(1).request_in("c2", &["c"]);
+    sim.set(2).request_in("c3", &["c"]);
+    assert_eq!(queue_of(&sim), vec!["c2", "c3"]);
+    // Raising the cap gives the free slots to the queue in the same command.
+    let raised = reserving(3, &[("c", 0, Some(2))]);
+    assert_eq!(
+        sim.set(3).run(Command::Configure(raised)),
+        vec![
+            ProductEvent::Configured {
+                settings: reserving(3, &[("c", 0, Some(2))])
+            },
+            granted("c2", at(3))
+        ]
+    );
+    // Lowering it below the holdings revokes nobody: it only stops new grants.
+    let lowered = reserving(3, &[("c", 0, Some(0))]);
+    let events = sim.set(4).run(Command::Configure(lowered));
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(sim.state.counts().holders, 2);
+    // Dropping the reservations: the pool is one plain FIFO again.
+    assert_eq!(
+        sim.set(5).run(Command::Configure(reserving(3, &[]))),
+        vec![
+            ProductEvent::Configured {
+                settings: reserving(3, &[])
+            },
+            granted("c3", at(5))
+        ]
+    );
+}
+
+#[test]
+fn inactivity_revocation_hands_the_slot_to_the_first_allowed() {
+    let mut sim = Sim::new(reserving(2, &[("c", 0, Some(1))]));
+    enrol_all(&mut sim, &["o1", "c1", "c2", "o2"]);
+    sim.request_in("o1", &[]);
+    sim.set(30).request_in("c1", &["c"]);
+    sim.set(31).request_in("c2", &["c"]);
+    sim.set(32).request_in("o2", &[]);
+    assert_eq!(sim.set(50).tick(), vec![warned("o1", at(50), at(60))]);
+    // o1's slot is revoked for inactivity; c2, the head, is capped: o2 gets it.
+    assert_eq!(
+        sim.set(60).tick(),
+        vec![
+            revoked("o1", RevokeReason::Inactivity, at(60)),
+            granted("o2", at(60))
+        ]
+    );
+    assert_eq!(queue_of(&sim), vec!["c2"]);
+}
+
+#[test]
+fn a_membership_change_takes_effect_for_holders_and_queued_members() {
+    let mut sim = Sim::new(reserving(2, &[("c", 0, Some(1))]));
+    enrol_all(&mut sim, &["c1", "c2", "idle"]);
+    sim.request_in("c1", &["c"]);
+    sim.set(1).request_in("c2", &["c"]);
+    // c1 leaves group c in the directory: c2 may take the free slot at once.
+    assert_eq!(
+        sim.set(2).run(Command::NoteGroups {
+            user: "c1".into(),
+            groups: vec!["staff".to_string()].into(),
+        }),
+        vec![noted("c1", &[]), granted("c2", at(2))]
+    );
+    // Joining the capped group again revokes nobody.
+    assert_eq!(
+        sim.set(3).run(Command::NoteGroups {
+            user: "c1".into(),
+            groups: vec!["c".to_string()].into(),
+        }),
+        vec![noted("c1", &["c"])]
+    );
+    assert_eq!(sim.state.counts().holders, 2);
+    // A member who neither holds nor waits is noted at their next request only.
+    assert_eq!(
+        sim.run(Command::NoteGroups {
+            user: "idle".into(),
+            groups: vec!["c".to_string()].into(),
+        }),
+        vec![]
+    );
+    // A product without reservations notes nothing, even when told.
+    let mut plain = Sim::with_holders(settings(2, 60, 10, 10), &["a"]);
+    assert_eq!(plain.request_in("a", &["c"]), vec![]);
+    assert_eq!(
+        plain.run(Command::NoteGroups {
+            user: "a".into(),
+            groups: vec!["c".to_string()].into(),
+        }),
+        vec![]
+    );
+}
+
+#[test]
+fn the_image_keeps_the_noted_groups() {
+    let mut sim = Sim::new(reserving(2, &[("c", 0, Some(1))]));
+    enrol_all(&mut sim, &["c1", "c2"]);
+    sim.request_in("c1", &["c"]);
+    sim.request_in("c2", &["c"]);
+    let rebuilt = ProductState::from_image(&sim.state.image());
+    assert_eq!(rebuilt.noted_groups("c1"), ["c".to_string()]);
+    assert_eq!(rebuilt.reservation_use(), sim.state.reservation_use());
+    assert_eq!(
+        rebuilt.decide(&Command::Release { user: "c1".into() }, at(5)),
+        sim.state
+            .decide(&Command::Release { user: "c1".into() }, at(5))
+    );
 }

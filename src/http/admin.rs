@@ -42,8 +42,10 @@ async fn overview(
     Ok(ask(
         addr,
         Read::maybe(move |s, _| {
-            s.settings()
-                .map(|settings| ProductView::new(&id, settings.clone(), s.counts()))
+            s.settings().map(|settings| {
+                ProductView::new(&id, settings.clone(), s.counts())
+                    .with_reservation_use(s.reservation_use())
+            })
         }),
     )
     .await?)
@@ -79,7 +81,20 @@ pub async fn put_product(
             state.services.products.get_or_start(&path)
         }
     };
+    let reserving = !settings.reservations.is_empty();
     let done = execute(&addr, Command::Configure(settings)).await?;
+    if reserving && !done.events.is_empty() {
+        // Rule 10: holders and queued members count in their groups at once, not only
+        // from their next request.
+        state
+            .services
+            .directory
+            .send(slotpool_actors::NoteProductGroups {
+                product: addr.clone(),
+                cause: crate::http::observe::cause(),
+            })
+            .await??;
+    }
     let view = overview(&path, &addr)
         .await?
         .ok_or_else(|| Problem::unknown_product(&path))?;

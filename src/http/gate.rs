@@ -125,13 +125,23 @@ pub async fn gate(
         SlotView::Locked { .. } => Ok(refused("locked")),
         SlotView::None => {
             let who = user.clone();
-            let free = ask(&addr, Read::new(move |s, _| s.slot_free_for(&who))).await?;
+            // With reservations (rule 10) whether a slot is free for the user depends on
+            // their groups, which the request carries.
+            let (command, _) = super::user::request_command(state, user);
+            let groups = match &command {
+                Command::Request { groups, .. } => groups.clone(),
+                _ => None,
+            };
+            let free = ask(
+                &addr,
+                Read::new(move |s, _| s.slot_free_for_groups(&who, groups.as_deref())),
+            )
+            .await?;
             if !free {
                 return Ok(refused("none"));
             }
             // The core decides: between the read and this request the last slot may have
             // gone, in which case the member is queued (as the queue page would do).
-            let (command, _) = super::user::request_command(state, user);
             let done = try_execute(&addr, command).await?;
             Ok(match done.and_then(|d| d.view) {
                 Some(SlotView::Granted { .. }) => allowed("granted"),

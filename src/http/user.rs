@@ -9,6 +9,7 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use slotpool_actors::session::KEEP_ALIVE;
 use slotpool_actors::{ask, ActorError, Execute, LookupUser, Poll, SessionActor};
 use slotpool_events::{Command, DirectoryUser, Refusal, SlotView};
+use std::sync::Arc;
 
 fn slot_response(view: &SlotView) -> HttpResponse {
     let mut r = HttpResponse::Ok();
@@ -75,11 +76,25 @@ pub async fn request(
 /// product's eligibility rule reads, and whether the directory knows the user at all.
 /// Read from the shared directory view: no message to the directory actor on this path.
 /// Shared by the slot request and the gate.
+///
+/// Once any product has reservations (rule 10), the request also carries the names and
+/// SCIM ids of the user's directory groups; before that it carries none, so that products
+/// without reservations never note groups.
 pub fn request_command(state: &super::AppState, user: String) -> (Command, bool) {
     let facts = state.services.directory_view.facts(&user);
     let found = facts.is_some();
-    let attributes = facts.map(|f| std::sync::Arc::clone(&f.attributes));
-    (Command::Request { user, attributes }, found)
+    let groups = state.services.products.reservations_in_use().then(|| {
+        facts
+            .as_ref()
+            .map_or_else(|| Arc::from(Vec::new()), |f| Arc::clone(&f.groups))
+    });
+    let attributes = facts.map(|f| Arc::clone(&f.attributes));
+    let command = Command::Request {
+        user,
+        attributes,
+        groups,
+    };
+    (command, found)
 }
 
 /// `GET /api/v1/products/{p}/slot`: the caller's state.

@@ -1,7 +1,9 @@
 //! The JSON shapes of API.md, built from the core's answers.
 
 use serde::Serialize;
-use slotpool_events::{Counts, Holder, QueuePlace, Settings, SlotView, Timestamp};
+use slotpool_events::{
+    Blocked, Counts, Holder, QueuePlace, ReservationUse, Settings, SlotView, Timestamp,
+};
 
 /// An instant as RFC 3339 UTC with milliseconds, e.g. `2026-11-23T10:00:00.000Z`.
 pub fn rfc3339(t: Timestamp) -> String {
@@ -27,6 +29,14 @@ pub struct SlotState {
     /// For a holder: whether they have been warned that `revoke_at` is near.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warned: Option<bool>,
+    /// For a queued member of a product with reservations (rule 10) who members behind
+    /// may pass: `group_cap` (a group of theirs holds its cap) or `reserved` (the free
+    /// slots are reserved for groups they are not in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<&'static str>,
+    /// With `waiting_for: group_cap`: the group at its cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl From<&SlotView> for SlotState {
@@ -39,6 +49,8 @@ impl From<&SlotView> for SlotState {
             locked_until: None,
             revoke_at: None,
             warned: None,
+            waiting_for: None,
+            group: None,
         };
         match v {
             SlotView::Granted { revoke_at, warned } => {
@@ -55,7 +67,16 @@ impl From<&SlotView> for SlotState {
                 position,
                 estimated_wait_s,
                 retry_after_s,
+                waiting_for,
             } => {
+                match waiting_for {
+                    Some(Blocked::GroupCap { group }) => {
+                        s.waiting_for = Some("group_cap");
+                        s.group = Some(group.clone());
+                    }
+                    Some(Blocked::Reserved) => s.waiting_for = Some("reserved"),
+                    Some(Blocked::Full) | None => {}
+                }
                 s.state = "queued";
                 s.position = Some(*position);
                 s.estimated_wait_s = Some(*estimated_wait_s);
@@ -77,9 +98,18 @@ pub struct ProductView {
     pub queued: usize,
     pub members: usize,
     pub fixed: usize,
+    /// Rule 10: each reservation with the group's current holders and queued members.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reservation_use: Vec<ReservationUse>,
 }
 
 impl ProductView {
+    /// The view with the use of the product's reservations (the admin API shows it).
+    pub fn with_reservation_use(mut self, reservation_use: Vec<ReservationUse>) -> Self {
+        self.reservation_use = reservation_use;
+        self
+    }
+
     /// The view of product `id`.
     pub fn new(id: &str, settings: Settings, counts: Counts) -> Self {
         ProductView {
@@ -89,13 +119,21 @@ impl ProductView {
             queued: counts.queued,
             members: counts.members,
             fixed: counts.fixed,
+            reservation_use: Vec::new(),
         }
     }
 }
 
 /// Fields of [`ProductView`] that are not settings: ignored when a client PUTs back
 /// what it got, so "GET, edit, PUT" works.
-pub const READ_ONLY_PRODUCT_FIELDS: [&str; 5] = ["id", "holders", "queued", "members", "fixed"];
+pub const READ_ONLY_PRODUCT_FIELDS: [&str; 6] = [
+    "id",
+    "holders",
+    "queued",
+    "members",
+    "fixed",
+    "reservation_use",
+];
 
 /// One holder.
 #[derive(Debug, Serialize)]

@@ -613,7 +613,8 @@ pub struct PoolView {
 
 /// Reads a product's pool and checks the rules that hold after every event: never more
 /// holders than `shared_slots`, nobody both holding and queued, a queue only when the
-/// pool is full, queue positions 1..n, and counts matching the lists. Call it while no
+/// pool is full (or, with reservations, when no queued member may take a free slot),
+/// queue positions 1..n, and counts matching the lists. Call it while no
 /// other client changes the product.
 #[track_caller]
 pub fn check_invariants(c: &Client, product: &str) -> PoolView {
@@ -644,8 +645,21 @@ pub fn invariant_violations(c: &Client, product: &str) -> (PoolView, Vec<String>
     check(hs.len() == holders.len(), "a user holds twice");
     check(qs.len() == queue.len(), "a user is queued twice");
     check(hs.is_disjoint(&qs), "a user both holds and is queued");
+    // Rule 10: with reservations a queue beside free slots is right when every queued
+    // member may not take one (their slot state says why they wait).
+    let reserving = view["reservations"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty());
+    let all_blocked = || {
+        queue.iter().all(|u| {
+            c.slot(product, u)
+                .json()
+                .get("waiting_for")
+                .is_some_and(|w| w == "group_cap" || w == "reserved")
+        })
+    };
     check(
-        queue.is_empty() || holders.len() == shared,
+        queue.is_empty() || holders.len() == shared || (reserving && all_blocked()),
         "a queue while slots are free",
     );
     let positions: Vec<u64> = queue_json

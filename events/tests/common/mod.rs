@@ -112,7 +112,8 @@ pub fn users_of(events: &[ProductEvent]) -> BTreeSet<String> {
             | ProductEvent::ActivityRecorded { user, .. }
             | ProductEvent::WarningIssued { user, .. }
             | ProductEvent::Requeued { user, .. }
-            | ProductEvent::FixedRequested { user, .. } => Some(user.clone()),
+            | ProductEvent::FixedRequested { user, .. }
+            | ProductEvent::GroupsNoted { user, .. } => Some(user.clone()),
             ProductEvent::FixedRequestApproved { .. }
             | ProductEvent::FixedRequestRejected { .. } => None,
         })
@@ -129,16 +130,24 @@ pub fn observe<'a>(
 ) -> String {
     let users: Vec<_> = users
         .into_iter()
-        .map(|u| (u, state.user(u).copied(), state.slot_view(u, now)))
+        .map(|u| {
+            (
+                u,
+                state.user(u).copied(),
+                state.slot_view(u, now),
+                state.noted_groups(u).to_vec(),
+            )
+        })
         .collect();
     format!(
-        "settings={:?}\nholders={:?}\nqueue={:?}\ncounts={:?}\nnotices={:?}\nnext_tick={:?}\nusers={:?}",
+        "settings={:?}\nholders={:?}\nqueue={:?}\ncounts={:?}\nnotices={:?}\nnext_tick={:?}\nreservations={:?}\nusers={:?}",
         state.settings(),
         state.holders(),
         state.queue(),
         state.counts(),
         state.notices().collect::<Vec<_>>(),
         state.next_tick(now),
+        state.reservation_use(),
         users
     )
 }
@@ -237,6 +246,15 @@ impl Sim {
 
     pub fn request(&mut self, user: &str) -> Vec<ProductEvent> {
         self.run(Command::request(user))
+    }
+
+    /// A request by `user`, with the directory's groups of the user (rule 10).
+    pub fn request_in(&mut self, user: &str, groups: &[&str]) -> Vec<ProductEvent> {
+        self.run(Command::Request {
+            user: user.to_string(),
+            attributes: None,
+            groups: Some(groups.iter().map(|g| g.to_string()).collect()),
+        })
     }
 
     pub fn release(&mut self, user: &str) -> Vec<ProductEvent> {

@@ -101,6 +101,10 @@ pub struct Text {
     pub error: &'static str,
     pub continue_to: &'static str,
     pub skip: &'static str,
+    /// Rule 10: why members behind may pass; followed by the group's name.
+    pub waiting_group_cap: &'static str,
+    /// Rule 10: the free licences are reserved for other groups.
+    pub waiting_reserved: &'static str,
 }
 
 const EN: Text = Text {
@@ -123,6 +127,8 @@ const EN: Text = Text {
     error: "The request failed:",
     continue_to: "Continue to the product",
     skip: "Skip to content",
+    waiting_group_cap: "Your group holds all the licences it may have at once; members of other groups may go before you. Group:",
+    waiting_reserved: "The free licences are reserved for other groups; you get the next one that is not.",
 };
 
 const DE: Text = Text {
@@ -145,6 +151,8 @@ const DE: Text = Text {
     error: "Die Anfrage ist fehlgeschlagen:",
     continue_to: "Weiter zum Produkt",
     skip: "Zum Inhalt springen",
+    waiting_group_cap: "Ihre Gruppe hält bereits alle Lizenzen, die sie gleichzeitig haben darf; Mitglieder anderer Gruppen können vor Ihnen an die Reihe kommen. Gruppe:",
+    waiting_reserved: "Die freien Lizenzen sind für andere Gruppen reserviert; Sie erhalten die nächste, die es nicht ist.",
 };
 
 #[cfg(test)]

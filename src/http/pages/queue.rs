@@ -18,7 +18,7 @@ use base64::Engine;
 use maud::{html, PreEscaped};
 use serde::Deserialize;
 use slotpool_actors::{ask, Poll, ProductActor, Read};
-use slotpool_events::{QueuePage, SlotView};
+use slotpool_events::{Blocked, QueuePage, SlotView};
 
 /// The query of the queue page (`lang` is read by [`Lang::of`]).
 #[derive(Debug, Deserialize)]
@@ -74,6 +74,18 @@ pub async fn queue_page(
     } else {
         qp.logo_url.clone()
     };
+    // Rule 10: why members behind may pass this user (shown as the page loads).
+    let reason = match &view {
+        SlotView::Queued {
+            waiting_for: Some(Blocked::GroupCap { group }),
+            ..
+        } => Some(format!("{} {group}", t.waiting_group_cap)),
+        SlotView::Queued {
+            waiting_for: Some(Blocked::Reserved),
+            ..
+        } => Some(t.waiting_reserved.to_string()),
+        _ => None,
+    };
     let (position, wait) = match &view {
         SlotView::Queued {
             position,
@@ -113,6 +125,9 @@ pub async fn queue_page(
                             div class="stat" { dt { (t.next_check) } dd id="sp-countdown" { "–" } }
                         }
                         p class="state-text" id="sp-state" role="status" {}
+                        @if let Some(r) = &reason {
+                            p class="waiting-for" id="sp-waiting-for" { (r) }
+                        }
                     }
                     div class="actions" {
                         button type="button" id="sp-reconnect" { (t.reconnect) }
