@@ -213,7 +213,10 @@ const CHUNK_FORMAT: u8 = 1;
 /// packs a stream only while it has at least twice this many loose records.
 pub const CHUNK_RECORDS: u64 = 1024;
 
+mod layout;
+mod parallel;
 pub mod watermark;
+pub use layout::StreamLayout;
 
 /// The durable, tamper-evident event log. Cheap to clone; all clones share one database.
 #[derive(Clone)]
