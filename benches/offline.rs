@@ -31,7 +31,10 @@
 //! `slotpool audit --data-dir target/bench-data/audit-10000000 --product bench --peaks day
 //! --format json`: at load ~2.5, 8.8 / 8.9 / 12.4 s (the binary before this work: 11.5 s
 //! in between, 15.4-16.5 s at load ~3); this bench at load ~3.8: 14.7 s median
-//! (13.6-15.7 s). Where the CPU goes (perf, per thread, 10M): opening sled ~1.3 s
+//! (13.6-15.7 s); ~19:15, with another job's I/O beside it, new and old interleaved:
+//! 12.1, 13.8, 19.1, 18.6, 21.9 s against 22.3, 21.6 s (the same work then cost 17-20 s
+//! of CPU where it had cost 10-13 s at 19:00: a shared machine). Where the CPU goes
+//! (perf, per thread, 10M): opening sled ~1.3 s
 //! (snapshot load, segment scan; before anything is read); the reader ~3.7 s, nearly all
 //! sled pulling the nodes that hold the chunks (read the blob, crc32, copy each value into
 //! fresh memory: RSS grows to 1.9 GB whatever `cache_bytes` says, so the kernel zeroes
