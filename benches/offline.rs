@@ -25,6 +25,26 @@
 //! its journal (~3.7 GB) did not fit the disk left. `slotpool verify` of the same 1M
 //! journal took longer than the audit (11.3 s vs 8.4 s in one loaded run), so reading and
 //! checking the records, not the fold, is what the audit's time is made of.
+//!
+//! Measured 2026-11-23 ~19:00 UTC on the 10M journal (2.6 GB `db` + 5.1 GB sled blobs,
+//! 9,766 chunks), same machine, others building and load-testing beside it:
+//! `slotpool audit --data-dir target/bench-data/audit-10000000 --product bench --peaks day
+//! --format json`: at load ~2.5, 8.8 / 8.9 / 12.4 s (the binary before this work: 11.5 s
+//! in between, 15.4-16.5 s at load ~3); this bench at load ~3.8: 14.7 s median
+//! (13.6-15.7 s); ~19:15, with another job's I/O beside it, new and old interleaved:
+//! 12.1, 13.8, 19.1, 18.6, 21.9 s against 22.3, 21.6 s (the same work then cost 17-20 s
+//! of CPU where it had cost 10-13 s at 19:00: a shared machine). Where the CPU goes
+//! (perf, per thread, 10M): opening sled ~1.3 s
+//! (snapshot load, segment scan; before anything is read); the reader ~3.7 s, nearly all
+//! sled pulling the nodes that hold the chunks (read the blob, crc32, copy each value into
+//! fresh memory: RSS grows to 1.9 GB whatever `cache_bytes` says, so the kernel zeroes
+//! ~2 GB of pages); the checkers ~2.5 s each (SHA-256 about a third, bincode decode and
+//! the event's `String` the rest); the fold on the main thread ~5-7 s (`ProductState::apply`:
+//! user lookups, and the pool's B-tree `touch` at ~1,200 instructions per activity; callgrind:
+//! `History::push_event` 1,200 instructions per event after the switch to foldhash,
+//! 1,650 before). Reading, checking and folding now overlap on every core, so the wall
+//! time is about the fold plus opening when a core is free for the checkers, and the
+//! CPU total (~13 s user+sys) divided among whatever cores the machine leaves.
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use slotpool_events::{

@@ -213,7 +213,10 @@ const CHUNK_FORMAT: u8 = 1;
 /// packs a stream only while it has at least twice this many loose records.
 pub const CHUNK_RECORDS: u64 = 1024;
 
+mod layout;
+mod parallel;
 pub mod watermark;
+pub use layout::StreamLayout;
 
 /// How often, at most, the committer rewrites the watermark while appends keep coming.
 const WATERMARK_EVERY: std::time::Duration = std::time::Duration::from_millis(100);

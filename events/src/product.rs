@@ -153,7 +153,7 @@ pub struct Counts {
 #[derive(Debug, Clone, Default)]
 pub struct ProductState {
     pub(crate) settings: Option<Settings>,
-    pub(crate) users: HashMap<Arc<str>, UserEntry>,
+    pub(crate) users: HashMap<Arc<str>, UserEntry, foldhash::fast::RandomState>,
     pub(crate) pool: Pool,
     pub(crate) queue: Queue,
     pub(crate) members: usize,

@@ -70,16 +70,19 @@ pub fn audit(args: &AuditArgs) -> Result<Report, Failure> {
     }
     let journal = open_data_dir(&args.data_dir)?;
     let stream = product_stream(&journal, &args.product)?;
+    // Only what the report shows: a timeline for the asked user alone, per-minute peaks
+    // only for `--peaks minute`; reading stops at the first event after `--at`.
     let mut history = History::new(HistoryOptions {
         at: None,
         user: args.user.clone(),
         change_points: false,
+        per_minute: args.peaks == Some(PeaksBy::Minute),
     });
     read_stream(&journal, &stream, |env| {
         if at.is_some_and(|t| env.timestamp > t) {
             return false;
         }
-        history.push(&env);
+        history.push(env);
         true
     })?;
     Ok(Report {

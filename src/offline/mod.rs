@@ -112,17 +112,18 @@ pub fn product_stream(journal: &Journal, product: &str) -> Result<StreamId, Fail
     Ok(stream)
 }
 
-/// Reads `stream` from the start, checking every record and the hash chain, handing each
-/// envelope to `f` until it returns false; a progress bar on a terminal's stderr.
+/// Reads `stream` from the start, checking every record and the hash chain (on several
+/// threads: `Journal::replay_parallel`), handing each envelope to `f` in order until it
+/// returns false; a progress bar on a terminal's stderr.
 pub fn read_stream(
     journal: &Journal,
     stream: &StreamId,
-    mut f: impl FnMut(Envelope<ProductEvent>) -> bool,
+    mut f: impl FnMut(&Envelope<ProductEvent>) -> bool,
 ) -> Result<u64, Failure> {
     let total = last_sequence(journal, stream).unwrap_or(0);
     let bar = progress(total, "reading journal");
     let mut read = 0u64;
-    let result = journal.replay_from(stream, StreamTip::default(), |env| {
+    let result = journal.replay_parallel(stream, StreamTip::default(), |env| {
         read += 1;
         if read % 65_536 == 0 {
             bar.set_position(read);

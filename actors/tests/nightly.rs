@@ -1,0 +1,210 @@
+//! The nightly job asks the journal to pack each stream's old records into chunks, in
+//! virtual time: nothing is packed before the nightly time (the hourly jobs before it
+//! pack nothing either), everything but the newest records is packed after it, and
+//! replay reads the same events and rebuilds the same state from the chunks.
+//!
+//! Compaction runs on the journal's own thread; `Journal::shutdown` stops that thread
+//! only after it has done what it was asked, so the layout read after a shutdown shows
+//! every compaction asked for until then.
+
+use slotpool_actors::{
+    ask, recover, Execute, Job, ManualClock, Membership, Metrics, Nightly, Provision, Read,
+    Scheduler, Services,
+};
+use slotpool_events::journal::{StreamLayout, CHUNK_RECORDS};
+use slotpool_events::{
+    Command, Counts, Durability, Holder, Journal, JournalConfig, ProductEvent, ProductKind,
+    ProductState, QueuePlace, Settings, StreamId, Timestamp,
+};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// 2027-01-15T08:00:00Z.
+const T0: i64 = 1_800_000_000_000;
+const HOUR: i64 = 3_600_000;
+/// The nightly job's time in this test: 10:30 UTC, after two hourly jobs.
+const NIGHTLY_AT: i64 = T0 + 2 * HOUR + HOUR / 2;
+/// Request and release cycles: enough records for several chunks.
+const CYCLES: u64 = 2_600;
+
+struct World {
+    _dir: tempfile::TempDir,
+    journal: Journal,
+    clock: ManualClock,
+    services: Services,
+    scheduler: Scheduler,
+}
+
+/// A product whose stream holds a few thousand records, all written before the nightly
+/// time, with nobody holding a slot at the end.
+async fn world() -> World {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = Journal::open(
+        dir.path(),
+        JournalConfig {
+            durability: Durability::Process,
+            ..JournalConfig::default()
+        },
+    )
+    .expect("journal");
+    let clock = ManualClock::new(Timestamp::from_millis(T0));
+    let services = recover(
+        journal.clone(),
+        Arc::new(clock.clone()),
+        Metrics::unregistered(),
+        1,
+        100_000,
+    )
+    .await
+    .expect("recover");
+    let nightly = Nightly {
+        at: chrono::NaiveTime::from_hms_opt(10, 30, 0).expect("a time"),
+        tz: chrono_tz::Tz::UTC,
+    };
+    let scheduler = Scheduler::start(services.clone(), Arc::new(clock.clone()), nightly);
+    let w = World {
+        _dir: dir,
+        journal,
+        clock,
+        services,
+        scheduler,
+    };
+    w.run(Command::Configure(Settings::new(ProductKind::Jira, 10, 2)))
+        .await;
+    let product = w.services.products.get("p").expect("product");
+    w.services
+        .directory
+        .send(Provision {
+            product,
+            change: Membership::Enrol("ann".into()),
+            cause: Uuid::new_v4(),
+        })
+        .await
+        .expect("mailbox")
+        .expect("enrol");
+    for _ in 0..CYCLES {
+        w.run(Command::request("ann")).await;
+        w.run(Command::Release { user: "ann".into() }).await;
+    }
+    w
+}
+
+impl World {
+    async fn run(&self, command: Command) {
+        let addr = self.services.products.get_or_start("p");
+        ask(
+            &addr,
+            Execute {
+                command,
+                cause: Uuid::new_v4(),
+            },
+        )
+        .await
+        .expect("accepted");
+    }
+
+    async fn advance_to(&self, to: i64) {
+        self.scheduler
+            .advance_to(&self.clock, Timestamp::from_millis(to))
+            .await
+            .expect("advance");
+    }
+
+    /// What the live product shows: holders, queue, counts.
+    async fn live(&self) -> (Vec<Holder>, Vec<QueuePlace>, Counts) {
+        let addr = self.services.products.get("p").expect("product");
+        ask(
+            &addr,
+            Read::new(|s, _| (s.holders(), s.queue(), s.counts())),
+        )
+        .await
+        .expect("read")
+    }
+
+    /// Stops the journal's threads (the compactor after what it was asked to do) and
+    /// reports how the product's stream is stored.
+    fn shut_down_and_layout(&self) -> StreamLayout {
+        self.journal.shutdown().expect("shutdown");
+        self.journal.layout(&stream()).expect("layout")
+    }
+
+    /// Every event of the stream, and the state they fold into, read from the journal.
+    fn replayed(&self) -> (Vec<(u64, ProductEvent)>, ProductState) {
+        let mut events = Vec::new();
+        let mut state = ProductState::new();
+        self.journal
+            .replay::<ProductEvent>(&stream(), |env| {
+                state.apply(&env.event);
+                events.push((env.sequence, env.event));
+            })
+            .expect("replay");
+        (events, state)
+    }
+}
+
+fn stream() -> StreamId {
+    StreamId::product("p").expect("a product id")
+}
+
+/// Records in the stream: configure, enrol, then a grant and a release per cycle.
+const RECORDS: u64 = 2 + 2 * CYCLES;
+
+#[actix_rt::test]
+async fn nothing_is_packed_before_the_nightly_time() {
+    let w = world().await;
+    assert_eq!(
+        w.scheduler.when(Job::Nightly).await.expect("when"),
+        Some(Timestamp::from_millis(NIGHTLY_AT))
+    );
+    // Two hourly jobs and every sweep up to a second before the nightly job.
+    let ran = w
+        .scheduler
+        .advance_to(&w.clock, Timestamp::from_millis(NIGHTLY_AT - 1_000))
+        .await
+        .expect("advance");
+    assert!(ran >= 2, "the hourly jobs ran ({ran} jobs)");
+    assert_eq!(
+        w.scheduler.when(Job::Nightly).await.expect("when"),
+        Some(Timestamp::from_millis(NIGHTLY_AT)),
+        "the nightly job has not run yet"
+    );
+    assert_eq!(
+        w.shut_down_and_layout(),
+        StreamLayout {
+            chunks: 0,
+            chunked: 0,
+            loose: RECORDS,
+        }
+    );
+}
+
+#[actix_rt::test]
+async fn the_nightly_job_packs_old_records_into_chunks_and_replay_is_unchanged() {
+    let w = world().await;
+    let (events_before, _) = w.replayed();
+    assert_eq!(events_before.len() as u64, RECORDS);
+    w.advance_to(NIGHTLY_AT + 1_000).await;
+    assert_eq!(
+        w.scheduler.when(Job::Nightly).await.expect("when"),
+        Some(Timestamp::from_millis(NIGHTLY_AT + 24 * HOUR)),
+        "the nightly job ran and booked the next night"
+    );
+    let live = w.live().await;
+    // All but the newest CHUNK_RECORDS..2*CHUNK_RECORDS records are packed.
+    let chunks = (RECORDS - CHUNK_RECORDS) / CHUNK_RECORDS;
+    assert!(chunks >= 2, "the stream is long enough for several chunks");
+    assert_eq!(
+        w.shut_down_and_layout(),
+        StreamLayout {
+            chunks,
+            chunked: chunks * CHUNK_RECORDS,
+            loose: RECORDS - chunks * CHUNK_RECORDS,
+        }
+    );
+    // The same records come back from the chunks, and fold into what the actor holds.
+    let (events_after, state) = w.replayed();
+    assert_eq!(events_after, events_before);
+    assert_eq!((state.holders(), state.queue(), state.counts()), live);
+    assert_eq!(state.counts().members, 1);
+    assert!(w.journal.verify().is_ok());
+}
