@@ -127,8 +127,27 @@ impl Failure {
     }
 }
 
+/// The report commands stop quietly when their reader goes away (`slotpool audit ... |
+/// head`), as Unix tools do, instead of panicking in `println!` on a closed pipe: Rust
+/// ignores SIGPIPE, so they restore its default. Only for commands that write nothing but
+/// stdout; `serve` and `backup` keep ignoring it (a closed socket is an error to handle).
+fn stop_quietly_when_stdout_closes() {
+    // SAFETY: called once, first thing in `main`, before any thread exists; it only
+    // restores the signal's default action.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Cmd::Verify { .. } | Cmd::Audit(_) | Cmd::Analyze(_) | Cmd::Simulate(_)
+    ) {
+        stop_quietly_when_stdout_closes();
+    }
     let result = match cli.command {
         Cmd::Serve(args) => serve::run(args),
         Cmd::Verify { data_dir } => verify::run(&data_dir),

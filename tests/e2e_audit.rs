@@ -376,6 +376,43 @@ fn write_journal(dir: &Path, demand: &[(i64, String, bool)]) {
     journal.shutdown().expect("shutdown");
 }
 
+/// A reader that stops early (`slotpool audit ... | head`) ends the report quietly, as
+/// Unix tools do: killed by SIGPIPE or done, never a panic on the closed pipe.
+#[test]
+fn a_reader_that_stops_early_ends_the_report_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = temp_dir();
+    let dir = tmp.path().join("data");
+    // A user a minute for 50 hours: a per-minute table far larger than a pipe's buffer.
+    write_journal(&dir, &arrivals(3000, 60, 30));
+    let mut child = slotpool_command()
+        .args([
+            "audit",
+            "--data-dir",
+            dir.to_str().expect("utf-8"),
+            "--product",
+            P,
+        ])
+        .args(["--peaks", "minute"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run slotpool");
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut head = [0u8; 64];
+    stdout.read_exact(&mut head).expect("the report starts");
+    drop(stdout);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(13),
+        "{:?}: {stderr}",
+        out.status
+    );
+}
+
 #[test]
 fn simulate_replays_a_journal_against_other_pool_sizes() {
     let tmp = temp_dir();
