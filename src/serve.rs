@@ -129,7 +129,9 @@ async fn serve(
             .app_data(app_state.clone())
             .app_data(http_metrics.clone())
             .wrap(http::problem_errors())
-            .wrap(http::pages::headers::security_headers())
+            .wrap(actix_web::middleware::from_fn(
+                http::pages::headers::security_headers,
+            ))
             .wrap(actix_web::middleware::from_fn(http::observe::observe))
             .configure(http::routes)
     })

@@ -242,6 +242,19 @@ fn pages_carry_security_headers_and_escape_what_people_typed() {
         );
         assert!(r.header("Content-Security-Policy").is_some(), "{path}");
     }
+    // API answers (JSON, problems) are no documents: no sniffing, a policy that allows
+    // nothing, and none of the document headers.
+    for (path, status) in [("/healthz", 200), ("/api/v1/products/nope/slot", 404)] {
+        let r = c.call("GET", path, &[("X-Slotpool-User", "alice")], None);
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+        assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"), "{path}");
+        assert_eq!(
+            r.header("Content-Security-Policy"),
+            Some("default-src 'none'; frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert_eq!(r.header("X-Frame-Options"), None, "{path}");
+    }
 
     // A user name with markup shows as text in the dashboard.
     let evil = "<img src=x onerror=alert(3)>";
