@@ -247,7 +247,11 @@ fn pages_carry_security_headers_and_escape_what_people_typed() {
     for (path, status) in [("/healthz", 200), ("/api/v1/products/nope/slot", 404)] {
         let r = c.call("GET", path, &[("X-Slotpool-User", "alice")], None);
         assert_eq!(r.status, status, "{path}: {}", r.body);
-        assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"), "{path}");
+        assert_eq!(
+            r.header("X-Content-Type-Options"),
+            Some("nosniff"),
+            "{path}"
+        );
         assert_eq!(
             r.header("Content-Security-Policy"),
             Some("default-src 'none'; frame-ancestors 'none'"),
