@@ -238,7 +238,7 @@ impl DirectoryActor {
         events: &[DirectoryEvent],
         deleted_members: Vec<String>,
     ) -> Vec<Command> {
-        let mut users: std::collections::BTreeSet<String> = deleted_members.into_iter().collect();
+        let mut users: BTreeSet<String> = deleted_members.into_iter().collect();
         for e in events {
             match e {
                 DirectoryEvent::GroupMemberAdded { user, .. }
