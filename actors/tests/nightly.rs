@@ -7,17 +7,16 @@
 //! only after it has done what it was asked, so the layout read after a shutdown shows
 //! every compaction asked for until then.
 
-use slotpool_actors::{
-    ask, recover, Execute, Job, ManualClock, Membership, Metrics, Nightly, Provision, Read,
-    Scheduler, Services,
-};
+use slotpool_actors::{ask, Execute, Job, Nightly, Read};
 use slotpool_events::journal::{StreamLayout, CHUNK_RECORDS};
 use slotpool_events::{
-    Command, Counts, Durability, Holder, Journal, JournalConfig, ProductEvent, ProductKind,
-    ProductState, QueuePlace, Settings, StreamId, Timestamp,
+    Command, Counts, Holder, ProductEvent, ProductKind, ProductState, QueuePlace, Settings,
+    StreamId, Timestamp,
 };
-use std::sync::Arc;
 use uuid::Uuid;
+
+mod common;
+use common::World;
 
 /// 2027-01-15T08:00:00Z.
 const T0: i64 = 1_800_000_000_000;
@@ -27,61 +26,17 @@ const NIGHTLY_AT: i64 = T0 + 2 * HOUR + HOUR / 2;
 /// Request and release cycles: enough records for several chunks.
 const CYCLES: u64 = 2_600;
 
-struct World {
-    _dir: tempfile::TempDir,
-    journal: Journal,
-    clock: ManualClock,
-    services: Services,
-    scheduler: Scheduler,
-}
-
 /// A product whose stream holds a few thousand records, all written before the nightly
 /// time, with nobody holding a slot at the end.
 async fn world() -> World {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let journal = Journal::open(
-        dir.path(),
-        JournalConfig {
-            durability: Durability::Process,
-            ..JournalConfig::default()
-        },
-    )
-    .expect("journal");
-    let clock = ManualClock::new(Timestamp::from_millis(T0));
-    let services = recover(
-        journal.clone(),
-        Arc::new(clock.clone()),
-        Metrics::unregistered(),
-        1,
-        100_000,
-    )
-    .await
-    .expect("recover");
     let nightly = Nightly {
         at: chrono::NaiveTime::from_hms_opt(10, 30, 0).expect("a time"),
         tz: chrono_tz::Tz::UTC,
     };
-    let scheduler = Scheduler::start(services.clone(), Arc::new(clock.clone()), nightly);
-    let w = World {
-        _dir: dir,
-        journal,
-        clock,
-        services,
-        scheduler,
-    };
+    let w = common::start(T0, 100_000, nightly).await;
     w.run(Command::Configure(Settings::new(ProductKind::Jira, 10, 2)))
         .await;
-    let product = w.services.products.get("p").expect("product");
-    w.services
-        .directory
-        .send(Provision {
-            product,
-            change: Membership::Enrol("ann".into()),
-            cause: Uuid::new_v4(),
-        })
-        .await
-        .expect("mailbox")
-        .expect("enrol");
+    w.enrol("ann").await;
     for _ in 0..CYCLES {
         w.run(Command::request("ann")).await;
         w.run(Command::Release { user: "ann".into() }).await;

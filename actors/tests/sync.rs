@@ -2,17 +2,15 @@
 //! `sync_interval_s` is synchronised with its source groups every interval, fixed-group
 //! and deactivated users filtered out, and each run's report is kept in the directory.
 
-use slotpool_actors::{
-    ask, recover, Change, Execute, Job, ManualClock, Metrics, Nightly, Read, ReadDirectory,
-    Scheduler, Services,
-};
+use slotpool_actors::{ask, Change, Execute, Job, Nightly, Read, ReadDirectory, Services};
 use slotpool_events::{
-    Command, DirectoryCommand, Durability, GroupInput, Journal, JournalConfig, ProductKind,
-    Profile, Settings, SkipReason, Skipped, SyncReport, Timestamp, UserInput,
+    Command, DirectoryCommand, GroupInput, ProductKind, Profile, Settings, SkipReason, Skipped,
+    SyncReport, Timestamp, UserInput,
 };
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use uuid::Uuid;
+
+mod common;
 
 const T0: i64 = 1_800_000_000_000;
 
@@ -54,30 +52,8 @@ fn group(name: &str, members: &[&str]) -> GroupInput {
 
 #[actix_rt::test]
 async fn the_scheduled_sync_runs_every_interval_with_filters_and_reports() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let journal = Journal::open(
-        dir.path(),
-        JournalConfig {
-            durability: Durability::Process,
-            ..JournalConfig::default()
-        },
-    )
-    .expect("journal");
-    let clock = ManualClock::new(Timestamp::from_millis(T0));
-    let services = recover(
-        journal.clone(),
-        Arc::new(clock.clone()),
-        Metrics::unregistered(),
-        1,
-        10_000,
-    )
-    .await
-    .expect("recover");
-    let scheduler = Scheduler::start(
-        services.clone(),
-        Arc::new(clock.clone()),
-        Nightly::default(),
-    );
+    let w = common::start(T0, 10_000, Nightly::default()).await;
+    let (clock, services, scheduler) = (&w.clock, &w.services, &w.scheduler);
 
     for (id, name, active) in [
         ("1", "ann", true),
@@ -86,7 +62,7 @@ async fn the_scheduled_sync_runs_every_interval_with_filters_and_reports() {
         ("4", "dee", true),
     ] {
         change(
-            &services,
+            services,
             DirectoryCommand::CreateUser {
                 id: id.into(),
                 input: UserInput {
@@ -99,7 +75,7 @@ async fn the_scheduled_sync_runs_every_interval_with_filters_and_reports() {
         .await;
     }
     change(
-        &services,
+        services,
         DirectoryCommand::CreateGroup {
             id: "eng".into(),
             input: group("Engineering", &["1", "2", "3", "4"]),
@@ -107,7 +83,7 @@ async fn the_scheduled_sync_runs_every_interval_with_filters_and_reports() {
     )
     .await;
     change(
-        &services,
+        services,
         DirectoryCommand::CreateGroup {
             id: "pow".into(),
             input: group("power", &["4"]),
@@ -139,19 +115,19 @@ async fn the_scheduled_sync_runs_every_interval_with_filters_and_reports() {
 
     // Nothing before the interval.
     scheduler
-        .advance_to(&clock, Timestamp::from_millis(T0 + 599_000))
+        .advance_to(clock, Timestamp::from_millis(T0 + 599_000))
         .await
         .expect("advance");
-    assert!(members(&services).await.is_empty());
-    assert_eq!(report(&services).await, None);
+    assert!(members(services).await.is_empty());
+    assert_eq!(report(services).await, None);
 
     // At the interval: ann and bob in; cy (deactivated) and dee (fixed group) left out.
-    scheduler.advance_to(&clock, first).await.expect("advance");
+    scheduler.advance_to(clock, first).await.expect("advance");
     assert_eq!(
-        members(&services).await,
+        members(services).await,
         ["ann", "bob"].map(String::from).into()
     );
-    let r = report(&services).await.expect("a report");
+    let r = report(services).await.expect("a report");
     assert_eq!(r.at, first);
     assert_eq!(r.trigger, "scheduled");
     assert_eq!(r.added, vec!["ann".to_string(), "bob".to_string()]);
@@ -176,7 +152,7 @@ async fn the_scheduled_sync_runs_every_interval_with_filters_and_reports() {
 
     // bob leaves the group: the next run removes him from the pool.
     change(
-        &services,
+        services,
         DirectoryCommand::ReplaceGroup {
             id: "eng".into(),
             input: group("Engineering", &["1", "3", "4"]),
@@ -184,9 +160,9 @@ async fn the_scheduled_sync_runs_every_interval_with_filters_and_reports() {
         },
     )
     .await;
-    scheduler.advance_to(&clock, second).await.expect("advance");
-    assert_eq!(members(&services).await, ["ann"].map(String::from).into());
-    let r = report(&services).await.expect("a report");
+    scheduler.advance_to(clock, second).await.expect("advance");
+    assert_eq!(members(services).await, ["ann"].map(String::from).into());
+    let r = report(services).await.expect("a report");
     assert_eq!(r.at, second);
     assert!(r.added.is_empty());
     assert_eq!(
@@ -199,10 +175,10 @@ async fn the_scheduled_sync_runs_every_interval_with_filters_and_reports() {
 
     // Hours later: one run per interval, each at its own instant.
     scheduler
-        .advance_to(&clock, Timestamp::from_millis(T0 + 3 * 3_600_000 + 1))
+        .advance_to(clock, Timestamp::from_millis(T0 + 3 * 3_600_000 + 1))
         .await
         .expect("advance");
-    let r = report(&services).await.expect("a report");
+    let r = report(services).await.expect("a report");
     assert_eq!(r.at, Timestamp::from_millis(T0 + 3 * 3_600_000));
 
     // The schedule ends when the setting goes back to 0.
@@ -221,7 +197,7 @@ async fn the_scheduled_sync_runs_every_interval_with_filters_and_reports() {
     .await
     .expect("configured");
     scheduler
-        .advance_to(&clock, Timestamp::from_millis(T0 + 4 * 3_600_000))
+        .advance_to(clock, Timestamp::from_millis(T0 + 4 * 3_600_000))
         .await
         .expect("advance");
     assert_eq!(
@@ -229,6 +205,6 @@ async fn the_scheduled_sync_runs_every_interval_with_filters_and_reports() {
         None
     );
     // The entry already on the agenda came due and did nothing: the last report stands.
-    let r = report(&services).await.expect("a report");
+    let r = report(services).await.expect("a report");
     assert_eq!(r.at, Timestamp::from_millis(T0 + 3 * 3_600_000));
 }

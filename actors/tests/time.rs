@@ -1,75 +1,25 @@
 //! The scheduler and sessions in virtual time: hours pass in microseconds, and every
 //! notification a browser would get arrives in order.
 
-use slotpool_actors::{
-    ask, recover, Execute, Frame, Job, ManualClock, Membership, Metrics, Nightly, Provision, Read,
-    Scheduler, Services, SessionActor,
-};
-use slotpool_events::{
-    Command, Durability, Journal, JournalConfig, ProductKind, Settings, SlotView, Timestamp,
-};
+use slotpool_actors::{ask, recover, Execute, Frame, Job, Metrics, Nightly, Read, SessionActor};
+use slotpool_events::{Command, ProductKind, Settings, SlotView, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::Receiver;
 use uuid::Uuid;
 
+mod common;
+use common::World;
+
 const T0: i64 = 1_800_000_000_000; // on every grid used here
 
-struct World {
-    _dir: tempfile::TempDir,
-    journal: Journal,
-    clock: ManualClock,
-    services: Services,
-    scheduler: Scheduler,
-}
-
 async fn world(settings: Settings, users: &[&str]) -> World {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let journal = Journal::open(
-        dir.path(),
-        JournalConfig {
-            durability: Durability::Process,
-            ..JournalConfig::default()
-        },
-    )
-    .expect("journal");
-    let clock = ManualClock::new(Timestamp::from_millis(T0));
-    let services = recover(
-        journal.clone(),
-        Arc::new(clock.clone()),
-        Metrics::unregistered(),
-        1,
-        10_000,
-    )
-    .await
-    .expect("recover");
-    let scheduler = Scheduler::start(
-        services.clone(),
-        Arc::new(clock.clone()),
-        Nightly::default(),
-    );
-    let w = World {
-        _dir: dir,
-        journal,
-        clock,
-        services,
-        scheduler,
-    };
+    let w = common::start(T0, 10_000, Nightly::default()).await;
     w.run(Command::Configure(settings))
         .await
         .expect("configure");
     for u in users {
-        let product = w.services.products.get("p").expect("product");
-        w.services
-            .directory
-            .send(Provision {
-                product,
-                change: Membership::Enrol(u.to_string()),
-                cause: Uuid::new_v4(),
-            })
-            .await
-            .expect("mailbox")
-            .expect("enrol");
+        w.enrol(u).await;
     }
     w
 }
