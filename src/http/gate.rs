@@ -127,7 +127,7 @@ pub async fn gate(
             let who = user.clone();
             // With reservations (rule 10) whether a slot is free for the user depends on
             // their groups, which the request carries.
-            let (command, _) = super::user::request_command(state, user);
+            let command = super::user::request_command(state, user);
             let groups = match &command {
                 Command::Request { groups, .. } => groups.clone(),
                 _ => None,

@@ -7,8 +7,8 @@ use super::AppState;
 use crate::problem::Problem;
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use slotpool_actors::session::KEEP_ALIVE;
-use slotpool_actors::{ask, ActorError, Execute, LookupUser, Poll, SessionActor};
-use slotpool_events::{Command, DirectoryUser, Refusal, SlotView};
+use slotpool_actors::{ask, ActorError, Execute, Poll, SessionActor};
+use slotpool_events::{Command, Refusal, SlotView};
 use std::sync::Arc;
 
 fn slot_response(view: &SlotView) -> HttpResponse {
@@ -20,26 +20,19 @@ fn slot_response(view: &SlotView) -> HttpResponse {
 }
 
 /// Runs a user command; a `not_member` refusal for a user the directory has never heard
-/// of becomes `unknown_user`, which tells an administrator more. `known` is whether the
-/// directory knows the user, when the caller has asked it already.
+/// of becomes `unknown_user`, which tells an administrator more.
 async fn run(
     state: &AppState,
     id: &str,
     user: &str,
-    known: Option<bool>,
-    command: impl FnOnce(String) -> Command,
+    command: Command,
 ) -> Result<Option<SlotView>, Problem> {
     let addr = state.product(id)?;
-    let command = command(user.to_string());
     let cause = super::observe::cause();
     match ask(&addr, Execute { command, cause }).await {
         Ok(done) => Ok(done.view),
         Err(ActorError::Refused(Refusal::NotMember)) => {
-            let known = match known {
-                Some(known) => known,
-                None => lookup(state, user).await?.is_some(),
-            };
-            Err(if known {
+            Err(if state.services.directory_view.facts(user).is_some() {
                 Refusal::NotMember.into()
             } else {
                 Problem::unknown_user(user)
@@ -49,17 +42,6 @@ async fn run(
     }
 }
 
-/// The directory's record of `user`, if any.
-async fn lookup(state: &AppState, user: &str) -> Result<Option<DirectoryUser>, Problem> {
-    Ok(state
-        .services
-        .directory
-        .send(LookupUser {
-            user: user.to_string(),
-        })
-        .await??)
-}
-
 /// `POST /api/v1/products/{p}/slot`: request or reconnect.
 pub async fn request(
     req: HttpRequest,
@@ -67,34 +49,32 @@ pub async fn request(
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    let (command, known) = request_command(state, user.0.clone());
-    let view = run(state, &path, &user.0, Some(known), move |_| command).await?;
+    let command = request_command(state, user.0.clone());
+    let view = run(state, &path, &user.0, command).await?;
     Ok(slot_response(&view.unwrap_or(SlotView::None)))
 }
 
 /// The request of `user`, carrying the directory's attributes of the user, which a
-/// product's eligibility rule reads, and whether the directory knows the user at all.
+/// product's eligibility rule reads.
 /// Read from the shared directory view: no message to the directory actor on this path.
 /// Shared by the slot request and the gate.
 ///
 /// Once any product has reservations (rule 10), the request also carries the names and
 /// SCIM ids of the user's directory groups; before that it carries none, so that products
 /// without reservations never note groups.
-pub fn request_command(state: &super::AppState, user: String) -> (Command, bool) {
+pub fn request_command(state: &super::AppState, user: String) -> Command {
     let facts = state.services.directory_view.facts(&user);
-    let found = facts.is_some();
     let groups = state.services.products.reservations_in_use().then(|| {
         facts
             .as_ref()
             .map_or_else(|| Arc::from(Vec::new()), |f| Arc::clone(&f.groups))
     });
     let attributes = facts.map(|f| Arc::clone(&f.attributes));
-    let command = Command::Request {
+    Command::Request {
         user,
         attributes,
         groups,
-    };
-    (command, found)
+    }
 }
 
 /// `GET /api/v1/products/{p}/slot`: the caller's state.
@@ -116,10 +96,10 @@ pub async fn release(
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    run(state, &path, &user.0, None, |user| Command::Release {
-        user,
-    })
-    .await?;
+    let command = Command::Release {
+        user: user.0.clone(),
+    };
+    run(state, &path, &user.0, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -130,10 +110,10 @@ pub async fn activity(
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
-    run(state, &path, &user.0, None, |user| Command::Activity {
-        user,
-    })
-    .await?;
+    let command = Command::Activity {
+        user: user.0.clone(),
+    };
+    run(state, &path, &user.0, command).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
