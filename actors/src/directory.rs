@@ -119,6 +119,12 @@ pub struct Reconcile {
     pub cause: Uuid,
 }
 
+/// What [`DirectoryActor::record`] did: the events, and the users whose groups changed.
+struct Recorded {
+    events: Vec<DirectoryEvent>,
+    regrouped: BTreeSet<String>,
+}
+
 /// Owns the directory state and is the only writer of its stream.
 pub struct DirectoryActor {
     state: DirectoryState,
@@ -156,44 +162,47 @@ impl DirectoryActor {
         self.view.clone()
     }
 
-    /// Decides, appends and applies a directory command; returns the recorded events.
-    fn record(
-        &mut self,
-        command: &DirectoryCommand,
-        cause: Uuid,
-    ) -> Result<Vec<DirectoryEvent>, ActorError> {
+    /// Decides, appends and applies a directory command; returns the recorded events and
+    /// the users whose groups they changed.
+    fn record(&mut self, command: &DirectoryCommand, cause: Uuid) -> Result<Recorded, ActorError> {
         let events = self.state.decide(command)?;
+        let mut regrouped = BTreeSet::new();
         if !events.is_empty() {
             let now = self.clock.now();
             self.last_ticket =
                 self.journal
                     .append(&StreamId::Directory, &mut self.tip, cause, now, &events)?;
             // Before applying: a deleted group's members are known only until then.
-            let touched = self.touched_users(&events);
+            let mut touched;
+            (touched, regrouped) = self.touched_users(&events);
             for e in &events {
                 self.state.apply_at(e, now);
             }
+            touched.extend(regrouped.iter().cloned());
             self.publish(touched);
         }
-        Ok(events)
+        Ok(Recorded { events, regrouped })
     }
 
-    /// The users whose facts (see [`UserFacts`]) `events` may change: those they name, and
-    /// the members of a group renamed or deleted.
-    fn touched_users(&self, events: &[DirectoryEvent]) -> BTreeSet<String> {
-        let mut users = BTreeSet::new();
+    /// The users whose facts (see [`UserFacts`]) `events` may change: those named by user
+    /// events, and apart from them those whose groups change (named by membership events,
+    /// or members of a group renamed or deleted).
+    fn touched_users(&self, events: &[DirectoryEvent]) -> (BTreeSet<String>, BTreeSet<String>) {
+        let (mut users, mut regrouped) = (BTreeSet::new(), BTreeSet::new());
         for e in events {
             match e {
                 DirectoryEvent::UserCreated { user }
                 | DirectoryEvent::UserProfiled { user, .. }
-                | DirectoryEvent::UserDeleted { user }
-                | DirectoryEvent::GroupMemberAdded { user, .. }
-                | DirectoryEvent::GroupMemberRemoved { user, .. } => {
+                | DirectoryEvent::UserDeleted { user } => {
                     users.insert(user.clone());
+                }
+                DirectoryEvent::GroupMemberAdded { user, .. }
+                | DirectoryEvent::GroupMemberRemoved { user, .. } => {
+                    regrouped.insert(user.clone());
                 }
                 DirectoryEvent::GroupRenamed { id, .. } | DirectoryEvent::GroupDeleted { id } => {
                     if let Some(g) = self.state.group(id) {
-                        users.extend(g.members.iter().cloned());
+                        regrouped.extend(g.members.iter().cloned());
                     }
                 }
                 DirectoryEvent::UserDeactivated { .. }
@@ -202,7 +211,7 @@ impl DirectoryActor {
                 | DirectoryEvent::SyncReported { .. } => {}
             }
         }
-        users
+        (users, regrouped)
     }
 
     /// Publishes to the view what changed of `users`, once the latest append is durable.
@@ -229,35 +238,15 @@ impl DirectoryActor {
         );
     }
 
-    /// Rule 10: the users whose groups `events` changed (plus `deleted_members`, the
-    /// members of a group just deleted), each with their groups now, for every product
-    /// to note. A product without reservations ignores them; none are made while no
-    /// product has reservations.
-    fn group_changes(
-        &self,
-        events: &[DirectoryEvent],
-        deleted_members: Vec<String>,
-    ) -> Vec<Command> {
-        let mut users: BTreeSet<String> = deleted_members.into_iter().collect();
-        for e in events {
-            match e {
-                DirectoryEvent::GroupMemberAdded { user, .. }
-                | DirectoryEvent::GroupMemberRemoved { user, .. } => {
-                    users.insert(user.clone());
-                }
-                DirectoryEvent::GroupRenamed { id, .. } => {
-                    if let Some(g) = self.state.group(id) {
-                        users.extend(g.members.iter().cloned());
-                    }
-                }
-                _ => {}
-            }
-        }
+    /// Rule 10: each of `users` with their groups now, for every product to note. A
+    /// product without reservations ignores them; none are sent while no product has
+    /// reservations.
+    fn note_groups(&self, users: &BTreeSet<String>) -> Vec<Command> {
         users
-            .into_iter()
+            .iter()
             .map(|user| Command::NoteGroups {
-                groups: self.state.group_names_of(&user).into(),
-                user,
+                groups: self.state.group_names_of(user).into(),
+                user: user.clone(),
             })
             .collect()
     }
@@ -326,22 +315,12 @@ impl Handler<Change> for DirectoryActor {
     /// product with their active state: a user deleted (so deactivated in the pools) and
     /// created again under the same name is active again everywhere.
     fn handle(&mut self, msg: Change, _ctx: &mut Self::Context) -> Self::Result {
-        // Members of a group about to be deleted: their groups change (rule 10).
-        let reserving = self.products.reservations_in_use();
-        let deleted_members: Vec<String> = match &msg.command {
-            DirectoryCommand::DeleteGroup { id, .. } if reserving => self
-                .state
-                .group(id)
-                .map(|g| g.members.iter().cloned().collect())
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
         let recorded = self.record(&msg.command, msg.cause);
         let mut commands = recorded
             .as_ref()
-            .map(|e| activity_changes(e))
+            .map(|r| activity_changes(&r.events))
             .unwrap_or_default();
-        if let Ok(events) = &recorded {
+        if let Ok(Recorded { events, .. }) = &recorded {
             for e in events {
                 if let DirectoryEvent::UserProfiled { user, .. } = e {
                     if let Some(u) = self.state.user(user) {
@@ -353,15 +332,15 @@ impl Handler<Change> for DirectoryActor {
                 }
             }
         }
-        if let (Ok(events), true) = (&recorded, reserving) {
-            commands.extend(self.group_changes(events, deleted_members));
+        if let (Ok(r), true) = (&recorded, self.products.reservations_in_use()) {
+            commands.extend(self.note_groups(&r.regrouped));
         }
         let barrier = self.barrier();
         let targets = self.targets();
         let cause = msg.cause;
         AtomicResponse::new(Box::pin(
             async move {
-                let events = recorded?;
+                let events = recorded?.events;
                 barrier.await?;
                 for command in commands {
                     tell_all(targets.clone(), command, cause).await?;
