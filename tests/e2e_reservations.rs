@@ -6,54 +6,21 @@
 
 mod common;
 
-use common::{assert_problem, temp_dir, Client, Opts, Resp, Server};
+use common::{assert_problem, temp_dir, Client, Opts, Resp, Scim, Server};
 use serde_json::{json, Value};
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
-/// SCIM calls with the SCIM token the server generated in its data dir.
-struct Scim {
-    c: Client,
-    token: String,
-}
-
+/// What these tests provision through SCIM.
 impl Scim {
-    fn new(s: &Server) -> Scim {
-        let dir = s.data_dir.clone().expect("data dir");
-        let token = std::fs::read_to_string(dir.join("scim_token"))
-            .expect("a SCIM token generated in the data dir")
-            .trim()
-            .to_string();
-        Scim {
-            c: s.client(),
-            token,
-        }
-    }
-
-    fn ok(&self, method: &str, path: &str, body: &Value, status: u16) -> Value {
-        let auth = format!("Bearer {}", self.token);
-        let bytes = body.to_string().into_bytes();
-        let r = self.c.call(
-            method,
-            &format!("/scim/v2{path}"),
-            &[
-                ("Content-Type", "application/scim+json"),
-                ("Authorization", auth.as_str()),
-            ],
-            Some(&bytes),
-        );
-        assert_eq!(r.status, status, "{method} {path}: {}", r.body);
-        r.json()
-    }
-
     /// Creates an active user; returns their SCIM id.
     fn user(&self, name: &str) -> String {
         let u = self.ok(
             "POST",
             "/Users",
-            &json!({"schemas": [USER], "userName": name, "active": true}),
+            Some(&json!({"schemas": [USER], "userName": name, "active": true})),
             201,
         );
         u["id"].as_str().expect("id").to_string()
@@ -65,7 +32,7 @@ impl Scim {
         let g = self.ok(
             "POST",
             "/Groups",
-            &json!({"schemas": [GROUP], "displayName": name, "members": members}),
+            Some(&json!({"schemas": [GROUP], "displayName": name, "members": members})),
             201,
         );
         g["id"].as_str().expect("id").to_string()
@@ -197,8 +164,8 @@ fn reservations_and_caps_over_http_survive_kill_9() {
     scim.ok(
         "PATCH",
         &format!("/Groups/{contractors}"),
-        &json!({"schemas": [PATCH], "Operations": [
-            {"op": "remove", "path": "members", "value": [{"value": ids[0]}]}]}),
+        Some(&json!({"schemas": [PATCH], "Operations": [
+            {"op": "remove", "path": "members", "value": [{"value": ids[0]}]}]})),
         200,
     );
     let c2 = state_of(&c.slot("jira", "c2"));

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{temp_dir, Client, Opts, Resp, Server};
+use common::{temp_dir, Opts, Resp, Scim, Server};
 use serde_json::{json, Value};
 
 const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
@@ -13,59 +13,6 @@ const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-
-struct Scim {
-    c: Client,
-    token: String,
-}
-
-impl Scim {
-    fn new(s: &Server) -> Scim {
-        let dir = s.data_dir.clone().expect("data dir");
-        let token = std::fs::read_to_string(dir.join("scim_token"))
-            .expect("a SCIM token generated in the data dir")
-            .trim()
-            .to_string();
-        Scim {
-            c: s.client(),
-            token,
-        }
-    }
-
-    fn call_with(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&[u8]>,
-    ) -> Resp {
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let mut headers = vec![("Content-Type", "application/scim+json")];
-        if let Some(a) = &auth {
-            headers.push(("Authorization", a.as_str()));
-        }
-        self.c
-            .call(method, &format!("/scim/v2{path}"), &headers, body)
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
-        let bytes = body.map(|b| b.to_string().into_bytes());
-        self.call_with(method, path, Some(&self.token), bytes.as_deref())
-    }
-
-    fn ok(&self, method: &str, path: &str, body: Option<&Value>, status: u16) -> Value {
-        let r = self.call(method, path, body);
-        assert_eq!(r.status, status, "{method} {path}: {}", r.body);
-        if status != 204 {
-            assert!(
-                r.content_type.starts_with("application/scim+json"),
-                "{}",
-                r.content_type
-            );
-        }
-        r.json()
-    }
-}
 
 /// A SCIM error: status, `status` as a string, schema, content type and `scimType`.
 fn assert_scim_error(r: &Resp, status: u16, scim_type: Option<&str>) {

@@ -1045,3 +1045,62 @@ pub fn raw_request(port: u16, request: &[u8]) -> Resp {
         body: body.to_string(),
     }
 }
+
+/// SCIM calls (`/scim/v2...`) with the SCIM token the server generated in its data dir.
+pub struct Scim {
+    pub c: Client,
+    pub token: String,
+}
+
+impl Scim {
+    /// A SCIM client of `s`, which must run on a data dir of its own.
+    pub fn new(s: &Server) -> Scim {
+        let dir = s.data_dir.clone().expect("data dir");
+        let token = std::fs::read_to_string(dir.join("scim_token"))
+            .expect("a SCIM token generated in the data dir")
+            .trim()
+            .to_string();
+        Scim {
+            c: s.client(),
+            token,
+        }
+    }
+
+    /// A SCIM call with `token` (none: no Authorization header) and a raw body.
+    pub fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", "application/scim+json")];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        self.c
+            .call(method, &format!("/scim/v2{path}"), &headers, body)
+    }
+
+    /// A SCIM call with the server's token and a JSON body.
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        self.call_with(method, path, Some(&self.token), bytes.as_deref())
+    }
+
+    /// A SCIM call that must answer `status` (with a SCIM content type unless 204);
+    /// returns the body as JSON.
+    pub fn ok(&self, method: &str, path: &str, body: Option<&Value>, status: u16) -> Value {
+        let r = self.call(method, path, body);
+        assert_eq!(r.status, status, "{method} {path}: {}", r.body);
+        if status != 204 {
+            assert!(
+                r.content_type.starts_with("application/scim+json"),
+                "{}",
+                r.content_type
+            );
+        }
+        r.json()
+    }
+}
