@@ -12,12 +12,24 @@ use std::time::Duration;
 /// Every key and value of every sled tree of a stopped service's data dir.
 type Dump = BTreeMap<(Vec<u8>, Vec<u8>), Vec<u8>>;
 
+/// Opens a stopped service's sled database. A `Db` this test dropped a moment ago may
+/// still hold the file lock from sled's background threads, so a lock held is waited for
+/// (a few seconds at most); any other error fails the test.
 fn open_db(dir: &Path) -> sled::Db {
-    sled::Config::new()
-        .path(dir)
-        .flush_every_ms(None)
-        .open()
-        .unwrap_or_else(|e| panic!("open sled at {}: {e}", dir.display()))
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::Config::new().path(dir).flush_every_ms(None).open() {
+            Ok(db) => return db,
+            // sled reports a held lock as an `Other` I/O error naming it.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("open sled at {}: {e}", dir.display()),
+        }
+    }
 }
 
 fn dump(dir: &Path) -> Dump {
