@@ -151,6 +151,34 @@ fn check_watermark(dir: &Path, tree: &sled::Tree) -> Result<watermark::Tips, Jou
     Ok(tips)
 }
 
+/// How long opening waits for sled's file lock: a database just closed in this process
+/// keeps it until sled's background threads have let go (reopening after `shutdown`, as
+/// tools and tests do), and a process that just exited may not have released it yet.
+/// A lock still held after this is another live process: an error.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens sled in `dir`, waiting up to [`LOCK_WAIT`] for its file lock.
+fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(None)
+            .open();
+        match opened {
+            // sled reports a held lock as an `Other` I/O error naming it.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Why sled could not open `dir`: damaged files apart from every other reason (a lock
 /// held by another process, permissions), since the remedy differs.
 fn open_error(dir: &Path, e: sled::Error) -> JournalError {
@@ -267,12 +295,7 @@ impl Journal {
         };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
         remove_unfinished_sled_snapshots(dir);
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(config.cache_bytes)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| open_error(dir, e))?;
+        let db = open_sled(dir, config.cache_bytes).map_err(|e| open_error(dir, e))?;
         let tree = db.open_tree("journal").map_err(|e| open_error(dir, e))?;
         let data_file = match config.durability {
             Durability::Fsync => {
