@@ -10,10 +10,11 @@
 //!
 //! The file is written after the flush it describes (to a temporary file, then renamed),
 //! so it is never ahead of the journal: after any crash it is at most behind, which only
-//! weakens the check, never raises a false alarm. Under a steady stream of appends it is
-//! rewritten at most every 100 ms, and at once whenever appends pause or the journal
-//! closes: a cut that loses only the last 100 ms of a busy journal may go unnoticed. It is not `fsync`ed: a power loss may
-//! leave an older watermark, which again is only a weaker check.
+//! weakens the check, never raises a false alarm. It is rewritten at most every 100 ms
+//! (while appends keep coming, and once more 100 ms after they stop) and at once when the
+//! journal closes: a cut that loses only the last 100 ms of appends may go unnoticed. It is
+//! not `fsync`ed: a power loss may leave an older watermark, which again is only a weaker
+//! check.
 
 use std::collections::BTreeMap;
 use std::io::Write;
