@@ -31,7 +31,8 @@ bench:
 	$(CARGO) bench -p slotpool --bench offline
 
 ## HTTP load against the release binary: prints `load: <ops>/s p50=<ms> p99=<ms> clients=<n>`.
-## CLIENTS=64 DURATION=10 DURABILITY=fsync by default.
+## CLIENTS=64 DURATION=10 RATE=22000 (requests/s; RATE=max for capacity) DURABILITY=fsync
+## by default.
 load:
 	bash benches/load.sh
 

@@ -1,0 +1,307 @@
+//! `slotpool-loadgen`: the HTTP load of `make load` (see `benches/load.sh`).
+//!
+//! Every request is a real, durable state change of one product's pool: each connection
+//! owns its users (`u<k>`) and alternates, user by user, `POST /api/v1/products/<p>/slot`
+//! (idle -> granted: one event) and `DELETE` (holder -> idle: one event). One request is in
+//! flight per connection, so no user ever has two, and no request is a no-op.
+//!
+//! At a fixed rate (`--rate N`, open loop) it reports the latency the server gives at
+//! that load, stalls included; with `--rate max` (closed loop) it reports capacity. See
+//! [`pacing`] for how latency is counted. Ends with one machine-readable line:
+//!
+//! `LOADRESULT requests=.. duration_us=.. p50_us=.. p90_us=.. p99_us=.. p999_us=.. max_us=..
+//! non2xx=.. connect=.. read=.. write=.. timeout=.. late=..`
+
+mod connection;
+mod pacing;
+
+use clap::Parser;
+use connection::{Connection, ExchangeError};
+use hdrhistogram::Histogram;
+use pacing::{latency_start, Pacing};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Drives request/release pairs against a running slotpool.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The server, `http://host:port`.
+    #[arg(long)]
+    url: String,
+    /// The product whose slots are requested and released.
+    #[arg(long, default_value = "load")]
+    product: String,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Users per connection (`u<connection * this + j>`); they must be members.
+    #[arg(long, default_value_t = 2)]
+    users_per_connection: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Requests per second over all connections, or `max` (closed loop).
+    #[arg(long, default_value = "max")]
+    rate: String,
+    /// Threads, each with its own share of the connections.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Seconds before a request without a complete answer counts as timed out.
+    #[arg(long, default_value_t = 5)]
+    timeout: u64,
+}
+
+/// What one connection (and, merged, the whole run) saw.
+struct Tally {
+    latency_us: Histogram<u64>,
+    non2xx: u64,
+    connect: u64,
+    read: u64,
+    write: u64,
+    timeout: u64,
+    late: u64,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            // 1 us to 1 minute, three significant digits.
+            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)
+                .expect("constant bounds are valid"),
+            non2xx: 0,
+            connect: 0,
+            read: 0,
+            write: 0,
+            timeout: 0,
+            late: 0,
+        }
+    }
+
+    fn merge(&mut self, other: &Tally) {
+        let _ = self.latency_us.add(&other.latency_us);
+        self.non2xx += other.non2xx;
+        self.connect += other.connect;
+        self.read += other.read;
+        self.write += other.write;
+        self.timeout += other.timeout;
+        self.late += other.late;
+    }
+
+    fn count(&mut self, error: &ExchangeError) {
+        match error {
+            ExchangeError::Connect(_) => self.connect += 1,
+            ExchangeError::Write(_) => self.write += 1,
+            ExchangeError::Read(_) => self.read += 1,
+            ExchangeError::Timeout => self.timeout += 1,
+        }
+    }
+}
+
+/// Everything a connection needs to know about the run.
+#[derive(Clone)]
+struct Plan {
+    addr: SocketAddr,
+    host: String,
+    product: String,
+    users_per_connection: usize,
+    connections: usize,
+    rate: Option<f64>,
+    start: Instant,
+    end: Instant,
+    timeout: Duration,
+}
+
+/// One connection's share of the run.
+async fn drive(plan: Plan, index: usize) -> Tally {
+    let mut tally = Tally::new();
+    let path = format!("/api/v1/products/{}/slot", plan.product);
+    let requests: Vec<[Vec<u8>; 2]> = (0..plan.users_per_connection)
+        .map(|j| {
+            let user = index * plan.users_per_connection + j;
+            let head = |method: &str| {
+                format!(
+                    "{method} {path} HTTP/1.1\r\nHost: {}\r\nX-Slotpool-User: u{user}\r\n\
+                     Content-Length: 0\r\n\r\n",
+                    plan.host
+                )
+                .into_bytes()
+            };
+            [head("POST"), head("DELETE")]
+        })
+        .collect();
+    let mut holding = vec![false; requests.len()];
+    let pacing = Pacing::new(plan.rate, plan.start, index, plan.connections);
+    let mut connection: Option<Connection> = None;
+    let mut free = Instant::now();
+    let mut k: u64 = 0;
+    tokio::time::sleep_until(plan.start.into()).await;
+    loop {
+        let due = pacing.due(k);
+        if due.unwrap_or_else(Instant::now) >= plan.end {
+            break;
+        }
+        if let Some(due) = due {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let conn = match connection.as_mut() {
+            Some(c) => c,
+            None => match Connection::open(plan.addr).await {
+                Ok(c) => connection.insert(c),
+                Err(e) => {
+                    tally.count(&e);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    free = Instant::now();
+                    k += 1;
+                    continue;
+                }
+            },
+        };
+        let user = (k % requests.len() as u64) as usize;
+        let request = &requests[user][usize::from(holding[user])];
+        let sent = Instant::now();
+        let counts_from = latency_start(due, free, sent);
+        if counts_from < sent {
+            tally.late += 1;
+        }
+        match conn.exchange(request, plan.timeout).await {
+            Ok(status) => {
+                free = Instant::now();
+                let micros = u64::try_from((free - counts_from).as_micros()).unwrap_or(u64::MAX);
+                tally.latency_us.saturating_record(micros.max(1));
+                if (200..300).contains(&status) {
+                    holding[user] = !holding[user];
+                } else {
+                    tally.non2xx += 1;
+                }
+            }
+            Err(e) => {
+                tally.count(&e);
+                connection = None;
+                free = Instant::now();
+            }
+        }
+        k += 1;
+    }
+    tally
+}
+
+fn parse_args(args: &Args) -> Result<(SocketAddr, String, Option<f64>), String> {
+    let host = args
+        .url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("--url must start with http://, not {:?}", args.url))?
+        .trim_end_matches('/')
+        .to_string();
+    let addr = host
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} resolves to no address"))?;
+    let rate = match args.rate.as_str() {
+        "max" => None,
+        r => match r.parse::<f64>() {
+            Ok(r) if r.is_finite() && r > 0.0 => Some(r),
+            _ => {
+                return Err(format!(
+                    "--rate must be a positive number or max, not {r:?}"
+                ))
+            }
+        },
+    };
+    if args.connections == 0 || args.users_per_connection == 0 || args.threads == 0 {
+        return Err(
+            "--connections, --users-per-connection and --threads must be at least 1".into(),
+        );
+    }
+    if args.duration == 0 {
+        return Err("--duration must be at least 1 second".into());
+    }
+    Ok((addr, host, rate))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let (addr, host, rate) = match parse_args(&args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("slotpool-loadgen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let threads = args.threads.min(args.connections);
+    // Connections are made before the clock starts, on their first request; a short
+    // lead lets every thread's runtime start before the first request is due.
+    let start = Instant::now() + Duration::from_millis(50);
+    let plan = Plan {
+        addr,
+        host,
+        product: args.product.clone(),
+        users_per_connection: args.users_per_connection,
+        connections: args.connections,
+        rate,
+        start,
+        end: start + Duration::from_secs(args.duration),
+        timeout: Duration::from_secs(args.timeout),
+    };
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let plan = plan.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start a runtime: {e}"))?;
+                runtime.block_on(async move {
+                    let mut tasks = Vec::new();
+                    for index in (t..plan.connections).step_by(threads) {
+                        tasks.push(tokio::spawn(drive(plan.clone(), index)));
+                    }
+                    let mut tally = Tally::new();
+                    for task in tasks {
+                        let done = task
+                            .await
+                            .map_err(|e| format!("a connection's task failed: {e}"))?;
+                        tally.merge(&done);
+                    }
+                    Ok::<Tally, String>(tally)
+                })
+            })
+        })
+        .collect();
+    let mut total = Tally::new();
+    for worker in workers {
+        match worker.join() {
+            Ok(Ok(tally)) => total.merge(&tally),
+            Ok(Err(e)) => {
+                eprintln!("slotpool-loadgen: {e}");
+                return ExitCode::FAILURE;
+            }
+            Err(_) => {
+                eprintln!("slotpool-loadgen: a worker thread panicked");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let duration = start.elapsed();
+    let h = &total.latency_us;
+    println!(
+        "LOADRESULT requests={} duration_us={} p50_us={} p90_us={} p99_us={} p999_us={} \
+         max_us={} non2xx={} connect={} read={} write={} timeout={} late={}",
+        h.len(),
+        duration.as_micros(),
+        h.value_at_quantile(0.50),
+        h.value_at_quantile(0.90),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max(),
+        total.non2xx,
+        total.connect,
+        total.read,
+        total.write,
+        total.timeout,
+        total.late,
+    );
+    ExitCode::SUCCESS
+}
