@@ -13,7 +13,7 @@
   var el = function (id) { return document.getElementById(id); };
   var position = el("sp-position"), wait = el("sp-wait"), countdown = el("sp-countdown");
   var stateText = el("sp-state"), mode = el("sp-mode"), reconnect = el("sp-reconnect");
-  var cont = el("sp-continue"), progress = el("sp-progress");
+  var cont = el("sp-continue"), progress = el("sp-progress"), waitingFor = el("sp-waiting-for");
   var retryAfter = 5, left = 5, leaving = false, source = null, lastPosition = null;
 
   function fmtWait(s) {
@@ -23,6 +23,14 @@
   function say(text, cls) {
     stateText.textContent = text;
     stateText.className = "state-text" + (cls ? " " + cls : "");
+  }
+  // Rule 10: why members behind may pass this user, or nothing.
+  function why(s) {
+    var text = "";
+    if (s.waiting_for === "group_cap") text = d.tWaitingGroupCap + " " + (s.group || "");
+    else if (s.waiting_for === "reserved") text = d.tWaitingReserved;
+    if (waitingFor.textContent !== text) waitingFor.textContent = text;
+    waitingFor.hidden = text === "";
   }
   function go() {
     if (leaving) return;
@@ -40,12 +48,14 @@
       // Only a change of position is announced (the region is aria-live).
       if (s.position !== lastPosition) { position.textContent = String(s.position); lastPosition = s.position; }
       wait.textContent = fmtWait(s.estimated_wait_s || 0);
+      why(s);
       if (s.retry_after_s) retryAfter = Math.max(1, s.retry_after_s);
       say("", "");
       progress.classList.remove("hidden");
       return;
     }
     position.textContent = "–"; wait.textContent = "–"; lastPosition = null;
+    why(s);
     progress.classList.add("hidden");
     if (s.state === "locked") {
       var at = new Date(s.locked_until);

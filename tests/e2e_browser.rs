@@ -5,7 +5,7 @@
 mod common;
 
 use common::browser::{screenshot_dir, wait_for, Browser, Driver, Nginx, Product};
-use common::{temp_dir, Client, Opts, Server};
+use common::{temp_dir, Client, Opts, Scim, Server};
 use serde_json::json;
 use std::time::Duration;
 
@@ -22,6 +22,16 @@ struct Site {
 
 impl Site {
     fn start(settings: serde_json::Value, users: &[&str]) -> Site {
+        Site::start_with(settings, users, |_| {})
+    }
+
+    /// Like [`Site::start`], with `directory` run before the users are enrolled (to
+    /// provision them through SCIM first).
+    fn start_with(
+        settings: serde_json::Value,
+        users: &[&str],
+        directory: impl FnOnce(&Server),
+    ) -> Site {
         let dir = temp_dir();
         let data = dir.path().join("data");
         let server = Server::start(&Opts::new(&data, dir.path()));
@@ -39,6 +49,7 @@ impl Site {
         });
         let r = c.put_product(PRODUCT, settings);
         assert!(r.status == 201 || r.status == 200, "{}", r.body);
+        directory(&server);
         for u in users {
             c.enrol(PRODUCT, u);
         }
@@ -123,6 +134,64 @@ fn a_queued_user_lands_on_the_queue_page_and_is_taken_to_the_product_when_a_slot
     // nginx never passes the user header on to the product.
     assert_eq!(bob.visible_text("#leak").unwrap_or_default(), "");
     assert_eq!(c.holders(PRODUCT), vec!["bob".to_string()]);
+}
+
+/// Rule 10 on the queue page: the reason a member waits while others pass is shown, and
+/// kept current by the page's script as the directory and the pool change.
+#[test]
+fn the_queue_page_says_why_a_capped_member_waits_and_keeps_it_current() {
+    const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+    let mut ids = Vec::new();
+    let mut contractors = String::new();
+    let site = Site::start_with(
+        json!({"kind": "jira", "licence_tier": 10, "shared_slots": 2,
+               "reservations": [{"group": "Contractors", "max": 1}]}),
+        &["c1", "c2", "o1"],
+        |server| {
+            let scim = Scim::new(server);
+            ids = ["c1", "c2", "o1"].iter().map(|u| scim.user(u)).collect();
+            contractors = scim.group("contractors", &[&ids[0], &ids[1]]);
+        },
+    );
+    let c = site.client();
+    assert_eq!(c.request(PRODUCT, "c1").state(), "granted");
+
+    let driver = Driver::start(site.nginx.dir.as_path());
+    let c2 = Browser::new(&driver, Some(("c2", PASSWORD)));
+    let wanted = site.url("/browse/CAP-1");
+    c2.goto(&wanted);
+    // A slot is free, but c2's group holds its cap: the queue page, and why.
+    wait_for("the queue page", Duration::from_secs(15), || {
+        c2.url().contains("/slotpool/queue/jira").then_some(())
+    });
+    let why = wait_for("the reason", Duration::from_secs(15), || {
+        c2.visible_text("#sp-waiting-for")
+    });
+    assert!(why.ends_with("Group: Contractors"), "{why}");
+    c2.screenshot(&screenshot_dir().join("queue-page-group-cap.png"));
+
+    // o1 takes the free slot (not capped); then c1 leaves the group in the directory. The
+    // pool is full, so c2 waits for its turn like anyone: the page drops the reason.
+    assert_eq!(c.request(PRODUCT, "o1").state(), "granted");
+    let scim = Scim::new(&site.server);
+    scim.ok(
+        "PATCH",
+        &format!("/Groups/{contractors}"),
+        Some(&json!({"schemas": [PATCH], "Operations": [
+            {"op": "remove", "path": "members", "value": [{"value": ids[0]}]}]})),
+        200,
+    );
+    wait_for("the reason to go", Duration::from_secs(15), || {
+        c2.visible_text("#sp-waiting-for").is_none().then_some(())
+    });
+    assert_eq!(c2.visible_text("#sp-position").as_deref(), Some("1"));
+
+    // o1 leaves: c2 gets the slot and is taken to the product.
+    assert_eq!(c.release(PRODUCT, "o1").status, 204);
+    wait_for("the product page", Duration::from_secs(15), || {
+        (c2.url() == wanted).then_some(())
+    });
+    assert_eq!(c.holders(PRODUCT).len(), 2);
 }
 
 #[test]

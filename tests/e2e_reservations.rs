@@ -9,35 +9,7 @@ mod common;
 use common::{assert_problem, temp_dir, Client, Opts, Resp, Scim, Server};
 use serde_json::{json, Value};
 
-const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-
-/// What these tests provision through SCIM.
-impl Scim {
-    /// Creates an active user; returns their SCIM id.
-    fn user(&self, name: &str) -> String {
-        let u = self.ok(
-            "POST",
-            "/Users",
-            Some(&json!({"schemas": [USER], "userName": name, "active": true})),
-            201,
-        );
-        u["id"].as_str().expect("id").to_string()
-    }
-
-    /// Creates a group with members (SCIM ids); returns its id.
-    fn group(&self, name: &str, members: &[&str]) -> String {
-        let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
-        let g = self.ok(
-            "POST",
-            "/Groups",
-            Some(&json!({"schemas": [GROUP], "displayName": name, "members": members})),
-            201,
-        );
-        g["id"].as_str().expect("id").to_string()
-    }
-}
 
 fn state_of(r: &Resp) -> Value {
     assert_eq!(r.status, 200, "{r:?}");

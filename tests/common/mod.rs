@@ -1089,6 +1089,36 @@ impl Scim {
         self.call_with(method, path, Some(&self.token), bytes.as_deref())
     }
 
+    /// Creates an active user; returns their SCIM id.
+    pub fn user(&self, name: &str) -> String {
+        let u = self.ok(
+            "POST",
+            "/Users",
+            Some(&serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": name, "active": true})),
+            201,
+        );
+        u["id"].as_str().expect("id").to_string()
+    }
+
+    /// Creates a group with members (SCIM ids); returns its id.
+    pub fn group(&self, name: &str, members: &[&str]) -> String {
+        let members: Vec<Value> = members
+            .iter()
+            .map(|m| serde_json::json!({"value": m}))
+            .collect();
+        let g = self.ok(
+            "POST",
+            "/Groups",
+            Some(&serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": name, "members": members})),
+            201,
+        );
+        g["id"].as_str().expect("id").to_string()
+    }
+
     /// A SCIM call that must answer `status` (with a SCIM content type unless 204);
     /// returns the body as JSON.
     pub fn ok(&self, method: &str, path: &str, body: Option<&Value>, status: u16) -> Value {

@@ -74,7 +74,8 @@ pub async fn queue_page(
     } else {
         qp.logo_url.clone()
     };
-    // Rule 10: why members behind may pass this user (shown as the page loads).
+    // Rule 10: why members behind may pass this user (as the page loads; queue.js keeps
+    // it current).
     let reason = match &view {
         SlotView::Queued {
             waiting_for: Some(Blocked::GroupCap { group }),
@@ -108,7 +109,9 @@ pub async fn queue_page(
                     data-t-seconds=(t.seconds) data-t-minutes=(t.minutes)
                     data-t-granted=(t.granted) data-t-fixed=(t.fixed) data-t-locked=(t.locked)
                     data-t-none=(t.none) data-t-live=(t.live) data-t-polling=(t.polling)
-                    data-t-error=(t.error) data-t-joining=(t.joining) {
+                    data-t-error=(t.error) data-t-joining=(t.joining)
+                    data-t-waiting-group-cap=(t.waiting_group_cap)
+                    data-t-waiting-reserved=(t.waiting_reserved) {
                     @if let Some(src) = &logo {
                         img class="logo" src=(src) alt="";
                     }
@@ -125,8 +128,9 @@ pub async fn queue_page(
                             div class="stat" { dt { (t.next_check) } dd id="sp-countdown" { "–" } }
                         }
                         p class="state-text" id="sp-state" role="status" {}
-                        @if let Some(r) = &reason {
-                            p class="waiting-for" id="sp-waiting-for" { (r) }
+                        // Kept current by queue.js from every state it receives.
+                        p class="waiting-for" id="sp-waiting-for" hidden[reason.is_none()] {
+                            @if let Some(r) = &reason { (r) }
                         }
                     }
                     div class="actions" {
