@@ -10,7 +10,8 @@
 //! [`pacing`] for how latency is counted. Ends with one machine-readable line:
 //!
 //! `LOADRESULT requests=.. duration_us=.. p50_us=.. p90_us=.. p99_us=.. p999_us=.. max_us=..
-//! non2xx=.. connect=.. read=.. write=.. timeout=.. late=..`
+//! non2xx=.. connect=.. read=.. write=.. timeout=.. late=.. cpu_us=..` (`late`: requests
+//! counted from when they were due; `cpu_us`: the generator's own CPU time).
 
 mod connection;
 mod pacing;
@@ -187,6 +188,20 @@ async fn drive(plan: Plan, index: usize) -> Tally {
     tally
 }
 
+/// The CPU time (user + system) this process used so far, from `/proc/self/stat` (Linux):
+/// the generator shares the machine with the server it measures, and says how much of it
+/// it took.
+fn own_cpu_micros() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) start after its ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports these in USER_HZ, 100 per second on every architecture it exports.
+    Some(ticks * 10_000)
+}
+
 fn parse_args(args: &Args) -> Result<(SocketAddr, String, Option<f64>), String> {
     let host = args
         .url
@@ -286,9 +301,10 @@ fn main() -> ExitCode {
     }
     let duration = start.elapsed();
     let h = &total.latency_us;
+    let cpu_us = own_cpu_micros().unwrap_or(0);
     println!(
         "LOADRESULT requests={} duration_us={} p50_us={} p90_us={} p99_us={} p999_us={} \
-         max_us={} non2xx={} connect={} read={} write={} timeout={} late={}",
+         max_us={} non2xx={} connect={} read={} write={} timeout={} late={} cpu_us={}",
         h.len(),
         duration.as_micros(),
         h.value_at_quantile(0.50),
@@ -302,6 +318,7 @@ fn main() -> ExitCode {
         total.write,
         total.timeout,
         total.late,
+        cpu_us,
     );
     ExitCode::SUCCESS
 }
