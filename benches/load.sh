@@ -233,7 +233,7 @@ stop_server && STOP_OK=1 || STOP_OK=0
 awk -v req="${R[requests]}" -v dur="${R[duration_us]}" -v ev0="$EV0" -v ev1="$EV1" \
     -v fs0="$FS0" -v fs1="$FS1" -v fc0="$FC0" -v fc1="$FC1" -v bs0="$BS0" -v bs1="$BS1" \
     -v p90="${R[p90_us]}" -v p999="${R[p999_us]}" -v max="${R[max_us]}" -v late="${R[late]}" -v held="${HELD:-?}" \
-    -v ticks="$(( TICKS1 - TICKS0 ))" -v hz="$(getconf CLK_TCK)" -v gen="${R[cpu_us]:-0}" -v noop="$(( ${NOOP1%.*} - ${NOOP0%.*} ))" '
+    -v ticks="$(( TICKS1 - TICKS0 ))" -v hz="$(getconf CLK_TCK)" -v gen="${R[cpu_us]:-0}" -v stalls="${R[stalls]:-0}" -v stalled="${R[stalled_us]:-0}" -v noop="$(( ${NOOP1%.*} - ${NOOP0%.*} ))" '
     BEGIN {
         ev = ev1 - ev0; fc = fc1 - fc0
         printf "load: journal events during the run: %d for %d requests (%.3f per request); %d POSTs by a holder (no-ops); %d slots held at the end\n",
@@ -243,6 +243,8 @@ awk -v req="${R[requests]}" -v dur="${R[duration_us]}" -v ev0="$EV0" -v ev1="$EV
                 fc, (bs1 - bs0) / fc, (fs1 - fs0) / fc * 1000
         printf "load: latency p90=%.2f ms p99.9=%.2f ms max=%.2f ms over %.2f s; %d requests held up by an earlier answer (counted from when they were due)\n",
             p90 / 1000, p999 / 1000, max / 1000, dur / 1e6, late
+        printf "load: the machine itself stalled %d times for more than 2 ms, %.1f ms in all (%.2f%% of the run; a thread that only sleeps saw it)\n",
+            stalls, stalled / 1000, (dur > 0 ? stalled / dur * 100 : 0)
         if (req > 0 && ticks > 0)
             printf "load: server CPU %.1f us per request, load generator %.1f us (user + system)\n",
                 ticks / hz * 1e6 / req, gen / req

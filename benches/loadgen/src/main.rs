@@ -11,10 +11,12 @@
 //!
 //! `LOADRESULT requests=.. duration_us=.. p50_us=.. p90_us=.. p99_us=.. p999_us=.. max_us=..
 //! non2xx=.. connect=.. read=.. write=.. timeout=.. late=.. cpu_us=..` (`late`: requests
-//! counted from when they were due; `cpu_us`: the generator's own CPU time).
+//! counted from when they were due; `cpu_us`: the generator's own CPU time; `stalls`,
+//! `stalled_us`: how often and how long the machine itself froze, see [`stalls`]).
 
 mod connection;
 mod pacing;
+mod stalls;
 
 use clap::Parser;
 use connection::{Connection, ExchangeError};
@@ -260,6 +262,7 @@ fn main() -> ExitCode {
         end: start + Duration::from_secs(args.duration),
         timeout: Duration::from_secs(args.timeout),
     };
+    let monitor = stalls::Monitor::start(plan.end);
     let workers: Vec<_> = (0..threads)
         .map(|t| {
             let plan = plan.clone();
@@ -300,11 +303,13 @@ fn main() -> ExitCode {
         }
     }
     let duration = start.elapsed();
+    let stalls = monitor.finish();
     let h = &total.latency_us;
     let cpu_us = own_cpu_micros().unwrap_or(0);
     println!(
         "LOADRESULT requests={} duration_us={} p50_us={} p90_us={} p99_us={} p999_us={} \
-         max_us={} non2xx={} connect={} read={} write={} timeout={} late={} cpu_us={}",
+         max_us={} non2xx={} connect={} read={} write={} timeout={} late={} cpu_us={} \
+         stalls={} stalled_us={}",
         h.len(),
         duration.as_micros(),
         h.value_at_quantile(0.50),
@@ -319,6 +324,8 @@ fn main() -> ExitCode {
         total.timeout,
         total.late,
         cpu_us,
+        stalls.count,
+        stalls.total.as_micros(),
     );
     ExitCode::SUCCESS
 }
