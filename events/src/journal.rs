@@ -157,6 +157,43 @@ fn check_watermark(dir: &Path, tree: &sled::Tree) -> Result<watermark::Tips, Jou
 /// A lock still held after this is another live process: an error.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Checks sled's settings file `conf` against its checksum before sled reads it.
+///
+/// sled 0.34 only warns when the checksum fails and then parses what it finds: a `conf`
+/// cut short by a torn copy or write reads as "created by pagecache version 0.3", an
+/// *unsupported version*, which would send an operator after the wrong problem (found by
+/// the torn-write test, truncating `conf` by its last two bytes). A missing or nearly
+/// empty `conf` is sled's own business (it writes a new one).
+fn check_sled_conf(dir: &Path) -> Result<(), JournalError> {
+    let path = dir.join("conf");
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(JournalError::Open {
+                path: dir.display().to_string(),
+                message: format!("cannot read {}: {e}", path.display()),
+            })
+        }
+    };
+    // sled's own threshold: up to 8 bytes it treats the file as absent.
+    if bytes.len() <= 8 {
+        return Ok(());
+    }
+    let (text, crc) = bytes.split_at(bytes.len() - 4);
+    let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if crc32fast::hash(text) != expected {
+        return Err(JournalError::Damaged {
+            path: dir.display().to_string(),
+            message: format!(
+                "sled's settings file {} fails its checksum (torn or truncated)",
+                path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Opens sled in `dir`, waiting up to [`LOCK_WAIT`] for its file lock.
 fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
     let deadline = Instant::now() + LOCK_WAIT;
@@ -296,6 +333,7 @@ impl Journal {
         };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
         remove_unfinished_sled_snapshots(dir);
+        check_sled_conf(dir)?;
         let db = open_sled(dir, config.cache_bytes).map_err(|e| open_error(dir, e))?;
         let tree = db.open_tree("journal").map_err(|e| open_error(dir, e))?;
         let data_file = match config.durability {
@@ -1216,6 +1254,33 @@ mod tests {
         burst(&j, &mut tip, 300);
         j.shutdown().expect("shutdown");
         assert_eq!(named(dir.path()), Some(800));
+    }
+
+    /// A torn `conf` is damage, named as such, not the "unsupported version" sled would
+    /// otherwise make of it.
+    #[test]
+    fn a_torn_sled_settings_file_is_reported_as_damage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = open(dir.path(), None);
+        j.shutdown().expect("shutdown");
+        drop(j);
+        let conf = dir.path().join("conf");
+        let intact = std::fs::read(&conf).expect("sled wrote its conf");
+        let mut flipped = intact.clone();
+        flipped[2] ^= 0x20;
+        for damaged in [intact[..intact.len() - 2].to_vec(), flipped] {
+            std::fs::write(&conf, &damaged).expect("write");
+            match Journal::open(dir.path(), JournalConfig::default()) {
+                Err(JournalError::Damaged { message, .. }) => {
+                    assert!(message.contains("checksum"), "{message}")
+                }
+                Err(other) => panic!("not reported as damage: {other}"),
+                Ok(_) => panic!("opened a journal with a torn conf"),
+            }
+        }
+        std::fs::write(&conf, &intact).expect("write");
+        let j = Journal::open(dir.path(), JournalConfig::default()).expect("intact again");
+        j.shutdown().expect("shutdown");
     }
 
     #[test]
