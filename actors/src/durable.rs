@@ -51,8 +51,8 @@ pub fn durable(
 /// is held by the journal and sent to the caller by the committer when the group flush
 /// that covers it completes. The caller's thread is thus woken once per request, by the
 /// committer, instead of once by the actor (with an answer still to wait for) and again
-/// by the committer (measured under `make load`: a wake-up is a futex or eventfd call
-/// and, on a busy machine, a context switch).
+/// by the committer: each wake-up of a parked thread is a futex or eventfd call and, on a
+/// busy machine, a context switch.
 pub struct Pending<T> {
     answer: T,
     /// The journal and ticket to wait for; `None` once durable (or when it was already).
