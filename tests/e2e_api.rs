@@ -490,9 +490,26 @@ fn resize_revokes_the_longest_inactive_holder_counting_recent_activity() {
         }
         assert_eq!(c.release("demo", "late").status, 204);
     }
-    // Now "early" uses the product: "late" has been inactive longer.
-    let r = c.user("POST", "/api/v1/products/demo/activity", "early");
-    assert_eq!(r.status, 204, "{r:?}");
+    // Now "early" uses the product, in a later millisecond than "late" got its slot
+    // (a tie would be broken by name, and "early" would go): "late" has been inactive
+    // longer.
+    let late_since = since("late");
+    let last_activity = |user: &str| -> String {
+        let h = c.holders_json("demo");
+        h.as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["user"] == user)
+            .map(|h| h["last_activity"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{user} is not a holder: {h}"))
+    };
+    loop {
+        let r = c.user("POST", "/api/v1/products/demo/activity", "early");
+        assert_eq!(r.status, 204, "{r:?}");
+        if last_activity("early") > late_since {
+            break;
+        }
+    }
     let r = c.admin(
         "PUT",
         p,

@@ -27,9 +27,11 @@ impl Pool {
 
     /// Removes a holder whose last activity was `at`, and their warning if any.
     pub fn remove(&mut self, user: &Arc<str>, at: Timestamp, revoke_at: Option<Timestamp>) {
-        self.by_last_activity.remove(&(at, Arc::clone(user)));
+        let mut key = (at, Arc::clone(user));
+        self.by_last_activity.remove(&key);
         if let Some(r) = revoke_at {
-            self.warned.remove(&(r, Arc::clone(user)));
+            key.0 = r;
+            self.warned.remove(&key);
         }
     }
 
@@ -41,15 +43,16 @@ impl Pool {
         to: Timestamp,
         revoke_at: Option<Timestamp>,
     ) {
-        if self
-            .by_last_activity
-            .remove(&(from, Arc::clone(user)))
-            .is_some()
-        {
-            self.by_last_activity.insert((to, Arc::clone(user)), false);
-        }
+        // One lookup key for both trees, and the stored key moved back in with its new
+        // time: one reference count taken and given back per touch, not four.
+        let mut key = (from, Arc::clone(user));
         if let Some(r) = revoke_at {
-            self.warned.remove(&(r, Arc::clone(user)));
+            key.0 = r;
+            self.warned.remove(&key);
+            key.0 = from;
+        }
+        if let Some(((_, stored), _)) = self.by_last_activity.remove_entry(&key) {
+            self.by_last_activity.insert((to, stored), false);
         }
     }
 

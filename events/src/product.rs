@@ -153,7 +153,7 @@ pub struct Counts {
 #[derive(Debug, Clone, Default)]
 pub struct ProductState {
     pub(crate) settings: Option<Settings>,
-    pub(crate) users: HashMap<Arc<str>, UserEntry, foldhash::fast::RandomState>,
+    pub(crate) users: hashbrown::HashMap<Arc<str>, UserEntry, foldhash::fast::RandomState>,
     pub(crate) pool: Pool,
     pub(crate) queue: Queue,
     pub(crate) members: usize,
@@ -919,34 +919,36 @@ impl ProductState {
                 self.forget_if_empty(user);
             }
             ProductEvent::SlotGranted { user, at } => {
-                let key = self.key(user);
-                self.leave_standing(&key, *at);
-                self.pool.insert(Arc::clone(&key), *at);
+                self.ensure_user(user);
+                let Some((key, e)) = self.users.get_key_value_mut(user.as_str()) else {
+                    return;
+                };
+                leave_standing(&mut standings!(self), key, e, *at);
+                self.pool.insert(Arc::clone(key), *at);
                 if !self.groups.is_empty() {
-                    if let Some(g) = self.groups.noted.get(&key) {
+                    if let Some(g) = self.groups.noted.get(key) {
                         let g = g.clone();
                         self.groups.count_in(&g);
                     }
                 }
-                if let Some(e) = self.users.get_mut(&key) {
-                    e.standing = Standing::Holding {
-                        since: *at,
-                        last_activity: *at,
-                        warning: None,
-                    };
-                    e.locked_until = None;
-                }
+                e.standing = Standing::Holding {
+                    since: *at,
+                    last_activity: *at,
+                    warning: None,
+                };
+                e.locked_until = None;
             }
             ProductEvent::Queued { user, at } | ProductEvent::Requeued { user, at } => {
-                let key = self.key(user);
-                self.leave_standing(&key, *at);
-                let ticket = self.queue.push(Arc::clone(&key), *at);
-                if let Some(e) = self.users.get_mut(&key) {
-                    e.standing = Standing::Queued { since: *at, ticket };
-                    // Only activity renews the automatic re-login, not a manual queue place.
-                    if matches!(event, ProductEvent::Requeued { .. }) {
-                        e.relogin_used = true;
-                    }
+                self.ensure_user(user);
+                let Some((key, e)) = self.users.get_key_value_mut(user.as_str()) else {
+                    return;
+                };
+                leave_standing(&mut standings!(self), key, e, *at);
+                let ticket = self.queue.push(Arc::clone(key), *at);
+                e.standing = Standing::Queued { since: *at, ticket };
+                // Only activity renews the automatic re-login, not a manual queue place.
+                if matches!(event, ProductEvent::Requeued { .. }) {
+                    e.relogin_used = true;
                 }
             }
             ProductEvent::WarningIssued {
@@ -975,24 +977,22 @@ impl ProductState {
             ProductEvent::QueueLeft { user, at, .. }
             | ProductEvent::SlotReleased { user, at }
             | ProductEvent::SlotRevoked { user, at, .. } => {
-                if let Some(key) = self
-                    .users
-                    .get_key_value(user.as_str())
-                    .map(|(k, _)| Arc::clone(k))
+                let lock_s = self.settings.as_ref().map_or(0, |s| s.lock_s);
+                let Some((key, e)) = self.users.get_key_value_mut(user.as_str()) else {
+                    return;
+                };
+                leave_standing(&mut standings!(self), key, e, *at);
+                if let ProductEvent::SlotRevoked {
+                    reason: RevokeReason::Inactivity,
+                    ..
+                } = event
                 {
-                    self.leave_standing(&key, *at);
-                    if let ProductEvent::SlotRevoked {
-                        reason: RevokeReason::Inactivity,
-                        ..
-                    } = event
-                    {
-                        // Rule: lock time after a revocation for inactivity.
-                        let lock_s = self.settings.as_ref().map_or(0, |s| s.lock_s);
-                        if let Some(e) = self.users.get_mut(&key) {
-                            e.locked_until = (lock_s > 0).then(|| at.plus_secs(lock_s));
-                        }
-                    }
-                    self.forget_if_empty(user);
+                    // Rule: lock time after a revocation for inactivity.
+                    e.locked_until = (lock_s > 0).then(|| at.plus_secs(lock_s));
+                }
+                if e.is_empty() {
+                    self.users.remove(user.as_str());
+                    self.groups.forget(user);
                 }
             }
             ProductEvent::FixedRequested {
@@ -1038,25 +1038,24 @@ impl ProductState {
                 self.forget_if_empty(user);
             }
             ProductEvent::ActivityRecorded { user, at } => {
-                if let Some((key, e)) = self.users.get_key_value(user.as_str()) {
+                // The hottest event of a long stream: one lookup, the entry updated in
+                // place while its key moves in the pool.
+                if let Some((key, e)) = self.users.get_key_value_mut(user.as_str()) {
                     if let Standing::Holding {
                         since,
                         last_activity,
                         warning,
                     } = e.standing
                     {
-                        let key = Arc::clone(key);
                         let at = (*at).max(last_activity);
                         let revoke_at = warning.map(|w| w.revoke_at);
-                        self.pool.touch(&key, last_activity, at, revoke_at);
-                        if let Some(e) = self.users.get_mut(&key) {
-                            e.standing = Standing::Holding {
-                                since,
-                                last_activity: at,
-                                warning: None,
-                            };
-                            e.relogin_used = false;
-                        }
+                        self.pool.touch(key, last_activity, at, revoke_at);
+                        e.standing = Standing::Holding {
+                            since,
+                            last_activity: at,
+                            warning: None,
+                        };
+                        e.relogin_used = false;
                     }
                 }
             }
@@ -1078,34 +1077,10 @@ impl ProductState {
         self.users.entry(key).or_insert(UserEntry::NEW)
     }
 
-    /// Takes the user out of the pool or the queue, whichever they are in.
-    fn leave_standing(&mut self, key: &Arc<str>, at: Timestamp) {
-        let Some(e) = self.users.get_mut(key) else {
-            return;
-        };
-        match std::mem::replace(&mut e.standing, Standing::Idle) {
-            Standing::Idle => {}
-            Standing::Holding {
-                since,
-                last_activity,
-                warning,
-            } => {
-                self.pool
-                    .remove(key, last_activity, warning.map(|w| w.revoke_at));
-                if !self.groups.is_empty() {
-                    if let Some(g) = self.groups.noted.get(key) {
-                        let g = g.clone();
-                        self.groups.count_out(&g);
-                    }
-                }
-                let held = at.as_millis().saturating_sub(since.as_millis()).max(0);
-                self.avg_hold_ms = if self.avg_hold_ms == 0 {
-                    held
-                } else {
-                    (self.avg_hold_ms * 7 + held) / 8
-                };
-            }
-            Standing::Queued { ticket, .. } => self.queue.remove(ticket),
+    /// Creates an empty entry for `user` unless there is one.
+    fn ensure_user(&mut self, user: &str) {
+        if !self.users.contains_key(user) {
+            self.users.insert(Arc::from(user), UserEntry::NEW);
         }
     }
 
@@ -1167,6 +1142,57 @@ impl ProductState {
             self.users.remove(user);
             self.groups.forget(user);
         }
+    }
+}
+
+/// The parts of a state a user's slot or queue place lives in, borrowed field by field
+/// (apart from the users map) so that `apply` can change a user's entry and these at once.
+macro_rules! standings {
+    ($state:expr) => {
+        Standings {
+            pool: &mut $state.pool,
+            queue: &mut $state.queue,
+            groups: &mut $state.groups,
+            avg_hold_ms: &mut $state.avg_hold_ms,
+        }
+    };
+}
+use standings;
+
+/// What [`leave_standing`] changes besides the user's entry: pool, queue, the groups'
+/// holder counts and the average hold.
+struct Standings<'a> {
+    pool: &'a mut Pool,
+    queue: &'a mut Queue,
+    groups: &'a mut GroupBook,
+    avg_hold_ms: &'a mut i64,
+}
+
+/// Takes the user (`key`, entry `e`) out of the pool or the queue, whichever they are in.
+fn leave_standing(s: &mut Standings<'_>, key: &Arc<str>, e: &mut UserEntry, at: Timestamp) {
+    match std::mem::replace(&mut e.standing, Standing::Idle) {
+        Standing::Idle => {}
+        Standing::Holding {
+            since,
+            last_activity,
+            warning,
+        } => {
+            s.pool
+                .remove(key, last_activity, warning.map(|w| w.revoke_at));
+            if !s.groups.is_empty() {
+                if let Some(g) = s.groups.noted.get(key) {
+                    let g = g.clone();
+                    s.groups.count_out(&g);
+                }
+            }
+            let held = at.as_millis().saturating_sub(since.as_millis()).max(0);
+            *s.avg_hold_ms = if *s.avg_hold_ms == 0 {
+                held
+            } else {
+                (*s.avg_hold_ms * 7 + held) / 8
+            };
+        }
+        Standing::Queued { ticket, .. } => s.queue.remove(ticket),
     }
 }
 

@@ -68,6 +68,7 @@ pub fn audit(args: &AuditArgs) -> Result<Report, Failure> {
             "CSV holds one table: ask for --user or --peaks, not both".into(),
         ));
     }
+    super::memory::keep_freed_memory();
     let journal = open_data_dir(&args.data_dir)?;
     let stream = product_stream(&journal, &args.product)?;
     // Only what the report shows: a timeline for the asked user alone, per-minute peaks

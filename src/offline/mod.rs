@@ -8,6 +8,7 @@
 //!   users, the recommended pool size.
 //! - `simulate.rs`: `slotpool simulate`: recorded demand replayed against other settings
 //!   through `ProductState::decide`/`apply` in virtual time.
+//! - `memory.rs`: long reads keep the memory they free for reuse (mimalloc's purge delay).
 //!
 //! This module holds what they share: opening a data directory with clear errors,
 //! reading a product stream with a progress bar, instants and output formats.
@@ -15,6 +16,7 @@
 pub mod access_log;
 pub mod analyze;
 pub mod audit;
+pub mod memory;
 pub mod simulate;
 
 use crate::Failure;
