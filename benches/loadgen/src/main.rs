@@ -248,8 +248,8 @@ fn main() -> ExitCode {
         }
     };
     let threads = args.threads.min(args.connections);
-    // Connections are made before the clock starts, on their first request; a short
-    // lead lets every thread's runtime start before the first request is due.
+    // Each connection opens at its first request (the connect is not counted as latency);
+    // a short lead lets every thread's runtime start before the first request is due.
     let start = Instant::now() + Duration::from_millis(50);
     let plan = Plan {
         addr,
