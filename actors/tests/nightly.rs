@@ -7,13 +7,12 @@
 //! only after it has done what it was asked, so the layout read after a shutdown shows
 //! every compaction asked for until then.
 
-use slotpool_actors::{ask, Execute, Job, Nightly, Read};
+use slotpool_actors::{ask, Job, Nightly, Read};
 use slotpool_events::journal::{StreamLayout, CHUNK_RECORDS};
 use slotpool_events::{
     Command, Counts, Holder, ProductEvent, ProductKind, ProductState, QueuePlace, Settings,
     StreamId, Timestamp,
 };
-use uuid::Uuid;
 
 mod common;
 use common::World;
@@ -46,23 +45,7 @@ async fn world() -> World {
 
 impl World {
     async fn run(&self, command: Command) {
-        let addr = self.services.products.get_or_start("p");
-        ask(
-            &addr,
-            Execute {
-                command,
-                cause: Uuid::new_v4(),
-            },
-        )
-        .await
-        .expect("accepted");
-    }
-
-    async fn advance_to(&self, to: i64) {
-        self.scheduler
-            .advance_to(&self.clock, Timestamp::from_millis(to))
-            .await
-            .expect("advance");
+        self.execute(command).await.expect("accepted");
     }
 
     /// What the live product shows: holders, queue, counts.
@@ -113,10 +96,8 @@ async fn nothing_is_packed_before_the_nightly_time() {
     );
     // Two hourly jobs and every sweep up to a second before the nightly job.
     let ran = w
-        .scheduler
-        .advance_to(&w.clock, Timestamp::from_millis(NIGHTLY_AT - 1_000))
-        .await
-        .expect("advance");
+        .advance_to(Timestamp::from_millis(NIGHTLY_AT - 1_000))
+        .await;
     assert!(ran >= 2, "the hourly jobs ran ({ran} jobs)");
     assert_eq!(
         w.scheduler.when(Job::Nightly).await.expect("when"),
@@ -138,7 +119,8 @@ async fn the_nightly_job_packs_old_records_into_chunks_and_replay_is_unchanged()
     let w = world().await;
     let (events_before, _) = w.replayed();
     assert_eq!(events_before.len() as u64, RECORDS);
-    w.advance_to(NIGHTLY_AT + 1_000).await;
+    w.advance_to(Timestamp::from_millis(NIGHTLY_AT + 1_000))
+        .await;
     assert_eq!(
         w.scheduler.when(Job::Nightly).await.expect("when"),
         Some(Timestamp::from_millis(NIGHTLY_AT + 24 * HOUR)),

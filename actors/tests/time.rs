@@ -1,12 +1,11 @@
 //! The scheduler and sessions in virtual time: hours pass in microseconds, and every
 //! notification a browser would get arrives in order.
 
-use slotpool_actors::{ask, recover, Execute, Frame, Job, Metrics, Nightly, Read, SessionActor};
+use slotpool_actors::{ask, recover, Frame, Job, Metrics, Nightly, Read, SessionActor};
 use slotpool_events::{Command, ProductKind, Settings, SlotView, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::Receiver;
-use uuid::Uuid;
 
 mod common;
 use common::World;
@@ -26,25 +25,15 @@ async fn world(settings: Settings, users: &[&str]) -> World {
 
 impl World {
     async fn run(&self, command: Command) -> Result<Option<SlotView>, String> {
-        let addr = self.services.products.get_or_start("p");
-        ask(
-            &addr,
-            Execute {
-                command,
-                cause: Uuid::new_v4(),
-            },
-        )
-        .await
-        .map(|d| d.view)
-        .map_err(|e| e.to_string())
+        self.execute(command)
+            .await
+            .map(|d| d.view)
+            .map_err(|e| e.to_string())
     }
 
     async fn advance_s(&self, secs: i64) {
         let to = Timestamp::from_millis(self.clock.now_ms().as_millis() + secs * 1000);
-        self.scheduler
-            .advance_to(&self.clock, to)
-            .await
-            .expect("advance");
+        self.advance_to(to).await;
     }
 
     async fn view(&self, user: &str) -> SlotView {

@@ -991,8 +991,7 @@ impl ProductState {
                     e.locked_until = (lock_s > 0).then(|| at.plus_secs(lock_s));
                 }
                 if e.is_empty() {
-                    self.users.remove(user.as_str());
-                    self.groups.forget(user);
+                    self.forget(user);
                 }
             }
             ProductEvent::FixedRequested {
@@ -1139,9 +1138,14 @@ impl ProductState {
 
     fn forget_if_empty(&mut self, user: &str) {
         if self.users.get(user).is_some_and(UserEntry::is_empty) {
-            self.users.remove(user);
-            self.groups.forget(user);
+            self.forget(user);
         }
+    }
+
+    /// Drops a user's entry, and the groups noted for them, once it holds nothing.
+    fn forget(&mut self, user: &str) {
+        self.users.remove(user);
+        self.groups.forget(user);
     }
 }
 

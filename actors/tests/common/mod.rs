@@ -5,9 +5,10 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use slotpool_actors::{
-    recover, ManualClock, Membership, Metrics, Nightly, Provision, Scheduler, Services,
+    ask, recover, ActorError, Execute, Executed, ManualClock, Membership, Metrics, Nightly,
+    Provision, Scheduler, Services,
 };
-use slotpool_events::{Durability, Journal, JournalConfig, Timestamp};
+use slotpool_events::{Command, Durability, Journal, JournalConfig, Timestamp};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -53,6 +54,27 @@ pub async fn start(t0: i64, snapshot_every: u64, nightly: Nightly) -> World {
 }
 
 impl World {
+    /// Runs `command` on product `p` and waits for its durable answer.
+    pub async fn execute(&self, command: Command) -> Result<Executed, ActorError> {
+        let addr = self.services.products.get_or_start("p");
+        ask(
+            &addr,
+            Execute {
+                command,
+                cause: Uuid::new_v4(),
+            },
+        )
+        .await
+    }
+
+    /// Runs the scheduler in virtual time up to `to`; returns how many jobs ran.
+    pub async fn advance_to(&self, to: Timestamp) -> usize {
+        self.scheduler
+            .advance_to(&self.clock, to)
+            .await
+            .expect("advance")
+    }
+
     /// Enrols `user` in product `p` through the directory, as the admin API does.
     pub async fn enrol(&self, user: &str) {
         let product = self.services.products.get("p").expect("product");
