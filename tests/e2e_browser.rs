@@ -140,7 +140,6 @@ fn a_queued_user_lands_on_the_queue_page_and_is_taken_to_the_product_when_a_slot
 /// kept current by the page's script as the directory and the pool change.
 #[test]
 fn the_queue_page_says_why_a_capped_member_waits_and_keeps_it_current() {
-    const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
     let mut ids = Vec::new();
     let mut contractors = String::new();
     let site = Site::start_with(
@@ -174,13 +173,7 @@ fn the_queue_page_says_why_a_capped_member_waits_and_keeps_it_current() {
     // pool is full, so c2 waits for its turn like anyone: the page drops the reason.
     assert_eq!(c.request(PRODUCT, "o1").state(), "granted");
     let scim = Scim::new(&site.server);
-    scim.ok(
-        "PATCH",
-        &format!("/Groups/{contractors}"),
-        Some(&json!({"schemas": [PATCH], "Operations": [
-            {"op": "remove", "path": "members", "value": [{"value": ids[0]}]}]})),
-        200,
-    );
+    scim.remove_member(&contractors, &ids[0]);
     wait_for("the reason to go", Duration::from_secs(15), || {
         c2.visible_text("#sp-waiting-for").is_none().then_some(())
     });

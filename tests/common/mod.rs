@@ -1119,6 +1119,19 @@ impl Scim {
         g["id"].as_str().expect("id").to_string()
     }
 
+    /// Takes the user with SCIM id `user` out of group `group` (a PATCH, as identity
+    /// providers send it).
+    pub fn remove_member(&self, group: &str, user: &str) {
+        self.ok(
+            "PATCH",
+            &format!("/Groups/{group}"),
+            Some(&serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "remove", "path": "members", "value": [{"value": user}]}]})),
+            200,
+        );
+    }
+
     /// A SCIM call that must answer `status` (with a SCIM content type unless 204);
     /// returns the body as JSON.
     pub fn ok(&self, method: &str, path: &str, body: Option<&Value>, status: u16) -> Value {
