@@ -85,6 +85,7 @@ async fn serve(
                 flush_seconds.observe(took.as_secs_f64());
                 flush_batch.observe(batch as f64);
             })),
+            ..JournalConfig::default()
         },
     )
     .map_err(|e| match e {

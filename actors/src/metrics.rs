@@ -77,7 +77,7 @@ impl Metrics {
         let journal_flush = Histogram::with_opts(
             HistogramOpts::new(
                 "slotpool_journal_flush_seconds",
-                "Duration of one group flush of the journal (flush and fdatasync).",
+                "Duration of one group flush of the journal (write-ahead log write and fdatasync).",
             )
             .buckets(vec![
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,

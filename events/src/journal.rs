@@ -14,10 +14,13 @@
 //! batch. Every record keeps its own hash and its place in the chain, so a chunk hides no
 //! damage; readers see each record exactly once, wherever it lives at that moment.
 //!
-//! Durability: an append only inserts into sled's memory. A caller that must not answer
-//! before its events survive registers with [`Journal::when_durable`]; one committer
-//! thread flushes sled and (by default) `fdatasync`s its data file, then tells every
-//! caller the flush covered. Concurrent appends thus share one flush: group commit.
+//! Durability: an append inserts into sled's memory and adds the same keys and values to
+//! the frame of the next group. A caller that must not answer before its events survive
+//! registers with [`Journal::when_durable`]; one committer thread writes the frame to the
+//! write-ahead log ([`wal`]) and (by default) `fdatasync`s it, then tells every caller
+//! the write covered. Concurrent appends thus share one write: group commit. sled's own
+//! files are made durable in bulk, once per log segment, by the checkpointer thread; at
+//! open, records the log has and sled lost are inserted again.
 
 use crate::envelope::{self, DecodeError, Envelope, Hash, SCHEMA_VERSION};
 use crate::event::{DirectoryEvent, ProductEvent};
@@ -38,10 +41,11 @@ use uuid::Uuid;
 /// How far an acknowledged append has gone before its caller is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// sled flush and `fdatasync` of its data file: survives power loss. The default.
+    /// Write-ahead log written and `fdatasync`ed: survives power loss. The default.
     #[default]
     Fsync,
-    /// sled flush only: survives a killed process, not a power loss or kernel crash.
+    /// Write-ahead log written, not synced: survives a killed process, not a power loss
+    /// or kernel crash.
     Process,
 }
 
@@ -57,6 +61,9 @@ pub struct JournalConfig {
     pub cache_bytes: u64,
     /// Told of every group flush (metrics).
     pub on_flush: Option<FlushObserver>,
+    /// How large a write-ahead log segment grows before the committer moves on and it is
+    /// checkpointed ([`wal::SEGMENT_BYTES`]; tests make it small).
+    pub log_segment_bytes: u64,
 }
 
 impl Default for JournalConfig {
@@ -65,6 +72,7 @@ impl Default for JournalConfig {
             durability: Durability::Fsync,
             cache_bytes: 64 * 1024 * 1024,
             on_flush: None,
+            log_segment_bytes: wal::SEGMENT_BYTES,
         }
     }
 }
@@ -149,6 +157,27 @@ fn check_watermark(dir: &Path, tree: &sled::Tree) -> Result<watermark::Tips, Jou
         }
     }
     Ok(tips)
+}
+
+/// Raises the watermark to `durable` (stream -> last sequence made durable) where that is
+/// further on.
+fn raise_watermark(
+    dir: &Path,
+    durable: &std::collections::HashMap<String, u64>,
+) -> Result<(), JournalError> {
+    let damaged = |message: String| JournalError::Damaged {
+        path: dir.display().to_string(),
+        message,
+    };
+    let mut tips = watermark::load(dir).map_err(damaged)?.unwrap_or_default();
+    for (name, &sequence) in durable {
+        let tip = tips.entry(name.clone()).or_insert(0);
+        *tip = (*tip).max(sequence);
+    }
+    watermark::store(dir, &tips).map_err(|e| JournalError::Open {
+        path: dir.display().to_string(),
+        message: format!("cannot write {}: {e}", watermark::FILE),
+    })
 }
 
 /// How long opening waits for sled's file lock: a database just closed in this process
@@ -280,6 +309,7 @@ pub const CHUNK_RECORDS: u64 = 1024;
 
 mod layout;
 mod parallel;
+pub mod wal;
 pub mod watermark;
 pub use layout::StreamLayout;
 
@@ -297,8 +327,21 @@ struct Inner {
     db: sled::Db,
     tree: sled::Tree,
     path: PathBuf,
-    data_file: Option<File>,
+    /// sled's data file, `fdatasync`ed by checkpoints.
+    data_file: File,
+    /// Whether a group's log write is `fdatasync`ed ([`Durability::Fsync`]).
+    sync_groups: bool,
+    /// See [`JournalConfig::log_segment_bytes`].
+    segment_bytes: u64,
     on_flush: Option<FlushObserver>,
+    /// The next group's frame of the write-ahead log (see [`wal::push_record`]). A std
+    /// Mutex: held for a copy or a swap, never across I/O. The ticket counter `appended`
+    /// moves under it, so that a frame taken holds exactly the appends up to the ticket
+    /// read with it.
+    frame: Mutex<Vec<u8>>,
+    /// The next log segment, prepared by the checkpointer for the committer to move to.
+    spare: Mutex<Option<wal::Segment>>,
+    checkpointer: Mutex<Option<JoinHandle<()>>>,
     /// Appends so far; each append's ticket is the value after it.
     appended: AtomicU64,
     /// Highest ticket known durable.
@@ -336,22 +379,44 @@ impl Journal {
         check_sled_conf(dir)?;
         let db = open_sled(dir, config.cache_bytes).map_err(|e| open_error(dir, e))?;
         let tree = db.open_tree("journal").map_err(|e| open_error(dir, e))?;
-        let data_file = match config.durability {
-            Durability::Fsync => {
-                Some(File::open(dir.join("db")).map_err(|e| open_err(e.to_string()))?)
-            }
-            Durability::Process => None,
-        };
+        let data_file = File::open(dir.join("db")).map_err(|e| open_err(e.to_string()))?;
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
+        let log_dir = dir.join(wal::DIR);
+        std::fs::create_dir_all(&log_dir).map_err(|e| open_err(e.to_string()))?;
+        let replayed = wal::replay(&log_dir, &tree)?;
+        if replayed.records > 0 {
+            tracing::info!(
+                records = replayed.records,
+                "the write-ahead log had records sled's files lacked; inserted them again"
+            );
+        }
+        // Once sled is durable, the log it was replayed from may go; but first the
+        // watermark learns what the log knew was durable (it may be up to
+        // WATERMARK_EVERY behind), so that a later cut of sled's files is still noticed.
+        checkpoint(&db, &data_file).map_err(|e| open_err(e.to_string()))?;
+        if !replayed.tips.is_empty() {
+            raise_watermark(dir, &replayed.tips)?;
+        }
+        for path in &replayed.segments {
+            std::fs::remove_file(path).map_err(|e| open_err(e.to_string()))?;
+        }
+        let generation = replayed.last_generation + 1;
+        let log = wal::Segment::prepare(&log_dir, generation, None)
+            .map_err(|e| open_err(format!("cannot create the write-ahead log: {e}")))?;
         let tips = check_watermark(dir, &tree)?;
         let inner = Arc::new(Inner {
             db,
             tree,
             path: dir.to_path_buf(),
             data_file,
+            sync_groups: config.durability == Durability::Fsync,
+            segment_bytes: config.log_segment_bytes,
             on_flush: config.on_flush,
+            frame: Mutex::new(Vec::new()),
+            spare: Mutex::new(None),
+            checkpointer: Mutex::new(None),
             appended: AtomicU64::new(0),
             durable: AtomicU64::new(0),
             failed: Mutex::new(None),
@@ -363,10 +428,17 @@ impl Journal {
             compactor: Mutex::new(None),
             appended_tips: Mutex::new((tips, false)),
         });
+        let (closed_tx, closed_rx) = std::sync::mpsc::channel::<wal::Segment>();
+        let worker = Arc::clone(&inner);
+        let handle = std::thread::Builder::new()
+            .name("journal-checkpoint".into())
+            .spawn(move || worker.run_checkpointer(&log_dir, generation + 1, &closed_rx))
+            .map_err(|e| open_err(e.to_string()))?;
+        *lock(&inner.checkpointer) = Some(handle);
         let worker = Arc::clone(&inner);
         let handle = std::thread::Builder::new()
             .name("journal-commit".into())
-            .spawn(move || worker.run_committer())
+            .spawn(move || worker.run_committer(log, closed_tx))
             .map_err(|e| open_err(e.to_string()))?;
         *lock(&inner.committer) = Some(handle);
         let (tx, rx) = std::sync::mpsc::channel::<String>();
@@ -406,6 +478,7 @@ impl Journal {
         }
         let mut next = *tip;
         let mut single = None;
+        let mut logged: Vec<(Vec<u8>, sled::IVec)> = Vec::new();
         for event in events {
             let env = Envelope {
                 schema_version: SCHEMA_VERSION,
@@ -417,10 +490,13 @@ impl Journal {
             };
             let (bytes, hash) = envelope::encode(&env);
             let key = record_key(&name, next.next_sequence);
+            // One copy of the bytes, shared by sled and the log's frame.
+            let bytes = sled::IVec::from(bytes);
             if events.len() == 1 && !new_stream {
                 single = Some((key, bytes));
             } else {
-                batch.insert(key, bytes);
+                batch.insert(key.clone(), bytes.clone());
+                logged.push((key, bytes));
             }
             next = StreamTip {
                 next_sequence: next.next_sequence + 1,
@@ -429,19 +505,30 @@ impl Journal {
         }
         // One record is atomic by itself; sled's batches roll its write buffer each time
         // (measured: 5k/s against 25k/s for plain inserts), so only groups pay for them.
-        match single {
+        let ticket = match single {
             Some((key, bytes)) => {
-                self.inner.tree.insert(key, bytes)?;
+                self.inner.tree.insert(&key, bytes.clone())?;
+                self.inner
+                    .add_to_frame(std::iter::once((&key[..], &bytes[..])))
             }
-            None => self.inner.tree.apply_batch(batch)?,
-        }
+            None => {
+                self.inner.tree.apply_batch(batch)?;
+                let index = new_stream.then(|| index_key(&name));
+                let entries = index
+                    .iter()
+                    .map(|k| (&k[..], &[][..]))
+                    .chain(logged.iter().map(|(k, v)| (&k[..], &v[..])));
+                self.inner
+                    .add_to_frame(entries.collect::<Vec<_>>().into_iter())
+            }
+        };
         *tip = next;
         if !events.is_empty() {
             let mut tips = lock(&self.inner.appended_tips);
             tips.0.insert(name, next.next_sequence - 1);
             tips.1 = true;
         }
-        Ok(self.inner.appended.fetch_add(1, Ordering::SeqCst) + 1)
+        Ok(ticket)
     }
 
     /// The ticket of the latest append; waiting for it covers every append so far.
@@ -806,14 +893,29 @@ impl Journal {
         if let Some(handle) = lock(&self.inner.committer).take() {
             let _ = handle.join();
         }
-        result
+        // The committer's end closed the checkpointer's channel.
+        if let Some(handle) = lock(&self.inner.checkpointer).take() {
+            let _ = handle.join();
+        }
+        result?;
+        // Everything is in sled: make it durable, and the log has nothing left to say. A
+        // journal that failed keeps its log for the next open to replay.
+        self.inner.check_healthy()?;
+        checkpoint(&self.inner.db, &self.inner.data_file)
+            .map_err(|e| JournalError::Io(e.to_string()))?;
+        lock(&self.inner.spare).take();
+        let log_dir = self.inner.path.join(wal::DIR);
+        let segments = wal::segments(&log_dir).map_err(|e| JournalError::Io(e.to_string()))?;
+        for (_, path) in segments {
+            std::fs::remove_file(path).map_err(|e| JournalError::Io(e.to_string()))?;
+        }
+        File::open(&log_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| JournalError::Io(e.to_string()))
     }
 
     fn check_failed(&self) -> Result<(), JournalError> {
-        if self.inner.has_failed.load(Ordering::SeqCst) {
-            let why = lock(&self.inner.failed).clone().unwrap_or_default();
-            return Err(JournalError::Failed(why));
-        }
+        self.inner.check_healthy()?;
         if lock(&self.inner.pending).shutdown {
             return Err(JournalError::Failed("the journal is shut down".into()));
         }
@@ -821,8 +923,80 @@ impl Journal {
     }
 }
 
+/// Makes everything inserted into sled so far durable in sled's own files: its flush
+/// (write and `sync_file_range`), then `fdatasync` of its data file.
+fn checkpoint(db: &sled::Db, data_file: &File) -> Result<(), JournalError> {
+    db.flush()?;
+    data_file
+        .sync_data()
+        .map_err(|e| JournalError::Io(e.to_string()))
+}
+
 impl Inner {
-    /// The committer: waits for waiters, flushes once for all of them, tells them.
+    /// Adds one append's keys and values to the next group's frame; returns its ticket.
+    fn add_to_frame<'a>(
+        &self,
+        entries: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> u64 {
+        let mut frame = lock(&self.frame);
+        if entries.len() > 0 {
+            wal::push_record(&mut frame, entries);
+        }
+        self.appended.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// The error that stopped the journal, if a flush or checkpoint failed.
+    fn check_healthy(&self) -> Result<(), JournalError> {
+        if self.has_failed.load(Ordering::SeqCst) {
+            let why = lock(&self.failed).clone().unwrap_or_default();
+            return Err(JournalError::Failed(why));
+        }
+        Ok(())
+    }
+
+    /// Stops the journal after a failed write: later appends and waits get the error.
+    fn fail(&self, why: String) {
+        let mut failed = lock(&self.failed);
+        if failed.is_none() {
+            tracing::error!(error = %why, "journal write failed; refusing further writes");
+            *failed = Some(why);
+        }
+        self.has_failed.store(true, Ordering::SeqCst);
+    }
+
+    /// The checkpointer: prepares the committer's next segment, and checkpoints each one
+    /// the committer closes ([`checkpoint`]), after which the closed segment's records are
+    /// all in sled's durable files and its file becomes the next spare.
+    fn run_checkpointer(
+        &self,
+        log_dir: &Path,
+        first_spare: u64,
+        closed: &std::sync::mpsc::Receiver<wal::Segment>,
+    ) {
+        let mut recycled = None;
+        let mut generation = first_spare;
+        loop {
+            match wal::Segment::prepare(log_dir, generation, recycled.take()) {
+                Ok(segment) => *lock(&self.spare) = Some(segment),
+                // The committer keeps writing to the segment it has, past its size.
+                Err(e) => {
+                    tracing::warn!(error = %e, generation, "next write-ahead log segment not prepared")
+                }
+            }
+            // Ends when the committer does (shutdown).
+            let Ok(full) = closed.recv() else { return };
+            if let Err(e) = checkpoint(&self.db, &self.data_file) {
+                self.fail(format!("checkpoint failed: {e}"));
+                return;
+            }
+            recycled = Some(full.path().to_path_buf());
+            // The committer writes to the one after `full`; the spare comes after that.
+            generation = full.generation() + 2;
+        }
+    }
+
+    /// The committer: waits for waiters, writes the frame once for all of them (moving to
+    /// the next log segment when this one is full), tells them.
     ///
     /// The watermark (see [`watermark`]) is written after the answers, never more often
     /// than every [`WATERMARK_EVERY`]: while appends keep coming, and once more that long
@@ -832,7 +1006,8 @@ impl Inner {
     /// `make load`; written whenever the committer found no waiter (which, between two
     /// groups of a busy service, is often) it was one flush in ten (measured with
     /// `perf trace -s`).
-    fn run_committer(&self) {
+    fn run_committer(&self, mut log: wal::Segment, closed: std::sync::mpsc::Sender<wal::Segment>) {
+        let mut spare_frame = Vec::new();
         let mut unwritten: Option<watermark::Tips> = None;
         let mut written = Instant::now();
         loop {
@@ -869,16 +1044,33 @@ impl Inner {
                 }
                 std::mem::take(&mut pending.waiters)
             };
-            // Every waiter registered after its append, so this covers all of them.
-            let target = self.appended.load(Ordering::SeqCst);
-            // Read before the flush: every record it names is inserted, so flushed.
+            // Read before the frame is taken: every record it names is in the frame or
+            // an earlier one.
             let tips = {
                 let mut t = lock(&self.appended_tips);
                 let changed = std::mem::replace(&mut t.1, false);
                 changed.then(|| t.0.clone())
             };
+            // Every waiter registered after its append, so this covers all of them.
+            let (mut frame, target) = {
+                let mut frame = lock(&self.frame);
+                let taken = std::mem::replace(&mut *frame, std::mem::take(&mut spare_frame));
+                (taken, self.appended.load(Ordering::SeqCst))
+            };
+            if log.written() >= self.segment_bytes {
+                if let Some(next) = lock(&self.spare).take() {
+                    let full = std::mem::replace(&mut log, next);
+                    // A checkpointer that has stopped has failed the journal already.
+                    let _ = closed.send(full);
+                }
+            }
             let started = Instant::now();
-            let result = self.flush();
+            let result = self.check_healthy().and_then(|()| {
+                log.write_frame(&mut frame, self.sync_groups)
+                    .map_err(|e| JournalError::Io(e.to_string()))
+            });
+            frame.clear();
+            spare_frame = frame;
             if let Some(observe) = &self.on_flush {
                 observe(started.elapsed(), waiters.len());
             }
@@ -901,9 +1093,7 @@ impl Inner {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "journal flush failed; refusing further writes");
-                    *lock(&self.failed) = Some(e.to_string());
-                    self.has_failed.store(true, Ordering::SeqCst);
+                    self.fail(e.to_string());
                     for w in waiters {
                         w(Err(JournalError::Failed(e.to_string())));
                     }
@@ -916,15 +1106,6 @@ impl Inner {
         if let Err(e) = watermark::store(&self.path, tips) {
             tracing::warn!(error = %e, "journal watermark not written");
         }
-    }
-
-    fn flush(&self) -> Result<(), JournalError> {
-        self.db.flush()?;
-        if let Some(file) = &self.data_file {
-            file.sync_data()
-                .map_err(|e| JournalError::Io(e.to_string()))?;
-        }
-        Ok(())
     }
 }
 
@@ -1347,6 +1528,140 @@ mod tests {
         })
         .expect("replay");
         seen
+    }
+
+    /// Copies a data directory as a crash would leave it: what its files hold, not what
+    /// the process keeps in memory (sled writes its buffers only when asked or full).
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read dir") {
+            let entry = entry.expect("entry");
+            let target = to.join(entry.file_name());
+            if entry.file_type().expect("type").is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).expect("copy");
+            }
+        }
+    }
+
+    /// Records in sled's own files, read without the journal (and so without its log).
+    fn records_in_sled_files(dir: &Path) -> usize {
+        let db = open_sled(dir, 1 << 20).expect("sled opens");
+        let tree = db.open_tree("journal").expect("tree");
+        let mut prefix = stream().name().into_bytes();
+        prefix.push(SEPARATOR);
+        tree.scan_prefix(prefix).count()
+    }
+
+    /// Waits until the checkpointer has prepared the next segment: no checkpoint is under
+    /// way, so a copy of the directory is a state a crash could leave.
+    fn until_quiet(j: &Journal) {
+        while lock(&j.inner.spare).is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn durable_appends_survive_a_crash_through_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = open(dir.path(), None);
+        let mut tip = StreamTip::default();
+        j.append(
+            &stream(),
+            &mut tip,
+            Uuid::nil(),
+            Timestamp(0),
+            &[enrol("a"), enrol("b")],
+        )
+        .expect("append");
+        fill(&j, &mut tip, 200);
+        j.sync().expect("sync");
+        until_quiet(&j);
+        let crashed = tempfile::tempdir().expect("tempdir");
+        copy_dir(dir.path(), crashed.path());
+        // The point of the test: sled's files alone do not have them.
+        assert!(records_in_sled_files(crashed.path()) < 202);
+        // A crash within WATERMARK_EVERY of the last flush leaves no watermark (or an old
+        // one): the log's replay brings it up to date.
+        let _ = std::fs::remove_file(crashed.path().join(watermark::FILE));
+
+        let k = open(crashed.path(), None);
+        let tips = watermark::load(crashed.path()).expect("readable");
+        assert_eq!(tips.and_then(|t| t.get("product/jira").copied()), Some(202));
+        let seen = replayed(&k, StreamTip::default());
+        assert_eq!(seen.len(), 202);
+        assert_eq!(seen[..2], [(1, enrol("a")), (2, enrol("b"))]);
+        assert_eq!(seen[201], (202, enrol("u202")));
+        assert_eq!(k.streams().expect("streams"), vec![stream()]);
+        assert_eq!(k.verify().expect("verify")[0].records, 202);
+        // Opening made sled durable and started a new log: closing removes it.
+        k.shutdown().expect("shutdown");
+        drop(k);
+        assert_eq!(records_in_sled_files(crashed.path()), 202);
+        assert!(wal::segments(&crashed.path().join(wal::DIR))
+            .expect("list")
+            .is_empty());
+        j.shutdown().expect("shutdown");
+    }
+
+    #[test]
+    fn full_segments_are_checkpointed_and_recycled_without_losing_a_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = Journal::open(
+            dir.path(),
+            JournalConfig {
+                log_segment_bytes: 4096,
+                ..JournalConfig::default()
+            },
+        )
+        .expect("open");
+        let log_dir = dir.path().join(wal::DIR);
+        let mut tip = StreamTip::default();
+        let mut most_files = 0;
+        for _ in 0..60 {
+            fill(&j, &mut tip, 20);
+            j.sync().expect("sync");
+            most_files = most_files.max(wal::segments(&log_dir).expect("list").len());
+        }
+        until_quiet(&j);
+        let segments = wal::segments(&log_dir).expect("list");
+        // Written: about 1,200 records of ~150 bytes, in 4 KiB segments.
+        assert!(segments.last().expect("a segment").0 > 20, "{segments:?}");
+        assert!(
+            most_files <= 3,
+            "segments are recycled: {most_files} at once"
+        );
+        let crashed = tempfile::tempdir().expect("tempdir");
+        copy_dir(dir.path(), crashed.path());
+        let k = open(crashed.path(), None);
+        assert_eq!(k.verify().expect("verify")[0].records, 1200);
+        j.shutdown().expect("shutdown");
+        assert!(wal::segments(&log_dir).expect("list").is_empty());
+    }
+
+    #[test]
+    fn a_log_that_skips_records_sled_lacks_is_damage_named_by_stream_and_sequence() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log_dir = dir.path().join(wal::DIR);
+        std::fs::create_dir_all(&log_dir).expect("mkdir");
+        let mut segment = wal::Segment::prepare(&log_dir, 1, None).expect("segment");
+        let key = record_key(&stream().name(), 3);
+        let mut frame = Vec::new();
+        wal::push_record(&mut frame, std::iter::once((&key[..], &b"a record"[..])));
+        segment.write_frame(&mut frame, true).expect("write");
+        drop(segment);
+        match Journal::open(dir.path(), JournalConfig::default()).err() {
+            Some(JournalError::Damaged { message, .. }) => {
+                assert!(
+                    message.contains("stream product/jira is missing sequence 1"),
+                    "{message}"
+                );
+            }
+            other => panic!("a gap must be damage, got {other:?}"),
+        }
+        // Nothing was removed: the log is still there for an operator.
+        assert_eq!(wal::segments(&log_dir).expect("list").len(), 1);
     }
 
     #[test]
