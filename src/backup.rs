@@ -96,6 +96,13 @@ pub fn export(journal: &Journal, out: impl Write) -> Result<Summary, String> {
     let mut summary = Summary::default();
     for stream in journal.streams().map_err(io)? {
         let name = stream.name();
+        // The stream's snapshots before its records: the store keeps only the latest
+        // two, so under load those that exist once the records are read may all be newer
+        // than the last record read, and useless without it.
+        let stream_snapshots = snapshots
+            .range(record_key(&name, 0)..=record_key(&name, u64::MAX))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io)?;
         // Each record as stored, wherever it lives (loose or packed in a chunk by the
         // compactor, which may move records while this runs), written back loose.
         let mut last = 0;
@@ -118,9 +125,8 @@ pub fn export(journal: &Journal, out: impl Write) -> Result<Summary, String> {
         if let Some(v) = records.get(&index).map_err(io)? {
             entry(&mut w, TREE_JOURNAL, &index, &v).map_err(io)?;
         }
-        for item in snapshots.range(record_key(&name, 0)..=upto) {
-            let (k, v) = item.map_err(io)?;
-            entry(&mut w, TREE_SNAPSHOTS, &k, &v).map_err(io)?;
+        for (k, v) in stream_snapshots.iter().filter(|(k, _)| k[..] <= upto[..]) {
+            entry(&mut w, TREE_SNAPSHOTS, k, v).map_err(io)?;
             summary.snapshots += 1;
         }
         summary.streams += 1;
