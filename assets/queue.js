@@ -14,6 +14,7 @@
   var position = el("sp-position"), wait = el("sp-wait"), countdown = el("sp-countdown");
   var stateText = el("sp-state"), mode = el("sp-mode"), reconnect = el("sp-reconnect");
   var cont = el("sp-continue"), progress = el("sp-progress"), waitingFor = el("sp-waiting-for");
+  var intro = el("sp-intro");
   var retryAfter = 5, left = 5, leaving = false, source = null, lastPosition = null;
 
   function fmtWait(s) {
@@ -24,13 +25,16 @@
     stateText.textContent = text;
     stateText.className = "state-text" + (cls ? " " + cls : "");
   }
-  // Rule 10: why members behind may pass this user, or nothing.
+  // Rule 10: why members behind may pass this user, or nothing; and an intro that does
+  // not say all licences are in use when one may be free for others.
   function why(s) {
     var text = "";
     if (s.waiting_for === "group_cap") text = d.tWaitingGroupCap + " " + (s.group || "");
     else if (s.waiting_for === "reserved") text = d.tWaitingReserved;
     if (waitingFor.textContent !== text) waitingFor.textContent = text;
     waitingFor.hidden = text === "";
+    var introText = text === "" ? d.tIntro : d.tIntroPassed;
+    if (intro.textContent !== introText) intro.textContent = introText;
   }
   function go() {
     if (leaving) return;

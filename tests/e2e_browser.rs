@@ -167,6 +167,11 @@ fn the_queue_page_says_why_a_capped_member_waits_and_keeps_it_current() {
         c2.visible_text("#sp-waiting-for")
     });
     assert!(why.ends_with("Group: Contractors"), "{why}");
+    let intro = c2.visible_text("#sp-intro").unwrap_or_default();
+    assert!(
+        !intro.contains("All shared licences are in use"),
+        "a slot is free: {intro}"
+    );
     c2.screenshot(&screenshot_dir().join("queue-page-group-cap.png"));
 
     // o1 takes the free slot (not capped); then c1 leaves the group in the directory. The
@@ -178,6 +183,11 @@ fn the_queue_page_says_why_a_capped_member_waits_and_keeps_it_current() {
         c2.visible_text("#sp-waiting-for").is_none().then_some(())
     });
     assert_eq!(c2.visible_text("#sp-position").as_deref(), Some("1"));
+    let intro = c2.visible_text("#sp-intro").unwrap_or_default();
+    assert!(
+        intro.starts_with("All shared licences are in use"),
+        "{intro}"
+    );
 
     // o1 leaves: c2 gets the slot and is taken to the product.
     assert_eq!(c.release(PRODUCT, "o1").status, 204);

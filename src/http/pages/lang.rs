@@ -84,6 +84,9 @@ impl Lang {
 pub struct Text {
     pub queue_title: &'static str,
     pub queue_intro: &'static str,
+    /// The intro while rule 10 lets others pass (a licence may be free, just not for
+    /// this user): it must not claim that all are in use.
+    pub queue_intro_passed: &'static str,
     pub position: &'static str,
     pub estimated_wait: &'static str,
     pub next_check: &'static str,
@@ -110,6 +113,7 @@ pub struct Text {
 const EN: Text = Text {
     queue_title: "Waiting for a licence",
     queue_intro: "All shared licences are in use. You are in the queue and will be taken to the product as soon as a licence is free: keep this page open.",
+    queue_intro_passed: "You are in the queue and will be taken to the product as soon as a licence can be yours: keep this page open.",
     position: "Your position",
     estimated_wait: "Estimated wait",
     next_check: "Next automatic check in",
@@ -134,6 +138,7 @@ const EN: Text = Text {
 const DE: Text = Text {
     queue_title: "Warten auf eine Lizenz",
     queue_intro: "Alle gemeinsamen Lizenzen sind vergeben. Sie stehen in der Warteschlange und werden zum Produkt weitergeleitet, sobald eine Lizenz frei wird: Lassen Sie diese Seite geöffnet.",
+    queue_intro_passed: "Sie stehen in der Warteschlange und werden zum Produkt weitergeleitet, sobald eine Lizenz für Sie frei wird: Lassen Sie diese Seite geöffnet.",
     position: "Ihre Position",
     estimated_wait: "Geschätzte Wartezeit",
     next_check: "Nächste automatische Prüfung in",

@@ -111,7 +111,9 @@ pub async fn queue_page(
                     data-t-none=(t.none) data-t-live=(t.live) data-t-polling=(t.polling)
                     data-t-error=(t.error) data-t-joining=(t.joining)
                     data-t-waiting-group-cap=(t.waiting_group_cap)
-                    data-t-waiting-reserved=(t.waiting_reserved) {
+                    data-t-waiting-reserved=(t.waiting_reserved)
+                    data-t-intro=(t.queue_intro)
+                    data-t-intro-passed=(t.queue_intro_passed) {
                     @if let Some(src) = &logo {
                         img class="logo" src=(src) alt="";
                     }
@@ -119,7 +121,10 @@ pub async fn queue_page(
                     @if let Some(m) = &message {
                         div class="message" { (PreEscaped(m)) }
                     }
-                    p class="intro" { (t.queue_intro) }
+                    // Kept current by queue.js, with the reason below.
+                    p class="intro" id="sp-intro" {
+                        @if reason.is_some() { (t.queue_intro_passed) } @else { (t.queue_intro) }
+                    }
                     div class="progress" id="sp-progress" aria-hidden="true" { span {} }
                     section aria-live="polite" aria-atomic="false" {
                         dl class="stats" {
