@@ -445,8 +445,8 @@ impl ProductState {
     }
 
     /// A member with no slot and no queue place asks for one, in a product with
-    /// reservations: granted if they may take a free slot (no queued member may, after
-    /// every event), else reclaim (rule 4) if it is on and the pool is full, else queued.
+    /// reservations: granted if they may take a free slot (then queued members their grant
+    /// unblocks are served too), else reclaim (rule 4) if it is on and the pool is full, else queued.
     ///
     /// Reclaim takes the longest-inactive holder past the inactivity time whose slot
     /// someone may then take (the first queued member allowed, else the requester), and
@@ -467,6 +467,9 @@ impl ProductState {
                 user: user.to_string(),
                 at: now,
             });
+            // A member of several groups fills several reservations with one slot, which
+            // may open a free slot to a queued member the reservations held back.
+            self.fill_reserved(out, settings, now);
             return;
         }
         if settings.reclaim_on_request && free == 0 {
@@ -516,7 +519,8 @@ impl ProductState {
     /// Gives the slots free after the pending events `out` (under `settings`, which may
     /// be the ones `out` configures) to the first queued members who may take them, one
     /// at a time, until no queued member may take a free slot: the invariant "no free
-    /// slot that a queued member may take" holds after the events.
+    /// slot that a queued member may take" holds after the events. The grants are
+    /// recorded in queue order.
     pub(crate) fn fill_reserved(
         &self,
         out: &mut Vec<ProductEvent>,
@@ -594,7 +598,6 @@ impl ProductState {
                 .map(|u| (u, groups_of(&noted, book, u)))
                 .collect();
             let mut taken = vec![false; candidates.len()];
-            let mut granted = Vec::new();
             while tally.free > 0 {
                 let Some(i) = (0..candidates.len())
                     .find(|&i| !taken[i] && tally.may_take(candidates[i].1).is_ok())
@@ -603,9 +606,15 @@ impl ProductState {
                 };
                 taken[i] = true;
                 tally.take(candidates[i].1);
-                granted.push(candidates[i].0.to_string());
             }
-            granted
+            // A later member's grant may unblock an earlier one (by filling reservations
+            // of two groups at once); the grants are recorded in queue order all the same.
+            candidates
+                .iter()
+                .zip(taken)
+                .filter(|(_, t)| *t)
+                .map(|((u, _), _)| u.to_string())
+                .collect()
         };
         for user in granted {
             out.push(ProductEvent::SlotGranted { user, at: now });

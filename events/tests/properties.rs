@@ -390,12 +390,26 @@ impl Model {
     /// 10) to the first queued member who may take it, again and again.
     fn fill(&mut self, out: &mut Vec<ProductEvent>, now: Timestamp) {
         if self.reserving() {
-            while let Some(user) = self
+            // Who gets a slot: again and again the first who may, on a trial copy (a
+            // grant may unblock a member ahead); the grants are then made in queue order.
+            let mut trial = self.clone();
+            let mut chosen = Vec::new();
+            while let Some(user) = trial
                 .queue
                 .iter()
                 .map(|(u, _)| u.clone())
-                .find(|u| self.may(u))
+                .find(|u| trial.may(u))
             {
+                trial.grant(&mut Vec::new(), &user, now);
+                chosen.push(user);
+            }
+            let in_order: Vec<String> = self
+                .queue
+                .iter()
+                .map(|(u, _)| u.clone())
+                .filter(|u| chosen.contains(u))
+                .collect();
+            for user in in_order {
                 self.grant(out, &user, now);
             }
             return;
@@ -692,7 +706,8 @@ impl Model {
         Ok(out)
     }
 
-    /// Rule 10's request of an idle member: granted if they may take a free slot; else
+    /// Rule 10's request of an idle member: granted if they may take a free slot (and the
+    /// queued members that grant unblocks after them); else
     /// reclaim (on, pool full): the longest-inactive holder past the inactivity time
     /// whose slot the first queued member allowed (or else the requester) may then take,
     /// unless the holder's leaving leaves a group of theirs short of its min while the
@@ -706,6 +721,9 @@ impl Model {
     ) {
         if self.may(user) {
             self.grant(out, user, now);
+            // One slot may fill the reservations of several groups of theirs at once,
+            // which can open a free slot to a member waiting in the queue.
+            self.fill(out, now);
             return;
         }
         if s.reclaim_on_request && self.holders.len() >= self.shared() {

@@ -1429,6 +1429,53 @@ fn a_reservation_is_held_free_for_its_group_while_others_queue() {
 }
 
 #[test]
+fn a_member_of_two_reserved_groups_fills_both_and_frees_a_slot_for_the_queue() {
+    // Every slot is reserved: one for support, two for ops.
+    let mut sim = Sim::new(reserving(3, &[("support", 1, None), ("ops", 2, None)]));
+    enrol_all(&mut sim, &["o1", "b1"]);
+    assert_eq!(sim.request_in("o1", &[]), vec![queued("o1", at(0))]);
+    assert_eq!(waiting_for(&sim, "o1"), Some(Blocked::Reserved));
+    // One member of both groups fills support's reservation and one of ops' with one
+    // slot: ops still needs one of the two free slots, the other is nobody's, and the
+    // waiting member gets it in the same command.
+    assert_eq!(
+        sim.set(1).request_in("b1", &["OPS", "support"]),
+        vec![
+            noted("b1", &["ops", "support"]),
+            granted("b1", at(1)),
+            granted("o1", at(1))
+        ]
+    );
+    assert!(sim.state.queue().is_empty());
+    // The last free slot stays ops' reservation.
+    sim.enrol("o2");
+    assert_eq!(sim.set(2).request_in("o2", &[]), vec![queued("o2", at(2))]);
+    assert_eq!(waiting_for(&sim, "o2"), Some(Blocked::Reserved));
+}
+
+#[test]
+fn grants_a_later_member_unblocks_are_recorded_in_queue_order() {
+    let mut sim = Sim::new(reserving(3, &[("support", 1, None), ("ops", 2, None)]));
+    enrol_all(&mut sim, &["o1", "b1"]);
+    assert_eq!(sim.request_in("o1", &[]), vec![queued("o1", at(0))]);
+    assert_eq!(sim.set(1).request_in("b1", &[]), vec![queued("b1", at(1))]);
+    // b1 joins both groups: their slot fills two reservations and frees one for o1. Both
+    // get a slot in the same command, recorded in the order they queued.
+    assert_eq!(
+        sim.set(2).run(Command::NoteGroups {
+            user: "b1".into(),
+            groups: vec!["ops".to_string(), "support".to_string()].into(),
+        }),
+        vec![
+            noted("b1", &["ops", "support"]),
+            granted("o1", at(2)),
+            granted("b1", at(2))
+        ]
+    );
+    assert!(sim.state.queue().is_empty());
+}
+
+#[test]
 fn the_first_allowed_queued_member_jumps_over_a_capped_head() {
     let mut sim = Sim::new(reserving(2, &[("c", 0, Some(1))]));
     enrol_all(&mut sim, &["c1", "c2", "o1", "o2"]);
