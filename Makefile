@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint fmt bench load chaos clean
+.PHONY: run test lint fmt bench load chaos soak clean
 
 ## Run the service on its embedded default: sled journal in ./data, sample config.
 run:
@@ -42,6 +42,11 @@ load:
 ## `make test` runs the same test with 5 cycles.
 chaos:
 	CYCLES=$${CYCLES:-100} $(CARGO) test --release -p slotpool --test e2e_chaos -- --nocapture
+
+## The pure core's property tests with many more random command sequences than `make
+## test` runs (PROPTEST_CASES=20000 by default; a few minutes in release mode).
+soak:
+	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --release -p slotpool-events --test properties --test timeline
 
 clean:
 	$(CARGO) clean

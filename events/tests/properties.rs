@@ -1793,7 +1793,7 @@ fn resolve(op: &Op, current: Option<&Settings>, now: Timestamp) -> Command {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::proptest_cases(256), ..ProptestConfig::default() })]
 
     #[test]
     fn product_follows_the_rules_and_the_model((before, first, ops) in run_plan()) {

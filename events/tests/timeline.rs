@@ -1091,7 +1091,7 @@ fn run_timeline((scheduled, first, enrolled, ops): &Timeline) -> Result<Stats, T
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::proptest_cases(256), ..ProptestConfig::default() })]
 
     #[test]
     fn timelines_keep_every_time_rule(timeline in timeline()) {

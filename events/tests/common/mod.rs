@@ -10,6 +10,15 @@ use slotpool_events::{
 };
 use std::collections::BTreeSet;
 
+/// Cases per property test: `default`, or `PROPTEST_CASES` when set (`make soak` runs
+/// the pure core's properties with many more cases than `make test` can afford).
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The origin of every virtual clock: a whole hour since the epoch, so it lies on the
 /// sweep grid of every interval that divides 3600 s (1..=60 s, 300 s...).
 pub const T0_MS: i64 = 1_699_999_200_000;
