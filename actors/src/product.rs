@@ -224,8 +224,8 @@ impl ProductActor {
         }
         let existed = self.state.settings().is_some();
         let decided = self.state.decide(&msg.command, now);
-        if let Command::Request { .. } = &msg.command {
-            self.count_request(&decided);
+        if let Command::Request { user, .. } = &msg.command {
+            self.count_request(user, &decided);
         }
         let events = decided?;
         if !events.is_empty() {
@@ -487,18 +487,20 @@ impl ProductActor {
         Ok(self.asked)
     }
 
-    fn count_request(&self, decided: &Result<Vec<ProductEvent>, Refusal>) {
+    /// Counts a request by what it brought the requester. Its events may concern others
+    /// too: a reclaimed holder and the queue head the slot goes to (rule 4), queued
+    /// members a grant unblocks (rule 10), noted groups.
+    fn count_request(&self, requester: &str, decided: &Result<Vec<ProductEvent>, Refusal>) {
         let outcome = match decided {
             Err(r) => r.code(),
-            // A request may first note the user's groups (rule 10): the outcome follows.
-            Ok(events) => match events
+            Ok(events) => events
                 .iter()
-                .find(|e| !matches!(e, ProductEvent::GroupsNoted { .. }))
-            {
-                Some(ProductEvent::SlotGranted { .. }) => "granted",
-                Some(ProductEvent::Queued { .. }) => "queued",
-                _ => "unchanged",
-            },
+                .find_map(|e| match e {
+                    ProductEvent::SlotGranted { user, .. } if user == requester => Some("granted"),
+                    ProductEvent::Queued { user, .. } if user == requester => Some("queued"),
+                    _ => None,
+                })
+                .unwrap_or("unchanged"),
         };
         self.metrics.request(outcome);
     }

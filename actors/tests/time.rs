@@ -293,3 +293,39 @@ async fn hourly_reconciliation_runs_on_the_hour_and_reschedules_itself() {
     .expect("configured");
     assert_eq!(settings.shared_slots, 1);
 }
+
+#[actix_rt::test]
+async fn requests_are_counted_by_what_they_bring_the_requester_even_through_reclaim() {
+    let w = world(
+        Settings {
+            reclaim_on_request: true,
+            ..settings()
+        },
+        &["ann", "bob", "cyd", "dan"],
+    )
+    .await;
+    let count = |outcome: &str| w.metrics.requests.with_label_values(&["p", outcome]).get();
+    w.run(Command::request("ann")).await.expect("ann");
+    // Past ann's inactivity time, before a sweep revokes her: bob's request reclaims
+    // her slot for him. The first event is ann's revocation; the outcome is bob's.
+    w.clock.advance_ms(61_000);
+    let bob = w.run(Command::request("bob")).await.expect("bob");
+    assert!(matches!(bob, Some(SlotView::Granted { .. })), "{bob:?}");
+    w.run(Command::request("cyd")).await.expect("cyd");
+    // Past bob's inactivity time with cyd queued: dan's request reclaims bob's slot for
+    // cyd, and dan is queued.
+    w.clock.advance_ms(61_000);
+    let dan = w.run(Command::request("dan")).await.expect("dan");
+    assert!(matches!(dan, Some(SlotView::Queued { .. })), "{dan:?}");
+    assert!(matches!(w.view("cyd").await, SlotView::Granted { .. }));
+    assert_eq!(count("granted"), 2, "ann and bob");
+    assert_eq!(count("queued"), 2, "cyd and dan");
+    assert_eq!(count("unchanged"), 0);
+    assert_eq!(
+        w.metrics
+            .revocations
+            .with_label_values(&["p", "reclaimed"])
+            .get(),
+        2
+    );
+}

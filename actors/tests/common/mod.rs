@@ -17,6 +17,8 @@ pub struct World {
     pub _dir: tempfile::TempDir,
     pub journal: Journal,
     pub clock: ManualClock,
+    /// The metrics the actors update (unregistered: read directly).
+    pub metrics: Metrics,
     pub services: Services,
     pub scheduler: Scheduler,
 }
@@ -34,10 +36,11 @@ pub async fn start(t0: i64, snapshot_every: u64, nightly: Nightly) -> World {
     )
     .expect("journal");
     let clock = ManualClock::new(Timestamp::from_millis(t0));
+    let metrics = Metrics::unregistered();
     let services = recover(
         journal.clone(),
         Arc::new(clock.clone()),
-        Metrics::unregistered(),
+        metrics.clone(),
         1,
         snapshot_every,
     )
@@ -48,6 +51,7 @@ pub async fn start(t0: i64, snapshot_every: u64, nightly: Nightly) -> World {
         _dir: dir,
         journal,
         clock,
+        metrics,
         services,
         scheduler,
     }
