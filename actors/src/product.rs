@@ -224,8 +224,8 @@ impl ProductActor {
         }
         let existed = self.state.settings().is_some();
         let decided = self.state.decide(&msg.command, now);
-        if let Command::Request { user, .. } = &msg.command {
-            self.count_request(user, &decided);
+        if let (Command::Request { .. }, Err(refusal)) = (&msg.command, &decided) {
+            self.metrics.request(refusal.code());
         }
         let events = decided?;
         if !events.is_empty() {
@@ -259,6 +259,9 @@ impl ProductActor {
             | Command::Activity { user } => Some(self.state.slot_view(user, now)),
             _ => None,
         };
+        if let (Command::Request { user, .. }, Some(view)) = (&msg.command, &view) {
+            self.metrics.request(request_outcome(user, &events, view));
+        }
         Ok(Executed {
             events,
             created: !existed && self.state.settings().is_some(),
@@ -487,24 +490,6 @@ impl ProductActor {
         Ok(self.asked)
     }
 
-    /// Counts a request by what it brought the requester. Its events may concern others
-    /// too: a reclaimed holder and the queue head the slot goes to (rule 4), queued
-    /// members a grant unblocks (rule 10), noted groups.
-    fn count_request(&self, requester: &str, decided: &Result<Vec<ProductEvent>, Refusal>) {
-        let outcome = match decided {
-            Err(r) => r.code(),
-            Ok(events) => events
-                .iter()
-                .find_map(|e| match e {
-                    ProductEvent::SlotGranted { user, .. } if user == requester => Some("granted"),
-                    ProductEvent::Queued { user, .. } if user == requester => Some("queued"),
-                    _ => None,
-                })
-                .unwrap_or("unchanged"),
-        };
-        self.metrics.request(outcome);
-    }
-
     /// Counts revocations and queue waits, which need the state before the events.
     fn metrics_before_apply(&self, events: &[ProductEvent]) {
         self.metrics.journal_events.inc_by(events.len() as u64);
@@ -535,6 +520,23 @@ impl ProductActor {
         self.metrics.fixed_users.set(counts.fixed as i64);
         self.metrics.members.set(counts.members as i64);
     }
+}
+
+/// The outcome a slot request is counted by (`slotpool_requests_total`): `granted` or
+/// `queued` when the request gave the requester a slot or a queue place (whatever else
+/// it decided first: a reclaimed holder's revocation under rule 4, noted groups), `fixed`
+/// and `locked` by the answer, and `unchanged` for a holder or queued member asking again.
+fn request_outcome(requester: &str, events: &[ProductEvent], view: &SlotView) -> &'static str {
+    let mine = events.iter().find_map(|e| match e {
+        ProductEvent::SlotGranted { user, .. } if user == requester => Some("granted"),
+        ProductEvent::Queued { user, .. } if user == requester => Some("queued"),
+        _ => None,
+    });
+    mine.unwrap_or(match view {
+        SlotView::Fixed => "fixed",
+        SlotView::Locked { .. } => "locked",
+        SlotView::Granted { .. } | SlotView::Queued { .. } | SlotView::None => "unchanged",
+    })
 }
 
 impl Actor for ProductActor {

@@ -1,11 +1,14 @@
 //! The scheduler and sessions in virtual time: hours pass in microseconds, and every
 //! notification a browser would get arrives in order.
 
-use slotpool_actors::{ask, recover, Frame, Job, Metrics, Nightly, Read, SessionActor};
+use slotpool_actors::{
+    ask, recover, Frame, Job, Membership, Metrics, Nightly, Provision, Read, SessionActor,
+};
 use slotpool_events::{Command, ProductKind, Settings, SlotView, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::Receiver;
+use uuid::Uuid;
 
 mod common;
 use common::World;
@@ -318,9 +321,26 @@ async fn requests_are_counted_by_what_they_bring_the_requester_even_through_recl
     let dan = w.run(Command::request("dan")).await.expect("dan");
     assert!(matches!(dan, Some(SlotView::Queued { .. })), "{dan:?}");
     assert!(matches!(w.view("cyd").await, SlotView::Granted { .. }));
+    // A fixed licence needs no slot; a stranger is refused.
+    w.services
+        .directory
+        .send(Provision {
+            product: w.services.products.get("p").expect("product"),
+            change: Membership::GiveFixed("fay".into()),
+            cause: Uuid::new_v4(),
+        })
+        .await
+        .expect("mailbox")
+        .expect("give fixed");
+    w.run(Command::request("fay")).await.expect("fay");
+    // Asking again while holding a slot changes nothing.
+    w.run(Command::request("cyd")).await.expect("cyd again");
+    assert!(w.run(Command::request("gus")).await.is_err());
     assert_eq!(count("granted"), 2, "ann and bob");
     assert_eq!(count("queued"), 2, "cyd and dan");
-    assert_eq!(count("unchanged"), 0);
+    assert_eq!(count("fixed"), 1, "fay");
+    assert_eq!(count("not_member"), 1, "gus");
+    assert_eq!(count("unchanged"), 1, "cyd again");
     assert_eq!(
         w.metrics
             .revocations
