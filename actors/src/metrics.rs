@@ -139,7 +139,7 @@ impl Metrics {
             members: gauge("slotpool_members", "Members enrolled in the pool.")?,
             requests: counter(
                 "slotpool_requests_total",
-                "Slot requests by outcome (granted, queued, fixed, or the refusal reason).",
+                "Slot requests by outcome: granted, queued, fixed, locked, unchanged (a holder or queued member asking again) or the refusal reason.",
                 &["product", "outcome"],
             )?,
             revocations: counter(
