@@ -189,7 +189,8 @@ codes=$(curl -s -X PUT -H "Authorization: Bearer $TOKEN" -w '%{http_code}\n' -K 
 enrolled=$(grep -c '^204$' <<<"$codes" || true)
 (( enrolled == USERS )) || die "enrolled $enrolled of $USERS users (answers: $(sort <<<"$codes" | uniq -c | tr -s ' \n' ' '))"
 
-metrics_snapshot() { # events, flush seconds sum and count, appends flushed, no-op POSTs
+metrics_snapshot() { # events, flush seconds sum and count, appends flushed, no-op POSTs,
+    # flushes within 2.5 ms and within 10 ms
     curl -s "$BASE/metrics" | awk -v noop="slotpool_requests_total{outcome=\"unchanged\",product=\"$PRODUCT\"}" \
         -v noop2="slotpool_requests_total{product=\"$PRODUCT\",outcome=\"unchanged\"}" '
         $1 == "slotpool_journal_events_total" { e = $2 }
@@ -197,9 +198,11 @@ metrics_snapshot() { # events, flush seconds sum and count, appends flushed, no-
         $1 == "slotpool_journal_flush_seconds_count" { fc = $2 }
         $1 == "slotpool_journal_flush_batch_size_sum" { bs = $2 }
         $1 == noop || $1 == noop2 { u = $2 }
-        END { printf "%s %s %s %s %s\n", e + 0, fs + 0, fc + 0, bs + 0, u + 0 }'
+        $1 == "slotpool_journal_flush_seconds_bucket{le=\"0.0025\"}" { f25 = $2 }
+        $1 == "slotpool_journal_flush_seconds_bucket{le=\"0.01\"}" { f10 = $2 }
+        END { printf "%s %s %s %s %s %s %s\n", e + 0, fs + 0, fc + 0, bs + 0, u + 0, f25 + 0, f10 + 0 }'
 }
-read -r EV0 FS0 FC0 BS0 NOOP0 < <(metrics_snapshot)
+read -r EV0 FS0 FC0 BS0 NOOP0 F25_0 F10_0 < <(metrics_snapshot)
 # The server's CPU time (user + system, in clock ticks): CPU per request depends far less
 # on what else the machine runs than requests per second do.
 server_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
@@ -219,7 +222,7 @@ if (( GEN_RC != 0 )) || [[ -z "$RESULT" ]]; then
     die "the load generator failed (exit $GEN_RC)"
 fi
 TICKS1=$(server_ticks)
-read -r EV1 FS1 FC1 BS1 NOOP1 < <(metrics_snapshot)
+read -r EV1 FS1 FC1 BS1 NOOP1 F25_1 F10_1 < <(metrics_snapshot)
 
 declare -A R
 for kv in ${RESULT#LOADRESULT }; do R[${kv%%=*}]=${kv#*=}; done
@@ -232,6 +235,7 @@ stop_server && STOP_OK=1 || STOP_OK=0
 # --- report --------------------------------------------------------------------------
 awk -v req="${R[requests]}" -v dur="${R[duration_us]}" -v ev0="$EV0" -v ev1="$EV1" \
     -v fs0="$FS0" -v fs1="$FS1" -v fc0="$FC0" -v fc1="$FC1" -v bs0="$BS0" -v bs1="$BS1" \
+    -v slow25="$(( (${FC1%.*} - ${FC0%.*}) - (${F25_1%.*} - ${F25_0%.*}) ))" -v slow10="$(( (${FC1%.*} - ${FC0%.*}) - (${F10_1%.*} - ${F10_0%.*}) ))" \
     -v p90="${R[p90_us]}" -v p999="${R[p999_us]}" -v max="${R[max_us]}" -v late="${R[late]}" -v held="${HELD:-?}" \
     -v ticks="$(( TICKS1 - TICKS0 ))" -v hz="$(getconf CLK_TCK)" -v gen="${R[cpu_us]:-0}" -v stalls="${R[stalls]:-0}" -v stalled="${R[stalled_us]:-0}" -v noop="$(( ${NOOP1%.*} - ${NOOP0%.*} ))" '
     BEGIN {
@@ -239,8 +243,8 @@ awk -v req="${R[requests]}" -v dur="${R[duration_us]}" -v ev0="$EV0" -v ev1="$EV
         printf "load: journal events during the run: %d for %d requests (%.3f per request); %d POSTs by a holder (no-ops); %d slots held at the end\n",
             ev, req, (req > 0 ? ev / req : 0), noop, held
         if (fc > 0)
-            printf "load: %d group flushes, %.1f appends and %.3f ms each on average\n",
-                fc, (bs1 - bs0) / fc, (fs1 - fs0) / fc * 1000
+            printf "load: %d group flushes, %.1f appends and %.3f ms each on average; %d took over 2.5 ms, %d over 10 ms (write and fdatasync: the disk)\n",
+                fc, (bs1 - bs0) / fc, (fs1 - fs0) / fc * 1000, slow25, slow10
         printf "load: latency p90=%.2f ms p99.9=%.2f ms max=%.2f ms over %.2f s; %d requests held up by an earlier answer (counted from when they were due)\n",
             p90 / 1000, p999 / 1000, max / 1000, dur / 1e6, late
         printf "load: the machine itself stalled %d times for more than 2 ms, %.1f ms in all (%.2f%% of the run; a thread that only sleeps saw it)\n",
