@@ -333,6 +333,9 @@ struct Inner {
     sync_groups: bool,
     /// See [`JournalConfig::log_segment_bytes`].
     segment_bytes: u64,
+    /// Zeros written into a segment made from nothing (see [`wal::Segment::prepare`]):
+    /// a segment's size when groups are synced, else none.
+    preallocate: u64,
     on_flush: Option<FlushObserver>,
     /// The next group's frame of the write-ahead log (see [`wal::push_record`]). A std
     /// Mutex: held for a copy or a swap, never across I/O. The ticket counter `appended`
@@ -399,11 +402,22 @@ impl Journal {
         if !replayed.tips.is_empty() {
             raise_watermark(dir, &replayed.tips)?;
         }
-        for path in &replayed.segments {
+        // The newest two old segments (a crash left them) are recycled as the new log and
+        // the checkpointer's first spare: their blocks are allocated already.
+        let mut old_segments = replayed.segments;
+        let recycled = old_segments.pop();
+        let first_spare = old_segments.pop();
+        for path in &old_segments {
             std::fs::remove_file(path).map_err(|e| open_err(e.to_string()))?;
         }
+        let sync_groups = config.durability == Durability::Fsync;
+        let preallocate = if sync_groups {
+            config.log_segment_bytes
+        } else {
+            0
+        };
         let generation = replayed.last_generation + 1;
-        let log = wal::Segment::prepare(&log_dir, generation, None)
+        let log = wal::Segment::prepare(&log_dir, generation, recycled, preallocate)
             .map_err(|e| open_err(format!("cannot create the write-ahead log: {e}")))?;
         let tips = check_watermark(dir, &tree)?;
         let inner = Arc::new(Inner {
@@ -411,8 +425,9 @@ impl Journal {
             tree,
             path: dir.to_path_buf(),
             data_file,
-            sync_groups: config.durability == Durability::Fsync,
+            sync_groups,
             segment_bytes: config.log_segment_bytes,
+            preallocate,
             on_flush: config.on_flush,
             frame: Mutex::new(Vec::new()),
             spare: Mutex::new(None),
@@ -432,7 +447,9 @@ impl Journal {
         let worker = Arc::clone(&inner);
         let handle = std::thread::Builder::new()
             .name("journal-checkpoint".into())
-            .spawn(move || worker.run_checkpointer(&log_dir, generation + 1, &closed_rx))
+            .spawn(move || {
+                worker.run_checkpointer(&log_dir, generation + 1, first_spare, &closed_rx)
+            })
             .map_err(|e| open_err(e.to_string()))?;
         *lock(&inner.checkpointer) = Some(handle);
         let worker = Arc::clone(&inner);
@@ -966,17 +983,18 @@ impl Inner {
 
     /// The checkpointer: prepares the committer's next segment, and checkpoints each one
     /// the committer closes ([`checkpoint`]), after which the closed segment's records are
-    /// all in sled's durable files and its file becomes the next spare.
+    /// all in sled's durable files and its file becomes the next spare. The first spare is
+    /// segment `first_spare`, made from `recycled` if opening found an old file to reuse.
     fn run_checkpointer(
         &self,
         log_dir: &Path,
         first_spare: u64,
+        mut recycled: Option<PathBuf>,
         closed: &std::sync::mpsc::Receiver<wal::Segment>,
     ) {
-        let mut recycled = None;
         let mut generation = first_spare;
         loop {
-            match wal::Segment::prepare(log_dir, generation, recycled.take()) {
+            match wal::Segment::prepare(log_dir, generation, recycled.take(), self.preallocate) {
                 Ok(segment) => *lock(&self.spare) = Some(segment),
                 // The committer keeps writing to the segment it has, past its size.
                 Err(e) => {
@@ -1605,6 +1623,72 @@ mod tests {
         j.shutdown().expect("shutdown");
     }
 
+    /// The log's segment files: generation and contents.
+    fn segment_files(log_dir: &Path) -> Vec<(u64, Vec<u8>)> {
+        wal::segments(log_dir)
+            .expect("list")
+            .into_iter()
+            .map(|(generation, path)| (generation, std::fs::read(path).expect("read")))
+            .collect()
+    }
+
+    #[test]
+    fn synced_segments_are_zero_filled_and_a_crash_leaves_files_the_next_open_reuses() {
+        const SEGMENT: u64 = 64 * 1024;
+        let config = JournalConfig {
+            log_segment_bytes: SEGMENT,
+            ..JournalConfig::default()
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = Journal::open(dir.path(), config.clone()).expect("open");
+        until_quiet(&j);
+        let log_dir = dir.path().join(wal::DIR);
+        // The log and the spare, both written with zeros to the segment's size.
+        let files = segment_files(&log_dir);
+        assert_eq!(files.len(), 2);
+        for (_, bytes) in &files {
+            assert_eq!(bytes.len() as u64, SEGMENT);
+            assert!(bytes.iter().all(|&b| b == 0));
+        }
+        let mut tip = StreamTip::default();
+        fill(&j, &mut tip, 100);
+        j.sync().expect("sync");
+        until_quiet(&j);
+        let crashed = tempfile::tempdir().expect("tempdir");
+        copy_dir(dir.path(), crashed.path());
+        let crashed_log = crashed.path().join(wal::DIR);
+        let before = segment_files(&crashed_log);
+
+        let k = Journal::open(crashed.path(), config).expect("reopen");
+        until_quiet(&k);
+        assert_eq!(k.verify().expect("verify")[0].records, 100);
+        // Nothing written since: the new log and spare are the old files, renamed.
+        let after = segment_files(&crashed_log);
+        let newest_before = before.iter().map(|(g, _)| *g).max().expect("segments");
+        assert!(after.iter().all(|(g, _)| *g > newest_before));
+        let contents = |files: Vec<(u64, Vec<u8>)>| {
+            let mut c: Vec<Vec<u8>> = files.into_iter().map(|(_, bytes)| bytes).collect();
+            c.sort();
+            c
+        };
+        let old_contents = contents(before);
+        assert!(old_contents.iter().any(|c| c.iter().any(|&b| b != 0)));
+        assert!(
+            contents(after) == old_contents,
+            "the old segments were not reused"
+        );
+        k.shutdown().expect("shutdown");
+        j.shutdown().expect("shutdown");
+
+        // A log that is never synced gains nothing from allocated blocks.
+        let unsynced = tempfile::tempdir().expect("tempdir");
+        let p = open_fast(unsynced.path());
+        until_quiet(&p);
+        let files = segment_files(&unsynced.path().join(wal::DIR));
+        assert!(files.iter().all(|(_, bytes)| bytes.is_empty()));
+        p.shutdown().expect("shutdown");
+    }
+
     #[test]
     fn full_segments_are_checkpointed_and_recycled_without_losing_a_record() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1620,6 +1704,9 @@ mod tests {
         let mut tip = StreamTip::default();
         let mut most_files = 0;
         for _ in 0..60 {
+            // A committer that finds no spare keeps writing to its segment: waiting for
+            // the checkpointer keeps the count of segments below independent of timing.
+            until_quiet(&j);
             fill(&j, &mut tip, 20);
             j.sync().expect("sync");
             most_files = most_files.max(wal::segments(&log_dir).expect("list").len());
@@ -1645,7 +1732,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log_dir = dir.path().join(wal::DIR);
         std::fs::create_dir_all(&log_dir).expect("mkdir");
-        let mut segment = wal::Segment::prepare(&log_dir, 1, None).expect("segment");
+        let mut segment = wal::Segment::prepare(&log_dir, 1, None, 0).expect("segment");
         let key = record_key(&stream().name(), 3);
         let mut frame = Vec::new();
         wal::push_record(&mut frame, std::iter::once((&key[..], &b"a record"[..])));

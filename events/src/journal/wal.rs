@@ -21,6 +21,12 @@
 //! blocks the file system has already allocated and `fdatasync` need not commit
 //! metadata).
 //!
+//! A segment made from nothing is first filled with zeros and synced, for the same reason
+//! (PostgreSQL's `wal_init_zero`): appending to an empty file makes every `fdatasync`
+//! write the inode and the block map too. On ext4 under `make load`, group flushes took
+//! 0.24 ms on average into a growing file and 0.18 ms into a zero-filled one, and fewer
+//! of them took over 2.5 ms. A zero frame header ends the segment like any other.
+//!
 //! Checkpoint: when a segment is full the committer moves on to the next one (prepared in
 //! advance) and the checkpointer flushes sled and `fdatasync`s its file: every record in
 //! the full segment is then in sled's durable files, and the segment is recycled as the
@@ -112,18 +118,33 @@ impl Segment {
     /// Creates segment `generation` (or reuses `recycled`, renamed to it), and makes its
     /// name durable before anything is written to it: a frame in a file whose name a
     /// power loss could take back would be lost with it.
-    pub fn prepare(dir: &Path, generation: u64, recycled: Option<PathBuf>) -> io::Result<Segment> {
+    ///
+    /// A created segment's first `preallocate` bytes are written with zeros and synced
+    /// (see the module comment); 0 leaves it empty, for a log that is never synced.
+    pub fn prepare(
+        dir: &Path,
+        generation: u64,
+        recycled: Option<PathBuf>,
+        preallocate: u64,
+    ) -> io::Result<Segment> {
         let path = segment_path(dir, generation);
         let file = match recycled {
             Some(old) => {
                 std::fs::rename(&old, &path)?;
                 std::fs::OpenOptions::new().write(true).open(&path)?
             }
-            None => std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)?,
+            None => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)?;
+                if preallocate > 0 {
+                    fill_with_zeros(&file, preallocate)?;
+                    file.sync_all()?;
+                }
+                file
+            }
         };
         File::open(dir)?.sync_all()?;
         Ok(Segment {
@@ -167,6 +188,19 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// Writes `len` zero bytes at the start of `file`, a mebibyte at a time.
+fn fill_with_zeros(file: &File, len: u64) -> io::Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let zeros = vec![0u8; CHUNK.min(len) as usize];
+    let mut at = 0;
+    while at < len {
+        let n = CHUNK.min(len - at) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// The frames of segment `generation`, in order, up to its end (see the module comment):
@@ -334,7 +368,7 @@ mod tests {
     #[test]
     fn frames_read_back_until_a_torn_or_stale_one() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut seg = Segment::prepare(dir.path(), 7, None).expect("segment");
+        let mut seg = Segment::prepare(dir.path(), 7, None, 0).expect("segment");
         let a: Vec<(&[u8], &[u8])> = vec![(b"k1", b"v1"), (b"k2", b"")];
         let b: Vec<(&[u8], &[u8])> = vec![(b"k3", b"value three")];
         seg.write_frame(&mut frame_of(std::slice::from_ref(&a)), true)
@@ -364,23 +398,46 @@ mod tests {
     #[test]
     fn an_empty_frame_writes_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut seg = Segment::prepare(dir.path(), 1, None).expect("segment");
+        let mut seg = Segment::prepare(dir.path(), 1, None, 0).expect("segment");
         seg.write_frame(&mut Vec::new(), true).expect("write");
         assert_eq!(std::fs::metadata(seg.path()).expect("stat").len(), 0);
+    }
+
+    #[test]
+    fn a_created_segment_is_zeros_and_reads_back_only_its_frames() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let size = (1 << 20) + 100;
+        let mut seg = Segment::prepare(dir.path(), 5, None, size).expect("segment");
+        let bytes = std::fs::read(seg.path()).expect("read");
+        assert_eq!(bytes.len() as u64, size);
+        assert!(bytes.iter().all(|&b| b == 0));
+        assert_eq!(frames(&bytes, 5).count(), 0);
+        let r: Vec<(&[u8], &[u8])> = vec![(b"k", b"v")];
+        for _ in 0..2 {
+            seg.write_frame(&mut frame_of(std::slice::from_ref(&r)), true)
+                .expect("write");
+        }
+        let bytes = std::fs::read(seg.path()).expect("read");
+        // Written over the zeros, not after them.
+        assert_eq!(bytes.len() as u64, size);
+        let read: Vec<_> = frames(&bytes, 5)
+            .map(|p| records(p).expect("parses"))
+            .collect();
+        assert_eq!(read, vec![vec![r.clone()], vec![r.clone()]]);
     }
 
     #[test]
     fn a_recycled_segment_ends_where_the_new_generation_stops() {
         let dir = tempfile::tempdir().expect("tempdir");
         let r: Vec<(&[u8], &[u8])> = vec![(b"old", b"old value, longer than the new one")];
-        let mut old = Segment::prepare(dir.path(), 1, None).expect("segment");
+        let mut old = Segment::prepare(dir.path(), 1, None, 0).expect("segment");
         for _ in 0..3 {
             old.write_frame(&mut frame_of(std::slice::from_ref(&r)), true)
                 .expect("write");
         }
         let old_path = old.path().to_path_buf();
         drop(old);
-        let mut new = Segment::prepare(dir.path(), 3, Some(old_path.clone())).expect("recycle");
+        let mut new = Segment::prepare(dir.path(), 3, Some(old_path.clone()), 0).expect("recycle");
         assert!(!old_path.exists());
         let n: Vec<(&[u8], &[u8])> = vec![(b"new", b"v")];
         new.write_frame(&mut frame_of(std::slice::from_ref(&n)), true)
