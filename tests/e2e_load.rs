@@ -16,6 +16,7 @@ const SHARED: u64 = 16;
 fn concurrent_clients_keep_the_invariants() {
     let tmp = temp_dir();
     let server = Server::start(&Opts::new(&tmp.path().join("data"), tmp.path()));
+    assert_no_transparent_huge_pages(server.pid());
     let c = server.client();
     c.put_product(
         "load",
@@ -100,4 +101,20 @@ fn concurrent_clients_keep_the_invariants() {
     let pool = check_invariants(&c, "load");
     assert_eq!(pool.holders.len() as u64, SHARED);
     assert_eq!(pool.queue, users[SHARED as usize..].to_vec());
+}
+
+/// The service turns transparent huge pages off for itself (a 2 MiB page zeroed inside one
+/// page fault stalled every request for milliseconds under load). Linux reports it in
+/// `/proc/<pid>/status` since 5.0; an older kernel has no line to check.
+fn assert_no_transparent_huge_pages(pid: i32) {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return;
+    };
+    if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+        assert_eq!(
+            line.split_whitespace().nth(1),
+            Some("0"),
+            "the server runs with transparent huge pages on: {line}"
+        );
+    }
 }
