@@ -28,6 +28,8 @@
 #   HTTP_WORKERS=, ACTOR_THREADS=   if set, written into a --config file for the server
 #   SKIP_BUILD=1        use the existing target/release binaries
 #   KEEP_DATA=1         keep the temporary directory (journal, server log) and print it
+#   LATENCY_LOG=FILE    write every request's `<from us> <latency us>` to FILE, in time
+#                       order (when the slow ones came: bursts behind stalls, or a spread)
 # Exit status: 0 on success; 1 if any request failed (non-2xx, socket errors or timeouts),
 # if the server did not stop cleanly, or on any setup failure.
 set -euo pipefail
@@ -59,6 +61,8 @@ is_count "$SPARE" || die "SPARE must be a positive integer, not '$SPARE'"
 [[ "$RATE" == max ]] || is_count "$RATE" || die "RATE must be a positive integer or max, not '$RATE'"
 case "$DURABILITY" in fsync|process) ;; *) die "DURABILITY must be fsync or process, not '$DURABILITY'" ;; esac
 
+# A relative LATENCY_LOG names a file where the caller stands, not in the repository.
+[[ -z "${LATENCY_LOG:-}" || "$LATENCY_LOG" == /* ]] || LATENCY_LOG="$PWD/$LATENCY_LOG"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
@@ -213,7 +217,7 @@ echo "load: $CLIENTS clients ($THREADS generator threads, $USERS users), ${DURAT
 set +e
 "$LOADGEN" --url "$BASE" --product "$PRODUCT" --connections "$CLIENTS" \
     --users-per-connection "$SPARE" --duration "$DURATION" --rate "$RATE" --threads "$THREADS" \
-    >"$WORK/loadgen.out" 2>&1
+    ${LATENCY_LOG:+--latency-log "$LATENCY_LOG"} >"$WORK/loadgen.out" 2>&1
 GEN_RC=$?
 set -e
 RESULT=$(grep '^LOADRESULT ' "$WORK/loadgen.out" || true)

@@ -54,6 +54,12 @@ struct Args {
     /// Seconds before a request without a complete answer counts as timed out.
     #[arg(long, default_value_t = 5)]
     timeout: u64,
+    /// Also write every answered request to this file, a line each, in time order:
+    /// `<from> <latency>`, both in microseconds, `<from>` counted from the start of the
+    /// run (the instant its latency counts from). Shows when the slow ones came: a burst
+    /// behind one stall, or a spread.
+    #[arg(long)]
+    latency_log: Option<std::path::PathBuf>,
 }
 
 /// What one connection (and, merged, the whole run) saw.
@@ -65,10 +71,13 @@ struct Tally {
     write: u64,
     timeout: u64,
     late: u64,
+    /// `(from, latency)` of every answered request, in microseconds, when the run keeps a
+    /// latency log.
+    log: Option<Vec<(u64, u64)>>,
 }
 
 impl Tally {
-    fn new() -> Tally {
+    fn new(keep_log: bool) -> Tally {
         Tally {
             // 1 us to 1 minute, three significant digits.
             latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)
@@ -79,6 +88,7 @@ impl Tally {
             write: 0,
             timeout: 0,
             late: 0,
+            log: keep_log.then(Vec::new),
         }
     }
 
@@ -90,6 +100,9 @@ impl Tally {
         self.write += other.write;
         self.timeout += other.timeout;
         self.late += other.late;
+        if let (Some(log), Some(other)) = (self.log.as_mut(), other.log.as_ref()) {
+            log.extend_from_slice(other);
+        }
     }
 
     fn count(&mut self, error: &ExchangeError) {
@@ -114,11 +127,12 @@ struct Plan {
     start: Instant,
     end: Instant,
     timeout: Duration,
+    keep_log: bool,
 }
 
 /// One connection's share of the run.
 async fn drive(plan: Plan, index: usize) -> Tally {
-    let mut tally = Tally::new();
+    let mut tally = Tally::new(plan.keep_log);
     let path = format!("/api/v1/products/{}/slot", plan.product);
     let requests: Vec<[Vec<u8>; 2]> = (0..plan.users_per_connection)
         .map(|j| {
@@ -173,6 +187,12 @@ async fn drive(plan: Plan, index: usize) -> Tally {
                 free = Instant::now();
                 let micros = u64::try_from((free - counts_from).as_micros()).unwrap_or(u64::MAX);
                 tally.latency_us.saturating_record(micros.max(1));
+                if let Some(log) = tally.log.as_mut() {
+                    let from = counts_from
+                        .saturating_duration_since(plan.start)
+                        .as_micros();
+                    log.push((u64::try_from(from).unwrap_or(u64::MAX), micros));
+                }
                 if (200..300).contains(&status) {
                     holding[user] = !holding[user];
                 } else {
@@ -202,6 +222,17 @@ fn own_cpu_micros() -> Option<u64> {
     let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     // Linux reports these in USER_HZ, 100 per second on every architecture it exports.
     Some(ticks * 10_000)
+}
+
+/// Writes the `--latency-log` file: one `<from> <latency>` line per request, by `<from>`.
+fn write_latency_log(path: &std::path::Path, log: &mut [(u64, u64)]) -> std::io::Result<()> {
+    use std::io::Write;
+    log.sort_unstable();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for (from, latency) in log.iter() {
+        writeln!(out, "{from} {latency}")?;
+    }
+    out.flush()
 }
 
 fn parse_args(args: &Args) -> Result<(SocketAddr, String, Option<f64>), String> {
@@ -261,6 +292,7 @@ fn main() -> ExitCode {
         start,
         end: start + Duration::from_secs(args.duration),
         timeout: Duration::from_secs(args.timeout),
+        keep_log: args.latency_log.is_some(),
     };
     let monitor = stalls::Monitor::start(plan.end);
     let workers: Vec<_> = (0..threads)
@@ -276,7 +308,7 @@ fn main() -> ExitCode {
                     for index in (t..plan.connections).step_by(threads) {
                         tasks.push(tokio::spawn(drive(plan.clone(), index)));
                     }
-                    let mut tally = Tally::new();
+                    let mut tally = Tally::new(plan.keep_log);
                     for task in tasks {
                         let done = task
                             .await
@@ -288,7 +320,7 @@ fn main() -> ExitCode {
             })
         })
         .collect();
-    let mut total = Tally::new();
+    let mut total = Tally::new(plan.keep_log);
     for worker in workers {
         match worker.join() {
             Ok(Ok(tally)) => total.merge(&tally),
@@ -304,6 +336,12 @@ fn main() -> ExitCode {
     }
     let duration = start.elapsed();
     let stalls = monitor.finish();
+    if let (Some(path), Some(log)) = (&args.latency_log, total.log.as_mut()) {
+        if let Err(e) = write_latency_log(path, log) {
+            eprintln!("slotpool-loadgen: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
     let h = &total.latency_us;
     let cpu_us = own_cpu_micros().unwrap_or(0);
     println!(

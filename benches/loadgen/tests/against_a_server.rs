@@ -75,11 +75,16 @@ async fn sends_what_is_due_alternating_per_user_and_reports_it() {
 
     // 4 connections, 3 users each, 200 requests/s for 1 s: each connection's requests
     // are 20 ms apart and offset by 0, 5, 10 and 15 ms, so exactly 50 are due each.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log_path = dir.path().join("latency.log");
+    let log_arg = log_path.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_slotpool-loadgen"))
             .args(["--url", &format!("http://{addr}"), "--product", "p"])
             .args(["--connections", "4", "--users-per-connection", "3"])
             .args(["--rate", "200", "--duration", "1", "--threads", "2"])
+            .arg("--latency-log")
+            .arg(&log_arg)
             .output()
             .expect("run the generator")
     })
@@ -118,6 +123,30 @@ async fn sends_what_is_due_alternating_per_user_and_reports_it() {
     let mut counts: Vec<usize> = seen.values().map(Vec::len).collect();
     counts.sort();
     assert_eq!(counts, [vec![16; 4], vec![17; 8]].concat());
+
+    // The latency log: a line per request, in time order, each within the run (none is
+    // counted from before it started or after its last request was due), its latencies
+    // those the report summarises.
+    let log = std::fs::read_to_string(&log_path).expect("the latency log");
+    let lines: Vec<(u64, u64)> = log
+        .lines()
+        .map(|l| {
+            let (from, latency) = l.split_once(' ').expect("two fields");
+            (
+                from.parse().expect("a number"),
+                latency.parse().expect("a number"),
+            )
+        })
+        .collect();
+    assert_eq!(lines.len(), 200);
+    assert!(lines.windows(2).all(|w| w[0].0 <= w[1].0), "in time order");
+    assert!(lines.iter().all(|&(from, _)| from < 1_000_000), "{lines:?}");
+    let max = lines.iter().map(|&(_, l)| l).max().unwrap_or(0);
+    let reported = field(line, "max_us");
+    assert!(
+        reported.abs_diff(max) <= max / 500 + 1,
+        "max {max} us in the log, {reported} in the report"
+    );
 }
 
 #[test]
