@@ -72,12 +72,12 @@ struct Tally {
     timeout: u64,
     late: u64,
     /// `(from, latency)` of every answered request, in microseconds, when the run keeps a
-    /// latency log.
+    /// latency log (see `--latency-log`); `None` otherwise.
     log: Option<Vec<(u64, u64)>>,
 }
 
 impl Tally {
-    fn new(keep_log: bool) -> Tally {
+    fn new() -> Tally {
         Tally {
             // 1 us to 1 minute, three significant digits.
             latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)
@@ -88,7 +88,7 @@ impl Tally {
             write: 0,
             timeout: 0,
             late: 0,
-            log: keep_log.then(Vec::new),
+            log: None,
         }
     }
 
@@ -100,8 +100,10 @@ impl Tally {
         self.write += other.write;
         self.timeout += other.timeout;
         self.late += other.late;
-        if let (Some(log), Some(other)) = (self.log.as_mut(), other.log.as_ref()) {
-            log.extend_from_slice(other);
+        if let Some(other) = &other.log {
+            self.log
+                .get_or_insert_with(Vec::new)
+                .extend_from_slice(other);
         }
     }
 
@@ -132,7 +134,10 @@ struct Plan {
 
 /// One connection's share of the run.
 async fn drive(plan: Plan, index: usize) -> Tally {
-    let mut tally = Tally::new(plan.keep_log);
+    let mut tally = Tally {
+        log: plan.keep_log.then(Vec::new),
+        ..Tally::new()
+    };
     let path = format!("/api/v1/products/{}/slot", plan.product);
     let requests: Vec<[Vec<u8>; 2]> = (0..plan.users_per_connection)
         .map(|j| {
@@ -225,10 +230,10 @@ fn own_cpu_micros() -> Option<u64> {
 }
 
 /// Writes the `--latency-log` file: one `<from> <latency>` line per request, by `<from>`.
-fn write_latency_log(path: &std::path::Path, log: &mut [(u64, u64)]) -> std::io::Result<()> {
+fn write_latency_log(file: std::fs::File, log: &mut [(u64, u64)]) -> std::io::Result<()> {
     use std::io::Write;
     log.sort_unstable();
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut out = std::io::BufWriter::new(file);
     for (from, latency) in log.iter() {
         writeln!(out, "{from} {latency}")?;
     }
@@ -278,6 +283,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Created before the run, so that a path that cannot be written fails at once, not
+    // after the whole load.
+    let latency_log = match &args.latency_log {
+        None => None,
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Some((path, file)),
+            Err(e) => {
+                eprintln!("slotpool-loadgen: cannot create {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
     let threads = args.threads.min(args.connections);
     // Each connection opens at its first request (the connect is not counted as latency);
     // a short lead lets every thread's runtime start before the first request is due.
@@ -292,7 +309,7 @@ fn main() -> ExitCode {
         start,
         end: start + Duration::from_secs(args.duration),
         timeout: Duration::from_secs(args.timeout),
-        keep_log: args.latency_log.is_some(),
+        keep_log: latency_log.is_some(),
     };
     let monitor = stalls::Monitor::start(plan.end);
     let workers: Vec<_> = (0..threads)
@@ -308,7 +325,7 @@ fn main() -> ExitCode {
                     for index in (t..plan.connections).step_by(threads) {
                         tasks.push(tokio::spawn(drive(plan.clone(), index)));
                     }
-                    let mut tally = Tally::new(plan.keep_log);
+                    let mut tally = Tally::new();
                     for task in tasks {
                         let done = task
                             .await
@@ -320,7 +337,7 @@ fn main() -> ExitCode {
             })
         })
         .collect();
-    let mut total = Tally::new(plan.keep_log);
+    let mut total = Tally::new();
     for worker in workers {
         match worker.join() {
             Ok(Ok(tally)) => total.merge(&tally),
@@ -336,12 +353,6 @@ fn main() -> ExitCode {
     }
     let duration = start.elapsed();
     let stalls = monitor.finish();
-    if let (Some(path), Some(log)) = (&args.latency_log, total.log.as_mut()) {
-        if let Err(e) = write_latency_log(path, log) {
-            eprintln!("slotpool-loadgen: cannot write {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    }
     let h = &total.latency_us;
     let cpu_us = own_cpu_micros().unwrap_or(0);
     println!(
@@ -365,5 +376,13 @@ fn main() -> ExitCode {
         stalls.count,
         stalls.total.as_micros(),
     );
+    // After the result line: sorting and writing the log is not part of the generator's
+    // CPU time it reports.
+    if let (Some((path, file)), Some(log)) = (latency_log, total.log.as_mut()) {
+        if let Err(e) = write_latency_log(file, log) {
+            eprintln!("slotpool-loadgen: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
     ExitCode::SUCCESS
 }

@@ -124,9 +124,10 @@ async fn sends_what_is_due_alternating_per_user_and_reports_it() {
     counts.sort();
     assert_eq!(counts, [vec![16; 4], vec![17; 8]].concat());
 
-    // The latency log: a line per request, in time order, each within the run (none is
-    // counted from before it started or after its last request was due), its latencies
-    // those the report summarises.
+    // The latency log: a line per request, in time order, each within the run, its
+    // latencies those the report summarises. A request counts from when it was due or,
+    // when the generator's timer woke late, from when it was sent: the last is due at
+    // 995 ms, so a line may start a little after 1 s on a busy machine, never 250 ms after it.
     let log = std::fs::read_to_string(&log_path).expect("the latency log");
     let lines: Vec<(u64, u64)> = log
         .lines()
@@ -140,7 +141,7 @@ async fn sends_what_is_due_alternating_per_user_and_reports_it() {
         .collect();
     assert_eq!(lines.len(), 200);
     assert!(lines.windows(2).all(|w| w[0].0 <= w[1].0), "in time order");
-    assert!(lines.iter().all(|&(from, _)| from < 1_000_000), "{lines:?}");
+    assert!(lines.iter().all(|&(from, _)| from < 1_250_000), "{lines:?}");
     let max = lines.iter().map(|&(_, l)| l).max().unwrap_or(0);
     let reported = field(line, "max_us");
     assert!(
@@ -156,6 +157,12 @@ fn bad_arguments_exit_2_with_a_message() {
         vec!["--url", "http://127.0.0.1:1", "--rate", "0"],
         vec!["--url", "http://127.0.0.1:1", "--rate", "fast"],
         vec!["--url", "http://127.0.0.1:1", "--connections", "0"],
+        vec![
+            "--url",
+            "http://127.0.0.1:1",
+            "--latency-log",
+            "/nonexistent-dir/latency.log",
+        ],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_slotpool-loadgen"))
             .args(&args)
