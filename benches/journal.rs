@@ -26,9 +26,9 @@ use criterion::{
     black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
 use slotpool_events::{
-    Command, Durability, Journal, JournalConfig, ProductEvent, ProductKind, ProductState, Settings,
-    Standing, StreamId, StreamTip, Timestamp,
+    Command, ProductEvent, ProductKind, ProductState, Settings, Standing, StreamId, Timestamp,
 };
+use slotpool_journal::{Durability, Journal, JournalConfig, StreamTip};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};

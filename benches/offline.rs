@@ -57,9 +57,8 @@
 //! event). Interleaved old/new at load ~2.5: 17.1 / 7.7 s (old) against 9.6 / 6.5 s (new).
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
-use slotpool_events::{
-    Durability, Journal, JournalConfig, ProductEvent, StreamId, StreamTip, Timestamp,
-};
+use slotpool_events::{ProductEvent, StreamId, Timestamp};
+use slotpool_journal::{Durability, Journal, JournalConfig, StreamTip};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};

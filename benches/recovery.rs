@@ -25,9 +25,8 @@
 //! Run with `cargo bench -p slotpool-snapshots --bench recovery`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use slotpool_events::{
-    Durability, Journal, JournalConfig, ProductEvent, ProductState, StreamId, StreamTip, Timestamp,
-};
+use slotpool_events::{ProductEvent, ProductState, StreamId, Timestamp};
+use slotpool_journal::{Durability, Journal, JournalConfig, StreamTip};
 use slotpool_snapshots::SnapshotStore;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@ use chrono_tz::Tz;
 use ipnet::IpNet;
 use serde::Deserialize;
 use slotpool_actors::Nightly;
-use slotpool_events::Durability;
+use slotpool_journal::Durability;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 

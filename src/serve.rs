@@ -9,7 +9,7 @@ use actix_web::{web, App, HttpServer};
 use slotpool_actors::Clock;
 use slotpool_actors::{recover, Metrics, Scheduler, SharedClock, SystemClock};
 use slotpool_events::Timestamp;
-use slotpool_events::{Journal, JournalConfig};
+use slotpool_journal::{Journal, JournalConfig};
 use slotpool_snapshots::SnapshotStore;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -90,7 +90,7 @@ async fn serve(
         },
     )
     .map_err(|e| match e {
-        slotpool_events::JournalError::Damaged { .. } => Failure::Data(format!(
+        slotpool_journal::JournalError::Damaged { .. } => Failure::Data(format!(
             "{e}; refusing to start. Run `slotpool verify --data-dir {}` and restore from a backup",
             config.data_dir.display()
         )),

@@ -1,7 +1,7 @@
 //! `slotpool verify`: checks a data directory's journal offline.
 
 use crate::Failure;
-use slotpool_events::{Durability, Journal, JournalConfig, JournalError};
+use slotpool_journal::{Durability, Journal, JournalConfig, JournalError};
 use slotpool_snapshots::SnapshotStore;
 use std::path::Path;
 

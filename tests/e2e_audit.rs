@@ -13,10 +13,8 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use slotpool_events::{
-    Command, Durability, Journal, JournalConfig, ProductKind, ProductState, Settings, StreamId,
-    StreamTip, Timestamp,
-};
+use slotpool_events::{Command, ProductKind, ProductState, Settings, StreamId, Timestamp};
+use slotpool_journal::{Durability, Journal, JournalConfig, StreamTip};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

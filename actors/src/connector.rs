@@ -26,7 +26,8 @@ use crate::product::{ProductActor, Read};
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use slotpool_events::connector::{retry_delay_ms, touched_user, Drift};
-use slotpool_events::{ConnectorSettings, Journal, ProductEvent, StreamId, StreamTip, Timestamp};
+use slotpool_events::{ConnectorSettings, ProductEvent, StreamId, Timestamp};
+use slotpool_journal::{Journal, NamedStore, StreamTip};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
@@ -36,9 +37,6 @@ use tokio::sync::oneshot;
 
 /// Most journal records one delivery batch covers.
 pub const BATCH_RECORDS: usize = 2000;
-
-/// The name of the sled tree holding every connector's cursor.
-pub const CURSOR_TREE: &str = "connector_cursors";
 
 /// One delivery: the membership `user` should have in the access group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,7 +168,7 @@ pub struct ConnectorActor {
     settings: ConnectorSettings,
     stream: StreamId,
     journal: Journal,
-    cursors: Option<sled::Tree>,
+    cursors: Option<NamedStore>,
     cursor: StreamTip,
     durable_upto: u64,
     owner: Addr<ProductActor>,
@@ -215,7 +213,7 @@ impl ConnectorActor {
         metrics: ProductMetrics,
     ) -> Self {
         let stream = StreamId::Product(product.to_string());
-        let cursors = match journal.open_tree(CURSOR_TREE) {
+        let cursors = match journal.cursor_store() {
             Ok(t) => Some(t),
             Err(e) => {
                 tracing::error!(product, error = %e, "connector cursor tree unavailable; delivering from the current tip");
@@ -257,10 +255,10 @@ impl ConnectorActor {
     /// is replaced by the tip, and a re-sync repairs whatever that skips.
     fn load_cursor(&mut self, tip: StreamTip) {
         let saved = self.cursors.as_ref().and_then(|t| {
-            t.get(self.product.as_bytes())
+            t.get(&self.product)
                 .ok()
                 .flatten()
-                .and_then(|v| decode_cursor(v.as_ref()))
+                .and_then(|v| decode_cursor(&v))
         });
         match saved {
             Some(c) if c.next_sequence <= tip.next_sequence => {
@@ -290,7 +288,7 @@ impl ConnectorActor {
 
     fn save_cursor(&self) {
         if let Some(t) = &self.cursors {
-            if let Err(e) = t.insert(self.product.as_bytes(), encode_cursor(&self.cursor)) {
+            if let Err(e) = t.put(&self.product, &encode_cursor(&self.cursor)) {
                 tracing::warn!(product = %self.product, error = %e, "connector cursor not saved");
             }
         }

@@ -16,8 +16,9 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 use slotpool_events::{
     sync, Command, DirectoryCommand, DirectoryEvent, DirectoryRefusal, DirectoryState,
-    DirectoryUser, Journal, SkipReason, Skipped, StreamId, StreamTip, SyncReport,
+    DirectoryUser, SkipReason, Skipped, StreamId, SyncReport,
 };
+use slotpool_journal::{Journal, StreamTip};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use uuid::Uuid;

@@ -3,7 +3,7 @@
 use crate::error::ActorError;
 use actix::dev::{MessageResponse, OneshotSender, ToEnvelope};
 use actix::prelude::*;
-use slotpool_events::{Journal, JournalError};
+use slotpool_journal::{Journal, JournalError};
 use std::future::Future;
 use tokio::sync::oneshot::Receiver;
 

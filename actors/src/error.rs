@@ -1,6 +1,7 @@
 //! What can go wrong between a caller and an actor.
 
-use slotpool_events::{DirectoryRefusal, JournalError, Refusal};
+use slotpool_events::{DirectoryRefusal, Refusal};
+use slotpool_journal::JournalError;
 use thiserror::Error;
 
 /// Why an actor could not carry out a message.

@@ -19,9 +19,10 @@ use crate::scheduler::Schedule;
 use crate::session::{Notification, Subscribe, Unsubscribe};
 use actix::prelude::*;
 use slotpool_events::{
-    connector::touched_user, Command, ConnectorSettings, Holder, Journal, Presence, ProductEvent,
-    ProductState, Refusal, SlotView, Standing, StreamId, StreamTip, Timestamp,
+    connector::touched_user, Command, ConnectorSettings, Holder, Presence, ProductEvent,
+    ProductState, Refusal, SlotView, Standing, StreamId, Timestamp,
 };
+use slotpool_journal::{Journal, StreamTip};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::broadcast;

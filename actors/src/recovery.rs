@@ -7,10 +7,8 @@ use crate::error::ActorError;
 use crate::metrics::Metrics;
 use crate::registry::{Products, Snapshotting};
 use actix::prelude::*;
-use slotpool_events::{
-    DirectoryEvent, DirectoryState, Journal, JournalError, ProductEvent, ProductState, StreamId,
-    StreamTip,
-};
+use slotpool_events::{DirectoryEvent, DirectoryState, ProductEvent, ProductState, StreamId};
+use slotpool_journal::{Journal, JournalError, StreamTip};
 use slotpool_snapshots::{SnapshotError, SnapshotStore};
 use std::sync::Arc;
 use uuid::Uuid;

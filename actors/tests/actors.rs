@@ -5,9 +5,8 @@ use slotpool_actors::{
     ask, recover, Execute, ManualClock, Membership, Metrics, Provision, Read, Services,
     SetUserActive,
 };
-use slotpool_events::{
-    Command, Durability, Journal, JournalConfig, ProductKind, Settings, SlotView, Timestamp,
-};
+use slotpool_events::{Command, ProductKind, Settings, SlotView, Timestamp};
+use slotpool_journal::{Durability, Journal, JournalConfig};
 use std::sync::Arc;
 use uuid::Uuid;
 

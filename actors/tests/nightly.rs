@@ -8,11 +8,11 @@
 //! every compaction asked for until then.
 
 use slotpool_actors::{ask, Job, Nightly, Read};
-use slotpool_events::journal::{StreamLayout, CHUNK_RECORDS};
 use slotpool_events::{
     Command, Counts, Holder, ProductEvent, ProductKind, ProductState, QueuePlace, Settings,
     StreamId, Timestamp,
 };
+use slotpool_journal::{StreamLayout, CHUNK_RECORDS};
 
 mod common;
 use common::World;

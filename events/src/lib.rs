@@ -1,9 +1,9 @@
-//! slotpool's core: the events it records, the pure state machines that fold them, and
-//! the sled journal that keeps them.
+//! slotpool's core: the events it records, their envelope, and the pure state machines
+//! that fold them. The journal that keeps them is the `slotpool-journal` crate.
 //!
-//! Architecture Invariant: everything but [`journal`] and [`envelope`] is pure: no I/O, no
-//! clock, no randomness. Time comes in as an argument ([`Timestamp`]), so recovery,
-//! offline audit and simulation reuse exactly these rules.
+//! Architecture Invariant: everything here is pure: no I/O, no clock, no randomness, no
+//! storage crate among the dependencies. Time comes in as an argument ([`Timestamp`]), so
+//! recovery, offline audit and simulation reuse exactly these rules.
 
 pub mod command;
 pub mod connector;
@@ -14,7 +14,6 @@ pub mod event;
 pub mod fixed_request;
 pub mod history;
 pub mod image;
-pub mod journal;
 pub mod json_text;
 pub mod pool;
 pub mod presence;
@@ -39,7 +38,6 @@ pub use event::{DirectoryEvent, LeaveReason, ProductEvent, RevokeReason};
 pub use fixed_request::{FixedRequest, RequestState};
 pub use history::{History, HistoryOptions, Occupancy};
 pub use image::{ProductImage, StandingImage, UserImage};
-pub use journal::{Durability, Journal, JournalConfig, JournalError, StreamTip};
 pub use presence::Presence;
 pub use product::{
     Counts, Holder, Notice, ProductState, QueuePlace, SlotView, Standing, UserEntry, Warning,

@@ -3,7 +3,7 @@
 //! A snapshot is a [`ProductImage`] with the [`StreamTip`] it covers (the sequence of the
 //! last event folded in and that record's hash), encoded like journal records:
 //! `bincode(snapshot) ++ sha256`, versioned by [`FORMAT_VERSION`]. They live in the
-//! `snapshots` tree of the journal's sled database, keyed by stream and sequence.
+//! journal's snapshot store ([`Journal::snapshot_store`]), filed by stream and sequence.
 //!
 //! Recovery = latest valid snapshot + the journal after it. A snapshot is valid when it
 //! decodes, matches its own hash, and the journal's record at its sequence has the hash it
@@ -15,11 +15,11 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use slotpool_events::envelope::{Hash, HASH_LEN};
-use slotpool_events::journal::record_key;
-use slotpool_events::{Journal, JournalError, ProductImage, StreamId, Timestamp};
+use slotpool_events::{ProductImage, StreamId, Timestamp};
+use slotpool_journal::{Journal, JournalError, SequenceStore};
 use thiserror::Error;
 
-pub use slotpool_events::StreamTip;
+pub use slotpool_journal::StreamTip;
 
 /// Version of the snapshot layout. A snapshot of another version is skipped (the journal
 /// still has everything), so changing the layout never needs a migration.
@@ -71,12 +71,6 @@ pub enum SnapshotError {
     Journal(#[from] JournalError),
 }
 
-impl From<sled::Error> for SnapshotError {
-    fn from(e: sled::Error) -> Self {
-        SnapshotError::Journal(JournalError::Io(e.to_string()))
-    }
-}
-
 /// Encodes a snapshot: `bincode ++ sha256`.
 pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
     // Plain data always encodes; an error here is a bug in a state type.
@@ -118,19 +112,20 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
 /// The snapshots of every stream, beside the journal.
 #[derive(Clone)]
 pub struct SnapshotStore {
-    tree: sled::Tree,
+    store: SequenceStore,
 }
 
 impl SnapshotStore {
     /// The store of `journal`'s database.
     pub fn open(journal: &Journal) -> Result<SnapshotStore, SnapshotError> {
         Ok(SnapshotStore {
-            tree: journal.open_tree("snapshots")?,
+            store: journal.snapshot_store()?,
         })
     }
 
     /// Writes a snapshot of `stream` covering up to `tip`, and prunes older ones. It
-    /// becomes durable with the journal's next group flush.
+    /// becomes durable with sled's files at the journal's next checkpoint (a crash that
+    /// loses it only makes recovery replay more).
     pub fn save(
         &self,
         stream: &StreamId,
@@ -147,22 +142,18 @@ impl SnapshotStore {
             taken_at,
             image,
         };
-        let key = record_key(&stream.name(), sequence);
-        self.tree.insert(&key, encode(&snapshot))?;
-        self.prune(stream, &key)
+        self.store.put(stream, sequence, encode(&snapshot))?;
+        self.prune(stream, sequence)
     }
 
     /// Keeps the [`KEPT`] latest snapshots up to `newest`. Any beyond it claim events the
     /// stream no longer has after `newest` was written: they can never be valid.
-    fn prune(&self, stream: &StreamId, newest: &[u8]) -> Result<(), SnapshotError> {
-        let keys: Vec<_> = self
-            .tree
-            .scan_prefix(prefix(stream))
-            .keys()
-            .collect::<Result<Vec<_>, _>>()?;
-        let (upto, beyond): (Vec<_>, Vec<_>) = keys.into_iter().partition(|k| &k[..] <= newest);
-        for key in beyond.iter().chain(upto.iter().rev().skip(KEPT)) {
-            self.tree.remove(key)?;
+    fn prune(&self, stream: &StreamId, newest: u64) -> Result<(), SnapshotError> {
+        let sequences = self.store.sequences(stream)?;
+        let (upto, beyond): (Vec<u64>, Vec<u64>) =
+            sequences.into_iter().partition(|s| *s <= newest);
+        for sequence in beyond.iter().chain(upto.iter().rev().skip(KEPT)) {
+            self.store.remove(stream, *sequence)?;
         }
         Ok(())
     }
@@ -175,15 +166,14 @@ impl SnapshotStore {
         journal: &Journal,
     ) -> (Option<Snapshot>, Vec<SnapshotError>) {
         let mut skipped = Vec::new();
-        for item in self.tree.scan_prefix(prefix(stream)).rev() {
-            let (key, value) = match item {
+        for item in self.store.newest_first(stream, u64::MAX) {
+            let (sequence, value) = match item {
                 Ok(kv) => kv,
                 Err(e) => {
                     skipped.push(e.into());
                     continue;
                 }
             };
-            let sequence = key_sequence(&key);
             match check(stream, sequence, &value, journal) {
                 Ok(s) => return (Some(s), skipped),
                 Err(e) => {
@@ -199,36 +189,20 @@ impl SnapshotStore {
     /// or the first unusable one.
     pub fn verify(&self, journal: &Journal) -> Result<usize, SnapshotError> {
         let mut n = 0;
-        for item in self.tree.iter() {
-            let (key, value) = item?;
-            let sequence = key_sequence(&key);
-            let name_len = key.len().saturating_sub(9);
-            let name = String::from_utf8_lossy(&key[..name_len]).into_owned();
-            let Some(stream) = StreamId::parse(&name) else {
+        for filed in self.store.all() {
+            let filed = filed?;
+            let Some(stream) = StreamId::parse(&filed.stream) else {
                 return Err(SnapshotError::Corrupt {
-                    stream: name,
-                    sequence,
+                    stream: filed.stream,
+                    sequence: filed.sequence,
                     what: "names no known stream".into(),
                 });
             };
-            check(&stream, sequence, &value, journal)?;
+            check(&stream, filed.sequence, &filed.value, journal)?;
             n += 1;
         }
         Ok(n)
     }
-}
-
-fn prefix(stream: &StreamId) -> Vec<u8> {
-    let mut p = stream.name().into_bytes();
-    p.push(0);
-    p
-}
-
-fn key_sequence(key: &[u8]) -> u64 {
-    key.len()
-        .checked_sub(8)
-        .and_then(|i| key[i..].try_into().ok())
-        .map_or(0, u64::from_be_bytes)
 }
 
 fn check(

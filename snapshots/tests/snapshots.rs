@@ -3,9 +3,9 @@
 
 use proptest::prelude::*;
 use slotpool_events::{
-    Command, Durability, Journal, JournalConfig, Presence, ProductEvent, ProductKind, ProductState,
-    Settings, StreamId, StreamTip, Timestamp,
+    Command, Presence, ProductEvent, ProductKind, ProductState, Settings, StreamId, Timestamp,
 };
+use slotpool_journal::{Durability, Journal, JournalConfig, StreamTip};
 use slotpool_snapshots::{decode, encode, Snapshot, SnapshotError, SnapshotStore, FORMAT_VERSION};
 use uuid::Uuid;
 
@@ -180,12 +180,16 @@ fn the_latest_valid_snapshot_wins_and_damaged_or_foreign_ones_are_skipped() {
     assert!(skipped.is_empty());
 
     // Damage the latest: recovery falls back to the one before, and says why.
-    let tree = journal.open_tree("snapshots").expect("tree");
-    let key = slotpool_events::journal::record_key("product/p", tips[6].next_sequence - 1);
-    let mut bytes = tree.get(&key).expect("get").expect("present").to_vec();
+    let raw = journal.snapshot_store().expect("store");
+    let sequence = tips[6].next_sequence - 1;
+    let (_, mut bytes) = raw
+        .newest_first(&stream, sequence)
+        .next()
+        .expect("present")
+        .expect("readable");
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
-    tree.insert(&key, bytes).expect("insert");
+    raw.put(&stream, sequence, bytes).expect("insert");
     let (latest, skipped) = store.latest_valid(&stream, &journal);
     assert_eq!(latest.expect("older snapshot").tip(), tips[4]);
     assert_eq!(skipped.len(), 1);
@@ -201,7 +205,7 @@ fn the_latest_valid_snapshot_wins_and_damaged_or_foreign_ones_are_skipped() {
     store
         .save(&stream, tips[4], now, states[4].image())
         .expect("save");
-    let foreign = slotpool_events::StreamTip {
+    let foreign = slotpool_journal::StreamTip {
         last_hash: [9; 32],
         ..tips[5]
     };

@@ -39,11 +39,11 @@ pub async fn backup(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem>
         .name("backup".into())
         .spawn(move || {
             let writer = ChannelWriter { tx: tx.clone() };
-            match crate::backup::export(&journal, writer) {
+            match journal.export(writer) {
                 Ok(summary) => tracing::info!(%cause, %summary, "backup exported"),
                 Err(e) => {
                     tracing::error!(%cause, error = %e, "backup failed");
-                    let _ = tx.blocking_send(Err(std::io::Error::other(e)));
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
                 }
             }
         });

@@ -21,11 +21,8 @@ pub mod simulate;
 
 use crate::Failure;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use slotpool_events::journal::record_key;
-use slotpool_events::{
-    Durability, Envelope, Journal, JournalConfig, JournalError, ProductEvent, StreamId, StreamTip,
-    Timestamp,
-};
+use slotpool_events::{Envelope, ProductEvent, StreamId, Timestamp};
+use slotpool_journal::{Durability, Journal, JournalConfig, JournalError, StreamTip};
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -122,7 +119,7 @@ pub fn read_stream(
     stream: &StreamId,
     mut f: impl FnMut(&Envelope<ProductEvent>) -> bool,
 ) -> Result<u64, Failure> {
-    let total = last_sequence(journal, stream).unwrap_or(0);
+    let total = journal.last_sequence(stream).unwrap_or(0);
     let bar = progress(total, "reading journal");
     let mut read = 0u64;
     let result = journal.replay_parallel(stream, StreamTip::default(), |env| {
@@ -135,19 +132,6 @@ pub fn read_stream(
     bar.finish_and_clear();
     result.map_err(read_failure)?;
     Ok(read)
-}
-
-/// The sequence of the last record of `stream` (the number of records), read from the
-/// journal's key range without decoding anything.
-fn last_sequence(journal: &Journal, stream: &StreamId) -> Option<u64> {
-    let tree = journal.open_tree("journal").ok()?;
-    let name = stream.name();
-    let (key, _) = tree
-        .range(record_key(&name, 0)..=record_key(&name, u64::MAX))
-        .next_back()?
-        .ok()?;
-    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
-    Some(u64::from_be_bytes(tail))
 }
 
 /// A progress bar of `total` steps on stderr, drawn only when stderr is a terminal.

@@ -8,7 +8,8 @@ use slotpool_actors::{
     ask, recover, ActorError, Execute, Executed, ManualClock, Membership, Metrics, Nightly,
     Provision, Scheduler, Services,
 };
-use slotpool_events::{Command, Durability, Journal, JournalConfig, Timestamp};
+use slotpool_events::{Command, Timestamp};
+use slotpool_journal::{Durability, Journal, JournalConfig};
 use std::sync::Arc;
 use uuid::Uuid;
 

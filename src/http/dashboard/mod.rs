@@ -24,7 +24,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use form::Fields;
 use session::Session;
 use slotpool_actors::{ask, ListHolders, ProductActor, Read};
-use slotpool_events::{Command, Journal, Settings, Timestamp};
+use slotpool_events::{Command, Settings, Timestamp};
+use slotpool_journal::Journal;
 
 /// Registers the dashboard's routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -10,8 +10,9 @@
 use crate::problem::Problem;
 use slotpool_events::history::{Period, DAY_MS, MINUTE_MS};
 use slotpool_events::{
-    Envelope, History, HistoryOptions, Journal, Occupancy, ProductEvent, Standing, StreamId,
+    Envelope, History, HistoryOptions, Occupancy, ProductEvent, Standing, StreamId,
 };
+use slotpool_journal::Journal;
 use std::collections::BTreeMap;
 
 /// Per-minute series over a window (last day or last week).

@@ -24,10 +24,13 @@
 //! Batches and their vectors go back to the thread that filled them, so a long replay
 //! allocates a handful of buffers, and envelopes are dropped by the checker that built them.
 
-use super::{check_record, Journal, JournalError, StreamTip};
-use crate::envelope::{Envelope, Hash, HASH_LEN};
-use crate::stream::StreamId;
+use crate::error::JournalError;
+use crate::replay::check_record;
+use crate::tip::StreamTip;
+use crate::Journal;
 use serde::de::DeserializeOwned;
+use slotpool_events::envelope::{Envelope, Hash, HASH_LEN};
+use slotpool_events::StreamId;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 
 /// Records per batch handed to a checker.
@@ -262,10 +265,9 @@ fn check_batches<E: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope;
-    use crate::event::ProductEvent;
-    use crate::journal::{record_key, Durability, JournalConfig};
-    use crate::time::Timestamp;
+    use crate::keys::record_key;
+    use crate::{Durability, JournalConfig};
+    use slotpool_events::{envelope, ProductEvent, Timestamp};
     use uuid::Uuid;
 
     fn stream() -> StreamId {

@@ -39,8 +39,11 @@
 //! Architecture Invariant: sled never holds less than the log says was made durable,
 //! once [`replay`] has run; the log is only ever read by [`replay`].
 
-use super::{split_key, JournalError, INDEX_PREFIX};
-use std::collections::HashMap;
+use crate::cut::{apply_cut, end_after};
+use crate::error::JournalError;
+use crate::keys::{split_key, Cut, CUT_PREFIX, INDEX_PREFIX};
+use crate::replay::last_sequence;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -264,6 +267,9 @@ pub struct Replayed {
     pub segments: Vec<PathBuf>,
     /// The last sequence of every stream the log has records of (all made durable).
     pub tips: HashMap<String, u64>,
+    /// The streams the log cut ([`crate::cut`]): their tip in `tips` is right even where
+    /// it is lower than the watermark's.
+    pub cut: HashSet<String>,
 }
 
 /// Inserts into `tree` every record of the log in `dir` that it lacks, in order.
@@ -279,9 +285,17 @@ pub fn replay(dir: &Path, tree: &sled::Tree) -> Result<Replayed, JournalError> {
     };
     let mut replayed = Replayed::default();
     let mut tips: HashMap<String, u64> = HashMap::new();
+    let mut logged = Vec::new();
     for (generation, path) in segments(dir).map_err(io_error)? {
         let bytes = std::fs::read(&path).map_err(io_error)?;
-        for payload in frames(&bytes, generation) {
+        logged.push((generation, path, bytes));
+    }
+    let truncations = truncations(&logged)?;
+    // Which append of the log is being replayed: what `truncations` are placed by.
+    let mut position = 0u64;
+    for (generation, path, bytes) in &logged {
+        let generation = *generation;
+        for payload in frames(bytes, generation) {
             let Some(records) = records(payload) else {
                 return Err(JournalError::Damaged {
                     path: path.display().to_string(),
@@ -289,9 +303,28 @@ pub fn replay(dir: &Path, tree: &sled::Tree) -> Result<Replayed, JournalError> {
                 });
             };
             for entries in records {
+                position += 1;
                 let mut batch = sled::Batch::default();
                 let mut any = false;
                 for (key, value) in entries {
+                    if key.first() == Some(&CUT_PREFIX) {
+                        let Some((name, cut)) = Cut::parse(key, value) else {
+                            return Err(JournalError::Damaged {
+                                path: path.display().to_string(),
+                                message: "a write-ahead log entry cuts a stream but does not parse"
+                                    .into(),
+                            });
+                        };
+                        if any {
+                            tree.apply_batch(std::mem::take(&mut batch))?;
+                            any = false;
+                        }
+                        apply_cut(tree, &name, &cut)?;
+                        let end = end_after(tree, &name, &cut)?;
+                        tips.insert(name.clone(), end);
+                        replayed.cut.insert(name);
+                        continue;
+                    }
                     if key.first() == Some(&INDEX_PREFIX) {
                         if tree.get(key)?.is_none() {
                             batch.insert(key, value);
@@ -312,7 +345,8 @@ pub fn replay(dir: &Path, tree: &sled::Tree) -> Result<Replayed, JournalError> {
                             tips.entry(name.clone()).or_insert(last)
                         }
                     };
-                    if sequence <= *tip {
+                    if sequence <= *tip || truncated_later(&truncations, &name, position, sequence)
+                    {
                         continue;
                     }
                     if sequence != *tip + 1 {
@@ -336,21 +370,53 @@ pub fn replay(dir: &Path, tree: &sled::Tree) -> Result<Replayed, JournalError> {
             }
         }
         replayed.last_generation = generation;
-        replayed.segments.push(path);
+        replayed.segments.push(path.clone());
     }
     replayed.tips = tips;
     Ok(replayed)
 }
 
-/// The last sequence of stream `name` in `tree` (0 for none). Compaction always leaves a
-/// stream's newest records loose, so the last loose key is the stream's last record.
-fn last_sequence(tree: &sled::Tree, name: &str) -> Result<u64, JournalError> {
-    let mut prefix = name.as_bytes().to_vec();
-    prefix.push(super::SEPARATOR);
-    match tree.scan_prefix(&prefix).keys().next_back() {
-        None => Ok(0),
-        Some(key) => Ok(split_key(&key?).map_or(0, |(_, sequence)| sequence)),
+/// Every truncation in the log, per stream: the position of its append and the
+/// sequence it keeps up to, in log order.
+type Truncations = HashMap<String, Vec<(u64, u64)>>;
+
+/// Finds the truncations in `logged` (each segment's generation, path and bytes).
+fn truncations(logged: &[(u64, PathBuf, Vec<u8>)]) -> Result<Truncations, JournalError> {
+    let mut found = Truncations::new();
+    let mut position = 0u64;
+    for (generation, path, bytes) in logged {
+        for payload in frames(bytes, *generation) {
+            let Some(records) = records(payload) else {
+                return Err(JournalError::Damaged {
+                    path: path.display().to_string(),
+                    message: "a write-ahead log frame checks out but does not parse".into(),
+                });
+            };
+            for entries in records {
+                position += 1;
+                for (key, value) in entries {
+                    if let Some((name, Cut::Truncate { after })) = (key.first()
+                        == Some(&CUT_PREFIX))
+                    .then(|| Cut::parse(key, value))
+                    .flatten()
+                    {
+                        found.entry(name).or_default().push((position, after));
+                    }
+                }
+            }
+        }
     }
+    Ok(found)
+}
+
+/// Whether record `sequence` of stream `name`, at `position` in the log, is dropped by a
+/// truncation further on: it is not put back (sled may already lack the records before
+/// it, which would look like a gap), since the truncation would remove it again.
+fn truncated_later(truncations: &Truncations, name: &str, position: u64, sequence: u64) -> bool {
+    truncations.get(name).is_some_and(|cuts| {
+        cuts.iter()
+            .any(|&(at, after)| at > position && sequence > after)
+    })
 }
 
 #[cfg(test)]

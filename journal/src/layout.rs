@@ -1,8 +1,11 @@
 //! Where a stream's records are stored: packed into chunks by compaction, or loose (one
 //! record per key). Read-only, for operators and tests that check compaction happened.
 
-use super::{chunk_key, chunk_len, record_key, split_key, Journal, JournalError};
-use crate::stream::StreamId;
+use crate::chunk::{chunk_key, chunk_len};
+use crate::error::JournalError;
+use crate::keys::{record_key, split_key};
+use crate::Journal;
+use slotpool_events::StreamId;
 
 /// How a stream's records are stored, from [`Journal::layout`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,9 +49,8 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::ProductEvent;
-    use crate::journal::{Durability, JournalConfig, StreamTip, CHUNK_RECORDS};
-    use crate::time::Timestamp;
+    use crate::{Durability, JournalConfig, StreamTip, CHUNK_RECORDS};
+    use slotpool_events::{ProductEvent, Timestamp};
     use uuid::Uuid;
 
     #[test]
