@@ -27,7 +27,7 @@ fmt:
 ## offline audit of a 10M-event journal and simulate of a year at ten pool sizes
 ## (SLOTPOOL_AUDIT_BENCH_EVENTS=1000000 for a quick run).
 bench:
-	$(CARGO) bench -p slotpool-events -p slotpool-snapshots
+	$(CARGO) bench -p slotpool-events -p slotpool-journal -p slotpool-snapshots
 	$(CARGO) bench -p slotpool --bench offline
 
 ## HTTP load against the release binary: prints `load: <ops>/s p50=<ms> p99=<ms> clients=<n>`.
