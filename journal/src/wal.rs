@@ -290,67 +290,55 @@ pub fn replay(dir: &Path, tree: &sled::Tree) -> Result<Replayed, JournalError> {
         let bytes = std::fs::read(&path).map_err(io_error)?;
         logged.push((generation, path, bytes));
     }
-    let truncations = truncations(&logged)?;
-    // Which append of the log is being replayed: what `truncations` are placed by.
-    let mut position = 0u64;
-    for (generation, path, bytes) in &logged {
-        let generation = *generation;
-        for payload in frames(bytes, generation) {
-            let Some(records) = records(payload) else {
+    let appends = appends(&logged)?;
+    let truncations = truncations(&appends);
+    // `position` places each append in the log, as `truncations` are placed.
+    for (position, (path, entries)) in (1u64..).zip(&appends) {
+        let mut batch = sled::Batch::default();
+        let mut any = false;
+        for &(key, value) in entries {
+            if key.first() == Some(&CUT_PREFIX) {
+                let Some((name, cut)) = Cut::parse(key, value) else {
+                    return Err(JournalError::Damaged {
+                        path: path.display().to_string(),
+                        message: "a write-ahead log entry cuts a stream but does not parse".into(),
+                    });
+                };
+                if any {
+                    tree.apply_batch(std::mem::take(&mut batch))?;
+                    any = false;
+                }
+                apply_cut(tree, &name, &cut)?;
+                let end = end_after(tree, &name, &cut)?;
+                tips.insert(name.clone(), end);
+                replayed.cut.insert(name);
+                continue;
+            }
+            if key.first() == Some(&INDEX_PREFIX) {
+                if tree.get(key)?.is_none() {
+                    batch.insert(key, value);
+                    any = true;
+                }
+                continue;
+            }
+            let Some((name, sequence)) = split_key(key) else {
                 return Err(JournalError::Damaged {
                     path: path.display().to_string(),
-                    message: "a write-ahead log frame checks out but does not parse".into(),
+                    message: "a write-ahead log record has a malformed key".into(),
                 });
             };
-            for entries in records {
-                position += 1;
-                let mut batch = sled::Batch::default();
-                let mut any = false;
-                for (key, value) in entries {
-                    if key.first() == Some(&CUT_PREFIX) {
-                        let Some((name, cut)) = Cut::parse(key, value) else {
-                            return Err(JournalError::Damaged {
-                                path: path.display().to_string(),
-                                message: "a write-ahead log entry cuts a stream but does not parse"
-                                    .into(),
-                            });
-                        };
-                        if any {
-                            tree.apply_batch(std::mem::take(&mut batch))?;
-                            any = false;
-                        }
-                        apply_cut(tree, &name, &cut)?;
-                        let end = end_after(tree, &name, &cut)?;
-                        tips.insert(name.clone(), end);
-                        replayed.cut.insert(name);
-                        continue;
-                    }
-                    if key.first() == Some(&INDEX_PREFIX) {
-                        if tree.get(key)?.is_none() {
-                            batch.insert(key, value);
-                            any = true;
-                        }
-                        continue;
-                    }
-                    let Some((name, sequence)) = split_key(key) else {
-                        return Err(JournalError::Damaged {
-                            path: path.display().to_string(),
-                            message: "a write-ahead log record has a malformed key".into(),
-                        });
-                    };
-                    let tip = match tips.get_mut(&name) {
-                        Some(tip) => tip,
-                        None => {
-                            let last = last_sequence(tree, &name)?;
-                            tips.entry(name.clone()).or_insert(last)
-                        }
-                    };
-                    if sequence <= *tip || truncated_later(&truncations, &name, position, sequence)
-                    {
-                        continue;
-                    }
-                    if sequence != *tip + 1 {
-                        return Err(JournalError::Damaged {
+            let tip = match tips.get_mut(&name) {
+                Some(tip) => tip,
+                None => {
+                    let last = last_sequence(tree, &name)?;
+                    tips.entry(name.clone()).or_insert(last)
+                }
+            };
+            if sequence <= *tip || truncated_later(&truncations, &name, position, sequence) {
+                continue;
+            }
+            if sequence != *tip + 1 {
+                return Err(JournalError::Damaged {
                             path: path.display().to_string(),
                             message: format!(
                                 "stream {name} is missing sequence {}: sled's files end at sequence {} and the write-ahead log goes on from sequence {sequence}",
@@ -358,18 +346,18 @@ pub fn replay(dir: &Path, tree: &sled::Tree) -> Result<Replayed, JournalError> {
                                 *tip
                             ),
                         });
-                    }
-                    *tip = sequence;
-                    batch.insert(key, value);
-                    any = true;
-                    replayed.records += 1;
-                }
-                if any {
-                    tree.apply_batch(batch)?;
-                }
             }
+            *tip = sequence;
+            batch.insert(key, value);
+            any = true;
+            replayed.records += 1;
         }
-        replayed.last_generation = generation;
+        if any {
+            tree.apply_batch(batch)?;
+        }
+    }
+    for (generation, path, _) in &logged {
+        replayed.last_generation = *generation;
         replayed.segments.push(path.clone());
     }
     replayed.tips = tips;
@@ -380,10 +368,10 @@ pub fn replay(dir: &Path, tree: &sled::Tree) -> Result<Replayed, JournalError> {
 /// sequence it keeps up to, in log order.
 type Truncations = HashMap<String, Vec<(u64, u64)>>;
 
-/// Finds the truncations in `logged` (each segment's generation, path and bytes).
-fn truncations(logged: &[(u64, PathBuf, Vec<u8>)]) -> Result<Truncations, JournalError> {
-    let mut found = Truncations::new();
-    let mut position = 0u64;
+/// Every append of the log in `logged` (each segment's generation, path and bytes), in
+/// order, with the segment it is in.
+fn appends(logged: &[(u64, PathBuf, Vec<u8>)]) -> Result<Vec<(&Path, Record<'_>)>, JournalError> {
+    let mut out = Vec::new();
     for (generation, path, bytes) in logged {
         for payload in frames(bytes, *generation) {
             let Some(records) = records(payload) else {
@@ -392,21 +380,26 @@ fn truncations(logged: &[(u64, PathBuf, Vec<u8>)]) -> Result<Truncations, Journa
                     message: "a write-ahead log frame checks out but does not parse".into(),
                 });
             };
-            for entries in records {
-                position += 1;
-                for (key, value) in entries {
-                    if let Some((name, Cut::Truncate { after })) = (key.first()
-                        == Some(&CUT_PREFIX))
-                    .then(|| Cut::parse(key, value))
-                    .flatten()
-                    {
-                        found.entry(name).or_default().push((position, after));
-                    }
-                }
+            out.extend(records.into_iter().map(|r| (path.as_path(), r)));
+        }
+    }
+    Ok(out)
+}
+
+/// Finds the truncations among `appends`.
+fn truncations(appends: &[(&Path, Record<'_>)]) -> Truncations {
+    let mut found = Truncations::new();
+    for (position, (_, entries)) in (1u64..).zip(appends) {
+        for &(key, value) in entries {
+            if key.first() != Some(&CUT_PREFIX) {
+                continue;
+            }
+            if let Some((name, Cut::Truncate { after })) = Cut::parse(key, value) {
+                found.entry(name).or_default().push((position, after));
             }
         }
     }
-    Ok(found)
+    found
 }
 
 /// Whether record `sequence` of stream `name`, at `position` in the log, is dropped by a
