@@ -511,4 +511,44 @@ mod tests {
             vec![(3, segment_path(dir.path(), 3))]
         );
     }
+
+    /// A log that still holds records a later truncation dropped, of which sled's files
+    /// (which kept the truncation) lack the ones before: no gap is reported, and the
+    /// records stay dropped.
+    #[test]
+    fn records_a_later_truncation_drops_are_not_put_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::Config::new()
+            .path(dir.path().join("db"))
+            .open()
+            .expect("sled");
+        let tree = db.open_tree("journal").expect("tree");
+        let name = "product/jira";
+        for s in 1..=5u64 {
+            tree.insert(crate::keys::record_key(name, s), &b"old"[..])
+                .expect("insert");
+        }
+        let log_dir = dir.path().join(DIR);
+        std::fs::create_dir_all(&log_dir).expect("mkdir");
+        let mut seg = Segment::prepare(&log_dir, 1, None, 0).expect("segment");
+        let mut frame = Vec::new();
+        for s in 9..=10u64 {
+            let key = crate::keys::record_key(name, s);
+            push_record(&mut frame, std::iter::once((&key[..], &b"dropped"[..])));
+        }
+        let (k, v) = Cut::Truncate { after: 5 }.entry(name);
+        push_record(&mut frame, std::iter::once((&k[..], &v[..])));
+        let key = crate::keys::record_key(name, 6);
+        push_record(&mut frame, std::iter::once((&key[..], &b"new"[..])));
+        seg.write_frame(&mut frame, true).expect("write");
+        let replayed = replay(&log_dir, &tree).expect("no gap is damage");
+        assert_eq!(replayed.tips.get(name), Some(&6));
+        assert!(replayed.cut.contains(name));
+        let kept: Vec<_> = tree
+            .range(crate::keys::record_range(name))
+            .map(|r| r.expect("read").1.to_vec())
+            .collect();
+        assert_eq!(kept.len(), 6);
+        assert_eq!(kept[5], b"new".to_vec());
+    }
 }
