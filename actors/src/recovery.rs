@@ -4,8 +4,9 @@ use crate::clock::SharedClock;
 use crate::directory::{DirectoryActor, Reconcile};
 use crate::directory_view::DirectoryView;
 use crate::error::ActorError;
+use crate::messages::Snapshotting;
 use crate::metrics::Metrics;
-use crate::registry::{Products, Snapshotting};
+use crate::registry::Products;
 use actix::prelude::*;
 use slotpool_events::{
     DirectoryEvent, DirectoryState, Journal, JournalError, ProductEvent, ProductState, StreamId,
