@@ -29,6 +29,9 @@ Usage:
     --skip journal   leaves out `journal` and `journal::*` (modules and edges to them)
     --edges          prints every module's dependencies with the names it takes from each
     --check          exits 1 if any crate given has a cycle (for `make lint`)
+    --self-test      runs the script on a small made-up crate with known loops first, and
+                     fails if it does not find exactly those (so a check cannot pass by
+                     seeing nothing)
 
 Output per crate: one line per module with its dependencies (with `--edges`), then each
 cycle as `cycle of N modules: a, b, c` with the dependencies inside it, then a summary
@@ -361,6 +364,40 @@ def report(src: str, skip: list[str], show_edges: bool, no_tests: bool) -> int:
     return len(cycles)
 
 
+SELF_TEST = {
+    "lib.rs": "pub mod a;\npub mod b;\npub mod c;\npub mod d;\npub mod e;\npub use b::Bee;\n",
+    # a -> b through a root re-export; the comment and the string name nothing.
+    "a.rs": "use crate::Bee; // crate::d::X\nconst S: &str = \"crate::e::Y\";\n",
+    # b -> a through a grouped use; b's own tests (super::*) are no dependency.
+    "b.rs": "use crate::{a, c::Sea};\npub struct Bee;\n#[cfg(test)]\nmod tests { use super::*; }\n",
+    "c.rs": "pub struct Sea;\npub fn f() { crate::d::g() }\n",
+    # d/mod.rs and its child: d -> d::x by a bare path, d::x -> d through super.
+    "d/mod.rs": "mod x;\npub fn g() { x::h() }\n",
+    "d/x.rs": "pub fn h() { super::g() }\n",
+    "e.rs": "use crate::c::Sea;\n",
+}
+
+
+def self_test() -> None:
+    """Fails (exit 2) unless the made-up crate's loops are found exactly."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in SELF_TEST.items():
+            os.makedirs(os.path.dirname(os.path.join(tmp, name)), exist_ok=True)
+            with open(os.path.join(tmp, name), "w", encoding="utf-8") as fh:
+                fh.write(text)
+        crate = Crate(tmp, [], False)
+        deps = crate.dependencies()
+        found = sorted(c for c in sccs(list(deps), deps) if len(c) > 1)
+        want = [["a", "b"], ["d", "d::x"]]
+        edges = {(m, t) for m, ts in deps.items() for t in ts}
+        want_edges = {("a", "b"), ("b", "a"), ("b", "c"), ("c", "d"), ("d", "d::x"), ("d::x", "d"), ("e", "c")}
+        if found != want or edges != want_edges:
+            print(f"module_cycles: self-test failed: cycles {found}, edges {sorted(edges)}", file=sys.stderr)
+            sys.exit(2)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("src", nargs="+", help="a crate's src/ directory")
@@ -368,7 +405,10 @@ def main() -> int:
     ap.add_argument("--edges", action="store_true", help="print every module's dependencies")
     ap.add_argument("--check", action="store_true", help="exit 1 if there is any cycle")
     ap.add_argument("--no-tests", action="store_true", help="leave out #[cfg(test)] code")
+    ap.add_argument("--self-test", action="store_true", help="check the script on a made-up crate first")
     args = ap.parse_args()
+    if args.self_test:
+        self_test()
     total = 0
     for src in args.src:
         total += report(src, args.skip, args.edges, args.no_tests)
