@@ -13,10 +13,12 @@ run:
 test: lint
 	$(CARGO) test --workspace
 
-## Formatting and clippy, warnings as errors.
+## Formatting, clippy (warnings as errors), and no import loop between the modules of
+## the core and the actors (they form layers: tools/module_cycles.py).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	python3 tools/module_cycles.py --self-test --check --skip journal events/src actors/src
 
 fmt:
 	$(CARGO) fmt --all

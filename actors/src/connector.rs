@@ -20,9 +20,15 @@
 //! [`Transport`] that the binary provides.
 
 use crate::clock::SharedClock;
-use crate::durable::ask;
+use crate::durable::ask_recipient;
 use crate::metrics::ProductMetrics;
-use crate::product::{ProductActor, Read};
+// Moved to `messages` and `transport`; kept reachable at their old paths.
+use crate::messages::Read;
+pub use crate::messages::{ConnectorStatus, Resync, ResyncReport, Status, StopConnector, Wake};
+pub use crate::transport::{
+    ConnectorSlot, DeliveryError, GroupChange, Transport, TransportFactory,
+};
+use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use slotpool_events::connector::{retry_delay_ms, touched_user, Drift};
@@ -30,136 +36,37 @@ use slotpool_events::{ConnectorSettings, ProductEvent, StreamId, Timestamp};
 use slotpool_journal::{Journal, NamedStore, StreamTip};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
-use thiserror::Error;
 use tokio::sync::oneshot;
 
 /// Most journal records one delivery batch covers.
 pub const BATCH_RECORDS: usize = 2000;
 
-/// One delivery: the membership `user` should have in the access group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupChange {
-    /// The user (the product's user name).
-    pub user: String,
-    /// `true`: in the group; `false`: out of it.
-    pub add: bool,
-    /// A stable id of this delivery (product, batch, user, action): the idempotency key.
-    pub id: String,
+/// Where a connector reads who should be in the group: its product actor, reached through
+/// the two reads it makes ([`Read`]), so that this module needs nothing of the product
+/// actor's (which starts the connector, and so names it).
+#[derive(Clone)]
+pub struct Owner {
+    /// Who of some users should be in the group.
+    users: Recipient<Read<Vec<(String, bool)>>>,
+    /// Everyone who should be in the group.
+    group: Recipient<Read<BTreeSet<String>>>,
 }
 
-/// Why a call to the product failed.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum DeliveryError {
-    /// No answer within the connector's timeout.
-    #[error("the product did not answer within {0} s")]
-    Timeout(u32),
-    /// The product answered with an error status.
-    #[error("the product answered {status}: {body}")]
-    Status { status: u16, body: String },
-    /// The product could not be reached, or its answer could not be read.
-    #[error("cannot reach the product: {0}")]
-    Network(String),
-    /// The credentials file could not be read.
-    #[error("cannot read the credentials file: {0}")]
-    Credentials(String),
-    /// The product actor could not say who should be in the group.
-    #[error("the product's state could not be read: {0}")]
-    State(String),
-}
-
-impl DeliveryError {
-    /// The `outcome` label of `slotpool_connector_deliveries_total`.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            DeliveryError::Timeout(_) => "timeout",
-            _ => "error",
+impl Owner {
+    /// The reads of the actor at `addr`: the product actor that starts the connector.
+    pub fn of<A>(addr: &Addr<A>) -> Self
+    where
+        A: Actor + Handler<Read<Vec<(String, bool)>>> + Handler<Read<BTreeSet<String>>>,
+        A::Context:
+            ToEnvelope<A, Read<Vec<(String, bool)>>> + ToEnvelope<A, Read<BTreeSet<String>>>,
+    {
+        Owner {
+            users: addr.clone().recipient(),
+            group: addr.clone().recipient(),
         }
     }
-}
-
-/// How the connector reaches one product: the binary implements it over HTTP.
-pub trait Transport {
-    /// Puts `change.user` in the group or takes them out. "Already a member" and "not a
-    /// member" are successes.
-    fn deliver(&self, change: GroupChange) -> LocalBoxFuture<'static, Result<(), DeliveryError>>;
-    /// The group's members as the product has them; `None` when the product cannot list
-    /// them (a webhook).
-    fn members(&self) -> LocalBoxFuture<'static, Result<Option<BTreeSet<String>>, DeliveryError>>;
-}
-
-/// Makes the transport of a product's connector settings (on the connector's thread).
-pub type TransportFactory =
-    Arc<dyn Fn(&str, &ConnectorSettings) -> Rc<dyn Transport> + Send + Sync>;
-
-/// The transport factory, once the binary has provided one. Without it no connector runs.
-pub type ConnectorSlot = Arc<OnceLock<TransportFactory>>;
-
-/// "The product's stream is durable up to `upto`": from the product actor.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Wake {
-    /// The highest durable sequence of the stream.
-    pub upto: u64,
-}
-
-/// Stop delivering (the settings changed or were removed).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct StopConnector;
-
-/// What an administrator sees of a connector.
-#[derive(Debug, Message)]
-#[rtype(result = "ConnectorStatus")]
-pub struct Status;
-
-/// Compare the product's group with who should be in it, and repair the drift.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<ResyncReport, DeliveryError>")]
-pub struct Resync;
-
-/// What a re-sync found and did.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ResyncReport {
-    /// When it finished.
-    pub at: Timestamp,
-    /// Whether the product could list its group (a webhook cannot: then the re-sync only
-    /// adds everyone who should be in it, and removes nobody).
-    pub listed: bool,
-    /// Who should be in the group.
-    pub wanted: usize,
-    /// Added because missing.
-    pub added: Vec<String>,
-    /// Removed because they should not be there.
-    pub removed: Vec<String>,
-}
-
-/// A connector's state, as `GET /admin/v1/products/{p}/connector` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectorStatus {
-    /// The settings it delivers with.
-    pub settings: ConnectorSettings,
-    /// The last stream sequence every delivery of which the product confirmed.
-    pub cursor: u64,
-    /// The last stream sequence known durable.
-    pub durable: u64,
-    /// Membership changes recorded but not confirmed yet (as of the last read).
-    pub backlog: u64,
-    /// Users whose delivery is pending (the batch in hand; at most 100 named).
-    pub pending: Vec<String>,
-    /// Consecutive failed attempts (0 when the last one succeeded).
-    pub attempts: u32,
-    /// The last failure, and when.
-    pub last_error: Option<(Timestamp, String)>,
-    /// When the next attempt is due, while backing off.
-    pub next_retry: Option<Timestamp>,
-    /// Deliveries the product confirmed since start.
-    pub delivered: u64,
-    /// Failed attempts since start.
-    pub failed: u64,
-    /// The last re-sync, or why it failed.
-    pub last_resync: Option<Result<ResyncReport, (Timestamp, String)>>,
 }
 
 /// Delivers one product's access-group changes. Started and stopped by its product actor.
@@ -171,7 +78,7 @@ pub struct ConnectorActor {
     cursors: Option<NamedStore>,
     cursor: StreamTip,
     durable_upto: u64,
-    owner: Addr<ProductActor>,
+    owner: Owner,
     transport: Rc<dyn Transport>,
     clock: SharedClock,
     metrics: ProductMetrics,
@@ -207,7 +114,7 @@ impl ConnectorActor {
         settings: ConnectorSettings,
         journal: Journal,
         tip: StreamTip,
-        owner: Addr<ProductActor>,
+        owner: Owner,
         transport: Rc<dyn Transport>,
         clock: SharedClock,
         metrics: ProductMetrics,
@@ -377,8 +284,8 @@ impl ConnectorActor {
         let users = batch.users.clone();
         let prefix = format!("{}:{}", self.product, batch.tip.next_sequence - 1);
         let work = async move {
-            let wanted = ask(
-                &owner,
+            let wanted = ask_recipient(
+                &owner.users,
                 Read::new(move |s, _| {
                     users
                         .into_iter()
@@ -479,7 +386,7 @@ impl ConnectorActor {
         let product = self.product.clone();
         let clock = Arc::clone(&self.clock);
         let work = async move {
-            let wanted = ask(&owner, Read::new(|s, _| s.access_group()))
+            let wanted = ask_recipient(&owner.group, Read::new(|s, _| s.access_group()))
                 .await
                 .map_err(|e| DeliveryError::State(e.to_string()))?;
             let listed = call(timeout_s.saturating_mul(6), transport.members()).await?;

@@ -10,7 +10,8 @@ use crate::clock::SharedClock;
 use crate::directory_view::{DirectoryView, UserFacts};
 use crate::durable::{ask, durable};
 use crate::error::ActorError;
-use crate::product::{Execute, Executed, ProductActor, Read};
+use crate::messages::{Execute, Executed, Read, MAILBOX_CAPACITY};
+use crate::product::ProductActor;
 use crate::registry::Products;
 use actix::prelude::*;
 use futures_util::future::join_all;
@@ -265,7 +266,7 @@ impl Actor for DirectoryActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(crate::product::MAILBOX_CAPACITY);
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
     }
 }
 

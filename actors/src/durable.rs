@@ -117,6 +117,16 @@ where
     }
 }
 
+/// [`ask`] through a [`Recipient`]: for a sender that knows the message its peer handles,
+/// not the peer's actor type (the connector reading its product's state).
+pub async fn ask_recipient<M, U>(to: &Recipient<M>, msg: M) -> Result<U, ActorError>
+where
+    M: Message<Result = Pending<Result<U, ActorError>>> + Send + 'static,
+    U: Send + 'static,
+{
+    to.send(msg).await?.durable().await
+}
+
 /// Sends `msg` to `addr` and waits until its answer is durable.
 pub async fn ask<A, M, U>(addr: &Addr<A>, msg: M) -> Result<U, ActorError>
 where

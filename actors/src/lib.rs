@@ -12,29 +12,33 @@ pub mod directory;
 pub mod directory_view;
 pub mod durable;
 pub mod error;
+pub mod messages;
 pub mod metrics;
 pub mod product;
 pub mod recovery;
 pub mod registry;
 pub mod scheduler;
 pub mod session;
+pub mod transport;
 
 pub use agenda::Job;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use connector::{
-    ConnectorActor, ConnectorSlot, ConnectorStatus, DeliveryError, GroupChange, ResyncReport,
-    Transport, TransportFactory,
-};
+pub use connector::{ConnectorActor, Owner};
 pub use directory::{
     Change, DirectoryActor, ListUsers, LookupUser, Membership, NoteProductGroups, Provision,
     ReadDirectory, Reconcile, SetUserActive, SyncProduct,
 };
 pub use directory_view::{DirectoryView, UserFacts};
-pub use durable::{ask, Pending};
+pub use durable::{ask, ask_recipient, Pending};
 pub use error::ActorError;
+pub use messages::{
+    ConnectorStatus, Execute, Executed, ListHolders, Notification, Poll, ProductNotice, Read,
+    ResyncReport, Snapshotting, Sweep,
+};
 pub use metrics::{Metrics, ProductMetrics};
-pub use product::{ConnectorOf, Execute, Executed, ListHolders, Poll, ProductActor, Read, Sweep};
+pub use product::{ConnectorOf, ProductActor};
 pub use recovery::{recover, Services};
-pub use registry::{ProductNotice, Products, Snapshotting};
+pub use registry::Products;
 pub use scheduler::{Nightly, Scheduler, SchedulerActor};
-pub use session::{Frame, Notification, SessionActor};
+pub use session::{Frame, SessionActor};
+pub use transport::{ConnectorSlot, DeliveryError, GroupChange, Transport, TransportFactory};

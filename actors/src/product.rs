@@ -10,13 +10,20 @@
 
 use crate::agenda::Job;
 use crate::clock::SharedClock;
-use crate::connector::{ConnectorActor, ConnectorSlot, StopConnector, Wake};
+use crate::connector::{ConnectorActor, Owner};
 use crate::durable::Pending;
 use crate::error::ActorError;
+// The product actor's messages moved to `messages`; kept reachable at their old paths.
+pub use crate::messages::{
+    Execute, Executed, ListHolders, Poll, Read, SchedulerSlot, Shared, Sweep, SyncConnector,
+    MAILBOX_CAPACITY,
+};
+use crate::messages::{
+    Notification, ProductNotice, Schedule, Snapshotting, StopConnector, Subscribe, Unsubscribe,
+    Wake,
+};
 use crate::metrics::ProductMetrics;
-use crate::registry::{ProductNotice, Snapshotting};
-use crate::scheduler::Schedule;
-use crate::session::{Notification, Subscribe, Unsubscribe};
+use crate::transport::ConnectorSlot;
 use actix::prelude::*;
 use slotpool_events::{
     connector::touched_user, Command, ConnectorSettings, Holder, Presence, ProductEvent,
@@ -24,86 +31,9 @@ use slotpool_events::{
 };
 use slotpool_journal::{Journal, StreamTip};
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use tokio::sync::broadcast;
 use uuid::Uuid;
-
-/// Messages an actor holds before senders wait: enough for every in-flight request of a
-/// busy site, small enough to bound memory.
-pub const MAILBOX_CAPACITY: usize = 4096;
-
-/// Carry out a command; answered once its events are durable.
-#[derive(Debug, Message)]
-#[rtype(result = "Pending<Result<Executed, ActorError>>")]
-pub struct Execute {
-    /// What to do.
-    pub command: Command,
-    /// The request that asked for it; recorded with the events.
-    pub cause: Uuid,
-}
-
-/// The answer to [`Execute`].
-#[derive(Debug, Clone)]
-pub struct Executed {
-    /// The events recorded (empty when nothing changed).
-    pub events: Vec<ProductEvent>,
-    /// Whether this command created the product.
-    pub created: bool,
-    /// Where the command's user stands afterwards, for user commands.
-    pub view: Option<SlotView>,
-}
-
-/// "It is now T": the sweep, sent by the scheduler. Answers when the product next needs one.
-#[derive(Debug, Message)]
-#[rtype(result = "Pending<Result<Option<Timestamp>, ActorError>>")]
-pub struct Sweep {
-    /// The scheduler tick that caused it; recorded with the events.
-    pub cause: Uuid,
-}
-
-/// A user's client asks where they stand: a poll, which keeps a queue place alive.
-#[derive(Debug, Message)]
-#[rtype(result = "Pending<Result<SlotView, ActorError>>")]
-pub struct Poll {
-    pub user: String,
-}
-
-/// The holders, as an administrator should see them (counting coalesced activity).
-#[derive(Debug, Message)]
-#[rtype(result = "Pending<Result<Vec<Holder>, ActorError>>")]
-pub struct ListHolders;
-
-/// A read of the product's state, answered once everything it reflects is durable.
-///
-/// The closure runs inside the actor against the current state and time; reads never
-/// change anything. Reads of a product that does not exist are refused with
-/// `unknown_product`, except through [`Read::maybe`].
-type ReadFn<R> = Box<dyn FnOnce(&ProductState, Timestamp) -> R + Send>;
-
-#[derive(Message)]
-#[rtype(result = "Pending<Result<R, ActorError>>")]
-pub struct Read<R: 'static> {
-    f: ReadFn<R>,
-    require_product: bool,
-}
-
-impl<R: 'static> Read<R> {
-    /// A read of an existing product.
-    pub fn new(f: impl FnOnce(&ProductState, Timestamp) -> R + Send + 'static) -> Self {
-        Read {
-            f: Box::new(f),
-            require_product: true,
-        }
-    }
-
-    /// A read that also runs for a product not (yet) configured.
-    pub fn maybe(f: impl FnOnce(&ProductState, Timestamp) -> R + Send + 'static) -> Self {
-        Read {
-            f: Box::new(f),
-            require_product: false,
-        }
-    }
-}
 
 /// Owns one product's state and is the only writer of its stream.
 pub struct ProductActor {
@@ -137,24 +67,6 @@ pub struct ProductActor {
     connector: Option<(ConnectorSettings, Addr<ConnectorActor>)>,
     /// Shared by every product: raised when this one gets reservations.
     reserving: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// The scheduler's address, set once it has started (after recovery).
-pub type SchedulerSlot = Arc<OnceLock<Recipient<Schedule>>>;
-
-/// What every product actor shares with the others: the journal, the clock, where to ask
-/// for sweeps, where to write snapshots and where to raise notices.
-#[derive(Clone)]
-pub struct Shared {
-    pub journal: Journal,
-    pub clock: SharedClock,
-    pub scheduler: SchedulerSlot,
-    pub snapshotting: Snapshotting,
-    pub notices: broadcast::Sender<ProductNotice>,
-    pub connectors: ConnectorSlot,
-    /// Raised by any product whose settings have reservations (rule 10): requests then
-    /// carry the user's directory groups.
-    pub reserving: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ProductActor {
@@ -358,7 +270,7 @@ impl ProductActor {
             settings.clone(),
             self.journal.clone(),
             self.tip,
-            me,
+            Owner::of(&me),
             transport,
             Arc::clone(&self.clock),
             self.metrics.clone(),
@@ -679,12 +591,6 @@ impl Handler<ConnectorOf> for ProductActor {
         self.connector.as_ref().map(|(_, a)| a.clone())
     }
 }
-
-/// "Start your connector if your settings name one": sent once the binary has provided
-/// the transport, to products recovered before it.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct SyncConnector;
 
 impl Handler<SyncConnector> for ProductActor {
     type Result = ();

@@ -1,34 +1,19 @@
 //! The registry: routes each product id to its actor, starting actors on demand.
 
 use crate::clock::SharedClock;
-use crate::connector::{ConnectorSlot, TransportFactory};
+// Moved to `messages`; kept reachable at their old paths.
+pub use crate::messages::{ProductNotice, Snapshotting};
+use crate::messages::{Schedule, SchedulerSlot, Shared, SyncConnector};
 use crate::metrics::Metrics;
-use crate::product::{ProductActor, SchedulerSlot, Shared, SyncConnector};
-use crate::scheduler::Schedule;
+use crate::product::ProductActor;
+use crate::transport::{ConnectorSlot, TransportFactory};
 use actix::prelude::*;
-use slotpool_events::{Notice, ProductState};
+use slotpool_events::ProductState;
 use slotpool_journal::{Journal, StreamTip};
-use slotpool_snapshots::SnapshotStore;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
-
-/// Where product actors write snapshots, and every how many events.
-#[derive(Clone)]
-pub struct Snapshotting {
-    /// The store, in the journal's database.
-    pub store: SnapshotStore,
-    /// Events between two snapshots of a stream.
-    pub every: u64,
-}
-
-/// A notice and the product that raised it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProductNotice {
-    pub product: String,
-    pub notice: Notice,
-}
 
 /// Every product actor, by product id. Cheap to clone.
 ///

@@ -14,7 +14,9 @@ use crate::clock::{ManualClock, SharedClock};
 use crate::directory::{Reconcile, SyncProduct};
 use crate::durable::ask;
 use crate::error::ActorError;
-use crate::product::{Execute, Read, Sweep};
+// Moved to `messages`; kept reachable at its old path.
+pub use crate::messages::Schedule;
+use crate::messages::{Execute, Read, Sweep, MAILBOX_CAPACITY};
 use crate::recovery::Services;
 use actix::prelude::*;
 use chrono::NaiveTime;
@@ -24,14 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use uuid::Uuid;
-
-/// Asks for `job` at `at` (kept only if earlier than what is already scheduled).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Schedule {
-    pub job: Job,
-    pub at: Timestamp,
-}
 
 /// Takes the earliest job due at or before `upto`.
 #[derive(Debug, Message)]
@@ -62,7 +56,7 @@ impl Actor for SchedulerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(crate::product::MAILBOX_CAPACITY);
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
     }
 }
 

@@ -7,24 +7,13 @@
 //! re-login applies). When the browser goes away the channel closes, the session stops
 //! and unsubscribes.
 
+// Moved to `messages`; kept reachable at their old paths.
+pub use crate::messages::{Notification, Subscribe, Unsubscribe};
 use crate::product::ProductActor;
 use actix::prelude::*;
-use slotpool_events::SlotView;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
-
-/// What a user is told.
-#[derive(Debug, Clone, PartialEq, Eq, Message)]
-#[rtype(result = "()")]
-pub struct Notification {
-    /// `granted`, `queue`, `warning`, `revoked`, `locked` or `none` (the initial state).
-    pub event: &'static str,
-    /// Where the user stands now.
-    pub view: SlotView,
-    /// For `revoked`: why (`inactivity`, `admin`, `released`, `expired`...).
-    pub reason: Option<&'static str>,
-}
 
 /// One frame of a session's stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,24 +22,6 @@ pub enum Frame {
     Notify(Notification),
     /// Nothing happened; the connection is alive.
     KeepAlive,
-}
-
-/// Subscribe a session to a user's notifications; the product answers with the current
-/// state at once.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Subscribe {
-    pub user: String,
-    pub id: Uuid,
-    pub session: Recipient<Notification>,
-}
-
-/// The session is gone.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Unsubscribe {
-    pub user: String,
-    pub id: Uuid,
 }
 
 /// How often a session sends a keep-alive frame (and so notices a closed browser).

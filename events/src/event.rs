@@ -5,9 +5,9 @@
 //! and old journals must stay readable forever. New facts get new variants at the end.
 //! The golden fixtures in `events/tests/golden.rs` fail the build if this is broken.
 
-use crate::directory::Profile;
+use crate::profile::Profile;
 use crate::settings::{self, Settings};
-use crate::sync::SyncReport;
+use crate::sync_report::SyncReport;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 

@@ -7,6 +7,7 @@
 
 pub mod command;
 pub mod connector;
+pub mod connector_settings;
 pub mod directory;
 pub mod eligibility;
 pub mod envelope;
@@ -18,19 +19,22 @@ pub mod json_text;
 pub mod pool;
 pub mod presence;
 pub mod product;
+pub mod profile;
 pub mod queue;
 pub mod reservation;
 pub mod settings;
 pub mod stream;
 pub mod sweep;
 pub mod sync;
+pub mod sync_report;
 pub mod time;
 
 pub use command::{Command, Refusal};
-pub use connector::{ConnectorKind, ConnectorSettings, Drift};
+pub use connector::Drift;
+pub use connector_settings::{ConnectorKind, ConnectorSettings};
 pub use directory::{
-    DirectoryCommand, DirectoryGroup, DirectoryRefusal, DirectoryState, DirectoryUser, Email,
-    GroupInput, Profile, UserInput,
+    DirectoryCommand, DirectoryGroup, DirectoryRefusal, DirectoryState, DirectoryUser, GroupInput,
+    UserInput,
 };
 pub use eligibility::Eligibility;
 pub use envelope::{Envelope, SCHEMA_VERSION};
@@ -42,8 +46,10 @@ pub use presence::Presence;
 pub use product::{
     Counts, Holder, Notice, ProductState, QueuePlace, SlotView, Standing, UserEntry, Warning,
 };
+pub use profile::{Email, Profile};
 pub use reservation::{Blocked, GroupBook, Reservation, ReservationUse, Reservations};
 pub use settings::{ProductKind, QueuePage, Settings};
 pub use stream::{StreamId, StreamIdError};
-pub use sync::{SkipReason, Skipped, SyncPlan, SyncReport};
+pub use sync::SyncPlan;
+pub use sync_report::{SkipReason, Skipped, SyncReport};
 pub use time::Timestamp;

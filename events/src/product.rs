@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+mod reservations;
+
 /// Where a user stands in one product's pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {

@@ -64,7 +64,7 @@ pub struct Settings {
     pub queue_page: QueuePage,
     /// Where to keep the product's access group in step with the pool (none by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connector: Option<crate::connector::ConnectorSettings>,
+    pub connector: Option<crate::connector_settings::ConnectorSettings>,
     /// Directory groups (by name or SCIM id) whose users the source-group sync puts in
     /// the pool (rule 9). Empty: the pool is managed by hand and sync changes nothing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -335,11 +335,11 @@ impl Settings {
             if groups.len() > MAX_GROUPS
                 || groups
                     .iter()
-                    .any(|g| g.trim().is_empty() || g.len() > crate::directory::MAX_TEXT_LEN)
+                    .any(|g| g.trim().is_empty() || g.len() > crate::profile::MAX_TEXT_LEN)
             {
                 problems.push(format!(
                     "{name} lists at most {MAX_GROUPS} group names of 1 to {} bytes",
-                    crate::directory::MAX_TEXT_LEN
+                    crate::profile::MAX_TEXT_LEN
                 ));
             }
         }

@@ -1,5 +1,6 @@
 //! Source-group sync (DESIGN.md rule 9): which users a product's pool should gain and
-//! lose so that it matches its source groups, and the report of a sync.
+//! lose so that it matches its source groups. The report of a sync is plain data in
+//! [`crate::sync_report`] (re-exported here).
 //!
 //! The diff is decided here, pure, from the directory and the product's members, fixed
 //! users and settings; the directory actor carries it out with the product's ordinary
@@ -7,36 +8,8 @@
 
 use crate::directory::DirectoryState;
 use crate::settings::Settings;
-use crate::time::Timestamp;
-use serde::{Deserialize, Serialize};
+pub use crate::sync_report::{SkipReason, Skipped, SyncReport};
 use std::collections::BTreeSet;
-
-/// Why a user of a source group is not (or no longer) in the pool.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SkipReason {
-    /// The user has a fixed licence in this product.
-    Fixed,
-    /// The user is in one of the product's `fixed_groups`.
-    FixedGroup,
-    /// The user is deactivated.
-    Deactivated,
-    /// The product's eligibility rule does not admit the user.
-    NotEligible,
-    /// The user is in no source group (any more).
-    NotInSourceGroups,
-    /// The product refused the change; the text is its reason code.
-    Refused(String),
-}
-
-/// One user and why.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Skipped {
-    /// The user.
-    pub user: String,
-    /// Why.
-    pub why: SkipReason,
-}
 
 /// What a sync should do to one product's pool.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -48,26 +21,6 @@ pub struct SyncPlan {
     /// Users of the source groups left out, and why.
     pub skipped: Vec<Skipped>,
     /// Source or fixed groups the directory does not have.
-    pub missing_groups: Vec<String>,
-}
-
-/// What a sync did: kept (journaled) and shown by `GET /admin/v1/products/{p}/sync`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct SyncReport {
-    /// When it ran.
-    pub at: Timestamp,
-    /// `manual` (run now) or `scheduled`.
-    pub trigger: String,
-    /// The source groups it read.
-    pub source_groups: Vec<String>,
-    /// Users enrolled.
-    pub added: Vec<String>,
-    /// Members removed, and why.
-    pub removed: Vec<Skipped>,
-    /// Users left out, and why.
-    pub skipped: Vec<Skipped>,
-    /// Groups named in the settings that the directory does not have.
-    #[serde(default)]
     pub missing_groups: Vec<String>,
 }
 
