@@ -681,7 +681,7 @@ impl ProductState {
                 let _ = self.decide_activity(out, user, settings, now);
             }
             Standing::Idle
-                if !entry.locked_until.is_some_and(|t| t > now)
+                if entry.locked_until.is_none_or(|t| t <= now)
                     && self.slot_free_for_groups(user, groups) =>
             {
                 // The request's own rule decides (eligibility included); a refusal lets

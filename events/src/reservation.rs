@@ -36,6 +36,16 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+/// Whether a product's answer to a command (`events`) gave it reservations or changed
+/// its settings while it has some: then every holder and queued member must have their
+/// directory groups noted ([`crate::Command::NoteGroups`]), so that they count in their
+/// groups at once, not only from their next request.
+pub fn groups_to_note(events: &[ProductEvent]) -> bool {
+    events.iter().any(
+        |e| matches!(e, ProductEvent::Configured { settings } if !settings.reservations.is_empty()),
+    )
+}
+
 /// One group's reserved slots and cap, as `reservations` in the settings lists them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1759,7 +1759,7 @@ fn a_page_view_grants_a_free_slot_counts_as_activity_and_queues_nobody() {
     // The holder's next views are activity, coalesced exactly as `Activity` is.
     assert_eq!(sim.set(5).activity("a"), vec![]);
     assert_eq!(page_view(&mut sim, "a", None), vec![]);
-    assert_eq!(page_view(&mut sim.set(6), "a", None), vec![activity("a", at(6))]);
+    assert_eq!(page_view(sim.set(6), "a", None), vec![activity("a", at(6))]);
     // The pool is full: b is refused (the view stays `none`) and not queued.
     assert_eq!(page_view(&mut sim, "b", None), vec![]);
     assert_eq!(view(&sim, "b"), SlotView::None);
@@ -1773,7 +1773,10 @@ fn a_page_view_grants_a_free_slot_counts_as_activity_and_queues_nobody() {
     // A queued member keeps the place and gets no slot from a view: b asks, then views.
     assert_eq!(sim.request("b"), vec![queued("b", at(6))]);
     assert_eq!(page_view(&mut sim, "b", None), vec![]);
-    assert!(matches!(view(&sim, "b"), SlotView::Queued { position: 1, .. }));
+    assert!(matches!(
+        view(&sim, "b"),
+        SlotView::Queued { position: 1, .. }
+    ));
     // The slot freed goes to the queue head, never to whoever views next.
     sim.enrol("c");
     assert_eq!(
@@ -1854,7 +1857,10 @@ fn a_page_view_of_a_locked_deactivated_or_ineligible_member_changes_nothing() {
 fn a_page_view_respects_reservations_by_the_users_directory_groups() {
     let mut sim = Sim::new(reserving(2, &[("support", 1, None)]));
     enrol_all(&mut sim, &["o1", "o2", "o3", "s1"]);
-    assert_eq!(page_view(&mut sim, "o1", Some(&[])), vec![granted("o1", at(0))]);
+    assert_eq!(
+        page_view(&mut sim, "o1", Some(&[])),
+        vec![granted("o1", at(0))]
+    );
     // The free slot is support's reservation: others are not let in, nor queued.
     assert_eq!(page_view(&mut sim, "o2", Some(&[])), vec![]);
     assert!(sim.state.queue().is_empty());
@@ -1862,7 +1868,7 @@ fn a_page_view_respects_reservations_by_the_users_directory_groups() {
     // A support member's first view takes it at once (judged by the groups the view
     // carries, noted with the grant), past the queue.
     assert_eq!(
-        page_view(&mut sim.set(2), "s1", Some(&["Support"])),
+        page_view(sim.set(2), "s1", Some(&["Support"])),
         vec![noted("s1", &["support"]), granted("s1", at(2))]
     );
     assert_eq!(queue_of(&sim), vec!["o3".to_string()]);
