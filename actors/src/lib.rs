@@ -26,7 +26,7 @@ pub use connector::{
     Transport, TransportFactory,
 };
 pub use directory::{
-    Change, DirectoryActor, ListUsers, LookupUser, Membership, NoteProductGroups, Provision,
+    Change, ConfigureProduct, DirectoryActor, ListUsers, LookupUser, Membership, Provision,
     ReadDirectory, Reconcile, SetUserActive, SyncProduct,
 };
 pub use directory_view::{DirectoryView, UserFacts};
@@ -35,6 +35,6 @@ pub use error::ActorError;
 pub use metrics::{Metrics, ProductMetrics};
 pub use product::{ConnectorOf, Execute, Executed, ListHolders, Poll, ProductActor, Read, Sweep};
 pub use recovery::{recover, Services};
-pub use registry::{ProductNotice, Products, Snapshotting};
+pub use registry::{ProductNotice, Products, RequestIndex, Snapshotting};
 pub use scheduler::{Nightly, Scheduler, SchedulerActor};
 pub use session::{Frame, Notification, SessionActor};

@@ -14,7 +14,7 @@ use crate::connector::{ConnectorActor, ConnectorSlot, StopConnector, Wake};
 use crate::durable::Pending;
 use crate::error::ActorError;
 use crate::metrics::ProductMetrics;
-use crate::registry::{ProductNotice, Snapshotting};
+use crate::registry::{ProductNotice, RequestIndex, Snapshotting};
 use crate::scheduler::Schedule;
 use crate::session::{Notification, Subscribe, Unsubscribe};
 use actix::prelude::*;
@@ -136,6 +136,8 @@ pub struct ProductActor {
     connector: Option<(ConnectorSettings, Addr<ConnectorActor>)>,
     /// Shared by every product: raised when this one gets reservations.
     reserving: Arc<std::sync::atomic::AtomicBool>,
+    /// Shared by every product: which product holds each fixed-licence request.
+    requests: RequestIndex,
 }
 
 /// The scheduler's address, set once it has started (after recovery).
@@ -154,6 +156,8 @@ pub struct Shared {
     /// Raised by any product whose settings have reservations (rule 10): requests then
     /// carry the user's directory groups.
     pub reserving: Arc<std::sync::atomic::AtomicBool>,
+    /// Which product holds each fixed-licence request: this actor notes its own.
+    pub requests: RequestIndex,
 }
 
 impl ProductActor {
@@ -173,7 +177,11 @@ impl ProductActor {
             notices,
             connectors,
             reserving,
+            requests,
         } = shared;
+        for r in state.fixed_requests() {
+            requests.note(&r.id, &id);
+        }
         if state.settings().is_some_and(|s| !s.reservations.is_empty()) {
             reserving.store(true, std::sync::atomic::Ordering::Relaxed);
         }
@@ -205,6 +213,7 @@ impl ProductActor {
             connectors,
             connector: None,
             reserving,
+            requests,
         };
         actor.update_gauges();
         actor
@@ -235,11 +244,13 @@ impl ProductActor {
             self.metrics_before_apply(&events);
             for e in &events {
                 self.state.apply(e);
-                if let ProductEvent::Configured { settings } = e {
-                    if !settings.reservations.is_empty() {
+                match e {
+                    ProductEvent::Configured { settings } if !settings.reservations.is_empty() => {
                         self.reserving
                             .store(true, std::sync::atomic::Ordering::Relaxed);
                     }
+                    ProductEvent::FixedRequested { id, .. } => self.requests.note(id, &self.id),
+                    _ => {}
                 }
             }
             self.update_gauges();
@@ -249,18 +260,46 @@ impl ProductActor {
             self.ask_for_sync(&events, now);
             self.maybe_snapshot(now);
             self.tell_connector(&events);
-        } else if let Command::Activity { user } = &msg.command {
-            // Coalesced by the core: remembered here, recorded by the next sweep.
-            self.presence.recent_activity.insert(user.clone(), now);
+        } else {
+            match &msg.command {
+                // Coalesced by the core: remembered here, recorded by the next sweep.
+                Command::Activity { user } => {
+                    self.presence.recent_activity.insert(user.clone(), now);
+                }
+                // A holder's page view is activity; a queued member's keeps the queue
+                // place alive, as a poll does.
+                Command::PageView { user, .. } => match self.state.user(user).map(|e| e.standing) {
+                    Some(Standing::Holding { .. }) => {
+                        self.presence.recent_activity.insert(user.clone(), now);
+                    }
+                    Some(Standing::Queued { .. }) => {
+                        self.presence.last_seen.insert(user.clone(), now);
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
         }
         let view = match &msg.command {
             Command::Request { user, .. }
             | Command::Release { user }
-            | Command::Activity { user } => Some(self.state.slot_view(user, now)),
+            | Command::Activity { user }
+            | Command::PageView { user, .. } => Some(self.state.slot_view(user, now)),
             _ => None,
         };
-        if let (Command::Request { user, .. }, Some(view)) = (&msg.command, &view) {
-            self.metrics.request(request_outcome(user, &events, view));
+        match (&msg.command, &view) {
+            (Command::Request { user, .. }, Some(view)) => {
+                self.metrics.request(request_outcome(user, &events, view));
+            }
+            // A page view that granted a slot was a request; any other is not counted.
+            (Command::PageView { user, .. }, _)
+                if events.iter().any(
+                    |e| matches!(e, ProductEvent::SlotGranted { user: u, .. } if u == user),
+                ) =>
+            {
+                self.metrics.request("granted");
+            }
+            _ => {}
         }
         Ok(Executed {
             events,

@@ -29,6 +29,24 @@ pub struct ProductNotice {
     pub notice: Notice,
 }
 
+/// Which product holds each fixed-licence request (request ids are unique across
+/// products): noted by each product actor for its own requests, at start and as it
+/// records them, so finding a request asks one product, never all. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct RequestIndex(Arc<RwLock<HashMap<String, String>>>);
+
+impl RequestIndex {
+    /// Notes that `product` holds request `id`.
+    pub(crate) fn note(&self, id: &str, product: &str) {
+        write(&self.0).insert(id.to_string(), product.to_string());
+    }
+
+    /// The product holding request `id`, if any product does.
+    pub fn product_of(&self, id: &str) -> Option<String> {
+        read(&self.0).get(id).cloned()
+    }
+}
+
 /// Every product actor, by product id. Cheap to clone.
 ///
 /// A std `RwLock`, not an async one: it guards a map lookup or insert, is never held
@@ -57,6 +75,8 @@ struct Inner {
     /// Set once any product holds settings with reservations (rule 10): from then on
     /// slot requests carry the user's directory groups. See [`Products::reservations_in_use`].
     reserving: Arc<AtomicBool>,
+    /// Which product holds each fixed-licence request.
+    requests: RequestIndex,
 }
 
 impl Products {
@@ -84,6 +104,7 @@ impl Products {
                 arbiters,
                 next: AtomicUsize::new(0),
                 reserving: Arc::new(AtomicBool::new(false)),
+                requests: RequestIndex::default(),
             }),
         }
     }
@@ -151,6 +172,13 @@ impl Products {
         self.inner.reserving.load(Ordering::Relaxed)
     }
 
+    /// The product holding fixed-licence request `id`, and its actor.
+    pub fn holding_request(&self, id: &str) -> Option<(String, Addr<ProductActor>)> {
+        let product = self.inner.requests.product_of(id)?;
+        let addr = self.get(&product)?;
+        Some((product, addr))
+    }
+
     /// The journal the products write to.
     pub fn journal(&self) -> &Journal {
         &self.inner.journal
@@ -166,6 +194,7 @@ impl Products {
             notices: self.inner.notices.clone(),
             connectors: Arc::clone(&self.inner.connectors),
             reserving: Arc::clone(&self.inner.reserving),
+            requests: self.inner.requests.clone(),
         };
         let actor = ProductActor::new(
             id.to_string(),
