@@ -1,18 +1,23 @@
 //! `slotpool`: the service and its offline tools.
 //!
-//! This file is the one place where errors become exit codes (see [`Failure`]).
+//! This file is the one place where errors become exit codes (see [`Failure`], defined in
+//! `failure.rs`).
 
 mod backup;
 mod config;
 mod connector;
+mod failure;
 mod http;
 mod offline;
 mod problem;
 mod secrets;
 mod serve;
 mod verify;
+mod view;
 
 use clap::{Parser, Subcommand};
+/// Kept at the crate root for modules that name it `crate::Failure`.
+pub use failure::Failure;
 
 /// mimalloc, not glibc's malloc: measured under load, allocation was a tenth of the
 /// server's CPU time, and mimalloc's thread-local free lists cut most of it.
@@ -93,38 +98,6 @@ pub struct ServeArgs {
     /// "human" (default) or "json".
     #[arg(long, env = "SLOTPOOL_LOG_FORMAT")]
     log_format: Option<String>,
-}
-
-/// Why a command failed, and so its exit code.
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    /// `verify` found damage (exit 1).
-    #[error("{0}")]
-    Damaged(String),
-    /// The configuration is wrong (exit 3).
-    #[error(transparent)]
-    Config(#[from] config::ConfigError),
-    /// The data directory cannot be used: missing, locked, or damaged (exit 4).
-    #[error("{0}")]
-    Data(String),
-    /// The service failed while running (exit 5).
-    #[error("{0}")]
-    Runtime(String),
-    /// A command-line value is wrong (exit 2, like clap's usage errors).
-    #[error("{0}")]
-    Input(String),
-}
-
-impl Failure {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Failure::Damaged(_) => 1,
-            Failure::Config(_) => 3,
-            Failure::Data(_) => 4,
-            Failure::Runtime(_) => 5,
-            Failure::Input(_) => 2,
-        }
-    }
 }
 
 /// The report commands stop quietly when their reader goes away (`slotpool audit ... |

@@ -1,7 +1,6 @@
 //! Every error the HTTP surface gives, as RFC 9457 `application/problem+json`, and the one
 //! place where library errors become HTTP statuses and stable `reason` codes.
 
-use crate::http::pages::return_to::ReturnToError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
@@ -27,8 +26,9 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// A problem with the given parts.
-    pub fn new(
+    /// A problem with the given parts: private, so that every problem is one of the named
+    /// constructors below.
+    fn new(
         status: StatusCode,
         reason: &'static str,
         title: &'static str,
@@ -94,8 +94,10 @@ impl Problem {
         )
     }
 
-    /// 403 `unknown_user`: the calling user is not known to slotpool at all (rather than
-    /// `not_member` of this product), which tells an administrator more.
+    /// 403 `unknown_user`: the *calling* user (of the user API) is not known to slotpool
+    /// at all (rather than `not_member` of this product), which tells an administrator
+    /// more. A refusal of the caller, like `not_member` (API.md: 403 for "a non-member,
+    /// deactivated or unknown user").
     pub fn unknown_user(user: &str) -> Problem {
         Problem::new(
             StatusCode::FORBIDDEN,
@@ -103,6 +105,162 @@ impl Problem {
             "Unknown user",
             format!("no user {user:?} is known to slotpool"),
         )
+    }
+
+    /// 404 `unknown_user`: the user a path of the admin API (or a directory command)
+    /// names does not exist: a missing resource, like `unknown_product`. Same reason as
+    /// [`Problem::unknown_user`], another status: there the caller is refused, here the
+    /// addressed resource is missing.
+    pub fn no_such_user(detail: impl Into<String>) -> Problem {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown_user",
+            "Unknown user",
+            detail,
+        )
+    }
+
+    /// What an actor's answer to a command becomes. `unknown_requester`: the user of a
+    /// slot request when the directory has never heard of them: their `not_member`
+    /// refusal is then [`Problem::unknown_user`].
+    pub fn of_command(e: ActorError, unknown_requester: Option<&str>) -> Problem {
+        match (e, unknown_requester) {
+            (ActorError::Refused(Refusal::NotMember), Some(user)) => Problem::unknown_user(user),
+            (e, _) => e.into(),
+        }
+    }
+
+    /// 401 `missing_token`: an admin call without `Authorization: Bearer`.
+    pub fn missing_token() -> Self {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+            "Authentication required",
+            "send the admin token as 'Authorization: Bearer <token>'",
+        )
+    }
+
+    /// 401 `bad_token`: the bearer token is not the admin token.
+    pub fn bad_token() -> Self {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_token",
+            "Bad token",
+            "the bearer token is not the admin token",
+        )
+    }
+
+    /// 401 `missing_user`: a user API call without the user header (`header`).
+    pub fn missing_user(header: &str) -> Self {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_user",
+            "Who is calling?",
+            format!("requests to the user API carry the {header} header, set by a trusted proxy"),
+        )
+    }
+
+    /// 401 `untrusted_proxy`: the user header (`header`) from a peer not trusted.
+    pub fn untrusted_proxy(header: &str) -> Self {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "untrusted_proxy",
+            "Untrusted proxy",
+            format!("{header} is only accepted from the configured trusted_proxies"),
+        )
+    }
+
+    /// 404 `not_found`: no route, or no such static file (`detail` says which).
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
+    }
+
+    /// 400 `bad_query`: a query parameter out of its values.
+    pub fn bad_query(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::BAD_REQUEST, "bad_query", "Bad query", detail)
+    }
+
+    /// 404 `no_sync`: the product has not been synchronised with its source groups yet.
+    pub fn no_sync(product: &str) -> Self {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "no_sync",
+            "No sync yet",
+            format!("product {product:?} has not been synchronised yet"),
+        )
+    }
+
+    /// 400 `invalid_return_to`: the queue page never redirects outside the product.
+    pub fn invalid_return_to(e: impl fmt::Display) -> Self {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_return_to",
+            "Invalid return_to",
+            e.to_string(),
+        )
+    }
+
+    /// 503 `not_ready`: recovery is not finished, or the service is stopping.
+    pub fn not_ready() -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "Not ready",
+            "recovery is not finished, or the service is stopping",
+        )
+    }
+
+    /// 503 `journal_unavailable`: the journal refuses writes (`detail`: what that means
+    /// for this answer).
+    pub fn journal_unavailable(detail: &'static str) -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "journal_unavailable",
+            "Journal unavailable",
+            detail,
+        )
+    }
+
+    /// 500 `internal_error`: the metrics could not be encoded.
+    pub fn metrics_failed(e: impl fmt::Display) -> Self {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Metrics failed",
+            e.to_string(),
+        )
+    }
+
+    /// The problem for an error answer that is not one yet (actix's own 404 and 405,
+    /// path and header errors), by its status.
+    pub fn for_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => Problem::not_found("no such resource"),
+            StatusCode::METHOD_NOT_ALLOWED => Problem::new(
+                status,
+                "method_not_allowed",
+                "Method not allowed",
+                "this path does not take that method",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+                status,
+                "payload_too_large",
+                "Payload too large",
+                "the request body is too large",
+            ),
+            s if s.is_server_error() => Problem::new(
+                status,
+                "internal_error",
+                "Internal error",
+                "an unexpected error occurred",
+            ),
+            _ => Problem::new(
+                status,
+                "bad_request",
+                "Bad request",
+                "the request could not be understood",
+            ),
+        }
     }
 
     /// 404: the product does not exist.
@@ -276,10 +434,7 @@ impl From<ActorError> for Problem {
             ActorError::Directory(d) => d.into(),
             ActorError::Journal(j) => {
                 tracing::error!(error = %j, "journal error");
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "journal_unavailable",
-                    "Journal unavailable",
+                Problem::journal_unavailable(
                     "the change could not be made durable; nothing was acknowledged",
                 )
             }
@@ -299,25 +454,11 @@ impl From<actix::MailboxError> for Problem {
     }
 }
 
-impl From<ReturnToError> for Problem {
-    /// 400 `invalid_return_to`: the queue page never redirects outside the product.
-    fn from(e: ReturnToError) -> Self {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_return_to",
-            "Invalid return_to",
-            e.to_string(),
-        )
-    }
-}
-
 impl From<DirectoryRefusal> for Problem {
     fn from(r: DirectoryRefusal) -> Self {
         let (status, title, reason) = match &r {
             DirectoryRefusal::Uniqueness(_) => (StatusCode::CONFLICT, "Name taken", "uniqueness"),
-            DirectoryRefusal::UnknownUser(_) => {
-                (StatusCode::NOT_FOUND, "Unknown user", "unknown_user")
-            }
+            DirectoryRefusal::UnknownUser(_) => return Problem::no_such_user(r.to_string()),
             DirectoryRefusal::UnknownGroup(_) => {
                 (StatusCode::NOT_FOUND, "Unknown group", "unknown_group")
             }

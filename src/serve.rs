@@ -2,9 +2,10 @@
 //! cleanly on SIGTERM/SIGINT (drain in-flight requests, flush and sync, exit 0).
 
 use crate::config::{Config, FileConfig, LogFormat, Overrides};
+use crate::failure::Failure;
 use crate::http::{self, AppState};
 use crate::secrets::{load_token, TokenSource};
-use crate::{Failure, ServeArgs};
+use crate::ServeArgs;
 use actix_web::{web, App, HttpServer};
 use slotpool_actors::Clock;
 use slotpool_actors::{recover, Metrics, Scheduler, SharedClock, SystemClock};

@@ -1,6 +1,6 @@
 //! `slotpool verify`: checks a data directory's journal offline.
 
-use crate::Failure;
+use crate::failure::Failure;
 use slotpool_journal::{Durability, Journal, JournalConfig, JournalError};
 use slotpool_snapshots::SnapshotStore;
 use std::path::Path;

@@ -183,3 +183,70 @@ fn assert_verify_ok_after_stop(mut server: Server, data: &std::path::Path) {
     server.stop();
     assert_verify_ok(data);
 }
+
+/// Approving or rejecting finds the request's product without asking every product:
+/// through the index the product actors keep, rebuilt from the journal at a restart.
+#[test]
+fn a_request_is_found_among_several_products_and_after_a_restart() {
+    let tmp = temp_dir();
+    let data = tmp.path().join("data");
+    let server = Server::start(&Opts::new(&data, tmp.path()));
+    let c = server.client();
+    for p in ["conf", "jira", "wiki"] {
+        c.put_product(
+            p,
+            json!({"kind": "generic", "licence_tier": 5, "shared_slots": 2}),
+        );
+        c.enrol(p, "ann");
+    }
+    let asked = |c: &Client, p: &str| {
+        let r = ask(c, p, "ann", br#"{"reason": "daily"}"#);
+        assert_eq!(r.status, 201, "{r:?}");
+        r.json()["id"].as_str().expect("id").to_string()
+    };
+    let (jira, wiki) = (asked(&c, "jira"), asked(&c, "wiki"));
+    let r = c.admin(
+        "POST",
+        &format!("/admin/v1/fixed-requests/{wiki}/reject"),
+        Some(&json!({"note": "no"})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["product"], "wiki");
+    assert_eq!(r.json()["state"], "rejected");
+
+    let mut server = server;
+    server.stop();
+    let server = Server::start(&Opts::new(&data, tmp.path()));
+    let c = server.client();
+    let r = c.admin(
+        "POST",
+        &format!("/admin/v1/fixed-requests/{jira}/approve"),
+        None,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["product"], "jira");
+    assert_eq!(r.json()["state"], "approved");
+    assert!(r.json().get("decided_at").is_some(), "{r:?}");
+    assert_eq!(c.slot("jira", "ann").state(), "fixed");
+    assert_eq!(c.slot("conf", "ann").state(), "none");
+    // Closed stays closed, and an id nobody holds is unknown, after the restart too.
+    assert_problem(
+        &c.admin(
+            "POST",
+            &format!("/admin/v1/fixed-requests/{wiki}/approve"),
+            None,
+        ),
+        409,
+        "request_closed",
+    );
+    assert_problem(
+        &c.admin(
+            "POST",
+            "/admin/v1/fixed-requests/00000000-0000-4000-8000-000000000000/approve",
+            None,
+        ),
+        404,
+        "unknown_request",
+    );
+    assert_verify_ok_after_stop(server, &data);
+}

@@ -603,3 +603,52 @@ fn an_uploaded_logo_is_served_by_slotpool_and_bad_queue_page_settings_are_refuse
         "https://jira.example.com/"
     );
 }
+
+/// `slotpool_requests_total{product="jira",outcome}` as `/metrics` shows it.
+fn requests_counted(c: &Client, outcome: &str) -> f64 {
+    let metrics = c.call("GET", "/metrics", &[], None).body;
+    let wanted = format!("slotpool_requests_total{{outcome=\"{outcome}\",product=\"{P}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&wanted))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn the_gate_says_why_in_its_state_header_and_counts_only_its_grants_as_requests() {
+    let (_d, _s, c) = start();
+    for u in ["alice", "bob"] {
+        c.enrol(P, u);
+    }
+    assert_eq!(
+        c.admin("PUT", "/admin/v1/products/jira/fixed/fred", None)
+            .status,
+        204
+    );
+    let state = |r: &common::Resp| r.header("X-Slotpool-State").map(str::to_string);
+    let r = gate(&c, "alice", "/");
+    assert_eq!((r.status, state(&r)), (204, Some("granted".into())));
+    assert_eq!(requests_counted(&c, "granted"), 1.0);
+    // A holder's page views are activity, not requests.
+    for _ in 0..3 {
+        let r = gate(&c, "alice", "/");
+        assert_eq!((r.status, state(&r)), (204, Some("granted".into())));
+    }
+    assert_eq!(requests_counted(&c, "granted"), 1.0);
+    let r = gate(&c, "fred", "/");
+    assert_eq!((r.status, state(&r)), (204, Some("fixed".into())));
+    // The pool is full: none, and nobody queued; queued by the queue page: queued, and
+    // the place kept.
+    let r = gate(&c, "bob", "/");
+    assert_eq!((r.status, state(&r)), (401, Some("none".into())));
+    assert_eq!(requests_counted(&c, "queued"), 0.0);
+    assert!(c.queue(P).is_empty());
+    assert_eq!(c.request(P, "bob").state(), "queued");
+    let r = gate(&c, "bob", "/");
+    assert_eq!((r.status, state(&r)), (401, Some("queued".into())));
+    assert_eq!(c.queue(P), vec!["bob".to_string()]);
+    assert_eq!(requests_counted(&c, "queued"), 1.0);
+    let r = gate(&c, "mallory", "/");
+    assert_eq!((r.status, state(&r)), (401, Some("none".into())));
+}

@@ -17,7 +17,7 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 use slotpool_events::{
     sync, Command, DirectoryCommand, DirectoryEvent, DirectoryRefusal, DirectoryState,
-    DirectoryUser, SkipReason, Skipped, StreamId, SyncReport,
+    DirectoryUser, ProductState, SkipReason, Skipped, StreamId, SyncReport,
 };
 use slotpool_journal::{Journal, StreamTip};
 use std::collections::BTreeSet;
@@ -103,13 +103,17 @@ pub struct SyncProduct {
     pub cause: Uuid,
 }
 
-/// Rule 10: tell `product` the directory's groups of each of its holders and queued
-/// members (after its reservations changed: who holds or waits may have requested before
-/// the product noted groups). Answers with the number of users told.
+/// Create product `id` or change its settings (the admin API's `PUT` and the dashboard's
+/// forms). A product that does not exist yet is started only for settings the core
+/// accepts, so a refused create leaves nothing behind. When the new settings have
+/// reservations (rule 10), the product is then told the directory's groups of each of
+/// its holders and queued members (who holds or waits may have requested before the
+/// product noted groups), before the answer.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<usize, ActorError>")]
-pub struct NoteProductGroups {
-    pub product: Addr<ProductActor>,
+#[rtype(result = "Result<Executed, ActorError>")]
+pub struct ConfigureProduct {
+    pub id: String,
+    pub settings: slotpool_events::Settings,
     pub cause: Uuid,
 }
 
@@ -509,45 +513,67 @@ impl<R: Send + 'static> Handler<ReadDirectory<R>> for DirectoryActor {
     }
 }
 
-impl Handler<NoteProductGroups> for DirectoryActor {
-    type Result = AtomicResponse<Self, Result<usize, ActorError>>;
+impl Handler<ConfigureProduct> for DirectoryActor {
+    type Result = AtomicResponse<Self, Result<Executed, ActorError>>;
 
-    /// Reads the product's holders and queued members, then tells the product each one's
-    /// groups as the directory has them now (`Command::NoteGroups`: the product records a
-    /// change only, and gives any slot that frees up to the first queued member allowed).
-    fn handle(&mut self, msg: NoteProductGroups, _ctx: &mut Self::Context) -> Self::Result {
-        let product = msg.product.clone();
-        let read = async move {
-            ask(
-                &product,
-                Read::new(|s, _| {
-                    let mut users: Vec<String> = s.holders().into_iter().map(|h| h.user).collect();
-                    users.extend(s.queue().into_iter().map(|q| q.user));
-                    users
-                }),
-            )
-            .await
+    /// Configures the product, then, if the core says groups must be noted, reads its
+    /// holders and queued members and tells the product each one's groups as the
+    /// directory has them now (`Command::NoteGroups`: the product records a change only,
+    /// and gives any slot that frees up to the first queued member allowed).
+    fn handle(&mut self, msg: ConfigureProduct, _ctx: &mut Self::Context) -> Self::Result {
+        let products = self.products.clone();
+        let now = self.clock.now();
+        let ConfigureProduct {
+            id,
+            settings,
+            cause,
+        } = msg;
+        let configure = async move {
+            let command = Command::Configure(settings);
+            let product = match products.get(&id) {
+                Some(addr) => addr,
+                None => {
+                    // The core's own decision on an empty product, before any actor
+                    // exists for it.
+                    ProductState::new().decide(&command, now)?;
+                    products.get_or_start(&id)
+                }
+            };
+            let done = ask(&product, Execute { command, cause }).await?;
+            let users = if slotpool_events::product::groups_to_note(&done.events) {
+                ask(
+                    &product,
+                    Read::new(|s, _| {
+                        let mut users: Vec<String> =
+                            s.holders().into_iter().map(|h| h.user).collect();
+                        users.extend(s.queue().into_iter().map(|q| q.user));
+                        users
+                    }),
+                )
+                .await?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, ActorError>((product, done, users))
         }
         .into_actor(self);
-        let cause = msg.cause;
-        let target = msg.product;
-        AtomicResponse::new(Box::pin(read.then(move |read, act, _ctx| {
-            let commands = read.map(|users| {
-                users
+        AtomicResponse::new(Box::pin(configure.then(move |configured, act, _ctx| {
+            let commands = configured.map(|(product, done, users)| {
+                let commands: Vec<Command> = users
                     .into_iter()
                     .map(|user| Command::NoteGroups {
                         groups: act.state.group_names_of(&user).into(),
                         user,
                     })
-                    .collect::<Vec<_>>()
+                    .collect();
+                (product, done, commands)
             });
             async move {
-                let commands = commands?;
-                let told = commands.len();
+                let (product, done, commands) = commands?;
                 for command in commands {
-                    ask(&target, Execute { command, cause }).await?;
+                    ask(&product, Execute { command, cause }).await?;
                 }
-                Ok(told)
+                Ok(done)
             }
             .into_actor(act)
         })))

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod product;
 pub mod recovery;
 pub mod registry;
+pub mod request_index;
 pub mod scheduler;
 pub mod session;
 pub mod transport;
@@ -25,7 +26,7 @@ pub use agenda::Job;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use connector::{ConnectorActor, Owner};
 pub use directory::{
-    Change, DirectoryActor, ListUsers, LookupUser, Membership, NoteProductGroups, Provision,
+    Change, ConfigureProduct, DirectoryActor, ListUsers, LookupUser, Membership, Provision,
     ReadDirectory, Reconcile, SetUserActive, SyncProduct,
 };
 pub use directory_view::{DirectoryView, UserFacts};
@@ -39,6 +40,7 @@ pub use metrics::{Metrics, ProductMetrics};
 pub use product::{ConnectorOf, ProductActor};
 pub use recovery::{recover, Services};
 pub use registry::Products;
+pub use request_index::RequestIndex;
 pub use scheduler::{Nightly, Scheduler, SchedulerActor};
 pub use session::{Frame, SessionActor};
 pub use transport::{ConnectorSlot, DeliveryError, GroupChange, Transport, TransportFactory};

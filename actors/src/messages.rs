@@ -14,9 +14,12 @@ use crate::agenda::Job;
 use crate::clock::SharedClock;
 use crate::durable::Pending;
 use crate::error::ActorError;
+use crate::request_index::RequestIndex;
 use crate::transport::{ConnectorSlot, DeliveryError};
 use actix::prelude::*;
-use slotpool_events::{Command, ConnectorSettings, Holder, Notice, ProductEvent, ProductState, SlotView, Timestamp};
+use slotpool_events::{
+    Command, ConnectorSettings, Holder, Notice, ProductEvent, ProductState, SlotView, Timestamp,
+};
 use slotpool_journal::Journal;
 use slotpool_snapshots::SnapshotStore;
 use std::sync::{Arc, OnceLock};
@@ -126,6 +129,8 @@ pub struct Shared {
     /// Raised by any product whose settings have reservations (rule 10): requests then
     /// carry the user's directory groups.
     pub reserving: Arc<std::sync::atomic::AtomicBool>,
+    /// Which product holds each fixed-licence request: this actor notes its own.
+    pub requests: RequestIndex,
 }
 
 /// Where product actors write snapshots, and every how many events.

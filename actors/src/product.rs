@@ -23,6 +23,7 @@ use crate::messages::{
     Wake,
 };
 use crate::metrics::ProductMetrics;
+use crate::request_index::RequestIndex;
 use crate::transport::ConnectorSlot;
 use actix::prelude::*;
 use slotpool_events::{
@@ -67,6 +68,8 @@ pub struct ProductActor {
     connector: Option<(ConnectorSettings, Addr<ConnectorActor>)>,
     /// Shared by every product: raised when this one gets reservations.
     reserving: Arc<std::sync::atomic::AtomicBool>,
+    /// Shared by every product: which product holds each fixed-licence request.
+    requests: RequestIndex,
 }
 
 impl ProductActor {
@@ -86,7 +89,11 @@ impl ProductActor {
             notices,
             connectors,
             reserving,
+            requests,
         } = shared;
+        for r in state.fixed_requests() {
+            requests.note(&r.id, &id);
+        }
         if state.settings().is_some_and(|s| !s.reservations.is_empty()) {
             reserving.store(true, std::sync::atomic::Ordering::Relaxed);
         }
@@ -118,6 +125,7 @@ impl ProductActor {
             connectors,
             connector: None,
             reserving,
+            requests,
         };
         actor.update_gauges();
         actor
@@ -148,11 +156,13 @@ impl ProductActor {
             self.metrics_before_apply(&events);
             for e in &events {
                 self.state.apply(e);
-                if let ProductEvent::Configured { settings } = e {
-                    if !settings.reservations.is_empty() {
+                match e {
+                    ProductEvent::Configured { settings } if !settings.reservations.is_empty() => {
                         self.reserving
                             .store(true, std::sync::atomic::Ordering::Relaxed);
                     }
+                    ProductEvent::FixedRequested { id, .. } => self.requests.note(id, &self.id),
+                    _ => {}
                 }
             }
             self.update_gauges();
@@ -162,18 +172,46 @@ impl ProductActor {
             self.ask_for_sync(&events, now);
             self.maybe_snapshot(now);
             self.tell_connector(&events);
-        } else if let Command::Activity { user } = &msg.command {
-            // Coalesced by the core: remembered here, recorded by the next sweep.
-            self.presence.recent_activity.insert(user.clone(), now);
+        } else {
+            match &msg.command {
+                // Coalesced by the core: remembered here, recorded by the next sweep.
+                Command::Activity { user } => {
+                    self.presence.recent_activity.insert(user.clone(), now);
+                }
+                // A holder's page view is activity; a queued member's keeps the queue
+                // place alive, as a poll does.
+                Command::PageView { user, .. } => match self.state.user(user).map(|e| e.standing) {
+                    Some(Standing::Holding { .. }) => {
+                        self.presence.recent_activity.insert(user.clone(), now);
+                    }
+                    Some(Standing::Queued { .. }) => {
+                        self.presence.last_seen.insert(user.clone(), now);
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
         }
         let view = match &msg.command {
             Command::Request { user, .. }
             | Command::Release { user }
-            | Command::Activity { user } => Some(self.state.slot_view(user, now)),
+            | Command::Activity { user }
+            | Command::PageView { user, .. } => Some(self.state.slot_view(user, now)),
             _ => None,
         };
-        if let (Command::Request { user, .. }, Some(view)) = (&msg.command, &view) {
-            self.metrics.request(request_outcome(user, &events, view));
+        match (&msg.command, &view) {
+            (Command::Request { user, .. }, Some(view)) => {
+                self.metrics.request(request_outcome(user, &events, view));
+            }
+            // A page view that granted a slot was a request; any other is not counted.
+            (Command::PageView { user, .. }, _)
+                if events.iter().any(
+                    |e| matches!(e, ProductEvent::SlotGranted { user: u, .. } if u == user),
+                ) =>
+            {
+                self.metrics.request("granted");
+            }
+            _ => {}
         }
         Ok(Executed {
             events,

@@ -1,6 +1,7 @@
 //! The registry: routes each product id to its actor, starting actors on demand.
 
 use crate::clock::SharedClock;
+use crate::request_index::RequestIndex;
 // Moved to `messages`; kept reachable at their old paths.
 pub use crate::messages::{ProductNotice, Snapshotting};
 use crate::messages::{Schedule, SchedulerSlot, Shared, SyncConnector};
@@ -43,6 +44,8 @@ struct Inner {
     /// Set once any product holds settings with reservations (rule 10): from then on
     /// slot requests carry the user's directory groups. See [`Products::reservations_in_use`].
     reserving: Arc<AtomicBool>,
+    /// Which product holds each fixed-licence request.
+    requests: RequestIndex,
 }
 
 impl Products {
@@ -70,6 +73,7 @@ impl Products {
                 arbiters,
                 next: AtomicUsize::new(0),
                 reserving: Arc::new(AtomicBool::new(false)),
+                requests: RequestIndex::default(),
             }),
         }
     }
@@ -137,6 +141,13 @@ impl Products {
         self.inner.reserving.load(Ordering::Relaxed)
     }
 
+    /// The product holding fixed-licence request `id`, and its actor.
+    pub fn holding_request(&self, id: &str) -> Option<(String, Addr<ProductActor>)> {
+        let product = self.inner.requests.product_of(id)?;
+        let addr = self.get(&product)?;
+        Some((product, addr))
+    }
+
     /// The journal the products write to.
     pub fn journal(&self) -> &Journal {
         &self.inner.journal
@@ -152,6 +163,7 @@ impl Products {
             notices: self.inner.notices.clone(),
             connectors: Arc::clone(&self.inner.connectors),
             reserving: Arc::clone(&self.inner.reserving),
+            requests: self.inner.requests.clone(),
         };
         let actor = ProductActor::new(
             id.to_string(),

@@ -77,6 +77,18 @@ pub enum Command {
     /// The directory's groups of a user changed (names and SCIM ids): a product with
     /// reservations notes the change for a holder or queued member and re-fills.
     NoteGroups { user: String, groups: Arc<[String]> },
+    /// A page view of the product through the gate (a reverse proxy asks on every one):
+    /// a holder's view is activity (as [`Command::Activity`]), a fixed user passes, and a
+    /// member who is not locked, for whom a slot is free with nobody ahead (rule 10
+    /// respected), is granted as by [`Command::Request`]. Anyone else changes nothing:
+    /// the gate never queues anyone, that is the queue page's request. Never refused
+    /// (but for an unknown product): where the user stands afterwards is the answer.
+    /// `attributes` and `groups` as in [`Command::Request`].
+    PageView {
+        user: String,
+        attributes: Option<Arc<BTreeMap<String, String>>>,
+        groups: Option<Arc<[String]>>,
+    },
 }
 
 impl Command {

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 mod reservations;
+pub use reservations::groups_to_note;
 
 /// Where a user stands in one product's pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,8 +224,9 @@ impl ProductState {
     }
 
     /// Whether a member could have a slot at once: one is free and nobody waits for it.
-    /// The gate's question: it lets such a member in with a request and sends anyone else
-    /// to the queue page, since a page view through a proxy must never queue anyone.
+    /// The gate's question ([`Command::PageView`]): such a member is granted by the page
+    /// view, anyone else goes to the queue page, since a page view through a proxy must
+    /// never queue anyone.
     pub fn slot_free_for(&self, user: &str) -> bool {
         self.slot_free_for_groups(user, None)
     }
@@ -486,58 +488,20 @@ impl ProductState {
                 user,
                 attributes,
                 groups,
-            } => {
-                let entry = self.entry(user);
-                if entry.deactivated {
-                    return Err(Refusal::Deactivated);
-                }
-                if entry.fixed {
-                    return Ok(out);
-                }
-                if !entry.member {
-                    return Err(Refusal::NotMember);
-                }
-                if let Some(rule) = &settings.eligibility {
-                    if !rule.admits(attributes.as_deref()) {
-                        return Err(Refusal::NotEligible);
-                    }
-                }
-                let locked = entry.locked_until.is_some_and(|t| t > now);
-                if !settings.reservations.is_empty() {
-                    let mine = self.note_groups(&mut out, user, settings, groups.as_deref());
-                    if entry.standing == Standing::Idle && !locked {
-                        self.decide_request_reserved(&mut out, user, &mine, settings, now);
-                    } else if !out.is_empty() && entry.standing != Standing::Idle {
-                        self.fill_freed(&mut out, now);
-                    }
-                } else if entry.standing == Standing::Idle && !locked {
-                    self.decide_request(&mut out, user, settings, now);
-                }
-            }
+            } => self.decide_request_of(
+                &mut out,
+                user,
+                attributes.as_deref(),
+                groups.as_deref(),
+                settings,
+                now,
+            )?,
             Command::Release { user } => {
                 let entry = self.entry(user);
                 self.vacate(&mut out, user, &entry, VacateWhy::Released, now);
                 self.fill_freed(&mut out, now);
             }
-            Command::Activity { user } => match self.entry(user).standing {
-                Standing::Holding {
-                    last_activity,
-                    warning,
-                    ..
-                } => {
-                    // Coalescing: within the window, a holder who is not warned has
-                    // nothing to gain from another journaled activity. A warned holder's
-                    // activity is always recorded: it cancels the warning.
-                    let quiet_ms = now.as_millis() - last_activity.as_millis();
-                    if warning.is_some() || quiet_ms >= settings.coalesce_window_ms() {
-                        out.push(ProductEvent::ActivityRecorded {
-                            user: user.clone(),
-                            at: now,
-                        });
-                    }
-                }
-                _ => return Err(Refusal::NotHolder),
-            },
+            Command::Activity { user } => self.decide_activity(&mut out, user, settings, now)?,
             Command::Revoke { user } => match self.entry(user).standing {
                 Standing::Holding { .. } => {
                     out.push(ProductEvent::SlotRevoked {
@@ -617,8 +581,124 @@ impl ProductState {
                     }
                 }
             }
+            Command::PageView {
+                user,
+                attributes,
+                groups,
+            } => self.decide_page_view(
+                &mut out,
+                user,
+                attributes.as_deref(),
+                groups.as_deref(),
+                settings,
+                now,
+            ),
         }
         Ok(out)
+    }
+
+    /// A slot request (rules 1, 2, 4 and 10): a fixed user needs none, a holder or queued
+    /// member keeps what they have, a locked user waits; otherwise a slot or a queue place.
+    fn decide_request_of(
+        &self,
+        out: &mut Vec<ProductEvent>,
+        user: &str,
+        attributes: Option<&BTreeMap<String, String>>,
+        groups: Option<&[String]>,
+        settings: &Settings,
+        now: Timestamp,
+    ) -> Result<(), Refusal> {
+        let entry = self.entry(user);
+        if entry.deactivated {
+            return Err(Refusal::Deactivated);
+        }
+        if entry.fixed {
+            return Ok(());
+        }
+        if !entry.member {
+            return Err(Refusal::NotMember);
+        }
+        if let Some(rule) = &settings.eligibility {
+            if !rule.admits(attributes) {
+                return Err(Refusal::NotEligible);
+            }
+        }
+        let locked = entry.locked_until.is_some_and(|t| t > now);
+        if !settings.reservations.is_empty() {
+            let mine = self.note_groups(out, user, settings, groups);
+            if entry.standing == Standing::Idle && !locked {
+                self.decide_request_reserved(out, user, &mine, settings, now);
+            } else if !out.is_empty() && entry.standing != Standing::Idle {
+                self.fill_freed(out, now);
+            }
+        } else if entry.standing == Standing::Idle && !locked {
+            self.decide_request(out, user, settings, now);
+        }
+        Ok(())
+    }
+
+    /// A holder used the product (rule 3); anyone else is `not_holder`.
+    fn decide_activity(
+        &self,
+        out: &mut Vec<ProductEvent>,
+        user: &str,
+        settings: &Settings,
+        now: Timestamp,
+    ) -> Result<(), Refusal> {
+        let Standing::Holding {
+            last_activity,
+            warning,
+            ..
+        } = self.entry(user).standing
+        else {
+            return Err(Refusal::NotHolder);
+        };
+        // Coalescing: within the window, a holder who is not warned has nothing to gain
+        // from another journaled activity. A warned holder's activity is always recorded:
+        // it cancels the warning.
+        let quiet_ms = now.as_millis() - last_activity.as_millis();
+        if warning.is_some() || quiet_ms >= settings.coalesce_window_ms() {
+            out.push(ProductEvent::ActivityRecorded {
+                user: user.to_string(),
+                at: now,
+            });
+        }
+        Ok(())
+    }
+
+    /// A page view through the gate ([`Command::PageView`]): activity for a holder, a
+    /// grant for a member with a free slot and nobody ahead, nothing for anyone else.
+    fn decide_page_view(
+        &self,
+        out: &mut Vec<ProductEvent>,
+        user: &str,
+        attributes: Option<&BTreeMap<String, String>>,
+        groups: Option<&[String]>,
+        settings: &Settings,
+        now: Timestamp,
+    ) {
+        let entry = self.entry(user);
+        match entry.standing {
+            Standing::Holding { .. } => {
+                // Cannot be refused: the user holds a slot.
+                let _ = self.decide_activity(out, user, settings, now);
+            }
+            Standing::Idle
+                if entry.locked_until.is_none_or(|t| t <= now)
+                    && self.slot_free_for_groups(user, groups) =>
+            {
+                // The request's own rule decides (eligibility included); a refusal lets
+                // the view through to nothing and records nothing.
+                let mut granted = Vec::new();
+                if self
+                    .decide_request_of(&mut granted, user, attributes, groups, settings, now)
+                    .is_ok()
+                {
+                    out.append(&mut granted);
+                }
+            }
+            Standing::Idle | Standing::Queued { .. } => {}
+        }
     }
 
     /// An open fixed-licence request, or why there is none.

@@ -650,6 +650,43 @@ impl Model {
                 self.revoke(&mut out, user, RevokeReason::Admin, now);
                 self.fill(&mut out, now);
             }
+            Command::PageView {
+                user,
+                attributes,
+                groups,
+            } => {
+                if self.holders.iter().any(|h| &h.user == user) {
+                    // A holder's page view is activity.
+                    return self.step(&Command::Activity { user: user.clone() }, now);
+                }
+                // A queued member keeps the place, and nothing else happens.
+                if self.standing(user) != MStanding::Idle {
+                    return Ok(out);
+                }
+                // Anyone else: what the request would do, if that is a slot at once
+                // without taking one from anybody; else nothing (the gate queues nobody).
+                let mut asked = self.clone();
+                let request = Command::Request {
+                    user: user.clone(),
+                    attributes: attributes.clone(),
+                    groups: groups.clone(),
+                };
+                if let Ok(events) = asked.step(&request, now) {
+                    let granted = events.iter().any(
+                        |e| matches!(e, ProductEvent::SlotGranted { user: u, .. } if u == user),
+                    );
+                    let taken = events.iter().any(|e| {
+                        matches!(
+                            e,
+                            ProductEvent::SlotRevoked { .. } | ProductEvent::Queued { .. }
+                        )
+                    });
+                    if granted && !taken {
+                        *self = asked;
+                        return Ok(events);
+                    }
+                }
+            }
             Command::Tick { presence } => self.sweep(&mut out, &settings, presence, now),
             Command::NoteGroups { user, groups } => {
                 let standing = self.standing(user);
@@ -1125,6 +1162,12 @@ fn user_command() -> impl Strategy<Value = Command> {
         1 => (user(), directory_groups()).prop_map(|(user, groups)| Command::NoteGroups { user, groups }),
         3 => user().prop_map(|user| Command::Release { user }),
         3 => user().prop_map(|user| Command::Activity { user }),
+        3 => (user(), directory_groups()).prop_map(|(user, groups)| Command::PageView {
+            user,
+            attributes: None,
+            groups: Some(groups),
+        }),
+        1 => user().prop_map(|user| Command::PageView { user, attributes: None, groups: None }),
         1 => user().prop_map(|user| Command::Revoke { user }),
         1 => Just(Command::ReconcileTier),
     ]
@@ -1448,7 +1491,7 @@ fn check_fair(
     if granted.len() != from_queue.len() {
         // A grant past the queue: only a request into an empty queue.
         prop_assert!(
-            matches!(command, Command::Request { user, .. } if granted == [user.as_str()] && queue_before.is_empty()),
+            matches!(command, Command::Request { user, .. } | Command::PageView { user, .. } if granted == [user.as_str()] && queue_before.is_empty()),
             "{:?} granted {:?} past the queue {:?}",
             command,
             granted,

@@ -1730,3 +1730,146 @@ fn the_image_keeps_the_noted_groups() {
             .decide(&Command::Release { user: "c1".into() }, at(5))
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The gate: a page view through a reverse proxy (`Command::PageView`)
+// ---------------------------------------------------------------------------------------
+
+/// A page view of `user` through the gate, with the directory's groups when given.
+fn page_view(sim: &mut Sim, user: &str, groups: Option<&[&str]>) -> Vec<ProductEvent> {
+    sim.run(Command::PageView {
+        user: user.to_string(),
+        attributes: None,
+        groups: groups.map(|g| g.iter().map(|g| g.to_string()).collect()),
+    })
+}
+
+#[test]
+fn a_page_view_grants_a_free_slot_counts_as_activity_and_queues_nobody() {
+    // inactivity 60 s: activity is coalesced for 6 s.
+    let mut sim = Sim::new(settings(1, 60, 10, 30));
+    enrol_all(&mut sim, &["a", "b"]);
+    sim.run(Command::GiveFixed {
+        user: "f".into(),
+        active: true,
+    });
+    // A member with a free slot and nobody ahead is granted by the page view itself.
+    assert_eq!(page_view(&mut sim, "a", None), vec![granted("a", at(0))]);
+    assert_eq!(view(&sim, "a"), granted_view(at(60), false));
+    // The holder's next views are activity, coalesced exactly as `Activity` is.
+    assert_eq!(sim.set(5).activity("a"), vec![]);
+    assert_eq!(page_view(&mut sim, "a", None), vec![]);
+    assert_eq!(page_view(sim.set(6), "a", None), vec![activity("a", at(6))]);
+    // The pool is full: b is refused (the view stays `none`) and not queued.
+    assert_eq!(page_view(&mut sim, "b", None), vec![]);
+    assert_eq!(view(&sim, "b"), SlotView::None);
+    assert!(sim.state.queue().is_empty());
+    // A fixed user passes; a non-member and an unknown user change nothing.
+    assert_eq!(page_view(&mut sim, "f", None), vec![]);
+    assert_eq!(view(&sim, "f"), SlotView::Fixed);
+    assert_eq!(page_view(&mut sim, "mallory", None), vec![]);
+    assert_eq!(view(&sim, "mallory"), SlotView::None);
+    assert!(sim.state.user("mallory").is_none());
+    // A queued member keeps the place and gets no slot from a view: b asks, then views.
+    assert_eq!(sim.request("b"), vec![queued("b", at(6))]);
+    assert_eq!(page_view(&mut sim, "b", None), vec![]);
+    assert!(matches!(
+        view(&sim, "b"),
+        SlotView::Queued { position: 1, .. }
+    ));
+    // The slot freed goes to the queue head, never to whoever views next.
+    sim.enrol("c");
+    assert_eq!(
+        sim.set(7).release("a"),
+        vec![
+            ProductEvent::SlotReleased {
+                user: "a".into(),
+                at: at(7)
+            },
+            granted("b", at(7))
+        ]
+    );
+    assert_eq!(page_view(&mut sim, "c", None), vec![]);
+}
+
+#[test]
+fn a_page_view_of_a_warned_holder_cancels_the_warning() {
+    let mut sim = Sim::with_holders(settings(1, 60, 10, 30), &["a"]);
+    assert_eq!(sim.set(50).tick(), vec![warned("a", at(50), at(60))]);
+    // Within the coalescing window, yet recorded: it cancels the warning.
+    assert_eq!(page_view(&mut sim, "a", None), vec![activity("a", at(50))]);
+    assert_eq!(view(&sim, "a"), granted_view(at(120), false));
+}
+
+#[test]
+fn a_page_view_of_a_locked_deactivated_or_ineligible_member_changes_nothing() {
+    let mut s = settings(2, 60, 10, 30);
+    s.lock_s = 120;
+    let mut sim = Sim::with_holders(s, &["a"]);
+    sim.set(50).tick();
+    sim.set(60).tick();
+    assert_eq!(view(&sim, "a"), SlotView::Locked { until: at(180) });
+    assert_eq!(page_view(&mut sim, "a", None), vec![]);
+    assert_eq!(view(&sim, "a"), SlotView::Locked { until: at(180) });
+    // Deactivated: no slot, though one is free.
+    sim.run(Command::Enrol {
+        user: "d".into(),
+        active: false,
+    });
+    assert_eq!(page_view(&mut sim, "d", None), vec![]);
+    // The request's eligibility rule holds for page views too.
+    let mut s = settings(2, 60, 10, 30);
+    s.eligibility = Some(slotpool_events::Eligibility::In {
+        attribute: "department".into(),
+        values: vec!["it".into()],
+    });
+    let mut sim = Sim::new(s);
+    sim.enrol("e");
+    assert_eq!(page_view(&mut sim, "e", None), vec![]);
+    assert_eq!(view(&sim, "e"), SlotView::None);
+    let it = std::sync::Arc::new(std::collections::BTreeMap::from([(
+        "department".to_string(),
+        "it".to_string(),
+    )]));
+    assert_eq!(
+        sim.run(Command::PageView {
+            user: "e".into(),
+            attributes: Some(it),
+            groups: None,
+        }),
+        vec![granted("e", at(0))]
+    );
+    // A product that does not exist refuses, as every command does.
+    assert_eq!(
+        ProductState::new().decide(
+            &Command::PageView {
+                user: "e".into(),
+                attributes: None,
+                groups: None,
+            },
+            at(0)
+        ),
+        Err(Refusal::UnknownProduct)
+    );
+}
+
+#[test]
+fn a_page_view_respects_reservations_by_the_users_directory_groups() {
+    let mut sim = Sim::new(reserving(2, &[("support", 1, None)]));
+    enrol_all(&mut sim, &["o1", "o2", "o3", "s1"]);
+    assert_eq!(
+        page_view(&mut sim, "o1", Some(&[])),
+        vec![granted("o1", at(0))]
+    );
+    // The free slot is support's reservation: others are not let in, nor queued.
+    assert_eq!(page_view(&mut sim, "o2", Some(&[])), vec![]);
+    assert!(sim.state.queue().is_empty());
+    assert_eq!(sim.set(1).request_in("o3", &[]), vec![queued("o3", at(1))]);
+    // A support member's first view takes it at once (judged by the groups the view
+    // carries, noted with the grant), past the queue.
+    assert_eq!(
+        page_view(sim.set(2), "s1", Some(&["Support"])),
+        vec![noted("s1", &["support"]), granted("s1", at(2))]
+    );
+    assert_eq!(queue_of(&sim), vec!["o3".to_string()]);
+}

@@ -1,38 +1,21 @@
 //! The admin API: products and their settings, members, fixed licences, users, holders,
 //! queue and revocation.
 
-use super::auth::{app_state, check_product_id, check_user_name, Admin};
+use super::auth::{check_product_id, check_user_name, Admin};
 use super::body::read_json;
-use super::view::{
+use super::AppState;
+use crate::problem::Problem;
+use crate::view::{
     HolderView, NoticeView, ProductView, QueueView, SyncReportView, UserView,
     READ_ONLY_PRODUCT_FIELDS,
 };
-use super::AppState;
-use crate::problem::Problem;
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use slotpool_actors::{
-    ask, Execute, Executed, ListHolders, ListUsers, LookupUser, Membership, ProductActor,
-    Provision, Read, ReadDirectory, SetUserActive, SyncProduct,
+    ask, ListHolders, ListUsers, LookupUser, Membership, ProductActor, Provision, Read,
+    ReadDirectory, SetUserActive, SyncProduct,
 };
 use slotpool_events::{Command, Settings};
-
-/// Sends `command` to the product with the request's cause (every HTTP surface that
-/// changes a product goes through here).
-pub(crate) async fn execute(
-    addr: &actix::Addr<ProductActor>,
-    command: Command,
-) -> Result<Executed, Problem> {
-    Ok(ask(
-        addr,
-        Execute {
-            command,
-            cause: super::observe::cause(),
-        },
-    )
-    .await?)
-}
 
 async fn overview(
     id: &str,
@@ -51,14 +34,15 @@ async fn overview(
     .await?)
 }
 
-/// `PUT /admin/v1/products/{p}`: create (201) or update (200) a product's settings.
+/// `PUT /admin/v1/products/{p}`: create (201) or update (200) a product's settings. The
+/// body's shape is read here; whether the settings are valid, and what they change
+/// (rule 10's groups included), is the core's word, through [`super::configure`].
 pub async fn put_product(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
     check_product_id(&path)?;
     let mut doc: serde_json::Value =
         read_json(body, state.max_body_bytes, Problem::invalid_settings).await?;
@@ -72,29 +56,8 @@ pub async fn put_product(
     }
     let settings: Settings =
         serde_json::from_value(doc).map_err(|e| Problem::invalid_settings(e.to_string()))?;
-    let addr = match state.services.products.get(&path) {
-        Some(addr) => addr,
-        None => {
-            // A new product has no fixed users yet: refuse invalid settings before any
-            // actor exists, so a failed create leaves nothing behind.
-            settings.validate(0).map_err(Problem::invalid_settings)?;
-            state.services.products.get_or_start(&path)
-        }
-    };
-    let reserving = !settings.reservations.is_empty();
-    let done = execute(&addr, Command::Configure(settings)).await?;
-    if reserving && !done.events.is_empty() {
-        // Rule 10: holders and queued members count in their groups at once, not only
-        // from their next request.
-        state
-            .services
-            .directory
-            .send(slotpool_actors::NoteProductGroups {
-                product: addr.clone(),
-                cause: crate::http::observe::cause(),
-            })
-            .await??;
-    }
+    let done = super::configure(&state, &path, settings).await?;
+    let addr = state.product(&path)?;
     let view = overview(&path, &addr)
         .await?
         .ok_or_else(|| Problem::unknown_product(&path))?;
@@ -108,10 +71,9 @@ pub async fn put_product(
 /// `GET /admin/v1/products/{p}`: settings and counts.
 pub async fn get_product(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
     let addr = state.product(&path)?;
     let view = overview(&path, &addr)
         .await?
@@ -132,9 +94,8 @@ pub(crate) async fn product_views(state: &AppState) -> Result<Vec<ProductView>, 
 }
 
 /// `GET /admin/v1/products`: every product.
-pub async fn list_products(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
-    Ok(HttpResponse::Ok().json(product_views(state).await?))
+pub async fn list_products(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(product_views(&state).await?))
 }
 
 /// Validates `{product}/{user}` path segments and finds the product.
@@ -166,23 +127,22 @@ async fn provision(
 /// `PUT /admin/v1/products/{p}/members/{user}`: enrol (an unknown user is created active).
 pub async fn enrol(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
-    let addr = product_and_user(state, &path)?;
-    provision(state, addr, Membership::Enrol(path.1.clone())).await
+    let addr = product_and_user(&state, &path)?;
+    provision(&state, addr, Membership::Enrol(path.1.clone())).await
 }
 
 /// `DELETE /admin/v1/products/{p}/members/{user}`: remove from the pool.
 pub async fn remove(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
-    let addr = product_and_user(state, &path)?;
-    execute(
+    let addr = product_and_user(&state, &path)?;
+    super::execute(
+        &state,
         &addr,
         Command::Remove {
             user: path.1.clone(),
@@ -195,23 +155,22 @@ pub async fn remove(
 /// `PUT /admin/v1/products/{p}/fixed/{user}`: give a fixed licence.
 pub async fn give_fixed(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
-    let addr = product_and_user(state, &path)?;
-    provision(state, addr, Membership::GiveFixed(path.1.clone())).await
+    let addr = product_and_user(&state, &path)?;
+    provision(&state, addr, Membership::GiveFixed(path.1.clone())).await
 }
 
 /// `DELETE /admin/v1/products/{p}/fixed/{user}`: take a fixed licence away.
 pub async fn take_fixed(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
-    let addr = product_and_user(state, &path)?;
-    execute(
+    let addr = product_and_user(&state, &path)?;
+    super::execute(
+        &state,
         &addr,
         Command::TakeFixed {
             user: path.1.clone(),
@@ -224,10 +183,9 @@ pub async fn take_fixed(
 /// `GET /admin/v1/products/{p}/holders`.
 pub async fn holders(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
     let addr = state.product(&path)?;
     let holders = ask(&addr, ListHolders).await?;
     let list: Vec<HolderView> = holders.iter().map(HolderView::from).collect();
@@ -237,10 +195,9 @@ pub async fn holders(
 /// `GET /admin/v1/products/{p}/queue`.
 pub async fn queue(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
     let addr = state.product(&path)?;
     let list = ask(
         &addr,
@@ -253,12 +210,12 @@ pub async fn queue(
 /// `DELETE /admin/v1/products/{p}/holders/{user}`: revoke now, reason `admin`.
 pub async fn revoke(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
-    let addr = product_and_user(state, &path)?;
-    execute(
+    let addr = product_and_user(&state, &path)?;
+    super::execute(
+        &state,
         &addr,
         Command::Revoke {
             user: path.1.clone(),
@@ -279,11 +236,10 @@ pub struct UserUpdate {
 /// `PUT /admin/v1/users/{user}`: create, activate or deactivate a user.
 pub async fn put_user(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
     check_user_name(&path)?;
     let update: UserUpdate = read_json(body, state.max_body_bytes, Problem::invalid_body).await?;
     let user = state
@@ -304,24 +260,16 @@ pub async fn put_user(
 /// `GET /admin/v1/users/{user}`.
 pub async fn get_user(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
     check_user_name(&path)?;
     let found = state
         .services
         .directory
         .send(LookupUser { user: path.clone() })
         .await??
-        .ok_or_else(|| {
-            Problem::new(
-                StatusCode::NOT_FOUND,
-                "unknown_user",
-                "Unknown user",
-                format!("no user {:?}", path.as_str()),
-            )
-        })?;
+        .ok_or_else(|| Problem::no_such_user(format!("no user {:?}", path.as_str())))?;
     Ok(HttpResponse::Ok().json(UserView {
         user: path.into_inner(),
         active: found.active,
@@ -329,8 +277,7 @@ pub async fn get_user(
 }
 
 /// `GET /admin/v1/users`: every user.
-pub async fn list_users(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
+pub async fn list_users(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let users = state.services.directory.send(ListUsers).await??;
     let out: Vec<UserView> = users
         .into_iter()
@@ -346,10 +293,9 @@ pub async fn list_users(_: Admin, req: HttpRequest) -> Result<HttpResponse, Prob
 /// (rule 9); answers with the report, which `GET` shows until the next sync.
 pub async fn run_sync(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
     let addr = state.product(&path)?;
     let report = state
         .services
@@ -368,10 +314,9 @@ pub async fn run_sync(
 /// `no_sync` before the first.
 pub async fn sync_report(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
     state.product(&path)?;
     let id = path.into_inner();
     let wanted = id.clone();
@@ -380,14 +325,7 @@ pub async fn sync_report(
         .directory
         .send(ReadDirectory::new(move |d| d.sync_report(&wanted).cloned()))
         .await??
-        .ok_or_else(|| {
-            Problem::new(
-                StatusCode::NOT_FOUND,
-                "no_sync",
-                "No sync yet",
-                format!("product {id:?} has not been synchronised yet"),
-            )
-        })?;
+        .ok_or_else(|| Problem::no_sync(&id))?;
     Ok(HttpResponse::Ok().json(SyncReportView::from(report)))
 }
 
@@ -422,15 +360,13 @@ pub(crate) async fn notice_views(
 }
 
 /// `GET /admin/v1/notices`: what rules raised for administrators, newest first.
-pub async fn notices(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
-    Ok(HttpResponse::Ok().json(notice_views(state, None).await?))
+pub async fn notices(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(notice_views(&state, None).await?))
 }
 
 /// `GET /admin/v1/notices/stream`: notices as Server-Sent Events (`event: notice`), as
 /// they are raised.
-pub async fn notices_stream(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
+pub async fn notices_stream(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let rx = state.services.products.subscribe_notices();
     let keep_alive = tokio::time::interval(slotpool_actors::session::KEEP_ALIVE);
     let body = futures_util::stream::unfold((rx, keep_alive), |(mut rx, mut tick)| async move {

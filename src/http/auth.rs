@@ -2,7 +2,7 @@
 
 use super::AppState;
 use crate::problem::Problem;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use std::future::{ready, Ready};
 
@@ -39,23 +39,11 @@ fn check_admin(req: &HttpRequest) -> Result<Admin, Problem> {
             return Ok(Admin);
         }
     }
-    let token = bearer(req).ok_or_else(|| {
-        Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_token",
-            "Authentication required",
-            "send the admin token as 'Authorization: Bearer <token>'",
-        )
-    })?;
+    let token = bearer(req).ok_or_else(Problem::missing_token)?;
     if state.admin_token.matches(token) {
         Ok(Admin)
     } else {
-        Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "bad_token",
-            "Bad token",
-            "the bearer token is not the admin token",
-        ))
+        Err(Problem::bad_token())
     }
 }
 
@@ -81,14 +69,7 @@ impl FromRequest for CallingUser {
 fn calling_user(req: &HttpRequest) -> Result<CallingUser, Problem> {
     let state = app_state(req)?;
     let Some(value) = req.headers().get(USER_HEADER) else {
-        return Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_user",
-            "Who is calling?",
-            format!(
-                "requests to the user API carry the {USER_HEADER} header, set by a trusted proxy"
-            ),
-        ));
+        return Err(Problem::missing_user(USER_HEADER));
     };
     let trusted = req.peer_addr().is_some_and(|peer| {
         state
@@ -97,12 +78,7 @@ fn calling_user(req: &HttpRequest) -> Result<CallingUser, Problem> {
             .any(|net| net.contains(&peer.ip()))
     });
     if !trusted {
-        return Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "untrusted_proxy",
-            "Untrusted proxy",
-            format!("{USER_HEADER} is only accepted from the configured trusted_proxies"),
-        ));
+        return Err(Problem::untrusted_proxy(USER_HEADER));
     }
     let name = value.to_str().map_err(|_| {
         Problem::bad_name(

@@ -2,10 +2,11 @@
 //! journal and snapshots (format and consistency argument in `crate::backup`). sled allows
 //! one process per database, so only the service itself can read a live data dir.
 
-use super::auth::{app_state, Admin};
+use super::auth::Admin;
+use super::AppState;
 use crate::problem::Problem;
 use actix_web::web::Bytes;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use std::io::Write;
 use tokio::sync::mpsc;
 
@@ -30,8 +31,7 @@ impl Write for ChannelWriter {
 /// `POST /admin/v1/backup`: `application/octet-stream`, a `slotpool-backup 1` file. An
 /// export that fails half-way ends the stream with an error, so the client holds a file
 /// that fails its checksum, never one that looks complete.
-pub async fn backup(_: Admin, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
+pub async fn backup(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let journal = state.services.products.journal().clone();
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let cause = super::observe::cause();

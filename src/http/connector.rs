@@ -1,18 +1,19 @@
 //! The connector's admin API: its status (backlog, failures, next retry) and re-sync.
 
-use super::auth::{app_state, Admin};
-use super::view::rfc3339;
+use super::auth::Admin;
+use super::AppState;
 use crate::problem::Problem;
-use actix_web::{web, HttpRequest, HttpResponse};
+use crate::view::rfc3339;
+use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 use slotpool_actors::connector::{Resync, Status};
 use slotpool_actors::{ConnectorActor, ConnectorOf, ConnectorStatus, ResyncReport};
 
 async fn connector_of(
-    req: &HttpRequest,
+    state: &AppState,
     product: &str,
 ) -> Result<actix::Addr<ConnectorActor>, Problem> {
-    let addr = app_state(req)?.product(product)?;
+    let addr = state.product(product)?;
     addr.send(ConnectorOf)
         .await?
         .ok_or_else(|| Problem::no_connector(product))
@@ -54,10 +55,10 @@ fn status_view(product: &str, s: &ConnectorStatus) -> Value {
 /// pending, the last failure and when it tries again.
 pub async fn status(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let connector = connector_of(&req, &path).await?;
+    let connector = connector_of(&state, &path).await?;
     let s = connector.send(Status).await?;
     Ok(HttpResponse::Ok().json(status_view(&path, &s)))
 }
@@ -66,10 +67,10 @@ pub async fn status(
 /// compares it with the holders and fixed users, and repairs the difference.
 pub async fn resync(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let connector = connector_of(&req, &path).await?;
+    let connector = connector_of(&state, &path).await?;
     let report = connector
         .send(Resync)
         .await?

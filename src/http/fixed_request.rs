@@ -2,19 +2,16 @@
 //! administrators list, approve or reject (`/admin/v1/fixed-requests`). The rules (who
 //! may ask, duplicates, the licence tier) live in the core; this only parses and maps.
 
-use super::admin::execute;
-use super::auth::{app_state, check_product_id, Admin, CallingUser};
+use super::auth::{check_product_id, Admin, CallingUser};
 use super::body::{parse_json, read_bytes, read_json};
-use super::view::rfc3339;
 use super::AppState;
 use crate::problem::Problem;
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use crate::view::FixedRequestView;
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use slotpool_actors::{ask, LookupUser, ProductActor, Read};
 use slotpool_events::fixed_request::MAX_TEXT_LEN;
-use slotpool_events::{Command, FixedRequest, RequestState};
+use slotpool_events::{Command, FixedRequest, Refusal};
 use uuid::Uuid;
 
 fn check_text(what: &str, text: &str) -> Result<String, Problem> {
@@ -27,23 +24,6 @@ fn check_text(what: &str, text: &str) -> Result<String, Problem> {
     Ok(text.to_string())
 }
 
-/// The JSON shape of one request.
-fn view(product: &str, r: &FixedRequest) -> Value {
-    let mut v = json!({
-        "id": r.id,
-        "product": product,
-        "user": r.user,
-        "reason": r.reason,
-        "state": r.state.code(),
-        "requested_at": rfc3339(r.at),
-    });
-    if let RequestState::Approved { at, note } | RequestState::Rejected { at, note } = &r.state {
-        v["decided_at"] = json!(rfc3339(*at));
-        v["note"] = json!(note);
-    }
-    v
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Ask {
@@ -52,12 +32,11 @@ struct Ask {
 
 /// `POST /api/v1/products/{p}/fixed-request`: the caller asks for a fixed licence (201).
 pub async fn request(
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
     user: CallingUser,
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
     let addr = state.product(&path)?;
     let ask_body: Ask = read_json(body, state.max_body_bytes, Problem::invalid_body).await?;
     let reason = check_text("reason", &ask_body.reason)?;
@@ -65,7 +44,8 @@ pub async fn request(
         return Err(Problem::invalid_body("reason must not be empty".into()));
     }
     let id = Uuid::new_v4().to_string();
-    execute(
+    super::execute(
+        &state,
         &addr,
         Command::RequestFixed {
             id: id.clone(),
@@ -75,8 +55,8 @@ pub async fn request(
     )
     .await?;
     let found = find_in(&addr, id).await?;
-    let r = found.ok_or_else(|| Problem::from(slotpool_events::Refusal::UnknownRequest))?;
-    Ok(HttpResponse::Created().json(view(&path, &r)))
+    let r = found.ok_or(Refusal::UnknownRequest)?;
+    Ok(HttpResponse::Created().json(FixedRequestView::new(&path, &r)))
 }
 
 async fn find_in(
@@ -86,23 +66,21 @@ async fn find_in(
     Ok(ask(addr, Read::new(move |s, _| s.fixed_request(&id).cloned())).await?)
 }
 
-/// The product holding request `id`, and the request.
+/// The product holding request `id` (from the index the product actors keep: one
+/// product asked, not every one), and the request.
 async fn find(
     state: &AppState,
     id: &str,
 ) -> Result<(String, actix::Addr<ProductActor>, FixedRequest), Problem> {
-    for (product, addr) in state.services.products.all() {
-        let id = id.to_string();
-        let found = ask(
-            &addr,
-            Read::maybe(move |s, _| s.fixed_request(&id).cloned()),
-        )
-        .await?;
-        if let Some(r) = found {
-            return Ok((product, addr, r));
-        }
-    }
-    Err(slotpool_events::Refusal::UnknownRequest.into())
+    let (product, addr) = state
+        .services
+        .products
+        .holding_request(id)
+        .ok_or(Refusal::UnknownRequest)?;
+    let r = find_in(&addr, id.to_string())
+        .await?
+        .ok_or(Refusal::UnknownRequest)?;
+    Ok((product, addr, r))
 }
 
 /// The filters of `GET /admin/v1/fixed-requests`.
@@ -117,16 +95,12 @@ pub struct ListQuery {
 /// `GET /admin/v1/fixed-requests[?product=p][&state=open|approved|rejected]`, oldest first.
 pub async fn list(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
     if let Some(s) = &query.state {
         if !["open", "approved", "rejected"].contains(&s.as_str()) {
-            return Err(Problem::new(
-                StatusCode::BAD_REQUEST,
-                "bad_query",
-                "Bad query",
+            return Err(Problem::bad_query(
                 "state must be open, approved or rejected",
             ));
         }
@@ -135,7 +109,7 @@ pub async fn list(
         Some(p) => vec![(p.clone(), state.product(p)?)],
         None => state.services.products.all(),
     };
-    let mut out: Vec<(slotpool_events::Timestamp, String, Value)> = Vec::new();
+    let mut out: Vec<(slotpool_events::Timestamp, String, FixedRequestView)> = Vec::new();
     for (product, addr) in products {
         let wanted = query.state.clone();
         let found = ask(
@@ -149,7 +123,7 @@ pub async fn list(
         )
         .await?;
         for r in found {
-            out.push((r.at, r.id.clone(), view(&product, &r)));
+            out.push((r.at, r.id.clone(), FixedRequestView::new(&product, &r)));
         }
     }
     out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
@@ -183,14 +157,13 @@ fn check_id(id: &str) -> Result<(), Problem> {
 /// would exceed the licence tier, as giving one directly does).
 pub async fn approve(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
     check_id(&path)?;
-    let note = read_decision(state, body).await?;
-    let (product, addr, r) = find(state, &path).await?;
+    let note = read_decision(&state, body).await?;
+    let (product, addr, r) = find(&state, &path).await?;
     let known = state
         .services
         .directory
@@ -203,37 +176,37 @@ pub async fn approve(
         note,
         active: known.is_none_or(|u| u.active),
     };
-    decide(&product, &addr, command, &path).await
+    decide(&state, &product, &addr, command, &path).await
 }
 
 /// `POST /admin/v1/fixed-requests/{id}/reject`.
 pub async fn reject(
     _: Admin,
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
     check_id(&path)?;
-    let note = read_decision(state, body).await?;
-    let (product, addr, _) = find(state, &path).await?;
+    let note = read_decision(&state, body).await?;
+    let (product, addr, _) = find(&state, &path).await?;
     let command = Command::RejectFixedRequest {
         id: path.to_string(),
         note,
     };
-    decide(&product, &addr, command, &path).await
+    decide(&state, &product, &addr, command, &path).await
 }
 
 async fn decide(
+    state: &AppState,
     product: &str,
     addr: &actix::Addr<ProductActor>,
     command: Command,
     id: &str,
 ) -> Result<HttpResponse, Problem> {
     check_product_id(product)?;
-    execute(addr, command).await?;
+    super::execute(state, addr, command).await?;
     let r = find_in(addr, id.to_string())
         .await?
-        .ok_or_else(|| Problem::from(slotpool_events::Refusal::UnknownRequest))?;
-    Ok(HttpResponse::Ok().json(view(product, &r)))
+        .ok_or(Refusal::UnknownRequest)?;
+    Ok(HttpResponse::Ok().json(FixedRequestView::new(product, &r)))
 }

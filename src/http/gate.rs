@@ -1,19 +1,20 @@
 //! The gate: `GET /gate/{p}`, asked by a reverse proxy (nginx `auth_request`, Traefik
 //! forwardAuth) on every page view of the product.
 //!
-//! 204 lets the view through: the caller holds a slot (the view counts as activity, sent
-//! through the same coalescing path as `POST .../activity`), has a fixed licence, or is a
-//! member for whom a slot is free and nobody waits (granted here). Anyone else gets 401,
-//! which the proxy turns into a redirect to the queue page. The gate never queues anyone:
-//! that is the queue page's request.
+//! One command of the core per page view, `Command::PageView`, in one trip to the product:
+//! the core decides, this maps where the caller stands afterwards. 204 lets the view
+//! through: the caller holds a slot (the view counts as activity, coalesced like
+//! `POST .../activity`), has a fixed licence, or is a member for whom a slot is free and
+//! nobody waits (granted by the view). Anyone else gets 401, which the proxy turns into a
+//! redirect to the queue page; a queued member's view keeps the queue place alive, as a
+//! poll does. The gate never queues anyone: that is the queue page's request.
 
-use super::auth::{app_state, CallingUser};
+use super::auth::CallingUser;
+use super::AppState;
 use crate::problem::Problem;
-use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use slotpool_actors::{ask, ActorError, Execute, Executed, Poll, ProductActor, Read};
-use slotpool_events::{Command, SlotView};
+use slotpool_events::SlotView;
 
 /// Header on the gate's answers telling the proxy (and a curious administrator) why.
 pub const GATE_STATE_HEADER: &str = "X-Slotpool-State";
@@ -71,27 +72,6 @@ fn refused_for(req: &HttpRequest, state: &'static str) -> HttpResponse {
     }
 }
 
-/// Sends `command` to the product; `None` when the core refuses it (the holder lost the
-/// slot since the poll, or the member may no longer ask): the view is then refused.
-async fn try_execute(
-    addr: &Addr<ProductActor>,
-    command: Command,
-) -> Result<Option<Executed>, Problem> {
-    match ask(
-        addr,
-        Execute {
-            command,
-            cause: crate::http::observe::cause(),
-        },
-    )
-    .await
-    {
-        Ok(done) => Ok(Some(done)),
-        Err(ActorError::Refused(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
 fn allowed(state: &'static str) -> HttpResponse {
     HttpResponse::NoContent()
         .insert_header((GATE_STATE_HEADER, state))
@@ -99,56 +79,22 @@ fn allowed(state: &'static str) -> HttpResponse {
         .finish()
 }
 
-/// `GET /gate/{p}`.
+/// `GET /gate/{p}`: one command of the core, `Command::PageView`, answered in one
+/// trip; where the caller stands afterwards is the answer.
 pub async fn gate(
     req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
     let addr = state.product(&path)?;
-    let user = user.0;
-    let refused = |state| refused_for(&req, state);
-    // A poll: changes nothing, except that it keeps a queue place alive.
-    let view = ask(&addr, Poll { user: user.clone() }).await?;
-    match view {
-        SlotView::Fixed => Ok(allowed("fixed")),
-        SlotView::Granted { .. } => {
-            // The holder may have lost the slot since the poll: then it is a refusal.
-            let done = try_execute(&addr, Command::Activity { user }).await?;
-            Ok(match done {
-                Some(_) => allowed("granted"),
-                None => refused("none"),
-            })
-        }
-        SlotView::Queued { .. } => Ok(refused("queued")),
-        SlotView::Locked { .. } => Ok(refused("locked")),
-        SlotView::None => {
-            let who = user.clone();
-            // With reservations (rule 10) whether a slot is free for the user depends on
-            // their groups, which the request carries.
-            let command = super::user::request_command(state, user);
-            let groups = match &command {
-                Command::Request { groups, .. } => groups.clone(),
-                _ => None,
-            };
-            let free = ask(
-                &addr,
-                Read::new(move |s, _| s.slot_free_for_groups(&who, groups.as_deref())),
-            )
-            .await?;
-            if !free {
-                return Ok(refused("none"));
-            }
-            // The core decides: between the read and this request the last slot may have
-            // gone, in which case the member is queued (as the queue page would do).
-            let done = try_execute(&addr, command).await?;
-            Ok(match done.and_then(|d| d.view) {
-                Some(SlotView::Granted { .. }) => allowed("granted"),
-                Some(SlotView::Fixed) => allowed("fixed"),
-                Some(SlotView::Queued { .. }) => refused("queued"),
-                _ => refused("none"),
-            })
-        }
-    }
+    let command = super::user::page_view_command(&state, user.0);
+    let done = super::execute(&state, &addr, command).await?;
+    Ok(match done.view {
+        Some(SlotView::Granted { .. }) => allowed("granted"),
+        Some(SlotView::Fixed) => allowed("fixed"),
+        Some(SlotView::Queued { .. }) => refused_for(&req, "queued"),
+        Some(SlotView::Locked { .. }) => refused_for(&req, "locked"),
+        Some(SlotView::None) | None => refused_for(&req, "none"),
+    })
 }

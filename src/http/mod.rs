@@ -17,17 +17,20 @@ pub mod pages;
 pub mod scim;
 pub mod sse;
 pub mod user;
-pub mod view;
+/// The JSON shapes live outside `http` (the offline tools print them too); SCIM still names
+/// them `http::view`.
+pub(crate) use crate::view;
 
 use crate::problem::{Problem, PROBLEM_JSON};
 use crate::secrets::TokenHash;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::ServiceResponse;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::web;
 use ipnet::IpNet;
-use slotpool_actors::Services;
+use slotpool_actors::{ask, ConfigureProduct, Execute, Executed, ProductActor, Services};
+use slotpool_events::{Command, Settings};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
@@ -63,6 +66,47 @@ impl AppState {
             .get(id)
             .ok_or_else(|| Problem::unknown_product(id))
     }
+}
+
+/// Sends `command` to the product with the request's cause ([`observe::cause`]) and
+/// waits until its events are durable: the one way every HTTP surface (user API, gate,
+/// admin API, dashboard, fixed-licence requests) has a product decide something. What
+/// a refusal becomes is [`Problem::of_command`]'s decision; this only tells it whether
+/// the user of a slot request is unknown to the directory.
+pub(crate) async fn execute(
+    state: &AppState,
+    addr: &actix::Addr<ProductActor>,
+    command: Command,
+) -> Result<Executed, Problem> {
+    let requester = match &command {
+        Command::Request { user, .. } => Some(user.clone()),
+        _ => None,
+    };
+    let cause = observe::cause();
+    ask(addr, Execute { command, cause }).await.map_err(|e| {
+        let unknown = requester.filter(|u| state.services.directory_view.facts(u).is_none());
+        Problem::of_command(e, unknown.as_deref())
+    })
+}
+
+/// Creates product `id` or changes its settings, through the directory actor, which
+/// starts a new product only for settings the core accepts and notes the groups of
+/// holders and queued members when the settings have reservations (rule 10): the admin
+/// API's `PUT` and the dashboard's forms alike.
+pub(crate) async fn configure(
+    state: &AppState,
+    id: &str,
+    settings: Settings,
+) -> Result<Executed, Problem> {
+    Ok(state
+        .services
+        .directory
+        .send(ConfigureProduct {
+            id: id.to_string(),
+            settings,
+            cause: observe::cause(),
+        })
+        .await??)
 }
 
 /// Registers every route.
@@ -163,36 +207,7 @@ pub fn problem_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
         if is_problem {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
         }
-        let status = res.status();
-        let problem = match status {
-            StatusCode::NOT_FOUND => {
-                Problem::new(status, "not_found", "Not found", "no such resource")
-            }
-            StatusCode::METHOD_NOT_ALLOWED => Problem::new(
-                status,
-                "method_not_allowed",
-                "Method not allowed",
-                "this path does not take that method",
-            ),
-            StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
-                status,
-                "payload_too_large",
-                "Payload too large",
-                "the request body is too large",
-            ),
-            s if s.is_server_error() => Problem::new(
-                status,
-                "internal_error",
-                "Internal error",
-                "an unexpected error occurred",
-            ),
-            _ => Problem::new(
-                status,
-                "bad_request",
-                "Bad request",
-                "the request could not be understood",
-            ),
-        };
+        let problem = Problem::for_status(res.status());
         let (req, _) = res.into_parts();
         let resp = actix_web::ResponseError::error_response(&problem).map_into_boxed_body();
         let res: ServiceResponse<EitherBody<B, BoxBody>> =

@@ -1,10 +1,9 @@
 //! Operations endpoints: health, readiness, metrics, the OpenAPI document, and the
 //! problem for unknown paths.
 
-use super::auth::app_state;
+use super::AppState;
 use crate::problem::Problem;
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use prometheus::{Encoder, TextEncoder};
 use std::sync::atomic::Ordering;
 
@@ -17,21 +16,12 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// `GET /readyz`: recovery is done and the journal accepts writes.
-pub async fn readyz(req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     if !state.ready.load(Ordering::SeqCst) {
-        return Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "Not ready",
-            "recovery is not finished, or the service is stopping",
-        ));
+        return Err(Problem::not_ready());
     }
     if !state.services.products.journal().is_writable() {
-        return Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "journal_unavailable",
-            "Journal unavailable",
+        return Err(Problem::journal_unavailable(
             "the journal refused a write; restart the service to recover from disk",
         ));
     }
@@ -39,22 +29,17 @@ pub async fn readyz(req: HttpRequest) -> Result<HttpResponse, Problem> {
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn metrics(req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
+pub async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
     if let Some(m) = req.app_data::<actix_web::web::Data<super::observe::HttpMetrics>>() {
-        refresh_scrape_gauges(state, m);
+        refresh_scrape_gauges(&state, m);
     }
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&state.registry.gather(), &mut out)
-        .map_err(|e| {
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "Metrics failed",
-                e.to_string(),
-            )
-        })?;
+        .map_err(Problem::metrics_failed)?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out))
@@ -99,10 +84,9 @@ pub async fn openapi() -> HttpResponse {
 
 /// Any path that is not a route.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, Problem> {
-    Err(Problem::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "Not found",
-        format!("no route for {} {}", req.method(), req.path()),
-    ))
+    Err(Problem::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
 }

@@ -1,6 +1,6 @@
 //! Server-Sent Events framing of a session's frames.
 
-use super::view::SlotState;
+use crate::view::SlotState;
 use actix_web::web::Bytes;
 use slotpool_actors::Frame;
 

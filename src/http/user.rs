@@ -1,14 +1,15 @@
-//! The user API: request, poll, release, activity.
+//! The user API: request, poll, release, activity, and the notification stream.
 
-use super::auth::{app_state, CallingUser};
+use super::auth::CallingUser;
 use super::sse;
-use super::view::SlotState;
 use super::AppState;
 use crate::problem::Problem;
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use crate::view::SlotState;
+use actix_web::{http::header, web, HttpResponse};
 use slotpool_actors::session::KEEP_ALIVE;
-use slotpool_actors::{ask, ActorError, Execute, Poll, SessionActor};
-use slotpool_events::{Command, Refusal, SlotView};
+use slotpool_actors::{ask, Poll, SessionActor};
+use slotpool_events::{Command, SlotView};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 fn slot_response(view: &SlotView) -> HttpResponse {
@@ -19,57 +20,27 @@ fn slot_response(view: &SlotView) -> HttpResponse {
     r.json(SlotState::from(view))
 }
 
-/// Runs a user command; a `not_member` refusal for a user the directory has never heard
-/// of becomes `unknown_user`, which tells an administrator more.
-async fn run(
-    state: &AppState,
-    id: &str,
-    user: &str,
-    command: Command,
-) -> Result<Option<SlotView>, Problem> {
-    let addr = state.product(id)?;
-    let cause = super::observe::cause();
-    match ask(&addr, Execute { command, cause }).await {
-        Ok(done) => Ok(done.view),
-        Err(ActorError::Refused(Refusal::NotMember)) => {
-            Err(if state.services.directory_view.facts(user).is_some() {
-                Refusal::NotMember.into()
-            } else {
-                Problem::unknown_user(user)
-            })
-        }
-        Err(e) => Err(e.into()),
-    }
-}
+/// What a slot request and a page view through the gate carry from the directory: the
+/// user's attributes (a product's eligibility rule reads them) and, once any product has
+/// reservations (rule 10), the names and SCIM ids of their directory groups.
+type DirectoryFacts = (Option<Arc<BTreeMap<String, String>>>, Option<Arc<[String]>>);
 
-/// `POST /api/v1/products/{p}/slot`: request or reconnect.
-pub async fn request(
-    req: HttpRequest,
-    path: web::Path<String>,
-    user: CallingUser,
-) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
-    let command = request_command(state, user.0.clone());
-    let view = run(state, &path, &user.0, command).await?;
-    Ok(slot_response(&view.unwrap_or(SlotView::None)))
-}
-
-/// The request of `user`, carrying the directory's attributes of the user, which a
-/// product's eligibility rule reads.
-/// Read from the shared directory view: no message to the directory actor on this path.
-/// Shared by the slot request and the gate.
-///
-/// Once any product has reservations (rule 10), the request also carries the names and
-/// SCIM ids of the user's directory groups; before that it carries none, so that products
-/// without reservations never note groups.
-pub fn request_command(state: &super::AppState, user: String) -> Command {
-    let facts = state.services.directory_view.facts(&user);
+/// The [`DirectoryFacts`] of `user`, read from the shared directory view: no message to
+/// the directory actor on this path. Before any product has reservations no groups are
+/// carried, so that products without reservations never note groups.
+fn directory_facts(state: &AppState, user: &str) -> DirectoryFacts {
+    let facts = state.services.directory_view.facts(user);
     let groups = state.services.products.reservations_in_use().then(|| {
         facts
             .as_ref()
             .map_or_else(|| Arc::from(Vec::new()), |f| Arc::clone(&f.groups))
     });
-    let attributes = facts.map(|f| Arc::clone(&f.attributes));
+    (facts.map(|f| Arc::clone(&f.attributes)), groups)
+}
+
+/// The slot request of `user`, with their [`DirectoryFacts`].
+pub fn request_command(state: &AppState, user: String) -> Command {
+    let (attributes, groups) = directory_facts(state, &user);
     Command::Request {
         user,
         attributes,
@@ -77,13 +48,34 @@ pub fn request_command(state: &super::AppState, user: String) -> Command {
     }
 }
 
-/// `GET /api/v1/products/{p}/slot`: the caller's state.
-pub async fn slot(
-    req: HttpRequest,
+/// A page view of `user` through the gate, with their [`DirectoryFacts`].
+pub fn page_view_command(state: &AppState, user: String) -> Command {
+    let (attributes, groups) = directory_facts(state, &user);
+    Command::PageView {
+        user,
+        attributes,
+        groups,
+    }
+}
+
+/// `POST /api/v1/products/{p}/slot`: request or reconnect.
+pub async fn request(
+    state: web::Data<AppState>,
     path: web::Path<String>,
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
+    let addr = state.product(&path)?;
+    let command = request_command(&state, user.0);
+    let done = super::execute(&state, &addr, command).await?;
+    Ok(slot_response(&done.view.unwrap_or(SlotView::None)))
+}
+
+/// `GET /api/v1/products/{p}/slot`: the caller's state.
+pub async fn slot(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    user: CallingUser,
+) -> Result<HttpResponse, Problem> {
     let addr = state.product(&path)?;
     let view = ask(&addr, Poll { user: user.0 }).await?;
     Ok(slot_response(&view))
@@ -91,29 +83,23 @@ pub async fn slot(
 
 /// `DELETE /api/v1/products/{p}/slot`: release the slot or leave the queue.
 pub async fn release(
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
-    let command = Command::Release {
-        user: user.0.clone(),
-    };
-    run(state, &path, &user.0, command).await?;
+    let addr = state.product(&path)?;
+    super::execute(&state, &addr, Command::Release { user: user.0 }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// `POST /api/v1/products/{p}/activity`: a holder used the product.
 pub async fn activity(
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
-    let command = Command::Activity {
-        user: user.0.clone(),
-    };
-    run(state, &path, &user.0, command).await?;
+    let addr = state.product(&path)?;
+    super::execute(&state, &addr, Command::Activity { user: user.0 }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -121,11 +107,10 @@ pub async fn activity(
 /// Events (`granted`, `queue`, `warning`, `revoked`, and the current state first). While
 /// the stream is open the caller's queue place does not expire.
 pub async fn notifications(
-    req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
     let addr = state.product(&path)?;
     // Refuse a product that is not configured before opening a stream.
     ask(

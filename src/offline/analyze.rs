@@ -14,7 +14,7 @@
 
 use super::access_log::{parse_line, Hit, Line, LogFormat};
 use super::{progress, rfc3339, write_csv, write_json, write_table, Format};
-use crate::Failure;
+use crate::failure::Failure;
 use serde_json::json;
 use slotpool_events::Timestamp;
 use std::collections::BTreeMap;

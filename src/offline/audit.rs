@@ -3,15 +3,15 @@
 //!
 //! Every figure comes from `slotpool_events::History`, which folds the stream with the
 //! same `ProductState::apply` the service runs; the JSON shapes of holders, queue and
-//! settings are the admin API's (`crate::http::view`), so an audit at `T` can be compared
+//! settings are the admin API's (`crate::view`), so an audit at `T` can be compared
 //! field for field with what the live service answered at `T`.
 
 use super::{
     open_data_dir, parse_instant, product_stream, read_stream, rfc3339, write_csv, write_json,
     write_table, Format,
 };
-use crate::http::view::{HolderView, ProductView, QueueView};
-use crate::Failure;
+use crate::failure::Failure;
+use crate::view::{HolderView, ProductView, QueueView};
 use serde_json::{json, Value};
 use slotpool_events::history::{Period, TimelineEntry};
 use slotpool_events::{History, HistoryOptions, ProductState, Timestamp};

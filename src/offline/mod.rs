@@ -19,7 +19,7 @@ pub mod audit;
 pub mod memory;
 pub mod simulate;
 
-use crate::Failure;
+use crate::failure::Failure;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use slotpool_events::{Envelope, ProductEvent, StreamId, Timestamp};
 use slotpool_journal::{Durability, Journal, JournalConfig, JournalError, StreamTip};
@@ -167,7 +167,7 @@ pub fn parse_instant(text: &str) -> Result<Timestamp, Failure> {
 
 /// An instant as RFC 3339 UTC with milliseconds, as the admin API writes them.
 pub fn rfc3339(t: Timestamp) -> String {
-    crate::http::view::rfc3339(t)
+    crate::view::rfc3339(t)
 }
 
 /// Writes rows as CSV to stdout.

@@ -21,7 +21,7 @@ use super::{
     open_data_dir, product_stream, progress, read_stream, write_csv, write_json, write_table,
     Format,
 };
-use crate::Failure;
+use crate::failure::Failure;
 use serde_json::json;
 use slotpool_events::{
     Command, Presence, ProductEvent, ProductKind, ProductState, RevokeReason, Settings, Standing,

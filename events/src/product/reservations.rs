@@ -286,3 +286,13 @@ impl ProductState {
         }
     }
 }
+
+/// Whether a product's answer to a command (`events`) gave it reservations or changed
+/// its settings while it has some: then every holder and queued member must have their
+/// directory groups noted ([`crate::Command::NoteGroups`]), so that they count in their
+/// groups at once, not only from their next request.
+pub fn groups_to_note(events: &[ProductEvent]) -> bool {
+    events.iter().any(
+        |e| matches!(e, ProductEvent::Configured { settings } if !settings.reservations.is_empty()),
+    )
+}

@@ -13,12 +13,13 @@ pub mod series;
 pub mod session;
 pub mod views;
 
-use super::admin::{self, execute};
-use super::auth::{app_state, check_product_id, check_user_name};
-use super::view::{HolderView, NoticeView, ProductView, QueueView};
+use super::admin;
+use super::auth::{check_product_id, check_user_name};
 use super::AppState;
+use super::{configure, execute};
 use crate::http::pages::lang::Lang;
 use crate::problem::Problem;
+use crate::view::{HolderView, NoticeView, ProductView, QueueView};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use form::Fields;
@@ -73,16 +74,15 @@ async fn to_index() -> HttpResponse {
 }
 
 /// `GET /admin/`: the sign-in form, or the list of products.
-async fn index(req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
+async fn index(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let Some(session) = Session::of(&req) else {
         let (cookie, token) = session::login_nonce(session::is_https(&req));
         let mut res = html(StatusCode::OK, views::login(Lang::of(&req), &token, None));
         res.add_cookie(&cookie).map_err(Problem::internal)?;
         return Ok(res);
     };
-    let list = admin::product_views(state).await?;
-    let notices = admin::notice_views(state, None).await?;
+    let list = admin::product_views(&state).await?;
+    let notices = admin::notice_views(&state, None).await?;
     let flash = flash_of(&req);
     Ok(html(
         StatusCode::OK,
@@ -91,8 +91,11 @@ async fn index(req: HttpRequest) -> Result<HttpResponse, Problem> {
 }
 
 /// `POST /admin/login`: the admin token for a session cookie.
-async fn login(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
+async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, Problem> {
     let fields = Fields::parse(&body);
     session::check_login_csrf(&req, fields.get("csrf").unwrap_or(""))?;
     let token = fields.get("token").unwrap_or("");
@@ -143,8 +146,11 @@ pub fn flash_of(req: &HttpRequest) -> Option<views::Flash> {
 }
 
 /// `POST /admin/products`: a new product from the form on the index page.
-async fn create_product(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
+async fn create_product(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, Problem> {
     let fields = Fields::parse(&body);
     let session = form_session(&req, &fields)?;
     let id = fields.get("id").unwrap_or("").trim().to_string();
@@ -152,42 +158,38 @@ async fn create_product(req: HttpRequest, body: web::Bytes) -> Result<HttpRespon
         let kind = form::kind(fields.get("kind").unwrap_or("generic"))?;
         let tier = fields.number("licence_tier")?;
         let slots = fields.number("shared_slots")?;
-        let settings = Settings::new(kind, tier, slots);
-        settings.validate(0).map_err(Problem::invalid_settings)?;
-        Ok(settings)
+        Ok(Settings::new(kind, tier, slots))
     });
-    let settings = match built {
-        Ok(s) => s,
-        Err(p) => {
-            let list = admin::product_views(state).await?;
-            let notices = admin::notice_views(state, None).await?;
-            return Ok(html(
-                p.status,
-                views::index(
-                    Lang::of(&req),
-                    &session,
-                    &list,
-                    &notices,
-                    Some(&views::Flash::bad(&p.detail)),
-                ),
-            ));
-        }
-    };
-    if state.services.products.get(&id).is_some() {
-        let list = admin::product_views(state).await?;
-        let notices = admin::notice_views(state, None).await?;
-        let flash = views::Flash::bad(&format!("a product {id:?} exists already"));
-        return Ok(html(
+    let refused = match built {
+        Ok(_) if state.services.products.get(&id).is_some() => (
             StatusCode::CONFLICT,
-            views::index(Lang::of(&req), &session, &list, &notices, Some(&flash)),
-        ));
-    }
-    let addr = state.services.products.get_or_start(&id);
-    execute(&addr, Command::Configure(settings)).await?;
-    Ok(see_other(&format!(
-        "products/{}?done=created",
-        form::path_segment(&id)
-    )))
+            format!("a product {id:?} exists already"),
+        ),
+        // The core decides whether the settings are valid, as for the admin API's PUT.
+        Ok(settings) => match configure(&state, &id, settings).await {
+            Ok(_) => {
+                return Ok(see_other(&format!(
+                    "products/{}?done=created",
+                    form::path_segment(&id)
+                )))
+            }
+            Err(p) if p.status.is_client_error() => (p.status, p.detail),
+            Err(p) => return Err(p),
+        },
+        Err(p) => (p.status, p.detail),
+    };
+    let list = admin::product_views(&state).await?;
+    let notices = admin::notice_views(&state, None).await?;
+    Ok(html(
+        refused.0,
+        views::index(
+            Lang::of(&req),
+            &session,
+            &list,
+            &notices,
+            Some(&views::Flash::bad(&refused.1)),
+        ),
+    ))
 }
 
 /// Everything the product page shows.
@@ -235,12 +237,15 @@ async fn product_data(state: &AppState, id: &str) -> Result<ProductData, Problem
 }
 
 /// `GET /admin/products/{p}`.
-async fn product_page(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
+async fn product_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
     let Some(session) = Session::of(&req) else {
         return Ok(see_other("/admin/"));
     };
-    let data = product_data(state, &path).await?;
+    let data = product_data(&state, &path).await?;
     Ok(html(
         StatusCode::OK,
         views::product(Lang::of(&req), &session, &data, flash_of(&req).as_ref()),
@@ -298,18 +303,18 @@ async fn after_change<T>(
 /// fields, then configured (the same command as the admin API's `PUT`).
 async fn settings_form(
     req: &HttpRequest,
+    state: &AppState,
     id: &str,
     body: &[u8],
     done: &str,
     update: impl FnOnce(Settings, &Fields) -> Result<Settings, Problem>,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(req)?;
     let fields = Fields::parse(body);
     let session = form_session(req, &fields)?;
     let addr = state.product(id)?;
     let current = current_settings(&addr).await?;
     let result = match update(current, &fields) {
-        Ok(s) => execute(&addr, Command::Configure(s)).await,
+        Ok(s) => configure(state, id, s).await,
         Err(p) => Err(p),
     };
     after_change(req, state, &session, id, result, done).await
@@ -318,19 +323,21 @@ async fn settings_form(
 /// `POST /admin/products/{p}/settings`: every setting from the settings form.
 async fn save_settings(
     req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    settings_form(&req, &path, &body, "saved", form::apply_settings).await
+    settings_form(&req, &state, &path, &body, "saved", form::apply_settings).await
 }
 
 /// `POST /admin/products/{p}/resize`: a new `shared_slots`.
 async fn resize(
     req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    settings_form(&req, &path, &body, "resized", |current, fields| {
+    settings_form(&req, &state, &path, &body, "resized", |current, fields| {
         fields.number("shared_slots").map(|n| Settings {
             shared_slots: n,
             ..current
@@ -342,19 +349,19 @@ async fn resize(
 /// `POST /admin/products/{p}/revoke`: revoke one holder's slot now (reason `admin`).
 async fn revoke(
     req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
     let fields = Fields::parse(&body);
     let session = form_session(&req, &fields)?;
     let addr = state.product(&path)?;
     let user = fields.get("user").unwrap_or("").to_string();
     let result = match check_user_name(&user) {
-        Ok(()) => execute(&addr, Command::Revoke { user }).await,
+        Ok(()) => execute(&state, &addr, Command::Revoke { user }).await,
         Err(p) => Err(p),
     };
-    after_change(&req, state, &session, &path, result, "revoked").await
+    after_change(&req, &state, &session, &path, result, "revoked").await
 }
 
 /// A signed-in page computed from the product's journal, off the async threads:
@@ -362,6 +369,7 @@ async fn revoke(
 /// result. Without a session, back to sign-in.
 async fn journal_page<T, C, V>(
     req: &HttpRequest,
+    state: &AppState,
     id: &str,
     compute: C,
     render: V,
@@ -371,7 +379,6 @@ where
     C: FnOnce(&Journal, &str, Timestamp) -> Result<T, Problem> + Send + 'static,
     V: FnOnce(Lang, &Session, &T) -> maud::Markup,
 {
-    let state = app_state(req)?;
     let Some(session) = Session::of(req) else {
         return Ok(see_other("/admin/"));
     };
@@ -389,10 +396,15 @@ where
 }
 
 /// `GET /admin/products/{p}/charts?range=day|week`.
-async fn charts_page(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, Problem> {
+async fn charts_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
     let week = form::query_value(&req, "range").as_deref() == Some("week");
     journal_page(
         &req,
+        &state,
         &path,
         move |journal, id, now| series::minute_series(journal, id, now, week),
         |lang, session, series| views::charts(lang, session, &path, week, series),
@@ -401,13 +413,18 @@ async fn charts_page(req: HttpRequest, path: web::Path<String>) -> Result<HttpRe
 }
 
 /// `GET /admin/products/{p}/peaks?share=95`: the user-peak view.
-async fn peaks_page(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, Problem> {
+async fn peaks_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
     let share = form::query_value(&req, "share")
         .and_then(|s| s.parse::<u32>().ok())
         .filter(|s| (1..=100).contains(s))
         .unwrap_or(95);
     journal_page(
         &req,
+        &state,
         &path,
         move |journal, id, now| series::peaks(journal, id, now, share),
         |lang, session, peaks| views::peaks(lang, session, &path, share, peaks),

@@ -8,8 +8,8 @@ use super::session::Session;
 use super::ProductData;
 use crate::http::pages::lang::Lang;
 use crate::http::pages::layout::page;
-use crate::http::view::NoticeView;
-use crate::http::view::ProductView;
+use crate::view::NoticeView;
+use crate::view::ProductView;
 use maud::{html, Markup};
 
 /// A message shown at the top of a page.

@@ -2,7 +2,6 @@
 //! fetched from elsewhere, works offline. `GET /static/{name}`.
 
 use crate::problem::Problem;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
 /// One embedded file.
@@ -49,14 +48,7 @@ pub async fn asset(name: web::Path<String>) -> Result<HttpResponse, Problem> {
     let found = ASSETS
         .iter()
         .find(|a| a.name == name.as_str())
-        .ok_or_else(|| {
-            Problem::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "Not found",
-                format!("no static file {:?}", name.as_str()),
-            )
-        })?;
+        .ok_or_else(|| Problem::not_found(format!("no static file {:?}", name.as_str())))?;
     Ok(HttpResponse::Ok()
         .content_type(found.content_type)
         // Short: a new binary may bring new files under the same names.

@@ -10,7 +10,8 @@
 use super::lang::Lang;
 use super::layout::page;
 use super::{markdown, return_to};
-use crate::http::auth::{app_state, check_product_id, CallingUser};
+use crate::http::auth::{check_product_id, CallingUser};
+use crate::http::AppState;
 use crate::problem::Problem;
 use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -43,16 +44,18 @@ async fn queue_page_settings(addr: &Addr<ProductActor>) -> Result<QueuePage, Pro
 /// `GET /queue/{p}`.
 pub async fn queue_page(
     req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<QueueQuery>,
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
     let id = path.into_inner();
     let addr = state.product(&id)?;
     let qp = queue_page_settings(&addr).await?;
     let target = match query.return_to.as_deref() {
-        Some(r) => return_to::validate(r, qp.base_url.as_deref())?,
+        Some(r) => {
+            return_to::validate(r, qp.base_url.as_deref()).map_err(Problem::invalid_return_to)?
+        }
         None => qp.base_url.clone().unwrap_or_else(|| "/".to_string()),
     };
     let view = ask(
@@ -157,8 +160,10 @@ pub async fn queue_page(
 }
 
 /// `GET /queue/{p}/logo`: the uploaded logo of the product's queue page.
-pub async fn logo(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let state = app_state(&req)?;
+pub async fn logo(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
     check_product_id(&path)?;
     let addr = state.product(&path)?;
     let qp = queue_page_settings(&addr).await?;

@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 use slotpool_events::{
-    Blocked, Counts, Holder, QueuePlace, ReservationUse, Settings, SlotView, Timestamp,
+    Blocked, Counts, FixedRequest, Holder, QueuePlace, RequestState, ReservationUse, Settings,
+    SlotView, Timestamp,
 };
 
 /// An instant as RFC 3339 UTC with milliseconds, e.g. `2026-11-23T10:00:00.000Z`.
@@ -263,6 +264,47 @@ impl From<slotpool_events::SyncReport> for SyncReportView {
             removed: r.removed,
             skipped: r.skipped,
             missing_groups: r.missing_groups,
+        }
+    }
+}
+
+/// One fixed-licence request, as the user's ask and the administrators' list show it.
+#[derive(Debug, Serialize)]
+pub struct FixedRequestView {
+    pub id: String,
+    pub product: String,
+    pub user: String,
+    pub reason: String,
+    /// `open`, `approved` or `rejected`.
+    pub state: &'static str,
+    pub requested_at: String,
+    /// Once approved or rejected: when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
+    /// Once approved or rejected: the administrator's note (maybe empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl FixedRequestView {
+    /// The view of request `r` of `product`.
+    pub fn new(product: &str, r: &FixedRequest) -> Self {
+        let decided = match &r.state {
+            RequestState::Approved { at, note } | RequestState::Rejected { at, note } => {
+                Some((rfc3339(*at), note.clone()))
+            }
+            RequestState::Open => None,
+        };
+        let (decided_at, note) = decided.unzip();
+        FixedRequestView {
+            id: r.id.clone(),
+            product: product.to_string(),
+            user: r.user.clone(),
+            reason: r.reason.clone(),
+            state: r.state.code(),
+            requested_at: rfc3339(r.at),
+            decided_at,
+            note,
         }
     }
 }
