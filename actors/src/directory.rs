@@ -540,7 +540,7 @@ impl Handler<ConfigureProduct> for DirectoryActor {
                 }
             };
             let done = ask(&product, Execute { command, cause }).await?;
-            let users = if slotpool_events::product::groups_to_note(&done.events) {
+            let users = if slotpool_events::product::reservations::groups_to_note(&done.events) {
                 ask(
                     &product,
                     Read::new(|s, _| {

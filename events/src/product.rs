@@ -17,8 +17,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-mod reservations;
-pub use reservations::groups_to_note;
+pub mod reservations;
 
 /// Where a user stands in one product's pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
