@@ -7,10 +7,13 @@
 //! owns the spare and its thread; only this module takes their locks.
 
 use crate::files::checkpoint;
-use crate::{lock, wal, Inner};
+use crate::health::Health;
+use crate::lock::lock;
+use crate::wal;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 
 /// The checkpointer's state: the next segment and the thread.
@@ -33,21 +36,9 @@ impl Checkpointer {
         }
     }
 
-    /// Starts the thread. Its first spare is segment `first_spare`, made from `recycled`
-    /// if opening found an old file to reuse; it ends when `closed` does.
-    pub(crate) fn start(
-        inner: &Arc<Inner>,
-        log_dir: PathBuf,
-        first_spare: u64,
-        recycled: Option<PathBuf>,
-        closed: Receiver<wal::Segment>,
-    ) -> std::io::Result<()> {
-        let worker = Arc::clone(inner);
-        let handle = std::thread::Builder::new()
-            .name("journal-checkpoint".into())
-            .spawn(move || worker.run_checkpointer(&log_dir, first_spare, recycled, &closed))?;
-        *lock(&inner.checkpointer.handle) = Some(handle);
-        Ok(())
+    /// Keeps the thread's handle, for [`Checkpointer::join`].
+    pub(crate) fn started(&self, handle: JoinHandle<()>) {
+        *lock(&self.handle) = Some(handle);
     }
 
     /// The prepared next segment, if there is one.
@@ -69,20 +60,31 @@ impl Checkpointer {
     }
 }
 
-impl Inner {
-    /// The checkpointer's loop: prepare the spare, wait for a full segment, checkpoint.
-    fn run_checkpointer(
+/// What the checkpointer makes durable: sled's database and its data file; and where it
+/// reports a failure.
+pub(crate) struct Sled<'a> {
+    pub(crate) db: &'a sled::Db,
+    pub(crate) data_file: &'a File,
+    pub(crate) health: &'a Health,
+}
+
+impl Checkpointer {
+    /// The thread's loop: prepare the spare, wait for a full segment, checkpoint. The first
+    /// spare is segment `first_spare`, made from `recycled` if opening found an old file
+    /// to reuse; it ends when `closed` does (the committer stopped).
+    pub(crate) fn run(
         &self,
         log_dir: &Path,
         first_spare: u64,
         mut recycled: Option<PathBuf>,
         closed: &Receiver<wal::Segment>,
+        sled: Sled<'_>,
     ) {
         let mut generation = first_spare;
         loop {
-            let preallocate = self.checkpointer.preallocate;
+            let preallocate = self.preallocate;
             match wal::Segment::prepare(log_dir, generation, recycled.take(), preallocate) {
-                Ok(segment) => *lock(&self.checkpointer.spare) = Some(segment),
+                Ok(segment) => *lock(&self.spare) = Some(segment),
                 // The committer keeps writing to the segment it has, past its size.
                 Err(e) => {
                     tracing::warn!(error = %e, generation, "next write-ahead log segment not prepared")
@@ -90,8 +92,8 @@ impl Inner {
             }
             // Ends when the committer does (shutdown).
             let Ok(full) = closed.recv() else { return };
-            if let Err(e) = checkpoint(&self.db, &self.data_file) {
-                self.health.fail(format!("checkpoint failed: {e}"));
+            if let Err(e) = checkpoint(sled.db, sled.data_file) {
+                sled.health.fail(format!("checkpoint failed: {e}"));
                 return;
             }
             recycled = Some(full.path().to_path_buf());

@@ -2,7 +2,7 @@
 //!
 //! An append adds its keys and values to the frame of the next group and gets a ticket.
 //! A caller that must not answer before its events survive registers a [`DurableWaiter`]
-//! for its ticket ([`Journal::when_durable`]); one committer thread takes every waiter
+//! for its ticket ([`crate::Journal::when_durable`]); one committer thread takes every waiter
 //! registered so far, writes the frame once for all of them (by default followed by
 //! `fdatasync`), and tells each. So concurrent appends share one write, and a batch
 //! gathers while the previous write runs.
@@ -10,8 +10,14 @@
 //! [`GroupCommit`] owns the frame, the tickets and the waiters; only this module takes
 //! their locks.
 
+use crate::checkpoint::Checkpointer;
+use crate::config::FlushObserver;
 use crate::error::JournalError;
-use crate::{lock, wal, Inner, Journal};
+use crate::health::Health;
+use crate::lock::lock;
+use crate::wal;
+use crate::watermark::Watermark;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Condvar, Mutex};
@@ -31,7 +37,7 @@ pub(crate) struct GroupCommit {
     sync_groups: bool,
     /// See [`crate::JournalConfig::log_segment_bytes`].
     segment_bytes: u64,
-    on_flush: Option<crate::FlushObserver>,
+    on_flush: Option<FlushObserver>,
     /// The next group's frame of the write-ahead log (see [`wal::push_record`]). A std
     /// Mutex: held for a copy or a swap, never across I/O. The ticket counter `appended`
     /// moves under it, so that a frame taken holds exactly the appends up to the ticket
@@ -59,7 +65,7 @@ impl GroupCommit {
     pub(crate) fn new(
         sync_groups: bool,
         segment_bytes: u64,
-        on_flush: Option<crate::FlushObserver>,
+        on_flush: Option<FlushObserver>,
     ) -> GroupCommit {
         GroupCommit {
             sync_groups,
@@ -86,23 +92,48 @@ impl GroupCommit {
         self.appended.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    /// Whether the journal was shut down.
-    pub(crate) fn is_shut_down(&self) -> bool {
-        lock(&self.pending).shutdown
+    /// The ticket of the latest append; waiting for it covers every append so far.
+    pub(crate) fn latest_ticket(&self) -> u64 {
+        self.appended.load(Ordering::SeqCst)
     }
 
-    /// Starts the committer thread, writing to `log` first.
-    pub(crate) fn start(
-        inner: &std::sync::Arc<Inner>,
-        log: wal::Segment,
-        closed: Sender<wal::Segment>,
-    ) -> std::io::Result<()> {
-        let worker = std::sync::Arc::clone(inner);
-        let handle = std::thread::Builder::new()
-            .name("journal-commit".into())
-            .spawn(move || worker.run_committer(log, closed))?;
-        *lock(&inner.commit.committer) = Some(handle);
+    /// The highest ticket known durable.
+    pub(crate) fn durable_ticket(&self) -> u64 {
+        self.durable.load(Ordering::SeqCst)
+    }
+
+    /// Calls `waiter` once the append with `ticket` (and all before it) is durable, or
+    /// with the error that prevented it (`health`'s, or a shutdown's). Calls it at once if
+    /// that is already the case.
+    pub(crate) fn when_durable(&self, ticket: u64, waiter: DurableWaiter, health: &Health) {
+        if self.durable.load(Ordering::SeqCst) >= ticket {
+            return waiter(Ok(()));
+        }
+        if let Err(e) = health.check().and_then(|()| self.check_open()) {
+            return waiter(Err(e));
+        }
+        let mut pending = lock(&self.pending);
+        // Only the first waiter of a batch wakes the committer (a futex call saved per
+        // request): later ones find it awake, or flushing, and it takes them all after.
+        let first = pending.waiters.is_empty();
+        pending.waiters.push(waiter);
+        drop(pending);
+        if first {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Refuses a write after shutdown.
+    pub(crate) fn check_open(&self) -> Result<(), JournalError> {
+        if lock(&self.pending).shutdown {
+            return Err(JournalError::Failed("the journal is shut down".into()));
+        }
         Ok(())
+    }
+
+    /// Keeps the committer thread's handle, for [`GroupCommit::stop`].
+    pub(crate) fn started(&self, handle: JoinHandle<()>) {
+        *lock(&self.committer) = Some(handle);
     }
 
     /// Stops the committer once it has written what it was given.
@@ -115,53 +146,7 @@ impl GroupCommit {
     }
 }
 
-impl Journal {
-    /// The ticket of the latest append; waiting for it covers every append so far.
-    pub fn latest_ticket(&self) -> u64 {
-        self.inner.commit.appended.load(Ordering::SeqCst)
-    }
-
-    /// The highest ticket known durable: every append up to it survives a crash.
-    pub fn durable_ticket(&self) -> u64 {
-        self.inner.commit.durable.load(Ordering::SeqCst)
-    }
-
-    /// Calls `waiter` once the append with `ticket` (and all before it) is durable, or
-    /// with the error that prevented it. Calls it at once if that is already the case.
-    pub fn when_durable(&self, ticket: u64, waiter: DurableWaiter) {
-        let commit = &self.inner.commit;
-        if commit.durable.load(Ordering::SeqCst) >= ticket {
-            return waiter(Ok(()));
-        }
-        if let Err(e) = self.check_failed() {
-            return waiter(Err(e));
-        }
-        let mut pending = lock(&commit.pending);
-        // Only the first waiter of a batch wakes the committer (a futex call saved per
-        // request): later ones find it awake, or flushing, and it takes them all after.
-        let first = pending.waiters.is_empty();
-        pending.waiters.push(waiter);
-        drop(pending);
-        if first {
-            commit.wake.notify_one();
-        }
-    }
-
-    /// Blocks until everything appended so far is durable (shutdown, tests, tools).
-    pub fn sync(&self) -> Result<(), JournalError> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.when_durable(
-            self.latest_ticket(),
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
-        rx.recv()
-            .unwrap_or_else(|_| Err(JournalError::Failed("the committer stopped".into())))
-    }
-}
-
-impl Inner {
+impl GroupCommit {
     /// The committer: waits for waiters, writes the frame once for all of them (moving to
     /// the next log segment when this one is full), tells them.
     ///
@@ -173,8 +158,19 @@ impl Inner {
     /// under `make load`; written whenever the committer found no waiter (which, between
     /// two groups of a busy service, is often) it was one flush in ten (measured with
     /// `perf trace -s`).
-    fn run_committer(&self, mut log: wal::Segment, closed: Sender<wal::Segment>) {
-        let commit = &self.commit;
+    pub(crate) fn run(
+        &self,
+        mut log: wal::Segment,
+        closed: Sender<wal::Segment>,
+        around: Around<'_>,
+    ) {
+        let commit = self;
+        let Around {
+            health,
+            checkpointer,
+            watermark,
+            path,
+        } = around;
         let mut spare_frame = Vec::new();
         let mut unwritten: Option<(u64, crate::watermark::Tips)> = None;
         let mut written = Instant::now();
@@ -202,7 +198,7 @@ impl Inner {
                     let stopping = pending.shutdown;
                     drop(pending);
                     if let Some((version, tips)) = unwritten.take() {
-                        self.watermark.write(&self.path, version, &tips);
+                        watermark.write(path, version, &tips);
                         written = Instant::now();
                     }
                     if stopping {
@@ -214,7 +210,7 @@ impl Inner {
             };
             // Read before the frame is taken: every record it names is in the frame or
             // an earlier one.
-            let tips = self.watermark.take_changed();
+            let tips = watermark.take_changed();
             // Every waiter registered after its append, so this covers all of them.
             let (mut frame, target) = {
                 let mut frame = lock(&commit.frame);
@@ -222,14 +218,14 @@ impl Inner {
                 (taken, commit.appended.load(Ordering::SeqCst))
             };
             if log.written() >= commit.segment_bytes {
-                if let Some(next) = self.checkpointer.take_spare() {
+                if let Some(next) = checkpointer.take_spare() {
                     let full = std::mem::replace(&mut log, next);
                     // A checkpointer that has stopped has failed the journal already.
                     let _ = closed.send(full);
                 }
             }
             let started = Instant::now();
-            let result = self.health.check().and_then(|()| {
+            let result = health.check().and_then(|()| {
                 log.write_frame(&mut frame, commit.sync_groups)
                     .map_err(|e| JournalError::Io(e.to_string()))
             });
@@ -251,13 +247,13 @@ impl Inner {
                     }
                     if unwritten.is_some() && written.elapsed() >= WATERMARK_EVERY {
                         if let Some((version, tips)) = unwritten.take() {
-                            self.watermark.write(&self.path, version, &tips);
+                            watermark.write(path, version, &tips);
                             written = Instant::now();
                         }
                     }
                 }
                 Err(e) => {
-                    self.health.fail(e.to_string());
+                    health.fail(e.to_string());
                     for w in waiters {
                         w(Err(JournalError::Failed(e.to_string())));
                     }
@@ -265,4 +261,13 @@ impl Inner {
             }
         }
     }
+}
+
+/// What the committer works with besides the group-commit state: the journal's health,
+/// the checkpointer's spare segment, the live watermark and the data directory.
+pub(crate) struct Around<'a> {
+    pub(crate) health: &'a Health,
+    pub(crate) checkpointer: &'a Checkpointer,
+    pub(crate) watermark: &'a Watermark,
+    pub(crate) path: &'a Path,
 }

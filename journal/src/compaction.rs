@@ -13,11 +13,10 @@
 use crate::chunk::{chunk_key, chunk_len, CHUNK_FORMAT, CHUNK_RECORDS};
 use crate::error::JournalError;
 use crate::keys::{record_key, record_range, split_key};
-use crate::replay::start_tip;
-use crate::{lock, Journal};
+use crate::lock::lock;
+use crate::read::start_tip;
 use sha2::{Digest, Sha256};
 use slotpool_events::envelope;
-use slotpool_events::StreamId;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -48,37 +47,19 @@ impl Compactor {
         })
     }
 
+    /// Asks the thread to pack stream `name`; returns at once.
+    pub(crate) fn ask(&self, name: String) {
+        if let Some(tx) = lock(&self.tx).as_ref() {
+            let _ = tx.send(name);
+        }
+    }
+
     /// Stops the thread after the stream it is packing, if any.
     pub(crate) fn stop(&self) {
         lock(&self.tx).take();
         if let Some(handle) = lock(&self.handle).take() {
             let _ = handle.join();
         }
-    }
-}
-
-impl Journal {
-    /// Asks the compactor thread to pack `stream` (see [`Journal::compact`]) and returns at
-    /// once. The nightly job asks for every stream.
-    pub fn compact_in_background(&self, stream: &StreamId) {
-        if let Some(tx) = lock(&self.inner.compactor.tx).as_ref() {
-            let _ = tx.send(stream.name());
-        }
-    }
-
-    /// Packs the oldest loose records of `stream` into chunks of [`CHUNK_RECORDS`],
-    /// keeping the newest [`CHUNK_RECORDS`] loose; returns how many records moved.
-    ///
-    /// The compactor thread calls this when asked ([`Journal::compact_in_background`]);
-    /// tools and benches call it to compact a journal at once. Stops without moving
-    /// anything at a record that is missing or fails its own hash, so that `verify` still
-    /// finds it where it was.
-    pub fn compact(&self, stream: &StreamId) -> Result<u64, JournalError> {
-        compact_stream(
-            &self.inner.tree,
-            &self.inner.compactor.moving,
-            &stream.name(),
-        )
     }
 }
 

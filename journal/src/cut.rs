@@ -11,12 +11,12 @@
 //! the cut is durable before they return. A purged stream keeps, in its index entry, the
 //! tip its last purged record ended at, so the chain goes on from it.
 
-use crate::chunk::{chunk_at, chunk_key, chunk_len, chunk_records};
 use crate::error::JournalError;
-use crate::keys::{index_key, record_key, split_key, Cut, PurgedTip};
-use crate::replay::{last_sequence, start_tip};
+use crate::journal::Journal;
+use crate::keys::Cut;
+use crate::lock::lock;
 use crate::tip::StreamTip;
-use crate::{lock, Journal};
+use crate::tree_cut::apply_cut;
 use slotpool_events::StreamId;
 
 impl Journal {
@@ -94,85 +94,5 @@ impl Journal {
         // the log that explains it.
         self.inner.watermark.write_now(&self.inner.path);
         Ok(())
-    }
-
-    /// Blocks until the append with `ticket` is durable.
-    fn wait_durable(&self, ticket: u64) -> Result<(), JournalError> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.when_durable(
-            ticket,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
-        rx.recv()
-            .unwrap_or_else(|_| Err(JournalError::Failed("the committer stopped".into())))
-    }
-}
-
-/// Applies `cut` of stream `name` to `tree` in one atomic batch: at the time of the cut,
-/// and again when the write-ahead log is replayed (where it may find it done already).
-pub(crate) fn apply_cut(tree: &sled::Tree, name: &str, cut: &Cut) -> Result<(), JournalError> {
-    let mut batch = sled::Batch::default();
-    match cut {
-        Cut::Truncate { after } => {
-            let after = *after;
-            // A chunk holding both kept and dropped records gives the kept ones back loose.
-            if let Some((first, chunk)) = chunk_at(tree, name, after + 1)? {
-                if first <= after {
-                    for (sequence, record) in
-                        (first..=after).zip(chunk_records(name, first, &chunk))
-                    {
-                        batch.insert(record_key(name, sequence), record?);
-                    }
-                }
-                batch.remove(chunk_key(name, first));
-            }
-            for key in tree
-                .range(chunk_key(name, after + 1)..=chunk_key(name, u64::MAX))
-                .keys()
-            {
-                batch.remove(key?);
-            }
-            for key in tree
-                .range(record_key(name, after + 1)..=record_key(name, u64::MAX))
-                .keys()
-            {
-                batch.remove(key?);
-            }
-            if after == 0 && start_tip(tree, name)? == StreamTip::default() {
-                batch.remove(index_key(name)); // nothing left: the stream is gone
-            }
-        }
-        Cut::Purge { tip } => {
-            let upto = tip.next_sequence - 1;
-            for item in tree.range(chunk_key(name, 0)..=chunk_key(name, upto)) {
-                let (key, chunk) = item?;
-                let Some((_, first)) = split_key(&key[1..]) else {
-                    continue;
-                };
-                // A chunk reaching past the purge stays; its purged records are skipped.
-                if first + chunk_len(name, first, &chunk)? - 1 <= upto {
-                    batch.remove(key);
-                }
-            }
-            for key in tree
-                .range(record_key(name, 0)..=record_key(name, upto))
-                .keys()
-            {
-                batch.remove(key?);
-            }
-            batch.insert(index_key(name), PurgedTip::encode(tip));
-        }
-    }
-    tree.apply_batch(batch)?;
-    Ok(())
-}
-
-/// Where stream `name` ends after `cut` was applied to `tree`.
-pub(crate) fn end_after(tree: &sled::Tree, name: &str, cut: &Cut) -> Result<u64, JournalError> {
-    match cut {
-        Cut::Truncate { after } => Ok(*after),
-        Cut::Purge { .. } => last_sequence(tree, name),
     }
 }

@@ -3,7 +3,7 @@
 //! is told why.
 
 use crate::error::JournalError;
-use crate::lock;
+use crate::lock::lock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 

@@ -1,9 +1,9 @@
 //! [`Journal`]: the handle every writer and reader holds, its opening, appends and
 //! shutdown. Reading lives in [`crate::replay`], group commit in [`crate::commit`].
 
-use crate::checkpoint::Checkpointer;
-use crate::commit::GroupCommit;
-use crate::compaction::Compactor;
+use crate::checkpoint::{Checkpointer, Sled};
+use crate::commit::{Around, DurableWaiter, GroupCommit};
+use crate::compaction::{compact_stream, Compactor};
 use crate::config::{Durability, JournalConfig};
 use crate::error::JournalError;
 use crate::files::{
@@ -106,9 +106,36 @@ impl Journal {
             watermark: Watermark::new(tips),
         });
         let (closed_tx, closed_rx) = std::sync::mpsc::channel::<wal::Segment>();
-        Checkpointer::start(&inner, log_dir, generation + 1, first_spare, closed_rx)
+        let worker = Arc::clone(&inner);
+        let checkpointer = std::thread::Builder::new()
+            .name("journal-checkpoint".into())
+            .spawn(move || {
+                let sled = Sled {
+                    db: &worker.db,
+                    data_file: &worker.data_file,
+                    health: &worker.health,
+                };
+                let spare = generation + 1;
+                worker
+                    .checkpointer
+                    .run(&log_dir, spare, first_spare, &closed_rx, sled)
+            })
             .map_err(|e| open_err(e.to_string()))?;
-        GroupCommit::start(&inner, log, closed_tx).map_err(|e| open_err(e.to_string()))?;
+        inner.checkpointer.started(checkpointer);
+        let worker = Arc::clone(&inner);
+        let committer = std::thread::Builder::new()
+            .name("journal-commit".into())
+            .spawn(move || {
+                let around = Around {
+                    health: &worker.health,
+                    checkpointer: &worker.checkpointer,
+                    watermark: &worker.watermark,
+                    path: &worker.path,
+                };
+                worker.commit.run(log, closed_tx, around)
+            })
+            .map_err(|e| open_err(e.to_string()))?;
+        inner.commit.started(committer);
         Ok(Journal { inner })
     }
 
@@ -201,6 +228,63 @@ impl Journal {
         Ok(ticket)
     }
 
+    /// The ticket of the latest append; waiting for it covers every append so far.
+    pub fn latest_ticket(&self) -> u64 {
+        self.inner.commit.latest_ticket()
+    }
+
+    /// The highest ticket known durable: every append up to it survives a crash.
+    pub fn durable_ticket(&self) -> u64 {
+        self.inner.commit.durable_ticket()
+    }
+
+    /// Calls `waiter` once the append with `ticket` (and all before it) is durable, or
+    /// with the error that prevented it. Calls it at once if that is already the case.
+    pub fn when_durable(&self, ticket: u64, waiter: DurableWaiter) {
+        self.inner
+            .commit
+            .when_durable(ticket, waiter, &self.inner.health)
+    }
+
+    /// Blocks until everything appended so far is durable (shutdown, tests, tools).
+    pub fn sync(&self) -> Result<(), JournalError> {
+        self.wait_durable(self.latest_ticket())
+    }
+
+    /// Blocks until the append with `ticket` is durable.
+    pub(crate) fn wait_durable(&self, ticket: u64) -> Result<(), JournalError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.when_durable(
+            ticket,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv()
+            .unwrap_or_else(|_| Err(JournalError::Failed("the committer stopped".into())))
+    }
+
+    /// Asks the compactor thread to pack `stream` ([`Journal::compact`]) and returns at
+    /// once. The nightly job asks for every stream.
+    pub fn compact_in_background(&self, stream: &StreamId) {
+        self.inner.compactor.ask(stream.name());
+    }
+
+    /// Packs the oldest loose records of `stream` into chunks of [`crate::CHUNK_RECORDS`],
+    /// keeping the newest ones loose; returns how many records moved.
+    ///
+    /// The compactor thread calls this when asked ([`Journal::compact_in_background`]);
+    /// tools and benches call it to compact a journal at once. Stops without moving
+    /// anything at a record that is missing or fails its own hash, so that `verify` still
+    /// finds it where it was.
+    pub fn compact(&self, stream: &StreamId) -> Result<u64, JournalError> {
+        compact_stream(
+            &self.inner.tree,
+            &self.inner.compactor.moving,
+            &stream.name(),
+        )
+    }
+
     /// Whether the journal still accepts writes.
     pub fn is_writable(&self) -> bool {
         !self.inner.health.has_failed()
@@ -234,10 +318,7 @@ impl Journal {
     /// Refuses a write to a journal that failed or was shut down.
     pub(crate) fn check_failed(&self) -> Result<(), JournalError> {
         self.inner.health.check()?;
-        if self.inner.commit.is_shut_down() {
-            return Err(JournalError::Failed("the journal is shut down".into()));
-        }
-        Ok(())
+        self.inner.commit.check_open()
     }
 }
 

@@ -39,11 +39,14 @@ mod health;
 mod journal;
 mod keys;
 mod layout;
+mod lock;
 mod parallel;
+mod read;
 mod replay;
 mod store;
 mod tip;
 mod transfer;
+mod tree_cut;
 mod verify;
 pub mod wal;
 pub mod watermark;
@@ -52,19 +55,12 @@ pub use chunk::CHUNK_RECORDS;
 pub use commit::DurableWaiter;
 pub use config::{Durability, FlushObserver, JournalConfig};
 pub use error::JournalError;
-pub(crate) use journal::Inner;
 pub use journal::Journal;
 pub use layout::StreamLayout;
 pub use store::{Filed, NamedStore, SequenceStore};
 pub use tip::StreamTip;
 pub use transfer::{check_backup, BackupError, BackupSummary, MAGIC as BACKUP_MAGIC};
 pub use verify::StreamSummary;
-
-/// Takes a std Mutex of the journal's. A panic while holding one leaves plain data
-/// behind; keep going.
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 #[cfg(test)]
 mod tests;

@@ -25,7 +25,7 @@
 //! allocates a handful of buffers, and envelopes are dropped by the checker that built them.
 
 use crate::error::JournalError;
-use crate::replay::check_record;
+use crate::read::check_record;
 use crate::tip::StreamTip;
 use crate::Journal;
 use serde::de::DeserializeOwned;
@@ -190,27 +190,32 @@ fn read_batches(
     batch.first = from.next_sequence;
     batch.prev_hash = prev_hash;
     let mut open = true;
-    let read = journal.for_each_record(name, from.next_sequence, |sequence, record| {
-        if batch.ends.is_empty() {
-            batch.first = sequence;
-            batch.prev_hash = prev_hash;
-        }
-        batch.bytes.extend_from_slice(record);
-        batch.ends.push(batch.bytes.len());
-        // The stored hash, checked by whoever checks this record (a record too short to
-        // hold one fails there, before the next record's chain is looked at).
-        if let Some(tail) = record.len().checked_sub(HASH_LEN) {
-            prev_hash.copy_from_slice(&record[tail..]);
-        }
-        if batch.ends.len() < BATCH {
-            return Ok(true);
-        }
-        let full = std::mem::replace(&mut batch, fresh(spent));
-        open = checkers[next % checkers.len()].send(full).is_ok();
-        next += 1;
-        // A closed channel means the caller stopped: read no further.
-        Ok(open)
-    });
+    let read = crate::read::for_each_record(
+        &journal.inner.tree,
+        name,
+        from.next_sequence,
+        |sequence, record| {
+            if batch.ends.is_empty() {
+                batch.first = sequence;
+                batch.prev_hash = prev_hash;
+            }
+            batch.bytes.extend_from_slice(record);
+            batch.ends.push(batch.bytes.len());
+            // The stored hash, checked by whoever checks this record (a record too short to
+            // hold one fails there, before the next record's chain is looked at).
+            if let Some(tail) = record.len().checked_sub(HASH_LEN) {
+                prev_hash.copy_from_slice(&record[tail..]);
+            }
+            if batch.ends.len() < BATCH {
+                return Ok(true);
+            }
+            let full = std::mem::replace(&mut batch, fresh(spent));
+            open = checkers[next % checkers.len()].send(full).is_ok();
+            next += 1;
+            // A closed channel means the caller stopped: read no further.
+            Ok(open)
+        },
+    );
     if open && !batch.ends.is_empty() {
         let _ = checkers[next % checkers.len()].send(batch);
     }

@@ -17,7 +17,7 @@
 
 use crate::error::JournalError;
 use crate::keys::{index_key, record_key, split_key, Cut, PurgedTip, INDEX_PREFIX};
-use crate::replay::check_record;
+use crate::read::check_record;
 use crate::store::SequenceStore;
 use crate::tip::StreamTip;
 use crate::Journal;

@@ -2,7 +2,7 @@
 
 use crate::error::JournalError;
 use crate::keys::{split_key, CHUNK_PREFIX, INDEX_PREFIX};
-use crate::replay::start_tip;
+use crate::read::start_tip;
 use crate::Journal;
 use slotpool_events::{DirectoryEvent, ProductEvent, StreamId};
 use std::collections::BTreeSet;

@@ -39,10 +39,10 @@
 //! Architecture Invariant: sled never holds less than the log says was made durable,
 //! once [`replay`] has run; the log is only ever read by [`replay`].
 
-use crate::cut::{apply_cut, end_after};
 use crate::error::JournalError;
 use crate::keys::{split_key, Cut, CUT_PREFIX, INDEX_PREFIX};
-use crate::replay::last_sequence;
+use crate::read::last_sequence;
+use crate::tree_cut::{apply_cut, end_after};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;

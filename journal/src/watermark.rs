@@ -17,7 +17,7 @@
 //! check.
 
 use crate::error::JournalError;
-use crate::replay::last_sequence;
+use crate::read::last_sequence;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -157,7 +157,7 @@ impl Watermark {
 
     /// Stream `name` now ends at `sequence` (appended, or cut back to it).
     pub(crate) fn set(&self, name: &str, sequence: u64) {
-        let mut a = crate::lock(&self.appended);
+        let mut a = crate::lock::lock(&self.appended);
         match a.tips.get_mut(name) {
             Some(tip) => *tip = sequence,
             None => {
@@ -170,14 +170,14 @@ impl Watermark {
 
     /// A copy of the tips if they changed since the last call, with its version.
     pub(crate) fn take_changed(&self) -> Option<(u64, Tips)> {
-        let mut a = crate::lock(&self.appended);
+        let mut a = crate::lock::lock(&self.appended);
         let changed = std::mem::replace(&mut a.changed, false);
         changed.then(|| (a.version, a.tips.clone()))
     }
 
     /// Writes `tips` (of `version`) to the file in `dir`, unless a newer version is there.
     pub(crate) fn write(&self, dir: &Path, version: u64, tips: &Tips) {
-        let mut written = crate::lock(&self.written);
+        let mut written = crate::lock::lock(&self.written);
         if version < *written {
             return;
         }
@@ -190,7 +190,7 @@ impl Watermark {
     /// Writes the current tips to the file in `dir` now.
     pub(crate) fn write_now(&self, dir: &Path) {
         let (version, tips) = {
-            let a = crate::lock(&self.appended);
+            let a = crate::lock::lock(&self.appended);
             (a.version, a.tips.clone())
         };
         self.write(dir, version, &tips);
