@@ -20,6 +20,7 @@ use slotpool_events::{StreamId, Timestamp};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use uuid::Uuid;
 
 /// The durable, tamper-evident event log. Cheap to clone; all clones share one database.
@@ -106,35 +107,29 @@ impl Journal {
             watermark: Watermark::new(tips),
         });
         let (closed_tx, closed_rx) = std::sync::mpsc::channel::<wal::Segment>();
-        let worker = Arc::clone(&inner);
-        let checkpointer = std::thread::Builder::new()
-            .name("journal-checkpoint".into())
-            .spawn(move || {
-                let sled = Sled {
-                    db: &worker.db,
-                    data_file: &worker.data_file,
-                    health: &worker.health,
-                };
-                let spare = generation + 1;
-                worker
-                    .checkpointer
-                    .run(&log_dir, spare, first_spare, &closed_rx, sled)
-            })
-            .map_err(|e| open_err(e.to_string()))?;
+        let spare = generation + 1;
+        let checkpointer = spawn(&inner, "journal-checkpoint", move |inner| {
+            let sled = Sled {
+                db: &inner.db,
+                data_file: &inner.data_file,
+                health: &inner.health,
+            };
+            inner
+                .checkpointer
+                .run(&log_dir, spare, first_spare, &closed_rx, sled)
+        })
+        .map_err(|e| open_err(e.to_string()))?;
         inner.checkpointer.started(checkpointer);
-        let worker = Arc::clone(&inner);
-        let committer = std::thread::Builder::new()
-            .name("journal-commit".into())
-            .spawn(move || {
-                let around = Around {
-                    health: &worker.health,
-                    checkpointer: &worker.checkpointer,
-                    watermark: &worker.watermark,
-                    path: &worker.path,
-                };
-                worker.commit.run(log, closed_tx, around)
-            })
-            .map_err(|e| open_err(e.to_string()))?;
+        let committer = spawn(&inner, "journal-commit", move |inner| {
+            let around = Around {
+                health: &inner.health,
+                checkpointer: &inner.checkpointer,
+                watermark: &inner.watermark,
+                path: &inner.path,
+            };
+            inner.commit.run(log, closed_tx, around)
+        })
+        .map_err(|e| open_err(e.to_string()))?;
         inner.commit.started(committer);
         Ok(Journal { inner })
     }
@@ -320,6 +315,18 @@ impl Journal {
         self.inner.health.check()?;
         self.inner.commit.check_open()
     }
+}
+
+/// Starts the thread `name`, running `work` over what the journal's clones share.
+fn spawn(
+    inner: &Arc<Inner>,
+    name: &str,
+    work: impl FnOnce(&Inner) + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    let worker = Arc::clone(inner);
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || work(&worker))
 }
 
 impl Drop for Inner {

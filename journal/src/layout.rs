@@ -53,6 +53,14 @@ mod tests {
     use slotpool_events::{ProductEvent, Timestamp};
     use uuid::Uuid;
 
+    fn enrolments(prefix: &str, n: usize) -> Vec<ProductEvent> {
+        (0..n)
+            .map(|k| ProductEvent::MemberEnrolled {
+                user: format!("{prefix}{k}"),
+            })
+            .collect()
+    }
+
     #[test]
     fn counts_chunked_and_loose_records_per_stream() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -68,19 +76,11 @@ mod tests {
         let other = StreamId::product("jira2").expect("valid");
         let (mut tip, mut other_tip) = (StreamTip::default(), StreamTip::default());
         for i in 0..50 {
-            let events: Vec<_> = (0..100)
-                .map(|k| ProductEvent::MemberEnrolled {
-                    user: format!("u{i}-{k}"),
-                })
-                .collect();
+            let events = enrolments(&format!("u{i}-"), 100);
             j.append(&jira, &mut tip, Uuid::nil(), Timestamp(0), &events)
                 .expect("append");
         }
-        let few: Vec<_> = (0..10)
-            .map(|k| ProductEvent::MemberEnrolled {
-                user: format!("v{k}"),
-            })
-            .collect();
+        let few = enrolments("v", 10);
         j.append(&other, &mut other_tip, Uuid::nil(), Timestamp(0), &few)
             .expect("append");
         let loose = StreamLayout {
