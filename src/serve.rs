@@ -33,6 +33,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     init_logging(config.log_format);
     exit_on_panic();
     disable_transparent_huge_pages();
+    crate::private::create_data_dir(&config.data_dir)?;
     let admin = load_token(
         "SLOTPOOL_ADMIN_TOKEN",
         config.admin_token_file.as_deref(),
