@@ -236,6 +236,17 @@ impl Problem {
         )
     }
 
+    /// 408: the request's body did not arrive within `request_body_timeout_s`; the
+    /// connection is closed.
+    pub fn request_timeout(limit_s: u64) -> Self {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "Request body too slow",
+            format!("the request body did not arrive within {limit_s} s"),
+        )
+    }
+
     /// 503: no more notification streams (for this user, or in total) than configured are
     /// open at once; an existing stream already carries what a new one would.
     pub fn too_many_streams(detail: impl Into<String>) -> Self {

@@ -7,7 +7,7 @@ use super::AppState;
 use crate::problem::Problem;
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use slotpool_actors::session::KEEP_ALIVE;
-use slotpool_actors::{ask, ActorError, Execute, Poll, SessionActor};
+use slotpool_actors::{ask, ActorError, Execute, Poll, Read, SessionActor};
 use slotpool_events::{Command, Refusal, SlotView};
 use std::sync::Arc;
 
@@ -31,14 +31,19 @@ async fn run(
     let cause = super::observe::cause();
     match ask(&addr, Execute { command, cause }).await {
         Ok(done) => Ok(done.view),
-        Err(ActorError::Refused(Refusal::NotMember)) => {
-            Err(if state.services.directory_view.facts(user).is_some() {
-                Refusal::NotMember.into()
-            } else {
-                Problem::unknown_user(user)
-            })
-        }
+        Err(ActorError::Refused(r)) => Err(refused(state, user, r)),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// A refusal as the user API answers it: `not_member` for a user the directory has never
+/// heard of becomes `unknown_user`.
+fn refused(state: &AppState, user: &str, refusal: Refusal) -> Problem {
+    match refusal {
+        Refusal::NotMember if state.services.directory_view.facts(user).is_none() => {
+            Problem::unknown_user(user)
+        }
+        r => r.into(),
     }
 }
 
@@ -127,19 +132,24 @@ pub async fn notifications(
 ) -> Result<HttpResponse, Problem> {
     let state = app_state(&req)?;
     let addr = state.product(&path)?;
-    // Refuse a product that is not configured before opening a stream.
-    ask(
-        &addr,
-        Poll {
-            user: user.0.clone(),
-        },
-    )
-    .await?;
+    // Refuse a product that is not configured, and a user who may not ask for a slot
+    // (as the slot API does), before opening a stream.
+    let who = user.0.clone();
+    let may = ask(&addr, Read::new(move |s, _| s.may_listen(&who))).await?;
+    if let Err(refusal) = may {
+        return Err(refused(state, &user.0, refusal));
+    }
+    let permit = super::limits::streams::stream_permit(&req, &user.0)?;
     let frames = SessionActor::open(user.0, addr, KEEP_ALIVE);
-    let body = futures_util::stream::unfold(Some(frames), |rx| async move {
-        let mut rx = rx?;
+    // The permit lives as long as the stream's body: the place is given back when the
+    // browser goes.
+    let body = futures_util::stream::unfold(Some((frames, permit)), |open| async move {
+        let (mut rx, permit) = open?;
         let frame = rx.recv().await?;
-        Some((Ok::<_, actix_web::Error>(sse::encode(&frame)), Some(rx)))
+        Some((
+            Ok::<_, actix_web::Error>(sse::encode(&frame)),
+            Some((rx, permit)),
+        ))
     });
     let first = futures_util::stream::once(async {
         Ok::<_, actix_web::Error>(web::Bytes::from_static(b"retry: 3000\n\n"))
