@@ -800,7 +800,7 @@ impl ProductState {
         self.users.get(user).copied().unwrap_or(UserEntry::NEW)
     }
 
-    fn free_slots(&self) -> usize {
+    pub(crate) fn free_slots(&self) -> usize {
         let shared = self
             .settings
             .as_ref()
