@@ -83,20 +83,16 @@ fn user_route(path: &str) -> bool {
     path.starts_with("/api/") || path.starts_with("/gate/") || path.starts_with("/queue/")
 }
 
-/// The client's address: the peer's, or for a trusted proxy the one it forwards.
+/// The client's address: the peer's, or for a trusted proxy the one it appended to
+/// `X-Forwarded-For` (the last entry: those before it come from the client, who could
+/// otherwise choose a fresh budget with each request).
 fn client_ip(req: &HttpRequest, trusted: bool) -> Option<IpAddr> {
     let forwarded = trusted
-        .then(|| {
-            req.connection_info()
-                .realip_remote_addr()
-                .map(str::to_string)
-        })
+        .then(|| req.headers().get_all("x-forwarded-for").last())
         .flatten()
-        .and_then(|a| {
-            a.parse::<IpAddr>()
-                .ok()
-                .or_else(|| a.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
-        });
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|a| a.trim().parse::<IpAddr>().ok());
     forwarded.or_else(|| req.peer_addr().map(|p| p.ip()))
 }
 
@@ -139,4 +135,24 @@ pub async fn rate_limit(
         res.headers_mut().insert(header::RETRY_AFTER, v);
     }
     Ok(req.into_response(res).map_into_right_body())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn a_trusted_proxy_names_the_client_by_the_entry_it_appended() {
+        let peer: std::net::SocketAddr = "127.0.0.1:9".parse().expect("addr");
+        let req = TestRequest::default()
+            .peer_addr(peer)
+            .insert_header(("X-Forwarded-For", "6.6.6.6, 10.1.2.3"))
+            .to_http_request();
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        assert_eq!(client_ip(&req, true), ip("10.1.2.3"));
+        assert_eq!(client_ip(&req, false), ip("127.0.0.1"), "not believed");
+        let plain = TestRequest::default().peer_addr(peer).to_http_request();
+        assert_eq!(client_ip(&plain, true), ip("127.0.0.1"));
+    }
 }
