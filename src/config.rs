@@ -1,5 +1,6 @@
 //! Configuration: flags, then environment, then the TOML file, then defaults.
 
+use crate::http::limits::{LimitSettings, Rate};
 use chrono::NaiveTime;
 use chrono_tz::Tz;
 use ipnet::IpNet;
@@ -7,6 +8,7 @@ use serde::Deserialize;
 use slotpool_actors::Nightly;
 use slotpool_journal::Durability;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use thiserror::Error;
 
 /// What can be wrong with the configuration.
@@ -44,6 +46,20 @@ pub struct FileConfig {
     pub nightly_at: Option<String>,
     pub timezone: Option<String>,
     pub snapshot_every: Option<u64>,
+    pub client_request_timeout_s: Option<u64>,
+    pub request_body_timeout_s: Option<u64>,
+    pub client_disconnect_timeout_s: Option<u64>,
+    pub keep_alive_s: Option<u64>,
+    pub max_streams_per_user: Option<usize>,
+    pub max_streams: Option<usize>,
+    pub user_rate_per_s: Option<u32>,
+    pub user_rate_burst: Option<u32>,
+    pub peer_rate_per_s: Option<u32>,
+    pub peer_rate_burst: Option<u32>,
+    pub login_rate_per_minute: Option<u32>,
+    pub login_rate_burst: Option<u32>,
+    pub connector_secrets_dir: Option<PathBuf>,
+    pub connector_credentials: Option<std::collections::BTreeMap<String, PathBuf>>,
 }
 
 impl FileConfig {
@@ -87,6 +103,35 @@ pub struct Config {
     pub nightly: Nightly,
     /// Events between two snapshots of a product.
     pub snapshot_every: u64,
+    /// actix-web's deadlines for a connection: the request head, closing, and idle
+    /// keep-alive.
+    pub timeouts: HttpTimeouts,
+    /// Body deadline, stream caps and request rates.
+    pub limits: LimitSettings,
+    /// Where connector credentials files may be read from.
+    pub credentials: CredentialFiles,
+}
+
+/// actix-web's connection deadlines (the body's is in [`LimitSettings`]).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpTimeouts {
+    /// The request head must arrive within this (else 408).
+    pub client_request: Duration,
+    /// A connection being closed gets this long to finish.
+    pub client_disconnect: Duration,
+    /// An idle keep-alive connection is closed after this.
+    pub keep_alive: Duration,
+}
+
+/// Where the connector's `credentials_file` names are looked up: a name listed in the
+/// config file's `[connector_credentials]` table is that file; any other name is a file
+/// under `connector_secrets_dir`. Nothing the admin API says can point elsewhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialFiles {
+    /// The directory of credentials files (default `<data_dir>/secrets`).
+    pub secrets_dir: PathBuf,
+    /// Names the config file gives a path of its own.
+    pub named: std::collections::BTreeMap<String, PathBuf>,
 }
 
 /// Values from flags or environment (clap has already applied flag-over-env).
@@ -158,12 +203,81 @@ impl Config {
                 message: format!("{listen:?} is not an address:port such as 127.0.0.1:8080"),
             });
         }
+        let data_dir = over
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let secs = |name: &'static str, value: Option<u64>, default: u64| {
+            let v = value.unwrap_or(default);
+            if (1..=3600).contains(&v) {
+                Ok(Duration::from_secs(v))
+            } else {
+                Err(ConfigError::Invalid {
+                    name,
+                    message: "must be between 1 and 3600 seconds".into(),
+                })
+            }
+        };
+        let count = |name: &'static str, value: Option<usize>, default: usize| {
+            let v = value.unwrap_or(default);
+            if (1..=1_000_000).contains(&v) {
+                Ok(v)
+            } else {
+                Err(ConfigError::Invalid {
+                    name,
+                    message: "must be between 1 and 1000000".into(),
+                })
+            }
+        };
+        let rate = |per: Option<u32>, burst: Option<u32>, default: (u32, u32)| {
+            let per_period = per.unwrap_or(default.0);
+            Rate {
+                per_period,
+                burst: burst.unwrap_or(if per.is_some() { per_period } else { default.1 }),
+            }
+        };
+        let timeouts = HttpTimeouts {
+            client_request: secs("client_request_timeout_s", file.client_request_timeout_s, 5)?,
+            client_disconnect: secs(
+                "client_disconnect_timeout_s",
+                file.client_disconnect_timeout_s,
+                5,
+            )?,
+            keep_alive: secs("keep_alive_s", file.keep_alive_s, 30)?,
+        };
+        let limits = LimitSettings {
+            body_timeout: secs("request_body_timeout_s", file.request_body_timeout_s, 20)?,
+            max_streams_per_user: count("max_streams_per_user", file.max_streams_per_user, 4)?,
+            max_streams: count("max_streams", file.max_streams, 2000)?,
+            user_rate: rate(file.user_rate_per_s, file.user_rate_burst, (1000, 2000)),
+            peer_rate: rate(file.peer_rate_per_s, file.peer_rate_burst, (100, 200)),
+            login_rate: rate(file.login_rate_per_minute, file.login_rate_burst, (30, 10)),
+            trusted_proxies: trusted_proxies.clone(),
+        };
+        let credentials = CredentialFiles {
+            secrets_dir: file
+                .connector_secrets_dir
+                .unwrap_or_else(|| data_dir.join("secrets")),
+            named: file.connector_credentials.unwrap_or_default(),
+        };
+        if let Some(name) = credentials
+            .named
+            .keys()
+            .find(|n| !slotpool_events::connector::valid_credentials_name(n))
+        {
+            return Err(ConfigError::Invalid {
+                name: "connector_credentials",
+                message: format!(
+                    "{name:?} is not a name a connector's credentials_file can give (relative, no `..`)"
+                ),
+            });
+        }
         Ok(Config {
             listen,
-            data_dir: over
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("./data")),
+            data_dir,
+            timeouts,
+            limits,
+            credentials,
             trusted_proxies,
             admin_token_file: file.admin_token_file,
             scim_token_file: file.scim_token_file,

@@ -16,6 +16,7 @@
 //! idempotent. The credentials file is read at each call (so it can be rotated), holding
 //! `user:password` (basic authentication) or a token (bearer).
 
+use crate::config::CredentialFiles;
 use awc::http::Method;
 use awc::Client;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
@@ -69,10 +70,16 @@ pub fn tls_config() -> rustls::ClientConfig {
     config
 }
 
-/// The factory the binary gives the actors: an HTTP transport per connector.
-pub fn transport_factory() -> TransportFactory {
-    Arc::new(|product: &str, settings: &ConnectorSettings| {
-        Rc::new(HttpTransport::new(product, settings)) as Rc<dyn Transport>
+/// The factory the binary gives the actors: an HTTP transport per connector, reading
+/// credentials only where `credentials` allows.
+pub fn transport_factory(credentials: CredentialFiles) -> TransportFactory {
+    let credentials = Arc::new(credentials);
+    Arc::new(move |product: &str, settings: &ConnectorSettings| {
+        Rc::new(HttpTransport::new(
+            product,
+            settings,
+            Arc::clone(&credentials),
+        )) as Rc<dyn Transport>
     })
 }
 
@@ -82,6 +89,27 @@ pub struct HttpTransport {
     client: Client,
     product: String,
     settings: ConnectorSettings,
+    credentials: Arc<CredentialFiles>,
+}
+
+/// Why a credentials file was not used; the connector's status shows this, never a path
+/// or an operating-system error (those go to the service's log).
+const CREDENTIALS_REFUSED: &str =
+    "the credentials_file name is not one this service may read (a relative name in its connector secrets directory, or one its config file lists)";
+const CREDENTIALS_UNREADABLE: &str =
+    "the credentials file is missing, unreadable or empty; see the service's log";
+
+impl CredentialFiles {
+    /// The file a connector's `credentials_file` name stands for: the config file's own
+    /// path for a name it lists, else the name under the secrets directory. `None` for a
+    /// name that is not a valid relative name (an absolute path from an old journal, `..`).
+    pub fn path_of(&self, name: &str) -> Option<std::path::PathBuf> {
+        if let Some(path) = self.named.get(name) {
+            return Some(path.clone());
+        }
+        slotpool_events::connector::valid_credentials_name(name)
+            .then(|| self.secrets_dir.join(name))
+    }
 }
 
 /// How a call authenticates.
@@ -97,7 +125,11 @@ fn enc(s: &str) -> String {
 
 impl HttpTransport {
     /// A transport for `settings` (a client of its own, with the connector's timeout).
-    pub fn new(product: &str, settings: &ConnectorSettings) -> Self {
+    pub fn new(
+        product: &str,
+        settings: &ConnectorSettings,
+        credentials: Arc<CredentialFiles>,
+    ) -> Self {
         let client = Client::builder()
             .connector(awc::Connector::new().rustls_0_23(Arc::new(tls_config())))
             .timeout(Duration::from_secs(u64::from(settings.timeout_s)))
@@ -107,6 +139,7 @@ impl HttpTransport {
             client,
             product: product.to_string(),
             settings: settings.clone(),
+            credentials,
         }
     }
 
@@ -114,15 +147,26 @@ impl HttpTransport {
         format!("{}{}", self.settings.base_url.trim_end_matches('/'), path)
     }
 
-    fn credentials(settings: &ConnectorSettings) -> Result<Credentials, DeliveryError> {
-        let Some(path) = &settings.credentials_file else {
+    fn credentials(
+        product: &str,
+        settings: &ConnectorSettings,
+        files: &CredentialFiles,
+    ) -> Result<Credentials, DeliveryError> {
+        let Some(name) = &settings.credentials_file else {
             return Ok(Credentials::None);
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| DeliveryError::Credentials(format!("{path}: {e}")))?;
+        let Some(path) = files.path_of(name) else {
+            tracing::warn!(product, name = %name, "connector credentials_file refused: not a name in the secrets directory");
+            return Err(DeliveryError::Credentials(CREDENTIALS_REFUSED.into()));
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            tracing::warn!(product, file = %path.display(), error = %e, "connector credentials file unreadable");
+            DeliveryError::Credentials(CREDENTIALS_UNREADABLE.into())
+        })?;
         let text = text.trim();
         if text.is_empty() {
-            return Err(DeliveryError::Credentials(format!("{path} is empty")));
+            tracing::warn!(product, file = %path.display(), "connector credentials file empty");
+            return Err(DeliveryError::Credentials(CREDENTIALS_UNREADABLE.into()));
         }
         Ok(match text.split_once(':') {
             Some((user, password)) => Credentials::Basic(user.to_string(), password.to_string()),
@@ -140,13 +184,14 @@ impl HttpTransport {
     ) -> futures_util::future::LocalBoxFuture<'static, Result<(u16, String), DeliveryError>> {
         let settings = self.settings.clone();
         let client = self.client.clone();
+        let credentials = Self::credentials(&self.product, &settings, &self.credentials);
         Box::pin(async move {
             let mut req = client
                 .request(method, &url)
                 .insert_header(("Accept", "application/json"))
                 // Atlassian products refuse state-changing REST calls without it.
                 .insert_header(("X-Atlassian-Token", "no-check"));
-            req = match Self::credentials(&settings)? {
+            req = match credentials? {
                 Credentials::None => req,
                 Credentials::Basic(u, p) => req.basic_auth(u, p),
                 Credentials::Bearer(t) => req.bearer_auth(t),
@@ -390,11 +435,12 @@ mod tests {
 
     fn plan(kind: ConnectorKind, add: bool) -> Call {
         let mut settings = ConnectorSettings::new(kind, "http://product.example/ctx/", "the users");
-        settings.credentials_file = Some("/dev/null".into());
+        settings.credentials_file = Some("null".into());
         let t = HttpTransport {
             client: Client::default(),
             product: "p1".into(),
             settings,
+            credentials: Arc::new(CredentialFiles::default()),
         };
         t.plan(&GroupChange {
             user: "ann b".into(),
@@ -432,7 +478,7 @@ mod tests {
             "g",
         );
         settings.timeout_s = 5;
-        let t = HttpTransport::new("p", &settings);
+        let t = HttpTransport::new("p", &settings, Arc::default());
         let err = t
             .deliver(GroupChange {
                 user: "u".into(),
@@ -444,6 +490,40 @@ mod tests {
         let hello = peer.join().expect("peer");
         assert_eq!(hello[0], 0x16, "a TLS handshake record was sent: {err}");
         assert!(matches!(err, DeliveryError::Network(_)), "{err}");
+    }
+
+    /// Names resolve in the secrets dir or to the config file's own entries; anything
+    /// else (an absolute path recorded by an older version, `..`) resolves to nothing, and
+    /// the refusal names no path.
+    #[test]
+    fn credentials_names_resolve_only_inside_the_secrets_dir_or_the_config() {
+        let files = CredentialFiles {
+            secrets_dir: "/srv/secrets".into(),
+            named: [("jira-prod".to_string(), "/etc/slotpool/jira.cred".into())].into(),
+        };
+        assert_eq!(files.path_of("a.cred"), Some("/srv/secrets/a.cred".into()));
+        assert_eq!(
+            files.path_of("jira-prod"),
+            Some("/etc/slotpool/jira.cred".into())
+        );
+        for bad in ["/etc/passwd", "../x", "a/../../b", ""] {
+            assert_eq!(files.path_of(bad), None, "{bad:?}");
+        }
+        let mut settings = ConnectorSettings::new(ConnectorKind::Jira, "http://j", "g");
+        settings.credentials_file = Some("/etc/passwd".into());
+        let Err(DeliveryError::Credentials(why)) =
+            HttpTransport::credentials("p", &settings, &files)
+        else {
+            panic!("an absolute path is refused");
+        };
+        assert!(!why.contains('/'), "{why}");
+        settings.credentials_file = Some("missing.cred".into());
+        let Err(DeliveryError::Credentials(why)) =
+            HttpTransport::credentials("p", &settings, &files)
+        else {
+            panic!("a missing file is an error");
+        };
+        assert!(!why.contains('/') && !why.contains("os error"), "{why}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod connector;
 mod failure;
 mod http;
 mod offline;
+mod private;
 mod problem;
 mod secrets;
 mod serve;
@@ -121,6 +122,12 @@ fn main() -> ExitCode {
     ) {
         stop_quietly_when_stdout_closes();
     }
+    if matches!(
+        cli.command,
+        Cmd::Serve(_) | Cmd::Backup { .. } | Cmd::Restore { .. }
+    ) {
+        private::restrict_new_files();
+    }
     let result = match cli.command {
         Cmd::Serve(args) => serve::run(args),
         Cmd::Verify { data_dir } => verify::run(&data_dir),
@@ -128,7 +135,9 @@ fn main() -> ExitCode {
         Cmd::Analyze(args) => offline::analyze::run(&args),
         Cmd::Simulate(args) => offline::simulate::run(&args),
         Cmd::Backup { data_dir, out, url } => backup::run_backup(&data_dir, &out, &url),
-        Cmd::Restore { from, data_dir } => backup::run_restore(&from, &data_dir),
+        Cmd::Restore { from, data_dir } => {
+            private::create_data_dir(&data_dir).and_then(|()| backup::run_restore(&from, &data_dir))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -372,6 +372,50 @@ impl Problem {
         )
     }
 
+    /// 400: a request names its user twice ([`crate::http::auth::USER_HEADER`] more than
+    /// once): which one is meant is ambiguous, so neither is believed.
+    pub fn duplicate_user_header(header: &str) -> Self {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "duplicate_user_header",
+            "User named twice",
+            format!("the request carries {header} more than once; send it exactly once"),
+        )
+    }
+
+    /// 429: this peer or user sent more requests than the configured rate allows; the
+    /// answer also carries `Retry-After` (see [`crate::http::limits`]).
+    pub fn rate_limited(retry_after_s: u64) -> Self {
+        Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests",
+            format!("slow down: try again in {retry_after_s} s"),
+        )
+    }
+
+    /// 408: the request's body did not arrive within `request_body_timeout_s`; the
+    /// connection is closed.
+    pub fn request_timeout(limit_s: u64) -> Self {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "Request body too slow",
+            format!("the request body did not arrive within {limit_s} s"),
+        )
+    }
+
+    /// 503: no more notification streams (for this user, or in total) than configured are
+    /// open at once; an existing stream already carries what a new one would.
+    pub fn too_many_streams(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            "Too many notification streams",
+            detail,
+        )
+    }
+
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
         json!({

@@ -34,6 +34,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     init_logging(config.log_format);
     exit_on_panic();
     disable_transparent_huge_pages();
+    crate::private::create_data_dir(&config.data_dir)?;
     let admin = load_token(
         "SLOTPOOL_ADMIN_TOKEN",
         config.admin_token_file.as_deref(),
@@ -112,7 +113,9 @@ async fn serve(
         .map_err(|e| Failure::Data(format!("{e}; refusing to start. Run `slotpool verify --data-dir {}` and restore the damaged stream from a backup", config.data_dir.display())))?;
     services
         .products
-        .set_connector_transport(crate::connector::transport_factory());
+        .set_connector_transport(crate::connector::transport_factory(
+            config.credentials.clone(),
+        ));
     Scheduler::start(services.clone(), clock, config.nightly).spawn_realtime();
     let journal_damage = check_whole_journal(journal.clone(), damaged);
     let state = web::Data::new(AppState {
@@ -127,10 +130,21 @@ async fn serve(
         journal_damage,
     });
     let app_state = state.clone();
+    let limits = web::Data::new(
+        http::limits::Limits::new(config.limits.clone(), &state.registry)
+            .map_err(|e| Failure::Runtime(e.to_string()))?,
+    );
     let server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
             .app_data(http_metrics.clone())
+            .app_data(limits.clone())
+            .wrap(actix_web::middleware::from_fn(
+                http::limits::body::body_deadline,
+            ))
+            .wrap(actix_web::middleware::from_fn(
+                http::limits::rate::rate_limit,
+            ))
             .wrap(http::problem_errors())
             .wrap(actix_web::middleware::from_fn(
                 http::pages::headers::security_headers,
@@ -139,6 +153,9 @@ async fn serve(
             .configure(http::routes)
     })
     .workers(config.http_workers)
+    .client_request_timeout(config.timeouts.client_request)
+    .client_disconnect_timeout(config.timeouts.client_disconnect)
+    .keep_alive(config.timeouts.keep_alive)
     .backlog(4096)
     .shutdown_timeout(10)
     .bind(&config.listen)

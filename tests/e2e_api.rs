@@ -1,41 +1,10 @@
-//! End to end through the public HTTP contract: the shared contract smoke script, the
-//! README walkthrough, and a first start with no configuration at all.
+//! End to end through the public HTTP contract: the README walkthrough and a first start
+//! with no configuration at all (the basic contract's checks are in `e2e_contract.rs`).
 
 mod common;
 
 use common::*;
 use serde_json::json;
-use std::path::Path;
-
-/// The contract smoke script of `../shared/tools` passes against a fresh server.
-#[test]
-fn contract_smoke_script_passes() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/contract_smoke.py");
-    assert!(
-        script.is_file(),
-        "the contract smoke script {} is missing: the contract test needs ../shared/tools/contract_smoke.py beside the repository",
-        script.display()
-    );
-    let tmp = temp_dir();
-    let server = Server::start(&Opts::new(&tmp.path().join("data"), tmp.path()));
-    let out = std::process::Command::new("python3")
-        .arg(&script)
-        .arg("--url")
-        .arg(&server.base)
-        .arg("--admin-token")
-        .arg(ADMIN_TOKEN)
-        .output()
-        .expect("run python3 (is it installed?)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stdout.lines().last().unwrap_or("");
-    assert!(
-        out.status.success() && last.contains("0 failed"),
-        "contract smoke failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    assert!(last.starts_with("contract: "), "last line: {last:?}");
-}
 
 /// The README walkthrough: create, enrol, request, queue, release, revoke, resize,
 /// deactivate, refusals, fixed users, tier checks, and GET-then-PUT of settings.

@@ -374,6 +374,71 @@ fn write_journal(dir: &Path, demand: &[(i64, String, bool)]) {
     journal.shutdown().expect("shutdown");
 }
 
+/// CSV injection (OWASP): a user named like a spreadsheet formula reaches `audit --format
+/// csv` as text, its cell led by `'`, in the holders table and in the user's timeline; an
+/// ordinary name is unchanged.
+#[test]
+fn audit_csv_cells_never_start_a_formula() {
+    let tmp = temp_dir();
+    let dir = tmp.path().join("data");
+    let evil = "=cmd|' /C calc'!A0";
+    let demand: Vec<(i64, String, bool)> = [evil, "+1+1", "-2+3", "@SUM(A1)", "plain"]
+        .iter()
+        .map(|u| (1, u.to_string(), true))
+        .collect();
+    write_journal(&dir, &demand);
+    let dir = dir.to_str().expect("utf-8");
+    let out = run(&[
+        "audit",
+        "--data-dir",
+        dir,
+        "--product",
+        P,
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let mut users: Vec<String> = csv::Reader::from_reader(out.stdout.as_bytes())
+        .records()
+        .map(|r| r.expect("a CSV record")[1].to_string())
+        .collect();
+    users.sort();
+    assert_eq!(
+        users,
+        [
+            "'+1+1",
+            "'-2+3",
+            "'=cmd|' /C calc'!A0",
+            "'@SUM(A1)",
+            "plain"
+        ],
+        "{}",
+        out.stdout
+    );
+    for line in out.stdout.lines() {
+        for cell in line.split(',') {
+            let cell = cell.trim_start_matches('"');
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "a cell that starts a formula: {line:?}"
+            );
+        }
+    }
+    let out = run(&[
+        "audit",
+        "--data-dir",
+        dir,
+        "--product",
+        P,
+        "--user",
+        evil,
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    assert!(!out.stdout.contains(",="), "{}", out.stdout);
+}
+
 /// A reader that stops early (`slotpool audit ... | head`) ends the report quietly, as
 /// Unix tools do: killed by SIGPIPE or done, never a panic on the closed pipe.
 #[test]

@@ -347,17 +347,32 @@ fn webhook(state: &Mutex<FakeState>, body: &[u8], key: Option<String>) -> (u16, 
     (status, json!({}))
 }
 
+/// Settings of a Jira connector to `fake`, with the credentials file `cred`, which must
+/// lie in the server's connector secrets directory ([`with_secrets`]): the settings name
+/// it relative to that directory.
 fn connector(fake: &FakeJira, cred: &Path, auto_resync: bool) -> Value {
+    let name = cred.file_name().expect("a file name").to_string_lossy();
     json!({
         "kind": "jira",
         "base_url": fake.base(),
-        "credentials_file": cred.display().to_string(),
+        "credentials_file": name,
         "access_group": GROUP,
         "timeout_s": 1,
         "retry_base_ms": 50,
         "retry_cap_s": 1,
         "auto_resync": auto_resync,
     })
+}
+
+/// A server whose connector secrets directory is `dir` (written as a config file there).
+fn with_secrets(opts: Opts, dir: &Path) -> Opts {
+    let config = dir.join("slotpool.toml");
+    std::fs::write(
+        &config,
+        format!("connector_secrets_dir = {:?}\n", dir.display().to_string()),
+    )
+    .expect("config");
+    opts.arg("--config").arg(config.to_str().expect("utf-8"))
 }
 
 /// Holders and fixed users: who should be in the group.
@@ -436,7 +451,10 @@ fn grants_and_losses_reach_the_group_through_failures_hangs_and_resync() {
     let tmp = temp_dir();
     let cred = tmp.path().join("jira.cred");
     std::fs::write(&cred, "svc:s3cret\n").expect("credentials");
-    let server = Server::start(&Opts::new(&tmp.path().join("data"), tmp.path()));
+    let server = Server::start(&with_secrets(
+        Opts::new(&tmp.path().join("data"), tmp.path()),
+        tmp.path(),
+    ));
     let c = server.client();
     c.put_product(
         "jira",
@@ -599,7 +617,8 @@ fn kill_9_in_the_middle_of_deliveries_loses_none() {
     let data = tmp.path().join("data");
     let cred = tmp.path().join("jira.cred");
     std::fs::write(&cred, "svc:s3cret").expect("credentials");
-    let mut server = Server::start(&Opts::new(&data, tmp.path()));
+    let opts = with_secrets(Opts::new(&data, tmp.path()), tmp.path());
+    let mut server = Server::start(&opts);
     let c = server.client();
     // No automatic re-sync: only the outbox can deliver what the kill interrupted.
     c.put_product(
@@ -638,7 +657,7 @@ fn kill_9_in_the_middle_of_deliveries_loses_none() {
     server.kill9();
 
     fake.set_mode(Mode::Up);
-    let server = Server::start(&Opts::new(&data, tmp.path()));
+    let server = Server::start(&opts);
     let c = server.client();
     assert_eq!(
         wanted(&c, "jira", &["k9"]),

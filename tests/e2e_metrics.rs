@@ -308,3 +308,66 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
     assert!(ok, "promtool test rules:\n{out}");
     assert!(out.contains("SUCCESS"), "{out}");
 }
+
+/// The value of the series `series` (name and labels exactly as exposed), if present.
+fn series_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Series with labels that dashboards and alert rules use exist, at 0, from the start
+/// (per product from its creation, and for products recovered at a restart), so that
+/// `rate()` and `increase()` see the first event.
+#[test]
+fn labelled_series_exist_from_the_start() {
+    let tmp = temp_dir();
+    let opts = Opts::new(&tmp.path().join("data"), tmp.path());
+    let mut server = Server::start(&opts);
+    let c = server.client();
+    let scrape = |c: &Client| c.call("GET", "/metrics", &[], None).body;
+    let m = scrape(&c);
+    for reason in ["rate_limited", "too_many_streams", "request_timeout"] {
+        let s = format!("slotpool_http_refused_total{{reason=\"{reason}\"}}");
+        assert_eq!(series_value(&m, &s), Some(0.0), "{s} in\n{m}");
+    }
+    c.put_product(
+        "p",
+        json!({"kind": "jira", "licence_tier": 5, "shared_slots": 1}),
+    );
+    let expect_zero = |m: &str| {
+        for reason in [
+            "admin",
+            "pool_shrunk",
+            "deactivated",
+            "removed",
+            "fixed",
+            "inactivity",
+            "reclaimed",
+        ] {
+            let s = format!("slotpool_revocations_total{{product=\"p\",reason=\"{reason}\"}}");
+            assert_eq!(series_value(m, &s), Some(0.0), "{s} in\n{m}");
+        }
+        for outcome in [
+            "granted",
+            "queued",
+            "fixed",
+            "locked",
+            "unchanged",
+            "not_member",
+        ] {
+            let s = format!("slotpool_requests_total{{outcome=\"{outcome}\",product=\"p\"}}");
+            assert_eq!(series_value(m, &s), Some(0.0), "{s} in\n{m}");
+        }
+        for outcome in ["delivered", "error", "timeout"] {
+            let s = format!(
+                "slotpool_connector_deliveries_total{{outcome=\"{outcome}\",product=\"p\"}}"
+            );
+            assert_eq!(series_value(m, &s), Some(0.0), "{s} in\n{m}");
+        }
+    };
+    expect_zero(&scrape(&c));
+    assert_eq!(server.sigterm().code(), Some(0));
+    let server = Server::start(&opts);
+    expect_zero(&scrape(&server.client()));
+}

@@ -145,3 +145,46 @@ fn kill_9_keeps_pending_warnings_and_deadlines() {
         "revoked before its deadline"
     );
 }
+
+/// Auto re-login (DESIGN.md) with a real open stream: a holder whose page stays open and
+/// who does nothing is revoked for inactivity and, a slot being free, granted again in
+/// the same sweep, every time: the stream hears each warning followed by the grant, never
+/// a lasting loss, and the slot API says `granted` throughout.
+#[test]
+fn an_open_stream_is_granted_again_after_each_revocation_for_inactivity() {
+    let tmp = temp_dir();
+    let server = Server::start(&Opts::new(&tmp.path().join("data"), tmp.path()));
+    let c = server.client();
+    let mut settings = quick_settings(1);
+    settings["auto_relogin"] = json!(true);
+    settings["lock_s"] = json!(0);
+    c.put_product("r", settings);
+    c.enrol("r", "ann");
+    assert_eq!(c.request("r", "ann").state(), "granted");
+    let rx = listen(&server.base, "r", "ann");
+    let (first, _) = next(&rx, 5);
+    assert!(first == "granted" || first == "warning", "{first}");
+    // Three cycles of warning, revocation and grant (about 3 s each).
+    let mut regrants = 0;
+    while regrants < 3 {
+        let (event, data) = next(&rx, 10);
+        assert_ne!(event, "revoked", "left without a slot: {data}");
+        if event == "granted" {
+            assert_eq!(data["state"], "granted", "{data}");
+            regrants += 1;
+        }
+    }
+    assert_eq!(c.slot("r", "ann").state(), "granted");
+    let metrics = c.call("GET", "/metrics", &[], None).body;
+    let revoked: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"slotpool_revocations_total{product="r",reason="inactivity"} "#)
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        revoked >= 3.0,
+        "each grant followed a revocation: {revoked}"
+    );
+}

@@ -6,6 +6,22 @@ use prometheus::{
     Registry,
 };
 
+/// Every outcome a slot request is counted by (`slotpool_requests_total{outcome}`): the
+/// answers, and the refusals a request of an existing product can get.
+pub const REQUEST_OUTCOMES: [&str; 8] = [
+    "granted",
+    "queued",
+    "fixed",
+    "locked",
+    "unchanged",
+    "not_member",
+    "deactivated",
+    "not_eligible",
+];
+
+/// Every outcome of a connector's call (`slotpool_connector_deliveries_total{outcome}`).
+pub const DELIVERY_OUTCOMES: [&str; 3] = ["delivered", "error", "timeout"];
+
 /// Every metric the actors update, registered once in a [`Registry`].
 #[derive(Clone)]
 pub struct Metrics {
@@ -174,8 +190,21 @@ impl Metrics {
         Metrics::new(&Registry::new()).expect("fresh registry")
     }
 
-    /// The handles of one product.
+    /// The handles of one product. Every series of the product with a known label value
+    /// exists from here on, at 0 until its first event, so that `rate()`, `increase()`
+    /// and alert rules see a series from the product's creation (or the service's start).
     pub fn product(&self, product: &str) -> ProductMetrics {
+        for reason in slotpool_events::RevokeReason::ALL {
+            self.revocations
+                .with_label_values(&[product, reason.code()]);
+        }
+        for outcome in REQUEST_OUTCOMES {
+            self.requests.with_label_values(&[product, outcome]);
+        }
+        for outcome in DELIVERY_OUTCOMES {
+            self.connector_deliveries
+                .with_label_values(&[product, outcome]);
+        }
         ProductMetrics {
             licence_tier: self.licence_tier.with_label_values(&[product]),
             shared_slots: self.shared_slots.with_label_values(&[product]),

@@ -10,7 +10,7 @@
 //! wanted membership (not each transition) makes every delivery idempotent and keeps one
 //! user's changes in order.
 
-pub use crate::connector_settings::{ConnectorKind, ConnectorSettings};
+pub use crate::connector_settings::{valid_credentials_name, ConnectorKind, ConnectorSettings};
 use crate::event::ProductEvent;
 use std::collections::{BTreeSet, HashSet};
 

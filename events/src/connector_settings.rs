@@ -74,6 +74,22 @@ mod defaults {
     }
 }
 
+/// Whether `name` may be a connector's `credentials_file`: a relative name (one or more
+/// `/`-separated parts, none empty, `.` or `..`; no `\\`, no control character; at most
+/// 255 bytes), which the service looks up in its configured secrets directory or in the
+/// names its config file lists. So settings given through the admin API can never make
+/// the service read an arbitrary file and send it to the connector's host.
+pub fn valid_credentials_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('/')
+        && !name.contains('\\')
+        && !name.chars().any(char::is_control)
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+}
+
 impl ConnectorSettings {
     /// Settings with every optional value at its default.
     pub fn new(kind: ConnectorKind, base_url: &str, access_group: &str) -> Self {
@@ -109,8 +125,10 @@ impl ConnectorSettings {
             problems.push("connector.access_group must be 1 to 255 printable characters".into());
         }
         if let Some(f) = &self.credentials_file {
-            if f.trim().is_empty() || f.len() > 4096 || f.chars().any(char::is_control) {
-                problems.push("connector.credentials_file must be a file path".into());
+            if !valid_credentials_name(f) {
+                problems.push(
+                    "connector.credentials_file must be the name of a file in the service's connector secrets directory (relative, without `..`), or a name the config file lists, such as jira.cred".into(),
+                );
             }
         } else if self.kind != ConnectorKind::Webhook {
             problems.push(format!(
@@ -148,7 +166,7 @@ mod tests {
     fn settings_are_validated_field_by_field() {
         let mut s = ConnectorSettings::new(ConnectorKind::Jira, "https://jira.example.com", "g");
         assert!(s.validate().is_err(), "jira needs credentials");
-        s.credentials_file = Some("/etc/slotpool/jira.cred".into());
+        s.credentials_file = Some("jira.cred".into());
         assert!(s.validate().is_ok());
         let bad = ConnectorSettings {
             base_url: "ftp://x".into(),
@@ -166,6 +184,31 @@ mod tests {
             hook.validate().is_ok(),
             "a webhook may go without credentials"
         );
+    }
+
+    #[test]
+    fn credentials_files_are_names_in_the_secrets_dir_never_paths_elsewhere() {
+        for good in ["jira.cred", "prod/jira.cred", "a..b", ".hidden"] {
+            assert!(valid_credentials_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../data/admin_token",
+            "a/../../x",
+            "./x",
+            "a//b",
+            "a/",
+            "a\\b",
+            "a\nb",
+            &"x".repeat(256),
+        ] {
+            assert!(!valid_credentials_name(bad), "{bad:?}");
+            let mut s = ConnectorSettings::new(ConnectorKind::Jira, "https://j", "g");
+            s.credentials_file = Some(bad.to_string());
+            let problems = s.validate().expect_err("refused").join("; ");
+            assert!(problems.contains("credentials_file"), "{problems}");
+        }
     }
 
     #[test]

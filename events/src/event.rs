@@ -31,6 +31,18 @@ pub enum RevokeReason {
 }
 
 impl RevokeReason {
+    /// Every reason, so that per-reason series (`slotpool_revocations_total{reason}`) can
+    /// exist from the start.
+    pub const ALL: [RevokeReason; 7] = [
+        RevokeReason::Admin,
+        RevokeReason::PoolShrunk,
+        RevokeReason::Deactivated,
+        RevokeReason::Removed,
+        RevokeReason::Fixed,
+        RevokeReason::Inactivity,
+        RevokeReason::Reclaimed,
+    ];
+
     /// The stable snake_case code used in the API, metrics and audit output.
     pub fn code(self) -> &'static str {
         match self {

@@ -370,6 +370,21 @@ impl ProductState {
             .collect()
     }
 
+    /// Whether `user` may listen to this product's notifications: the same people who
+    /// may ask for a slot (members and fixed users), refused as a request would be
+    /// (`deactivated`, `not_member`). A stream is a standing connection: a stranger has
+    /// nothing to hear and no business holding one open.
+    pub fn may_listen(&self, user: &str) -> Result<(), Refusal> {
+        let entry = self.entry(user);
+        if entry.deactivated {
+            Err(Refusal::Deactivated)
+        } else if entry.fixed || entry.member {
+            Ok(())
+        } else {
+            Err(Refusal::NotMember)
+        }
+    }
+
     /// Where `user` stands, as of `now`.
     pub fn slot_view(&self, user: &str, now: Timestamp) -> SlotView {
         let Some(settings) = &self.settings else {
@@ -866,7 +881,7 @@ impl ProductState {
         self.users.get(user).copied().unwrap_or(UserEntry::NEW)
     }
 
-    fn free_slots(&self) -> usize {
+    pub(crate) fn free_slots(&self) -> usize {
         let shared = self
             .settings
             .as_ref()

@@ -3,7 +3,9 @@
 //! Coalesced activity is recorded first, so nobody is warned or revoked on a stale time.
 //! Then warned holders whose time is up lose their slot (reason `inactivity`), holders
 //! whose warning is due are warned, queue places nobody keeps alive expire, auto re-login
-//! queues revoked holders whose browser is still open, and freed slots go to the queue.
+//! queues revoked holders whose browser is still open (granted again in the same sweep
+//! when a slot is free for them; queued behind those who wait otherwise, and then only
+//! once without activity in between), and freed slots go to the queue.
 //!
 //! Revocations fall on a fixed grid of `sweep_interval_s` (see
 //! [`Settings::sweep_at_or_after`]); a warning is issued `warning_lead_s` before, and a
@@ -88,16 +90,41 @@ impl ProductState {
 
         if settings.auto_relogin {
             for user in revoked {
-                let used = self.user(user).is_some_and(|e| e.relogin_used);
-                if presence.connected.contains(user.as_ref()) && !used {
-                    out.push(ProductEvent::Requeued {
-                        user: String::from(&**user),
-                        at: now,
-                    });
+                if !presence.connected.contains(user.as_ref()) {
+                    continue;
                 }
+                // Once without activity in between, so that an open but idle page does
+                // not keep taking slots from members who wait; but always when the slot
+                // would stay free otherwise: then re-login costs nobody anything.
+                let used = self.user(user).is_some_and(|e| e.relogin_used);
+                if used && !(settings.reservations.is_empty() && self.slot_free_for_next(out)) {
+                    continue;
+                }
+                out.push(ProductEvent::Requeued {
+                    user: String::from(&**user),
+                    at: now,
+                });
             }
         }
         self.fill_freed(out, now);
+    }
+
+    /// Whether one more member joining the queue after the events `out` so far would be
+    /// granted by [`ProductState::fill_freed`] at once: fewer members wait (those not
+    /// leaving, and those joining in `out`) than slots are free (including those `out`
+    /// frees). For products without reservations, whose freed slots go strictly in order.
+    fn slot_free_for_next(&self, out: &[ProductEvent]) -> bool {
+        let mut freed = 0usize;
+        let mut waiting = self.queue.len();
+        for e in out {
+            match e {
+                ProductEvent::SlotReleased { .. } | ProductEvent::SlotRevoked { .. } => freed += 1,
+                ProductEvent::QueueLeft { .. } => waiting = waiting.saturating_sub(1),
+                ProductEvent::Queued { .. } | ProductEvent::Requeued { .. } => waiting += 1,
+                _ => {}
+            }
+        }
+        waiting < self.free_slots() + freed
     }
 
     /// Records the coalesced activity of holders (only what is newer than their recorded

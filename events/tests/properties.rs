@@ -965,10 +965,15 @@ impl Model {
                 self.lose(out, user, None, LeaveReason::Expired, now);
             }
         }
-        // 5. Auto re-login: once, for a revoked holder whose browser is still open.
+        // 5. Auto re-login, for a revoked holder whose browser is still open: once
+        // without activity in between, and always when a slot is free for them (fewer
+        // holders and waiting members than slots; products without reservations).
         if s.auto_relogin {
             for user in revoked {
-                if presence.connected.contains(&user) && !self.relogin_used.contains(&user) {
+                let free_for_them =
+                    !self.reserving() && self.holders.len() + self.queue.len() < self.shared();
+                let again = free_for_them || !self.relogin_used.contains(&user);
+                if presence.connected.contains(&user) && again {
                     self.relogin_used.insert(user.clone());
                     self.queue.push((user.clone(), now));
                     out.push(ProductEvent::Requeued { user, at: now });

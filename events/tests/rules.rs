@@ -423,7 +423,8 @@ fn auto_relogin_needs_an_open_stream() {
 #[test]
 fn a_manual_queue_place_does_not_renew_the_automatic_relogin() {
     // Only activity renews it: a revoked, requeued (and granted at once), leaves, queues
-    // by hand, gets the slot, idles again: no second automatic re-login.
+    // by hand, gets the slot, idles again while b waits: no second automatic re-login
+    // ahead of b. (With nobody waiting, a is granted again: the slot would stay free.)
     let mut sim = Sim::with_holders(relogin(1, 0), &["a"]);
     sim.enrol("b");
     sim.set(50).tick_with(connected(&["a"]));
@@ -458,9 +459,13 @@ fn a_manual_queue_place_does_not_renew_the_automatic_relogin() {
         sim.set(140).tick_with(connected(&["a"])),
         vec![warned("a", at(140), at(150))]
     );
+    assert_eq!(sim.set(145).request("b"), vec![queued("b", at(145))]);
     assert_eq!(
-        sim.set(150).tick_with(connected(&["a"])),
-        vec![revoked("a", RevokeReason::Inactivity, at(150))]
+        sim.set(150).tick_with(connected(&["a", "b"])),
+        vec![
+            revoked("a", RevokeReason::Inactivity, at(150)),
+            granted("b", at(150))
+        ]
     );
 }
 

@@ -38,7 +38,10 @@
 //!   longest-inactive holder;
 //! - `ActivityRecorded` never from the future;
 //! - `Requeued` only in a sweep, for a holder revoked for inactivity in that sweep whose
-//!   stream is open, with auto re-login on, and never twice without activity in between;
+//!   stream is open, with auto re-login on; twice without activity in between only when a
+//!   slot is free for them: granted again in the same sweep (nobody waiting loses out);
+//! - a connected holder revoked for inactivity with auto re-login on, and a slot free
+//!   for them, is granted again in the same sweep (and never left `none`);
 //! - `SlotRevoked{Reclaimed}` only on a request with reclaim on, of the longest-inactive
 //!   holder, past the inactivity time;
 //! - `QueueLeft{Expired}` only in a sweep, for a member not connected whose last poll (or
@@ -495,6 +498,20 @@ impl Run {
             _ => None,
         };
         for (i, e) in events.iter().enumerate() {
+            if let ProductEvent::Requeued { user, .. } = e {
+                let again = self
+                    .tracks
+                    .get(user.as_str())
+                    .is_some_and(|t| t.requeued_since_activity);
+                let granted = events[i..]
+                    .iter()
+                    .any(|x| matches!(x, ProductEvent::SlotGranted { user: u, .. } if u == user));
+                prop_assert!(
+                    !again || granted,
+                    "{} requeued twice without activity in between, and not granted at once",
+                    user
+                );
+            }
             self.check_event(&command, presence.as_ref(), &events[..i], e, &settings)?;
             self.state.apply(e);
             self.journal.push(e.clone());
@@ -572,11 +589,6 @@ impl Run {
                 self.joins += 1;
                 let j = self.joins;
                 let t = self.tracks.entry(user.to_string()).or_default();
-                prop_assert!(
-                    !t.requeued_since_activity,
-                    "{} requeued twice without activity in between",
-                    user
-                );
                 t.requeued_since_activity = true;
                 t.joined = j;
                 if t.lock.is_some_and(|l| l > *at) {
@@ -888,6 +900,32 @@ impl Run {
     ) -> Result<(), TestCaseError> {
         let now = self.now;
         let after = self.settings();
+        // Auto re-login: a connected holder revoked for inactivity is not left without a
+        // slot while one stays free.
+        if let Command::Tick { presence } = command {
+            let free = self.state.holders().len() < after.shared_slots as usize;
+            if after.auto_relogin && after.reservations.is_empty() && free {
+                for e in events {
+                    if let ProductEvent::SlotRevoked {
+                        user,
+                        reason: RevokeReason::Inactivity,
+                        ..
+                    } = e
+                    {
+                        if presence.connected.contains(user) {
+                            prop_assert!(
+                                matches!(
+                                    self.state.slot_view(user, now),
+                                    SlotView::Granted { .. }
+                                ),
+                                "{} revoked while connected, with a slot free, and not granted again",
+                                user
+                            );
+                        }
+                    }
+                }
+            }
+        }
         if !self.state.queue().is_empty() {
             prop_assert_eq!(
                 self.state.holders().len(),
@@ -1142,4 +1180,106 @@ fn timelines_reach_every_rule() {
     for (what, n) in counts(&total) {
         assert!(n > 0, "no {what} in {runs} timelines: {total:?}");
     }
+}
+
+/// Sweeps `state` at each instant it asks for until `until`, with `presence`; applies
+/// and returns every event.
+fn sweep_until(
+    state: &mut ProductState,
+    presence: &Presence,
+    mut now: Timestamp,
+    until: Timestamp,
+) -> Vec<ProductEvent> {
+    let mut all = Vec::new();
+    while let Some(next) = state.next_tick(now).filter(|t| *t <= until) {
+        now = next;
+        let command = Command::Tick {
+            presence: presence.clone(),
+        };
+        let events = state
+            .decide(&command, now)
+            .expect("a sweep is never refused");
+        for e in &events {
+            state.apply(e);
+        }
+        all.extend(events);
+    }
+    all
+}
+
+/// Auto re-login in virtual time: a holder whose page stays open (a connected stream)
+/// and who does nothing is revoked for inactivity and granted again in the same sweep,
+/// every time, while a slot is free for them; once a member waits, the idle page takes
+/// no slot from them until the user is active again.
+#[test]
+fn an_open_idle_page_is_granted_again_while_a_slot_is_free() {
+    let t0 = Timestamp::from_millis(T0_MS);
+    let mut settings = Settings::new(ProductKind::Jira, 10, 1);
+    settings.inactivity_s = 600;
+    settings.warning_lead_s = 60;
+    settings.sweep_interval_s = 60;
+    settings.auto_relogin = true;
+    let mut state = ProductState::new();
+    let run = |state: &mut ProductState, command: Command, at: Timestamp| {
+        let events = state.decide(&command, at).expect("accepted");
+        for e in &events {
+            state.apply(e);
+        }
+        events
+    };
+    run(&mut state, Command::Configure(settings), t0);
+    for u in ["ann", "bob"] {
+        let enrol = Command::Enrol {
+            user: u.into(),
+            active: true,
+        };
+        run(&mut state, enrol, t0);
+    }
+    run(&mut state, Command::request("ann".to_string()), t0);
+    let presence = Presence {
+        connected: HashSet::from(["ann".to_string(), "bob".to_string()]),
+        ..Presence::default()
+    };
+    // Three hours idle: revoked and granted again at once, about every ten minutes.
+    let three_hours = t0.plus_secs(3 * 3600);
+    let events = sweep_until(&mut state, &presence, t0, three_hours);
+    let revocations = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                ProductEvent::SlotRevoked {
+                    reason: RevokeReason::Inactivity,
+                    ..
+                }
+            )
+        })
+        .count();
+    let regrants = events
+        .iter()
+        .filter(|e| matches!(e, ProductEvent::SlotGranted { user, .. } if user == "ann"))
+        .count();
+    assert!(revocations >= 15, "{events:?}");
+    assert_eq!(regrants, revocations, "{events:?}");
+    assert!(matches!(
+        state.slot_view("ann", three_hours),
+        SlotView::Granted { .. }
+    ));
+
+    // Bob waits: ann, idle for hours, takes no slot from him. At her next revocation
+    // the slot goes to bob and she is not queued again (her re-login is used until she
+    // is active); bob, idle in turn, is granted again while nobody waits.
+    run(&mut state, Command::request("bob".to_string()), three_hours);
+    let at = |s: u32| three_hours.plus_secs(s);
+    sweep_until(&mut state, &presence, three_hours, at(600));
+    assert!(matches!(
+        state.slot_view("bob", at(600)),
+        SlotView::Granted { .. }
+    ));
+    assert_eq!(state.slot_view("ann", at(600)), SlotView::None);
+    sweep_until(&mut state, &presence, at(600), at(3600));
+    assert!(matches!(
+        state.slot_view("bob", at(3600)),
+        SlotView::Granted { .. }
+    ));
 }

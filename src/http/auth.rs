@@ -4,6 +4,7 @@ use super::AppState;
 use crate::problem::Problem;
 use actix_web::http::header;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use ipnet::IpNet;
 use std::future::{ready, Ready};
 
 /// Header naming the calling user, set by a trusted front proxy.
@@ -71,14 +72,11 @@ fn calling_user(req: &HttpRequest) -> Result<CallingUser, Problem> {
     let Some(value) = req.headers().get(USER_HEADER) else {
         return Err(Problem::missing_user(USER_HEADER));
     };
-    let trusted = req.peer_addr().is_some_and(|peer| {
-        state
-            .trusted_proxies
-            .iter()
-            .any(|net| net.contains(&peer.ip()))
-    });
-    if !trusted {
+    if !from_trusted_proxy(req, &state.trusted_proxies) {
         return Err(Problem::untrusted_proxy(USER_HEADER));
+    }
+    if req.headers().get_all(USER_HEADER).nth(1).is_some() {
+        return Err(Problem::duplicate_user_header(USER_HEADER));
     }
     let name = value.to_str().map_err(|_| {
         Problem::bad_name(
@@ -88,6 +86,13 @@ fn calling_user(req: &HttpRequest) -> Result<CallingUser, Problem> {
     })?;
     check_user_name(name.trim())?;
     Ok(CallingUser(name.trim().to_string()))
+}
+
+/// Whether the TCP peer is one of the configured `trusted_proxies`: only then are the
+/// headers a front proxy sets ([`USER_HEADER`], `X-Forwarded-Proto`) believed.
+pub fn from_trusted_proxy(req: &HttpRequest, trusted: &[IpNet]) -> bool {
+    req.peer_addr()
+        .is_some_and(|peer| trusted.iter().any(|net| net.contains(&peer.ip())))
 }
 
 /// Checks a user name from a header or a path: 1 to 256 bytes, no control characters.

@@ -31,19 +31,27 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Whether a proxy's header names a path of this host: it starts with one `/`, and has
+/// no whitespace or control character (a browser drops a tab or newline from a URL, so
+/// `/\t/evil.example` would be read as `//evil.example`, another host).
+fn local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
 fn refused_for(req: &HttpRequest, state: &'static str) -> HttpResponse {
     let original = header(req, "X-Original-URI")
         .or_else(|| header(req, "X-Forwarded-Uri"))
-        .filter(|u| u.starts_with('/') && !u.starts_with("//"))
+        .filter(|u| local_path(u))
         .unwrap_or("/");
     let encoded: String = url::form_urlencoded::byte_serialize(original.as_bytes()).collect();
     let mut res = HttpResponse::build(StatusCode::UNAUTHORIZED);
     res.insert_header((GATE_STATE_HEADER, state))
         .insert_header((RETURN_TO_HEADER, encoded.clone()))
         .insert_header(("Cache-Control", "no-store"));
-    let queue = header(req, QUEUE_URL_HEADER).filter(|q| {
-        q.starts_with('/') && !q.starts_with("//") && !q.contains(['\\', '?', '#', '"', '<', '>'])
-    });
+    let queue = header(req, QUEUE_URL_HEADER)
+        .filter(|q| local_path(q) && !q.contains(['\\', '?', '#', '"', '<', '>']));
     match queue {
         Some(q) => {
             let target = format!("{q}?return_to={encoded}");

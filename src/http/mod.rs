@@ -11,6 +11,7 @@ pub mod connector;
 pub mod dashboard;
 pub mod fixed_request;
 pub mod gate;
+pub mod limits;
 pub mod observe;
 pub mod ops;
 pub mod pages;

@@ -5,9 +5,9 @@ use super::sse;
 use super::AppState;
 use crate::problem::Problem;
 use crate::view::SlotState;
-use actix_web::{http::header, web, HttpResponse};
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use slotpool_actors::session::KEEP_ALIVE;
-use slotpool_actors::{ask, Poll, SessionActor};
+use slotpool_actors::{ask, ActorError, Poll, Read, SessionActor};
 use slotpool_events::{Command, SlotView};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -107,24 +107,34 @@ pub async fn activity(
 /// Events (`granted`, `queue`, `warning`, `revoked`, and the current state first). While
 /// the stream is open the caller's queue place does not expire.
 pub async fn notifications(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
     let addr = state.product(&path)?;
-    // Refuse a product that is not configured before opening a stream.
-    ask(
-        &addr,
-        Poll {
-            user: user.0.clone(),
-        },
-    )
-    .await?;
+    // Refuse a product that is not configured, and a user who may not ask for a slot
+    // (as the slot API does), before opening a stream.
+    let who = user.0.clone();
+    let may = ask(&addr, Read::new(move |s, _| s.may_listen(&who))).await?;
+    if let Err(refusal) = may {
+        let unknown = state.services.directory_view.facts(&user.0).is_none();
+        return Err(Problem::of_command(
+            ActorError::Refused(refusal),
+            unknown.then_some(user.0.as_str()),
+        ));
+    }
+    let permit = super::limits::streams::stream_permit(&req, &user.0)?;
     let frames = SessionActor::open(user.0, addr, KEEP_ALIVE);
-    let body = futures_util::stream::unfold(Some(frames), |rx| async move {
-        let mut rx = rx?;
+    // The permit lives as long as the stream's body: the place is given back when the
+    // browser goes.
+    let body = futures_util::stream::unfold(Some((frames, permit)), |open| async move {
+        let (mut rx, permit) = open?;
         let frame = rx.recv().await?;
-        Some((Ok::<_, actix_web::Error>(sse::encode(&frame)), Some(rx)))
+        Some((
+            Ok::<_, actix_web::Error>(sse::encode(&frame)),
+            Some((rx, permit)),
+        ))
     });
     let first = futures_util::stream::once(async {
         Ok::<_, actix_web::Error>(web::Bytes::from_static(b"retry: 3000\n\n"))

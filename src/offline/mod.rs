@@ -170,16 +170,34 @@ pub fn rfc3339(t: Timestamp) -> String {
     crate::view::rfc3339(t)
 }
 
-/// Writes rows as CSV to stdout.
+/// Writes rows as CSV to stdout, every cell made safe for spreadsheets
+/// ([`spreadsheet_safe`]).
 pub fn write_csv(header: &[&str], rows: &[Vec<String>]) -> Result<(), Failure> {
     let mut w = csv::Writer::from_writer(std::io::stdout().lock());
     let io = |e: csv::Error| Failure::Runtime(format!("cannot write the report: {e}"));
     w.write_record(header).map_err(io)?;
     for r in rows {
-        w.write_record(r).map_err(io)?;
+        for cell in r {
+            w.write_field(spreadsheet_safe(cell).as_bytes())
+                .map_err(io)?;
+        }
+        w.write_record(None::<&[u8]>).map_err(io)?;
     }
     w.flush()
         .map_err(|e| Failure::Runtime(format!("cannot write the report: {e}")))
+}
+
+/// A CSV cell that a spreadsheet will not run as a formula (CSV injection, as OWASP
+/// advises): a cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a
+/// leading `'`, unless the whole cell is a plain number (a negative count stays a
+/// number). User names and administrators' texts reach reports unchanged otherwise.
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && cell.parse::<f64>().map_or(true, |n| !n.is_finite()) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
 }
 
 /// Writes rows as aligned columns to stdout, under a title line.

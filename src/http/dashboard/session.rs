@@ -202,10 +202,16 @@ pub fn check_login_csrf(req: &HttpRequest, token: &str) -> Result<(), Problem> {
     }
 }
 
-/// Whether the request came over https (directly or, per `X-Forwarded-Proto`, through the
-/// front proxy): the cookies are then marked Secure.
+/// Whether the request came over https (directly, or per `X-Forwarded-Proto` /
+/// `Forwarded` through a front proxy in `trusted_proxies`; from any other peer those
+/// headers are not believed): the cookies are then marked Secure.
 pub fn is_https(req: &HttpRequest) -> bool {
-    req.connection_info().scheme() == "https"
+    if req.app_config().secure() {
+        return true;
+    }
+    let trusted = crate::http::auth::app_state(req)
+        .is_ok_and(|s| crate::http::auth::from_trusted_proxy(req, &s.trusted_proxies));
+    trusted && req.connection_info().scheme() == "https"
 }
 
 #[cfg(test)]
