@@ -77,6 +77,8 @@ pub enum Command {
     /// The directory's groups of a user changed (names and SCIM ids): a product with
     /// reservations notes the change for a holder or queued member and re-fills.
     NoteGroups { user: String, groups: Arc<[String]> },
+    /// The directory renamed a user: what the product knows of `from` moves to `to`.
+    Rename { from: String, to: String },
 }
 
 impl Command {

@@ -26,6 +26,7 @@ pub mod stream;
 pub mod sweep;
 pub mod sync;
 pub mod time;
+pub mod user_name;
 
 pub use command::{Command, Refusal};
 pub use connector::{ConnectorKind, ConnectorSettings, Drift};

@@ -135,6 +135,10 @@ pub fn input(body: &Value) -> Result<UserInput, ScimError> {
     let user = str_attr(body, "userName")?
         .filter(|u| !u.trim().is_empty())
         .ok_or_else(|| ScimError::bad("invalidValue", "userName is required"))?;
+    // The one name rule (NFKC, then the user header's charset): a confusable name is the
+    // same user or refused, never a second one.
+    let user = slotpool_events::user_name::normalise(&user)
+        .map_err(|e| ScimError::bad("invalidValue", format!("userName: {e}")))?;
     let name = get_ci(body, "name").cloned().unwrap_or(Value::Null);
     let mut attributes = BTreeMap::new();
     match get_ci(body, ENTERPRISE) {
