@@ -351,3 +351,221 @@ fn patch_of_extension_attributes_and_of_active_is_kept_and_returned() {
         Some("mutability"),
     );
 }
+
+fn user_name(s: &Scim, id: &str) -> String {
+    s.ok("GET", &format!("/Users/{id}"), None, 200)["userName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_rename_keeps_id_slot_queue_place_fixed_licence_groups_and_history() {
+    let dir = temp_dir();
+    let logs = temp_dir();
+    let opts = Opts::new(dir.path(), logs.path());
+    let mut server = Server::start(&opts);
+    let s = Scim::new(&server);
+    let a = server.client();
+    for p in ["jira", "wiki"] {
+        let r = a.put_product(
+            p,
+            json!({"kind": "generic", "licence_tier": 5, "shared_slots": 1}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let ann = s.user("ann@example.com");
+    let bob = s.user("bob@example.com");
+    let cy = s.user("cy@example.com");
+    let staff = s.group("staff", &[&ann]);
+    for u in ["ann@example.com", "bob@example.com"] {
+        a.enrol("jira", u);
+    }
+    a.enrol("wiki", "bob@example.com");
+    let r = a.admin("PUT", "/admin/v1/products/jira/fixed/cy@example.com", None);
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(a.request("jira", "ann@example.com").state(), "granted");
+    assert_eq!(a.request("jira", "bob@example.com").state(), "queued");
+    assert_eq!(a.request("wiki", "bob@example.com").state(), "granted");
+
+    // Okta: PATCH replace of userName (an e-mail change). Same id, new name.
+    let renamed = s.ok(
+        "PATCH",
+        &format!("/Users/{ann}"),
+        Some(&ops(
+            json!([{"op": "replace", "path": "userName", "value": "ann.smith@example.com"}]),
+        )),
+        200,
+    );
+    assert_eq!(renamed["id"], json!(ann));
+    assert_eq!(renamed["userName"], json!("ann.smith@example.com"));
+    // Entra ID: PUT with the new userName; bob waits and holds under the new name.
+    let mut put = s.ok("GET", &format!("/Users/{bob}"), None, 200);
+    put["userName"] = json!("Bob.Jones@example.com");
+    s.ok("PUT", &format!("/Users/{bob}"), Some(&put), 200);
+    // A case-only rename of cy: the fixed licence follows.
+    s.ok(
+        "PATCH",
+        &format!("/Users/{cy}"),
+        Some(&ops(
+            json!([{"op": "replace", "value": {"userName": "CY@example.com"}}]),
+        )),
+        200,
+    );
+    let check = |a: &common::Client| {
+        assert_eq!(a.holders("jira"), vec!["ann.smith@example.com".to_string()]);
+        assert_eq!(a.queue("jira"), vec!["Bob.Jones@example.com".to_string()]);
+        assert_eq!(a.holders("wiki"), vec!["Bob.Jones@example.com".to_string()]);
+        assert_eq!(a.product("jira")["members"], json!(2));
+        assert_eq!(a.product("jira")["fixed"], json!(1));
+        assert_eq!(
+            a.request("jira", "ann.smith@example.com").state(),
+            "granted"
+        );
+        assert_eq!(a.request("jira", "Bob.Jones@example.com").state(), "queued");
+        assert_eq!(a.request("jira", "CY@example.com").state(), "fixed");
+        // The old names are nobody's now.
+        for old in ["ann@example.com", "bob@example.com", "cy@example.com"] {
+            assert_eq!(a.request("jira", old).status, 403, "{old}");
+        }
+    };
+    check(&a);
+    let g = s.ok("GET", &format!("/Groups/{staff}"), None, 200);
+    assert_eq!(
+        g["members"][0]["display"],
+        json!("ann.smith@example.com"),
+        "{g}"
+    );
+    let by_name = s.ok(
+        "GET",
+        "/Users?filter=userName%20eq%20%22ann.smith%40example.com%22",
+        None,
+        200,
+    );
+    assert_eq!(by_name["Resources"][0]["id"], json!(ann));
+    // A name in use (without regard to case) is 409 uniqueness and changes nothing.
+    assert_scim_error(
+        &s.call(
+            "PATCH",
+            &format!("/Users/{ann}"),
+            Some(&ops(
+                json!([{"op": "replace", "path": "userName", "value": "bob.jones@EXAMPLE.com"}]),
+            )),
+        ),
+        409,
+        Some("uniqueness"),
+    );
+    assert_eq!(user_name(&s, &ann), "ann.smith@example.com");
+    // The old name is free for someone new, who is not the renamed user.
+    s.user("ann@example.com");
+    assert_eq!(a.request("jira", "ann@example.com").status, 403);
+
+    // After a restart (replay), the same.
+    server.stop();
+    let server = Server::start(&opts);
+    let s = Scim::new(&server);
+    let a = server.client();
+    check(&a);
+    assert_eq!(user_name(&s, &bob), "Bob.Jones@example.com");
+    // Releasing under the new name gives the slot to the renamed queue head.
+    assert_eq!(a.release("jira", "ann.smith@example.com").status, 204);
+    assert_eq!(a.holders("jira"), vec!["Bob.Jones@example.com".to_string()]);
+    let mut server = server;
+    server.stop();
+
+    // Audit finds the history under either name, and shows the rename.
+    let dir_s = dir.path().to_str().expect("utf-8 path");
+    for name in ["ann@example.com", "ann.smith@example.com"] {
+        let out = common::slotpool_command()
+            .args([
+                "audit",
+                "--data-dir",
+                dir_s,
+                "--product",
+                "jira",
+                "--user",
+                name,
+                "--format",
+                "json",
+            ])
+            .output()
+            .expect("run slotpool audit");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+        let events: Vec<&str> = v["timeline"]["entries"]
+            .as_array()
+            .map(|e| e.iter().filter_map(|x| x["event"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            events,
+            ["enrolled", "granted", "renamed", "released"],
+            "{name}: {v}"
+        );
+        let renamed = v["timeline"]["entries"][2].clone();
+        assert_eq!(
+            (renamed["from"].clone(), renamed["to"].clone()),
+            (json!("ann@example.com"), json!("ann.smith@example.com")),
+            "{renamed}"
+        );
+    }
+}
+
+#[test]
+fn confusable_names_are_one_user_or_refused_like_the_user_header() {
+    let (server, _d, _l) = start();
+    let s = Scim::new(&server);
+    let a = server.client();
+    s.user("bob");
+    s.user("alice");
+    // Full-width letters normalise (NFKC) to `alice`: the same name, so 409.
+    assert_scim_error(
+        &s.call(
+            "POST",
+            "/Users",
+            Some(&json!({"schemas": [USER], "userName": "ａｌｉｃｅ"})),
+        ),
+        409,
+        Some("uniqueness"),
+    );
+    // What NFKC leaves outside the header's charset is refused.
+    for bad in ["bob\u{200b}", "\u{feff}bob", "josé", "tab\there"] {
+        assert_scim_error(
+            &s.call(
+                "POST",
+                "/Users",
+                Some(&json!({"schemas": [USER], "userName": bad})),
+            ),
+            400,
+            Some("invalidValue"),
+        );
+    }
+    // A rename to a confusable name: the same rule.
+    let id = s.user("carol");
+    assert_scim_error(
+        &s.call(
+            "PATCH",
+            &format!("/Users/{id}"),
+            Some(&ops(
+                json!([{"op": "replace", "path": "userName", "value": "carol\u{200b}"}]),
+            )),
+        ),
+        400,
+        Some("invalidValue"),
+    );
+    // A new full-width name is stored normalised: the header can carry it.
+    let dee = s.ok(
+        "POST",
+        "/Users",
+        Some(&json!({"schemas": [USER], "userName": "ｄｅｅ"})),
+        201,
+    );
+    assert_eq!(dee["userName"], json!("dee"));
+    let r = a.put_product(
+        "jira",
+        json!({"kind": "generic", "licence_tier": 5, "shared_slots": 1}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    a.enrol("jira", "dee");
+    assert_eq!(a.request("jira", "dee").state(), "granted");
+    assert_eq!(s.ok("GET", "/Users", None, 200)["totalResults"], json!(4));
+}

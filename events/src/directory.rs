@@ -589,10 +589,11 @@ impl DirectoryState {
         if from == to {
             return;
         }
+        // Kept even when `from` is unknown: an audit folds the renames alone.
+        self.renames.push((from.to_string(), to.to_string()));
         let Some(mut u) = self.users.remove(from) else {
             return;
         };
-        self.renames.push((from.to_string(), to.to_string()));
         self.by_lower.remove(&from.to_lowercase());
         if let Some(stale) = self.users.remove(to) {
             self.by_id.remove(&stale.id);
