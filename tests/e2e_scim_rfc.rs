@@ -569,3 +569,164 @@ fn confusable_names_are_one_user_or_refused_like_the_user_header() {
     assert_eq!(a.request("jira", "dee").state(), "granted");
     assert_eq!(s.ok("GET", "/Users", None, 200)["totalResults"], json!(4));
 }
+
+#[test]
+fn filters_projection_and_etags() {
+    let (server, _d, _l) = start();
+    let s = Scim::new(&server);
+    let ann = s.user("ann");
+    let bob = s.user("bob");
+    s.user("cy");
+    for (id, dept, mail) in [
+        (&ann, "R&D", "ann@work.example"),
+        (&bob, "Sales", "bob@home.example"),
+    ] {
+        s.ok(
+            "PATCH",
+            &format!("/Users/{id}"),
+            Some(&ops(json!([
+                {"op": "add", "path": format!("{ENTERPRISE}:department"), "value": dept},
+                {"op": "add", "path": "emails", "value": [{"value": mail, "type": if dept == "R&D" { "work" } else { "home" }}]},
+            ]))),
+            200,
+        );
+    }
+    let names = |filter: &str| -> Vec<String> {
+        let q: String = filter
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        ids(&s.ok(
+            "GET",
+            &format!("/Users?sortBy=userName&filter={q}"),
+            None,
+            200,
+        ))
+    };
+    assert_eq!(
+        names(&format!("{ENTERPRISE}:department eq \"r&d\"")),
+        ["ann"]
+    );
+    assert_eq!(names("userName co \"n\""), ["ann"]);
+    assert_eq!(
+        names("userName sw \"B\" or userName eq \"cy\""),
+        ["bob", "cy"]
+    );
+    assert_eq!(names("emails pr"), ["ann", "bob"]);
+    assert_eq!(names("not (emails pr)"), ["cy"]);
+    assert_eq!(
+        names("emails[type eq \"work\"].value ew \"example\""),
+        ["ann"]
+    );
+    assert_eq!(
+        names("emails[type eq \"home\" and value co \"bob\"]"),
+        ["bob"]
+    );
+    assert_eq!(
+        names("active eq true and meta.resourceType eq \"User\""),
+        ["ann", "bob", "cy"]
+    );
+    // Projection of extension attributes and sub-attributes.
+    let one = s.ok(
+        "GET",
+        &format!("/Users/{ann}?attributes={ENTERPRISE}:department,emails.value"),
+        None,
+        200,
+    );
+    assert_eq!(one[ENTERPRISE], json!({"department": "R&D"}), "{one}");
+    assert_eq!(one["emails"], json!([{"value": "ann@work.example"}]));
+    assert!(one.get("userName").is_none() && one["id"] == json!(ann));
+    let one = s.ok(
+        "GET",
+        &format!("/Users/{ann}?excludedAttributes=emails.type,emails.primary,meta"),
+        None,
+        200,
+    );
+    assert_eq!(
+        one["emails"],
+        json!([{"value": "ann@work.example"}]),
+        "{one}"
+    );
+    assert!(one.get("meta").is_none() && one["userName"] == json!("ann"));
+    // meta.location is where the resource is; meta.version is its ETag.
+    let got = s.call("GET", &format!("/Users/{ann}"), None);
+    let body = got.json();
+    let tag = got.header("etag").expect("an ETag").to_string();
+    assert_eq!(body["meta"]["version"], json!(tag));
+    let location = body["meta"]["location"]
+        .as_str()
+        .expect("location")
+        .to_string();
+    assert!(
+        location.starts_with(&server.base) && location.ends_with(&format!("/scim/v2/Users/{ann}"))
+    );
+    let with = |method: &str, header: (&str, &str), body: Option<&Value>| {
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        s.c.call(
+            method,
+            &format!("/scim/v2/Users/{ann}"),
+            &[
+                ("Authorization", &format!("Bearer {}", s.token)),
+                ("Content-Type", "application/scim+json"),
+                header,
+            ],
+            bytes.as_deref(),
+        )
+    };
+    assert_eq!(with("GET", ("If-None-Match", &tag), None).status, 304);
+    let change = ops(json!([{"op": "replace", "path": "displayName", "value": "Ann"}]));
+    assert_scim_error(
+        &with("PATCH", ("If-Match", "W/\"1\""), Some(&change)),
+        412,
+        None,
+    );
+    let r = with("PATCH", ("If-Match", &tag), Some(&change));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let new_tag = r.header("etag").expect("a new ETag").to_string();
+    assert_ne!(new_tag, tag);
+    assert_eq!(with("GET", ("If-None-Match", &tag), None).status, 200);
+    assert_scim_error(&with("DELETE", ("If-Match", &tag), None), 412, None);
+    // scimType of PATCH errors.
+    for (op, scim_type) in [
+        (json!({"op": "remove"}), "noTarget"),
+        (
+            json!({"op": "add", "path": "emails[type eq", "value": 1}),
+            "invalidPath",
+        ),
+        (
+            json!({"op": "add", "path": "emails[type eqq \"w\"].value", "value": 1}),
+            "invalidFilter",
+        ),
+        (
+            json!({"op": "add", "path": "a..b", "value": 1}),
+            "invalidPath",
+        ),
+        (
+            json!({"op": "replace", "path": "emails[type co \"x\"].value", "value": "y"}),
+            "noTarget",
+        ),
+        (
+            json!({"op": "add", "path": "active", "value": "maybe"}),
+            "invalidValue",
+        ),
+        (
+            json!({"op": "copy", "path": "active", "value": true}),
+            "invalidSyntax",
+        ),
+    ] {
+        assert_scim_error(
+            &s.call(
+                "PATCH",
+                &format!("/Users/{ann}"),
+                Some(&ops(json!([op.clone()]))),
+            ),
+            400,
+            Some(scim_type),
+        );
+    }
+}

@@ -127,7 +127,19 @@ pub async fn get<R: Resource>(
     payload: web::Payload,
 ) -> HttpResponse {
     serve(req, payload, |req, _| async move {
-        let (v, _) = read::<R>(&req, path.into_inner()).await?;
+        let (v, version) = read::<R>(&req, path.into_inner()).await?;
+        // RFC 7644 §3.14: a GET with the current version in If-None-Match is a 304.
+        let current = super::etag(version);
+        let unchanged = req
+            .headers()
+            .get(actix_web::http::header::IF_NONE_MATCH)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|h| h.split(',').any(|t| t.trim() == current || t.trim() == "*"));
+        if unchanged {
+            return Ok(HttpResponse::NotModified()
+                .insert_header((actix_web::http::header::ETAG, current))
+                .finish());
+        }
         one(&req, StatusCode::OK, v)
     })
     .await
