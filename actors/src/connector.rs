@@ -25,7 +25,7 @@ use crate::metrics::ProductMetrics;
 use crate::product::{ProductActor, Read};
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
-use slotpool_events::connector::{retry_delay_ms, touched_user, Drift};
+use slotpool_events::connector::{retry_delay_ms, touched_names, Drift};
 use slotpool_events::{ConnectorSettings, Journal, ProductEvent, StreamId, StreamTip, Timestamp};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
@@ -310,7 +310,7 @@ impl ConnectorActor {
             .journal
             .replay_from::<ProductEvent>(&self.stream, self.cursor, |env| {
                 records += 1;
-                if let Some(u) = touched_user(&env.event) {
+                for u in touched_names(&env.event).into_iter().flatten() {
                     changes += 1;
                     if seen.insert(u.to_string()) {
                         users.push(u.to_string());

@@ -19,7 +19,7 @@ use crate::scheduler::Schedule;
 use crate::session::{Notification, Subscribe, Unsubscribe};
 use actix::prelude::*;
 use slotpool_events::{
-    connector::touched_user, Command, ConnectorSettings, Holder, Journal, Presence, ProductEvent,
+    connector::touched_names, Command, ConnectorSettings, Holder, Journal, Presence, ProductEvent,
     ProductState, Refusal, SlotView, Standing, StreamId, StreamTip, Timestamp,
 };
 use std::collections::HashMap;
@@ -378,7 +378,10 @@ impl ProductActor {
         let Some((_, connector)) = &self.connector else {
             return;
         };
-        if !events.iter().any(|e| touched_user(e).is_some()) {
+        if !events
+            .iter()
+            .any(|e| touched_names(e).iter().any(Option::is_some))
+        {
             return;
         }
         let connector = connector.clone();
