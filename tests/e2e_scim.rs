@@ -390,7 +390,8 @@ fn okta_and_entra_sequences_errors_deprovisioning_sync_eligibility_and_restart()
         400,
         Some("invalidSyntax"),
     );
-    assert_scim_error(&s.call("PATCH", &format!("/Users/{ann_id}"), Some(&json!({"Operations": [{"op": "replace", "path": "userName", "value": "someone-else"}]}))), 400, Some("mutability"));
+    // A rename is supported (tests/e2e_scim_rfc.rs); to a name in use it is refused.
+    assert_scim_error(&s.call("PATCH", &format!("/Users/{ann_id}"), Some(&json!({"Operations": [{"op": "replace", "path": "userName", "value": "CY@example.com"}]}))), 409, Some("uniqueness"));
     assert_scim_error(
         &s.call(
             "PUT",

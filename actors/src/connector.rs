@@ -31,7 +31,7 @@ pub use crate::transport::{
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
-use slotpool_events::connector::{retry_delay_ms, touched_user, Drift};
+use slotpool_events::connector::{retry_delay_ms, touched_names, Drift};
 use slotpool_events::{ConnectorSettings, ProductEvent, StreamId, Timestamp};
 use slotpool_journal::{Journal, NamedStore, StreamTip};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -215,7 +215,7 @@ impl ConnectorActor {
             .journal
             .replay_from::<ProductEvent>(&self.stream, self.cursor, |env| {
                 records += 1;
-                if let Some(u) = touched_user(&env.event) {
+                for u in touched_names(&env.event).into_iter().flatten() {
                     changes += 1;
                     if seen.insert(u.to_string()) {
                         users.push(u.to_string());

@@ -117,8 +117,9 @@ pub struct ConfigureProduct {
     pub cause: Uuid,
 }
 
-/// Tell every product again about every deactivated user: repairs a crash between the
-/// directory recording a deactivation and the products hearing of it. Idempotent.
+/// Tell every product again about every rename and every deactivated user: repairs a
+/// crash between the directory recording a rename or deactivation and the products
+/// hearing of it. Idempotent.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<usize, ActorError>")]
 pub struct Reconcile {
@@ -201,6 +202,11 @@ impl DirectoryActor {
                 | DirectoryEvent::UserProfiled { user, .. }
                 | DirectoryEvent::UserDeleted { user } => {
                     users.insert(user.clone());
+                }
+                // The old name leaves the view, the new one enters it with the facts.
+                DirectoryEvent::UserRenamed { from, to } => {
+                    users.insert(from.clone());
+                    users.insert(to.clone());
                 }
                 DirectoryEvent::GroupMemberAdded { user, .. }
                 | DirectoryEvent::GroupMemberRemoved { user, .. } => {
@@ -296,11 +302,16 @@ async fn tell_all(
     Ok(())
 }
 
-/// The product commands that carry `events`' changes of active state.
+/// The product commands that carry `events`' renames and changes of active state, in
+/// the order recorded (a rename comes first, so what follows names the new name).
 fn activity_changes(events: &[DirectoryEvent]) -> Vec<Command> {
     events
         .iter()
         .filter_map(|e| match e {
+            DirectoryEvent::UserRenamed { from, to } => Some(Command::Rename {
+                from: from.clone(),
+                to: to.clone(),
+            }),
             DirectoryEvent::UserDeactivated { user } => Some(Command::SetActive {
                 user: user.clone(),
                 active: false,
@@ -483,9 +494,14 @@ impl Handler<Reconcile> for DirectoryActor {
             .filter(|u| !u.active)
             .map(|u| u.user.clone())
             .collect();
+        let renames = self.state.pending_renames();
         let targets: Vec<_> = self.products.all().into_iter().map(|(_, a)| a).collect();
         AtomicResponse::new(Box::pin(
             async move {
+                // Renames first: a product that missed one knows the user by the old name.
+                for (from, to) in renames {
+                    tell_all(targets.clone(), Command::Rename { from, to }, msg.cause).await?;
+                }
                 for user in &inactive {
                     let command = Command::SetActive {
                         user: user.clone(),

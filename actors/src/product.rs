@@ -27,7 +27,7 @@ use crate::request_index::RequestIndex;
 use crate::transport::ConnectorSlot;
 use actix::prelude::*;
 use slotpool_events::{
-    connector::touched_user, Command, ConnectorSettings, Holder, Presence, ProductEvent,
+    connector::touched_names, Command, ConnectorSettings, Holder, Presence, ProductEvent,
     ProductState, Refusal, SlotView, Standing, StreamId, Timestamp,
 };
 use slotpool_journal::{Journal, StreamTip};
@@ -329,7 +329,10 @@ impl ProductActor {
         let Some((_, connector)) = &self.connector else {
             return;
         };
-        if !events.iter().any(|e| touched_user(e).is_some()) {
+        if !events
+            .iter()
+            .any(|e| touched_names(e).iter().any(Option::is_some))
+        {
             return;
         }
         let connector = connector.clone();

@@ -89,6 +89,8 @@ pub enum Command {
         attributes: Option<Arc<BTreeMap<String, String>>>,
         groups: Option<Arc<[String]>>,
     },
+    /// The directory renamed a user: what the product knows of `from` moves to `to`.
+    Rename { from: String, to: String },
 }
 
 impl Command {

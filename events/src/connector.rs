@@ -30,6 +30,15 @@ pub fn touched_user(event: &ProductEvent) -> Option<&str> {
     }
 }
 
+/// Every user whose access-group membership `event` may change: [`touched_user`]'s, or
+/// for a rename both names (the old one leaves the group, the new one joins it).
+pub fn touched_names(event: &ProductEvent) -> [Option<&str>; 2] {
+    match event {
+        ProductEvent::MemberRenamed { from, to } => [Some(from), Some(to)],
+        e => [touched_user(e), None],
+    }
+}
+
 /// Folds a run of events into the users whose membership they may change, each once, in
 /// the order of their first change. One delivery per user then carries the membership the
 /// state wants after all of them, so a user's add and remove can never cross.
@@ -37,7 +46,7 @@ pub fn touched_users<'a>(events: impl IntoIterator<Item = &'a ProductEvent>) -> 
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for e in events {
-        if let Some(u) = touched_user(e) {
+        for u in touched_names(e).into_iter().flatten() {
             if seen.insert(u) {
                 out.push(u.to_string());
             }
@@ -127,8 +136,12 @@ mod tests {
             ProductEvent::FixedGiven { user: "e".into() },
             ProductEvent::MemberEnrolled { user: "f".into() },
             ProductEvent::UserReactivated { user: "g".into() },
+            ProductEvent::MemberRenamed {
+                from: "b".into(),
+                to: "h".into(),
+            },
         ];
-        assert_eq!(touched_users(&events), vec!["b", "a", "e", "g"]);
+        assert_eq!(touched_users(&events), vec!["b", "a", "e", "g", "h"]);
     }
 
     #[test]

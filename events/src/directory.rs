@@ -168,6 +168,12 @@ fn check_text(what: &str, v: &str) -> Result<(), DirectoryRefusal> {
     Ok(())
 }
 
+/// A new user name must meet the one name rule (see [`crate::user_name`]).
+fn check_name(user: &str) -> Result<(), DirectoryRefusal> {
+    crate::user_name::validate(user)
+        .map_err(|e| DirectoryRefusal::InvalidValue(format!("userName {user:?}: {e}")))
+}
+
 /// Every user and group.
 #[derive(Debug, Clone, Default)]
 pub struct DirectoryState {
@@ -178,6 +184,8 @@ pub struct DirectoryState {
     by_id: HashMap<String, String>,
     groups: BTreeMap<String, DirectoryGroup>,
     syncs: BTreeMap<String, SyncReport>,
+    /// Every rename, oldest first (`from`, `to`).
+    renames: Vec<(String, String)>,
 }
 
 impl DirectoryState {
@@ -284,7 +292,7 @@ impl DirectoryState {
                 push_active(&mut out, user, was_active, *active);
             }
             DirectoryCommand::CreateUser { id, input } => {
-                check_text("userName", &input.user)?;
+                check_name(&input.user)?;
                 check_text("id", id)?;
                 if self.user_ignoring_case(&input.user).is_some() {
                     return Err(DirectoryRefusal::Uniqueness(input.user.clone()));
@@ -308,20 +316,31 @@ impl DirectoryState {
             } => {
                 let current = self.user_id_or(id)?;
                 Self::check_version(current.version, *if_version)?;
-                if current.user.to_lowercase() != input.user.to_lowercase() {
-                    return Err(DirectoryRefusal::Mutability(format!(
-                        "userName is the name slotpool knows the user by and cannot change from {:?} to {:?}; delete the user and create a new one",
-                        current.user, input.user
-                    )));
+                // A rename (identity providers push a changed `userName` under the same
+                // id): the SCIM id is the stable key; the new name must be free (without
+                // regard to case, another user's) and meet the name rule.
+                let name = &input.user;
+                if *name != current.user {
+                    check_name(name)?;
+                    if self
+                        .user_ignoring_case(name)
+                        .is_some_and(|other| other.id != current.id)
+                    {
+                        return Err(DirectoryRefusal::Uniqueness(name.clone()));
+                    }
+                    out.push(DirectoryEvent::UserRenamed {
+                        from: current.user.clone(),
+                        to: name.clone(),
+                    });
                 }
                 if current.profile != input.profile {
                     out.push(DirectoryEvent::UserProfiled {
-                        user: current.user.clone(),
+                        user: name.clone(),
                         id: current.id.clone(),
                         profile: input.profile.clone(),
                     });
                 }
-                push_active(&mut out, &current.user, current.active, input.active);
+                push_active(&mut out, name, current.active, input.active);
             }
             DirectoryCommand::DeleteUser { id, if_version } => {
                 let current = self.user_id_or(id)?;
@@ -519,7 +538,85 @@ impl DirectoryState {
             DirectoryEvent::SyncReported { product, report } => {
                 self.syncs.insert(product.clone(), report.clone());
             }
+            DirectoryEvent::UserRenamed { from, to } => self.rename(from, to, at),
         }
+    }
+
+    /// `from` now goes by `to`: the same id, profile, active state and groups. A user
+    /// already under `to` (which `decide` never lets happen) gives way.
+    fn rename(&mut self, from: &str, to: &str, at: Timestamp) {
+        if from == to {
+            return;
+        }
+        // Kept even when `from` is unknown: an audit folds the renames alone.
+        self.renames.push((from.to_string(), to.to_string()));
+        let Some(mut u) = self.users.remove(from) else {
+            return;
+        };
+        self.by_lower.remove(&from.to_lowercase());
+        if let Some(stale) = self.users.remove(to) {
+            self.by_id.remove(&stale.id);
+        }
+        u.user = to.to_string();
+        touch(&mut u.version, &mut u.last_modified, at);
+        self.by_lower.insert(to.to_lowercase(), to.to_string());
+        self.by_id.insert(u.id.clone(), to.to_string());
+        self.users.insert(to.to_string(), u);
+        for g in self.groups.values_mut() {
+            if g.members.remove(from) {
+                g.members.insert(to.to_string());
+                touch(&mut g.version, &mut g.last_modified, at);
+            }
+        }
+    }
+
+    /// Every rename recorded, oldest first, as `(from, to)`.
+    pub fn renames(&self) -> &[(String, String)] {
+        &self.renames
+    }
+
+    /// Every name `user` is connected to by renames (`user` included): what an audit
+    /// follows to find a user's history under any of their names.
+    pub fn names_of(&self, user: &str) -> BTreeSet<String> {
+        let mut names = BTreeSet::from([user.to_string()]);
+        loop {
+            let before = names.len();
+            for (from, to) in &self.renames {
+                if names.contains(from) || names.contains(to) {
+                    names.insert(from.clone());
+                    names.insert(to.clone());
+                }
+            }
+            if names.len() == before {
+                return names;
+            }
+        }
+    }
+
+    /// Each renamed-away name the directory no longer has, with the name its user has
+    /// now (following later renames): what products that missed a rename (a crash between
+    /// the directory recording it and the products hearing of it) are told again.
+    pub fn pending_renames(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (from, _) in &self.renames {
+            if self.users.contains_key(from)
+                || out.iter().any(|(f, _): &(String, String)| f == from)
+            {
+                continue;
+            }
+            let mut now = from.clone();
+            // Follow the chain of renames from `from`, at most once per rename.
+            for _ in 0..=self.renames.len() {
+                match self.renames.iter().rev().find(|(f, _)| *f == now) {
+                    Some((_, to)) if !self.users.contains_key(&now) => now = to.clone(),
+                    _ => break,
+                }
+            }
+            if now != *from && self.users.contains_key(&now) {
+                out.push((from.clone(), now));
+            }
+        }
+        out
     }
 
     fn user_entry(&mut self, user: &str, id: Option<&String>, at: Timestamp) -> &mut DirectoryUser {
@@ -618,17 +715,94 @@ mod tests {
         // The admin API's users keep a stable, derived id.
         run(&mut d, DirectoryCommand::Ensure { user: "bob".into() }).expect("ok");
         assert_eq!(d.user("bob").map(|u| u.id.clone()), Some(derived_id("bob")));
-        // A rename other than of case is refused; a change of case keeps the stored name.
-        let rename = d.decide(&DirectoryCommand::ReplaceUser {
+        // A rename to another user's name (any case) is refused.
+        let rename = |to: &str| DirectoryCommand::ReplaceUser {
             id: "1".into(),
             input: UserInput {
-                user: "Anne".into(),
+                user: to.into(),
                 active: true,
                 profile: Profile::default(),
             },
             if_version: None,
-        });
-        assert!(matches!(rename, Err(DirectoryRefusal::Mutability(_))));
+        };
+        assert_eq!(
+            d.decide(&rename("BOB")),
+            Err(DirectoryRefusal::Uniqueness("BOB".into()))
+        );
+        assert!(matches!(
+            d.decide(&rename("bob\u{200b}")),
+            Err(DirectoryRefusal::InvalidValue(_))
+        ));
+    }
+
+    #[test]
+    fn a_rename_keeps_the_id_profile_and_groups() {
+        let mut d = DirectoryState::new();
+        create(&mut d, "1", "ann");
+        run(
+            &mut d,
+            DirectoryCommand::CreateGroup {
+                id: "g".into(),
+                input: GroupInput {
+                    display_name: "staff".into(),
+                    external_id: None,
+                    members: vec!["1".into()],
+                },
+            },
+        )
+        .expect("group");
+        let v = d.user("ann").map(|u| u.version).unwrap_or_default();
+        let events = run(
+            &mut d,
+            DirectoryCommand::ReplaceUser {
+                id: "1".into(),
+                input: UserInput {
+                    user: "ann.smith".into(),
+                    active: false,
+                    profile: Profile::default(),
+                },
+                if_version: Some(v),
+            },
+        )
+        .expect("renamed");
+        assert_eq!(
+            events,
+            vec![
+                DirectoryEvent::UserRenamed {
+                    from: "ann".into(),
+                    to: "ann.smith".into()
+                },
+                DirectoryEvent::UserDeactivated {
+                    user: "ann.smith".into()
+                },
+            ]
+        );
+        assert!(d.user("ann").is_none() && d.user_ignoring_case("ANN").is_none());
+        let u = d.user_by_id("1").expect("same id");
+        assert_eq!((u.user.as_str(), u.active), ("ann.smith", false));
+        assert_eq!(d.groups_of("ann.smith").len(), 1);
+        assert!(d.groups_of("ann").is_empty());
+        // The old name is free again; both names are connected for audit.
+        create(&mut d, "2", "ann");
+        assert_eq!(
+            d.names_of("ann.smith"),
+            BTreeSet::from(["ann".to_string(), "ann.smith".to_string()])
+        );
+        // A rename the products may have missed is told again only while the old name
+        // is free: here it is taken again.
+        assert!(d.pending_renames().is_empty());
+        run(
+            &mut d,
+            DirectoryCommand::DeleteUser {
+                id: "2".into(),
+                if_version: None,
+            },
+        )
+        .expect("deleted");
+        assert_eq!(
+            d.pending_renames(),
+            vec![("ann".to_string(), "ann.smith".to_string())]
+        );
     }
 
     #[test]

@@ -174,6 +174,12 @@ pub enum ProductEvent {
     /// in, sorted. Recorded only by products with reservations, and only when they
     /// change (see [`crate::reservation`]).
     GroupsNoted { user: String, groups: Vec<String> },
+    /// The directory renamed a user this product knows (an identity provider changed the
+    /// `userName` of the same SCIM id): the entry under `from` (membership, fixed
+    /// licence, slot or queue place with its warning, lock, reservation groups, and the
+    /// user's fixed-licence requests) now goes by `to`. History before stays under
+    /// `from`; audit follows the rename.
+    MemberRenamed { from: String, to: String },
 }
 
 /// A fact about the directory of users. Folded by [`crate::DirectoryState::apply`].
@@ -221,4 +227,8 @@ pub enum DirectoryEvent {
         #[serde(with = "crate::json_text")]
         report: SyncReport,
     },
+    /// A user's name changed from `from` to `to` (case-insensitively unique, like every
+    /// name); the SCIM id, profile, active state and group memberships stay with the
+    /// user. Every product that knows `from` records a [`ProductEvent::MemberRenamed`].
+    UserRenamed { from: String, to: String },
 }

@@ -19,7 +19,7 @@ use crate::event::{LeaveReason, ProductEvent, RevokeReason};
 use crate::product::ProductState;
 use crate::time::Timestamp;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Milliseconds in a minute.
 pub const MINUTE_MS: i64 = 60_000;
@@ -114,7 +114,7 @@ pub struct Period {
 }
 
 /// What happened to the user, as one line of their timeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TimelineKind {
     /// Enrolled in the pool.
@@ -158,6 +158,9 @@ pub enum TimelineKind {
     FixedRequestApproved,
     /// Their fixed-licence request was rejected.
     FixedRequestRejected,
+    /// The directory renamed them: the lines before are under `from`, those after under
+    /// `to`.
+    Renamed { from: String, to: String },
 }
 
 fn revoke_code<S: serde::Serializer>(r: &RevokeReason, s: S) -> Result<S::Ok, S::Error> {
@@ -189,6 +192,7 @@ impl TimelineKind {
             TimelineKind::FixedRequested => "fixed_requested",
             TimelineKind::FixedRequestApproved => "fixed_request_approved",
             TimelineKind::FixedRequestRejected => "fixed_request_rejected",
+            TimelineKind::Renamed { .. } => "renamed",
         }
     }
 
@@ -199,13 +203,14 @@ impl TimelineKind {
             TimelineKind::Warned { revoke_at } => format!("revoke_at={}", revoke_at.as_millis()),
             TimelineKind::Revoked { reason } => reason.code().into(),
             TimelineKind::LeftQueue { reason } => reason.code().into(),
+            TimelineKind::Renamed { from, to } => format!("{from} -> {to}"),
             _ => String::new(),
         }
     }
 }
 
 /// One line of a user's timeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TimelineEntry {
     /// Position of the event in its stream.
     pub sequence: u64,
@@ -233,14 +238,27 @@ pub struct History {
     days: Vec<Period>,
     revocations: BTreeMap<&'static str, u64>,
     timeline: Vec<TimelineEntry>,
+    /// The names whose events make the timeline: [`HistoryOptions::user`], the names
+    /// given to [`History::also_known_as`], and every name a rename of one of them gave.
+    names: BTreeSet<String>,
 }
 
 impl History {
     /// An empty history that will compute what `options` ask for.
     pub fn new(options: HistoryOptions) -> Self {
         History {
+            names: options.user.iter().cloned().collect(),
             options,
             ..History::default()
+        }
+    }
+
+    /// Also collects the timeline under `names` (the user's other names, from the
+    /// directory's renames): a rename in the product's stream is followed forward on its
+    /// own, but the events before a rename are under a name the stream has not yet named.
+    pub fn also_known_as(&mut self, names: impl IntoIterator<Item = String>) {
+        if self.options.user.is_some() {
+            self.names.extend(names);
         }
     }
 
@@ -260,8 +278,13 @@ impl History {
         let now = self.last_timestamp.map_or(timestamp, |t| t.max(timestamp));
         self.last_timestamp = Some(now);
         self.events += 1;
-        if let Some(user) = self.options.user.as_deref() {
-            if let Some(kind) = self.timeline_kind(user, event) {
+        if let ProductEvent::MemberRenamed { from, to } = event {
+            if self.names.contains(from) {
+                self.names.insert(to.clone());
+            }
+        }
+        if !self.names.is_empty() {
+            if let Some(kind) = self.timeline_kind(event) {
                 self.timeline.push(TimelineEntry {
                     sequence,
                     at: event_time(event).unwrap_or(timestamp),
@@ -291,7 +314,7 @@ impl History {
 
     /// The timeline line `event` makes for `user`, if it concerns them. Read before the
     /// event is applied (a grant is "from the queue" if they were queued just before).
-    fn timeline_kind(&self, user: &str, event: &ProductEvent) -> Option<TimelineKind> {
+    fn timeline_kind(&self, event: &ProductEvent) -> Option<TimelineKind> {
         use ProductEvent as E;
         let (subject, kind) = match event {
             E::MemberEnrolled { user } => (user, TimelineKind::Enrolled),
@@ -303,11 +326,10 @@ impl History {
             E::Queued { user, .. } => (user, TimelineKind::Queued),
             E::Requeued { user, .. } => (user, TimelineKind::Requeued),
             E::SlotGranted { user: u, .. } => {
-                let from_queue = u == user
-                    && matches!(
-                        self.state.user(user).map(|e| e.standing),
-                        Some(crate::product::Standing::Queued { .. })
-                    );
+                let from_queue = matches!(
+                    self.state.user(u).map(|e| e.standing),
+                    Some(crate::product::Standing::Queued { .. })
+                );
                 (u, TimelineKind::Granted { from_queue })
             }
             E::ActivityRecorded { user, .. } => (user, TimelineKind::Activity),
@@ -337,8 +359,15 @@ impl History {
             ),
             E::Configured { .. } | E::TierReconciled { .. } => return None,
             E::GroupsNoted { .. } => return None,
+            E::MemberRenamed { from, to } => (
+                from,
+                TimelineKind::Renamed {
+                    from: from.clone(),
+                    to: to.clone(),
+                },
+            ),
         };
-        (subject == user).then_some(kind)
+        self.names.contains(subject).then_some(kind)
     }
 
     /// The state after every event pushed so far.
@@ -421,7 +450,7 @@ fn event_time(event: &ProductEvent) -> Option<Timestamp> {
         | E::FixedTaken { .. }
         | E::UserDeactivated { .. }
         | E::UserReactivated { .. } => None,
-        E::GroupsNoted { .. } => None,
+        E::GroupsNoted { .. } | E::MemberRenamed { .. } => None,
     }
 }
 
@@ -742,7 +771,7 @@ mod tests {
                 (660, "revoked", "inactivity".into()),
             ]
         );
-        let json = serde_json::to_value(h.timeline()[4]).expect("serialises");
+        let json = serde_json::to_value(&h.timeline()[4]).expect("serialises");
         assert_eq!(json["kind"], "revoked");
         assert_eq!(json["reason"], "inactivity");
         // a's grant was not from the queue.

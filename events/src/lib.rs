@@ -28,6 +28,7 @@ pub mod sweep;
 pub mod sync;
 pub mod sync_report;
 pub mod time;
+pub mod user_name;
 
 pub use command::{Command, Refusal};
 pub use connector::Drift;

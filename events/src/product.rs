@@ -488,6 +488,16 @@ impl ProductState {
                     out.push(ProductEvent::FixedTaken { user: user.clone() });
                 }
             }
+            Command::Rename { from, to } => {
+                let known = self.users.contains_key(from.as_str())
+                    || self.fixed_requests.values().any(|r| &r.user == from);
+                if from != to && known {
+                    out.push(ProductEvent::MemberRenamed {
+                        from: from.clone(),
+                        to: to.clone(),
+                    });
+                }
+            }
             Command::SetActive { user, active } => {
                 let entry = self.entry(user);
                 if entry.member || entry.fixed || entry.deactivated {
@@ -1132,6 +1142,7 @@ impl ProductState {
                 self.groups.note(key, groups, holding);
                 self.forget_if_empty(user);
             }
+            ProductEvent::MemberRenamed { from, to } => self.rename(from, to),
             ProductEvent::ActivityRecorded { user, at } => {
                 // The hottest event of a long stream: one lookup, the entry updated in
                 // place while its key moves in the pool.
@@ -1155,6 +1166,78 @@ impl ProductState {
                 }
             }
         }
+    }
+
+    /// Moves everything known of `from` to `to`: the entry (membership, fixed licence,
+    /// lock, re-login), the slot with its place in the pool's due-time order and its
+    /// warning, or the queue ticket (the place in the queue is kept), the noted
+    /// reservation groups, and the user of `from`'s fixed-licence requests. Counts do not
+    /// change. An entry already under `to` (the directory refuses a name in use, so only
+    /// a stale one of a deleted user) is replaced.
+    fn rename(&mut self, from: &str, to: &str) {
+        if from == to {
+            return;
+        }
+        for r in self.fixed_requests.values_mut() {
+            if r.user == from {
+                r.user = to.to_string();
+            }
+        }
+        let Some((old, entry)) = self.users.remove_entry(from) else {
+            return;
+        };
+        self.drop_entry(to);
+        let key: Arc<str> = Arc::from(to);
+        match entry.standing {
+            Standing::Holding {
+                last_activity,
+                warning,
+                ..
+            } => {
+                self.pool
+                    .remove(&old, last_activity, warning.map(|w| w.revoke_at));
+                self.pool.insert(Arc::clone(&key), last_activity);
+                if let Some(w) = warning {
+                    self.pool.warn(&key, last_activity, w.revoke_at);
+                }
+            }
+            Standing::Queued { ticket, .. } => self.queue.rename(ticket, Arc::clone(&key)),
+            Standing::Idle => {}
+        }
+        if let Some(groups) = self.groups.noted.remove(&old) {
+            self.groups.noted.insert(Arc::clone(&key), groups);
+        }
+        self.users.insert(key, entry);
+    }
+
+    /// Drops `user`'s entry with everything it holds (counts, slot, queue place, groups).
+    fn drop_entry(&mut self, user: &str) {
+        let Some((key, e)) = self.users.remove_entry(user) else {
+            return;
+        };
+        if e.member {
+            self.members -= 1;
+        }
+        if e.fixed {
+            self.fixed -= 1;
+        }
+        match e.standing {
+            Standing::Holding {
+                last_activity,
+                warning,
+                ..
+            } => {
+                self.pool
+                    .remove(&key, last_activity, warning.map(|w| w.revoke_at));
+                if let Some(g) = self.groups.noted.get(&key) {
+                    let g = g.clone();
+                    self.groups.count_out(&g);
+                }
+            }
+            Standing::Queued { ticket, .. } => self.queue.remove(ticket),
+            Standing::Idle => {}
+        }
+        self.groups.forget(user);
     }
 
     /// The interned key for `user`, creating an empty entry if needed.

@@ -28,6 +28,13 @@ impl Queue {
         self.by_ticket.remove(&ticket);
     }
 
+    /// The member holding `ticket` now goes by `user` (a rename keeps the place).
+    pub fn rename(&mut self, ticket: u64, user: Arc<str>) {
+        if let Some(place) = self.by_ticket.get_mut(&ticket) {
+            place.0 = user;
+        }
+    }
+
     /// The member at the head of the queue.
     pub fn head(&self) -> Option<&Arc<str>> {
         self.by_ticket.values().next().map(|(u, _)| u)

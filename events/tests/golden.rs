@@ -202,6 +202,10 @@ fn product_samples() -> Vec<ProductEvent> {
             user: user(),
             groups: vec!["contractors".into(), "support".into()],
         },
+        ProductEvent::MemberRenamed {
+            from: user(),
+            to: "alice.smith@example.com".into(),
+        },
         ProductEvent::WarningIssued {
             user: user(),
             at: EVENT_AT,
@@ -336,6 +340,10 @@ fn directory_samples() -> Vec<DirectoryEvent> {
                 missing_groups: vec!["gone".into()],
             },
         },
+        DirectoryEvent::UserRenamed {
+            from: USER.into(),
+            to: "alice.smith@example.com".into(),
+        },
     ]
 }
 
@@ -404,6 +412,7 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         ProductEvent::FixedRequestApproved { .. } => "fixed_request_approved",
         ProductEvent::FixedRequestRejected { .. } => "fixed_request_rejected",
         ProductEvent::GroupsNoted { .. } => "groups_noted",
+        ProductEvent::MemberRenamed { .. } => "member_renamed",
     };
     format!("product_{name}")
 }
@@ -421,6 +430,7 @@ fn directory_fixture_name(e: &DirectoryEvent) -> String {
         DirectoryEvent::GroupMemberAdded { .. } => "group_member_added",
         DirectoryEvent::GroupMemberRemoved { .. } => "group_member_removed",
         DirectoryEvent::SyncReported { .. } => "sync_reported",
+        DirectoryEvent::UserRenamed { .. } => "user_renamed",
     };
     format!("directory_{name}")
 }

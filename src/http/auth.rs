@@ -9,8 +9,6 @@ use std::future::{ready, Ready};
 
 /// Header naming the calling user, set by a trusted front proxy.
 pub const USER_HEADER: &str = "X-Slotpool-User";
-/// Longest user name accepted.
-pub const MAX_USER_LEN: usize = 256;
 
 /// Proof that the request carries the admin token.
 pub struct Admin;
@@ -95,15 +93,11 @@ pub fn from_trusted_proxy(req: &HttpRequest, trusted: &[IpNet]) -> bool {
         .is_some_and(|peer| trusted.iter().any(|net| net.contains(&peer.ip())))
 }
 
-/// Checks a user name from a header or a path: 1 to 256 bytes, no control characters.
+/// Checks a user name from a header or a path with the one name rule
+/// ([`slotpool_events::user_name::validate`], which SCIM's `userName` meets too).
 pub fn check_user_name(name: &str) -> Result<(), Problem> {
-    if name.is_empty() || name.len() > MAX_USER_LEN || name.chars().any(char::is_control) {
-        return Err(Problem::bad_name(
-            "invalid_user",
-            format!("user names are 1 to {MAX_USER_LEN} bytes without control characters"),
-        ));
-    }
-    Ok(())
+    slotpool_events::user_name::validate(name)
+        .map_err(|e| Problem::bad_name("invalid_user", e.to_string()))
 }
 
 /// Checks a product id from a path.

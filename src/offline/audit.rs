@@ -14,7 +14,9 @@ use crate::failure::Failure;
 use crate::view::{HolderView, ProductView, QueueView};
 use serde_json::{json, Value};
 use slotpool_events::history::{Period, TimelineEntry};
-use slotpool_events::{History, HistoryOptions, ProductState, Timestamp};
+use slotpool_events::{
+    DirectoryEvent, DirectoryState, History, HistoryOptions, ProductState, StreamId, Timestamp,
+};
 use std::path::PathBuf;
 
 /// Which peaks to report.
@@ -79,6 +81,9 @@ pub fn audit(args: &AuditArgs) -> Result<Report, Failure> {
         change_points: false,
         per_minute: args.peaks == Some(PeaksBy::Minute),
     });
+    if let Some(user) = &args.user {
+        history.also_known_as(other_names(&journal, user)?);
+    }
     read_stream(&journal, &stream, |env| {
         if at.is_some_and(|t| env.timestamp > t) {
             return false;
@@ -91,6 +96,23 @@ pub fn audit(args: &AuditArgs) -> Result<Report, Failure> {
         at,
         history,
     })
+}
+
+/// The other names of `user` by the directory's renames (its stream is small): the
+/// timeline is found under any of them.
+fn other_names(
+    journal: &slotpool_journal::Journal,
+    user: &str,
+) -> Result<std::collections::BTreeSet<String>, Failure> {
+    let mut directory = DirectoryState::new();
+    journal
+        .replay::<DirectoryEvent>(&StreamId::Directory, |env| {
+            if matches!(env.event, DirectoryEvent::UserRenamed { .. }) {
+                directory.apply_at(&env.event, env.timestamp);
+            }
+        })
+        .map_err(|e| Failure::Input(format!("cannot read the directory's stream: {e}")))?;
+    Ok(directory.names_of(user))
 }
 
 /// `slotpool audit`: prints the report in the chosen format.
@@ -148,7 +170,7 @@ fn entry_json(e: &TimelineEntry) -> Value {
         "at": rfc3339(e.at),
         "event": e.kind.code(),
     });
-    if let Ok(Value::Object(kind)) = serde_json::to_value(e.kind) {
+    if let Ok(Value::Object(kind)) = serde_json::to_value(&e.kind) {
         for (k, val) in kind {
             if k == "kind" {
                 continue;
@@ -211,9 +233,9 @@ fn timeline_rows(report: &Report) -> Vec<Vec<String>> {
         .timeline()
         .iter()
         .map(|e| {
-            let detail = match e.kind {
+            let detail = match &e.kind {
                 slotpool_events::history::TimelineKind::Warned { revoke_at } => {
-                    format!("revoke_at={}", rfc3339(revoke_at))
+                    format!("revoke_at={}", rfc3339(*revoke_at))
                 }
                 k => k.detail(),
             };

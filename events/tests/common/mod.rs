@@ -122,7 +122,8 @@ pub fn users_of(events: &[ProductEvent]) -> BTreeSet<String> {
             | ProductEvent::WarningIssued { user, .. }
             | ProductEvent::Requeued { user, .. }
             | ProductEvent::FixedRequested { user, .. }
-            | ProductEvent::GroupsNoted { user, .. } => Some(user.clone()),
+            | ProductEvent::GroupsNoted { user, .. }
+            | ProductEvent::MemberRenamed { to: user, .. } => Some(user.clone()),
             ProductEvent::FixedRequestApproved { .. }
             | ProductEvent::FixedRequestRejected { .. } => None,
         })

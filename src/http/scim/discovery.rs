@@ -2,8 +2,9 @@
 //! last with the real schema of every attribute slotpool keeps.
 
 use super::groups::GROUP;
-use super::users::{ENTERPRISE, ENTERPRISE_ATTRIBUTES, SLOTPOOL, USER};
-use super::{base_url, list_response, scim_ok, serve, ScimError, MAX_COUNT};
+use super::query::ListQuery;
+use super::users::{ENTERPRISE, ENTERPRISE_ATTRIBUTES, MANAGER, SLOTPOOL, USER};
+use super::{base_url, scim_ok, serve, ScimError, MAX_COUNT};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
@@ -111,7 +112,20 @@ fn all_schemas(base: &str) -> Vec<Value> {
         base,
         ENTERPRISE,
         "EnterpriseUser",
-        ENTERPRISE_ATTRIBUTES.iter().map(|a| string(a)).collect(),
+        ENTERPRISE_ATTRIBUTES
+            .iter()
+            .map(|a| string(a))
+            .chain([complex(
+                MANAGER,
+                false,
+                "readWrite",
+                vec![
+                    string("value"),
+                    attr("$ref", "reference", false, false, "readWrite", "none"),
+                    attr("displayName", "string", false, false, "readOnly", "none"),
+                ],
+            )])
+            .collect(),
     );
     let slotpool = schema_doc(
         base,
@@ -160,7 +174,7 @@ pub async fn service_provider_config(req: HttpRequest, payload: web::Payload) ->
                 "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
                 "filter": {"supported": true, "maxResults": MAX_COUNT},
                 "changePassword": {"supported": false},
-                "sort": {"supported": false},
+                "sort": {"supported": true},
                 "etag": {"supported": true},
                 "authenticationSchemes": [{
                     "type": "oauthbearertoken", "name": "Bearer token", "primary": true,
@@ -177,7 +191,7 @@ pub async fn service_provider_config(req: HttpRequest, payload: web::Payload) ->
 pub async fn resource_types(req: HttpRequest, payload: web::Payload) -> HttpResponse {
     serve(req, payload, |req, _| async move {
         let docs = resource_type_docs(&base_url(&req));
-        list_response(&req, docs)
+        Ok(ListQuery::from_request(&req)?.respond(docs))
     })
     .await
 }
@@ -198,7 +212,7 @@ pub async fn resource_type(
 pub async fn schemas(req: HttpRequest, payload: web::Payload) -> HttpResponse {
     serve(req, payload, |req, _| async move {
         let docs = all_schemas(&base_url(&req));
-        list_response(&req, docs)
+        Ok(ListQuery::from_request(&req)?.respond(docs))
     })
     .await
 }

@@ -348,7 +348,7 @@ pub fn get_ci<'a>(obj: &'a Value, name: &str) -> Option<&'a Value> {
 }
 
 /// The values `path` names in `resource` (a multi-valued attribute gives one per element).
-fn values<'a>(resource: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
+pub fn values<'a>(resource: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
     let base = match &path.urn {
         Some(urn) => get_ci(resource, urn).unwrap_or(resource),
         None => resource,

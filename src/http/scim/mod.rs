@@ -12,6 +12,7 @@ pub mod filter;
 pub mod groups;
 pub mod log;
 pub mod patch;
+pub mod query;
 pub mod resource;
 pub mod users;
 
@@ -20,7 +21,7 @@ use super::AppState;
 use crate::problem::Problem;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use slotpool_actors::ActorError;
 use slotpool_events::DirectoryRefusal;
 use std::future::Future;
@@ -267,23 +268,6 @@ where
     response
 }
 
-/// `startIndex` and `count` of a list request (1-based; a count of 0 lists nothing).
-pub fn page(req: &HttpRequest) -> Result<(usize, usize), ScimError> {
-    let q = query(req);
-    let num = |name: &str, default: usize| -> Result<usize, ScimError> {
-        match q.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
-            None => Ok(default),
-            Some((_, v)) => v
-                .parse::<i64>()
-                .map(|n| n.clamp(0, i64::from(u32::MAX)) as usize)
-                .map_err(|_| ScimError::bad("invalidValue", format!("{name} must be an integer"))),
-        }
-    };
-    let start = num("startIndex", 1)?.max(1);
-    let count = num("count", 100)?.min(MAX_COUNT);
-    Ok((start, count))
-}
-
 /// The query parameters, decoded.
 pub fn query(req: &HttpRequest) -> Vec<(String, String)> {
     web::Query::<Vec<(String, String)>>::from_query(req.query_string())
@@ -297,104 +281,6 @@ pub fn param(req: &HttpRequest, name: &str) -> Option<String> {
         .into_iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v)
-}
-
-/// The filter of a list request, parsed: a bad one is 400 `invalidFilter`.
-pub fn list_filter(req: &HttpRequest) -> Result<Option<filter::Filter>, ScimError> {
-    match param(req, "filter") {
-        None => Ok(None),
-        Some(f) => filter::parse(&f)
-            .map(Some)
-            .map_err(|e| ScimError::bad("invalidFilter", e.to_string())),
-    }
-}
-
-/// A list response over `resources` (already rendered), filtered and paged.
-pub fn list_response(req: &HttpRequest, resources: Vec<Value>) -> Result<HttpResponse, ScimError> {
-    let filter = list_filter(req)?;
-    let (start, count) = page(req)?;
-    let matching: Vec<Value> = resources
-        .into_iter()
-        .filter(|r| filter.as_ref().is_none_or(|f| f.matches(r)))
-        .collect();
-    let total = matching.len();
-    let shown: Vec<Value> = matching
-        .into_iter()
-        .skip(start - 1)
-        .take(count)
-        .map(|r| project(req, r))
-        .collect();
-    Ok(scim_ok(
-        StatusCode::OK,
-        &json!({
-            "schemas": [LIST],
-            "totalResults": total,
-            "startIndex": start,
-            "itemsPerPage": shown.len(),
-            "Resources": shown,
-        }),
-    ))
-}
-
-fn names(list: Option<String>) -> Vec<filter::AttrPath> {
-    list.unwrap_or_default()
-        .split(',')
-        .filter_map(|a| filter::parse_path(a.trim()).ok())
-        .collect()
-}
-
-/// Applies `attributes` / `excludedAttributes` to a rendered resource. `id` and
-/// `schemas` are always returned.
-pub fn project(req: &HttpRequest, resource: Value) -> Value {
-    let only = names(param(req, "attributes"));
-    let except = names(param(req, "excludedAttributes"));
-    let Value::Object(map) = resource else {
-        return resource;
-    };
-    let always = |k: &str| k == "id" || k == "schemas";
-    let matches = |k: &str, p: &filter::AttrPath| {
-        k.eq_ignore_ascii_case(&p.name)
-            || p.urn.as_deref().is_some_and(|u| k.eq_ignore_ascii_case(u))
-    };
-    let mut out = Map::new();
-    for (k, v) in map {
-        if always(&k) {
-            out.insert(k, v);
-            continue;
-        }
-        if !only.is_empty() {
-            let wanted: Vec<_> = only.iter().filter(|p| matches(&k, p)).collect();
-            if wanted.is_empty() {
-                continue;
-            }
-            let subs: Vec<&str> = wanted.iter().filter_map(|p| p.sub.as_deref()).collect();
-            if subs.is_empty() || wanted.iter().any(|p| p.sub.is_none()) {
-                out.insert(k, v);
-            } else {
-                out.insert(k, keep_subs(v, &subs));
-            }
-            continue;
-        }
-        if except.iter().any(|p| p.sub.is_none() && matches(&k, p)) {
-            continue;
-        }
-        out.insert(k, v);
-    }
-    Value::Object(out)
-}
-
-fn keep_subs(v: Value, subs: &[&str]) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(k, _)| subs.iter().any(|s| k.eq_ignore_ascii_case(s)))
-                .collect(),
-        ),
-        Value::Array(items) => {
-            Value::Array(items.into_iter().map(|i| keep_subs(i, subs)).collect())
-        }
-        other => other,
-    }
 }
 
 /// The base URL of this server as the client reached it (for `meta.location`).
@@ -440,35 +326,103 @@ pub async fn not_found(req: HttpRequest, payload: web::Payload) -> HttpResponse 
     .await
 }
 
-/// Registers the SCIM routes.
+/// A 405 (with `Allow`) for a method an endpoint does not have: the discovery endpoints
+/// are read-only (RFC 7644 §4), `.search` takes only POST (§3.4.3).
+pub async fn method_not_allowed(
+    req: HttpRequest,
+    payload: web::Payload,
+    allow: &'static str,
+) -> HttpResponse {
+    let mut r = serve(req, payload, move |req, _| async move {
+        Err(ScimError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+            format!(
+                "{} {} is not supported; allowed: {allow}",
+                req.method(),
+                req.path()
+            ),
+        ))
+    })
+    .await;
+    if let Ok(v) = header::HeaderValue::from_str(allow) {
+        r.headers_mut().insert(header::ALLOW, v);
+    }
+    r
+}
+
+/// A 501 for what slotpool does not implement: `/Me` (RFC 7644 §3.11) and `/Bulk`
+/// (§3.7; `bulk.supported` is false).
+pub async fn not_implemented(req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    serve(req, payload, |req, _| async move {
+        Err(ScimError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            None,
+            format!("{} is not implemented by slotpool", req.path()),
+        ))
+    })
+    .await
+}
+
+/// Every other method of a path with the methods `allow`: 405.
+fn others(allow: &'static str) -> actix_web::Route {
+    web::route()
+        .to(move |req: HttpRequest, payload: web::Payload| method_not_allowed(req, payload, allow))
+}
+
+/// Registers the SCIM routes. A path's other methods answer 405 with `Allow`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use groups::Groups;
     use users::Users;
+    const LIST: &str = "GET, POST";
+    const ONE: &str = "GET, PUT, PATCH, DELETE";
+    const READ: &str = "GET";
+    const SEARCH: &str = "POST";
     cfg.service(
         web::scope("/scim/v2")
+            .route("/.search", web::post().to(resource::search_all))
+            .route("/.search", others(SEARCH))
+            .route("/Users/.search", web::post().to(resource::search::<Users>))
+            .route("/Users/.search", others(SEARCH))
+            .route(
+                "/Groups/.search",
+                web::post().to(resource::search::<Groups>),
+            )
+            .route("/Groups/.search", others(SEARCH))
             .route("/Users", web::get().to(resource::list::<Users>))
             .route("/Users", web::post().to(resource::create::<Users>))
+            .route("/Users", others(LIST))
             .route("/Users/{id}", web::get().to(resource::get::<Users>))
             .route("/Users/{id}", web::put().to(resource::replace::<Users>))
             .route("/Users/{id}", web::patch().to(resource::patch::<Users>))
             .route("/Users/{id}", web::delete().to(resource::delete::<Users>))
+            .route("/Users/{id}", others(ONE))
             .route("/Groups", web::get().to(resource::list::<Groups>))
             .route("/Groups", web::post().to(resource::create::<Groups>))
+            .route("/Groups", others(LIST))
             .route("/Groups/{id}", web::get().to(resource::get::<Groups>))
             .route("/Groups/{id}", web::put().to(resource::replace::<Groups>))
             .route("/Groups/{id}", web::patch().to(resource::patch::<Groups>))
             .route("/Groups/{id}", web::delete().to(resource::delete::<Groups>))
+            .route("/Groups/{id}", others(ONE))
             .route(
                 "/ServiceProviderConfig",
                 web::get().to(discovery::service_provider_config),
             )
+            .route("/ServiceProviderConfig", others(READ))
             .route("/ResourceTypes", web::get().to(discovery::resource_types))
+            .route("/ResourceTypes", others(READ))
             .route(
                 "/ResourceTypes/{name}",
                 web::get().to(discovery::resource_type),
             )
+            .route("/ResourceTypes/{name}", others(READ))
             .route("/Schemas", web::get().to(discovery::schemas))
+            .route("/Schemas", others(READ))
             .route("/Schemas/{id}", web::get().to(discovery::schema))
+            .route("/Schemas/{id}", others(READ))
+            .route("/Me", web::route().to(not_implemented))
+            .route("/Bulk", web::route().to(not_implemented))
             .default_service(web::to(not_found)),
     );
 }

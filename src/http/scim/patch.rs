@@ -32,8 +32,23 @@ struct Target {
     sub: Option<String>,
 }
 
+/// The schema extensions a resource may carry: a path naming one of them exactly names
+/// the whole extension object (`remove` it, `add`/`replace` some of its attributes).
+const EXTENSIONS: [&str; 2] = [super::users::ENTERPRISE, super::users::SLOTPOOL];
+
 fn parse_target(path: &str) -> Result<Target, PatchError> {
     let path = path.trim();
+    if let Some(ext) = EXTENSIONS.iter().find(|e| e.eq_ignore_ascii_case(path)) {
+        return Ok(Target {
+            attr: AttrPath {
+                urn: None,
+                name: (*ext).to_string(),
+                sub: None,
+            },
+            filter: None,
+            sub: None,
+        });
+    }
     if let Some(open) = path.find('[') {
         let close = path
             .rfind(']')
@@ -102,6 +117,20 @@ fn same_element(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Sets the members of `new` in `old`; an object set over an object is merged the same
+/// way (an extension's complex attribute keeps what the value does not name).
+fn merge(old: &mut Map<String, Value>, new: &Map<String, Value>) {
+    for (k, v) in new {
+        let k = key_of(old, k);
+        match (old.get_mut(&k), v) {
+            (Some(Value::Object(o)), Value::Object(n)) => merge(o, n),
+            _ => {
+                old.insert(k, v.clone());
+            }
+        }
+    }
+}
+
 fn add_values(slot: &mut Value, value: Value) {
     let incoming = match value {
         Value::Array(a) => a,
@@ -148,10 +177,7 @@ fn set_attribute(
                 (map.get_mut(&key), &value)
             {
                 // A complex attribute: replace the sub-attributes given.
-                for (k, v) in new {
-                    let k = key_of(old, k);
-                    old.insert(k, v.clone());
-                }
+                merge(old, new);
             } else {
                 map.insert(key, value);
             }
@@ -200,6 +226,11 @@ fn apply_op(
                     };
                     items.retain(|i| !gone.iter().any(|g| same_element(i, g)));
                 }
+                // A removed `active` is unassigned: not active (RFC 7643 §4.1.1 gives it no
+                // default, and a licence service fails closed).
+                _ if t.attr.urn.is_none() && key.eq_ignore_ascii_case("active") => {
+                    map.insert(key, Value::Bool(false));
+                }
                 _ => {
                     map.remove(&key);
                 }
@@ -230,6 +261,12 @@ fn apply_op(
             let value = value.ok_or_else(|| err("invalidValue", format!("{op} needs a value")))?;
             if op == "add" && (map.get(&key).is_some_and(Value::is_array) || value.is_array()) {
                 add_values(map.entry(key).or_insert(Value::Null), value);
+            } else if let (Some(Value::Object(old)), Value::Object(new)) =
+                (map.get_mut(&key), &value)
+            {
+                // A complex attribute (or a whole extension): the sub-attributes given are
+                // set, the others kept (RFC 7644 §3.5.2.1 and §3.5.2.3).
+                merge(old, new);
             } else {
                 map.insert(key, value);
             }

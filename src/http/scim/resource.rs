@@ -3,9 +3,8 @@
 //! how they are rendered and read from a body, and in which directory commands change
 //! them.
 
-use super::{
-    base_url, if_match, list_response, parse_body, project, scim_ok, serve, with_retries, ScimError,
-};
+use super::query::ListQuery;
+use super::{base_url, if_match, parse_body, scim_ok, serve, with_retries, ScimError};
 use crate::http::auth::app_state;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -60,19 +59,52 @@ async fn change(req: &HttpRequest, command: DirectoryCommand) -> Result<(), Scim
     Ok(())
 }
 
-/// `GET /scim/v2/{Users,Groups}`: filtered, paged, projected.
+/// Every resource of type `R`, rendered.
+async fn all<R: Resource>(req: &HttpRequest) -> Result<Vec<Value>, ScimError> {
+    let state = app_state(req)?;
+    let base = base_url(req);
+    Ok(state
+        .services
+        .directory
+        .send(ReadDirectory::new(move |d| R::all(d, &base)))
+        .await??)
+}
+
+/// `GET /scim/v2/{Users,Groups}`: filtered, sorted, paged, projected.
 pub async fn list<R: Resource>(req: HttpRequest, payload: web::Payload) -> HttpResponse {
     serve(req, payload, |req, _| async move {
-        let state = app_state(&req)?;
-        let base = base_url(&req);
-        let all = state
-            .services
-            .directory
-            .send(ReadDirectory::new(move |d| R::all(d, &base)))
-            .await??;
-        list_response(&req, all)
+        let query = ListQuery::from_request(&req)?;
+        Ok(query.respond(all::<R>(&req).await?))
     })
     .await
+}
+
+/// `POST /scim/v2/{Users,Groups}/.search` (RFC 7644 §3.4.3): a list whose query is the
+/// body, so that filters need not appear in URLs (and logs).
+pub async fn search<R: Resource>(req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    serve(req, payload, |req, body| async move {
+        let query = ListQuery::from_search(&parse_body(&body)?)?;
+        Ok(query.respond(all::<R>(&req).await?))
+    })
+    .await
+}
+
+/// `POST /scim/v2/.search`: a search over Users and Groups together.
+pub async fn search_all(req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    serve(req, payload, |req, body| async move {
+        let query = ListQuery::from_search(&parse_body(&body)?)?;
+        let mut resources = all::<super::users::Users>(&req).await?;
+        resources.extend(all::<super::groups::Groups>(&req).await?);
+        Ok(query.respond(resources))
+    })
+    .await
+}
+
+/// A single resource answered, projected by the request's `attributes` /
+/// `excludedAttributes` (RFC 7644 §3.9 applies them to every answer with a resource).
+fn one(req: &HttpRequest, status: StatusCode, v: Value) -> Result<HttpResponse, ScimError> {
+    let query = ListQuery::from_request(req)?;
+    Ok(scim_ok(status, &query.project(v)))
 }
 
 /// `POST /scim/v2/{Users,Groups}`: 201 with the new resource (409 `uniqueness` for a
@@ -83,7 +115,7 @@ pub async fn create<R: Resource>(req: HttpRequest, payload: web::Payload) -> Htt
         let id = Uuid::new_v4().to_string();
         change(&req, R::create(id.clone(), input)).await?;
         let (v, _) = read::<R>(&req, id).await?;
-        Ok(scim_ok(StatusCode::CREATED, &v))
+        one(&req, StatusCode::CREATED, v)
     })
     .await
 }
@@ -95,8 +127,20 @@ pub async fn get<R: Resource>(
     payload: web::Payload,
 ) -> HttpResponse {
     serve(req, payload, |req, _| async move {
-        let (v, _) = read::<R>(&req, path.into_inner()).await?;
-        Ok(scim_ok(StatusCode::OK, &project(&req, v)))
+        let (v, version) = read::<R>(&req, path.into_inner()).await?;
+        // RFC 7644 §3.14: a GET with the current version in If-None-Match is a 304.
+        let current = super::etag(version);
+        let unchanged = req
+            .headers()
+            .get(actix_web::http::header::IF_NONE_MATCH)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|h| h.split(',').any(|t| t.trim() == current || t.trim() == "*"));
+        if unchanged {
+            return Ok(HttpResponse::NotModified()
+                .insert_header((actix_web::http::header::ETAG, current))
+                .finish());
+        }
+        one(&req, StatusCode::OK, v)
     })
     .await
 }
@@ -113,7 +157,7 @@ pub async fn replace<R: Resource>(
         let if_version = if_match(&req)?;
         change(&req, R::replace(id.clone(), input, if_version)).await?;
         let (v, _) = read::<R>(&req, id).await?;
-        Ok(scim_ok(StatusCode::OK, &v))
+        one(&req, StatusCode::OK, v)
     })
     .await
 }
@@ -137,11 +181,15 @@ pub async fn patch<R: Resource>(
                 let (mut current, version) = read::<R>(&req, id.clone()).await?;
                 super::patch::apply(&mut current, &ops)
                     .map_err(|e| ScimError::bad(e.scim_type, e.detail))?;
+                // `id` is readOnly (RFC 7643 §3.1): a PATCH may repeat it, not change it.
+                if current.get("id").and_then(Value::as_str) != Some(id.as_str()) {
+                    return Err(ScimError::bad("mutability", "id cannot change"));
+                }
                 let input = R::input(&current)?;
                 let if_version = Some(pinned.unwrap_or(version));
                 change(&req, R::replace(id.clone(), input, if_version)).await?;
                 let (v, _) = read::<R>(&req, id).await?;
-                Ok(scim_ok(StatusCode::OK, &v))
+                one(&req, StatusCode::OK, v)
             }
         })
         .await

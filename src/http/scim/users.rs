@@ -15,6 +15,9 @@ pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 /// slotpool's extension: free-form attributes beyond the enterprise ones.
 pub const SLOTPOOL: &str = "urn:slotpool:params:scim:schemas:extension:2.0:User";
+/// The enterprise extension's `manager` (complex: `value` is the manager's id), kept as
+/// the user attribute `manager` with that id.
+pub const MANAGER: &str = "manager";
 /// The enterprise extension's string attributes, kept as user attributes.
 pub const ENTERPRISE_ATTRIBUTES: [&str; 5] = [
     "employeeNumber",
@@ -70,6 +73,9 @@ pub fn render(d: &DirectoryState, u: &DirectoryUser, base: &str) -> Value {
             .find(|e| e.eq_ignore_ascii_case(k))
         {
             Some(e) => enterprise.insert((*e).to_string(), json!(val)),
+            None if k.eq_ignore_ascii_case(MANAGER) => {
+                enterprise.insert(MANAGER.to_string(), json!({ "value": val }))
+            }
             None => other.insert(k.clone(), json!(val)),
         };
     }
@@ -117,30 +123,68 @@ fn emails(body: &Value) -> Result<Vec<Email>, ScimError> {
     }
 }
 
+/// `{k: v}`, to read `v` with [`str_attr`] (which names `k` in its error).
+fn ext_value(k: &str, v: &Value) -> Value {
+    let mut m = Map::new();
+    m.insert(k.to_string(), v.clone());
+    Value::Object(m)
+}
+
 /// Reads a User body (POST, PUT, or the result of a PATCH).
 pub fn input(body: &Value) -> Result<UserInput, ScimError> {
     let user = str_attr(body, "userName")?
         .filter(|u| !u.trim().is_empty())
         .ok_or_else(|| ScimError::bad("invalidValue", "userName is required"))?;
+    // The one name rule (NFKC, then the user header's charset): a confusable name is the
+    // same user or refused, never a second one.
+    let user = slotpool_events::user_name::normalise(&user)
+        .map_err(|e| ScimError::bad("invalidValue", format!("userName: {e}")))?;
     let name = get_ci(body, "name").cloned().unwrap_or(Value::Null);
     let mut attributes = BTreeMap::new();
-    if let Some(Value::Object(ext)) = get_ci(body, ENTERPRISE) {
-        for (k, v) in ext {
-            if let (Some(e), Value::String(s)) = (
-                ENTERPRISE_ATTRIBUTES
+    match get_ci(body, ENTERPRISE) {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(ext)) => {
+            for (k, v) in ext {
+                if let Some(e) = ENTERPRISE_ATTRIBUTES
                     .iter()
-                    .find(|e| e.eq_ignore_ascii_case(k)),
-                v,
-            ) {
-                attributes.insert((*e).to_string(), s.clone());
+                    .find(|e| e.eq_ignore_ascii_case(k))
+                {
+                    if let Some(s) = str_attr(&ext_value(k, v), k)? {
+                        attributes.insert((*e).to_string(), s);
+                    }
+                } else if k.eq_ignore_ascii_case(MANAGER) {
+                    // `{"value": "id", ...}`, or (Entra ID) the id alone.
+                    let id = match v {
+                        Value::Object(_) => str_attr(v, "value")?,
+                        other => str_attr(&ext_value(k, other), k)?,
+                    };
+                    if let Some(id) = id.filter(|i| !i.is_empty()) {
+                        attributes.insert(MANAGER.to_string(), id);
+                    }
+                }
             }
         }
+        Some(_) => {
+            return Err(ScimError::bad(
+                "invalidValue",
+                format!("{ENTERPRISE} is an object"),
+            ))
+        }
     }
-    if let Some(Value::Object(ext)) = get_ci(body, SLOTPOOL).and_then(|e| get_ci(e, "attributes")) {
-        for (k, v) in ext {
-            if let Value::String(s) = v {
-                attributes.insert(k.clone(), s.clone());
+    match get_ci(body, SLOTPOOL).map(|e| (e, get_ci(e, "attributes"))) {
+        None | Some((Value::Null, _)) | Some((Value::Object(_), None | Some(Value::Null))) => {}
+        Some((_, Some(Value::Object(ext)))) => {
+            for (k, v) in ext {
+                if let Some(s) = str_attr(&ext_value(k, v), k)? {
+                    attributes.insert(k.clone(), s);
+                }
             }
+        }
+        Some(_) => {
+            return Err(ScimError::bad(
+                "invalidValue",
+                format!("{SLOTPOOL} is an object whose 'attributes' map names to strings"),
+            ))
         }
     }
     Ok(UserInput {
