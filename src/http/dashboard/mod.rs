@@ -365,19 +365,19 @@ async fn revoke(
 }
 
 /// A signed-in page computed from the product's journal, off the async threads:
-/// `compute` gets the journal, the product's id and its clock's `now`, `render` shows the
-/// result. Without a session, back to sign-in.
-async fn journal_page<T, C, V>(
+/// `compute` gets the journal, the product's id, its clock's `now` and the page's `choice`
+/// (from its query), `render` shows the result. Without a session, back to sign-in.
+async fn journal_page<P, T>(
     req: &HttpRequest,
     state: &AppState,
     id: &str,
-    compute: C,
-    render: V,
+    choice: P,
+    compute: fn(&Journal, &str, Timestamp, P) -> Result<T, Problem>,
+    render: fn(Lang, &Session, &str, P, &T) -> maud::Markup,
 ) -> Result<HttpResponse, Problem>
 where
+    P: Copy + Send + 'static,
     T: Send + 'static,
-    C: FnOnce(&Journal, &str, Timestamp) -> Result<T, Problem> + Send + 'static,
-    V: FnOnce(Lang, &Session, &T) -> maud::Markup,
 {
     let Some(session) = Session::of(req) else {
         return Ok(see_other("/admin/"));
@@ -386,12 +386,12 @@ where
     let now = ask(&addr, Read::new(|_, now| now)).await?;
     let journal = state.services.products.journal().clone();
     let product = id.to_string();
-    let computed = web::block(move || compute(&journal, &product, now))
+    let computed = web::block(move || compute(&journal, &product, now, choice))
         .await
         .map_err(Problem::internal)??;
     Ok(html(
         StatusCode::OK,
-        render(Lang::of(req), &session, &computed),
+        render(Lang::of(req), &session, id, choice, &computed),
     ))
 }
 
@@ -406,8 +406,9 @@ async fn charts_page(
         &req,
         &state,
         &path,
-        move |journal, id, now| series::minute_series(journal, id, now, week),
-        |lang, session, series| views::charts(lang, session, &path, week, series),
+        week,
+        series::minute_series,
+        views::charts,
     )
     .await
 }
@@ -422,12 +423,5 @@ async fn peaks_page(
         .and_then(|s| s.parse::<u32>().ok())
         .filter(|s| (1..=100).contains(s))
         .unwrap_or(95);
-    journal_page(
-        &req,
-        &state,
-        &path,
-        move |journal, id, now| series::peaks(journal, id, now, share),
-        |lang, session, peaks| views::peaks(lang, session, &path, share, peaks),
-    )
-    .await
+    journal_page(&req, &state, &path, share, series::peaks, views::peaks).await
 }
