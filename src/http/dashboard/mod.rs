@@ -76,17 +76,38 @@ async fn to_index() -> HttpResponse {
 /// `GET /admin/`: the sign-in form, or the list of products.
 async fn index(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let Some(session) = Session::of(&req) else {
-        let (cookie, token) = session::login_nonce(session::is_https(&req));
-        let mut res = html(StatusCode::OK, views::login(Lang::of(&req), &token, None));
-        res.add_cookie(&cookie).map_err(Problem::internal)?;
-        return Ok(res);
+        return login_page(&req, StatusCode::OK, None);
     };
-    let list = admin::product_views(&state).await?;
-    let notices = admin::notice_views(&state, None).await?;
     let flash = flash_of(&req);
+    index_page(&req, &state, &session, StatusCode::OK, flash.as_ref()).await
+}
+
+/// The sign-in form with a fresh login nonce (its cookie and the form's CSRF token), and
+/// `error` above it when the last attempt failed.
+fn login_page(
+    req: &HttpRequest,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Result<HttpResponse, Problem> {
+    let (cookie, csrf) = session::login_nonce(session::is_https(req));
+    let mut res = html(status, views::login(Lang::of(req), &csrf, error));
+    res.add_cookie(&cookie).map_err(Problem::internal)?;
+    Ok(res)
+}
+
+/// The list of products and the notices, answered with `status` and `flash`.
+async fn index_page(
+    req: &HttpRequest,
+    state: &AppState,
+    session: &Session,
+    status: StatusCode,
+    flash: Option<&views::Flash>,
+) -> Result<HttpResponse, Problem> {
+    let list = admin::product_views(state).await?;
+    let notices = admin::notice_views(state, None).await?;
     Ok(html(
-        StatusCode::OK,
-        views::index(Lang::of(&req), &session, &list, &notices, flash.as_ref()),
+        status,
+        views::index(Lang::of(req), session, &list, &notices, flash),
     ))
 }
 
@@ -100,17 +121,8 @@ async fn login(
     session::check_login_csrf(&req, fields.get("csrf").unwrap_or(""))?;
     let token = fields.get("token").unwrap_or("");
     if !state.admin_token.matches(token.trim()) {
-        let (cookie, csrf) = session::login_nonce(session::is_https(&req));
-        let mut res = html(
-            StatusCode::UNAUTHORIZED,
-            views::login(
-                Lang::of(&req),
-                &csrf,
-                Some(views::t(Lang::of(&req), "That is not the admin token.")),
-            ),
-        );
-        res.add_cookie(&cookie).map_err(Problem::internal)?;
-        return Ok(res);
+        let error = views::t(Lang::of(&req), "That is not the admin token.");
+        return login_page(&req, StatusCode::UNAUTHORIZED, Some(error));
     }
     let session = Session::new();
     let mut res = see_other("/admin/");
@@ -178,18 +190,8 @@ async fn create_product(
         },
         Err(p) => (p.status, p.detail),
     };
-    let list = admin::product_views(&state).await?;
-    let notices = admin::notice_views(&state, None).await?;
-    Ok(html(
-        refused.0,
-        views::index(
-            Lang::of(&req),
-            &session,
-            &list,
-            &notices,
-            Some(&views::Flash::bad(&refused.1)),
-        ),
-    ))
+    let flash = views::Flash::bad(&refused.1);
+    index_page(&req, &state, &session, refused.0, Some(&flash)).await
 }
 
 /// Everything the product page shows.
