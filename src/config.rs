@@ -88,16 +88,27 @@ pub enum LogFormat {
 /// The resolved configuration of `serve`.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where the HTTP API listens (`address:port`).
     pub listen: String,
+    /// Where the journal and the generated secrets live.
     pub data_dir: PathBuf,
+    /// Peers whose `X-Slotpool-User` and `X-Forwarded-For` headers are believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// The admin token's file, if the config names one.
     pub admin_token_file: Option<PathBuf>,
+    /// The SCIM token's file, if the config names one.
     pub scim_token_file: Option<PathBuf>,
+    /// What an acknowledged change survives: a power loss, or a killed process only.
     pub durability: Durability,
+    /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// How logs are written.
     pub log_format: LogFormat,
+    /// The journal's page cache, in MiB.
     pub cache_mb: u64,
+    /// actix-web worker threads.
     pub http_workers: usize,
+    /// Threads running the product actors.
     pub actor_threads: usize,
     /// When the nightly hygiene runs, on the wall clock of `timezone`.
     pub nightly: Nightly,
@@ -166,26 +177,16 @@ impl Config {
             .iter()
             .map(|p| parse_net(p))
             .collect::<Result<Vec<_>, _>>()?;
-        let durability = match over.durability.or(file.durability).as_deref() {
-            None | Some("fsync") => Durability::Fsync,
-            Some("process") => Durability::Process,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "durability",
-                    message: format!("{other:?} is neither \"fsync\" nor \"process\""),
-                })
-            }
-        };
-        let log_format = match over.log_format.or(file.log_format).as_deref() {
-            None | Some("human") => LogFormat::Human,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "log_format",
-                    message: format!("{other:?} is neither \"human\" nor \"json\""),
-                })
-            }
-        };
+        let durability = choose(
+            "durability",
+            over.durability.or(file.durability),
+            DURABILITY,
+        )?;
+        let log_format = choose(
+            "log_format",
+            over.log_format.or(file.log_format),
+            LOG_FORMAT,
+        )?;
         let max_body_bytes = file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
         if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
             return Err(ConfigError::Invalid {
@@ -298,6 +299,33 @@ impl Config {
             },
             snapshot_every: file.snapshot_every.unwrap_or(10_000).clamp(10, 100_000_000),
         })
+    }
+}
+
+/// The names `durability` takes, the default first.
+const DURABILITY: [(&str, Durability); 2] = [
+    ("fsync", Durability::Fsync),
+    ("process", Durability::Process),
+];
+
+/// The names `log_format` takes, the default first.
+const LOG_FORMAT: [(&str, LogFormat); 2] = [("human", LogFormat::Human), ("json", LogFormat::Json)];
+
+/// The setting `name` read as one of two named `choices`: absent is the first (the
+/// default), an unknown name is refused naming both.
+fn choose<T: Copy>(
+    name: &'static str,
+    value: Option<String>,
+    [(first, default), (second, other)]: [(&str, T); 2],
+) -> Result<T, ConfigError> {
+    match value.as_deref() {
+        None => Ok(default),
+        Some(v) if v == first => Ok(default),
+        Some(v) if v == second => Ok(other),
+        Some(v) => Err(ConfigError::Invalid {
+            name,
+            message: format!("{v:?} is neither {first:?} nor {second:?}"),
+        }),
     }
 }
 

@@ -16,15 +16,22 @@ pub fn rfc3339(t: Timestamp) -> String {
 /// The user's slot state.
 #[derive(Debug, Serialize)]
 pub struct SlotState {
+    /// `granted`, `fixed`, `queued`, `locked` or `none`; the fields below appear only
+    /// where they apply.
     pub state: &'static str,
+    /// For a queued member: their place in the queue, from 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<usize>,
+    /// For a queued member: the core's estimate of the wait, in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimated_wait_s: Option<u64>,
+    /// For a queued member: when to ask again, in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_s: Option<u64>,
+    /// For a user revoked for inactivity: until when (RFC 3339) they may not ask again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<String>,
+    /// For a holder: when (RFC 3339) inactivity would end the slot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoke_at: Option<String>,
     /// For a holder: whether they have been warned that `revoke_at` is near.

@@ -71,78 +71,39 @@ pub struct ProductMetrics {
     connector_deliveries: IntCounterVec,
 }
 
+/// Registers `metric` in `registry` and gives it back, so that each metric is created and
+/// registered in one expression (a name clash is an error, not a silent second metric).
+pub fn register<M>(registry: &Registry, metric: M) -> Result<M, prometheus::Error>
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
 impl Metrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &Registry) -> Result<Metrics, prometheus::Error> {
-        let gauge = |name: &str, help: &str| -> Result<IntGaugeVec, prometheus::Error> {
-            let g = IntGaugeVec::new(Opts::new(name, help), &["product"])?;
-            registry.register(Box::new(g.clone()))?;
-            Ok(g)
+        let gauge = |name: &str, help: &str| {
+            register(
+                registry,
+                IntGaugeVec::new(Opts::new(name, help), &["product"])?,
+            )
         };
-        let counter =
-            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
-                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-                registry.register(Box::new(c.clone()))?;
-                Ok(c)
-            };
-        let journal_events = IntCounter::new(
-            "slotpool_journal_events_total",
-            "Events appended to the journal.",
-        )?;
-        registry.register(Box::new(journal_events.clone()))?;
-        let journal_flush = Histogram::with_opts(
-            HistogramOpts::new(
-                "slotpool_journal_flush_seconds",
-                "Duration of one group flush of the journal (write-ahead log write and fdatasync).",
-            )
-            .buckets(vec![
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-            ]),
-        )?;
-        registry.register(Box::new(journal_flush.clone()))?;
-        let journal_flush_batch = Histogram::with_opts(
-            HistogramOpts::new(
-                "slotpool_journal_flush_batch_size",
-                "Appends made durable by one group flush.",
-            )
-            .buckets(vec![
-                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0,
-            ]),
-        )?;
-        registry.register(Box::new(journal_flush_batch.clone()))?;
-        let queue_wait = HistogramVec::new(
-            HistogramOpts::new(
-                "slotpool_queue_wait_seconds",
-                "Time from joining the queue to being granted a slot.",
-            )
-            .buckets(vec![
-                1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0,
-            ]),
-            &["product"],
-        )?;
-        registry.register(Box::new(queue_wait.clone()))?;
-        let snapshots_written = IntCounter::new(
-            "slotpool_snapshots_written_total",
-            "Product snapshots written.",
-        )?;
-        registry.register(Box::new(snapshots_written.clone()))?;
-        let snapshots_skipped = IntCounter::new(
-            "slotpool_snapshots_skipped_total",
-            "Snapshots found damaged or not matching the journal at recovery, and skipped.",
-        )?;
-        registry.register(Box::new(snapshots_skipped.clone()))?;
-        let sse_connections =
-            IntGauge::new("slotpool_sse_connections", "Open notification streams.")?;
-        registry.register(Box::new(sse_connections.clone()))?;
-        let journal_damaged = IntGauge::new(
-            "slotpool_journal_damaged",
-            "1 when the background check of the whole journal found a damaged record.",
-        )?;
-        registry.register(Box::new(journal_damaged.clone()))?;
-        let snapshot_taken = gauge(
-            "slotpool_snapshot_timestamp_seconds",
-            "Unix time at which the product's latest snapshot was taken (absent before the first).",
-        )?;
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            register(registry, IntCounterVec::new(Opts::new(name, help), labels)?)
+        };
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+            register(registry, Histogram::with_opts(opts)?)
+        };
+        let queue_wait_opts = HistogramOpts::new(
+            "slotpool_queue_wait_seconds",
+            "Time from joining the queue to being granted a slot.",
+        )
+        .buckets(vec![
+            1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0,
+        ]);
         Ok(Metrics {
             licence_tier: gauge("slotpool_licence_tier", "Seats of the product's licence.")?,
             shared_slots: gauge(
@@ -163,14 +124,51 @@ impl Metrics {
                 "Slots revoked, by reason.",
                 &["product", "reason"],
             )?,
-            journal_events,
-            journal_flush,
-            journal_flush_batch,
-            queue_wait,
-            snapshots_written,
-            snapshots_skipped,
-            sse_connections,
-            journal_damaged,
+            journal_events: register(
+                registry,
+                IntCounter::new(
+                    "slotpool_journal_events_total",
+                    "Events appended to the journal.",
+                )?,
+            )?,
+            journal_flush: histogram(
+                "slotpool_journal_flush_seconds",
+                "Duration of one group flush of the journal (write-ahead log write and fdatasync).",
+                &[
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                ],
+            )?,
+            journal_flush_batch: histogram(
+                "slotpool_journal_flush_batch_size",
+                "Appends made durable by one group flush.",
+                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0],
+            )?,
+            queue_wait: register(registry, HistogramVec::new(queue_wait_opts, &["product"])?)?,
+            snapshots_written: register(
+                registry,
+                IntCounter::new(
+                    "slotpool_snapshots_written_total",
+                    "Product snapshots written.",
+                )?,
+            )?,
+            snapshots_skipped: register(
+                registry,
+                IntCounter::new(
+                    "slotpool_snapshots_skipped_total",
+                    "Snapshots found damaged or not matching the journal at recovery, and skipped.",
+                )?,
+            )?,
+            sse_connections: register(
+                registry,
+                IntGauge::new("slotpool_sse_connections", "Open notification streams.")?,
+            )?,
+            journal_damaged: register(
+                registry,
+                IntGauge::new(
+                    "slotpool_journal_damaged",
+                    "1 when the background check of the whole journal found a damaged record.",
+                )?,
+            )?,
             connector_backlog: gauge(
                 "slotpool_outbox_backlog",
                 "Access-group changes recorded and not yet confirmed by the product.",
@@ -180,7 +178,10 @@ impl Metrics {
                 "Calls of the connector to the product, by outcome (delivered, error, timeout).",
                 &["product", "outcome"],
             )?,
-            snapshot_taken,
+            snapshot_taken: gauge(
+                "slotpool_snapshot_timestamp_seconds",
+                "Unix time at which the product's latest snapshot was taken (absent before the first).",
+            )?,
         })
     }
 

@@ -14,6 +14,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use slotpool_actors::metrics::register;
 use std::time::Instant;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -46,43 +47,37 @@ pub struct HttpMetrics {
 impl HttpMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &Registry) -> Result<HttpMetrics, prometheus::Error> {
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "slotpool_http_requests_total",
-                "HTTP requests answered, by route pattern, method and status code.",
-            ),
-            &["route", "method", "status"],
-        )?;
-        registry.register(Box::new(requests.clone()))?;
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "slotpool_http_request_duration_seconds",
-                "Time from receiving an HTTP request to its response head, by route pattern and method.",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-            ]),
-            &["route", "method"],
-        )?;
-        registry.register(Box::new(duration.clone()))?;
-        let ready = IntGauge::new(
-            "slotpool_ready",
-            "1 when recovery is done and the journal accepts writes (as /readyz), else 0.",
-        )?;
-        registry.register(Box::new(ready.clone()))?;
-        let snapshot_age = GaugeVec::new(
-            Opts::new(
-                "slotpool_snapshot_age_seconds",
-                "Seconds since the product's latest snapshot was taken (absent before the first).",
-            ),
-            &["product"],
-        )?;
-        registry.register(Box::new(snapshot_age.clone()))?;
+        let duration = HistogramOpts::new(
+            "slotpool_http_request_duration_seconds",
+            "Time from receiving an HTTP request to its response head, by route pattern and method.",
+        )
+        .buckets(vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+        ]);
+        let snapshot_age = Opts::new(
+            "slotpool_snapshot_age_seconds",
+            "Seconds since the product's latest snapshot was taken (absent before the first).",
+        );
         Ok(HttpMetrics {
-            requests,
-            duration,
-            ready,
-            snapshot_age,
+            requests: register(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "slotpool_http_requests_total",
+                        "HTTP requests answered, by route pattern, method and status code.",
+                    ),
+                    &["route", "method", "status"],
+                )?,
+            )?,
+            duration: register(registry, HistogramVec::new(duration, &["route", "method"])?)?,
+            ready: register(
+                registry,
+                IntGauge::new(
+                    "slotpool_ready",
+                    "1 when recovery is done and the journal accepts writes (as /readyz), else 0.",
+                )?,
+            )?,
+            snapshot_age: register(registry, GaugeVec::new(snapshot_age, &["product"])?)?,
         })
     }
 }

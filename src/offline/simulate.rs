@@ -711,15 +711,15 @@ mod tests {
             ],
             recorded: None,
         };
-        let o = simulate(
-            &demand,
-            &base,
-            Variant {
+        let run = |reclaim| {
+            let variant = Variant {
                 shared_slots: 1,
                 inactivity_s: 60,
-                reclaim: false,
-            },
-        );
+                reclaim,
+            };
+            simulate(&demand, &base, variant)
+        };
+        let o = run(false);
         assert_eq!(
             (o.requests, o.served_at_once, o.served_after_wait),
             (3, 2, 1)
@@ -729,15 +729,7 @@ mod tests {
         assert_eq!(o.never_served, 0);
         // With reclaim, b takes a's slot at once at 100 (a inactive since 30, over 60 s
         // ago); b is revoked at 180 as before, so a is served at once at 200 too.
-        let o = simulate(
-            &demand,
-            &base,
-            Variant {
-                shared_slots: 1,
-                inactivity_s: 60,
-                reclaim: true,
-            },
-        );
+        let o = run(true);
         assert_eq!((o.served_at_once, o.reclaimed), (3, 1));
     }
 }

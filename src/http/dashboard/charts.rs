@@ -93,21 +93,33 @@ pub fn line_chart(id: &str, title: &str, start_ms: i64, step_ms: i64, lines: &[L
         }
         out
     };
+    let plot = html! {
+        (axes(id, top, start_ms, step_ms, n, with_day))
+        @for (i, l) in lines.iter().enumerate() {
+            polyline class={ "s" (i % 7) } points=(points(l.values)) {}
+        }
+    };
+    let legend = html! {
+        @for (i, l) in lines.iter().enumerate() {
+            span { i class={ "l" (i % 7) } {} (l.label) }
+        }
+    };
+    figure(id, title, plot, legend)
+}
+
+/// The frame every chart shares: the SVG, titled for screen readers, holding `plot`, and
+/// below it the caption with the title and `legend`.
+fn figure(id: &str, title: &str, plot: Markup, legend: Markup) -> Markup {
     html! {
         figure {
             svg class="chart" viewBox={ "0 0 " (W) " " (H) } role="img"
                 aria-labelledby={ (id) "-title " (id) "-desc" } {
                 title id={ (id) "-title" } { (title) }
-                (axes(id, top, start_ms, step_ms, n, with_day))
-                @for (i, l) in lines.iter().enumerate() {
-                    polyline class={ "s" (i % 7) } points=(points(l.values)) {}
-                }
+                (plot)
             }
             figcaption class="legend" {
                 strong { (title) }
-                @for (i, l) in lines.iter().enumerate() {
-                    span { i class={ "l" (i % 7) } {} (l.label) }
-                }
+                (legend)
             }
         }
     }
@@ -135,43 +147,37 @@ pub fn day_bars(
     let plot_w = W - LEFT - RIGHT;
     let slot = plot_w / n as f64;
     let day = 24 * 3600 * 1000;
-    html! {
-        figure {
-            svg class="chart" viewBox={ "0 0 " (W) " " (H) } role="img"
-                aria-labelledby={ (id) "-title " (id) "-desc" } {
-                title id={ (id) "-title" } { (title) }
-                (axes(id, top, start_ms, day, n, true))
-                @for (i, v) in bars.iter().enumerate() {
-                    @let y = y_of(*v as f64, top as f64);
-                    rect class="bar" x=(format!("{:.1}", LEFT + slot * i as f64 + slot * 0.15))
-                        y=(format!("{y:.1}")) width=(format!("{:.1}", slot * 0.7))
-                        height=(format!("{:.1}", H - BOTTOM - y)) {
-                        title { (x_label(start_ms + i as i64 * day, true)) ": " (v) }
-                    }
-                }
-                @for (i, l) in lines.iter().enumerate() {
-                    @let pts = l.values.iter().enumerate().map(|(j, v)| {
-                        format!("{:.1},{:.1} ", LEFT + slot * (j as f64 + 0.5), y_of(*v as f64, top as f64))
-                    }).collect::<String>();
-                    polyline class={ "s" ((i + 1) % 7) } points=(pts) {}
-                }
-                @if let Some((_, v)) = mark {
-                    @let y = y_of(v as f64, top as f64);
-                    line class="mark" x1=(LEFT) x2=(W - RIGHT) y1=(y) y2=(y) {}
-                }
-            }
-            figcaption class="legend" {
-                strong { (title) }
-                span { i class="l0" {} (peak_label) }
-                @for (i, l) in lines.iter().enumerate() {
-                    span { i class={ "l" ((i + 1) % 7) } {} (l.label) }
-                }
-                @if let Some((label, v)) = mark {
-                    span { i class="l3" {} (label) ": " (v) }
-                }
+    let plot = html! {
+        (axes(id, top, start_ms, day, n, true))
+        @for (i, v) in bars.iter().enumerate() {
+            @let y = y_of(*v as f64, top as f64);
+            rect class="bar" x=(format!("{:.1}", LEFT + slot * i as f64 + slot * 0.15))
+                y=(format!("{y:.1}")) width=(format!("{:.1}", slot * 0.7))
+                height=(format!("{:.1}", H - BOTTOM - y)) {
+                title { (x_label(start_ms + i as i64 * day, true)) ": " (v) }
             }
         }
-    }
+        @for (i, l) in lines.iter().enumerate() {
+            @let pts = l.values.iter().enumerate().map(|(j, v)| {
+                format!("{:.1},{:.1} ", LEFT + slot * (j as f64 + 0.5), y_of(*v as f64, top as f64))
+            }).collect::<String>();
+            polyline class={ "s" ((i + 1) % 7) } points=(pts) {}
+        }
+        @if let Some((_, v)) = mark {
+            @let y = y_of(v as f64, top as f64);
+            line class="mark" x1=(LEFT) x2=(W - RIGHT) y1=(y) y2=(y) {}
+        }
+    };
+    let legend = html! {
+        span { i class="l0" {} (peak_label) }
+        @for (i, l) in lines.iter().enumerate() {
+            span { i class={ "l" ((i + 1) % 7) } {} (l.label) }
+        }
+        @if let Some((label, v)) = mark {
+            span { i class="l3" {} (label) ": " (v) }
+        }
+    };
+    figure(id, title, plot, legend)
 }
 
 #[cfg(test)]

@@ -76,17 +76,38 @@ async fn to_index() -> HttpResponse {
 /// `GET /admin/`: the sign-in form, or the list of products.
 async fn index(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let Some(session) = Session::of(&req) else {
-        let (cookie, token) = session::login_nonce(session::is_https(&req));
-        let mut res = html(StatusCode::OK, views::login(Lang::of(&req), &token, None));
-        res.add_cookie(&cookie).map_err(Problem::internal)?;
-        return Ok(res);
+        return login_page(&req, StatusCode::OK, None);
     };
-    let list = admin::product_views(&state).await?;
-    let notices = admin::notice_views(&state, None).await?;
     let flash = flash_of(&req);
+    index_page(&req, &state, &session, StatusCode::OK, flash.as_ref()).await
+}
+
+/// The sign-in form with a fresh login nonce (its cookie and the form's CSRF token), and
+/// `error` above it when the last attempt failed.
+fn login_page(
+    req: &HttpRequest,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Result<HttpResponse, Problem> {
+    let (cookie, csrf) = session::login_nonce(session::is_https(req));
+    let mut res = html(status, views::login(Lang::of(req), &csrf, error));
+    res.add_cookie(&cookie).map_err(Problem::internal)?;
+    Ok(res)
+}
+
+/// The list of products and the notices, answered with `status` and `flash`.
+async fn index_page(
+    req: &HttpRequest,
+    state: &AppState,
+    session: &Session,
+    status: StatusCode,
+    flash: Option<&views::Flash>,
+) -> Result<HttpResponse, Problem> {
+    let list = admin::product_views(state).await?;
+    let notices = admin::notice_views(state, None).await?;
     Ok(html(
-        StatusCode::OK,
-        views::index(Lang::of(&req), &session, &list, &notices, flash.as_ref()),
+        status,
+        views::index(Lang::of(req), session, &list, &notices, flash),
     ))
 }
 
@@ -100,17 +121,8 @@ async fn login(
     session::check_login_csrf(&req, fields.get("csrf").unwrap_or(""))?;
     let token = fields.get("token").unwrap_or("");
     if !state.admin_token.matches(token.trim()) {
-        let (cookie, csrf) = session::login_nonce(session::is_https(&req));
-        let mut res = html(
-            StatusCode::UNAUTHORIZED,
-            views::login(
-                Lang::of(&req),
-                &csrf,
-                Some(views::t(Lang::of(&req), "That is not the admin token.")),
-            ),
-        );
-        res.add_cookie(&cookie).map_err(Problem::internal)?;
-        return Ok(res);
+        let error = views::t(Lang::of(&req), "That is not the admin token.");
+        return login_page(&req, StatusCode::UNAUTHORIZED, Some(error));
     }
     let session = Session::new();
     let mut res = see_other("/admin/");
@@ -178,18 +190,8 @@ async fn create_product(
         },
         Err(p) => (p.status, p.detail),
     };
-    let list = admin::product_views(&state).await?;
-    let notices = admin::notice_views(&state, None).await?;
-    Ok(html(
-        refused.0,
-        views::index(
-            Lang::of(&req),
-            &session,
-            &list,
-            &notices,
-            Some(&views::Flash::bad(&refused.1)),
-        ),
-    ))
+    let flash = views::Flash::bad(&refused.1);
+    index_page(&req, &state, &session, refused.0, Some(&flash)).await
 }
 
 /// Everything the product page shows.
@@ -365,19 +367,19 @@ async fn revoke(
 }
 
 /// A signed-in page computed from the product's journal, off the async threads:
-/// `compute` gets the journal, the product's id and its clock's `now`, `render` shows the
-/// result. Without a session, back to sign-in.
-async fn journal_page<T, C, V>(
+/// `compute` gets the journal, the product's id, its clock's `now` and the page's `choice`
+/// (from its query), `render` shows the result. Without a session, back to sign-in.
+async fn journal_page<P, T>(
     req: &HttpRequest,
     state: &AppState,
     id: &str,
-    compute: C,
-    render: V,
+    choice: P,
+    compute: fn(&Journal, &str, Timestamp, P) -> Result<T, Problem>,
+    render: fn(Lang, &Session, &str, P, &T) -> maud::Markup,
 ) -> Result<HttpResponse, Problem>
 where
+    P: Copy + Send + 'static,
     T: Send + 'static,
-    C: FnOnce(&Journal, &str, Timestamp) -> Result<T, Problem> + Send + 'static,
-    V: FnOnce(Lang, &Session, &T) -> maud::Markup,
 {
     let Some(session) = Session::of(req) else {
         return Ok(see_other("/admin/"));
@@ -386,12 +388,12 @@ where
     let now = ask(&addr, Read::new(|_, now| now)).await?;
     let journal = state.services.products.journal().clone();
     let product = id.to_string();
-    let computed = web::block(move || compute(&journal, &product, now))
+    let computed = web::block(move || compute(&journal, &product, now, choice))
         .await
         .map_err(Problem::internal)??;
     Ok(html(
         StatusCode::OK,
-        render(Lang::of(req), &session, &computed),
+        render(Lang::of(req), &session, id, choice, &computed),
     ))
 }
 
@@ -406,8 +408,9 @@ async fn charts_page(
         &req,
         &state,
         &path,
-        move |journal, id, now| series::minute_series(journal, id, now, week),
-        |lang, session, series| views::charts(lang, session, &path, week, series),
+        week,
+        series::minute_series,
+        views::charts,
     )
     .await
 }
@@ -422,12 +425,5 @@ async fn peaks_page(
         .and_then(|s| s.parse::<u32>().ok())
         .filter(|s| (1..=100).contains(s))
         .unwrap_or(95);
-    journal_page(
-        &req,
-        &state,
-        &path,
-        move |journal, id, now| series::peaks(journal, id, now, share),
-        |lang, session, peaks| views::peaks(lang, session, &path, share, peaks),
-    )
-    .await
+    journal_page(&req, &state, &path, share, series::peaks, views::peaks).await
 }

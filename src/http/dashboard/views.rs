@@ -266,59 +266,49 @@ pub fn product(l: Lang, session: &Session, d: &ProductData, f: Option<&Flash>) -
                     p id="sync-result" class="small" role="status" aria-live="polite" {}
                 }
             }
-            section class="panel" id="live-holders" data-live aria-labelledby="holders-h" {
-                h2 id="holders-h" { "Holders (" (d.holders.len()) ")" }
-                @if d.holders.is_empty() {
-                    p class="empty" { (t(l, "Nobody holds a slot.")) }
-                } @else {
-                    table id="holders" {
-                        thead { tr {
-                            th scope="col" { (t(l, "User")) } th scope="col" { (t(l, "Since")) } th scope="col" { (t(l, "Last activity")) }
-                            th scope="col" { (t(l, "Inactive for")) } th scope="col" { (t(l, "Loses the slot at")) } th scope="col" { (t(l, "Warning")) } th scope="col" { span class="sr-only" { (t(l, "Actions")) } }
-                        } }
-                        tbody {
-                            @for h in &d.holders {
-                                tr {
-                                    td class="user" { (h.user) }
-                                    td { (time(&h.since)) }
-                                    td { (time(&h.last_activity)) }
-                                    td { (ago(d.now_ms, &h.last_activity)) }
-                                    td { (time(&h.revoke_at)) }
-                                    td {
-                                        @if let Some(w) = &h.warned_at {
-                                            span class="badge warn" { (t(l, "warned")) " " (time(w)) }
-                                        } @else {
-                                            span class="badge ok" { (t(l, "active")) }
-                                        }
+            (live_list("live-holders", "holders", "Holders", d.holders.len(), t(l, "Nobody holds a slot."), html! {
+                table id="holders" {
+                    thead { tr {
+                        th scope="col" { (t(l, "User")) } th scope="col" { (t(l, "Since")) } th scope="col" { (t(l, "Last activity")) }
+                        th scope="col" { (t(l, "Inactive for")) } th scope="col" { (t(l, "Loses the slot at")) } th scope="col" { (t(l, "Warning")) } th scope="col" { span class="sr-only" { (t(l, "Actions")) } }
+                    } }
+                    tbody {
+                        @for h in &d.holders {
+                            tr {
+                                td class="user" { (h.user) }
+                                td { (time(&h.since)) }
+                                td { (time(&h.last_activity)) }
+                                td { (ago(d.now_ms, &h.last_activity)) }
+                                td { (time(&h.revoke_at)) }
+                                td {
+                                    @if let Some(w) = &h.warned_at {
+                                        span class="badge warn" { (t(l, "warned")) " " (time(w)) }
+                                    } @else {
+                                        span class="badge ok" { (t(l, "active")) }
                                     }
-                                    td {
-                                        form method="post" action={ (seg) "/revoke" } class="inline" {
-                                            input type="hidden" name="csrf" value=(session.csrf());
-                                            input type="hidden" name="user" value=(h.user);
-                                            button type="submit" class="danger" aria-label={ (t(l, "Revoke the slot of")) " " (h.user) } { (t(l, "Revoke")) }
-                                        }
+                                }
+                                td {
+                                    form method="post" action={ (seg) "/revoke" } class="inline" {
+                                        input type="hidden" name="csrf" value=(session.csrf());
+                                        input type="hidden" name="user" value=(h.user);
+                                        button type="submit" class="danger" aria-label={ (t(l, "Revoke the slot of")) " " (h.user) } { (t(l, "Revoke")) }
                                     }
                                 }
                             }
                         }
                     }
                 }
-            }
-            section class="panel" id="live-queue" data-live aria-labelledby="queue-h" {
-                h2 id="queue-h" { "Queue (" (d.queue.len()) ")" }
-                @if d.queue.is_empty() {
-                    p class="empty" { (t(l, "Nobody is waiting.")) }
-                } @else {
-                    table id="queue" {
-                        thead { tr { th scope="col" class="num" { "#" } th scope="col" { (t(l, "User")) } th scope="col" { (t(l, "Since")) } th scope="col" { (t(l, "Waiting for")) } } }
-                        tbody {
-                            @for q in &d.queue {
-                                tr { td class="num" { (q.position) } td class="user" { (q.user) } td { (time(&q.since)) } td { (ago(d.now_ms, &q.since)) } }
-                            }
+            }))
+            (live_list("live-queue", "queue", "Queue", d.queue.len(), t(l, "Nobody is waiting."), html! {
+                table id="queue" {
+                    thead { tr { th scope="col" class="num" { "#" } th scope="col" { (t(l, "User")) } th scope="col" { (t(l, "Since")) } th scope="col" { (t(l, "Waiting for")) } } }
+                    tbody {
+                        @for q in &d.queue {
+                            tr { td class="num" { (q.position) } td class="user" { (q.user) } td { (time(&q.since)) } td { (ago(d.now_ms, &q.since)) } }
                         }
                     }
                 }
-            }
+            }))
             section class="panel" aria-labelledby="settings-h" {
                 h2 id="settings-h" { (t(l, "Settings")) }
                 form method="post" action={ (seg) "/settings" } id="settings-form" {
@@ -478,6 +468,28 @@ pub fn peaks(l: Lang, session: &Session, id: &str, share: u32, p: &Peaks) -> Mar
             }
         },
     )
+}
+
+/// A live panel listing `count` rows: its heading with the count, then `table`, or the
+/// `empty` sentence when there are none. The holders and the queue are shown this way.
+fn live_list(
+    section_id: &str,
+    key: &str,
+    title: &str,
+    count: usize,
+    empty: &str,
+    table: Markup,
+) -> Markup {
+    html! {
+        section class="panel" id=(section_id) data-live aria-labelledby={ (key) "-h" } {
+            h2 id={ (key) "-h" } { (title) " (" (count) ")" }
+            @if count == 0 {
+                p class="empty" { (empty) }
+            } @else {
+                (table)
+            }
+        }
+    }
 }
 
 /// `en` in the dashboard's language.

@@ -14,33 +14,41 @@ pub struct Asset {
     pub body: &'static str,
 }
 
+impl Asset {
+    /// An embedded file named `name`, of media type `content_type`.
+    const fn new(name: &'static str, content_type: &'static str, body: &'static str) -> Asset {
+        Asset {
+            name,
+            content_type,
+            body,
+        }
+    }
+}
+
+/// The media type of a script.
+const JS: &str = "text/javascript; charset=utf-8";
+/// The media type of a style sheet.
+const CSS: &str = "text/css; charset=utf-8";
+
 /// Every embedded file.
 pub const ASSETS: &[Asset] = &[
-    Asset {
-        name: "slotpool.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../assets/slotpool.js"),
-    },
-    Asset {
-        name: "widget.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("../../../assets/widget.css"),
-    },
-    Asset {
-        name: "queue.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../assets/queue.js"),
-    },
-    Asset {
-        name: "pages.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("../../../assets/pages.css"),
-    },
-    Asset {
-        name: "dashboard.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../assets/dashboard.js"),
-    },
+    Asset::new(
+        "slotpool.js",
+        JS,
+        include_str!("../../../assets/slotpool.js"),
+    ),
+    Asset::new(
+        "widget.css",
+        CSS,
+        include_str!("../../../assets/widget.css"),
+    ),
+    Asset::new("queue.js", JS, include_str!("../../../assets/queue.js")),
+    Asset::new("pages.css", CSS, include_str!("../../../assets/pages.css")),
+    Asset::new(
+        "dashboard.js",
+        JS,
+        include_str!("../../../assets/dashboard.js"),
+    ),
 ];
 
 /// `GET /static/{name}`.
