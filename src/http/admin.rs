@@ -107,20 +107,35 @@ fn product_and_user(
     state.product(&path.0)
 }
 
+/// Has the directory make the change `membership` names for the path's `{product}/{user}`
+/// (it creates an unknown user active); 204 once done.
 async fn provision(
     state: &AppState,
-    addr: actix::Addr<ProductActor>,
-    change: Membership,
+    path: &(String, String),
+    membership: fn(String) -> Membership,
 ) -> Result<HttpResponse, Problem> {
+    let addr = product_and_user(state, path)?;
     state
         .services
         .directory
         .send(Provision {
             product: addr,
-            change,
+            change: membership(path.1.clone()),
             cause: super::observe::cause(),
         })
         .await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Has the path's `{product}` decide the command `command` names for its `{user}`; 204
+/// once its events are durable.
+async fn execute_for_user(
+    state: &AppState,
+    path: &(String, String),
+    command: fn(String) -> Command,
+) -> Result<HttpResponse, Problem> {
+    let addr = product_and_user(state, path)?;
+    super::execute(state, &addr, command(path.1.clone())).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -130,8 +145,7 @@ pub async fn enrol(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
-    let addr = product_and_user(&state, &path)?;
-    provision(&state, addr, Membership::Enrol(path.1.clone())).await
+    provision(&state, &path, Membership::Enrol).await
 }
 
 /// `DELETE /admin/v1/products/{p}/members/{user}`: remove from the pool.
@@ -140,16 +154,7 @@ pub async fn remove(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
-    let addr = product_and_user(&state, &path)?;
-    super::execute(
-        &state,
-        &addr,
-        Command::Remove {
-            user: path.1.clone(),
-        },
-    )
-    .await?;
-    Ok(HttpResponse::NoContent().finish())
+    execute_for_user(&state, &path, |user| Command::Remove { user }).await
 }
 
 /// `PUT /admin/v1/products/{p}/fixed/{user}`: give a fixed licence.
@@ -158,8 +163,7 @@ pub async fn give_fixed(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
-    let addr = product_and_user(&state, &path)?;
-    provision(&state, addr, Membership::GiveFixed(path.1.clone())).await
+    provision(&state, &path, Membership::GiveFixed).await
 }
 
 /// `DELETE /admin/v1/products/{p}/fixed/{user}`: take a fixed licence away.
@@ -168,16 +172,7 @@ pub async fn take_fixed(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
-    let addr = product_and_user(&state, &path)?;
-    super::execute(
-        &state,
-        &addr,
-        Command::TakeFixed {
-            user: path.1.clone(),
-        },
-    )
-    .await?;
-    Ok(HttpResponse::NoContent().finish())
+    execute_for_user(&state, &path, |user| Command::TakeFixed { user }).await
 }
 
 /// `GET /admin/v1/products/{p}/holders`.
@@ -213,16 +208,7 @@ pub async fn revoke(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
-    let addr = product_and_user(&state, &path)?;
-    super::execute(
-        &state,
-        &addr,
-        Command::Revoke {
-            user: path.1.clone(),
-        },
-    )
-    .await?;
-    Ok(HttpResponse::NoContent().finish())
+    execute_for_user(&state, &path, |user| Command::Revoke { user }).await
 }
 
 /// The body of `PUT /admin/v1/users/{user}`.

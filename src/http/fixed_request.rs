@@ -137,9 +137,9 @@ struct Decision {
     note: String,
 }
 
-async fn read_decision(state: &AppState, body: web::Payload) -> Result<String, Problem> {
+/// The note of an administrator's decision (optional, and so is the body).
+async fn read_note(state: &AppState, body: web::Payload) -> Result<String, Problem> {
     let buf = read_bytes(body, state.max_body_bytes).await?;
-    // The note is optional, and so is the body.
     if buf.iter().all(u8::is_ascii_whitespace) {
         return Ok(String::new());
     }
@@ -153,6 +153,18 @@ fn check_id(id: &str) -> Result<(), Problem> {
     })
 }
 
+/// What an approval and a rejection of request `id` start from, in this order: the id
+/// checked, the note read, the request found (its product, the product's actor, it).
+async fn read_decision(
+    state: &AppState,
+    id: &str,
+    body: web::Payload,
+) -> Result<(String, (String, actix::Addr<ProductActor>, FixedRequest)), Problem> {
+    check_id(id)?;
+    let note = read_note(state, body).await?;
+    Ok((note, find(state, id).await?))
+}
+
 /// `POST /admin/v1/fixed-requests/{id}/approve`: gives the fixed licence (422 when it
 /// would exceed the licence tier, as giving one directly does).
 pub async fn approve(
@@ -161,9 +173,7 @@ pub async fn approve(
     path: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    check_id(&path)?;
-    let note = read_decision(&state, body).await?;
-    let (product, addr, r) = find(&state, &path).await?;
+    let (note, (product, addr, r)) = read_decision(&state, &path, body).await?;
     let known = state
         .services
         .directory
@@ -186,9 +196,7 @@ pub async fn reject(
     path: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    check_id(&path)?;
-    let note = read_decision(&state, body).await?;
-    let (product, addr, _) = find(&state, &path).await?;
+    let (note, (product, addr, _)) = read_decision(&state, &path, body).await?;
     let command = Command::RejectFixedRequest {
         id: path.to_string(),
         note,

@@ -81,15 +81,24 @@ pub async fn slot(
     Ok(slot_response(&view))
 }
 
+/// Has product `product` decide the caller's `command`; 204 once its events are durable.
+async fn execute_for_caller(
+    state: &AppState,
+    product: &str,
+    command: Command,
+) -> Result<HttpResponse, Problem> {
+    let addr = state.product(product)?;
+    super::execute(state, &addr, command).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// `DELETE /api/v1/products/{p}/slot`: release the slot or leave the queue.
 pub async fn release(
     state: web::Data<AppState>,
     path: web::Path<String>,
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
-    let addr = state.product(&path)?;
-    super::execute(&state, &addr, Command::Release { user: user.0 }).await?;
-    Ok(HttpResponse::NoContent().finish())
+    execute_for_caller(&state, &path, Command::Release { user: user.0 }).await
 }
 
 /// `POST /api/v1/products/{p}/activity`: a holder used the product.
@@ -98,9 +107,7 @@ pub async fn activity(
     path: web::Path<String>,
     user: CallingUser,
 ) -> Result<HttpResponse, Problem> {
-    let addr = state.product(&path)?;
-    super::execute(&state, &addr, Command::Activity { user: user.0 }).await?;
-    Ok(HttpResponse::NoContent().finish())
+    execute_for_caller(&state, &path, Command::Activity { user: user.0 }).await
 }
 
 /// `GET /api/v1/products/{p}/notifications`: the caller's notifications as Server-Sent

@@ -49,6 +49,17 @@ fn schema_doc(base: &str, id: &str, name: &str, attributes: Vec<Value>) -> Value
     })
 }
 
+/// The sub-attributes of a multi-valued reference (a user's `groups`, a group's
+/// `members`): `value`, `$ref` and `type` with `mutability`, `display` read-only.
+fn references(mutability: &str) -> Vec<Value> {
+    vec![
+        attr("value", "string", false, false, mutability, "none"),
+        attr("display", "string", false, false, "readOnly", "none"),
+        attr("$ref", "reference", false, false, mutability, "none"),
+        attr("type", "string", false, false, mutability, "none"),
+    ]
+}
+
 fn all_schemas(base: &str) -> Vec<Value> {
     let user = schema_doc(
         base,
@@ -75,17 +86,7 @@ fn all_schemas(base: &str) -> Vec<Value> {
                 ],
             ),
             attr("active", "boolean", false, false, "readWrite", "none"),
-            complex(
-                "groups",
-                true,
-                "readOnly",
-                vec![
-                    attr("value", "string", false, false, "readOnly", "none"),
-                    attr("display", "string", false, false, "readOnly", "none"),
-                    attr("$ref", "reference", false, false, "readOnly", "none"),
-                    attr("type", "string", false, false, "readOnly", "none"),
-                ],
-            ),
+            complex("groups", true, "readOnly", references("readOnly")),
         ],
     );
     let group = schema_doc(
@@ -95,17 +96,7 @@ fn all_schemas(base: &str) -> Vec<Value> {
         vec![
             attr("displayName", "string", false, true, "readWrite", "none"),
             string("externalId"),
-            complex(
-                "members",
-                true,
-                "readWrite",
-                vec![
-                    attr("value", "string", false, false, "immutable", "none"),
-                    attr("display", "string", false, false, "readOnly", "none"),
-                    attr("$ref", "reference", false, false, "immutable", "none"),
-                    attr("type", "string", false, false, "immutable", "none"),
-                ],
-            ),
+            complex("members", true, "readWrite", references("immutable")),
         ],
     );
     let enterprise = schema_doc(
@@ -187,13 +178,38 @@ pub async fn service_provider_config(req: HttpRequest, payload: web::Payload) ->
     .await
 }
 
-/// `GET /scim/v2/ResourceTypes`.
-pub async fn resource_types(req: HttpRequest, payload: web::Payload) -> HttpResponse {
+/// The documents `docs` makes for the request's base URL, as a list response (filtered,
+/// sorted, paged like any list): `ResourceTypes` and `Schemas`.
+async fn list_docs(
+    req: HttpRequest,
+    payload: web::Payload,
+    docs: fn(&str) -> Vec<Value>,
+) -> HttpResponse {
     serve(req, payload, |req, _| async move {
-        let docs = resource_type_docs(&base_url(&req));
+        let docs = docs(&base_url(&req));
         Ok(ListQuery::from_request(&req)?.respond(docs))
     })
     .await
+}
+
+/// The document of `docs` with id `id`, 404 naming `what` otherwise: one resource type,
+/// one schema.
+async fn one_doc(
+    req: HttpRequest,
+    id: String,
+    payload: web::Payload,
+    docs: fn(&str) -> Vec<Value>,
+    what: &'static str,
+) -> HttpResponse {
+    serve(req, payload, |req, _| async move {
+        by_id(docs(&base_url(&req)), &id, what)
+    })
+    .await
+}
+
+/// `GET /scim/v2/ResourceTypes`.
+pub async fn resource_types(req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    list_docs(req, payload, resource_type_docs).await
 }
 
 /// `GET /scim/v2/ResourceTypes/{name}`.
@@ -202,19 +218,19 @@ pub async fn resource_type(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> HttpResponse {
-    serve(req, payload, |req, _| async move {
-        by_id(resource_type_docs(&base_url(&req)), &path, "resource type")
-    })
+    one_doc(
+        req,
+        path.into_inner(),
+        payload,
+        resource_type_docs,
+        "resource type",
+    )
     .await
 }
 
 /// `GET /scim/v2/Schemas`.
 pub async fn schemas(req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    serve(req, payload, |req, _| async move {
-        let docs = all_schemas(&base_url(&req));
-        Ok(ListQuery::from_request(&req)?.respond(docs))
-    })
-    .await
+    list_docs(req, payload, all_schemas).await
 }
 
 /// `GET /scim/v2/Schemas/{id}`.
@@ -223,8 +239,5 @@ pub async fn schema(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> HttpResponse {
-    serve(req, payload, |req, _| async move {
-        by_id(all_schemas(&base_url(&req)), &path, "schema")
-    })
-    .await
+    one_doc(req, path.into_inner(), payload, all_schemas, "schema").await
 }

@@ -85,20 +85,13 @@ fn tokenize(input: &str) -> Result<Vec<Token>, FilterError> {
         let c = chars[i];
         match c {
             c if c.is_whitespace() => i += 1,
-            '(' => {
-                out.push(Token::Open);
-                i += 1
-            }
-            ')' => {
-                out.push(Token::Close);
-                i += 1
-            }
-            '[' => {
-                out.push(Token::OpenBracket);
-                i += 1
-            }
-            ']' => {
-                out.push(Token::CloseBracket);
+            '(' | ')' | '[' | ']' => {
+                out.push(match c {
+                    '(' => Token::Open,
+                    ')' => Token::Close,
+                    '[' => Token::OpenBracket,
+                    _ => Token::CloseBracket,
+                });
                 i += 1
             }
             '"' => {

@@ -370,57 +370,55 @@ fn others(allow: &'static str) -> actix_web::Route {
         .to(move |req: HttpRequest, payload: web::Payload| method_not_allowed(req, payload, allow))
 }
 
-/// Registers the SCIM routes. A path's other methods answer 405 with `Allow`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    use groups::Groups;
-    use users::Users;
+/// The methods of a search path.
+const SEARCH: &str = "POST";
+
+/// Adds to `scope` the endpoints of resource type `R` at `path` (`/Users`, `/Groups`):
+/// its search (before `{id}`, which would match `.search`), list and create, and one
+/// resource's read, replace, patch and delete.
+fn resource_routes<R: resource::Resource>(scope: actix_web::Scope, path: &str) -> actix_web::Scope {
     const LIST: &str = "GET, POST";
     const ONE: &str = "GET, PUT, PATCH, DELETE";
-    const READ: &str = "GET";
-    const SEARCH: &str = "POST";
+    let (search, one) = (format!("{path}/.search"), format!("{path}/{{id}}"));
+    scope
+        .route(&search, web::post().to(resource::search::<R>))
+        .route(&search, others(SEARCH))
+        .route(path, web::get().to(resource::list::<R>))
+        .route(path, web::post().to(resource::create::<R>))
+        .route(path, others(LIST))
+        .route(&one, web::get().to(resource::get::<R>))
+        .route(&one, web::put().to(resource::replace::<R>))
+        .route(&one, web::patch().to(resource::patch::<R>))
+        .route(&one, web::delete().to(resource::delete::<R>))
+        .route(&one, others(ONE))
+}
+
+/// Registers the SCIM routes. A path's other methods answer 405 with `Allow`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let scope = web::scope("/scim/v2")
+        .route("/.search", web::post().to(resource::search_all))
+        .route("/.search", others(SEARCH));
+    let scope = resource_routes::<users::Users>(scope, "/Users");
+    let scope = resource_routes::<groups::Groups>(scope, "/Groups");
+    // Discovery (RFC 7644 §4) is read-only.
+    let reads = [
+        (
+            "/ServiceProviderConfig",
+            web::get().to(discovery::service_provider_config),
+        ),
+        ("/ResourceTypes", web::get().to(discovery::resource_types)),
+        (
+            "/ResourceTypes/{name}",
+            web::get().to(discovery::resource_type),
+        ),
+        ("/Schemas", web::get().to(discovery::schemas)),
+        ("/Schemas/{id}", web::get().to(discovery::schema)),
+    ];
+    let scope = reads.into_iter().fold(scope, |scope, (path, get)| {
+        scope.route(path, get).route(path, others("GET"))
+    });
     cfg.service(
-        web::scope("/scim/v2")
-            .route("/.search", web::post().to(resource::search_all))
-            .route("/.search", others(SEARCH))
-            .route("/Users/.search", web::post().to(resource::search::<Users>))
-            .route("/Users/.search", others(SEARCH))
-            .route(
-                "/Groups/.search",
-                web::post().to(resource::search::<Groups>),
-            )
-            .route("/Groups/.search", others(SEARCH))
-            .route("/Users", web::get().to(resource::list::<Users>))
-            .route("/Users", web::post().to(resource::create::<Users>))
-            .route("/Users", others(LIST))
-            .route("/Users/{id}", web::get().to(resource::get::<Users>))
-            .route("/Users/{id}", web::put().to(resource::replace::<Users>))
-            .route("/Users/{id}", web::patch().to(resource::patch::<Users>))
-            .route("/Users/{id}", web::delete().to(resource::delete::<Users>))
-            .route("/Users/{id}", others(ONE))
-            .route("/Groups", web::get().to(resource::list::<Groups>))
-            .route("/Groups", web::post().to(resource::create::<Groups>))
-            .route("/Groups", others(LIST))
-            .route("/Groups/{id}", web::get().to(resource::get::<Groups>))
-            .route("/Groups/{id}", web::put().to(resource::replace::<Groups>))
-            .route("/Groups/{id}", web::patch().to(resource::patch::<Groups>))
-            .route("/Groups/{id}", web::delete().to(resource::delete::<Groups>))
-            .route("/Groups/{id}", others(ONE))
-            .route(
-                "/ServiceProviderConfig",
-                web::get().to(discovery::service_provider_config),
-            )
-            .route("/ServiceProviderConfig", others(READ))
-            .route("/ResourceTypes", web::get().to(discovery::resource_types))
-            .route("/ResourceTypes", others(READ))
-            .route(
-                "/ResourceTypes/{name}",
-                web::get().to(discovery::resource_type),
-            )
-            .route("/ResourceTypes/{name}", others(READ))
-            .route("/Schemas", web::get().to(discovery::schemas))
-            .route("/Schemas", others(READ))
-            .route("/Schemas/{id}", web::get().to(discovery::schema))
-            .route("/Schemas/{id}", others(READ))
+        scope
             .route("/Me", web::route().to(not_implemented))
             .route("/Bulk", web::route().to(not_implemented))
             .default_service(web::to(not_found)),

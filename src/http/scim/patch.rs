@@ -148,6 +148,32 @@ fn add_values(slot: &mut Value, value: Value) {
     }
 }
 
+/// Sets attribute `key` of `map` to `value`: added to what a multi-valued attribute holds
+/// (when `add`), merged into a complex attribute or a whole extension (the sub-attributes
+/// given are set, the others kept: RFC 7644 §3.5.2.1 and §3.5.2.3), else replaced.
+fn set_value(map: &mut Map<String, Value>, key: String, value: Value, add: bool) {
+    if add && (map.get(&key).is_some_and(Value::is_array) || value.is_array()) {
+        add_values(map.entry(key).or_insert(Value::Null), value);
+    } else if let (Some(Value::Object(old)), Value::Object(new)) = (map.get_mut(&key), &value) {
+        merge(old, new);
+    } else {
+        map.insert(key, value);
+    }
+}
+
+/// Sets sub-attribute `sub` of the complex attribute `key` of `map` to `value` (the
+/// attribute becomes an object if it is not one).
+fn set_sub_value(map: &mut Map<String, Value>, key: String, sub: &str, value: Value) {
+    let obj = map.entry(key).or_insert_with(|| Value::Object(Map::new()));
+    if !obj.is_object() {
+        *obj = Value::Object(Map::new());
+    }
+    if let Value::Object(o) = obj {
+        let k = key_of(o, sub);
+        o.insert(k, value);
+    }
+}
+
 /// Sets `name` (maybe dotted `a.b`, maybe URN-prefixed) in `resource` for a path-less op.
 fn set_attribute(
     resource: &mut Value,
@@ -159,29 +185,8 @@ fn set_attribute(
     let map = container(resource, &t.attr)?;
     let key = key_of(map, &t.attr.name);
     match t.sub {
-        Some(sub) => {
-            let obj = map.entry(key).or_insert_with(|| Value::Object(Map::new()));
-            if !obj.is_object() {
-                *obj = Value::Object(Map::new());
-            }
-            if let Value::Object(o) = obj {
-                let k = key_of(o, &sub);
-                o.insert(k, value);
-            }
-        }
-        None => {
-            let multi = map.get(&key).is_some_and(Value::is_array) || value.is_array();
-            if add && multi {
-                add_values(map.entry(key).or_insert(Value::Null), value);
-            } else if let (Some(Value::Object(old)), Value::Object(new)) =
-                (map.get_mut(&key), &value)
-            {
-                // A complex attribute: replace the sub-attributes given.
-                merge(old, new);
-            } else {
-                map.insert(key, value);
-            }
-        }
+        Some(sub) => set_sub_value(map, key, &sub, value),
+        None => set_value(map, key, value, add),
     }
     Ok(())
 }
@@ -259,28 +264,11 @@ fn apply_op(
         }
         (_, None, None) => {
             let value = value.ok_or_else(|| err("invalidValue", format!("{op} needs a value")))?;
-            if op == "add" && (map.get(&key).is_some_and(Value::is_array) || value.is_array()) {
-                add_values(map.entry(key).or_insert(Value::Null), value);
-            } else if let (Some(Value::Object(old)), Value::Object(new)) =
-                (map.get_mut(&key), &value)
-            {
-                // A complex attribute (or a whole extension): the sub-attributes given are
-                // set, the others kept (RFC 7644 §3.5.2.1 and §3.5.2.3).
-                merge(old, new);
-            } else {
-                map.insert(key, value);
-            }
+            set_value(map, key, value, op == "add");
         }
         (_, None, Some(sub)) => {
             let value = value.ok_or_else(|| err("invalidValue", format!("{op} needs a value")))?;
-            let obj = map.entry(key).or_insert_with(|| Value::Object(Map::new()));
-            if !obj.is_object() {
-                *obj = Value::Object(Map::new());
-            }
-            if let Value::Object(o) = obj {
-                let k = key_of(o, sub);
-                o.insert(k, value);
-            }
+            set_sub_value(map, key, sub, value);
         }
         (_, Some(f), sub) => {
             let value = value.ok_or_else(|| err("invalidValue", format!("{op} needs a value")))?;

@@ -266,67 +266,60 @@ impl ListQuery {
                 if wanted.is_empty() {
                     continue;
                 }
-                // The inner names asked for: sub-attributes, or an extension's attributes.
-                let inner: Vec<&str> = wanted
-                    .iter()
-                    .filter_map(|p| match &p.urn {
-                        Some(_) => Some(p.name.as_str()),
-                        None => p.sub.as_deref(),
-                    })
-                    .collect();
-                let whole = wanted.iter().any(|p| p.urn.is_none() && p.sub.is_none());
-                if whole || inner.is_empty() {
+                let inner = inner_names(&wanted);
+                if wanted.iter().any(|p| names_whole(p)) || inner.is_empty() {
                     out.insert(k, v);
                 } else {
-                    out.insert(k, keep_subs(v, &inner));
+                    out.insert(k, filter_subs(v, &inner, true));
                 }
                 continue;
             }
             let excluded: Vec<&AttrPath> = self.excluded.iter().filter(|p| top(&k, p)).collect();
-            if excluded.iter().any(|p| p.urn.is_none() && p.sub.is_none()) {
+            if excluded.iter().any(|p| names_whole(p)) {
                 continue;
             }
-            let inner: Vec<&str> = excluded
-                .iter()
-                .filter_map(|p| match &p.urn {
-                    Some(_) => Some(p.name.as_str()),
-                    None => p.sub.as_deref(),
-                })
-                .collect();
+            let inner = inner_names(&excluded);
             if inner.is_empty() {
                 out.insert(k, v);
             } else {
-                out.insert(k, drop_subs(v, &inner));
+                out.insert(k, filter_subs(v, &inner, false));
             }
         }
         Value::Object(out)
     }
 }
 
-fn keep_subs(v: Value, subs: &[&str]) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(k, _)| subs.iter().any(|s| k.eq_ignore_ascii_case(s)))
-                .collect(),
-        ),
-        Value::Array(items) => {
-            Value::Array(items.into_iter().map(|i| keep_subs(i, subs)).collect())
-        }
-        other => other,
-    }
+/// Whether `p` names a whole top-level attribute (no sub-attribute, no extension).
+fn names_whole(p: &AttrPath) -> bool {
+    p.urn.is_none() && p.sub.is_none()
 }
 
-fn drop_subs(v: Value, subs: &[&str]) -> Value {
+/// The inner names `paths` name: sub-attributes, or an extension's attributes.
+fn inner_names<'a>(paths: &[&'a AttrPath]) -> Vec<&'a str> {
+    paths
+        .iter()
+        .filter_map(|p| match &p.urn {
+            Some(_) => Some(p.name.as_str()),
+            None => p.sub.as_deref(),
+        })
+        .collect()
+}
+
+/// `v` (an object, or a list of them) with only the sub-attributes `subs` when `keep`,
+/// or without them otherwise (`attributes` and `excludedAttributes`).
+fn filter_subs(v: Value, subs: &[&str], keep: bool) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.into_iter()
-                .filter(|(k, _)| !subs.iter().any(|s| k.eq_ignore_ascii_case(s)))
+                .filter(|(k, _)| subs.iter().any(|s| k.eq_ignore_ascii_case(s)) == keep)
                 .collect(),
         ),
-        Value::Array(items) => {
-            Value::Array(items.into_iter().map(|i| drop_subs(i, subs)).collect())
-        }
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|i| filter_subs(i, subs, keep))
+                .collect(),
+        ),
         other => other,
     }
 }

@@ -33,16 +33,26 @@ pub trait Resource: 'static {
     fn delete(id: String, if_version: Option<u64>) -> DirectoryCommand;
 }
 
-/// The rendered resource `id` and its version; 404 if it does not exist.
-async fn read<R: Resource>(req: &HttpRequest, id: String) -> Result<(Value, u64), ScimError> {
+/// Answers `question` about the directory's state, given the request's base URL (the
+/// resources' `meta.location` is built from it): the one way reads reach the directory.
+async fn read_directory<T: Send + 'static>(
+    req: &HttpRequest,
+    question: impl FnOnce(&DirectoryState, &str) -> T + Send + 'static,
+) -> Result<T, ScimError> {
     let state = app_state(req)?;
     let base = base_url(req);
-    let missing = format!("no {} with id {id:?}", R::NOUN);
-    state
+    Ok(state
         .services
         .directory
-        .send(ReadDirectory::new(move |d| R::find(d, &id, &base)))
-        .await??
+        .send(ReadDirectory::new(move |d| question(d, &base)))
+        .await??)
+}
+
+/// The rendered resource `id` and its version; 404 if it does not exist.
+async fn read<R: Resource>(req: &HttpRequest, id: String) -> Result<(Value, u64), ScimError> {
+    let missing = format!("no {} with id {id:?}", R::NOUN);
+    read_directory(req, move |d, base| R::find(d, &id, base))
+        .await?
         .ok_or_else(|| ScimError::not_found(missing))
 }
 
@@ -61,13 +71,31 @@ async fn change(req: &HttpRequest, command: DirectoryCommand) -> Result<(), Scim
 
 /// Every resource of type `R`, rendered.
 async fn all<R: Resource>(req: &HttpRequest) -> Result<Vec<Value>, ScimError> {
-    let state = app_state(req)?;
-    let base = base_url(req);
-    Ok(state
-        .services
-        .directory
-        .send(ReadDirectory::new(move |d| R::all(d, &base)))
-        .await??)
+    read_directory(req, |d, base| R::all(d, base)).await
+}
+
+/// Runs `command`, then answers `status` with resource `id` as it now is.
+async fn change_and_show<R: Resource>(
+    req: &HttpRequest,
+    command: DirectoryCommand,
+    id: String,
+    status: StatusCode,
+) -> Result<HttpResponse, ScimError> {
+    change(req, command).await?;
+    let (v, _) = read::<R>(req, id).await?;
+    one(req, status, v)
+}
+
+/// Replaces resource `id` with `input` (only at `if_version`, if given); 200 with it as
+/// it now is: a PUT, and a PATCH once its operations are applied.
+async fn replace_and_show<R: Resource>(
+    req: &HttpRequest,
+    id: String,
+    input: R::Input,
+    if_version: Option<u64>,
+) -> Result<HttpResponse, ScimError> {
+    let command = R::replace(id.clone(), input, if_version);
+    change_and_show::<R>(req, command, id, StatusCode::OK).await
 }
 
 /// `GET /scim/v2/{Users,Groups}`: filtered, sorted, paged, projected.
@@ -113,9 +141,7 @@ pub async fn create<R: Resource>(req: HttpRequest, payload: web::Payload) -> Htt
     serve(req, payload, |req, body| async move {
         let input = R::input(&parse_body(&body)?)?;
         let id = Uuid::new_v4().to_string();
-        change(&req, R::create(id.clone(), input)).await?;
-        let (v, _) = read::<R>(&req, id).await?;
-        one(&req, StatusCode::CREATED, v)
+        change_and_show::<R>(&req, R::create(id.clone(), input), id, StatusCode::CREATED).await
     })
     .await
 }
@@ -152,12 +178,9 @@ pub async fn replace<R: Resource>(
     payload: web::Payload,
 ) -> HttpResponse {
     serve(req, payload, |req, body| async move {
-        let id = path.into_inner();
         let input = R::input(&parse_body(&body)?)?;
         let if_version = if_match(&req)?;
-        change(&req, R::replace(id.clone(), input, if_version)).await?;
-        let (v, _) = read::<R>(&req, id).await?;
-        one(&req, StatusCode::OK, v)
+        replace_and_show::<R>(&req, path.into_inner(), input, if_version).await
     })
     .await
 }
@@ -187,9 +210,7 @@ pub async fn patch<R: Resource>(
                 }
                 let input = R::input(&current)?;
                 let if_version = Some(pinned.unwrap_or(version));
-                change(&req, R::replace(id.clone(), input, if_version)).await?;
-                let (v, _) = read::<R>(&req, id).await?;
-                one(&req, StatusCode::OK, v)
+                replace_and_show::<R>(&req, id, input, if_version).await
             }
         })
         .await
