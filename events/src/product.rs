@@ -151,6 +151,17 @@ pub struct Counts {
     pub fixed: usize,
 }
 
+/// A counted role of a user in a product: what [`ProductState::apply`] gives and takes
+/// with one rule for both (the flag on the user's entry and the product's count move
+/// together).
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    /// Enrolled in the pool (`UserEntry::member`, counted in `members`).
+    Member,
+    /// Holds a fixed licence (`UserEntry::fixed`, counted in `fixed`).
+    Fixed,
+}
+
 /// The whole state of one product: settings, users, holders and queue.
 #[derive(Debug, Clone, Default)]
 pub struct ProductState {
@@ -985,38 +996,10 @@ impl ProductState {
                     self.cancel_warnings();
                 }
             }
-            ProductEvent::MemberEnrolled { user } => {
-                let e = self.entry_mut(user);
-                if !e.member {
-                    e.member = true;
-                    self.members += 1;
-                }
-            }
-            ProductEvent::MemberRemoved { user } => {
-                if let Some(e) = self.users.get_mut(user.as_str()) {
-                    if e.member {
-                        e.member = false;
-                        self.members -= 1;
-                    }
-                }
-                self.forget_if_empty(user);
-            }
-            ProductEvent::FixedGiven { user } => {
-                let e = self.entry_mut(user);
-                if !e.fixed {
-                    e.fixed = true;
-                    self.fixed += 1;
-                }
-            }
-            ProductEvent::FixedTaken { user } => {
-                if let Some(e) = self.users.get_mut(user.as_str()) {
-                    if e.fixed {
-                        e.fixed = false;
-                        self.fixed -= 1;
-                    }
-                }
-                self.forget_if_empty(user);
-            }
+            ProductEvent::MemberEnrolled { user } => self.set_role(user, Role::Member, true),
+            ProductEvent::MemberRemoved { user } => self.set_role(user, Role::Member, false),
+            ProductEvent::FixedGiven { user } => self.set_role(user, Role::Fixed, true),
+            ProductEvent::FixedTaken { user } => self.set_role(user, Role::Fixed, false),
             ProductEvent::UserDeactivated { user } => self.entry_mut(user).deactivated = true,
             ProductEvent::UserReactivated { user } => {
                 if let Some(e) = self.users.get_mut(user.as_str()) {
@@ -1248,6 +1231,38 @@ impl ProductState {
         let k: Arc<str> = Arc::from(user);
         self.users.insert(Arc::clone(&k), UserEntry::NEW);
         k
+    }
+
+    /// Gives (`on`) or takes `role` from `user`, keeping the role's count; taking it
+    /// forgets an entry left empty. Giving a role the user has, or taking one they lack,
+    /// changes nothing.
+    fn set_role(&mut self, user: &str, role: Role, on: bool) {
+        let entry = if on {
+            Some(self.entry_mut(user))
+        } else {
+            self.users.get_mut(user)
+        };
+        if let Some(e) = entry {
+            let flag = match role {
+                Role::Member => &mut e.member,
+                Role::Fixed => &mut e.fixed,
+            };
+            if *flag != on {
+                *flag = on;
+                let count = match role {
+                    Role::Member => &mut self.members,
+                    Role::Fixed => &mut self.fixed,
+                };
+                if on {
+                    *count += 1;
+                } else {
+                    *count -= 1;
+                }
+            }
+        }
+        if !on {
+            self.forget_if_empty(user);
+        }
     }
 
     fn entry_mut(&mut self, user: &str) -> &mut UserEntry {
