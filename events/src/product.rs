@@ -790,9 +790,11 @@ impl ProductState {
         settings: &Settings,
         now: Timestamp,
     ) {
-        let user = user.to_string();
         if self.free_slots() > 0 && self.queue.is_empty() {
-            out.push(ProductEvent::SlotGranted { user, at: now });
+            out.push(ProductEvent::SlotGranted {
+                user: user.to_string(),
+                at: now,
+            });
             return;
         }
         // Reclaim (rule 4): the longest-inactive holder past the inactivity time loses the
@@ -801,24 +803,14 @@ impl ProductState {
             settings.reclaim_on_request && now >= last.plus_secs(settings.inactivity_s)
         });
         let Some((victim, _)) = victim else {
-            out.push(ProductEvent::Queued { user, at: now });
+            out.push(ProductEvent::Queued {
+                user: user.to_string(),
+                at: now,
+            });
             return;
         };
-        out.push(ProductEvent::SlotRevoked {
-            user: victim.to_string(),
-            reason: RevokeReason::Reclaimed,
-            at: now,
-        });
-        match self.queue.head() {
-            Some(head) => {
-                out.push(ProductEvent::SlotGranted {
-                    user: head.to_string(),
-                    at: now,
-                });
-                out.push(ProductEvent::Queued { user, at: now });
-            }
-            None => out.push(ProductEvent::SlotGranted { user, at: now }),
-        }
+        let to = self.queue.head().map_or(user, |head| head.as_ref());
+        push_reclaim(out, victim, to, user, now);
     }
 
     /// Rule 7: if fixed users grew so that `fixed + shared_slots > licence_tier`, shrink the
@@ -1340,6 +1332,27 @@ impl ProductState {
     fn forget(&mut self, user: &str) {
         self.users.remove(user);
         self.groups.forget(user);
+    }
+}
+
+/// Rule 4's reclaim: `victim` loses the slot without warning and `to` gets it; the
+/// requester `user`, when the slot goes to someone ahead of them (`to != user`), is
+/// queued. One rule for products with and without reservations.
+fn push_reclaim(out: &mut Vec<ProductEvent>, victim: &str, to: &str, user: &str, now: Timestamp) {
+    out.push(ProductEvent::SlotRevoked {
+        user: victim.to_string(),
+        reason: RevokeReason::Reclaimed,
+        at: now,
+    });
+    out.push(ProductEvent::SlotGranted {
+        user: to.to_string(),
+        at: now,
+    });
+    if to != user {
+        out.push(ProductEvent::Queued {
+            user: user.to_string(),
+            at: now,
+        });
     }
 }
 
