@@ -813,6 +813,18 @@ impl ProductState {
         push_reclaim(out, victim, to, user, now);
     }
 
+    /// Revokes the `count` longest-inactive holders: the pool shrank (rule 7's tier
+    /// reconciliation, or settings with fewer shared slots).
+    fn shrink_pool(&self, out: &mut Vec<ProductEvent>, count: usize, now: Timestamp) {
+        for (user, _) in self.pool.longest_inactive().take(count) {
+            out.push(ProductEvent::SlotRevoked {
+                user: user.to_string(),
+                reason: RevokeReason::PoolShrunk,
+                at: now,
+            });
+        }
+    }
+
     /// Rule 7: if fixed users grew so that `fixed + shared_slots > licence_tier`, shrink the
     /// pool by the excess (longest-inactive holders first) and raise a notice.
     fn decide_reconcile_tier(
@@ -826,14 +838,7 @@ impl ProductState {
         if settings.shared_slots <= allowed {
             return;
         }
-        let excess = self.pool.len().saturating_sub(allowed as usize);
-        for (user, _) in self.pool.longest_inactive().take(excess) {
-            out.push(ProductEvent::SlotRevoked {
-                user: user.to_string(),
-                reason: RevokeReason::PoolShrunk,
-                at: now,
-            });
-        }
+        self.shrink_pool(out, self.pool.len().saturating_sub(allowed as usize), now);
         out.push(ProductEvent::TierReconciled {
             at: now,
             fixed,
@@ -865,13 +870,7 @@ impl ProductState {
             .pool
             .len()
             .saturating_sub(settings.shared_slots as usize);
-        for (user, _) in self.pool.longest_inactive().take(excess) {
-            out.push(ProductEvent::SlotRevoked {
-                user: user.to_string(),
-                reason: RevokeReason::PoolShrunk,
-                at: now,
-            });
-        }
+        self.shrink_pool(&mut out, excess, now);
         out.push(ProductEvent::Configured {
             settings: settings.clone(),
         });
