@@ -162,6 +162,31 @@ enum Role {
     Fixed,
 }
 
+/// Who asks for a slot ([`Command::Request`], or a [`Command::PageView`] that may grant
+/// one), with what the directory said of them: the attributes the eligibility rule reads
+/// and the groups the reservations read (`None`: the caller did not ask the directory).
+#[derive(Debug, Clone, Copy)]
+struct Asker<'a> {
+    user: &'a str,
+    attributes: Option<&'a BTreeMap<String, String>>,
+    groups: Option<&'a [String]>,
+}
+
+impl<'a> Asker<'a> {
+    /// The asker a command's fields name.
+    fn new(
+        user: &'a str,
+        attributes: &'a Option<Arc<BTreeMap<String, String>>>,
+        groups: &'a Option<Arc<[String]>>,
+    ) -> Self {
+        Asker {
+            user,
+            attributes: attributes.as_deref(),
+            groups: groups.as_deref(),
+        }
+    }
+}
+
 /// The whole state of one product: settings, users, holders and queue.
 #[derive(Debug, Clone, Default)]
 pub struct ProductState {
@@ -525,9 +550,7 @@ impl ProductState {
                 groups,
             } => self.decide_request_of(
                 &mut out,
-                user,
-                attributes.as_deref(),
-                groups.as_deref(),
+                Asker::new(user, attributes, groups),
                 settings,
                 now,
             )?,
@@ -622,9 +645,7 @@ impl ProductState {
                 groups,
             } => self.decide_page_view(
                 &mut out,
-                user,
-                attributes.as_deref(),
-                groups.as_deref(),
+                Asker::new(user, attributes, groups),
                 settings,
                 now,
             ),
@@ -637,12 +658,11 @@ impl ProductState {
     fn decide_request_of(
         &self,
         out: &mut Vec<ProductEvent>,
-        user: &str,
-        attributes: Option<&BTreeMap<String, String>>,
-        groups: Option<&[String]>,
+        asker: Asker<'_>,
         settings: &Settings,
         now: Timestamp,
     ) -> Result<(), Refusal> {
+        let user = asker.user;
         let entry = self.entry(user);
         if entry.deactivated {
             return Err(Refusal::Deactivated);
@@ -654,13 +674,13 @@ impl ProductState {
             return Err(Refusal::NotMember);
         }
         if let Some(rule) = &settings.eligibility {
-            if !rule.admits(attributes) {
+            if !rule.admits(asker.attributes) {
                 return Err(Refusal::NotEligible);
             }
         }
         let locked = entry.locked_until.is_some_and(|t| t > now);
         if !settings.reservations.is_empty() {
-            let mine = self.note_groups(out, user, settings, groups);
+            let mine = self.note_groups(out, user, settings, asker.groups);
             if entry.standing == Standing::Idle && !locked {
                 self.decide_request_reserved(out, user, &mine, settings, now);
             } else if !out.is_empty() && entry.standing != Standing::Idle {
@@ -706,12 +726,11 @@ impl ProductState {
     fn decide_page_view(
         &self,
         out: &mut Vec<ProductEvent>,
-        user: &str,
-        attributes: Option<&BTreeMap<String, String>>,
-        groups: Option<&[String]>,
+        asker: Asker<'_>,
         settings: &Settings,
         now: Timestamp,
     ) {
+        let user = asker.user;
         let entry = self.entry(user);
         match entry.standing {
             Standing::Holding { .. } => {
@@ -720,13 +739,13 @@ impl ProductState {
             }
             Standing::Idle
                 if entry.locked_until.is_none_or(|t| t <= now)
-                    && self.slot_free_for_groups(user, groups) =>
+                    && self.slot_free_for_groups(user, asker.groups) =>
             {
                 // The request's own rule decides (eligibility included); a refusal lets
                 // the view through to nothing and records nothing.
                 let mut granted = Vec::new();
                 if self
-                    .decide_request_of(&mut granted, user, attributes, groups, settings, now)
+                    .decide_request_of(&mut granted, asker, settings, now)
                     .is_ok()
                 {
                     out.append(&mut granted);
