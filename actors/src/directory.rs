@@ -270,6 +270,19 @@ impl DirectoryActor {
     fn barrier(&self) -> impl std::future::Future<Output = Result<(), ActorError>> + use<> {
         durable(&self.journal, self.last_ticket)
     }
+
+    /// The reply of a read: `answer`, sent once everything recorded before it is durable
+    /// (so a reader never sees a state that a crash could still take back).
+    fn answer_when_durable<R: Send + 'static>(
+        &self,
+        answer: R,
+    ) -> ResponseFuture<Result<R, ActorError>> {
+        let barrier = self.barrier();
+        Box::pin(async move {
+            barrier.await?;
+            Ok(answer)
+        })
+    }
 }
 
 impl Actor for DirectoryActor {
@@ -461,12 +474,7 @@ impl Handler<LookupUser> for DirectoryActor {
     type Result = ResponseFuture<Result<Option<DirectoryUser>, ActorError>>;
 
     fn handle(&mut self, msg: LookupUser, _ctx: &mut Self::Context) -> Self::Result {
-        let found = self.state.user(&msg.user).cloned();
-        let barrier = self.barrier();
-        Box::pin(async move {
-            barrier.await?;
-            Ok(found)
-        })
+        self.answer_when_durable(self.state.user(&msg.user).cloned())
     }
 }
 
@@ -474,12 +482,7 @@ impl Handler<ListUsers> for DirectoryActor {
     type Result = ResponseFuture<Result<Vec<DirectoryUser>, ActorError>>;
 
     fn handle(&mut self, _msg: ListUsers, _ctx: &mut Self::Context) -> Self::Result {
-        let users = self.state.users().into_iter().cloned().collect();
-        let barrier = self.barrier();
-        Box::pin(async move {
-            barrier.await?;
-            Ok(users)
-        })
+        self.answer_when_durable(self.state.users().into_iter().cloned().collect())
     }
 }
 
@@ -520,12 +523,7 @@ impl<R: Send + 'static> Handler<ReadDirectory<R>> for DirectoryActor {
     type Result = ResponseFuture<Result<R, ActorError>>;
 
     fn handle(&mut self, msg: ReadDirectory<R>, _ctx: &mut Self::Context) -> Self::Result {
-        let answer = (msg.0)(&self.state);
-        let barrier = self.barrier();
-        Box::pin(async move {
-            barrier.await?;
-            Ok(answer)
-        })
+        self.answer_when_durable((msg.0)(&self.state))
     }
 }
 

@@ -151,6 +151,42 @@ pub struct Counts {
     pub fixed: usize,
 }
 
+/// A counted role of a user in a product: what [`ProductState::apply`] gives and takes
+/// with one rule for both (the flag on the user's entry and the product's count move
+/// together).
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    /// Enrolled in the pool (`UserEntry::member`, counted in `members`).
+    Member,
+    /// Holds a fixed licence (`UserEntry::fixed`, counted in `fixed`).
+    Fixed,
+}
+
+/// Who asks for a slot ([`Command::Request`], or a [`Command::PageView`] that may grant
+/// one), with what the directory said of them: the attributes the eligibility rule reads
+/// and the groups the reservations read (`None`: the caller did not ask the directory).
+#[derive(Debug, Clone, Copy)]
+struct Asker<'a> {
+    user: &'a str,
+    attributes: Option<&'a BTreeMap<String, String>>,
+    groups: Option<&'a [String]>,
+}
+
+impl<'a> Asker<'a> {
+    /// The asker a command's fields name.
+    fn new(
+        user: &'a str,
+        attributes: &'a Option<Arc<BTreeMap<String, String>>>,
+        groups: &'a Option<Arc<[String]>>,
+    ) -> Self {
+        Asker {
+            user,
+            attributes: attributes.as_deref(),
+            groups: groups.as_deref(),
+        }
+    }
+}
+
 /// The whole state of one product: settings, users, holders and queue.
 #[derive(Debug, Clone, Default)]
 pub struct ProductState {
@@ -514,9 +550,7 @@ impl ProductState {
                 groups,
             } => self.decide_request_of(
                 &mut out,
-                user,
-                attributes.as_deref(),
-                groups.as_deref(),
+                Asker::new(user, attributes, groups),
                 settings,
                 now,
             )?,
@@ -611,9 +645,7 @@ impl ProductState {
                 groups,
             } => self.decide_page_view(
                 &mut out,
-                user,
-                attributes.as_deref(),
-                groups.as_deref(),
+                Asker::new(user, attributes, groups),
                 settings,
                 now,
             ),
@@ -626,12 +658,11 @@ impl ProductState {
     fn decide_request_of(
         &self,
         out: &mut Vec<ProductEvent>,
-        user: &str,
-        attributes: Option<&BTreeMap<String, String>>,
-        groups: Option<&[String]>,
+        asker: Asker<'_>,
         settings: &Settings,
         now: Timestamp,
     ) -> Result<(), Refusal> {
+        let user = asker.user;
         let entry = self.entry(user);
         if entry.deactivated {
             return Err(Refusal::Deactivated);
@@ -643,13 +674,13 @@ impl ProductState {
             return Err(Refusal::NotMember);
         }
         if let Some(rule) = &settings.eligibility {
-            if !rule.admits(attributes) {
+            if !rule.admits(asker.attributes) {
                 return Err(Refusal::NotEligible);
             }
         }
         let locked = entry.locked_until.is_some_and(|t| t > now);
         if !settings.reservations.is_empty() {
-            let mine = self.note_groups(out, user, settings, groups);
+            let mine = self.note_groups(out, user, settings, asker.groups);
             if entry.standing == Standing::Idle && !locked {
                 self.decide_request_reserved(out, user, &mine, settings, now);
             } else if !out.is_empty() && entry.standing != Standing::Idle {
@@ -695,12 +726,11 @@ impl ProductState {
     fn decide_page_view(
         &self,
         out: &mut Vec<ProductEvent>,
-        user: &str,
-        attributes: Option<&BTreeMap<String, String>>,
-        groups: Option<&[String]>,
+        asker: Asker<'_>,
         settings: &Settings,
         now: Timestamp,
     ) {
+        let user = asker.user;
         let entry = self.entry(user);
         match entry.standing {
             Standing::Holding { .. } => {
@@ -709,13 +739,13 @@ impl ProductState {
             }
             Standing::Idle
                 if entry.locked_until.is_none_or(|t| t <= now)
-                    && self.slot_free_for_groups(user, groups) =>
+                    && self.slot_free_for_groups(user, asker.groups) =>
             {
                 // The request's own rule decides (eligibility included); a refusal lets
                 // the view through to nothing and records nothing.
                 let mut granted = Vec::new();
                 if self
-                    .decide_request_of(&mut granted, user, attributes, groups, settings, now)
+                    .decide_request_of(&mut granted, asker, settings, now)
                     .is_ok()
                 {
                     out.append(&mut granted);
@@ -779,9 +809,11 @@ impl ProductState {
         settings: &Settings,
         now: Timestamp,
     ) {
-        let user = user.to_string();
         if self.free_slots() > 0 && self.queue.is_empty() {
-            out.push(ProductEvent::SlotGranted { user, at: now });
+            out.push(ProductEvent::SlotGranted {
+                user: user.to_string(),
+                at: now,
+            });
             return;
         }
         // Reclaim (rule 4): the longest-inactive holder past the inactivity time loses the
@@ -790,23 +822,25 @@ impl ProductState {
             settings.reclaim_on_request && now >= last.plus_secs(settings.inactivity_s)
         });
         let Some((victim, _)) = victim else {
-            out.push(ProductEvent::Queued { user, at: now });
+            out.push(ProductEvent::Queued {
+                user: user.to_string(),
+                at: now,
+            });
             return;
         };
-        out.push(ProductEvent::SlotRevoked {
-            user: victim.to_string(),
-            reason: RevokeReason::Reclaimed,
-            at: now,
-        });
-        match self.queue.head() {
-            Some(head) => {
-                out.push(ProductEvent::SlotGranted {
-                    user: head.to_string(),
-                    at: now,
-                });
-                out.push(ProductEvent::Queued { user, at: now });
-            }
-            None => out.push(ProductEvent::SlotGranted { user, at: now }),
+        let to = self.queue.head().map_or(user, |head| head.as_ref());
+        push_reclaim(out, victim, to, user, now);
+    }
+
+    /// Revokes the `count` longest-inactive holders: the pool shrank (rule 7's tier
+    /// reconciliation, or settings with fewer shared slots).
+    fn shrink_pool(&self, out: &mut Vec<ProductEvent>, count: usize, now: Timestamp) {
+        for (user, _) in self.pool.longest_inactive().take(count) {
+            out.push(ProductEvent::SlotRevoked {
+                user: user.to_string(),
+                reason: RevokeReason::PoolShrunk,
+                at: now,
+            });
         }
     }
 
@@ -823,14 +857,7 @@ impl ProductState {
         if settings.shared_slots <= allowed {
             return;
         }
-        let excess = self.pool.len().saturating_sub(allowed as usize);
-        for (user, _) in self.pool.longest_inactive().take(excess) {
-            out.push(ProductEvent::SlotRevoked {
-                user: user.to_string(),
-                reason: RevokeReason::PoolShrunk,
-                at: now,
-            });
-        }
+        self.shrink_pool(out, self.pool.len().saturating_sub(allowed as usize), now);
         out.push(ProductEvent::TierReconciled {
             at: now,
             fixed,
@@ -862,13 +889,7 @@ impl ProductState {
             .pool
             .len()
             .saturating_sub(settings.shared_slots as usize);
-        for (user, _) in self.pool.longest_inactive().take(excess) {
-            out.push(ProductEvent::SlotRevoked {
-                user: user.to_string(),
-                reason: RevokeReason::PoolShrunk,
-                at: now,
-            });
-        }
+        self.shrink_pool(&mut out, excess, now);
         out.push(ProductEvent::Configured {
             settings: settings.clone(),
         });
@@ -985,38 +1006,10 @@ impl ProductState {
                     self.cancel_warnings();
                 }
             }
-            ProductEvent::MemberEnrolled { user } => {
-                let e = self.entry_mut(user);
-                if !e.member {
-                    e.member = true;
-                    self.members += 1;
-                }
-            }
-            ProductEvent::MemberRemoved { user } => {
-                if let Some(e) = self.users.get_mut(user.as_str()) {
-                    if e.member {
-                        e.member = false;
-                        self.members -= 1;
-                    }
-                }
-                self.forget_if_empty(user);
-            }
-            ProductEvent::FixedGiven { user } => {
-                let e = self.entry_mut(user);
-                if !e.fixed {
-                    e.fixed = true;
-                    self.fixed += 1;
-                }
-            }
-            ProductEvent::FixedTaken { user } => {
-                if let Some(e) = self.users.get_mut(user.as_str()) {
-                    if e.fixed {
-                        e.fixed = false;
-                        self.fixed -= 1;
-                    }
-                }
-                self.forget_if_empty(user);
-            }
+            ProductEvent::MemberEnrolled { user } => self.set_role(user, Role::Member, true),
+            ProductEvent::MemberRemoved { user } => self.set_role(user, Role::Member, false),
+            ProductEvent::FixedGiven { user } => self.set_role(user, Role::Fixed, true),
+            ProductEvent::FixedTaken { user } => self.set_role(user, Role::Fixed, false),
             ProductEvent::UserDeactivated { user } => self.entry_mut(user).deactivated = true,
             ProductEvent::UserReactivated { user } => {
                 if let Some(e) = self.users.get_mut(user.as_str()) {
@@ -1250,6 +1243,38 @@ impl ProductState {
         k
     }
 
+    /// Gives (`on`) or takes `role` from `user`, keeping the role's count; taking it
+    /// forgets an entry left empty. Giving a role the user has, or taking one they lack,
+    /// changes nothing.
+    fn set_role(&mut self, user: &str, role: Role, on: bool) {
+        let entry = if on {
+            Some(self.entry_mut(user))
+        } else {
+            self.users.get_mut(user)
+        };
+        if let Some(e) = entry {
+            let flag = match role {
+                Role::Member => &mut e.member,
+                Role::Fixed => &mut e.fixed,
+            };
+            if *flag != on {
+                *flag = on;
+                let count = match role {
+                    Role::Member => &mut self.members,
+                    Role::Fixed => &mut self.fixed,
+                };
+                if on {
+                    *count += 1;
+                } else {
+                    *count -= 1;
+                }
+            }
+        }
+        if !on {
+            self.forget_if_empty(user);
+        }
+    }
+
     fn entry_mut(&mut self, user: &str) -> &mut UserEntry {
         let key = self.key(user);
         self.users.entry(key).or_insert(UserEntry::NEW)
@@ -1325,6 +1350,27 @@ impl ProductState {
     fn forget(&mut self, user: &str) {
         self.users.remove(user);
         self.groups.forget(user);
+    }
+}
+
+/// Rule 4's reclaim: `victim` loses the slot without warning and `to` gets it; the
+/// requester `user`, when the slot goes to someone ahead of them (`to != user`), is
+/// queued. One rule for products with and without reservations.
+fn push_reclaim(out: &mut Vec<ProductEvent>, victim: &str, to: &str, user: &str, now: Timestamp) {
+    out.push(ProductEvent::SlotRevoked {
+        user: victim.to_string(),
+        reason: RevokeReason::Reclaimed,
+        at: now,
+    });
+    out.push(ProductEvent::SlotGranted {
+        user: to.to_string(),
+        at: now,
+    });
+    if to != user {
+        out.push(ProductEvent::Queued {
+            user: user.to_string(),
+            at: now,
+        });
     }
 }
 

@@ -4,8 +4,8 @@
 //! they apply ([`Tally::may_take`]) are in [`crate::reservation`]; products without
 //! reservations never enter this module.
 
-use super::{ProductState, Standing};
-use crate::event::{ProductEvent, RevokeReason};
+use super::{push_reclaim, ProductState, Standing};
+use crate::event::ProductEvent;
 use crate::reservation::{key, reserved_groups_of, Blocked, GroupBook, ReservationUse, Tally};
 use crate::settings::Settings;
 use crate::time::Timestamp;
@@ -114,21 +114,7 @@ impl ProductState {
                 if tally.would_unfill_for(theirs, their_groups) {
                     continue;
                 }
-                out.push(ProductEvent::SlotRevoked {
-                    user: victim.to_string(),
-                    reason: RevokeReason::Reclaimed,
-                    at: now,
-                });
-                out.push(ProductEvent::SlotGranted {
-                    user: to.to_string(),
-                    at: now,
-                });
-                if to != user {
-                    out.push(ProductEvent::Queued {
-                        user: user.to_string(),
-                        at: now,
-                    });
-                }
+                push_reclaim(out, victim, to, user, now);
                 return;
             }
         }
