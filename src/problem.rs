@@ -96,7 +96,7 @@ impl Problem {
 
     /// 403 `unknown_user`: the *calling* user (of the user API) is not known to slotpool
     /// at all (rather than `not_member` of this product), which tells an administrator
-    /// more. A refusal of the caller, like `not_member` (API.md: 403 for "a non-member,
+    /// more. A refusal of the caller, like `not_member` (docs/contract.md: 403 for "a non-member,
     /// deactivated or unknown user").
     pub fn unknown_user(user: &str) -> Problem {
         Problem::new(
@@ -300,7 +300,7 @@ impl Problem {
     }
 
     /// 424: a re-sync the product's connector could not complete. Not a 5xx: slotpool
-    /// did its part, the product it depends on did not (API.md keeps 5xx for bugs).
+    /// did its part, the product it depends on did not (docs/contract.md keeps 5xx for bugs).
     pub fn connector_failed(e: &DeliveryError) -> Self {
         Problem::new(
             StatusCode::FAILED_DEPENDENCY,

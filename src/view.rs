@@ -1,4 +1,4 @@
-//! The JSON shapes of API.md, built from the core's answers.
+//! The JSON shapes of docs/contract.md, built from the core's answers.
 
 use serde::Serialize;
 use slotpool_events::{

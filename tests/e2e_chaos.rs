@@ -2,7 +2,7 @@
 //! fixed licences, settings) against the real binary, while the service is killed with
 //! SIGKILL at random moments (under load, and now and then during recovery) and restarted
 //! on the same data dir. After every restart, every acknowledged change must be there, the
-//! pool rules of DESIGN.md must hold, and `verify` must find the journal intact.
+//! pool rules of docs/design.md must hold, and `verify` must find the journal intact.
 //!
 //! `CYCLES=N` sets the number of kills (5 by default, as in `make test`); `make chaos`
 //! runs 100 against the release binary. A failure prints `SLOTPOOL_E2E_SEED` to replay

@@ -1,4 +1,4 @@
-//! The basic public contract (API.md) against a fresh server, step by step: health,
+//! The basic public contract (docs/contract.md) against a fresh server, step by step: health,
 //! product settings and their refusal, members and fixed users, request, queue and
 //! release, activity, the admin lists and revocation, problem+json errors, tokens, the
 //! OpenAPI document and the metrics. Passing these is necessary, not sufficient: every

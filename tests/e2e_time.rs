@@ -146,7 +146,7 @@ fn kill_9_keeps_pending_warnings_and_deadlines() {
     );
 }
 
-/// Auto re-login (DESIGN.md) with a real open stream: a holder whose page stays open and
+/// Auto re-login (docs/design.md) with a real open stream: a holder whose page stays open and
 /// who does nothing is revoked for inactivity and, a slot being free, granted again in
 /// the same sweep, every time: the stream hears each warning followed by the grant, never
 /// a lasting loss, and the slot API says `granted` throughout.

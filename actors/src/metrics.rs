@@ -1,5 +1,5 @@
 //! The Prometheus metrics the actors keep: pool gauges, request and revocation counters,
-//! journal and queue-wait histograms. Names and labels are part of API.md's contract.
+//! journal and queue-wait histograms. Names and labels are part of the public contract (docs/contract.md).
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,

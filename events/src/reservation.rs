@@ -1,4 +1,4 @@
-//! Reservations and caps per group (DESIGN.md rule 10).
+//! Reservations and caps per group (docs/design.md rule 10).
 //!
 //! A product's settings may list `reservations: [{"group", "min", "max"}]`: `min` slots
 //! of the pool are reserved for members of the directory group (others may not take

@@ -1,4 +1,4 @@
-//! Source-group sync (DESIGN.md rule 9): which users a product's pool should gain and
+//! Source-group sync (docs/design.md rule 9): which users a product's pool should gain and
 //! lose so that it matches its source groups. The report of a sync is plain data in
 //! [`crate::sync_report`] (re-exported here).
 //!

@@ -1,4 +1,4 @@
-//! The report of a source-group sync (DESIGN.md rule 9), and why a user was left out:
+//! The report of a source-group sync (docs/design.md rule 9), and why a user was left out:
 //! plain data, which the directory keeps (one report per product) and the events record,
 //! apart from the planning in [`crate::sync`].
 

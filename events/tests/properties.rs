@@ -3,11 +3,11 @@
 //! Random sequences of commands at non-decreasing random times are run through
 //! `ProductState::decide` + `apply`, one event at a time, and checked against:
 //!
-//! - the invariants of DESIGN.md ("every rule above holds after every event"), after every
+//! - the invariants of docs/design.md ("every rule above holds after every event"), after every
 //!   single event, for every command (sweeps and tier reconciliation included);
 //! - the fair-queue rule (a freed slot goes to the queue head, in the same command);
 //! - replay: folding all events so far into a fresh state gives the same observable state;
-//! - a small reference model, written from the rules in DESIGN.md (Behaviour 1-7) with
+//! - a small reference model, written from the rules in docs/design.md (Behaviour 1-7) with
 //!   plain `Vec`s, sets and its own arithmetic of the sweep grid, which must give the same
 //!   answer (the same events in the same order, or the same refusal code) and leave every
 //!   user standing the same (slot, warning, queue place, lock, re-login). It covers
@@ -906,7 +906,7 @@ impl Model {
     }
 
     /// The sweep (rule 3, and the queue timer of rule 2), step by step on the state before
-    /// it, as DESIGN.md tells it.
+    /// it, as docs/design.md tells it.
     fn sweep(
         &mut self,
         out: &mut Vec<ProductEvent>,

@@ -1,4 +1,4 @@
-//! The time rules of DESIGN.md (Behaviour 2-7), one test per rule with its edge cases, in
+//! The time rules of docs/design.md (Behaviour 2-7), one test per rule with its edge cases, in
 //! virtual time: every command is decided and applied at an instant the test sets, and
 //! the exact events and the views (`slot_view`, `holders`, `queue`, `notices`,
 //! `next_tick`) are asserted. Every command's events are also replayed from scratch and

@@ -22,7 +22,7 @@
 //! the activity it coalesced (`RecordActivity`), so shrink and reclaim pick the truly
 //! longest-inactive holder; `RecordActivity` also runs on its own at random instants.
 //!
-//! After every single event: the invariants of DESIGN.md (never more holders than
+//! After every single event: the invariants of docs/design.md (never more holders than
 //! `shared_slots`; no slot for a non-member, a fixed, a deactivated or a locked user, a
 //! locked user holding again only through auto re-login or after the lock; the queue is
 //! FIFO, members only, disjoint from the holders), and the recorded lock / re-login state
