@@ -3,6 +3,7 @@
 
 use super::auth::{check_product_id, check_user_name, Admin};
 use super::body::read_json;
+use super::call::{AdminPath, AdminProduct, AdminProductUser};
 use super::AppState;
 use crate::problem::Problem;
 use crate::view::{
@@ -37,12 +38,8 @@ async fn overview(
 /// `PUT /admin/v1/products/{p}`: create (201) or update (200) a product's settings. The
 /// body's shape is read here; whether the settings are valid, and what they change
 /// (rule 10's groups included), is the core's word, through [`super::configure`].
-pub async fn put_product(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    body: web::Payload,
-) -> Result<HttpResponse, Problem> {
+pub async fn put_product(call: AdminPath, body: web::Payload) -> Result<HttpResponse, Problem> {
+    let AdminPath(state, path) = call;
     check_product_id(&path)?;
     let mut doc: serde_json::Value =
         read_json(body, state.max_body_bytes, Problem::invalid_settings).await?;
@@ -69,15 +66,10 @@ pub async fn put_product(
 }
 
 /// `GET /admin/v1/products/{p}`: settings and counts.
-pub async fn get_product(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, Problem> {
-    let addr = state.product(&path)?;
-    let view = overview(&path, &addr)
+pub async fn get_product(AdminProduct(product): AdminProduct) -> Result<HttpResponse, Problem> {
+    let view = overview(&product.id, &product.addr)
         .await?
-        .ok_or_else(|| Problem::unknown_product(&path))?;
+        .ok_or_else(|| Problem::unknown_product(&product.id))?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -98,104 +90,56 @@ pub async fn list_products(_: Admin, state: web::Data<AppState>) -> Result<HttpR
     Ok(HttpResponse::Ok().json(product_views(&state).await?))
 }
 
-/// Validates `{product}/{user}` path segments and finds the product.
-fn product_and_user(
-    state: &AppState,
-    path: &(String, String),
-) -> Result<actix::Addr<ProductActor>, Problem> {
-    check_user_name(&path.1)?;
-    state.product(&path.0)
-}
-
 /// Has the directory make the change `membership` names for the path's `{product}/{user}`
 /// (it creates an unknown user active); 204 once done.
 async fn provision(
-    state: &AppState,
-    path: &(String, String),
+    AdminProductUser(call): AdminProductUser,
     membership: fn(String) -> Membership,
 ) -> Result<HttpResponse, Problem> {
-    let addr = product_and_user(state, path)?;
-    state
+    call.product
+        .state
         .services
         .directory
         .send(Provision {
-            product: addr,
-            change: membership(path.1.clone()),
+            product: call.product.addr,
+            change: membership(call.user),
             cause: super::observe::cause(),
         })
         .await??;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Has the path's `{product}` decide the command `command` names for its `{user}`; 204
-/// once its events are durable.
-async fn execute_for_user(
-    state: &AppState,
-    path: &(String, String),
-    command: fn(String) -> Command,
-) -> Result<HttpResponse, Problem> {
-    let addr = product_and_user(state, path)?;
-    super::execute(state, &addr, command(path.1.clone())).await?;
-    Ok(HttpResponse::NoContent().finish())
-}
-
 /// `PUT /admin/v1/products/{p}/members/{user}`: enrol (an unknown user is created active).
-pub async fn enrol(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, Problem> {
-    provision(&state, &path, Membership::Enrol).await
+pub async fn enrol(call: AdminProductUser) -> Result<HttpResponse, Problem> {
+    provision(call, Membership::Enrol).await
 }
 
 /// `DELETE /admin/v1/products/{p}/members/{user}`: remove from the pool.
-pub async fn remove(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, Problem> {
-    execute_for_user(&state, &path, |user| Command::Remove { user }).await
+pub async fn remove(call: AdminProductUser) -> Result<HttpResponse, Problem> {
+    call.0.execute(|user| Command::Remove { user }).await
 }
 
 /// `PUT /admin/v1/products/{p}/fixed/{user}`: give a fixed licence.
-pub async fn give_fixed(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, Problem> {
-    provision(&state, &path, Membership::GiveFixed).await
+pub async fn give_fixed(call: AdminProductUser) -> Result<HttpResponse, Problem> {
+    provision(call, Membership::GiveFixed).await
 }
 
 /// `DELETE /admin/v1/products/{p}/fixed/{user}`: take a fixed licence away.
-pub async fn take_fixed(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, Problem> {
-    execute_for_user(&state, &path, |user| Command::TakeFixed { user }).await
+pub async fn take_fixed(call: AdminProductUser) -> Result<HttpResponse, Problem> {
+    call.0.execute(|user| Command::TakeFixed { user }).await
 }
 
 /// `GET /admin/v1/products/{p}/holders`.
-pub async fn holders(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, Problem> {
-    let addr = state.product(&path)?;
-    let holders = ask(&addr, ListHolders).await?;
+pub async fn holders(AdminProduct(product): AdminProduct) -> Result<HttpResponse, Problem> {
+    let holders = ask(&product.addr, ListHolders).await?;
     let list: Vec<HolderView> = holders.iter().map(HolderView::from).collect();
     Ok(HttpResponse::Ok().json(list))
 }
 
 /// `GET /admin/v1/products/{p}/queue`.
-pub async fn queue(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, Problem> {
-    let addr = state.product(&path)?;
+pub async fn queue(AdminProduct(product): AdminProduct) -> Result<HttpResponse, Problem> {
     let list = ask(
-        &addr,
+        &product.addr,
         Read::new(|s, _| s.queue().iter().map(QueueView::from).collect::<Vec<_>>()),
     )
     .await?;
@@ -203,12 +147,8 @@ pub async fn queue(
 }
 
 /// `DELETE /admin/v1/products/{p}/holders/{user}`: revoke now, reason `admin`.
-pub async fn revoke(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, Problem> {
-    execute_for_user(&state, &path, |user| Command::Revoke { user }).await
+pub async fn revoke(call: AdminProductUser) -> Result<HttpResponse, Problem> {
+    call.0.execute(|user| Command::Revoke { user }).await
 }
 
 /// The body of `PUT /admin/v1/users/{user}`.
@@ -220,44 +160,37 @@ pub struct UserUpdate {
 }
 
 /// `PUT /admin/v1/users/{user}`: create, activate or deactivate a user.
-pub async fn put_user(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    body: web::Payload,
-) -> Result<HttpResponse, Problem> {
-    check_user_name(&path)?;
+pub async fn put_user(call: AdminPath, body: web::Payload) -> Result<HttpResponse, Problem> {
+    let AdminPath(state, user) = call;
+    check_user_name(&user)?;
     let update: UserUpdate = read_json(body, state.max_body_bytes, Problem::invalid_body).await?;
-    let user = state
+    let set = state
         .services
         .directory
         .send(SetUserActive {
-            user: path.clone(),
+            user: user.clone(),
             active: update.active,
             cause: super::observe::cause(),
         })
         .await??;
     Ok(HttpResponse::Ok().json(UserView {
-        user: path.into_inner(),
-        active: user.active,
+        user,
+        active: set.active,
     }))
 }
 
 /// `GET /admin/v1/users/{user}`.
-pub async fn get_user(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, Problem> {
-    check_user_name(&path)?;
+pub async fn get_user(call: AdminPath) -> Result<HttpResponse, Problem> {
+    let AdminPath(state, user) = call;
+    check_user_name(&user)?;
     let found = state
         .services
         .directory
-        .send(LookupUser { user: path.clone() })
+        .send(LookupUser { user: user.clone() })
         .await??
-        .ok_or_else(|| Problem::no_such_user(format!("no user {:?}", path.as_str())))?;
+        .ok_or_else(|| Problem::no_such_user(format!("no user {:?}", user.as_str())))?;
     Ok(HttpResponse::Ok().json(UserView {
-        user: path.into_inner(),
+        user,
         active: found.active,
     }))
 }
@@ -277,18 +210,14 @@ pub async fn list_users(_: Admin, state: web::Data<AppState>) -> Result<HttpResp
 
 /// `POST /admin/v1/products/{p}/sync`: synchronise the pool with its source groups now
 /// (rule 9); answers with the report, which `GET` shows until the next sync.
-pub async fn run_sync(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, Problem> {
-    let addr = state.product(&path)?;
-    let report = state
+pub async fn run_sync(AdminProduct(product): AdminProduct) -> Result<HttpResponse, Problem> {
+    let report = product
+        .state
         .services
         .directory
         .send(SyncProduct {
-            id: path.into_inner(),
-            product: addr,
+            id: product.id,
+            product: product.addr,
             trigger: "manual",
             cause: crate::http::observe::cause(),
         })
@@ -298,13 +227,8 @@ pub async fn run_sync(
 
 /// `GET /admin/v1/products/{p}/sync`: the report of the product's last sync; 404
 /// `no_sync` before the first.
-pub async fn sync_report(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, Problem> {
-    state.product(&path)?;
-    let id = path.into_inner();
+pub async fn sync_report(AdminProduct(product): AdminProduct) -> Result<HttpResponse, Problem> {
+    let super::call::Product { state, id, .. } = product;
     let wanted = id.clone();
     let report = state
         .services

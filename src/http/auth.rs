@@ -3,9 +3,8 @@
 use super::AppState;
 use crate::problem::Problem;
 use actix_web::http::header;
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use actix_web::{web, HttpRequest};
 use ipnet::IpNet;
-use std::future::{ready, Ready};
 
 /// Header naming the calling user, set by a trusted front proxy.
 pub const USER_HEADER: &str = "X-Slotpool-User";
@@ -13,16 +12,31 @@ pub const USER_HEADER: &str = "X-Slotpool-User";
 /// Proof that the request carries the admin token.
 pub struct Admin;
 
-impl FromRequest for Admin {
-    type Error = Problem;
-    type Future = Ready<Result<Admin, Problem>>;
+/// Implements [`FromRequest`] for `$extractor` by the synchronous check `$check`
+/// (`fn(&HttpRequest) -> Result<$extractor, Problem>`): every extractor of the HTTP
+/// surface is one such check, refused as a problem.
+macro_rules! sync_extractor {
+    ($extractor:ty, $check:path) => {
+        impl actix_web::FromRequest for $extractor {
+            type Error = $crate::problem::Problem;
+            type Future = std::future::Ready<Result<$extractor, $crate::problem::Problem>>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(check_admin(req))
-    }
+            fn from_request(
+                req: &actix_web::HttpRequest,
+                _: &mut actix_web::dev::Payload,
+            ) -> Self::Future {
+                std::future::ready($check(req))
+            }
+        }
+    };
 }
+pub(crate) use sync_extractor;
 
-fn check_admin(req: &HttpRequest) -> Result<Admin, Problem> {
+sync_extractor!(Admin, check_admin);
+
+/// Checks that the request carries the admin token (or a dashboard session, with its
+/// CSRF token for anything but a read).
+pub(crate) fn check_admin(req: &HttpRequest) -> Result<Admin, Problem> {
     let state = app_state(req)?;
     // The dashboard calls the admin API with its session cookie instead of the token;
     // anything but a read must then carry the session's CSRF token in a header.
@@ -56,16 +70,11 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
 /// The calling user, taken from [`USER_HEADER`] when the peer is a trusted proxy.
 pub struct CallingUser(pub String);
 
-impl FromRequest for CallingUser {
-    type Error = Problem;
-    type Future = Ready<Result<CallingUser, Problem>>;
+sync_extractor!(CallingUser, calling_user);
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(calling_user(req))
-    }
-}
-
-fn calling_user(req: &HttpRequest) -> Result<CallingUser, Problem> {
+/// The calling user of the request, from [`USER_HEADER`], refused unless a trusted proxy
+/// set it once with a valid name.
+pub(crate) fn calling_user(req: &HttpRequest) -> Result<CallingUser, Problem> {
     let state = app_state(req)?;
     let Some(value) = req.headers().get(USER_HEADER) else {
         return Err(Problem::missing_user(USER_HEADER));

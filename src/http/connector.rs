@@ -1,22 +1,19 @@
 //! The connector's admin API: its status (backlog, failures, next retry) and re-sync.
 
-use super::auth::Admin;
-use super::AppState;
+use super::call::{AdminProduct, Product};
 use crate::problem::Problem;
 use crate::view::rfc3339;
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 use serde_json::{json, Value};
 use slotpool_actors::connector::{Resync, Status};
 use slotpool_actors::{ConnectorActor, ConnectorOf, ConnectorStatus, ResyncReport};
 
-async fn connector_of(
-    state: &AppState,
-    product: &str,
-) -> Result<actix::Addr<ConnectorActor>, Problem> {
-    let addr = state.product(product)?;
-    addr.send(ConnectorOf)
+async fn connector_of(product: &Product) -> Result<actix::Addr<ConnectorActor>, Problem> {
+    product
+        .addr
+        .send(ConnectorOf)
         .await?
-        .ok_or_else(|| Problem::no_connector(product))
+        .ok_or_else(|| Problem::no_connector(&product.id))
 }
 
 fn report_view(r: &ResyncReport) -> Value {
@@ -53,24 +50,16 @@ fn status_view(product: &str, s: &ConnectorStatus) -> Value {
 
 /// `GET /admin/v1/products/{p}/connector`: what the connector has delivered, what is
 /// pending, the last failure and when it tries again.
-pub async fn status(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, Problem> {
-    let connector = connector_of(&state, &path).await?;
+pub async fn status(AdminProduct(product): AdminProduct) -> Result<HttpResponse, Problem> {
+    let connector = connector_of(&product).await?;
     let s = connector.send(Status).await?;
-    Ok(HttpResponse::Ok().json(status_view(&path, &s)))
+    Ok(HttpResponse::Ok().json(status_view(&product.id, &s)))
 }
 
 /// `POST /admin/v1/products/{p}/connector/resync`: reads the group from the product,
 /// compares it with the holders and fixed users, and repairs the difference.
-pub async fn resync(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, Problem> {
-    let connector = connector_of(&state, &path).await?;
+pub async fn resync(AdminProduct(product): AdminProduct) -> Result<HttpResponse, Problem> {
+    let connector = connector_of(&product).await?;
     let report = connector
         .send(Resync)
         .await?

@@ -2,8 +2,9 @@
 //! administrators list, approve or reject (`/admin/v1/fixed-requests`). The rules (who
 //! may ask, duplicates, the licence tier) live in the core; this only parses and maps.
 
-use super::auth::{check_product_id, Admin, CallingUser};
+use super::auth::{check_product_id, Admin};
 use super::body::{parse_json, read_bytes, read_json};
+use super::call::{AdminPath, Product, ProductUser, UserProduct};
 use super::AppState;
 use crate::problem::Problem;
 use crate::view::FixedRequestView;
@@ -32,12 +33,14 @@ struct Ask {
 
 /// `POST /api/v1/products/{p}/fixed-request`: the caller asks for a fixed licence (201).
 pub async fn request(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    user: CallingUser,
+    UserProduct(ProductUser { product, user }): UserProduct,
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let addr = state.product(&path)?;
+    let Product {
+        state,
+        id: product_id,
+        addr,
+    } = product;
     let ask_body: Ask = read_json(body, state.max_body_bytes, Problem::invalid_body).await?;
     let reason = check_text("reason", &ask_body.reason)?;
     if reason.is_empty() {
@@ -49,14 +52,14 @@ pub async fn request(
         &addr,
         Command::RequestFixed {
             id: id.clone(),
-            user: user.0,
+            user,
             reason,
         },
     )
     .await?;
     let found = find_in(&addr, id).await?;
     let r = found.ok_or(Refusal::UnknownRequest)?;
-    Ok(HttpResponse::Created().json(FixedRequestView::new(&path, &r)))
+    Ok(HttpResponse::Created().json(FixedRequestView::new(&product_id, &r)))
 }
 
 async fn find_in(
@@ -167,12 +170,8 @@ async fn read_decision(
 
 /// `POST /admin/v1/fixed-requests/{id}/approve`: gives the fixed licence (422 when it
 /// would exceed the licence tier, as giving one directly does).
-pub async fn approve(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    body: web::Payload,
-) -> Result<HttpResponse, Problem> {
+pub async fn approve(call: AdminPath, body: web::Payload) -> Result<HttpResponse, Problem> {
+    let AdminPath(state, path) = call;
     let (note, (product, addr, r)) = read_decision(&state, &path, body).await?;
     let known = state
         .services
@@ -190,12 +189,8 @@ pub async fn approve(
 }
 
 /// `POST /admin/v1/fixed-requests/{id}/reject`.
-pub async fn reject(
-    _: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    body: web::Payload,
-) -> Result<HttpResponse, Problem> {
+pub async fn reject(call: AdminPath, body: web::Payload) -> Result<HttpResponse, Problem> {
+    let AdminPath(state, path) = call;
     let (note, (product, addr, _)) = read_decision(&state, &path, body).await?;
     let command = Command::RejectFixedRequest {
         id: path.to_string(),

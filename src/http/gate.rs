@@ -9,11 +9,10 @@
 //! redirect to the queue page; a queued member's view keeps the queue place alive, as a
 //! poll does. The gate never queues anyone: that is the queue page's request.
 
-use super::auth::CallingUser;
-use super::AppState;
+use super::call::{ProductUser, UserProduct};
 use crate::problem::Problem;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use slotpool_events::SlotView;
 
 /// Header on the gate's answers telling the proxy (and a curious administrator) why.
@@ -91,13 +90,10 @@ fn allowed(state: &'static str) -> HttpResponse {
 /// trip; where the caller stands afterwards is the answer.
 pub async fn gate(
     req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    user: CallingUser,
+    UserProduct(ProductUser { product, user }): UserProduct,
 ) -> Result<HttpResponse, Problem> {
-    let addr = state.product(&path)?;
-    let command = super::user::page_view_command(&state, user.0);
-    let done = super::execute(&state, &addr, command).await?;
+    let command = super::user::page_view_command(&product.state, user);
+    let done = super::execute(&product.state, &product.addr, command).await?;
     Ok(match done.view {
         Some(SlotView::Granted { .. }) => allowed("granted"),
         Some(SlotView::Fixed) => allowed("fixed"),

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod backup;
 pub mod body;
+pub mod call;
 pub mod connector;
 pub mod dashboard;
 pub mod fixed_request;

@@ -1,6 +1,6 @@
 //! The user API: request, poll, release, activity, and the notification stream.
 
-use super::auth::CallingUser;
+use super::call::{Product, ProductUser, UserProduct};
 use super::sse;
 use super::AppState;
 use crate::problem::Problem;
@@ -60,54 +60,29 @@ pub fn page_view_command(state: &AppState, user: String) -> Command {
 
 /// `POST /api/v1/products/{p}/slot`: request or reconnect.
 pub async fn request(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    user: CallingUser,
+    UserProduct(ProductUser { product, user }): UserProduct,
 ) -> Result<HttpResponse, Problem> {
-    let addr = state.product(&path)?;
-    let command = request_command(&state, user.0);
-    let done = super::execute(&state, &addr, command).await?;
+    let command = request_command(&product.state, user);
+    let done = super::execute(&product.state, &product.addr, command).await?;
     Ok(slot_response(&done.view.unwrap_or(SlotView::None)))
 }
 
 /// `GET /api/v1/products/{p}/slot`: the caller's state.
 pub async fn slot(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    user: CallingUser,
+    UserProduct(ProductUser { product, user }): UserProduct,
 ) -> Result<HttpResponse, Problem> {
-    let addr = state.product(&path)?;
-    let view = ask(&addr, Poll { user: user.0 }).await?;
+    let view = ask(&product.addr, Poll { user }).await?;
     Ok(slot_response(&view))
 }
 
-/// Has product `product` decide the caller's `command`; 204 once its events are durable.
-async fn execute_for_caller(
-    state: &AppState,
-    product: &str,
-    command: Command,
-) -> Result<HttpResponse, Problem> {
-    let addr = state.product(product)?;
-    super::execute(state, &addr, command).await?;
-    Ok(HttpResponse::NoContent().finish())
-}
-
 /// `DELETE /api/v1/products/{p}/slot`: release the slot or leave the queue.
-pub async fn release(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    user: CallingUser,
-) -> Result<HttpResponse, Problem> {
-    execute_for_caller(&state, &path, Command::Release { user: user.0 }).await
+pub async fn release(call: UserProduct) -> Result<HttpResponse, Problem> {
+    call.0.execute(|user| Command::Release { user }).await
 }
 
 /// `POST /api/v1/products/{p}/activity`: a holder used the product.
-pub async fn activity(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    user: CallingUser,
-) -> Result<HttpResponse, Problem> {
-    execute_for_caller(&state, &path, Command::Activity { user: user.0 }).await
+pub async fn activity(call: UserProduct) -> Result<HttpResponse, Problem> {
+    call.0.execute(|user| Command::Activity { user }).await
 }
 
 /// `GET /api/v1/products/{p}/notifications`: the caller's notifications as Server-Sent
@@ -115,24 +90,22 @@ pub async fn activity(
 /// the stream is open the caller's queue place does not expire.
 pub async fn notifications(
     req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    user: CallingUser,
+    UserProduct(ProductUser { product, user }): UserProduct,
 ) -> Result<HttpResponse, Problem> {
-    let addr = state.product(&path)?;
+    let Product { state, addr, .. } = product;
     // Refuse a product that is not configured, and a user who may not ask for a slot
     // (as the slot API does), before opening a stream.
-    let who = user.0.clone();
+    let who = user.clone();
     let may = ask(&addr, Read::new(move |s, _| s.may_listen(&who))).await?;
     if let Err(refusal) = may {
-        let unknown = state.services.directory_view.facts(&user.0).is_none();
+        let unknown = state.services.directory_view.facts(&user).is_none();
         return Err(Problem::of_command(
             ActorError::Refused(refusal),
-            unknown.then_some(user.0.as_str()),
+            unknown.then_some(user.as_str()),
         ));
     }
-    let permit = super::limits::streams::stream_permit(&req, &user.0)?;
-    let frames = SessionActor::open(user.0, addr, KEEP_ALIVE);
+    let permit = super::limits::streams::stream_permit(&req, &user)?;
+    let frames = SessionActor::open(user, addr, KEEP_ALIVE);
     // The permit lives as long as the stream's body: the place is given back when the
     // browser goes.
     let body = futures_util::stream::unfold(Some((frames, permit)), |open| async move {
