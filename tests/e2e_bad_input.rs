@@ -427,3 +427,69 @@ fn bad_flags_and_config_exit_3() {
     let status = s.wait_exit(std::time::Duration::from_secs(15));
     assert_eq!(status.code(), Some(3), "bad config: {status}\n{}", s.logs());
 }
+
+/// Every refusal of a call's preamble comes in one order, on every route that shares it:
+/// the caller (admin token, user header) first, then the names of the path (product id,
+/// user name, request id), then an unknown product. A bad caller never learns whether a
+/// product exists.
+#[test]
+fn refusals_come_caller_first_then_names_then_unknown_product() {
+    let tmp = temp_dir();
+    let server = Server::start(&Opts::new(&tmp.path().join("data"), tmp.path()));
+    let c = server.client();
+    let bad_token = [("Authorization", "Bearer not-the-token-0123456789")];
+    let admin_on_product = [
+        ("GET", "/admin/v1/products/nope"),
+        ("GET", "/admin/v1/products/nope/holders"),
+        ("GET", "/admin/v1/products/nope/queue"),
+        ("GET", "/admin/v1/products/nope/sync"),
+        ("POST", "/admin/v1/products/nope/sync"),
+        ("GET", "/admin/v1/products/nope/connector"),
+        ("POST", "/admin/v1/products/nope/connector/resync"),
+        ("PUT", "/admin/v1/products/nope/members/alice"),
+        ("DELETE", "/admin/v1/products/nope/members/alice"),
+        ("PUT", "/admin/v1/products/nope/fixed/alice"),
+        ("DELETE", "/admin/v1/products/nope/fixed/alice"),
+        ("DELETE", "/admin/v1/products/nope/holders/alice"),
+    ];
+    for (m, path) in admin_on_product {
+        refused(&c.call(m, path, &[], None), 401, "missing_token");
+        refused(&c.call(m, path, &bad_token, None), 401, "bad_token");
+        refused(&c.admin(m, path, None), 404, "unknown_product");
+        let bad_id = path.replace("nope", "bad%20id");
+        refused(&c.call(m, &bad_id, &bad_token, None), 401, "bad_token");
+        refused(&c.admin(m, &bad_id, None), 400, "invalid_product_id");
+    }
+    // On `{product}/{user}` the user name is checked before the product is looked up.
+    for path in [
+        "/admin/v1/products/nope/members/bell%07",
+        "/admin/v1/products/nope/fixed/bell%07",
+        "/admin/v1/products/nope/holders/bell%07",
+    ] {
+        refused(&c.call("DELETE", path, &bad_token, None), 401, "bad_token");
+        refused(&c.admin("DELETE", path, None), 400, "invalid_user");
+    }
+    for verb in ["approve", "reject"] {
+        let path = format!("/admin/v1/fixed-requests/not-a-uuid/{verb}");
+        refused(&c.call("POST", &path, &[], None), 401, "missing_token");
+        refused(&c.admin("POST", &path, None), 400, "invalid_request_id");
+    }
+    let user_on_product = [
+        ("POST", "/api/v1/products/nope/slot"),
+        ("GET", "/api/v1/products/nope/slot"),
+        ("DELETE", "/api/v1/products/nope/slot"),
+        ("POST", "/api/v1/products/nope/activity"),
+        ("GET", "/api/v1/products/nope/notifications"),
+        ("POST", "/api/v1/products/nope/fixed-request"),
+        ("GET", "/gate/nope"),
+    ];
+    for (m, path) in user_on_product {
+        refused(&c.call(m, path, &[], None), 401, "missing_user");
+        let bad_user = [("X-Slotpool-User", "al\tice")];
+        refused(&c.call(m, path, &bad_user, None), 400, "invalid_user");
+        refused(&c.user(m, path, "alice"), 404, "unknown_product");
+        let bad_id = path.replace("nope", "bad%20id");
+        refused(&c.call(m, &bad_id, &[], None), 401, "missing_user");
+        refused(&c.user(m, &bad_id, "alice"), 400, "invalid_product_id");
+    }
+}
