@@ -5,29 +5,13 @@
 
 mod common;
 
-use common::{temp_dir, Opts, Resp, Scim, Server};
+use common::{assert_scim_error, temp_dir, Opts, Scim, Server};
 use serde_json::{json, Value};
 
-const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-
-/// A SCIM error: status, `status` as a string, schema, content type and `scimType`.
-fn assert_scim_error(r: &Resp, status: u16, scim_type: Option<&str>) {
-    assert_eq!(r.status, status, "{}", r.body);
-    assert!(
-        r.content_type.starts_with("application/scim+json"),
-        "{}",
-        r.content_type
-    );
-    let b = r.json();
-    assert_eq!(b["schemas"], json!([ERROR]), "{b}");
-    assert_eq!(b["status"], json!(status.to_string()), "{b}");
-    assert_eq!(b["scimType"].as_str(), scim_type, "{b}");
-    assert!(b["detail"].is_string(), "{b}");
-}
 
 fn okta_user(name: &str, dept: &str) -> Value {
     // Okta's "create user" body (developer.okta.com SCIM 2.0 reference).

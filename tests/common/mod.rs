@@ -1046,6 +1046,24 @@ pub fn raw_request(port: u16, request: &[u8]) -> Resp {
     }
 }
 
+/// The SCIM error schema.
+pub const SCIM_ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+/// A SCIM error: status, `status` as a string, schema, content type and `scimType`.
+pub fn assert_scim_error(r: &Resp, status: u16, scim_type: Option<&str>) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert!(
+        r.content_type.starts_with("application/scim+json"),
+        "{}",
+        r.content_type
+    );
+    let b = r.json();
+    assert_eq!(b["schemas"], serde_json::json!([SCIM_ERROR]), "{b}");
+    assert_eq!(b["status"], serde_json::json!(status.to_string()), "{b}");
+    assert_eq!(b["scimType"].as_str(), scim_type, "{b}");
+    assert!(b["detail"].is_string(), "{b}");
+}
+
 /// SCIM calls (`/scim/v2...`) with the SCIM token the server generated in its data dir.
 pub struct Scim {
     pub c: Client,
