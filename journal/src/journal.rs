@@ -150,7 +150,6 @@ impl Journal {
         at: Timestamp,
         events: &[E],
     ) -> Result<u64, JournalError> {
-        self.check_failed()?;
         let mut next = *tip;
         let mut records = Vec::with_capacity(events.len());
         for event in events {
@@ -183,6 +182,7 @@ impl Journal {
         first: u64,
         records: Vec<Vec<u8>>,
     ) -> Result<u64, JournalError> {
+        self.check_failed()?;
         let new_stream = first == 1 && !records.is_empty();
         let count = records.len() as u64;
         // One record is atomic by itself; sled's batches roll its write buffer each time
