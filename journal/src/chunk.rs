@@ -39,6 +39,18 @@ pub(crate) fn chunk_len(name: &str, first: u64, chunk: &[u8]) -> Result<u64, Jou
     }
 }
 
+/// The sequence of the last record of the chunk of stream `name` whose first record is
+/// `first`: damage if its header or key cannot be right (no sequence that high exists).
+pub(crate) fn chunk_end(name: &str, first: u64, chunk: &[u8]) -> Result<u64, JournalError> {
+    first
+        .checked_add(chunk_len(name, first, chunk)? - 1)
+        .ok_or_else(|| JournalError::Corrupt {
+            stream: name.to_string(),
+            sequence: first,
+            what: "a chunk of records reaches beyond the last possible sequence".into(),
+        })
+}
+
 /// The chunk of stream `name` that holds record `sequence`, with its first sequence.
 pub(crate) fn chunk_at(
     tree: &sled::Tree,

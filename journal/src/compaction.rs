@@ -10,7 +10,7 @@
 //! is applied under it, and so is a cut of a stream ([`crate::Journal::truncate_after`],
 //! [`crate::Journal::purge_upto`]), so that a cut never races a chunk being written.
 
-use crate::chunk::{chunk_key, chunk_len, CHUNK_FORMAT, CHUNK_RECORDS};
+use crate::chunk::{chunk_end, chunk_key, CHUNK_FORMAT, CHUNK_RECORDS};
 use crate::error::JournalError;
 use crate::keys::{record_key, record_range, split_key};
 use crate::lock::lock;
@@ -69,26 +69,30 @@ pub(crate) fn compact_stream(
     moving: &Mutex<()>,
     name: &str,
 ) -> Result<u64, JournalError> {
-    let mut packed_upto = match tree
-        .range(chunk_key(name, 0)..=chunk_key(name, u64::MAX))
-        .next_back()
-        .transpose()?
-    {
-        Some((key, chunk)) => match split_key(&key[1..]) {
-            Some((_, first)) => first + chunk_len(name, first, &chunk)? - 1,
-            None => return Ok(0),
-        },
-        // Nothing packed yet: from the first record left after a purge, if any.
-        None => start_tip(tree, name)?.next_sequence - 1,
-    };
-    let last = match tree.range(record_range(name)).next_back().transpose()? {
-        Some((key, _)) => split_key(&key).map_or(0, |(_, s)| s),
-        None => return Ok(0),
-    };
     let mut moved = 0;
-    while last.saturating_sub(packed_upto) >= 2 * CHUNK_RECORDS {
-        // Read and written under the lock: a cut between the two would be undone.
+    loop {
+        // Where packing stands and where the stream ends are read, and the chunk written,
+        // under the lock: a cut in between would be undone, or leave the stream unloose.
         let _moving = lock(moving);
+        let packed_upto = match tree
+            .range(chunk_key(name, 0)..=chunk_key(name, u64::MAX))
+            .next_back()
+            .transpose()?
+        {
+            Some((key, chunk)) => match split_key(&key[1..]) {
+                Some((_, first)) => chunk_end(name, first, &chunk)?,
+                None => return Ok(moved),
+            },
+            // Nothing packed yet: from the first record left after a purge, if any.
+            None => start_tip(tree, name)?.next_sequence - 1,
+        };
+        let last = match tree.range(record_range(name)).next_back().transpose()? {
+            Some((key, _)) => split_key(&key).map_or(0, |(_, s)| s),
+            None => return Ok(moved),
+        };
+        if last.saturating_sub(packed_upto) < 2 * CHUNK_RECORDS {
+            return Ok(moved);
+        }
         let first = packed_upto + 1;
         let mut chunk = Vec::with_capacity(64 * CHUNK_RECORDS as usize);
         chunk.push(CHUNK_FORMAT);
@@ -116,10 +120,8 @@ pub(crate) fn compact_stream(
         }
         batch.insert(chunk_key(name, first), chunk);
         tree.apply_batch(batch)?;
-        packed_upto += CHUNK_RECORDS;
         moved += CHUNK_RECORDS;
     }
-    Ok(moved)
 }
 
 /// The compactor thread: compacts each stream it is sent, until the journal shuts down.

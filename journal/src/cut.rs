@@ -32,17 +32,20 @@ impl Journal {
             sequence: after,
             what: what.into(),
         };
-        if after + 1 < first.next_sequence {
+        let next = after
+            .checked_add(1)
+            .ok_or_else(|| out_of_range("it is beyond the stream's end"))?;
+        if next < first.next_sequence {
             return Err(out_of_range("it was purged"));
         }
-        let tip = if after + 1 == first.next_sequence {
+        let tip = if next == first.next_sequence {
             first
         } else {
             let last_hash = self
                 .record_hash(stream, after)?
                 .ok_or_else(|| out_of_range("it is beyond the stream's end"))?;
             StreamTip {
-                next_sequence: after + 1,
+                next_sequence: next,
                 last_hash,
             }
         };
@@ -77,22 +80,25 @@ impl Journal {
 
     /// Applies `cut` to sled and the next group's frame, then waits until it is durable;
     /// the stream then ends at `last`.
+    ///
+    /// The watermark is lowered, in its file too, before sled changes: sled may make the
+    /// cut durable on its own before the log does, and a crash then must not find a
+    /// stream that ends before a watermark the cut made wrong. A watermark that is low
+    /// (the cut did not survive after all) only weakens the check.
     pub(crate) fn cut(&self, name: &str, cut: &Cut, last: u64) -> Result<(), JournalError> {
         let ticket = {
             let _moving = lock(&self.inner.compactor.moving);
+            let version = self.inner.watermark.set(name, last);
+            let path = &self.inner.path;
+            self.inner
+                .watermark
+                .lower_in_file(path, name, last, version);
             apply_cut(&self.inner.tree, name, cut)?;
             let (key, value) = cut.entry(name);
-            let ticket = self
-                .inner
+            self.inner
                 .commit
-                .add_to_frame(std::iter::once((&key[..], &value[..])));
-            self.inner.watermark.set(name, last);
-            ticket
+                .add_to_frame(std::iter::once((&key[..], &value[..])))
         };
-        self.wait_durable(ticket)?;
-        // A lowered watermark is written at once: one written earlier must not outlive
-        // the log that explains it.
-        self.inner.watermark.write_now(&self.inner.path);
-        Ok(())
+        self.wait_durable(ticket)
     }
 }

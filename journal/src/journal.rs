@@ -52,6 +52,15 @@ impl Journal {
             message,
         };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        if dir.join(crate::transfer::RESTORING).exists() {
+            return Err(JournalError::Damaged {
+                path: dir.display().to_string(),
+                message: format!(
+                    "a restore into this directory did not finish ({} is there): restore again into an empty directory",
+                    crate::transfer::RESTORING
+                ),
+            });
+        }
         remove_unfinished_sled_snapshots(dir);
         check_sled_conf(dir)?;
         let db = open_sled(dir, config.cache_bytes).map_err(|e| open_error(dir, e))?;

@@ -74,8 +74,10 @@ impl PurgedTip {
         }
         let (seq, hash) = value.split_first_chunk::<8>()?;
         let last_hash: Hash = hash.try_into().ok()?;
-        Some(StreamTip {
-            next_sequence: u64::from_be_bytes(*seq),
+        let next_sequence = u64::from_be_bytes(*seq);
+        // A stream's first record is sequence 1: a tip before it is damage.
+        (next_sequence >= 1).then_some(StreamTip {
+            next_sequence,
             last_hash,
         })
     }
@@ -150,5 +152,6 @@ mod tests {
         assert_eq!(PurgedTip::decode(&[]), Some(StreamTip::default()));
         assert_eq!(PurgedTip::decode(&PurgedTip::encode(&tip)), Some(tip));
         assert_eq!(PurgedTip::decode(&[1, 2, 3]), None);
+        assert_eq!(PurgedTip::decode(&[0; 40]), None, "a tip before sequence 1");
     }
 }

@@ -6,7 +6,7 @@
 //! The journal's reading API ([`crate::replay`]) and its cuts and recovery are built on
 //! these.
 
-use crate::chunk::{chunk_at, chunk_records};
+use crate::chunk::{chunk_at, chunk_end, chunk_key, chunk_records};
 use crate::error::JournalError;
 use crate::keys::{index_key, record_key, record_range, split_key, PurgedTip};
 use crate::tip::StreamTip;
@@ -81,16 +81,20 @@ pub(crate) fn record_hash(
     sequence: u64,
 ) -> Result<Option<Hash>, JournalError> {
     let name = name.to_string();
+    // Purged records are gone, even where a chunk still holds them; the last purged one's
+    // hash continues the chain.
+    let start = start_tip(tree, &name)?;
+    if sequence < start.next_sequence {
+        let last_purged = start.next_sequence - 1;
+        return Ok((sequence > 0 && sequence == last_purged).then_some(start.last_hash));
+    }
     let loose = tree.get(record_key(&name, sequence))?;
     let packed;
     let value: &[u8] = match &loose {
         Some(v) => v,
         None => {
             let Some((first, chunk)) = chunk_at(tree, &name, sequence)? else {
-                // The last purged record is gone, but its hash continues the chain.
-                let start = start_tip(tree, &name)?;
-                return Ok((sequence > 0 && sequence + 1 == start.next_sequence)
-                    .then_some(start.last_hash));
+                return Ok(None);
             };
             let index = usize::try_from(sequence - first).unwrap_or(usize::MAX);
             packed = chunk;
@@ -158,12 +162,19 @@ pub(crate) fn start_tip(tree: &sled::Tree, name: &str) -> Result<StreamTip, Jour
     }
 }
 
-/// The last sequence of stream `name` in `tree` (0 for none). Compaction always leaves a
-/// stream's newest records loose, so the last loose key is the stream's last record; a
-/// stream whose records were all purged ends where the purge did.
+/// The last sequence of stream `name` in `tree` (0 for none): its last loose record;
+/// else (compaction keeps the newest loose, but a truncation may end a stream at a
+/// chunk's end) the end of its last chunk; else, for a stream whose records were all
+/// purged, where the purge ended.
 pub(crate) fn last_sequence(tree: &sled::Tree, name: &str) -> Result<u64, JournalError> {
     if let Some(key) = tree.range(record_range(name)).keys().next_back() {
         return Ok(split_key(&key?).map_or(0, |(_, sequence)| sequence));
+    }
+    let chunks = chunk_key(name, 0)..=chunk_key(name, u64::MAX);
+    if let Some((key, chunk)) = tree.range(chunks).next_back().transpose()? {
+        if let Some((_, first)) = split_key(&key[1..]) {
+            return chunk_end(name, first, &chunk);
+        }
     }
     Ok(start_tip(tree, name)?.next_sequence - 1)
 }

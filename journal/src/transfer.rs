@@ -33,6 +33,8 @@ pub const MAGIC: &[u8] = b"slotpool-backup 1\n";
 const TREE_JOURNAL: u8 = 1;
 const TREE_SNAPSHOTS: u8 = 2;
 const END: u8 = 0;
+/// The file a restore leaves in the data directory until it has finished.
+pub const RESTORING: &str = "restore.unfinished";
 /// Records written per append while importing: one sled batch and one log record each.
 const IMPORT_BATCH: usize = 1024;
 
@@ -122,9 +124,6 @@ impl Journal {
             // Each record as stored, wherever it lives (loose or packed in a chunk by the
             // compactor, which may move records while this runs), written back loose.
             let first = self.first_tip(&stream)?;
-            if self.last_sequence(&stream)? < first.next_sequence {
-                continue; // purged to its end: nothing to restore from
-            }
             // The stream's index entry first, so that a restore knows where its chain
             // starts before its records come.
             let index = if first == StreamTip::default() {
@@ -172,12 +171,21 @@ impl Journal {
         }
         let mut dry = Importer::new(None, BTreeMap::new());
         let checked = read_entries(file, |tree, key, value| dry.entry(self, tree, key, value))?;
+        // Until the last record is durable the directory says it is half restored, and
+        // `Journal::open` refuses it: a restore killed half-way never looks complete.
+        let marker = self.path().join(RESTORING);
+        std::fs::write(&marker, b"a restore into this directory has not finished\n")
+            .and_then(|()| std::fs::File::open(self.path())?.sync_all())
+            .map_err(io)?;
         let mut writer = Importer::new(Some(self.snapshot_store()?), checked.starts);
         read_entries(file, |tree, key, value| {
             writer.entry(self, tree, key, value)
         })?;
         writer.flush(self)?;
         self.sync()?;
+        std::fs::remove_file(&marker)
+            .and_then(|()| std::fs::File::open(self.path())?.sync_all())
+            .map_err(io)?;
         Ok(checked.summary)
     }
 }
@@ -231,12 +239,17 @@ impl Importer {
             return Ok(());
         }
         if key.first() == Some(&INDEX_PREFIX) {
-            // Exported before the stream's records; older backups put it after them
-            // (and never had a purged stream).
+            // Exported before the stream's records (older backups put it after them, and
+            // never had a purged stream): a purged stream starts where its purge ended,
+            // even one purged to its end, which has no records at all.
             let name = String::from_utf8_lossy(&key[1..]).into_owned();
-            if let Some(start) = PurgedTip::decode(value) {
-                self.starts.insert(name, start);
+            let start = PurgedTip::decode(value)
+                .ok_or_else(|| BackupError::Damaged("a damaged index entry".into()))?;
+            if start != StreamTip::default() && self.snapshots.is_some() {
+                let cut = Cut::Purge { tip: start };
+                journal.cut(&name, &cut, start.next_sequence - 1)?;
             }
+            self.starts.insert(name, start);
             return Ok(());
         }
         let (stream, sequence) = parse_record_key(key)?;
@@ -254,12 +267,8 @@ impl Importer {
     ) -> Result<(), BackupError> {
         if self.stream.as_ref() != Some(&stream) {
             self.flush(journal)?;
+            // A stream whose head was purged goes on from its tip (its index entry, first).
             let start = self.starts.get(&stream.name()).copied().unwrap_or_default();
-            if start != StreamTip::default() && self.snapshots.is_some() {
-                // A stream whose head was purged: the chain goes on from its tip.
-                let cut = Cut::Purge { tip: start };
-                journal.cut(&stream.name(), &cut, start.next_sequence - 1)?;
-            }
             self.stream = Some(stream.clone());
             self.tip = start;
             self.first = start.next_sequence;

@@ -1,7 +1,7 @@
 //! How a cut changes the tree: the one function both the live cut ([`crate::cut`]) and
 //! recovery ([`crate::wal::replay`]) apply, so that they cannot differ.
 
-use crate::chunk::{chunk_at, chunk_key, chunk_len, chunk_records};
+use crate::chunk::{chunk_at, chunk_end, chunk_key, chunk_records};
 use crate::error::JournalError;
 use crate::keys::{index_key, record_key, split_key, Cut, PurgedTip};
 use crate::read::{last_sequence, start_tip};
@@ -14,34 +14,47 @@ pub(crate) fn apply_cut(tree: &sled::Tree, name: &str, cut: &Cut) -> Result<(), 
     match cut {
         Cut::Truncate { after } => {
             let after = *after;
-            // A chunk holding both kept and dropped records gives the kept ones back loose.
-            if let Some((first, chunk)) = chunk_at(tree, name, after + 1)? {
+            let Some(dropped) = after.checked_add(1) else {
+                return Ok(()); // nothing can come after the last possible sequence
+            };
+            let start = start_tip(tree, name)?;
+            // A chunk holding both kept and dropped records gives the kept ones back loose
+            // (not those a purge removed).
+            if let Some((first, chunk)) = chunk_at(tree, name, dropped)? {
                 if first <= after {
                     for (sequence, record) in
                         (first..=after).zip(chunk_records(name, first, &chunk))
                     {
-                        batch.insert(record_key(name, sequence), record?);
+                        let record = record?;
+                        if sequence >= start.next_sequence {
+                            batch.insert(record_key(name, sequence), record);
+                        }
                     }
                 }
                 batch.remove(chunk_key(name, first));
             }
             for key in tree
-                .range(chunk_key(name, after + 1)..=chunk_key(name, u64::MAX))
+                .range(chunk_key(name, dropped)..=chunk_key(name, u64::MAX))
                 .keys()
             {
                 batch.remove(key?);
             }
             for key in tree
-                .range(record_key(name, after + 1)..=record_key(name, u64::MAX))
+                .range(record_key(name, dropped)..=record_key(name, u64::MAX))
                 .keys()
             {
                 batch.remove(key?);
             }
-            if after == 0 && start_tip(tree, name)? == StreamTip::default() {
+            if after == 0 && start == StreamTip::default() {
                 batch.remove(index_key(name)); // nothing left: the stream is gone
             }
         }
         Cut::Purge { tip } => {
+            // A purge never goes back: replayed after a later one sled already holds, it
+            // would name as the start records that are gone.
+            if start_tip(tree, name)?.next_sequence >= tip.next_sequence {
+                return Ok(());
+            }
             let upto = tip.next_sequence - 1;
             for item in tree.range(chunk_key(name, 0)..=chunk_key(name, upto)) {
                 let (key, chunk) = item?;
@@ -49,7 +62,7 @@ pub(crate) fn apply_cut(tree: &sled::Tree, name: &str, cut: &Cut) -> Result<(), 
                     continue;
                 };
                 // A chunk reaching past the purge stays; its purged records are skipped.
-                if first + chunk_len(name, first, &chunk)? - 1 <= upto {
+                if chunk_end(name, first, &chunk)? <= upto {
                     batch.remove(key);
                 }
             }
@@ -71,5 +84,31 @@ pub(crate) fn end_after(tree: &sled::Tree, name: &str, cut: &Cut) -> Result<u64,
     match cut {
         Cut::Truncate { after } => Ok(*after),
         Cut::Purge { .. } => last_sequence(tree, name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::start_tip;
+
+    /// Found by review: a log may replay an older purge after sled already holds a later
+    /// one; the later start must stay, or records that are gone would be named as the
+    /// stream's first.
+    #[test]
+    fn a_purge_never_moves_the_start_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::Config::new()
+            .path(dir.path().join("db"))
+            .open()
+            .expect("sled");
+        let tree = db.open_tree("journal").expect("tree");
+        let at = |next_sequence| StreamTip {
+            next_sequence,
+            last_hash: [next_sequence as u8; 32],
+        };
+        apply_cut(&tree, "directory", &Cut::Purge { tip: at(9) }).expect("purge");
+        apply_cut(&tree, "directory", &Cut::Purge { tip: at(6) }).expect("older purge");
+        assert_eq!(start_tip(&tree, "directory").expect("start"), at(9));
     }
 }

@@ -155,8 +155,9 @@ impl Watermark {
         }
     }
 
-    /// Stream `name` now ends at `sequence` (appended, or cut back to it).
-    pub(crate) fn set(&self, name: &str, sequence: u64) {
+    /// Stream `name` now ends at `sequence` (appended, or cut back to it); returns the
+    /// version of the tips that says so.
+    pub(crate) fn set(&self, name: &str, sequence: u64) -> u64 {
         let mut a = crate::lock::lock(&self.appended);
         match a.tips.get_mut(name) {
             Some(tip) => *tip = sequence,
@@ -166,6 +167,7 @@ impl Watermark {
         }
         a.changed = true;
         a.version += 1;
+        a.version
     }
 
     /// A copy of the tips if they changed since the last call, with its version.
@@ -187,12 +189,26 @@ impl Watermark {
         }
     }
 
-    /// Writes the current tips to the file in `dir` now.
-    pub(crate) fn write_now(&self, dir: &Path) {
-        let (version, tips) = {
-            let a = crate::lock::lock(&self.appended);
-            (a.version, a.tips.clone())
+    /// Lowers stream `name`'s entry of the file in `dir` to at most `sequence`, leaving
+    /// the others as the file has them (never ahead of what is durable), and marks the
+    /// file as of `version` (what [`Watermark::set`] returned), so that no copy taken
+    /// before the cut raises it again.
+    pub(crate) fn lower_in_file(&self, dir: &Path, name: &str, sequence: u64, version: u64) {
+        let mut written = crate::lock::lock(&self.written);
+        let mut tips = match load(dir) {
+            Ok(tips) => tips.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "journal watermark not lowered");
+                return;
+            }
         };
-        self.write(dir, version, &tips);
+        match tips.get_mut(name) {
+            Some(tip) if *tip > sequence => *tip = sequence,
+            _ => {}
+        }
+        match store(dir, &tips) {
+            Ok(()) => *written = (*written).max(version),
+            Err(e) => tracing::warn!(error = %e, "journal watermark not lowered"),
+        }
     }
 }

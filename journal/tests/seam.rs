@@ -353,3 +353,129 @@ fn import_refuses_records_that_break_the_chain() {
     assert!(matches!(f.import(&cut), Err(BackupError::Damaged(_))));
     assert!(f.streams().expect("streams").is_empty());
 }
+
+/// Found by review: truncating right at the end of a chunk leaves no loose record; the
+/// stream must still know where it ends, export it, and reopen.
+#[test]
+fn a_stream_truncated_at_a_chunk_end_still_knows_its_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let j = open(dir.path());
+    let mut tip = StreamTip::default();
+    let all = users("a", 1..=5_000);
+    for chunk in all.chunks(500) {
+        let events: Vec<_> = chunk.iter().map(|u| enrol(u)).collect();
+        j.append(&stream(), &mut tip, Uuid::nil(), Timestamp(1), &events)
+            .expect("append");
+    }
+    j.sync().expect("sync");
+    assert_eq!(j.compact(&stream()).expect("compact"), 3_072);
+    let mut at = j.truncate_after(&stream(), 2_048).expect("truncate");
+    assert_eq!(j.last_sequence(&stream()).expect("last"), 2_048);
+    let mut file = Vec::new();
+    assert_eq!(j.export(&mut file).expect("export").records, 2_048);
+    j.shutdown().expect("shutdown");
+    drop(j);
+    let j = open(dir.path());
+    assert_eq!(j.verify().expect("verify")[0].records, 2_048);
+    append(&j, &mut at, &users("b", 2_049..=2_050));
+    assert_eq!(replayed(&j).len(), 2_050);
+}
+
+/// Found by review: a stream purged to its end keeps its start and its snapshots in a
+/// backup; records a purge removed never come back through a later truncation; cuts
+/// near the last possible sequence are refused, not overflowed.
+#[test]
+fn purges_survive_backups_and_truncations_and_cuts_refuse_impossible_sequences() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let j = open(dir.path());
+    let mut tip = StreamTip::default();
+    append(&j, &mut tip, &users("a", 1..=3));
+    j.snapshot_store()
+        .expect("store")
+        .put(&stream(), 3, b"image".to_vec())
+        .expect("put");
+    j.purge_upto(&stream(), 3).expect("purge");
+    let mut file = Vec::new();
+    let summary = j.export(&mut file).expect("export");
+    assert_eq!(
+        (summary.streams, summary.records, summary.snapshots),
+        (1, 0, 1)
+    );
+    let path = dir.path().join("backup");
+    std::fs::write(&path, &file).expect("write");
+    let restored = tempfile::tempdir().expect("tempdir");
+    let r = open(restored.path());
+    r.import(&path).expect("import");
+    assert_eq!(r.first_tip(&stream()).expect("first"), tip);
+    assert_eq!(r.last_sequence(&stream()).expect("last"), 3);
+    r.verify().expect("verify");
+    for bad in [u64::MAX, u64::MAX - 1] {
+        assert!(matches!(
+            j.truncate_after(&stream(), bad),
+            Err(JournalError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            j.purge_upto(&stream(), bad),
+            Err(JournalError::OutOfRange { .. })
+        ));
+    }
+
+    // A purge inside a chunk, then a truncation after it: the purged records stay gone.
+    let other = tempfile::tempdir().expect("tempdir");
+    let k = open(other.path());
+    let mut tip = StreamTip::default();
+    let all = users("a", 1..=3_000);
+    for chunk in all.chunks(500) {
+        let events: Vec<_> = chunk.iter().map(|u| enrol(u)).collect();
+        k.append(&stream(), &mut tip, Uuid::nil(), Timestamp(1), &events)
+            .expect("append");
+    }
+    k.sync().expect("sync");
+    k.compact(&stream()).expect("compact");
+    k.purge_upto(&stream(), 500).expect("purge");
+    assert_eq!(k.record_hash(&stream(), 10).expect("hash"), None);
+    k.truncate_after(&stream(), 600).expect("truncate");
+    assert_eq!(k.record_hash(&stream(), 10).expect("hash"), None);
+    assert_eq!(replayed(&k), expected(&[("a", 501..=600)]));
+    k.verify().expect("verify");
+}
+
+/// Found by review: a restore killed half-way must not look complete.
+#[test]
+fn a_directory_with_an_unfinished_restore_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("restore.unfinished"), b"").expect("write");
+    match Journal::open(dir.path(), JournalConfig::default()) {
+        Err(JournalError::Damaged { message, .. }) => {
+            assert!(message.contains("restore"), "{message}")
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("an unfinished restore must be refused"),
+    }
+}
+
+/// Found by review: a backup whose index entry names a tip before sequence 1 (its file
+/// hash recomputed) is refused, never a panic.
+#[test]
+fn a_backup_with_an_impossible_start_is_refused() {
+    let name = stream().name();
+    let mut file = BACKUP_MAGIC.to_vec();
+    let mut index = vec![1u8];
+    index.extend_from_slice(name.as_bytes());
+    file.push(1);
+    file.extend_from_slice(&(index.len() as u32).to_be_bytes());
+    file.extend_from_slice(&index);
+    file.extend_from_slice(&40u32.to_be_bytes());
+    file.extend_from_slice(&[0; 40]);
+    file.push(0);
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(&file);
+    file.extend_from_slice(&digest);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.backup");
+    std::fs::write(&path, &file).expect("write");
+    let restored = tempfile::tempdir().expect("tempdir");
+    let r = open(restored.path());
+    assert!(matches!(r.import(&path), Err(BackupError::Damaged(_))));
+    assert!(r.streams().expect("streams").is_empty());
+}
