@@ -6,6 +6,10 @@ use std::fs::File;
 use std::path::Path;
 use std::time::Instant;
 
+/// The file a restore leaves in the data directory until it has finished
+/// ([`crate::Journal::import`]); opening refuses a directory that has it.
+pub(crate) const RESTORING: &str = "restore.unfinished";
+
 /// Removes sled's `snap.<lsn>.generating` files. sled 0.34 writes its page-table snapshot
 /// to that name, syncs it, then renames it; a process killed before the rename leaves
 /// the file behind, and sled's next open takes it for the latest snapshot, finds it empty

@@ -52,12 +52,12 @@ impl Journal {
             message,
         };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
-        if dir.join(crate::transfer::RESTORING).exists() {
+        if dir.join(crate::files::RESTORING).exists() {
             return Err(JournalError::Damaged {
                 path: dir.display().to_string(),
                 message: format!(
                     "a restore into this directory did not finish ({} is there): restore again into an empty directory",
-                    crate::transfer::RESTORING
+                    crate::files::RESTORING
                 ),
             });
         }

@@ -16,6 +16,7 @@
 //! hash and is refused before anything is written.
 
 use crate::error::JournalError;
+use crate::files::RESTORING;
 use crate::keys::{index_key, record_key, split_key, Cut, PurgedTip, INDEX_PREFIX};
 use crate::read::check_record;
 use crate::store::SequenceStore;
@@ -33,8 +34,6 @@ pub const MAGIC: &[u8] = b"slotpool-backup 1\n";
 const TREE_JOURNAL: u8 = 1;
 const TREE_SNAPSHOTS: u8 = 2;
 const END: u8 = 0;
-/// The file a restore leaves in the data directory until it has finished.
-pub const RESTORING: &str = "restore.unfinished";
 /// Records written per append while importing: one sled batch and one log record each.
 const IMPORT_BATCH: usize = 1024;
 
