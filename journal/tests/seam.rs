@@ -126,13 +126,7 @@ fn truncating_into_packed_records_keeps_the_ones_before_the_cut() {
     )
     .expect("open");
     let mut tip = StreamTip::default();
-    let all = users("a", 1..=5_000);
-    for chunk in all.chunks(500) {
-        let events: Vec<_> = chunk.iter().map(|u| enrol(u)).collect();
-        j.append(&stream(), &mut tip, Uuid::nil(), Timestamp(1), &events)
-            .expect("append");
-    }
-    j.sync().expect("sync");
+    fill_in_batches(&j, &mut tip, 5_000);
     assert!(j.compact(&stream()).expect("compact") > 2_000);
     let mut at = j.truncate_after(&stream(), 2_000).expect("truncate");
     append(&j, &mut at, &users("b", 2_001..=2_002));
@@ -252,14 +246,11 @@ fn export_and_import_carry_purged_streams_and_snapshots_through_the_write_path()
         .expect("store")
         .put(&stream(), 12, b"image".to_vec())
         .expect("put");
-    let mut file = Vec::new();
-    let summary = j.export(&mut file).expect("export");
+    let (summary, path) = export_file(&j, dir.path());
     assert_eq!(
         (summary.streams, summary.records, summary.snapshots),
         (1, 15, 1)
     );
-    let path = dir.path().join("backup");
-    std::fs::write(&path, &file).expect("write");
 
     let restored = tempfile::tempdir().expect("tempdir");
     let r = open(restored.path());
@@ -303,28 +294,11 @@ fn import_refuses_records_that_break_the_chain() {
         j.shutdown().expect("shutdown");
     }
     // Record 1 of one journal, record 2 of the other: each sound, the chain broken.
-    let mut file = BACKUP_MAGIC.to_vec();
-    let name = stream().name();
-    for (sequence, record) in [(1u64, &records[0][0]), (2, &records[1][1])] {
-        let mut key = name.as_bytes().to_vec();
-        key.push(0);
-        key.extend_from_slice(&sequence.to_be_bytes());
-        file.push(1);
-        file.extend_from_slice(&(key.len() as u32).to_be_bytes());
-        file.extend_from_slice(&key);
-        file.extend_from_slice(&(record.len() as u32).to_be_bytes());
-        file.extend_from_slice(record);
-    }
-    let mut index = vec![1u8];
-    index.extend_from_slice(name.as_bytes());
-    file.push(1);
-    file.extend_from_slice(&(index.len() as u32).to_be_bytes());
-    file.extend_from_slice(&index);
-    file.extend_from_slice(&0u32.to_be_bytes());
-    file.push(0);
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(&file);
-    file.extend_from_slice(&digest);
+    let file = hand_made_backup(&[
+        record_entry(1, &records[0][0]),
+        record_entry(2, &records[1][1]),
+        index_entry(&[]),
+    ]);
     let path = a.path().join("mixed.backup");
     std::fs::write(&path, &file).expect("write");
     assert!(
@@ -361,13 +335,7 @@ fn a_stream_truncated_at_a_chunk_end_still_knows_its_end() {
     let dir = tempfile::tempdir().expect("tempdir");
     let j = open(dir.path());
     let mut tip = StreamTip::default();
-    let all = users("a", 1..=5_000);
-    for chunk in all.chunks(500) {
-        let events: Vec<_> = chunk.iter().map(|u| enrol(u)).collect();
-        j.append(&stream(), &mut tip, Uuid::nil(), Timestamp(1), &events)
-            .expect("append");
-    }
-    j.sync().expect("sync");
+    fill_in_batches(&j, &mut tip, 5_000);
     assert_eq!(j.compact(&stream()).expect("compact"), 3_072);
     let mut at = j.truncate_after(&stream(), 2_048).expect("truncate");
     assert_eq!(j.last_sequence(&stream()).expect("last"), 2_048);
@@ -395,14 +363,11 @@ fn purges_survive_backups_and_truncations_and_cuts_refuse_impossible_sequences()
         .put(&stream(), 3, b"image".to_vec())
         .expect("put");
     j.purge_upto(&stream(), 3).expect("purge");
-    let mut file = Vec::new();
-    let summary = j.export(&mut file).expect("export");
+    let (summary, path) = export_file(&j, dir.path());
     assert_eq!(
         (summary.streams, summary.records, summary.snapshots),
         (1, 0, 1)
     );
-    let path = dir.path().join("backup");
-    std::fs::write(&path, &file).expect("write");
     let restored = tempfile::tempdir().expect("tempdir");
     let r = open(restored.path());
     r.import(&path).expect("import");
@@ -424,13 +389,7 @@ fn purges_survive_backups_and_truncations_and_cuts_refuse_impossible_sequences()
     let other = tempfile::tempdir().expect("tempdir");
     let k = open(other.path());
     let mut tip = StreamTip::default();
-    let all = users("a", 1..=3_000);
-    for chunk in all.chunks(500) {
-        let events: Vec<_> = chunk.iter().map(|u| enrol(u)).collect();
-        k.append(&stream(), &mut tip, Uuid::nil(), Timestamp(1), &events)
-            .expect("append");
-    }
-    k.sync().expect("sync");
+    fill_in_batches(&k, &mut tip, 3_000);
     k.compact(&stream()).expect("compact");
     k.purge_upto(&stream(), 500).expect("purge");
     assert_eq!(k.record_hash(&stream(), 10).expect("hash"), None);
@@ -458,19 +417,7 @@ fn a_directory_with_an_unfinished_restore_is_refused() {
 /// hash recomputed) is refused, never a panic.
 #[test]
 fn a_backup_with_an_impossible_start_is_refused() {
-    let name = stream().name();
-    let mut file = BACKUP_MAGIC.to_vec();
-    let mut index = vec![1u8];
-    index.extend_from_slice(name.as_bytes());
-    file.push(1);
-    file.extend_from_slice(&(index.len() as u32).to_be_bytes());
-    file.extend_from_slice(&index);
-    file.extend_from_slice(&40u32.to_be_bytes());
-    file.extend_from_slice(&[0; 40]);
-    file.push(0);
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(&file);
-    file.extend_from_slice(&digest);
+    let file = hand_made_backup(&[index_entry(&[0; 40])]);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bad.backup");
     std::fs::write(&path, &file).expect("write");
@@ -478,4 +425,60 @@ fn a_backup_with_an_impossible_start_is_refused() {
     let r = open(restored.path());
     assert!(matches!(r.import(&path), Err(BackupError::Damaged(_))));
     assert!(r.streams().expect("streams").is_empty());
+}
+
+/// Appends `n` enrolments to the stream in appends of 500 and waits until durable.
+fn fill_in_batches(j: &Journal, tip: &mut StreamTip, n: u64) {
+    let all = users("a", 1..=n);
+    for chunk in all.chunks(500) {
+        let events: Vec<_> = chunk.iter().map(|u| enrol(u)).collect();
+        j.append(&stream(), tip, Uuid::nil(), Timestamp(1), &events)
+            .expect("append");
+    }
+    j.sync().expect("sync");
+}
+
+/// Exports `j` to a file `backup` in `dir`; returns what it holds and where it is.
+fn export_file(j: &Journal, dir: &Path) -> (slotpool_journal::BackupSummary, std::path::PathBuf) {
+    let mut file = Vec::new();
+    let summary = j.export(&mut file).expect("export");
+    let path = dir.join("backup");
+    std::fs::write(&path, &file).expect("write");
+    (summary, path)
+}
+
+/// One entry of a backup file of the journal tree: its key and value.
+type Entry = (Vec<u8>, Vec<u8>);
+
+/// The entry of record `sequence` of the stream.
+fn record_entry(sequence: u64, record: &[u8]) -> Entry {
+    let mut key = stream().name().into_bytes();
+    key.push(0);
+    key.extend_from_slice(&sequence.to_be_bytes());
+    (key, record.to_vec())
+}
+
+/// The stream's index entry with `value` (empty, or a purge tip).
+fn index_entry(value: &[u8]) -> Entry {
+    let mut key = vec![1u8];
+    key.extend_from_slice(stream().name().as_bytes());
+    (key, value.to_vec())
+}
+
+/// A backup file made by hand (as a tool that rewrote one might), its checksum right:
+/// `slotpool-backup 1`, the journal entries, the end byte, the SHA-256.
+fn hand_made_backup(entries: &[Entry]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut file = BACKUP_MAGIC.to_vec();
+    for (key, value) in entries {
+        file.push(1);
+        file.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        file.extend_from_slice(key);
+        file.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        file.extend_from_slice(value);
+    }
+    file.push(0);
+    let digest = sha2::Sha256::digest(&file);
+    file.extend_from_slice(&digest);
+    file
 }
