@@ -125,3 +125,15 @@ pub(crate) fn checkpoint(db: &sled::Db, data_file: &File) -> Result<(), JournalE
         .sync_data()
         .map_err(|e| JournalError::Io(e.to_string()))
 }
+
+/// A sled tree `journal` in a database of its own under `dir`, for unit tests that
+/// build a tree's state by hand. The database is returned too: it must outlive the tree.
+#[cfg(test)]
+pub(crate) fn scratch_tree(dir: &Path) -> (sled::Db, sled::Tree) {
+    let db = sled::Config::new()
+        .path(dir.join("db"))
+        .open()
+        .expect("sled opens");
+    let tree = db.open_tree("journal").expect("tree");
+    (db, tree)
+}

@@ -98,11 +98,7 @@ mod tests {
     #[test]
     fn a_purge_never_moves_the_start_back() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = sled::Config::new()
-            .path(dir.path().join("db"))
-            .open()
-            .expect("sled");
-        let tree = db.open_tree("journal").expect("tree");
+        let (_db, tree) = crate::files::scratch_tree(dir.path());
         let at = |next_sequence| StreamTip {
             next_sequence,
             last_hash: [next_sequence as u8; 32],

@@ -518,11 +518,7 @@ mod tests {
     #[test]
     fn records_a_later_truncation_drops_are_not_put_back() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = sled::Config::new()
-            .path(dir.path().join("db"))
-            .open()
-            .expect("sled");
-        let tree = db.open_tree("journal").expect("tree");
+        let (_db, tree) = crate::files::scratch_tree(dir.path());
         let name = "product/jira";
         for s in 1..=5u64 {
             tree.insert(crate::keys::record_key(name, s), &b"old"[..])
