@@ -85,10 +85,20 @@ pub(crate) async fn execute(
         _ => None,
     };
     let cause = observe::cause();
-    ask(addr, Execute { command, cause }).await.map_err(|e| {
-        let unknown = requester.filter(|u| state.services.directory_view.facts(u).is_none());
-        Problem::of_command(e, unknown.as_deref())
-    })
+    ask(addr, Execute { command, cause })
+        .await
+        .map_err(|e| refused(state, e, requester.as_deref()))
+}
+
+/// What a product's answer `e` to `requester`'s slot request (or stream) becomes: the
+/// directory view tells [`Problem::of_command`] whether that user is unknown to it.
+pub(crate) fn refused(
+    state: &AppState,
+    e: slotpool_actors::ActorError,
+    requester: Option<&str>,
+) -> Problem {
+    let unknown = requester.filter(|u| state.services.directory_view.facts(u).is_none());
+    Problem::of_command(e, unknown)
 }
 
 /// Creates product `id` or changes its settings, through the directory actor, which

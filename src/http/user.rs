@@ -98,10 +98,10 @@ pub async fn notifications(
     let who = user.clone();
     let may = ask(&addr, Read::new(move |s, _| s.may_listen(&who))).await?;
     if let Err(refusal) = may {
-        let unknown = state.services.directory_view.facts(&user).is_none();
-        return Err(Problem::of_command(
+        return Err(super::refused(
+            &state,
             ActorError::Refused(refusal),
-            unknown.then_some(user.as_str()),
+            Some(&user),
         ));
     }
     let permit = super::limits::streams::stream_permit(&req, &user)?;
