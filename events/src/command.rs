@@ -84,10 +84,16 @@ pub enum Command {
     /// the gate never queues anyone, that is the queue page's request. Never refused
     /// (but for an unknown product): where the user stands afterwards is the answer.
     /// `attributes` and `groups` as in [`Command::Request`].
+    ///
+    /// `gate`: what the proxy said of the view (client address, URI, credential kind) and
+    /// the directory's groups and activity of the user, for the product's bypass rules
+    /// ([`crate::bypass`]): a view a rule admits passes without a slot, unless the user
+    /// holds one (then it is activity) or is deactivated. `None`: no rule is consulted.
     PageView {
         user: String,
         attributes: Option<Arc<BTreeMap<String, String>>>,
         groups: Option<Arc<[String]>>,
+        gate: Option<Arc<crate::bypass::GateRequest>>,
     },
     /// The directory renamed a user: what the product knows of `from` moves to `to`.
     Rename { from: String, to: String },

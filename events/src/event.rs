@@ -180,6 +180,16 @@ pub enum ProductEvent {
     /// user's fixed-licence requests) now goes by `to`. History before stays under
     /// `from`; audit follows the rename.
     MemberRenamed { from: String, to: String },
+    /// The gate let `count` page views through by the bypass rule `rule` since the
+    /// previous record of that rule, without a slot; `users` says whose, with how many
+    /// each (sorted by name). Recorded by the sweep at `at`; a day's count per rule is the
+    /// sum of the records stamped that day (UTC).
+    BypassesCounted {
+        rule: String,
+        at: Timestamp,
+        count: u64,
+        users: Vec<(String, u64)>,
+    },
 }
 
 /// A fact about the directory of users. Folded by [`crate::DirectoryState::apply`].

@@ -221,6 +221,19 @@ pub struct TimelineEntry {
     pub kind: TimelineKind,
 }
 
+/// One UTC day's page views let through the gate by one bypass rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BypassDay {
+    /// Start of the day (UTC midnight).
+    pub day: Timestamp,
+    /// The rule's name.
+    pub rule: String,
+    /// How many views the rule let through that day.
+    pub count: u64,
+    /// Whose views, with how many each.
+    pub users: BTreeMap<String, u64>,
+}
+
 /// The fold of one product stream: the state and what the audit reports about its past.
 ///
 /// Push envelopes in stream order with [`History::push`]; read the results at any time.
@@ -237,6 +250,7 @@ pub struct History {
     minutes: Vec<Period>,
     days: Vec<Period>,
     revocations: BTreeMap<&'static str, u64>,
+    bypasses: BTreeMap<(Timestamp, String), BypassDay>,
     timeline: Vec<TimelineEntry>,
     /// The names whose events make the timeline: [`HistoryOptions::user`], the names
     /// given to [`History::also_known_as`], and every name a rename of one of them gave.
@@ -294,6 +308,28 @@ impl History {
         }
         if let ProductEvent::SlotRevoked { reason, .. } = event {
             *self.revocations.entry(reason.code()).or_insert(0) += 1;
+        }
+        if let ProductEvent::BypassesCounted {
+            rule,
+            at,
+            count,
+            users,
+        } = event
+        {
+            let day = period_start(*at, DAY_MS);
+            let entry = self
+                .bypasses
+                .entry((day, rule.clone()))
+                .or_insert_with(|| BypassDay {
+                    day,
+                    rule: rule.clone(),
+                    count: 0,
+                    users: BTreeMap::new(),
+                });
+            entry.count += count;
+            for (user, n) in users {
+                *entry.users.entry(user.clone()).or_insert(0) += n;
+            }
         }
         self.state.apply(event);
         let occupancy = Occupancy::of(&self.state);
@@ -358,7 +394,7 @@ impl History {
                 TimelineKind::FixedRequestRejected,
             ),
             E::Configured { .. } | E::TierReconciled { .. } => return None,
-            E::GroupsNoted { .. } => return None,
+            E::GroupsNoted { .. } | E::BypassesCounted { .. } => return None,
             E::MemberRenamed { from, to } => (
                 from,
                 TimelineKind::Renamed {
@@ -421,6 +457,12 @@ impl History {
         &self.revocations
     }
 
+    /// Page views let through the gate by bypass rules, per UTC day and rule (oldest day
+    /// first, rules by name within a day), with whose views they were.
+    pub fn bypass_days(&self) -> impl Iterator<Item = &BypassDay> {
+        self.bypasses.values()
+    }
+
     /// The events of [`HistoryOptions::user`], in order (empty if no user was asked for).
     pub fn timeline(&self) -> &[TimelineEntry] {
         &self.timeline
@@ -442,7 +484,8 @@ fn event_time(event: &ProductEvent) -> Option<Timestamp> {
         | E::TierReconciled { at, .. }
         | E::FixedRequested { at, .. }
         | E::FixedRequestApproved { at, .. }
-        | E::FixedRequestRejected { at, .. } => Some(*at),
+        | E::FixedRequestRejected { at, .. }
+        | E::BypassesCounted { at, .. } => Some(*at),
         E::Configured { .. }
         | E::MemberEnrolled { .. }
         | E::MemberRemoved { .. }

@@ -5,6 +5,7 @@
 //! storage crate among the dependencies. Time comes in as an argument ([`Timestamp`]), so
 //! recovery, offline audit and simulation reuse exactly these rules.
 
+pub mod bypass;
 pub mod command;
 pub mod connector;
 pub mod connector_settings;
@@ -16,6 +17,7 @@ pub mod fixed_request;
 pub mod history;
 pub mod image;
 pub mod json_text;
+pub mod mode;
 pub mod pool;
 pub mod presence;
 pub mod product;
@@ -30,6 +32,7 @@ pub mod sync_report;
 pub mod time;
 pub mod user_name;
 
+pub use bypass::{BypassRule, GateRequest};
 pub use command::{Command, Refusal};
 pub use connector::Drift;
 pub use connector_settings::{ConnectorKind, ConnectorSettings};
@@ -43,6 +46,7 @@ pub use event::{DirectoryEvent, LeaveReason, ProductEvent, RevokeReason};
 pub use fixed_request::{FixedRequest, RequestState};
 pub use history::{History, HistoryOptions, Occupancy};
 pub use image::{ProductImage, StandingImage, UserImage};
+pub use mode::{Mode, Passage};
 pub use presence::Presence;
 pub use product::{
     Counts, Holder, Notice, ProductState, QueuePlace, SlotView, Standing, UserEntry, Warning,

@@ -7,7 +7,7 @@
 //! to the recovery time, so a restart costs nobody their queue place.
 
 use crate::time::Timestamp;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The live facts the sweep needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,4 +18,9 @@ pub struct Presence {
     pub last_seen: HashMap<String, Timestamp>,
     /// The latest activity of holders that the product coalesced (not yet journaled).
     pub recent_activity: HashMap<String, Timestamp>,
+    /// Page views the gate let through by a bypass rule since the last sweep: by rule
+    /// name, then by user, how many. The sweep records them
+    /// ([`crate::ProductEvent::BypassesCounted`]), so audit can tell who went past the
+    /// pool and how often without an event per page view.
+    pub bypassed: BTreeMap<String, BTreeMap<String, u64>>,
 }

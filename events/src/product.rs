@@ -8,6 +8,7 @@
 use crate::command::{Command, Refusal};
 use crate::event::{LeaveReason, ProductEvent, RevokeReason};
 use crate::fixed_request::{FixedRequest, RequestState};
+use crate::mode::{Mode, Passage};
 use crate::pool::Pool;
 use crate::queue::Queue;
 use crate::reservation::{Blocked, GroupBook, Tally};
@@ -643,12 +644,20 @@ impl ProductState {
                 user,
                 attributes,
                 groups,
-            } => self.decide_page_view(
-                &mut out,
-                Asker::new(user, attributes, groups),
-                settings,
-                now,
-            ),
+                gate,
+            } => {
+                let bypassed = gate
+                    .as_deref()
+                    .is_some_and(|g| self.bypass_rule(user, g).is_some());
+                if !bypassed {
+                    self.decide_page_view(
+                        &mut out,
+                        Asker::new(user, attributes, groups),
+                        settings,
+                        now,
+                    )
+                }
+            }
         }
         Ok(out)
     }
@@ -679,6 +688,19 @@ impl ProductState {
             }
         }
         let locked = entry.locked_until.is_some_and(|t| t > now);
+        if settings.mode == Mode::QueueAll {
+            // Maintenance: nobody new gets a slot; the request waits its turn.
+            if !settings.reservations.is_empty() {
+                self.note_groups(out, user, settings, asker.groups);
+            }
+            if entry.standing == Standing::Idle && !locked {
+                out.push(ProductEvent::Queued {
+                    user: user.to_string(),
+                    at: now,
+                });
+            }
+            return Ok(());
+        }
         if !settings.reservations.is_empty() {
             let mine = self.note_groups(out, user, settings, asker.groups);
             if entry.standing == Standing::Idle && !locked {
@@ -732,14 +754,25 @@ impl ProductState {
     ) {
         let user = asker.user;
         let entry = self.entry(user);
-        match entry.standing {
-            Standing::Holding { .. } => {
+        let unlocked = entry.locked_until.is_none_or(|t| t <= now);
+        match (entry.standing, settings.mode) {
+            (Standing::Holding { .. }, _) => {
                 // Cannot be refused: the user holds a slot.
                 let _ = self.decide_activity(out, user, settings, now);
             }
-            Standing::Idle
-                if entry.locked_until.is_none_or(|t| t <= now)
-                    && self.slot_free_for_groups(user, asker.groups) =>
+            // The shadow run: the view of a member without a slot is the request the queue
+            // page would have made (granted, or queued); the gate lets them through anyway.
+            (Standing::Idle, Mode::Passthrough) if unlocked => {
+                let mut asked = Vec::new();
+                if self
+                    .decide_request_of(&mut asked, asker, settings, now)
+                    .is_ok()
+                {
+                    out.append(&mut asked);
+                }
+            }
+            (Standing::Idle, Mode::Enforce)
+                if unlocked && self.slot_free_for_groups(user, asker.groups) =>
             {
                 // The request's own rule decides (eligibility included); a refusal lets
                 // the view through to nothing and records nothing.
@@ -751,8 +784,57 @@ impl ProductState {
                     out.append(&mut granted);
                 }
             }
-            Standing::Idle | Standing::Queued { .. } => {}
+            (Standing::Idle | Standing::Queued { .. }, _) => {}
         }
+    }
+
+    /// What the gate answers a page view of `user` once it is decided and applied
+    /// ([`crate::mode::Passage`]): through by `bypassed` (the rule [`Self::bypass_rule`]
+    /// found before the view), as a holder or fixed user; in passthrough, through for
+    /// every member who is not deactivated, with what enforcing would have answered;
+    /// otherwise refused with where the user stands.
+    pub fn passage(&self, user: &str, bypassed: Option<String>, now: Timestamp) -> Passage {
+        if let Some(rule) = bypassed {
+            return Passage::Bypassed(rule);
+        }
+        let state = match self.slot_view(user, now) {
+            SlotView::Granted { .. } => "granted",
+            SlotView::Fixed => "fixed",
+            SlotView::Queued { .. } => "queued",
+            SlotView::Locked { .. } => "locked",
+            SlotView::None => "none",
+        };
+        let entry = self.entry(user);
+        let mode = self.settings.as_ref().map(|s| s.mode).unwrap_or_default();
+        match state {
+            "granted" => Passage::Granted,
+            "fixed" => Passage::Fixed,
+            _ if mode == Mode::Passthrough && entry.member && !entry.deactivated => {
+                Passage::Passthrough(state)
+            }
+            _ => Passage::Refused(state),
+        }
+    }
+
+    /// The bypass rule that lets this page view of `user` through the gate without a slot
+    /// ([`crate::bypass`]), if any: the first of the settings' `bypass` that admits it.
+    /// Never for a holder (their view is activity, and they keep the slot), a fixed user
+    /// (who needs no rule), or a user deactivated in the directory or as this product
+    /// last heard.
+    pub fn bypass_rule(
+        &self,
+        user: &str,
+        gate: &crate::bypass::GateRequest,
+    ) -> Option<&crate::bypass::BypassRule> {
+        let rules = &self.settings.as_ref()?.bypass;
+        if rules.is_empty() {
+            return None;
+        }
+        let entry = self.entry(user);
+        if entry.deactivated || entry.fixed || matches!(entry.standing, Standing::Holding { .. }) {
+            return None;
+        }
+        crate::bypass::first_match(rules, user, gate)
     }
 
     /// An open fixed-licence request, or why there is none.
@@ -897,7 +979,13 @@ impl ProductState {
             self.fill_reserved(&mut out, settings, now);
             return Ok(out);
         }
-        let free = (settings.shared_slots as usize).saturating_sub(self.pool.len());
+        // Leaving queue_all serves the queue in order, as a resize does; in it, nobody.
+        let free = match settings.mode {
+            Mode::QueueAll => 0,
+            Mode::Enforce | Mode::Passthrough => {
+                (settings.shared_slots as usize).saturating_sub(self.pool.len())
+            }
+        };
         for user in self.queue.first(free) {
             out.push(ProductEvent::SlotGranted {
                 user: user.to_string(),
@@ -952,6 +1040,14 @@ impl ProductState {
     ///
     /// Rule 2: a freed slot goes to the queue head at once, never to whoever asks next.
     pub(crate) fn fill_freed(&self, out: &mut Vec<ProductEvent>, now: Timestamp) {
+        // queue_all: freed slots stay free until the mode is left.
+        if self
+            .settings
+            .as_ref()
+            .is_some_and(|s| s.mode == Mode::QueueAll)
+        {
+            return;
+        }
         if let Some(settings) = self
             .settings
             .as_ref()
@@ -1136,6 +1232,8 @@ impl ProductState {
                 self.forget_if_empty(user);
             }
             ProductEvent::MemberRenamed { from, to } => self.rename(from, to),
+            // A count for audit (`History::bypass_days`): the pool is untouched.
+            ProductEvent::BypassesCounted { .. } => {}
             ProductEvent::ActivityRecorded { user, at } => {
                 // The hottest event of a long stream: one lookup, the entry updated in
                 // place while its key moves in the pool.

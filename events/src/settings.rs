@@ -85,6 +85,16 @@ pub struct Settings {
         skip_serializing_if = "crate::reservation::Reservations::is_none"
     )]
     pub reservations: crate::reservation::Reservations,
+    /// Ordered, named rules that let a page view through the gate without a slot (robots,
+    /// integration users, monitoring, REST paths); see [`crate::bypass`]. Empty (the
+    /// default): everyone goes through the pool, and the JSON of older settings is unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bypass: Vec<crate::bypass::BypassRule>,
+    /// How the gate treats users: `enforce` (the default), `passthrough` (a shadow run:
+    /// nobody waits, the pool records what would have happened) or `queue_all`
+    /// (maintenance: nobody new gets a slot); see [`crate::mode`].
+    #[serde(default, skip_serializing_if = "crate::mode::Mode::is_enforce")]
+    pub mode: crate::mode::Mode,
 }
 
 /// The administrator's text for the queue page of a product, and the product's address.
@@ -111,6 +121,10 @@ pub struct QueuePage {
     /// queue page must lie under it, so the page never redirects anywhere else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    /// What the queue page says while the product is in `queue_all` mode (maintenance),
+    /// in Markdown like `message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_all_message: Option<String>,
 }
 
 /// Longest queue page title accepted, in bytes.
@@ -154,6 +168,11 @@ impl QueuePage {
         if !text_ok(&self.message, MAX_MESSAGE_LEN) {
             problems.push(format!(
                 "queue_page.message must be at most {MAX_MESSAGE_LEN} bytes of text"
+            ));
+        }
+        if !text_ok(&self.queue_all_message, MAX_MESSAGE_LEN) {
+            problems.push(format!(
+                "queue_page.queue_all_message must be at most {MAX_MESSAGE_LEN} bytes of text"
             ));
         }
         let url_ok = |u: &str, allow_path: bool| {
@@ -253,6 +272,8 @@ impl Settings {
             sync_interval_s: 0,
             eligibility: None,
             reservations: Default::default(),
+            bypass: Vec::new(),
+            mode: Default::default(),
         }
     }
 
@@ -349,6 +370,7 @@ impl Settings {
             }
         }
         crate::reservation::validate(&self.reservations, self.shared_slots, &mut problems);
+        crate::bypass::validate(&self.bypass, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

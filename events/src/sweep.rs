@@ -21,6 +21,27 @@ use crate::settings::Settings;
 use crate::time::Timestamp;
 use std::collections::HashMap;
 
+/// Records the page views bypass rules let through since the last sweep: one
+/// [`ProductEvent::BypassesCounted`] per rule that let any through.
+fn record_bypasses(out: &mut Vec<ProductEvent>, presence: &Presence, now: Timestamp) {
+    for (rule, users) in &presence.bypassed {
+        let count: u64 = users.values().sum();
+        if count == 0 {
+            continue;
+        }
+        out.push(ProductEvent::BypassesCounted {
+            rule: rule.clone(),
+            at: now,
+            count,
+            users: users
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(u, n)| (u.clone(), *n))
+                .collect(),
+        });
+    }
+}
+
 impl ProductState {
     /// The events of a sweep at `now`; see the module documentation.
     pub(crate) fn decide_tick(
@@ -31,6 +52,7 @@ impl ProductState {
         now: Timestamp,
     ) {
         let refreshed = self.record_recent(out, &presence.recent_activity, now);
+        record_bypasses(out, presence, now);
 
         let mut revoked = Vec::new();
         for (user, revoke_at) in self.pool.warned() {

@@ -90,6 +90,24 @@ fn sample_settings() -> Settings {
         eligibility: None,
         // Empty reservations are not serialized either (rule 10).
         reservations: Default::default(),
+        // No bypass rules are not serialized either (issue G).
+        bypass: Vec::new(),
+        mode: Default::default(),
+    }
+}
+
+/// The sample settings with bypass rules (issue G).
+fn sample_settings_bypass() -> Settings {
+    Settings {
+        bypass: vec![slotpool_events::BypassRule {
+            name: "robots".into(),
+            users: vec!["ci-bot".into()],
+            groups: vec!["svc".into()],
+            cidrs: vec!["10.0.0.0/8".into()],
+            paths: vec!["/rest/".into()],
+            token_kinds: vec!["bearer".into()],
+        }],
+        ..sample_settings()
     }
 }
 
@@ -255,6 +273,25 @@ fn product_samples() -> Vec<ProductEvent> {
             note: "not this quarter".into(),
             at: EVENT_AT,
         },
+        ProductEvent::Configured {
+            settings: sample_settings_bypass(),
+        },
+        ProductEvent::BypassesCounted {
+            rule: "robots".into(),
+            at: EVENT_AT,
+            count: 7,
+            users: vec![("ci-bot".into(), 5), (user(), 2)],
+        },
+        ProductEvent::Configured {
+            settings: Settings {
+                mode: slotpool_events::Mode::QueueAll,
+                queue_page: slotpool_events::QueuePage {
+                    queue_all_message: Some("Upgrade until **10:00**".into()),
+                    ..Default::default()
+                },
+                ..sample_settings()
+            },
+        },
     ];
     v.extend(
         all_leave_reasons()
@@ -388,6 +425,8 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         ProductEvent::Configured { settings } if !settings.reservations.is_empty() => {
             "configured_reservations"
         }
+        ProductEvent::Configured { settings } if !settings.bypass.is_empty() => "configured_bypass",
+        ProductEvent::Configured { settings } if !settings.mode.is_enforce() => "configured_mode",
         ProductEvent::Configured { .. } => "configured",
         ProductEvent::MemberEnrolled { .. } => "member_enrolled",
         ProductEvent::MemberRemoved { .. } => "member_removed",
@@ -413,6 +452,7 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         ProductEvent::FixedRequestRejected { .. } => "fixed_request_rejected",
         ProductEvent::GroupsNoted { .. } => "groups_noted",
         ProductEvent::MemberRenamed { .. } => "member_renamed",
+        ProductEvent::BypassesCounted { .. } => "bypasses_counted",
     };
     format!("product_{name}")
 }

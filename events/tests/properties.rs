@@ -654,6 +654,7 @@ impl Model {
                 user,
                 attributes,
                 groups,
+                ..
             } => {
                 if self.holders.iter().any(|h| &h.user == user) {
                     // A holder's page view is activity.
@@ -1174,8 +1175,9 @@ fn user_command() -> impl Strategy<Value = Command> {
             user,
             attributes: None,
             groups: Some(groups),
+            gate: None,
         }),
-        1 => user().prop_map(|user| Command::PageView { user, attributes: None, groups: None }),
+        1 => user().prop_map(|user| Command::PageView { user, attributes: None, groups: None, gate: None }),
         1 => user().prop_map(|user| Command::Revoke { user }),
         1 => Just(Command::ReconcileTier),
     ]
@@ -1824,6 +1826,7 @@ fn resolve(op: &Op, current: Option<&Settings>, now: Timestamp) -> Command {
                     .iter()
                     .map(|(i, back)| (USERS[*i].to_string(), plus_ms(now, -back)))
                     .collect(),
+                bypassed: Default::default(),
             },
         },
         Op::Record(recent) => Command::RecordActivity {

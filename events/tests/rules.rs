@@ -1746,6 +1746,7 @@ fn page_view(sim: &mut Sim, user: &str, groups: Option<&[&str]>) -> Vec<ProductE
         user: user.to_string(),
         attributes: None,
         groups: groups.map(|g| g.iter().map(|g| g.to_string()).collect()),
+        gate: None,
     })
 }
 
@@ -1841,6 +1842,7 @@ fn a_page_view_of_a_locked_deactivated_or_ineligible_member_changes_nothing() {
             user: "e".into(),
             attributes: Some(it),
             groups: None,
+            gate: None,
         }),
         vec![granted("e", at(0))]
     );
@@ -1851,6 +1853,7 @@ fn a_page_view_of_a_locked_deactivated_or_ineligible_member_changes_nothing() {
                 user: "e".into(),
                 attributes: None,
                 groups: None,
+                gate: None,
             },
             at(0)
         ),
@@ -1877,4 +1880,321 @@ fn a_page_view_respects_reservations_by_the_users_directory_groups() {
         vec![noted("s1", &["support"]), granted("s1", at(2))]
     );
     assert_eq!(queue_of(&sim), vec!["o3".to_string()]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Bypass rules (issue G): a page view through the gate without taking a slot
+// ---------------------------------------------------------------------------------------
+
+/// Settings with one slot and these bypass rules.
+fn bypassing(rules: Vec<slotpool_events::BypassRule>) -> Settings {
+    Settings {
+        bypass: rules,
+        ..settings(1, 60, 10, 30)
+    }
+}
+
+fn users_rule(name: &str, users: &[&str]) -> slotpool_events::BypassRule {
+    slotpool_events::BypassRule {
+        name: name.into(),
+        users: users.iter().map(|u| u.to_string()).collect(),
+        groups: vec![],
+        cidrs: vec![],
+        paths: vec![],
+        token_kinds: vec![],
+    }
+}
+
+fn gated_view(sim: &mut Sim, user: &str, gate: slotpool_events::GateRequest) -> Vec<ProductEvent> {
+    sim.run(Command::PageView {
+        user: user.to_string(),
+        attributes: None,
+        groups: None,
+        gate: Some(std::sync::Arc::new(gate)),
+    })
+}
+
+#[test]
+fn a_bypassed_view_takes_no_slot_and_a_holder_keeps_theirs() {
+    use slotpool_events::GateRequest;
+    let rest = slotpool_events::BypassRule {
+        paths: vec!["/rest/".into()],
+        ..users_rule("rest", &[])
+    };
+    let mut sim = Sim::new(bypassing(vec![users_rule("robots", &["ci-bot"]), rest]));
+    enrol_all(&mut sim, &["a", "b", "ci-bot"]);
+    let plain = GateRequest::default();
+    // A member the rule names passes, and the free slot stays free.
+    assert_eq!(
+        sim.state
+            .bypass_rule("ci-bot", &plain)
+            .map(|r| r.name.as_str()),
+        Some("robots")
+    );
+    assert_eq!(gated_view(&mut sim, "ci-bot", plain.clone()), vec![]);
+    assert_eq!(view(&sim, "ci-bot"), SlotView::None);
+    assert_eq!(sim.state.counts().holders, 0);
+    // A user no rule names does not pass; names are matched without regard to case.
+    assert!(sim.state.bypass_rule("nobody", &plain).is_none());
+    assert_eq!(
+        sim.state
+            .bypass_rule("CI-BOT", &plain)
+            .map(|r| r.name.as_str()),
+        Some("robots")
+    );
+    // a, not named, is granted the free slot by the view as before.
+    assert_eq!(
+        gated_view(&mut sim, "a", plain.clone()),
+        vec![granted("a", at(0))]
+    );
+    // a's REST call (the path rule) is a holder's view: activity, the slot kept.
+    let rest_call = GateRequest {
+        uri: Some("/rest/api/2/myself".into()),
+        ..GateRequest::default()
+    };
+    assert!(sim.state.bypass_rule("a", &rest_call).is_none());
+    assert_eq!(
+        gated_view(sim.set(20), "a", rest_call.clone()),
+        vec![activity("a", at(20))]
+    );
+    assert!(matches!(view(&sim, "a"), SlotView::Granted { .. }));
+    // b, with the pool full, passes on a REST path but not on a page.
+    assert_eq!(
+        sim.state
+            .bypass_rule("b", &rest_call)
+            .map(|r| r.name.as_str()),
+        Some("rest")
+    );
+    assert_eq!(gated_view(&mut sim, "b", rest_call), vec![]);
+    assert!(sim.state.bypass_rule("b", &plain).is_none());
+    assert_eq!(view(&sim, "b"), SlotView::None);
+}
+
+#[test]
+fn no_rule_lets_a_deactivated_account_through() {
+    use slotpool_events::GateRequest;
+    let mut sim = Sim::new(bypassing(vec![users_rule("robots", &["ci-bot", "svc"])]));
+    enrol_all(&mut sim, &["ci-bot"]);
+    sim.run(Command::SetActive {
+        user: "ci-bot".into(),
+        active: false,
+    });
+    // Deactivated as the product heard it.
+    assert!(sim
+        .state
+        .bypass_rule("ci-bot", &GateRequest::default())
+        .is_none());
+    // Deactivated as the directory says (a service account the product does not know).
+    let inactive = GateRequest {
+        active: Some(false),
+        ..GateRequest::default()
+    };
+    assert!(sim.state.bypass_rule("svc", &inactive).is_none());
+    assert!(sim
+        .state
+        .bypass_rule("svc", &GateRequest::default())
+        .is_some());
+    // A fixed user needs no rule: the gate passes them as fixed.
+    sim.run(Command::GiveFixed {
+        user: "svc".into(),
+        active: true,
+    });
+    assert!(sim
+        .state
+        .bypass_rule("svc", &GateRequest::default())
+        .is_none());
+}
+
+#[test]
+fn the_sweep_records_what_bypass_rules_let_through() {
+    let mut sim = Sim::new(bypassing(vec![users_rule("robots", &["ci-bot"])]));
+    let mut presence = Presence::default();
+    presence.bypassed.insert(
+        "robots".into(),
+        [("ci-bot".to_string(), 5u64), ("zed".to_string(), 2)].into(),
+    );
+    presence
+        .bypassed
+        .insert("quiet".into(), [("x".to_string(), 0u64)].into());
+    assert_eq!(
+        sim.set(30).tick_with(presence),
+        vec![ProductEvent::BypassesCounted {
+            rule: "robots".into(),
+            at: at(30),
+            count: 7,
+            users: vec![("ci-bot".into(), 5), ("zed".into(), 2)],
+        }]
+    );
+    // The count changes nothing of the pool, and history sums it per UTC day.
+    assert_eq!(sim.state.counts().holders, 0);
+    let mut history = slotpool_events::History::new(Default::default());
+    for (i, (t, rule, n)) in [
+        (30, "robots", 7),
+        (90, "robots", 3),
+        (90, "other", 1),
+        (86_400, "robots", 4),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        history.push_event(
+            i as u64 + 1,
+            at(t),
+            &ProductEvent::BypassesCounted {
+                rule: rule.into(),
+                at: at(t),
+                count: n,
+                users: vec![("ci-bot".into(), n)],
+            },
+        );
+    }
+    let days: Vec<(String, u64)> = history
+        .bypass_days()
+        .map(|d| (d.rule.clone(), d.count))
+        .collect();
+    assert_eq!(
+        days,
+        vec![
+            ("other".into(), 1),
+            ("robots".into(), 10),
+            ("robots".into(), 4)
+        ]
+    );
+}
+
+#[test]
+fn bad_bypass_rules_are_refused_with_the_rule_named() {
+    let bad = slotpool_events::BypassRule {
+        cidrs: vec!["10.0.0.0/33".into()],
+        ..users_rule("robots", &[])
+    };
+    let err = ProductState::new()
+        .decide(&Command::Configure(bypassing(vec![bad])), at(0))
+        .expect_err("a bad CIDR is refused");
+    match err {
+        Refusal::InvalidSettings(text) => assert!(text.contains("bypass[0].cidrs"), "{text}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Modes (issue G): enforce, passthrough (a shadow run), queue_all (maintenance)
+// ---------------------------------------------------------------------------------------
+
+fn in_mode(slots: u32, mode: slotpool_events::Mode) -> Settings {
+    Settings {
+        mode,
+        ..settings(slots, 60, 10, 30)
+    }
+}
+
+fn plain_view(sim: &mut Sim, user: &str) -> Vec<ProductEvent> {
+    gated_view(sim, user, slotpool_events::GateRequest::default())
+}
+
+#[test]
+fn passthrough_lets_every_member_through_and_records_what_enforcing_would_do() {
+    use slotpool_events::{Mode, Passage};
+    let mut sim = Sim::new(in_mode(1, Mode::Passthrough));
+    enrol_all(&mut sim, &["a", "b"]);
+    // a's view is the request the queue page would have made: granted.
+    assert_eq!(plain_view(&mut sim, "a"), vec![granted("a", at(0))]);
+    assert_eq!(sim.state.passage("a", None, at(0)), Passage::Granted);
+    // b's is queued (the gate never queues in enforce; the shadow run records it), and
+    // b passes all the same.
+    assert_eq!(plain_view(&mut sim, "b"), vec![queued("b", at(0))]);
+    assert_eq!(
+        sim.state.passage("b", None, at(0)),
+        Passage::Passthrough("queued")
+    );
+    assert_eq!(sim.state.counts().queued, 1, "would_be_queued");
+    // A second view of b changes nothing (b waits in the shadow queue).
+    assert_eq!(plain_view(&mut sim, "b"), vec![]);
+    // A non-member and a deactivated member do not pass.
+    assert_eq!(
+        sim.state.passage("x", None, at(0)),
+        Passage::Refused("none")
+    );
+    sim.run(Command::SetActive {
+        user: "b".into(),
+        active: false,
+    });
+    assert_eq!(
+        sim.state.passage("b", None, at(0)),
+        Passage::Refused("none")
+    );
+    // Enforcing makes the shadow pool the real one.
+    sim.run(Command::Configure(in_mode(1, Mode::Enforce)));
+    assert_eq!(sim.state.passage("a", None, at(0)), Passage::Granted);
+}
+
+#[test]
+fn queue_all_admits_nobody_new_and_leaving_it_serves_the_queue_in_order() {
+    use slotpool_events::{Mode, Passage};
+    let mut sim = Sim::new(in_mode(2, Mode::Enforce));
+    enrol_all(&mut sim, &["a", "b", "c", "d"]);
+    assert_eq!(sim.request("a"), vec![granted("a", at(0))]);
+    sim.run(Command::Configure(in_mode(2, Mode::QueueAll)));
+    // A free slot, yet the gate grants nobody and every request queues.
+    assert_eq!(plain_view(&mut sim, "b"), vec![]);
+    assert_eq!(
+        sim.state.passage("b", None, at(0)),
+        Passage::Refused("none")
+    );
+    assert_eq!(sim.set(1).request("c"), vec![queued("c", at(1))]);
+    assert_eq!(sim.set(2).request("b"), vec![queued("b", at(2))]);
+    // The holder keeps the slot; its release frees a slot nobody gets.
+    assert_eq!(sim.state.passage("a", None, at(2)), Passage::Granted);
+    assert_eq!(
+        sim.set(3).release("a"),
+        vec![ProductEvent::SlotReleased {
+            user: "a".into(),
+            at: at(3)
+        }]
+    );
+    assert_eq!(sim.set(4).request("d"), vec![queued("d", at(4))]);
+    assert_eq!(queue_of(&sim), vec!["c", "b", "d"]);
+    // Bypass rules still pass.
+    let rules = vec![users_rule("ops", &["d"])];
+    sim.run(Command::Configure(Settings {
+        bypass: rules.clone(),
+        ..in_mode(2, Mode::QueueAll)
+    }));
+    assert!(sim
+        .state
+        .bypass_rule("d", &slotpool_events::GateRequest::default())
+        .is_some());
+    // Leaving the mode grants the free slots to the queue's head, in order.
+    assert_eq!(
+        sim.set(5).run(Command::Configure(Settings {
+            bypass: rules,
+            ..in_mode(2, Mode::Enforce)
+        })),
+        vec![
+            ProductEvent::Configured {
+                settings: Settings {
+                    bypass: vec![users_rule("ops", &["d"])],
+                    ..in_mode(2, Mode::Enforce)
+                }
+            },
+            granted("c", at(5)),
+            granted("b", at(5)),
+        ]
+    );
+    assert_eq!(queue_of(&sim), vec!["d"]);
+}
+
+#[test]
+fn an_unknown_mode_is_refused() {
+    let text = r#"{"kind":"jira","licence_tier":5,"shared_slots":1,"mode":"open_all"}"#;
+    let err = serde_json::from_str::<Settings>(text).expect_err("unknown mode");
+    assert!(err.to_string().contains("open_all"), "{err}");
+    let ok: Settings = serde_json::from_str(
+        r#"{"kind":"jira","licence_tier":5,"shared_slots":1,"mode":"queue_all"}"#,
+    )
+    .expect("queue_all");
+    assert_eq!(ok.mode, slotpool_events::Mode::QueueAll);
+    // The default is not written, so older settings read and write the same JSON.
+    let plain = serde_json::to_string(&settings(1, 60, 10, 30)).expect("json");
+    assert!(!plain.contains("mode"), "{plain}");
 }

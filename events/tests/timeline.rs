@@ -387,6 +387,7 @@ impl Run {
             connected: self.connected.clone(),
             last_seen: self.last_seen.clone(),
             recent_activity: recent,
+            bypassed: Default::default(),
         };
         self.execute(Command::Tick { presence })?;
         // The live service forgets the polls of members no longer queued.

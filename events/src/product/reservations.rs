@@ -135,6 +135,10 @@ impl ProductState {
         settings: &Settings,
         now: Timestamp,
     ) {
+        // queue_all: freed slots stay free until the mode is left.
+        if settings.mode == crate::mode::Mode::QueueAll {
+            return;
+        }
         let granted: Vec<String> = {
             let mut noted: HashMap<&str, &[String]> = HashMap::new();
             let mut holding: HashMap<&str, bool> = HashMap::new();

@@ -125,7 +125,8 @@ pub fn users_of(events: &[ProductEvent]) -> BTreeSet<String> {
             | ProductEvent::GroupsNoted { user, .. }
             | ProductEvent::MemberRenamed { to: user, .. } => Some(user.clone()),
             ProductEvent::FixedRequestApproved { .. }
-            | ProductEvent::FixedRequestRejected { .. } => None,
+            | ProductEvent::FixedRequestRejected { .. }
+            | ProductEvent::BypassesCounted { .. } => None,
         })
         .collect()
 }
