@@ -198,8 +198,11 @@ impl DirectoryActor {
         let (mut users, mut regrouped) = (BTreeSet::new(), BTreeSet::new());
         for e in events {
             match e {
+                // (De)activation changes the facts too: bypass rules read `active`.
                 DirectoryEvent::UserCreated { user }
                 | DirectoryEvent::UserProfiled { user, .. }
+                | DirectoryEvent::UserDeactivated { user }
+                | DirectoryEvent::UserReactivated { user }
                 | DirectoryEvent::UserDeleted { user } => {
                     users.insert(user.clone());
                 }
@@ -217,10 +220,7 @@ impl DirectoryActor {
                         regrouped.extend(g.members.iter().cloned());
                     }
                 }
-                DirectoryEvent::UserDeactivated { .. }
-                | DirectoryEvent::UserReactivated { .. }
-                | DirectoryEvent::GroupCreated { .. }
-                | DirectoryEvent::SyncReported { .. } => {}
+                DirectoryEvent::GroupCreated { .. } | DirectoryEvent::SyncReported { .. } => {}
             }
         }
         (users, regrouped)

@@ -32,6 +32,9 @@ pub struct UserFacts {
     /// The names and SCIM ids of the user's groups: what reservations and caps (rule 10)
     /// match.
     pub groups: Arc<[String]>,
+    /// Whether the directory holds the user as active: bypass rules never let a
+    /// deactivated account through the gate.
+    pub active: bool,
 }
 
 impl UserFacts {
@@ -45,6 +48,7 @@ impl UserFacts {
         UserFacts {
             attributes: Arc::new(user.profile.attributes.clone()),
             groups: groups.into(),
+            active: user.active,
         }
     }
 }
@@ -132,6 +136,7 @@ mod tests {
         Some(Arc::new(UserFacts {
             attributes: Arc::new(attributes),
             groups: Arc::from(Vec::new()),
+            active: true,
         }))
     }
 

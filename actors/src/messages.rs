@@ -51,6 +51,9 @@ pub struct Executed {
     pub created: bool,
     /// Where the command's user stands afterwards, for user commands.
     pub view: Option<SlotView>,
+    /// For a page view through the gate: what the gate answers (the core's
+    /// [`slotpool_events::ProductState::passage`]).
+    pub passage: Option<slotpool_events::Passage>,
 }
 
 /// "It is now T": the sweep, sent by the scheduler. Answers when the product next needs one.

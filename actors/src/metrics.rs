@@ -44,6 +44,8 @@ pub struct Metrics {
     // Connector (product access groups).
     pub connector_backlog: IntGaugeVec,
     pub connector_deliveries: IntCounterVec,
+    /// Page views the gate let through by a bypass rule, by product and rule.
+    pub gate_bypassed: IntCounterVec,
     /// When each product's latest snapshot was taken (Unix seconds); `/metrics` turns it
     /// into `slotpool_snapshot_age_seconds` at scrape time.
     pub snapshot_taken: IntGaugeVec,
@@ -69,6 +71,7 @@ pub struct ProductMetrics {
     /// Access-group changes recorded and not yet confirmed by the product.
     pub connector_backlog: IntGauge,
     connector_deliveries: IntCounterVec,
+    gate_bypassed: IntCounterVec,
 }
 
 /// Registers `metric` in `registry` and gives it back, so that each metric is created and
@@ -178,6 +181,11 @@ impl Metrics {
                 "Calls of the connector to the product, by outcome (delivered, error, timeout).",
                 &["product", "outcome"],
             )?,
+            gate_bypassed: counter(
+                "slotpool_gate_bypassed_total",
+                "Page views the gate let through without a slot, by the bypass rule that admitted them.",
+                &["product", "rule"],
+            )?,
             snapshot_taken: gauge(
                 "slotpool_snapshot_timestamp_seconds",
                 "Unix time at which the product's latest snapshot was taken (absent before the first).",
@@ -223,6 +231,7 @@ impl Metrics {
             revocations: self.revocations.clone(),
             connector_backlog: self.connector_backlog.with_label_values(&[product]),
             connector_deliveries: self.connector_deliveries.clone(),
+            gate_bypassed: self.gate_bypassed.clone(),
         }
     }
 }
@@ -239,6 +248,21 @@ impl ProductMetrics {
     pub fn revocation(&self, reason: &str) {
         self.revocations
             .with_label_values(&[&self.product, reason])
+            .inc();
+    }
+
+    /// Makes the series of each named bypass rule exist (at 0 until it lets a view
+    /// through), so `rate()` and alert rules see a rule from its creation.
+    pub fn bypass_rules<'a>(&self, rules: impl IntoIterator<Item = &'a str>) {
+        for rule in rules {
+            self.gate_bypassed.with_label_values(&[&self.product, rule]);
+        }
+    }
+
+    /// Counts one page view the gate let through by bypass rule `rule`.
+    pub fn bypassed(&self, rule: &str) {
+        self.gate_bypassed
+            .with_label_values(&[&self.product, rule])
             .inc();
     }
 

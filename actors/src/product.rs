@@ -128,6 +128,11 @@ impl ProductActor {
             requests,
         };
         actor.update_gauges();
+        if let Some(s) = actor.state.settings() {
+            actor
+                .metrics
+                .bypass_rules(s.bypass.iter().map(|r| r.name.as_str()));
+        }
         actor
     }
 
@@ -144,6 +149,20 @@ impl ProductActor {
             )?;
         }
         let existed = self.state.settings().is_some();
+        let mode_before = self.state.settings().map(|s| s.mode);
+        // The rule the core lets a page view through by (it records nothing for one):
+        // counted here, recorded by the next sweep.
+        let bypassed = match &msg.command {
+            Command::PageView {
+                user,
+                gate: Some(gate),
+                ..
+            } => self
+                .state
+                .bypass_rule(user, gate)
+                .map(|rule| (rule.name.clone(), user.clone())),
+            _ => None,
+        };
         let decided = self.state.decide(&msg.command, now);
         if let (Command::Request { .. }, Err(refusal)) = (&msg.command, &decided) {
             self.metrics.request(refusal.code());
@@ -157,9 +176,13 @@ impl ProductActor {
             for e in &events {
                 self.state.apply(e);
                 match e {
-                    ProductEvent::Configured { settings } if !settings.reservations.is_empty() => {
-                        self.reserving
-                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                    ProductEvent::Configured { settings } => {
+                        if !settings.reservations.is_empty() {
+                            self.reserving
+                                .store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        self.metrics
+                            .bypass_rules(settings.bypass.iter().map(|r| r.name.as_str()));
                     }
                     ProductEvent::FixedRequested { id, .. } => self.requests.note(id, &self.id),
                     _ => {}
@@ -167,6 +190,10 @@ impl ProductActor {
             }
             self.update_gauges();
             self.notify(&events, now);
+            let mode_after = self.state.settings().map(|s| s.mode);
+            if existed && mode_after != mode_before {
+                self.notify_mode(now);
+            }
             self.raise_notices(&events);
             self.ask_for_sweep(now);
             self.ask_for_sync(&events, now);
@@ -213,10 +240,29 @@ impl ProductActor {
             }
             _ => {}
         }
+        if let Some((rule, user)) = &bypassed {
+            self.metrics.bypassed(rule);
+            *self
+                .presence
+                .bypassed
+                .entry(rule.clone())
+                .or_default()
+                .entry(user.clone())
+                .or_insert(0) += 1;
+        }
+        let passage = match &msg.command {
+            Command::PageView { user, .. } => Some(self.state.passage(
+                user,
+                bypassed.map(|(rule, _)| rule),
+                now,
+            )),
+            _ => None,
+        };
         Ok(Executed {
             events,
             created: !existed && self.state.settings().is_some(),
             view,
+            passage,
         })
     }
 
@@ -281,6 +327,25 @@ impl ProductActor {
                 event,
                 view,
                 reason,
+            };
+            for (_, s) in sessions {
+                s.do_send(note.clone());
+            }
+        }
+    }
+
+    /// Tells every open session that the product's mode changed (`mode`, the new mode in
+    /// `reason`), with where its user stands now: waiting users learn of a maintenance
+    /// (`queue_all`) or its end at once.
+    fn notify_mode(&self, now: Timestamp) {
+        let Some(mode) = self.state.settings().map(|s| s.mode.code()) else {
+            return;
+        };
+        for (user, sessions) in &self.sessions {
+            let note = Notification {
+                event: "mode",
+                view: self.state.slot_view(user, now),
+                reason: Some(mode),
             };
             for (_, s) in sessions {
                 s.do_send(note.clone());
@@ -425,6 +490,7 @@ impl ProductActor {
             connected: self.presence.connected.clone(),
             last_seen: self.presence.last_seen.clone(),
             recent_activity: std::mem::take(&mut self.presence.recent_activity),
+            bypassed: std::mem::take(&mut self.presence.bypassed),
         };
         self.execute(
             Execute {
