@@ -289,6 +289,17 @@ impl Problem {
         )
     }
 
+    /// 429: a client that asked the queue page for JSON still waits for a slot (queued,
+    /// or locked after an inactivity revocation); `Retry-After` says when to ask again.
+    pub fn waiting(state: &str, retry_after_s: u64) -> Self {
+        Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "waiting",
+            "Waiting for a slot",
+            format!("the caller is {state}: no slot yet; ask again in {retry_after_s} s, or follow the notification stream"),
+        )
+    }
+
     /// 404: the product's settings name no connector.
     pub fn no_connector(product: &str) -> Self {
         Problem::new(

@@ -109,6 +109,10 @@ pub struct ProductView {
     /// Rule 10: each reservation with the group's current holders and queued members.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reservation_use: Vec<ReservationUse>,
+    /// In passthrough mode: how many members would be waiting now if the pool were
+    /// enforced (the shadow run's queue).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would_be_queued: Option<usize>,
 }
 
 impl ProductView {
@@ -120,7 +124,10 @@ impl ProductView {
 
     /// The view of product `id`.
     pub fn new(id: &str, settings: Settings, counts: Counts) -> Self {
+        let would_be_queued =
+            (settings.mode == slotpool_events::Mode::Passthrough).then_some(counts.queued);
         ProductView {
+            would_be_queued,
             id: id.to_string(),
             settings,
             holders: counts.holders,
@@ -134,13 +141,14 @@ impl ProductView {
 
 /// Fields of [`ProductView`] that are not settings: ignored when a client PUTs back
 /// what it got, so "GET, edit, PUT" works.
-pub const READ_ONLY_PRODUCT_FIELDS: [&str; 6] = [
+pub const READ_ONLY_PRODUCT_FIELDS: [&str; 7] = [
     "id",
     "holders",
     "queued",
     "members",
     "fixed",
     "reservation_use",
+    "would_be_queued",
 ];
 
 /// One holder.
@@ -312,6 +320,31 @@ impl FixedRequestView {
             requested_at: rfc3339(r.at),
             decided_at,
             note,
+        }
+    }
+}
+
+/// One day's page views let through the gate by one bypass rule
+/// (`GET /admin/v1/products/{p}/bypass`).
+#[derive(Debug, Serialize)]
+pub struct BypassDayView {
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// The rule's name.
+    pub rule: String,
+    /// How many views the rule let through that day.
+    pub count: u64,
+    /// Whose views, with how many each.
+    pub users: std::collections::BTreeMap<String, u64>,
+}
+
+impl From<&slotpool_events::history::BypassDay> for BypassDayView {
+    fn from(d: &slotpool_events::history::BypassDay) -> Self {
+        BypassDayView {
+            day: rfc3339(d.day).chars().take(10).collect(),
+            rule: d.rule.clone(),
+            count: d.count,
+            users: d.users.clone(),
         }
     }
 }

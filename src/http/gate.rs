@@ -11,9 +11,11 @@
 
 use super::call::{ProductUser, UserProduct};
 use crate::problem::Problem;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
-use slotpool_events::SlotView;
+use slotpool_events::{GateRequest, Passage};
+use std::net::IpAddr;
 
 /// Header on the gate's answers telling the proxy (and a curious administrator) why.
 pub const GATE_STATE_HEADER: &str = "X-Slotpool-State";
@@ -25,6 +27,15 @@ pub const RETURN_TO_HEADER: &str = "X-Slotpool-Return-To";
 /// `/slotpool/queue/jira`): the 401 then carries a page that sends the browser there,
 /// for proxies that pass the 401 to the browser as it is (Traefik forwardAuth).
 pub const QUEUE_URL_HEADER: &str = "X-Slotpool-Queue-Url";
+
+/// Header on a 204 that a bypass rule let through: the rule's name.
+pub const BYPASS_HEADER: &str = "x-slotpool-bypass";
+/// Header on a 204 in passthrough mode: what enforcing would have answered (`granted`,
+/// `queued`, `locked`, `none`).
+pub const WOULD_BE_HEADER: &str = "x-slotpool-would-be";
+/// Request header a proxy may set to name the kind of credential a request carries
+/// (such as `pat` for Atlassian personal access tokens), for bypass rules' `token_kinds`.
+pub const TOKEN_KIND_HEADER: &str = "X-Slotpool-Token-Kind";
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
@@ -86,19 +97,84 @@ fn allowed(state: &'static str) -> HttpResponse {
         .finish()
 }
 
+/// What the proxy says of the page view, for the product's bypass rules: the client's
+/// address (`X-Real-IP`, else the last `X-Forwarded-For` entry, the one the nearest proxy
+/// added, else the peer itself), the original URI, and the kind of credential it carries
+/// (`X-Slotpool-Token-Kind`, else the scheme of its `Authorization` header). The gate
+/// only ever hears a user from a trusted proxy, so these headers are the proxy's.
+fn gate_request(req: &HttpRequest) -> GateRequest {
+    let real_ip = header(req, "X-Real-IP").and_then(|v| v.trim().parse::<IpAddr>().ok());
+    let forwarded = || {
+        header(req, "X-Forwarded-For")
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok())
+    };
+    let client = real_ip
+        .or_else(forwarded)
+        .or_else(|| req.peer_addr().map(|a| a.ip()));
+    let uri = header(req, "X-Original-URI")
+        .or_else(|| header(req, "X-Forwarded-Uri"))
+        .map(str::to_string);
+    let kind = |k: &str| {
+        let k = k.trim().to_ascii_lowercase();
+        let plain = !k.is_empty()
+            && k.len() <= slotpool_events::bypass::MAX_TOKEN_KIND_LEN
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+        plain.then_some(k)
+    };
+    let token_kind = header(req, TOKEN_KIND_HEADER).and_then(kind).or_else(|| {
+        header(req, "Authorization")
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(kind)
+    });
+    GateRequest {
+        client,
+        uri,
+        token_kind,
+        ..GateRequest::default()
+    }
+}
+
 /// `GET /gate/{p}`: one command of the core, `Command::PageView`, answered in one
-/// trip; where the caller stands afterwards is the answer.
+/// trip; where the caller stands afterwards is the answer. A view a bypass rule lets
+/// through is 204 with `X-Slotpool-State: bypassed` and the rule in `X-Slotpool-Bypass`.
 pub async fn gate(
     req: HttpRequest,
     UserProduct(ProductUser { product, user }): UserProduct,
 ) -> Result<HttpResponse, Problem> {
-    let command = super::user::page_view_command(&product.state, user);
+    let asker = user.clone();
+    let command = super::user::page_view_command(&product.state, user, gate_request(&req));
     let done = super::execute(&product.state, &product.addr, command).await?;
-    Ok(match done.view {
-        Some(SlotView::Granted { .. }) => allowed("granted"),
-        Some(SlotView::Fixed) => allowed("fixed"),
-        Some(SlotView::Queued { .. }) => refused_for(&req, "queued"),
-        Some(SlotView::Locked { .. }) => refused_for(&req, "locked"),
-        Some(SlotView::None) | None => refused_for(&req, "none"),
+    Ok(match done.passage {
+        Some(Passage::Granted) => allowed("granted"),
+        Some(Passage::Fixed) => allowed("fixed"),
+        Some(Passage::Bypassed(rule)) => {
+            let mut res = allowed("bypassed");
+            if let Ok(v) = HeaderValue::from_str(&rule) {
+                res.headers_mut()
+                    .insert(HeaderName::from_static(BYPASS_HEADER), v);
+            }
+            res
+        }
+        Some(Passage::Passthrough(would_be)) => {
+            let mut res = allowed("passthrough");
+            res.headers_mut().insert(
+                HeaderName::from_static(WOULD_BE_HEADER),
+                HeaderValue::from_static(would_be),
+            );
+            res
+        }
+        // Traefik passes the gate's refusal to the client as it is: a JSON client gets
+        // the queue's JSON answer from here (nginx routes its 401 there instead).
+        Some(Passage::Refused(_))
+            if header(&req, QUEUE_URL_HEADER).is_some()
+                && super::pages::queue::wants_json(&req) =>
+        {
+            super::pages::queue::json_answer(&product.state, &product.addr, &product.id, asker)
+                .await?
+        }
+        Some(Passage::Refused(state)) => refused_for(&req, state),
+        None => refused_for(&req, "none"),
     })
 }

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod backup;
 pub mod body;
+pub mod bypass;
 pub mod call;
 pub mod connector;
 pub mod dashboard;
@@ -159,6 +160,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::delete().to(admin::revoke),
             )
             .route("/products/{product}/queue", web::get().to(admin::queue))
+            .route("/products/{product}/bypass", web::get().to(bypass::list))
             .route(
                 "/products/{product}/connector",
                 web::get().to(connector::status),

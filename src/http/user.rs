@@ -7,8 +7,8 @@ use crate::problem::Problem;
 use crate::view::SlotState;
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use slotpool_actors::session::KEEP_ALIVE;
-use slotpool_actors::{ask, ActorError, Poll, Read, SessionActor};
-use slotpool_events::{Command, SlotView};
+use slotpool_actors::{ask, ActorError, Poll, Read, SessionActor, UserFacts};
+use slotpool_events::{Command, GateRequest, SlotView};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -29,7 +29,11 @@ type DirectoryFacts = (Option<Arc<BTreeMap<String, String>>>, Option<Arc<[String
 /// the directory actor on this path. Before any product has reservations no groups are
 /// carried, so that products without reservations never note groups.
 fn directory_facts(state: &AppState, user: &str) -> DirectoryFacts {
-    let facts = state.services.directory_view.facts(user);
+    facts_of(state, state.services.directory_view.facts(user))
+}
+
+/// The [`DirectoryFacts`] of what the directory view holds of a user.
+fn facts_of(state: &AppState, facts: Option<Arc<UserFacts>>) -> DirectoryFacts {
     let groups = state.services.products.reservations_in_use().then(|| {
         facts
             .as_ref()
@@ -48,13 +52,21 @@ pub fn request_command(state: &AppState, user: String) -> Command {
     }
 }
 
-/// A page view of `user` through the gate, with their [`DirectoryFacts`].
-pub fn page_view_command(state: &AppState, user: String) -> Command {
-    let (attributes, groups) = directory_facts(state, &user);
+/// A page view of `user` through the gate, with their [`DirectoryFacts`] and what
+/// bypass rules test: `gate` as the proxy described the view, completed here with the
+/// directory's groups of the user and whether it holds them active.
+pub fn page_view_command(state: &AppState, user: String, mut gate: GateRequest) -> Command {
+    let facts = state.services.directory_view.facts(&user);
+    if let Some(f) = &facts {
+        gate.groups = Arc::clone(&f.groups);
+        gate.active = Some(f.active);
+    }
+    let (attributes, groups) = facts_of(state, facts);
     Command::PageView {
         user,
         attributes,
         groups,
+        gate: Some(Arc::new(gate)),
     }
 }
 

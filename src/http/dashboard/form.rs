@@ -84,6 +84,8 @@ pub fn apply_settings(current: Settings, f: &Fields) -> Result<Settings, Problem
             logo_url: f.text("qp_logo_url"),
             logo,
             base_url: f.text("qp_base_url"),
+            // Not on the form: kept as the admin API set it.
+            queue_all_message: current.queue_page.queue_all_message.clone(),
         },
         ..current
     })

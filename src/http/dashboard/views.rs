@@ -218,6 +218,43 @@ fn number(l: Lang, id: &str, label: &'static str, value: u32, hint: &'static str
     }
 }
 
+/// The product's gate policies: its mode and its bypass rules, in order, with what each
+/// matches (set through the admin API's `mode` and `bypass`).
+fn gate_panel(l: Lang, s: &slotpool_events::Settings) -> Markup {
+    let conditions = |r: &slotpool_events::BypassRule| {
+        [
+            ("users", &r.users),
+            ("groups", &r.groups),
+            ("cidrs", &r.cidrs),
+            ("paths", &r.paths),
+            ("token_kinds", &r.token_kinds),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}: {}", v.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
+    };
+    html! {
+        section class="panel" aria-labelledby="gate-h" {
+            h2 id="gate-h" { (t(l, "Gate policies")) }
+            p { (t(l, "Mode")) ": " span class="badge" id="gate-mode" { (s.mode.code()) } }
+            @if s.bypass.is_empty() {
+                p class="empty" { (t(l, "No bypass rules.")) }
+            } @else {
+                table id="bypass-rules" {
+                    thead { tr { th scope="col" class="num" { "#" } th scope="col" { (t(l, "Bypass rule")) } th scope="col" { (t(l, "Lets through")) } } }
+                    tbody {
+                        @for (i, r) in s.bypass.iter().enumerate() {
+                            tr { td class="num" { (i + 1) } td { (r.name) } td { (conditions(r)) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One product: counts, resize, holders, queue, sync, settings, notices.
 pub fn product(l: Lang, session: &Session, d: &ProductData, f: Option<&Flash>) -> Markup {
     let p = &d.overview;
@@ -345,6 +382,7 @@ pub fn product(l: Lang, session: &Session, d: &ProductData, f: Option<&Flash>) -
                     button type="submit" id="settings-submit" { (t(l, "Save settings")) }
                 }
             }
+            (gate_panel(l, s))
             (notices_panel(l, &d.notices))
         },
     )
@@ -615,6 +653,11 @@ fn de(en: &'static str) -> &'static str {
         "Slot revoked." => "Platz entzogen.",
         "That is not the admin token." => "Das ist nicht das Admin-Token.",
         "daily peak" => "Tagesspitze",
+        "Gate policies" => "Zugangsregeln",
+        "Mode" => "Modus",
+        "No bypass rules." => "Keine Ausnahmeregeln.",
+        "Bypass rule" => "Ausnahmeregel",
+        "Lets through" => "Lässt durch",
         _ => en,
     }
 }

@@ -13,13 +13,14 @@ use super::{markdown, return_to};
 use crate::http::auth::{check_product_id, CallingUser};
 use crate::http::AppState;
 use crate::problem::Problem;
+use crate::view::SlotState;
 use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use maud::{html, PreEscaped};
 use serde::Deserialize;
 use slotpool_actors::{ask, Poll, ProductActor, Read};
-use slotpool_events::{Blocked, QueuePage, SlotView};
+use slotpool_events::{Blocked, Mode, QueuePage, SlotView};
 
 /// The query of the queue page (`lang` is read by [`Lang::of`]).
 #[derive(Debug, Deserialize)]
@@ -28,20 +29,85 @@ pub struct QueueQuery {
     pub return_to: Option<String>,
 }
 
-/// The product's `queue_page` settings (the defaults before it is configured).
-async fn queue_page_settings(addr: &Addr<ProductActor>) -> Result<QueuePage, Problem> {
+/// The product's `queue_page` settings and mode (the defaults before it is configured).
+async fn queue_page_settings(addr: &Addr<ProductActor>) -> Result<(QueuePage, Mode), Problem> {
     Ok(ask(
         addr,
         Read::new(|s, _| {
             s.settings()
-                .map(|s| s.queue_page.clone())
+                .map(|s| (s.queue_page.clone(), s.mode))
                 .unwrap_or_default()
         }),
     )
     .await?)
 }
 
-/// `GET /queue/{p}`.
+/// Whether the client asked for JSON rather than the page: an `Accept` that names
+/// `application/json` (or a `+json` type) and not `text/html`. Browsers always ask for
+/// HTML; REST clients and mobile apps ask for JSON.
+pub(crate) fn wants_json(req: &HttpRequest) -> bool {
+    let accept = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    (accept.contains("application/json") || accept.contains("+json"))
+        && !accept.contains("text/html")
+}
+
+/// The queue page's answer to a client that asked for JSON: its slot request (joining
+/// the queue, or keeping its place: the same request the page's script makes), then
+/// `200` with the slot state once it holds a slot (or a fixed licence), or `429` with
+/// `Retry-After` and a problem holding the state (`position`, `estimated_wait_s`...)
+/// and the paths of the slot API and the notification stream while it waits.
+pub(crate) async fn json_answer(
+    state: &AppState,
+    addr: &Addr<ProductActor>,
+    id: &str,
+    user: String,
+) -> Result<HttpResponse, Problem> {
+    let command = crate::http::user::request_command(state, user);
+    let done = crate::http::execute(state, addr, command).await?;
+    let view = done.view.unwrap_or(SlotView::None);
+    let slot = SlotState::from(&view);
+    let retry = match &view {
+        SlotView::Granted { .. } | SlotView::Fixed => {
+            return Ok(HttpResponse::Ok()
+                .insert_header(("Cache-Control", "no-store"))
+                .json(slot));
+        }
+        SlotView::Queued { retry_after_s, .. } => *retry_after_s,
+        SlotView::Locked { until } => {
+            let now = ask(addr, Read::new(|_, now| now)).await?;
+            let ms = (until.as_millis() - now.as_millis()).max(0);
+            (ms as u64).div_ceil(1000).max(1)
+        }
+        SlotView::None => 1,
+    };
+    let problem = Problem::waiting(slot.state, retry);
+    let mut body = problem.body();
+    if let (Some(fields), Ok(serde_json::Value::Object(extra))) =
+        (body.as_object_mut(), serde_json::to_value(&slot))
+    {
+        fields.extend(extra);
+        let encoded: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+        fields.insert(
+            "links".into(),
+            serde_json::json!({
+                "slot": format!("api/v1/products/{encoded}/slot"),
+                "notifications": format!("api/v1/products/{encoded}/notifications"),
+            }),
+        );
+    }
+    Ok(HttpResponse::TooManyRequests()
+        .content_type(crate::problem::PROBLEM_JSON)
+        .insert_header((actix_web::http::header::RETRY_AFTER, retry.to_string()))
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body.to_string()))
+}
+
+/// `GET /queue/{p}`: the page, or for a client that asks for JSON, [`json_answer`].
 pub async fn queue_page(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -51,7 +117,10 @@ pub async fn queue_page(
 ) -> Result<HttpResponse, Problem> {
     let id = path.into_inner();
     let addr = state.product(&id)?;
-    let qp = queue_page_settings(&addr).await?;
+    if wants_json(&req) {
+        return json_answer(&state, &addr, &id, user.0).await;
+    }
+    let (qp, mode) = queue_page_settings(&addr).await?;
     let target = match query.return_to.as_deref() {
         Some(r) => {
             return_to::validate(r, qp.base_url.as_deref()).map_err(Problem::invalid_return_to)?
@@ -72,6 +141,10 @@ pub async fn queue_page(
         .clone()
         .unwrap_or_else(|| t.queue_title.to_string());
     let message = qp.message.as_deref().map(markdown::render);
+    // queue_all (maintenance): the administrator's word on why everyone waits.
+    let maintenance = (mode == Mode::QueueAll)
+        .then(|| qp.queue_all_message.as_deref().map(markdown::render))
+        .flatten();
     let logo = if qp.logo_parts().is_some() {
         Some(format!("../queue/{id}/logo"))
     } else {
@@ -121,6 +194,9 @@ pub async fn queue_page(
                         img class="logo" src=(src) alt="";
                     }
                     h1 { (title) }
+                    @if let Some(m) = &maintenance {
+                        div class="message maintenance" id="sp-maintenance" { (PreEscaped(m)) }
+                    }
                     @if let Some(m) = &message {
                         div class="message" { (PreEscaped(m)) }
                     }
@@ -166,7 +242,7 @@ pub async fn logo(
 ) -> Result<HttpResponse, Problem> {
     check_product_id(&path)?;
     let addr = state.product(&path)?;
-    let qp = queue_page_settings(&addr).await?;
+    let (qp, _) = queue_page_settings(&addr).await?;
     let (mime, data) = qp.logo_parts().ok_or_else(Problem::no_logo)?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(data)
