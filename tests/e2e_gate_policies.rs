@@ -349,6 +349,21 @@ fn modes_passthrough_records_the_shadow_run_and_queue_all_holds_everyone_back() 
     // queue_all: switching is immediate, and a waiting user's stream hears it.
     let bob = listen(&server.base, "bob");
     wait_event(&bob, "queue");
+    // The shadow run is silent: alice's would-be revocation is not told to her stream.
+    let alice = listen(&server.base, "alice");
+    wait_event(&alice, "granted");
+    assert_eq!(
+        c.admin(
+            "DELETE",
+            &format!("/admin/v1/products/{P}/holders/alice"),
+            None
+        )
+        .status,
+        204
+    );
+    // The freed slot went to bob (the shadow queue's head); alice asks again and waits.
+    assert_eq!(c.holders(P), vec!["bob".to_string()]);
+    assert_eq!(c.request(P, "alice").state(), "queued");
     let r = c.admin(
         "PUT",
         &format!("/admin/v1/products/{P}"),
@@ -357,11 +372,19 @@ fn modes_passthrough_records_the_shadow_run_and_queue_all_holds_everyone_back() 
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(wait_event(&bob, "mode")["reason"], "queue_all");
     assert!(c.product(P).get("would_be_queued").is_none());
-    // The holder keeps the slot; once it is released nobody gets it; everyone queues.
-    assert_eq!(c.release(P, "alice").status, 204);
+    let (first, data) = alice
+        .recv_timeout(Duration::from_secs(10))
+        .expect("alice hears the switch");
+    assert_eq!(
+        (first.as_str(), data["reason"].clone()),
+        ("mode", json!("queue_all"))
+    );
+    // The holder keeps the slot; once bob releases it nobody gets it; everyone queues.
+    assert_eq!(gate(&c, "bob", "/", &[]).status, 204);
+    assert_eq!(c.release(P, "bob").status, 204);
+    assert!(c.holders(P).is_empty());
     assert_refused(&gate(&c, "carol", "/", &[]));
     assert_eq!(c.request(P, "carol").state(), "queued");
-    assert_eq!(c.request(P, "alice").state(), "queued");
     assert!(c.holders(P).is_empty());
     // Bypass rules still pass.
     assert_bypassed(&gate(&c, "admin-ann", "/", &[]), "ops");
@@ -379,15 +402,15 @@ fn modes_passthrough_records_the_shadow_run_and_queue_all_holds_everyone_back() 
         page.body
     );
 
-    // Leaving the mode serves the queue in order: bob first.
+    // Leaving the mode serves the queue in order: alice first.
     let r = c.admin(
         "PUT",
         &format!("/admin/v1/products/{P}"),
         Some(&with_mode("enforce")),
     );
     assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(c.holders(P), vec!["bob".to_string()]);
-    assert_eq!(c.queue(P), vec!["carol".to_string(), "alice".to_string()]);
+    assert_eq!(c.holders(P), vec!["alice".to_string()]);
+    assert_eq!(c.queue(P), vec!["carol".to_string()]);
     assert_eq!(wait_event(&bob, "mode")["reason"], "enforce");
     let page = c.call(
         "GET",

@@ -270,7 +270,14 @@ impl ProductActor {
     /// event that concerns them, and every other queued user whose position may have
     /// moved gets their new position.
     fn notify(&self, events: &[ProductEvent], now: Timestamp) {
-        if self.sessions.is_empty() {
+        // Passthrough is a shadow run: nobody waits, so nobody hears of a would-be grant,
+        // warning or revocation (the snippet would tell a user who keeps working that
+        // they lost a slot they never needed).
+        let shadow = self
+            .state
+            .settings()
+            .is_some_and(|s| s.mode == slotpool_events::Mode::Passthrough);
+        if self.sessions.is_empty() || shadow {
             return;
         }
         let mut told: HashMap<&str, (&'static str, Option<&'static str>)> = HashMap::new();
