@@ -218,6 +218,18 @@ fn bypass_rules_let_views_through_without_a_slot_counted_and_journaled() {
     assert_eq!(count_of(&days, "rest"), 2, "{days}");
     server.stop();
     common::assert_verify_ok(&dir.path().join("data"));
+    // And offline audit answers it from the journal alone.
+    let data = dir.path().join("data");
+    let out = common::slotpool_command()
+        .args(["audit", "--data-dir"])
+        .arg(&data)
+        .args(["--product", P, "--format", "json"])
+        .output()
+        .expect("run slotpool audit");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("audit JSON");
+    assert_eq!(count_of(&report["bypassed"], "robots"), 2, "{report}");
+    assert_eq!(count_of(&report["bypassed"], "tokens"), 2, "{report}");
 }
 
 #[test]

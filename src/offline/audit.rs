@@ -129,7 +129,8 @@ pub fn run(args: &AuditArgs) -> Result<(), Failure> {
 }
 
 /// The whole report as one JSON document: `product` (settings and counts), `holders` and
-/// `queue` as the admin API shows them, `revocations` by reason, and `timeline` /
+/// `queue` as the admin API shows them, `revocations` by reason, `bypassed` (daily
+/// per-rule counts of bypass rules), and `timeline` /
 /// `peaks` when asked for.
 pub fn to_json(report: &Report, args: &AuditArgs) -> Value {
     let state = report.history.state();
@@ -141,6 +142,13 @@ pub fn to_json(report: &Report, args: &AuditArgs) -> Value {
         "holders": state.holders().iter().map(HolderView::from).collect::<Vec<_>>(),
         "queue": state.queue().iter().map(QueueView::from).collect::<Vec<_>>(),
         "revocations": report.history.revocations(),
+        // Who went past the pool, and how often: views bypass rules let through, per
+        // UTC day and rule (as `GET /admin/v1/products/{p}/bypass` shows them).
+        "bypassed": report
+            .history
+            .bypass_days()
+            .map(crate::view::BypassDayView::from)
+            .collect::<Vec<_>>(),
     });
     if let Some(user) = &args.user {
         out["timeline"] = json!({
@@ -381,6 +389,21 @@ fn write_tables(report: &Report, args: &AuditArgs) {
                 revs.join(" ")
             }
         );
+        let bypassed: Vec<String> = report
+            .history
+            .bypass_days()
+            .map(|d| {
+                format!(
+                    "{}:{}={}",
+                    crate::view::BypassDayView::from(d).day,
+                    d.rule,
+                    d.count
+                )
+            })
+            .collect();
+        if !bypassed.is_empty() {
+            println!("bypassed: {}\n", bypassed.join(" "));
+        }
         write_table("holders", &HOLDER_HEADER, &holder_rows(state));
         write_table("queue", &QUEUE_HEADER, &queue_rows(state));
     }
