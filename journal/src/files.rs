@@ -137,3 +137,41 @@ pub(crate) fn scratch_tree(dir: &Path) -> (sled::Db, sled::Tree) {
     let tree = db.open_tree("journal").expect("tree");
     (db, tree)
 }
+
+/// The names a journal keeps in its data directory: sled's files, the write-ahead log,
+/// the watermark and the unfinished-restore marker. Everything else there (tokens, a
+/// cluster node's `raft/`) is not the journal's.
+const JOURNAL_FILES: [&str; 6] = [
+    "db",
+    "conf",
+    "blobs",
+    crate::wal::DIR,
+    crate::watermark::FILE,
+    RESTORING,
+];
+
+impl crate::Journal {
+    /// Removes the journal kept in `dir` (of a journal no longer open): what a cluster
+    /// member does before it installs a snapshot of the leader's copy in its place.
+    pub fn remove_files(dir: &Path) -> Result<(), JournalError> {
+        let entries = std::fs::read_dir(dir).map_err(|e| JournalError::Io(e.to_string()))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !(JOURNAL_FILES.contains(&name.as_ref()) || name.starts_with("snap.")) {
+                continue;
+            }
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed
+                .map_err(|e| JournalError::Io(format!("cannot remove {}: {e}", path.display())))?;
+        }
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| JournalError::Io(e.to_string()))
+    }
+}
