@@ -1,8 +1,10 @@
 //! [`LogStore`]: the Raft log and vote, as streams of a journal of their own.
 //!
-//! Entry `i` is record `i + 1` of stream `raft/log` (Raft counts from 0, streams from 1);
-//! each save of the vote is a record of `raft/vote`, the last one counting; the id of the
-//! last purged entry is the last record of `raft/purged`. Records are hash-chained
+//! Entry `i` is record `i + 1 - offset` of stream `raft/log` (Raft counts from 0, streams
+//! from 1); the offset is 0 until a log that was emptied (a snapshot installed beyond its
+//! end) starts again at a later entry, and is then recorded in `raft/base` before that
+//! entry. Each save of the vote is a record of `raft/vote`, the last one counting; the id
+//! of the last purged entry is the last record of `raft/purged`. Records are hash-chained
 //! envelopes like every stream's, checked when read, so a damaged log is found rather
 //! than applied. Appends share the journal's group commit: the flushed-callback openraft
 //! waits for runs when the write-ahead log has `fdatasync`ed them.
@@ -42,6 +44,11 @@ struct Inner {
 
 struct State {
     log: StreamTip,
+    /// Where the log stream starts: its first tip (records before it were purged).
+    log_start: u64,
+    /// Entry `i` is record `i + 1 - offset`.
+    offset: u64,
+    base: StreamTip,
     vote: StreamTip,
     purged: StreamTip,
     last_purged: Option<LogId<NodeId>>,
@@ -141,6 +148,11 @@ impl LogStore {
             }
         })?;
         let (_, vote) = last::<Vote<NodeId>>(&journal, "vote")?;
+        let (offset, base) = last::<u64>(&journal, "base")?;
+        let log_start = journal
+            .first_tip(&stream("log"))
+            .map_err(|e| e.to_string())?
+            .next_sequence;
         let (last_purged, purged) = last::<LogId<NodeId>>(&journal, "purged")?;
         let last_log = last_log.or(last_purged);
         Ok(LogStore {
@@ -148,6 +160,9 @@ impl LogStore {
                 journal,
                 state: Mutex::new(State {
                     log,
+                    log_start,
+                    offset: offset.unwrap_or(0),
+                    base,
                     vote,
                     purged,
                     last_purged,
@@ -185,14 +200,21 @@ impl LogStore {
                     .collect());
             }
         }
+        let offset = self.state().offset;
+        let (Some(first), Some(last)) = (
+            (from + 1).checked_sub(offset),
+            to_inclusive.saturating_add(1).checked_sub(offset),
+        ) else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
         let mut bad = None;
         self.inner
             .journal
             .read_range::<ReplicationRecord>(
                 &stream("log"),
-                from + 1,
-                to_inclusive.saturating_add(1),
+                first.max(1),
+                last,
                 |env: Envelope<ReplicationRecord>| match decode::<Entry<TypeConfig>>(&env.event.0) {
                     Ok(e) => out.push(e),
                     Err(e) => {
@@ -273,13 +295,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
         let ticket = {
             let mut st = self.state();
+            let empty = st.log.next_sequence <= st.log_start;
+            if let (true, Some(first)) = (empty, entries.first()) {
+                // An empty log (new, or purged to its end) starts at whichever entry comes.
+                let offset = (first.log_id.index + 1).saturating_sub(st.log.next_sequence);
+                if offset != st.offset {
+                    append_record(&self.inner.journal, "base", &mut st.base, &offset)
+                        .map_err(write_err)?;
+                    st.offset = offset;
+                }
+            }
             let mut records = Vec::with_capacity(entries.len());
             for e in &entries {
-                if e.log_id.index + 1 != st.log.next_sequence + records.len() as u64 {
+                if e.log_id.index + 1 != st.offset + st.log.next_sequence + records.len() as u64 {
                     return Err(write_err(format!(
                         "entry {} does not follow the log's end at {}",
                         e.log_id.index,
-                        st.log.next_sequence.saturating_sub(1)
+                        (st.offset + st.log.next_sequence).saturating_sub(2)
                     )));
                 }
                 records.push(ReplicationRecord(encode(e).map_err(write_err)?));
@@ -321,12 +353,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<()> {
         let mut st = self.state();
-        // Entry `index` is record `index + 1`: keep records up to `index`.
+        // Entry `index` is record `index + 1 - offset`: keep the records before it.
+        let keep = log_id.index.saturating_sub(st.offset).max(st.log_start - 1);
+        if keep + 1 >= st.log.next_sequence {
+            return Ok(());
+        }
         let tip = self
             .inner
             .journal
-            .truncate_after(&stream("log"), log_id.index)
-            .map_err(write_err)?;
+            .truncate_after(&stream("log"), keep)
+            .map_err(|e| write_err(format!("truncating the log at entry {}: {e}", log_id.index)))?;
         st.log = tip;
         st.cache.retain(|&i, _| i < log_id.index);
         st.last_log = match log_id.index.checked_sub(1) {
@@ -360,9 +396,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         durable(&self.inner.journal, ticket)
             .await
             .map_err(write_err)?;
-        self.inner
-            .journal
-            .purge_upto(&stream("log"), log_id.index + 1)
-            .map_err(write_err)
+        let mut st = self.state();
+        // Records up to the purged entry's, but no further than the log's end (a snapshot
+        // may cover more than this log ever had).
+        let upto = (log_id.index + 1)
+            .saturating_sub(st.offset)
+            .min(st.log.next_sequence - 1);
+        if upto >= st.log_start {
+            self.inner
+                .journal
+                .purge_upto(&stream("log"), upto)
+                .map_err(|e| {
+                    write_err(format!("purging the log up to entry {}: {e}", log_id.index))
+                })?;
+            st.log_start = upto + 1;
+        }
+        Ok(())
     }
 }

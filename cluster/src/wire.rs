@@ -245,3 +245,168 @@ impl Session {
         decode(&payload).map_err(bad)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(secret: &str, cluster: &str, me: u64) -> Auth {
+        Auth {
+            secret: secret.as_bytes().to_vec(),
+            cluster_id: cluster.into(),
+            me,
+        }
+    }
+
+    fn hello(from: &Auth, to: u64) -> Hello {
+        Hello {
+            cluster_id: from.cluster_id.clone(),
+            from: from.me,
+            to,
+            nonce: nonce(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_holder_of_the_secret_is_heard_and_frames_round_trip() {
+        let (a, b) = (
+            auth("s3cret-s3cret-s3cret", "c", 1),
+            auth("s3cret-s3cret-s3cret", "c", 2),
+        );
+        let (mut x, mut y) = tokio::io::duplex(1 << 16);
+        let h = hello(&a, 2);
+        send_hello(&mut x, &a, &h).await.expect("send");
+        let got = read_hello(&mut y, &b)
+            .await
+            .expect("a holder's hello is read");
+        assert_eq!((got.from, got.to, got.cluster_id.as_str()), (1, 2, "c"));
+        let theirs = nonce();
+        send_ack(&mut y, &b, &got.nonce, &Ack { result: Ok(theirs) })
+            .await
+            .expect("ack");
+        let ack = read_ack(&mut x, &a, &h.nonce).await.expect("ack read");
+        assert_eq!(ack.result, Ok(theirs));
+        let mut dialer = Session::new(&a, &h.nonce, &theirs, true);
+        let mut listener = Session::new(&b, &h.nonce, &theirs, false);
+        dialer
+            .send(&mut x, &"ping".to_string())
+            .await
+            .expect("send");
+        let ping: String = listener.receive(&mut y).await.expect("receive");
+        listener
+            .send(&mut y, &"pong".to_string())
+            .await
+            .expect("send");
+        let pong: String = dialer.receive(&mut x).await.expect("receive");
+        assert_eq!((ping.as_str(), pong.as_str()), ("ping", "pong"));
+    }
+
+    #[tokio::test]
+    async fn a_hello_without_the_secret_is_refused() {
+        let (a, b) = (
+            auth("wrong-secret-wrong", "c", 1),
+            auth("s3cret-s3cret-s3cret", "c", 2),
+        );
+        let (mut x, mut y) = tokio::io::duplex(1 << 16);
+        send_hello(&mut x, &a, &hello(&a, 2)).await.expect("send");
+        let e = read_hello(&mut y, &b).await.err().expect("refused");
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+    }
+
+    #[tokio::test]
+    async fn an_answer_without_the_secret_is_refused() {
+        // A listener that does not hold the secret cannot pretend to accept.
+        let (a, impostor) = (
+            auth("s3cret-s3cret-s3cret", "c", 1),
+            auth("other-other-other-x", "c", 2),
+        );
+        let (mut x, mut y) = tokio::io::duplex(1 << 16);
+        let ours = nonce();
+        send_ack(
+            &mut y,
+            &impostor,
+            &ours,
+            &Ack {
+                result: Ok(nonce()),
+            },
+        )
+        .await
+        .expect("send");
+        let e = read_ack(&mut x, &a, &ours).await.err().expect("refused");
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+    }
+
+    #[tokio::test]
+    async fn a_tampered_replayed_or_reflected_frame_is_refused() {
+        let a = auth("s3cret-s3cret-s3cret", "c", 1);
+        let (n1, n2) = (nonce(), nonce());
+        // Tampered: one payload byte flipped.
+        let (mut x, mut y) = tokio::io::duplex(1 << 16);
+        let mut dialer = Session::new(&a, &n1, &n2, true);
+        dialer
+            .send(&mut x, &"grant".to_string())
+            .await
+            .expect("send");
+        drop(x);
+        let mut raw = Vec::new();
+        y.read_to_end(&mut raw).await.expect("read");
+        raw[5] ^= 1;
+        let mut listener = Session::new(&a, &n1, &n2, false);
+        let e = listener
+            .receive::<_, String>(&mut raw.as_slice())
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        // Replayed: the same valid frame twice; the second has the wrong sequence.
+        let (mut x, mut y) = tokio::io::duplex(1 << 16);
+        let mut dialer = Session::new(&a, &n1, &n2, true);
+        dialer
+            .send(&mut x, &"grant".to_string())
+            .await
+            .expect("send");
+        drop(x);
+        let mut frame = Vec::new();
+        y.read_to_end(&mut frame).await.expect("read");
+        let twice = [frame.clone(), frame].concat();
+        let mut listener = Session::new(&a, &n1, &n2, false);
+        let mut input = twice.as_slice();
+        let first: String = listener.receive(&mut input).await.expect("first is fine");
+        assert_eq!(first, "grant");
+        let e = listener
+            .receive::<_, String>(&mut input)
+            .await
+            .err()
+            .expect("replay refused");
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        // Reflected: a frame sent back to its own sender.
+        let (mut x, mut y) = tokio::io::duplex(1 << 16);
+        let mut dialer = Session::new(&a, &n1, &n2, true);
+        dialer
+            .send(&mut x, &"grant".to_string())
+            .await
+            .expect("send");
+        drop(x);
+        let mut frame = Vec::new();
+        y.read_to_end(&mut frame).await.expect("read");
+        let mut same = Session::new(&a, &n1, &n2, true);
+        let e = same
+            .receive::<_, String>(&mut frame.as_slice())
+            .await
+            .err()
+            .expect("reflection refused");
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+    }
+
+    #[tokio::test]
+    async fn the_opening_names_the_dialer_and_refuses_strangers() {
+        let bytes = opening(7);
+        assert_eq!(&bytes[..8], MAGIC);
+        assert_eq!(read_opening(&mut bytes.as_slice()).await.expect("ours"), 7);
+        let e = read_opening(&mut &b"GET / HTTP/1.1\r\n\r\n"[..])
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+}

@@ -125,11 +125,7 @@ async fn phases(
         }
     };
     let on_lost = tell.clone();
-    let proposer = Proposer::start(
-        node.raft().clone(),
-        &node.runtime(),
-        Box::new(move |why| on_lost(why)),
-    );
+    let proposer = Proposer::start(node.raft().clone(), &node.runtime(), Box::new(on_lost));
     journal
         .replicate_through(Arc::new(proposer))
         .map_err(|e| Failure::Runtime(e.to_string()))?;
