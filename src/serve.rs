@@ -329,9 +329,17 @@ fn disable_transparent_huge_pages() {
     }
 }
 
+/// What is logged unless `SLOTPOOL_LOG` says otherwise. openraft logs every leadership
+/// confirmation that misses a member at ERROR (one line per answered read while a member
+/// is down) and every vote at INFO; slotpool logs what an operator acts on itself (leader
+/// changes, refused peers, stepping down), so openraft's core says only warnings and
+/// above, and its per-read confirmation errors not at all (`SLOTPOOL_LOG=info,openraft=debug`
+/// shows everything).
+const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,openraft::core::raft_core=off";
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLOTPOOL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

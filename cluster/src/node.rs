@@ -34,6 +34,8 @@ pub struct NodeSettings {
     pub journal: JournalConfig,
     /// Raft's election timeout (its lower bound; the upper is twice it).
     pub election_timeout_ms: u64,
+    /// Entries between two snapshots; the log keeps a tenth of that behind the latest.
+    pub snapshot_every: u64,
 }
 
 /// One member's line in [`Status`].
@@ -100,8 +102,8 @@ fn raft_config(settings: &NodeSettings) -> Result<Config, ClusterError> {
         election_timeout_max: et * 2,
         heartbeat_interval: (et / 5).max(20),
         install_snapshot_timeout: 10_000,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(20_000),
-        max_in_snapshot_log_to_keep: 2_000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
+        max_in_snapshot_log_to_keep: settings.snapshot_every / 10,
         ..Config::default()
     }
     .validate()
@@ -186,7 +188,8 @@ impl ClusterNode {
     }
 
     /// Refuses to run with a peer list that disagrees with the membership the cluster
-    /// has recorded (an operator changed one and not the other).
+    /// has recorded (an operator changed one and not the other): a member the list lacks
+    /// or places elsewhere.
     fn check_membership(&self) -> Result<(), ClusterError> {
         let recorded = self.raft.metrics().borrow().membership_config.clone();
         let nodes: BTreeMap<NodeId, Member> = recorded
@@ -194,7 +197,13 @@ impl ClusterNode {
             .nodes()
             .map(|(id, m)| (*id, m.clone()))
             .collect();
-        if nodes.is_empty() || nodes == self.settings.peers {
+        // Every recorded member must be configured, at the same addresses. A configured
+        // peer the membership lacks is allowed: a cluster still growing from one node's
+        // journal, or a member removed and not yet dropped from the file.
+        let agrees = nodes
+            .iter()
+            .all(|(id, m)| self.settings.peers.get(id) == Some(m));
+        if agrees {
             return Ok(());
         }
         let show = |m: &BTreeMap<NodeId, Member>| {
@@ -222,38 +231,39 @@ impl ClusterNode {
         if initialised {
             return Ok(());
         }
-        tracing::info!(
-            members = self.settings.peers.len(),
-            "initialising a new cluster (this node has the lowest id)"
-        );
-        self.runtime
-            .block_on(self.raft.initialize(self.settings.peers.clone()))
-            .map_err(|e| ClusterError::Raft(e.to_string()))?;
-        if has_history {
-            // A single node's folder becoming the first member: the others must start from
-            // its journal, so it goes out as a snapshot and the log starts after it.
+        if !has_history {
             tracing::info!(
-                "this node's journal has history: the other members will receive it as a snapshot"
+                members = self.settings.peers.len(),
+                "initialising a new cluster (this node has the lowest id)"
             );
-            let raft = self.raft.clone();
-            self.runtime.spawn(async move {
-                if let Err(e) = raft.trigger().snapshot().await {
-                    tracing::error!(error = %e, "snapshot of the existing journal not triggered");
-                    return;
-                }
-                let mut rx = raft.metrics();
-                loop {
-                    let done = rx.borrow().snapshot.map(|s| s.index);
-                    if let Some(index) = done {
-                        let _ = raft.trigger().purge_log(index).await;
-                        return;
-                    }
-                    if rx.changed().await.is_err() {
-                        return;
-                    }
-                }
-            });
+            return self
+                .runtime
+                .block_on(self.raft.initialize(self.settings.peers.clone()))
+                .map_err(|e| ClusterError::Raft(e.to_string()));
         }
+        // A single node's folder becoming the first member: the others must start from its
+        // journal. The cluster starts as this node alone, its journal goes into a snapshot
+        // and the log starts after it, and then the others join as `cluster add` would
+        // have them: learners that catch up (by the snapshot), then voters.
+        tracing::info!("this node's journal has history: starting the cluster from it; the other members will receive it as a snapshot");
+        let me = self.settings.node_id;
+        let alone: BTreeMap<NodeId, Member> = self
+            .settings
+            .peers
+            .iter()
+            .filter(|(id, _)| **id == me)
+            .map(|(id, m)| (*id, m.clone()))
+            .collect();
+        self.runtime
+            .block_on(self.raft.initialize(alone))
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let raft = self.raft.clone();
+        let others = self.settings.peers.clone();
+        self.runtime.spawn(async move {
+            if let Err(e) = grow_from_history(&raft, others).await {
+                tracing::error!(error = %e, "the other members could not be added; add them with `slotpool cluster add`");
+            }
+        });
         Ok(())
     }
 
@@ -427,6 +437,72 @@ impl ClusterNode {
         }
         let _ = self.log.shutdown();
     }
+}
+
+/// Snapshots this (sole) member's journal, drops the log before it, and adds every
+/// other peer: the way a single node's folder becomes a cluster.
+async fn grow_from_history(
+    raft: &Raft<TypeConfig>,
+    peers: BTreeMap<NodeId, Member>,
+) -> Result<(), ClusterError> {
+    let fail = |e: &dyn std::fmt::Display| ClusterError::Raft(e.to_string());
+    let mut rx = raft.metrics();
+    loop {
+        let ready = {
+            let m = rx.borrow();
+            m.state == ServerState::Leader && m.last_applied.is_some()
+        };
+        if ready {
+            break;
+        }
+        rx.changed().await.map_err(|e| fail(&e))?;
+    }
+    raft.trigger().snapshot().await.map_err(|e| fail(&e))?;
+    let index = loop {
+        let built = rx.borrow().snapshot;
+        if let Some(s) = built {
+            break s.index;
+        }
+        rx.changed().await.map_err(|e| fail(&e))?;
+    };
+    raft.trigger()
+        .purge_log(index)
+        .await
+        .map_err(|e| fail(&e))?;
+    loop {
+        let purged = rx.borrow().purged;
+        if purged.is_some_and(|p| p.index >= index) {
+            break;
+        }
+        rx.changed().await.map_err(|e| fail(&e))?;
+    }
+    for (id, member) in &peers {
+        let known = raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(id)
+            .is_some();
+        if known {
+            continue;
+        }
+        tracing::info!(
+            node = id,
+            "adding a member to the cluster grown from this node's journal"
+        );
+        raft.add_learner(*id, member.clone(), true)
+            .await
+            .map_err(|e| fail(&e))?;
+    }
+    raft.change_membership(peers.keys().copied().collect::<BTreeSet<_>>(), false)
+        .await
+        .map_err(|e| fail(&e))?;
+    tracing::info!(
+        members = peers.len(),
+        "the cluster has every configured member"
+    );
+    Ok(())
 }
 
 fn change_error(

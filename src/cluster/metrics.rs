@@ -68,6 +68,14 @@ pub(super) fn watch(node: Arc<ClusterNode>, g: RaftGauges) {
                 if leader.is_some() || s.leader.is_some() {
                     g.leader_changes.inc();
                 }
+                match s.leader {
+                    Some(l) => tracing::info!(
+                        leader = l,
+                        term = s.term,
+                        "the cluster's leader is node {l}"
+                    ),
+                    None => tracing::warn!(term = s.term, "no cluster leader is known"),
+                }
                 leader = s.leader;
             }
             let signed = |v: Option<u64>| v.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX));

@@ -58,6 +58,7 @@ pub fn run(
             ..JournalConfig::default()
         },
         election_timeout_ms: cluster.election_timeout_ms,
+        snapshot_every: cluster.snapshot_every_entries,
     };
     let node = ClusterNode::start(settings, opened.journal.clone()).map_err(|e| match e {
         slotpool_cluster::ClusterError::Config(m) => Failure::Input(m),

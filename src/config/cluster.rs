@@ -14,6 +14,7 @@ pub struct ClusterFile {
     pub secret_file: PathBuf,
     pub cluster_id: Option<String>,
     pub election_timeout_ms: Option<u64>,
+    pub snapshot_every_entries: Option<u64>,
     #[serde(default)]
     pub peers: Vec<PeerFile>,
 }
@@ -40,6 +41,9 @@ pub struct ClusterConfig {
     pub cluster_id: String,
     /// Raft's election timeout.
     pub election_timeout_ms: u64,
+    /// Entries between two snapshots of a member's journal copy (after which the log
+    /// before the snapshot is dropped, and a member that lags that far catches up by it).
+    pub snapshot_every_entries: u64,
     /// Every member: id -> (http, raft).
     pub peers: BTreeMap<u64, (String, String)>,
 }
@@ -93,6 +97,12 @@ impl ClusterFile {
                 "election_timeout_ms must be between 150 and 60000".into(),
             ));
         }
+        let snapshot_every_entries = self.snapshot_every_entries.unwrap_or(20_000);
+        if !(10..=100_000_000).contains(&snapshot_every_entries) {
+            return Err(invalid(
+                "snapshot_every_entries must be between 10 and 100000000".into(),
+            ));
+        }
         let secret_file = if self.secret_file.is_absolute() {
             self.secret_file
         } else {
@@ -104,6 +114,7 @@ impl ClusterFile {
             secret_file,
             cluster_id,
             election_timeout_ms,
+            snapshot_every_entries,
             peers,
         })
     }
