@@ -168,7 +168,10 @@ start_node() {
     [[ -x "$BIN" ]] || die "no slotpool binary at $BIN (cargo build --release, or set SLOTPOOL_BIN)"
     # Its own session: Ctrl-C in the terminal reaches this script only, which stops the
     # nodes in order (SIGTERM: drain, flush).
-    SLOTPOOL_LOG=${SLOTPOOL_LOG:-info} setsid "$BIN" serve --config "$dir/slotpool.toml" \
+    # SLOTPOOL_* variables beat the config file: one from the caller's environment would
+    # give every node the same address or data dir.
+    env -u SLOTPOOL_CONFIG -u SLOTPOOL_LISTEN -u SLOTPOOL_DATA_DIR -u SLOTPOOL_DURABILITY \
+        SLOTPOOL_LOG="${SLOTPOOL_LOG:-info}" setsid "$BIN" serve --config "$dir/slotpool.toml" \
         >>"$dir/node.log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
     say "node $i: pid $!, http $(http_addr "$i"), raft $(raft_addr "$i"), log $dir/node.log"
@@ -247,18 +250,18 @@ EOF
 status() {
     local i pid code line
     [[ -d "$CLUSTER_DIR" ]] || die "no cluster at $CLUSTER_DIR (tools/cluster.sh start)"
-    printf '%-6s %-8s %-21s %-6s %s\n' node pid http readyz cluster >&2
+    printf '%-6s %-8s %-21s %-6s %s\n' node pid http readyz cluster
     for (( i = 1; i <= NODES; i++ )); do
         pid=$(node_pid "$i" || echo -)
         code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$(http_addr "$i")/readyz" || true)
         line=-
         if [[ "$pid" != - ]]; then line=$(cluster_line "$(http_addr "$i")"); fi
-        printf '%-6s %-8s %-21s %-6s %s\n' "n$i" "$pid" "$(http_addr "$i")" "${code:-000}" "$line" >&2
+        printf '%-6s %-8s %-21s %-6s %s\n' "n$i" "$pid" "$(http_addr "$i")" "${code:-000}" "$line"
     done
     if [[ "$NGINX" == 1 ]]; then
         pid=$(nginx_pid || echo -)
         code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$PROXY_LISTEN/healthz" || true)
-        printf '%-6s %-8s %-21s %-6s %s\n' nginx "$pid" "$PROXY_LISTEN" "${code:-000}" "(/healthz of some node)" >&2
+        printf '%-6s %-8s %-21s %-6s %s\n' nginx "$pid" "$PROXY_LISTEN" "${code:-000}" "(/healthz of some node)"
     fi
 }
 
