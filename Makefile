@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint fmt bench load chaos soak clean
+.PHONY: run test lint fmt bench load chaos soak clean cluster cluster-stop cluster-status load-cluster
 
 ## Run the service on its embedded default: sled journal in ./data, sample config.
 run:
@@ -37,6 +37,27 @@ bench:
 ## by default.
 load:
 	bash benches/load.sh
+
+## A three-node cluster on this machine with nginx in front, in the foreground (Ctrl-C
+## stops it all): nodes on 127.0.0.1:8081-8083 (Raft 9101-9103), nginx on 127.0.0.1:8080
+## (slotpool's API) and 127.0.0.1:8088 (a product at :8000 behind the gate); configs,
+## data, logs, the shared secret and admin token under ./data-cluster/. `tools/cluster.sh
+## status|stop|node N kill` from another terminal; see tools/cluster.sh --help.
+cluster:
+	$(CARGO) build --release --bin slotpool
+	bash tools/cluster.sh run
+
+cluster-stop:
+	bash tools/cluster.sh stop
+
+cluster-status:
+	bash tools/cluster.sh status
+
+## Benchmark (not a test): durable request/release at 64 clients against one node, then a
+## three-node cluster through its leader and through a follower, side by side, and the
+## refused-request window of a kill -9 of the leader under load (benches/load-cluster.sh).
+load-cluster:
+	bash benches/load-cluster.sh
 
 ## Chaos against the release binary: users and an administrator under load while the
 ## service is killed with SIGKILL at random moments and restarted, CYCLES times (100 by
