@@ -150,7 +150,6 @@ impl ClusterNode {
         })?;
         let sm = StateMachine::open(&settings.data_dir, settings.journal.clone(), copy)
             .map_err(ClusterError::Storage)?;
-        let has_history = sm.has_history().map_err(ClusterError::Storage)?;
         let journal = sm.shared_journal();
         let auth = Arc::new(Auth {
             secret: settings.secret.clone(),
@@ -183,7 +182,6 @@ impl ClusterNode {
             contacts,
         };
         node.check_membership()?;
-        node.initialise(has_history)?;
         Ok(node)
     }
 
@@ -219,7 +217,24 @@ impl ClusterNode {
         )))
     }
 
-    fn initialise(&self, has_history: bool) -> Result<(), ClusterError> {
+    /// On the lowest id of a cluster never initialised, initialises it with the
+    /// configured peers, or, when this node's journal has history (a single node's folder),
+    /// grows the cluster from it. Does nothing on any other node or on a cluster that was
+    /// initialised. The caller checks first that no cluster already runs on the peers (a
+    /// replaced first member must be added, not start a cluster of its own).
+    pub fn initialise_if_new(&self) -> Result<(), ClusterError> {
+        let has_history = self
+            .journal
+            .get()
+            .map(|j| {
+                j.streams()
+                    .map(|s| {
+                        s.iter()
+                            .any(|s| !matches!(s, slotpool_events::StreamId::Raft(_)))
+                    })
+                    .unwrap_or(false)
+            })
+            .unwrap_or(false);
         let lowest = self.settings.peers.keys().next().copied();
         if lowest != Some(self.settings.node_id) {
             return Ok(());
@@ -265,6 +280,17 @@ impl ClusterNode {
             }
         });
         Ok(())
+    }
+
+    /// Whether this node must decide whether to initialise a cluster: the lowest id, never
+    /// initialised.
+    pub fn may_initialise(&self) -> bool {
+        let lowest = self.settings.peers.keys().next().copied();
+        lowest == Some(self.settings.node_id)
+            && !self
+                .runtime
+                .block_on(self.raft.is_initialized())
+                .unwrap_or(true)
     }
 
     /// The Raft handle.

@@ -135,17 +135,6 @@ impl StateMachine {
         self.journal.clone()
     }
 
-    /// Whether the copy holds anything beyond Raft's own bookkeeping (a single node's
-    /// folder turned into a first member).
-    pub fn has_history(&self) -> std::result::Result<bool, String> {
-        let journal = self.journal.get().ok_or("no journal")?;
-        Ok(journal
-            .streams()
-            .map_err(|e| e.to_string())?
-            .iter()
-            .any(|s| !matches!(s, StreamId::Raft(_))))
-    }
-
     fn copy(&self) -> Result<Journal> {
         self.journal
             .get()

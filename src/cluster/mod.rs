@@ -63,11 +63,22 @@ pub fn run(
     let node = ClusterNode::start(settings, opened.journal.clone()).map_err(|e| match e {
         slotpool_cluster::ClusterError::Config(m) => Failure::Input(m),
         slotpool_cluster::ClusterError::Storage(m) => Failure::Data(format!(
-            "{m}; refusing to start. Move the node's raft/ folder away to let it catch up from the leader, or restore from a backup"
+            "{m}; refusing to start (nothing was changed). Replace this member: `slotpool cluster remove --id {}` on a running member, empty this data folder, start the node again and `slotpool cluster add` it; it catches up from the leader",
+            cluster.node_id
         )),
         e => Failure::Runtime(e.to_string()),
     })?;
     let node = Arc::new(node);
+    if node.may_initialise() {
+        match running_elsewhere(&cluster) {
+            Some(peer) => {
+                tracing::warn!(peer = %peer, "a cluster already runs on the peers: not initialising a new one; this node waits to be added (`slotpool cluster add`)")
+            }
+            None => node
+                .initialise_if_new()
+                .map_err(|e| Failure::Runtime(e.to_string()))?,
+        }
+    }
     tracing::info!(node = cluster.node_id, cluster = %cluster.cluster_id, raft = %cluster.raft_listen, "cluster member started");
     println!(
         "slotpool: cluster member {} of {:?}, raft on {}",
@@ -89,6 +100,27 @@ pub fn run(
         }
         Ended::SteppedDown(why) => restart_in_place(&why),
     }
+}
+
+/// A peer whose HTTP says it knows a leader: a cluster runs already, and this node (the
+/// lowest id, with an empty log) is a replaced member to be added, not a founder.
+fn running_elsewhere(cluster: &ClusterConfig) -> Option<String> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_millis(800))
+        .build();
+    cluster
+        .peers
+        .iter()
+        .filter(|(id, _)| **id != cluster.node_id)
+        .map(|(_, (http, _))| http.clone())
+        .find(|http| {
+            agent
+                .get(&format!("http://{http}/readyz"))
+                .call()
+                .ok()
+                .and_then(|r| r.into_string().ok())
+                .is_some_and(|body| body.contains("\"leader\""))
+        })
 }
 
 /// Follows (forwarding) until this node leads, then serves as the leader.

@@ -30,6 +30,7 @@ impl ClusterData {
     /// The routes a leader serves: status and membership changes.
     pub fn leader_routes(&self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(self.clone()))
+            .route("/readyz", web::get().to(leader_ready))
             .route("/admin/v1/cluster", web::get().to(status))
             .route("/admin/v1/cluster/members", web::post().to(add))
             .route("/admin/v1/cluster/members/{id}", web::delete().to(remove));
@@ -49,6 +50,16 @@ impl ClusterData {
             Err(Problem::bad_token())
         }
     }
+}
+
+/// `GET /readyz` on the leader: the single node's readiness, and who leads (a new first
+/// member probing its peers learns from it that a cluster runs).
+async fn leader_ready(
+    state: web::Data<crate::http::AppState>,
+    data: web::Data<ClusterData>,
+) -> Result<HttpResponse, Problem> {
+    crate::http::ops::ready(&state)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready", "leader": data.node.id()})))
 }
 
 /// `GET /admin/v1/cluster`: leader, term, indexes, members and their lag.
