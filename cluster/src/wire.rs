@@ -37,7 +37,7 @@ pub struct Auth {
 }
 
 /// The dialer's hello.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Hello {
     pub cluster_id: String,
     pub from: u64,
@@ -46,7 +46,7 @@ pub(crate) struct Hello {
 }
 
 /// The answer to a hello: the listener's nonce, or why it refuses.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Ack {
     pub result: Result<[u8; 16], String>,
 }
@@ -309,7 +309,7 @@ mod tests {
         );
         let (mut x, mut y) = tokio::io::duplex(1 << 16);
         send_hello(&mut x, &a, &hello(&a, 2)).await.expect("send");
-        let e = read_hello(&mut y, &b).await.err().expect("refused");
+        let e = read_hello(&mut y, &b).await.expect_err("refused");
         assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
     }
 
@@ -332,7 +332,7 @@ mod tests {
         )
         .await
         .expect("send");
-        let e = read_ack(&mut x, &a, &ours).await.err().expect("refused");
+        let e = read_ack(&mut x, &a, &ours).await.expect_err("refused");
         assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
     }
 
@@ -355,8 +355,7 @@ mod tests {
         let e = listener
             .receive::<_, String>(&mut raw.as_slice())
             .await
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
         // Replayed: the same valid frame twice; the second has the wrong sequence.
         let (mut x, mut y) = tokio::io::duplex(1 << 16);
@@ -376,8 +375,7 @@ mod tests {
         let e = listener
             .receive::<_, String>(&mut input)
             .await
-            .err()
-            .expect("replay refused");
+            .expect_err("replay refused");
         assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
         // Reflected: a frame sent back to its own sender.
         let (mut x, mut y) = tokio::io::duplex(1 << 16);
@@ -393,8 +391,7 @@ mod tests {
         let e = same
             .receive::<_, String>(&mut frame.as_slice())
             .await
-            .err()
-            .expect("reflection refused");
+            .expect_err("reflection refused");
         assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
     }
 
@@ -405,8 +402,7 @@ mod tests {
         assert_eq!(read_opening(&mut bytes.as_slice()).await.expect("ours"), 7);
         let e = read_opening(&mut &b"GET / HTTP/1.1\r\n\r\n"[..])
             .await
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
     }
 }
