@@ -23,7 +23,7 @@
 # Settings (environment):
 #   CLUSTER_DIR=./data-cluster  NODES=3  HTTP_BASE=8080 (node i: HTTP_BASE+i)
 #   RAFT_BASE=9100 (node i: RAFT_BASE+i)  PROXY_LISTEN=127.0.0.1:8080  GATE_LISTEN=127.0.0.1:8088
-#   NGINX=1 (0: no nginx)  DURABILITY=fsync|process  ELECTION_TIMEOUT_MS=1000
+#   NGINX=1 (0: no nginx)  DURABILITY=fsync|process  ELECTION_TIMEOUT_MS=500
 #   SLOTPOOL_BIN=target/release/slotpool (`make cluster` builds it first)  SLOTPOOL_LOG=info
 set -euo pipefail
 
@@ -37,7 +37,7 @@ PROXY_LISTEN=${PROXY_LISTEN:-127.0.0.1:8080}
 GATE_LISTEN=${GATE_LISTEN:-127.0.0.1:8088}
 NGINX=${NGINX:-1}
 DURABILITY=${DURABILITY:-fsync}
-ELECTION_TIMEOUT_MS=${ELECTION_TIMEOUT_MS:-1000}
+ELECTION_TIMEOUT_MS=${ELECTION_TIMEOUT_MS:-500}
 BIN=${SLOTPOOL_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/slotpool}
 NGINX_BIN=${NGINX_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}
 NGINX_CONF_SRC="$ROOT/deploy/nginx/cluster.conf"

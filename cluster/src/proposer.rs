@@ -21,8 +21,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
-/// Raft writes (or confirmations) in flight at once.
-const IN_FLIGHT: usize = 4;
+/// Raft writes (or confirmations) in flight at once. One: everything that arrives while
+/// it is on its way becomes the next entry, so entries are as large as the load makes
+/// them. Measured with 64 clients on the 2-core machine (3 nodes and the load generator
+/// sharing it): 1 in flight 16.0k requests/s, 2: 14.8k, 4: 12.1k, 8: 10.9k; each entry costs
+/// every member a log append, an `fdatasync` and a round trip, so fewer, larger entries win.
+const IN_FLIGHT: usize = 1;
 
 /// Called once when the proposer finds that this node no longer leads.
 pub type OnLost = Box<dyn Fn(String) + Send + Sync>;

@@ -19,6 +19,9 @@ use std::time::Duration;
 /// How long the leader may take to start answering a forwarded request.
 const LEADER_ANSWER: Duration = Duration::from_secs(30);
 
+/// Answers up to this size are read whole and sent back with their length.
+const BUFFERED_ANSWER: usize = 1 << 20;
+
 /// Headers of one connection, not of the request (RFC 9110 §7.6.1), and the lengths the
 /// client library sets itself.
 const HOP_BY_HOP: [&str; 9] = [
@@ -145,14 +148,36 @@ async fn forward(
         forwarded = forwarded.insert_header(("x-forwarded-for", chain));
     }
     match forwarded.send_body(body).await {
-        Ok(answer) => {
+        Ok(mut answer) => {
             let mut out = HttpResponse::build(answer.status());
             for (name, value) in answer.headers() {
                 if !hop_by_hop(name) {
                     out.append_header((name.clone(), value.clone()));
                 }
             }
-            out.streaming(answer)
+            // An answer of known length goes back with its length (what most clients and
+            // proxies handle best); one without (an event stream, a backup) streams.
+            let length = answer
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok());
+            let bodiless = matches!(answer.status().as_u16(), 204 | 304)
+                || req.method() == actix_web::http::Method::HEAD;
+            if bodiless {
+                return out.finish();
+            }
+            match length {
+                Some(n) if n <= BUFFERED_ANSWER => match answer.body().limit(BUFFERED_ANSWER).await
+                {
+                    Ok(bytes) => out.body(bytes),
+                    Err(e) => {
+                        tracing::warn!(leader, error = %e, "the leader's answer was cut");
+                        no_leader("the leader's answer was cut; a new leader may be being elected")
+                    }
+                },
+                _ => out.streaming(answer),
+            }
         }
         Err(e) => {
             tracing::warn!(leader, error = %e, "forwarding to the leader failed");
