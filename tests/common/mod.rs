@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod fault_proxy;
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
