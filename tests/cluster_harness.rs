@@ -438,7 +438,7 @@ fn generated_correct_histories_pass_within_the_budget() {
 #[test]
 fn generated_histories_with_impossible_reads_fail_within_the_budget() {
     let mut rng = Rng::seeded(11);
-    for round in 0..20 {
+    for round in 0..10 {
         let (mut h, _) = generated_history(&mut rng, 300);
         // After the history, a release and then more grants than the lost requests can
         // explain (each `granted` after a `none` needs one more request to take effect):

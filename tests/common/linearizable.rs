@@ -261,6 +261,19 @@ pub fn check_key(ops: &[Operation], budget: u64) -> (Verdict, Stats) {
         }
     }
 
+    // The acknowledged operations by response instant, and each one's place there: the
+    // earliest pending response is the first unplaced one in this order. Below `by_ret_from`
+    // and `by_inv_from` everything is placed (hints kept on placing and unplacing), so
+    // neither scan walks the placed prefix again at every step.
+    let mut by_ret: Vec<usize> = (0..n).filter(|&i| ops[i].ret.is_some()).collect();
+    by_ret.sort_by_key(|&i| response(ops[i]));
+    let mut ret_pos = vec![usize::MAX; n];
+    for (p, &i) in by_ret.iter().enumerate() {
+        ret_pos[i] = p;
+    }
+    let mut by_ret_from = 0usize;
+    let mut by_inv_from = 0usize;
+
     let words = n.div_ceil(64).max(1);
     let mut placed = vec![0u64; words];
     let is_placed = |p: &[u64], i: usize| p[i / 64] & (1 << (i % 64)) != 0;
@@ -281,13 +294,17 @@ pub fn check_key(ops: &[Operation], budget: u64) -> (Verdict, Stats) {
             return (Verdict::Unknown { steps: stats.steps }, stats);
         }
         // Only operations invoked before the earliest pending answer may come next.
-        let min_ret = (0..n)
-            .filter(|&i| !is_placed(&placed, i))
-            .map(|i| response(ops[i]))
-            .min()
-            .unwrap_or(u64::MAX);
+        while by_ret_from < by_ret.len() && is_placed(&placed, by_ret[by_ret_from]) {
+            by_ret_from += 1;
+        }
+        let min_ret = by_ret
+            .get(by_ret_from)
+            .map_or(u64::MAX, |&i| response(ops[i]));
+        while by_inv_from < n && is_placed(&placed, by_inv_from) {
+            by_inv_from += 1;
+        }
         let mut next = None;
-        for j in start..n {
+        for j in start.max(by_inv_from)..n {
             let o = ops[j];
             if o.invoked > min_ret {
                 break;
@@ -341,6 +358,8 @@ pub fn check_key(ops: &[Operation], budget: u64) -> (Verdict, Stats) {
                     return (Verdict::NotLinearizable { detail: stuck }, stats);
                 };
                 placed[j / 64] &= !(1 << (j % 64));
+                by_inv_from = by_inv_from.min(j);
+                by_ret_from = by_ret_from.min(ret_pos[j]);
                 holding = before;
                 if ops[j].ret.is_some() {
                     done -= 1;
