@@ -46,6 +46,8 @@ struct Inner {
     lost: AtomicBool,
     wake: Notify,
     on_lost: OnLost,
+    /// How long a write or confirmation may take before the lead is given up.
+    stall: std::time::Duration,
 }
 
 #[derive(Default)]
@@ -56,11 +58,13 @@ struct Pending {
 }
 
 impl Proposer {
-    /// A proposer writing through `raft`; `on_lost` hears when leadership is lost. Its
-    /// loop runs on `runtime` (the cluster's).
+    /// A proposer writing through `raft`; `on_lost` hears when leadership is lost (a
+    /// write or confirmation failed, or took longer than `stall`). Its loop runs on
+    /// `runtime` (the cluster's).
     pub fn start(
         raft: Raft<TypeConfig>,
         runtime: &tokio::runtime::Handle,
+        stall: std::time::Duration,
         on_lost: OnLost,
     ) -> Proposer {
         let proposer = Proposer {
@@ -72,6 +76,7 @@ impl Proposer {
                 lost: AtomicBool::new(false),
                 wake: Notify::new(),
                 on_lost,
+                stall,
             }),
         };
         let worker = proposer.clone();
@@ -105,17 +110,21 @@ impl Proposer {
             };
             if let Some((writes, last)) = taken {
                 let raft = raft.clone();
+                let stall = self.inner.stall;
                 in_flight.push_back(async move {
-                    let outcome = if writes.is_empty() {
-                        raft.ensure_linearizable()
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| e.to_string())
-                    } else {
-                        raft.client_write(Proposal { writes })
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| e.to_string())
+                    let attempt = async {
+                        if writes.is_empty() {
+                            raft.ensure_linearizable().await.map(|_| ()).map_err(|e| e.to_string())
+                        } else {
+                            raft.client_write(Proposal { writes }).await.map(|_| ()).map_err(|e| e.to_string())
+                        }
+                    };
+                    // A leader cut off from its majority is not told so by Raft: its writes
+                    // just never commit. One that cannot commit for this long gives up the
+                    // lead, so that its clients hear 503 instead of waiting.
+                    let outcome = match tokio::time::timeout(stall, attempt).await {
+                        Ok(r) => r,
+                        Err(_) => Err(format!("nothing committed for {stall:?}: no majority reachable")),
                     };
                     (last, outcome)
                 });

@@ -19,6 +19,11 @@ use std::time::Duration;
 /// How long the leader may take to start answering a forwarded request.
 const LEADER_ANSWER: Duration = Duration::from_secs(30);
 
+/// How often, and how far apart, a forward whose connection the leader refused is tried
+/// again (a new leader opening its port: about its recovery time).
+const CONNECT_RETRIES: usize = 30;
+const CONNECT_RETRY: Duration = Duration::from_millis(100);
+
 /// Answers up to this size are read whole and sent back with their length.
 const BUFFERED_ANSWER: usize = 1 << 20;
 
@@ -84,9 +89,13 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready while a leader is known (requests are forwarded to it).
+/// Ready while another member leads (requests are forwarded to it); not while this one
+/// has just been elected and is about to serve itself.
 async fn readyz(data: web::Data<ClusterData>) -> HttpResponse {
     match data.node().status().leader {
+        Some(leader) if leader == data.node().id() => {
+            no_leader("this member was just elected and starts serving in a moment")
+        }
         Some(leader) => {
             HttpResponse::Ok().json(serde_json::json!({"status": "ready", "leader": leader}))
         }
@@ -147,7 +156,26 @@ async fn forward(
         };
         forwarded = forwarded.insert_header(("x-forwarded-for", chain));
     }
-    match forwarded.send_body(body).await {
+    // A leader that has just been elected stops following and starts serving (recovery
+    // first): its port refuses connections for a moment. Nothing was sent then, so the
+    // request is tried again, for as long as that node is still the leader.
+    let forwarded = match forwarded.freeze() {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "a request could not be forwarded");
+            return no_leader("the request could not be forwarded to the leader");
+        }
+    };
+    let mut sent = forwarded.send_body(body.clone()).await;
+    for _ in 0..CONNECT_RETRIES {
+        let refused = matches!(&sent, Err(awc::error::SendRequestError::Connect(_)));
+        if !refused || node.status().leader != Some(leader) {
+            break;
+        }
+        actix_web::rt::time::sleep(CONNECT_RETRY).await;
+        sent = forwarded.send_body(body.clone()).await;
+    }
+    match sent {
         Ok(mut answer) => {
             let mut out = HttpResponse::build(answer.status());
             for (name, value) in answer.headers() {

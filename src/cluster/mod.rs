@@ -158,7 +158,8 @@ async fn phases(
         }
     };
     let on_lost = tell.clone();
-    let proposer = Proposer::start(node.raft().clone(), &node.runtime(), Box::new(on_lost));
+    let stall = (node.election_timeout() * 4).max(Duration::from_secs(2));
+    let proposer = Proposer::start(node.raft().clone(), &node.runtime(), stall, Box::new(on_lost));
     journal
         .replicate_through(Arc::new(proposer))
         .map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -195,7 +196,23 @@ async fn until_leading(node: &ClusterNode) {
 
 /// Tells `tell` when Raft says this node no longer leads (a higher term seen, a quorum
 /// lost), even if no write has failed yet.
-fn watch_lead(node: &ClusterNode, tell: impl Fn(String) + Send + 'static) {
+fn watch_lead(node: &ClusterNode, tell: impl Fn(String) + Send + Sync + 'static) {
+    let tell = Arc::new(tell);
+    // An idle leader cut off from its majority proposes nothing that could fail: it checks
+    // its lead every two election timeouts, as a read would.
+    let raft = node.raft().clone();
+    let every = node.election_timeout() * 2;
+    let probe = Arc::clone(&tell);
+    node.runtime().spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let confirmed = tokio::time::timeout(every * 2, raft.ensure_linearizable()).await;
+            if !matches!(confirmed, Ok(Ok(_))) {
+                probe("the lead could not be confirmed by a majority".into());
+                return;
+            }
+        }
+    });
     let mut rx = node.raft().metrics();
     node.runtime().spawn(async move {
         loop {

@@ -379,7 +379,8 @@ impl Cluster {
     }
 
     /// The leader all live nodes agree on right now, if they do: every live node answers,
-    /// names the same leader, and that leader is live and says it is the leader.
+    /// names the same leader, and that leader is live, says it is the leader and serves
+    /// (`/readyz`: a member just elected answers 503 until it has switched to serving).
     pub fn agreed_leader(&self) -> Option<u64> {
         self.agreed_leader_among(&self.live())
     }
@@ -400,7 +401,12 @@ impl Cluster {
         if !live.contains(&l) {
             return None;
         }
-        (self.status(l)?["state"] == "leader").then_some(l)
+        let serving = self
+            .quick_client(l, Duration::from_secs(2))
+            .try_call("GET", "/readyz", &[], None)
+            .ok()
+            .is_some_and(|r| r.status == 200);
+        (serving && self.status(l)?["state"] == "leader").then_some(l)
     }
 
     /// Waits for a leader all live nodes agree on; fails with every node's logs after
