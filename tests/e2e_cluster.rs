@@ -905,10 +905,11 @@ fn a_fourth_node_joins_as_a_voter_and_is_removed() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = c.status(leader).expect("leader status");
-        let ids: Vec<u64> = s["members"]
+        let mut ids: Vec<u64> = s["members"]
             .as_array()
             .map(|m| m.iter().filter_map(|m| m["id"].as_u64()).collect())
             .unwrap_or_default();
+        ids.sort_unstable();
         if ids == [1, 2, 3] {
             break;
         }
