@@ -591,3 +591,71 @@ fn the_checker_agrees_with_the_definition_on_small_random_histories() {
     // Both kinds came up plenty of times.
     assert!(yes > 300 && no > 300, "{yes} linearizable, {no} not");
 }
+
+// ---------------------------------------------------------------------------------------
+// The cluster harness's own parsing (no process started)
+
+#[test]
+fn node_configs_follow_the_cluster_contract() {
+    use common::cluster::{Cluster, ClusterOpts, CLUSTER_ID};
+    let c = Cluster::build(ClusterOpts::default());
+    assert_eq!(c.ids(), [1, 2, 3]);
+    for id in c.ids() {
+        let spec = &c.node(id).spec;
+        let text = std::fs::read_to_string(&spec.config_path).expect("config written");
+        let v: toml::Value = toml::from_str(&text).expect("the config is TOML");
+        assert_eq!(
+            v["listen"].as_str(),
+            Some(format!("127.0.0.1:{}", spec.http_port).as_str())
+        );
+        assert_eq!(v["data_dir"].as_str(), spec.data_dir.to_str());
+        let cl = &v["cluster"];
+        assert_eq!(cl["node_id"].as_integer(), Some(id as i64));
+        assert_eq!(
+            cl["raft_listen"].as_str(),
+            Some(format!("127.0.0.1:{}", spec.raft_port).as_str())
+        );
+        assert_eq!(cl["secret_file"].as_str(), Some("cluster_secret"));
+        assert_eq!(cl["cluster_id"].as_str(), Some(CLUSTER_ID));
+        let peers = cl["peers"].as_array().expect("peers");
+        assert_eq!(peers.len(), 3);
+        for p in peers {
+            let pid = p["id"].as_integer().expect("id") as u64;
+            // Every node dials its peers through their proxy listener, never directly.
+            assert_eq!(p["raft"].as_str(), Some(c.proxy.addr(pid).as_str()));
+            assert_ne!(c.proxy.port(pid), c.node(pid).spec.raft_port);
+            assert_eq!(
+                c.proxy.target(pid).port(),
+                c.node(pid).spec.raft_port,
+                "the proxy relays to the real raft_listen"
+            );
+        }
+        let secret = std::fs::read_to_string(spec.data_dir.join("cluster_secret")).expect("secret");
+        assert!(secret.len() >= 16);
+    }
+}
+
+#[test]
+fn verify_lines_and_metrics_are_parsed_as_the_contract_prints_them() {
+    use common::cluster::{metric, parse_chains};
+    let tip = "ab".repeat(32);
+    let out = format!(
+        "directory: 12 records, tip {tip}, hash chain intact\n\
+         product/jira: 40 records, tip {tip}, hash chain intact\n\
+         raft/log: 99 records, tip {tip}, hash chain intact\n\
+         verify: 3 streams, 151 records, 0 snapshots, all intact\n"
+    );
+    let chains = parse_chains(&out);
+    assert_eq!(
+        chains.keys().collect::<Vec<_>>(),
+        ["directory", "product/jira"]
+    );
+    assert_eq!(chains["directory"], format!("12 records, tip {tip}"));
+    let m = "# HELP slotpool_raft_is_leader x\n# TYPE slotpool_raft_is_leader gauge\n\
+             slotpool_raft_is_leader 1\nslotpool_raft_peer_up{peer=\"3\"} 0\n\
+             slotpool_raft_peer_up{peer=\"2\"} 1\n";
+    assert_eq!(metric(m, "slotpool_raft_is_leader"), Some(1.0));
+    assert_eq!(metric(m, "slotpool_raft_peer_up{peer=\"3\"}"), Some(0.0));
+    assert_eq!(metric(m, "slotpool_raft_peer_up{peer=\"2\"}"), Some(1.0));
+    assert_eq!(metric(m, "slotpool_raft_term"), None);
+}
