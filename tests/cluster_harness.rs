@@ -659,3 +659,66 @@ fn verify_lines_and_metrics_are_parsed_as_the_contract_prints_them() {
     assert_eq!(metric(m, "slotpool_raft_peer_up{peer=\"2\"}"), Some(1.0));
     assert_eq!(metric(m, "slotpool_raft_term"), None);
 }
+
+/// The cluster load, its recorder and the checker against the real binary, on one node
+/// killed with `kill -9` and restarted on the same port: clients retry through the
+/// outage, every acknowledged operation is kept, and the recorded history (with the
+/// operations the kill left unanswered) is linearizable. This is what the cluster tests
+/// rely on, shown where it already holds.
+#[test]
+fn a_recorded_load_through_a_kill_9_and_restart_is_linearizable() {
+    use common::cluster::{roomy_product, start_cluster_load, LoadPlan};
+    use common::linearizable::Recorder;
+    use common::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let tmp = temp_dir();
+    let opts = Opts::new(&tmp.path().join("data"), tmp.path());
+    let port = free_port();
+    let mut server = Server::spawn_on(&opts, port);
+    server.wait_ready(Duration::from_secs(15));
+    let users: Vec<String> = (0..12).map(|i| format!("lin-{i:02}")).collect();
+    let c = server.client();
+    c.put_product("lin", roomy_product(users.len()));
+    for u in &users {
+        c.enrol("lin", u);
+    }
+    let rec = Arc::new(Recorder::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let tracks: Vec<Track> = users
+        .iter()
+        .map(|u| Track::new(u, Known::None).thinking(4))
+        .collect();
+    let load = start_cluster_load(
+        &LoadPlan::new(vec![server.base.clone()], "lin"),
+        tracks,
+        Some(Arc::clone(&rec)),
+        &stop,
+    );
+    load.wait_for_acks(200, Duration::from_secs(30));
+    server.kill9();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut server = Server::spawn_on(&opts, port);
+    server.wait_ready(Duration::from_secs(15));
+    let acks = load.acks.load(Ordering::SeqCst);
+    load.wait_for_acks(acks + 200, Duration::from_secs(30));
+    stop.store(true, Ordering::SeqCst);
+    let tracks = load.join();
+    let unexpected: Vec<&String> = tracks.iter().flat_map(|t| &t.unexpected).collect();
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
+    check_tracks(&server.client(), "lin", &tracks);
+    let report = check(&rec.history(), DEFAULT_BUDGET);
+    eprintln!(
+        "{} operations, {} unanswered, {} steps",
+        report.operations, report.indeterminate, report.steps
+    );
+    assert!(report.ok(), "{:#?}", report.failures);
+    assert_eq!(report.keys, users.len());
+    assert!(report.operations > 400, "{report:?}");
+    assert!(
+        report.indeterminate > 0,
+        "the kill left no operation unanswered: {report:?}"
+    );
+    server.stop();
+}
