@@ -558,6 +558,41 @@ fn a_partitioned_minority_answers_503_and_the_majority_keeps_serving() {
         c.logs()
     );
     assert_eq!(c.client(old).slot("lin", "majority").state(), "granted");
+
+    // Now a follower alone: once it stops hearing from the leader it knows none, and
+    // says so; the other two serve on. (Until then it may still forward to the leader,
+    // whose answers are acknowledged by a majority: those are fine.)
+    let leader = c.leader();
+    let lonely = c.followers()[0];
+    c.proxy.isolate(lonely);
+    let cut = c.quick_client(lonely, Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = recorded(&rec, &cut, Call::Request, "lin", "minority");
+        if r.status == 503 && r.json()["reason"] == "no_leader" {
+            assert_eq!(r.header("retry-after"), Some("1"), "{r:?}");
+            break;
+        }
+        assert!(
+            r.status == 200 || r.status == 503 || r.status == 0,
+            "an isolated follower answers 200 (forwarded) or 503: {r:?}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the isolated follower never answered 503 no_leader; last: {r:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_problem(
+        &cut.user("GET", "/gate/lin", "gatekeeper"),
+        503,
+        "no_leader",
+    );
+    let r = recorded(&rec, &c.client(leader), Call::Release, "lin", "majority");
+    assert_eq!(r.status, 204, "the majority serves: {r:?}");
+    c.proxy.heal();
+    c.wait_leader(Duration::from_secs(20));
+
     stop.store(true, Ordering::SeqCst);
     let tracks = load.join();
     assert_no_unexpected(&tracks);
