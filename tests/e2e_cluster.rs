@@ -261,6 +261,21 @@ fn kill_9_of_the_leader_under_load_fails_over_within_3_s_and_loses_nothing() {
         &roomy_members,
     );
 
+    // A queue nobody touches during the run: its order must survive the failover.
+    let waiting = users("wait", 6);
+    c.product_with_users(
+        leader,
+        "queue",
+        json!({"kind": "jira", "licence_tier": 4, "shared_slots": 2, "queue_timer_s": 3600}),
+        &waiting,
+    );
+    for (i, u) in waiting.iter().enumerate() {
+        let want = if i < 2 { "granted" } else { "queued" };
+        assert_eq!(c.client(leader).request("queue", u).state(), want);
+    }
+    let queue_before = c.client(leader).queue("queue");
+    assert_eq!(queue_before, waiting[2..]);
+
     let bases = c.bases();
     let stop = Arc::new(AtomicBool::new(false));
     let rec = Arc::new(Recorder::new());
@@ -322,6 +337,11 @@ fn kill_9_of_the_leader_under_load_fails_over_within_3_s_and_loses_nothing() {
         check_tracks(&cl, "lin", &lin_tracks);
         let view = check_invariants(&cl, "load");
         assert_admin_changes_kept(&view.product, USERS as u64, admin_acked, admin_in_flight);
+        assert_eq!(
+            cl.queue("queue"),
+            queue_before,
+            "node {id}: the queue order"
+        );
     }
     assert_linearizable(&rec);
 
@@ -334,6 +354,17 @@ fn kill_9_of_the_leader_under_load_fails_over_within_3_s_and_loses_nothing() {
     c.assert_chains_identical(&[1, 2, 3]);
     c.assert_pools_identical_offline(&[1, 2, 3], "load");
     c.assert_pools_identical_offline(&[1, 2, 3], "lin");
+    let queue = c.assert_pools_identical_offline(&[1, 2, 3], "queue");
+    let offline: Vec<&str> = queue["queue"]
+        .as_array()
+        .expect("queue")
+        .iter()
+        .filter_map(|q| q["user"].as_str())
+        .collect();
+    assert_eq!(
+        offline, queue_before,
+        "every node's journal keeps the queue order"
+    );
 }
 
 /// A paused leader, resumed after the others elected a new one, steps down and
