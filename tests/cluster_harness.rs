@@ -591,3 +591,134 @@ fn the_checker_agrees_with_the_definition_on_small_random_histories() {
     // Both kinds came up plenty of times.
     assert!(yes > 300 && no > 300, "{yes} linearizable, {no} not");
 }
+
+// ---------------------------------------------------------------------------------------
+// The cluster harness's own parsing (no process started)
+
+#[test]
+fn node_configs_follow_the_cluster_contract() {
+    use common::cluster::{Cluster, ClusterOpts, CLUSTER_ID};
+    let c = Cluster::build(ClusterOpts::default());
+    assert_eq!(c.ids(), [1, 2, 3]);
+    for id in c.ids() {
+        let spec = &c.node(id).spec;
+        let text = std::fs::read_to_string(&spec.config_path).expect("config written");
+        let v: toml::Value = toml::from_str(&text).expect("the config is TOML");
+        assert_eq!(
+            v["listen"].as_str(),
+            Some(format!("127.0.0.1:{}", spec.http_port).as_str())
+        );
+        assert_eq!(v["data_dir"].as_str(), spec.data_dir.to_str());
+        let cl = &v["cluster"];
+        assert_eq!(cl["node_id"].as_integer(), Some(id as i64));
+        assert_eq!(
+            cl["raft_listen"].as_str(),
+            Some(format!("127.0.0.1:{}", spec.raft_port).as_str())
+        );
+        assert_eq!(cl["secret_file"].as_str(), Some("cluster_secret"));
+        assert_eq!(cl["cluster_id"].as_str(), Some(CLUSTER_ID));
+        let peers = cl["peers"].as_array().expect("peers");
+        assert_eq!(peers.len(), 3);
+        for p in peers {
+            let pid = p["id"].as_integer().expect("id") as u64;
+            // Every node dials its peers through their proxy listener, never directly.
+            assert_eq!(p["raft"].as_str(), Some(c.proxy.addr(pid).as_str()));
+            assert_ne!(c.proxy.port(pid), c.node(pid).spec.raft_port);
+            assert_eq!(
+                c.proxy.target(pid).port(),
+                c.node(pid).spec.raft_port,
+                "the proxy relays to the real raft_listen"
+            );
+        }
+        let secret = std::fs::read_to_string(spec.data_dir.join("cluster_secret")).expect("secret");
+        assert!(secret.len() >= 16);
+    }
+}
+
+#[test]
+fn verify_lines_and_metrics_are_parsed_as_the_contract_prints_them() {
+    use common::cluster::{metric, parse_chains};
+    let tip = "ab".repeat(32);
+    let out = format!(
+        "directory: 12 records, tip {tip}, hash chain intact\n\
+         product/jira: 40 records, tip {tip}, hash chain intact\n\
+         raft/log: 99 records, tip {tip}, hash chain intact\n\
+         verify: 3 streams, 151 records, 0 snapshots, all intact\n"
+    );
+    let chains = parse_chains(&out);
+    assert_eq!(
+        chains.keys().collect::<Vec<_>>(),
+        ["directory", "product/jira"]
+    );
+    assert_eq!(chains["directory"], format!("12 records, tip {tip}"));
+    let m = "# HELP slotpool_raft_is_leader x\n# TYPE slotpool_raft_is_leader gauge\n\
+             slotpool_raft_is_leader 1\nslotpool_raft_peer_up{peer=\"3\"} 0\n\
+             slotpool_raft_peer_up{peer=\"2\"} 1\n";
+    assert_eq!(metric(m, "slotpool_raft_is_leader"), Some(1.0));
+    assert_eq!(metric(m, "slotpool_raft_peer_up{peer=\"3\"}"), Some(0.0));
+    assert_eq!(metric(m, "slotpool_raft_peer_up{peer=\"2\"}"), Some(1.0));
+    assert_eq!(metric(m, "slotpool_raft_term"), None);
+}
+
+/// The cluster load, its recorder and the checker against the real binary, on one node
+/// killed with `kill -9` and restarted on the same port: clients retry through the
+/// outage, every acknowledged operation is kept, and the recorded history (with the
+/// operations the kill left unanswered) is linearizable. This is what the cluster tests
+/// rely on, shown where it already holds.
+#[test]
+fn a_recorded_load_through_a_kill_9_and_restart_is_linearizable() {
+    use common::cluster::{roomy_product, start_cluster_load, LoadPlan};
+    use common::linearizable::Recorder;
+    use common::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let tmp = temp_dir();
+    let opts = Opts::new(&tmp.path().join("data"), tmp.path());
+    let port = free_port();
+    let mut server = Server::spawn_on(&opts, port);
+    server.wait_ready(Duration::from_secs(15));
+    let users: Vec<String> = (0..12).map(|i| format!("lin-{i:02}")).collect();
+    let c = server.client();
+    c.put_product("lin", roomy_product(users.len()));
+    for u in &users {
+        c.enrol("lin", u);
+    }
+    let rec = Arc::new(Recorder::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let tracks: Vec<Track> = users
+        .iter()
+        .map(|u| Track::new(u, Known::None).thinking(4))
+        .collect();
+    let load = start_cluster_load(
+        &LoadPlan::new(vec![server.base.clone()], "lin"),
+        tracks,
+        Some(Arc::clone(&rec)),
+        &stop,
+    );
+    load.wait_for_acks(200, Duration::from_secs(30));
+    server.kill9();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut server = Server::spawn_on(&opts, port);
+    server.wait_ready(Duration::from_secs(15));
+    let acks = load.acks.load(Ordering::SeqCst);
+    load.wait_for_acks(acks + 200, Duration::from_secs(30));
+    stop.store(true, Ordering::SeqCst);
+    let tracks = load.join();
+    let unexpected: Vec<&String> = tracks.iter().flat_map(|t| &t.unexpected).collect();
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
+    check_tracks(&server.client(), "lin", &tracks);
+    let report = check(&rec.history(), DEFAULT_BUDGET);
+    eprintln!(
+        "{} operations, {} unanswered, {} steps",
+        report.operations, report.indeterminate, report.steps
+    );
+    assert!(report.ok(), "{:#?}", report.failures);
+    assert_eq!(report.keys, users.len());
+    assert!(report.operations > 400, "{report:?}");
+    assert!(
+        report.indeterminate > 0,
+        "the kill left no operation unanswered: {report:?}"
+    );
+    server.stop();
+}

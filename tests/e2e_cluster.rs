@@ -261,6 +261,21 @@ fn kill_9_of_the_leader_under_load_fails_over_within_3_s_and_loses_nothing() {
         &roomy_members,
     );
 
+    // A queue nobody touches during the run: its order must survive the failover.
+    let waiting = users("wait", 6);
+    c.product_with_users(
+        leader,
+        "queue",
+        json!({"kind": "jira", "licence_tier": 4, "shared_slots": 2, "queue_timer_s": 3600}),
+        &waiting,
+    );
+    for (i, u) in waiting.iter().enumerate() {
+        let want = if i < 2 { "granted" } else { "queued" };
+        assert_eq!(c.client(leader).request("queue", u).state(), want);
+    }
+    let queue_before = c.client(leader).queue("queue");
+    assert_eq!(queue_before, waiting[2..]);
+
     let bases = c.bases();
     let stop = Arc::new(AtomicBool::new(false));
     let rec = Arc::new(Recorder::new());
@@ -322,6 +337,11 @@ fn kill_9_of_the_leader_under_load_fails_over_within_3_s_and_loses_nothing() {
         check_tracks(&cl, "lin", &lin_tracks);
         let view = check_invariants(&cl, "load");
         assert_admin_changes_kept(&view.product, USERS as u64, admin_acked, admin_in_flight);
+        assert_eq!(
+            cl.queue("queue"),
+            queue_before,
+            "node {id}: the queue order"
+        );
     }
     assert_linearizable(&rec);
 
@@ -334,6 +354,17 @@ fn kill_9_of_the_leader_under_load_fails_over_within_3_s_and_loses_nothing() {
     c.assert_chains_identical(&[1, 2, 3]);
     c.assert_pools_identical_offline(&[1, 2, 3], "load");
     c.assert_pools_identical_offline(&[1, 2, 3], "lin");
+    let queue = c.assert_pools_identical_offline(&[1, 2, 3], "queue");
+    let offline: Vec<&str> = queue["queue"]
+        .as_array()
+        .expect("queue")
+        .iter()
+        .filter_map(|q| q["user"].as_str())
+        .collect();
+    assert_eq!(
+        offline, queue_before,
+        "every node's journal keeps the queue order"
+    );
 }
 
 /// A paused leader, resumed after the others elected a new one, steps down and
@@ -558,6 +589,41 @@ fn a_partitioned_minority_answers_503_and_the_majority_keeps_serving() {
         c.logs()
     );
     assert_eq!(c.client(old).slot("lin", "majority").state(), "granted");
+
+    // Now a follower alone: once it stops hearing from the leader it knows none, and
+    // says so; the other two serve on. (Until then it may still forward to the leader,
+    // whose answers are acknowledged by a majority: those are fine.)
+    let leader = c.leader();
+    let lonely = c.followers()[0];
+    c.proxy.isolate(lonely);
+    let cut = c.quick_client(lonely, Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = recorded(&rec, &cut, Call::Request, "lin", "minority");
+        if r.status == 503 && r.json()["reason"] == "no_leader" {
+            assert_eq!(r.header("retry-after"), Some("1"), "{r:?}");
+            break;
+        }
+        assert!(
+            r.status == 200 || r.status == 503 || r.status == 0,
+            "an isolated follower answers 200 (forwarded) or 503: {r:?}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the isolated follower never answered 503 no_leader; last: {r:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_problem(
+        &cut.user("GET", "/gate/lin", "gatekeeper"),
+        503,
+        "no_leader",
+    );
+    let r = recorded(&rec, &c.client(leader), Call::Release, "lin", "majority");
+    assert_eq!(r.status, 204, "the majority serves: {r:?}");
+    c.proxy.heal();
+    c.wait_leader(Duration::from_secs(20));
+
     stop.store(true, Ordering::SeqCst);
     let tracks = load.join();
     assert_no_unexpected(&tracks);
@@ -905,10 +971,11 @@ fn a_fourth_node_joins_as_a_voter_and_is_removed() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = c.status(leader).expect("leader status");
-        let ids: Vec<u64> = s["members"]
+        let mut ids: Vec<u64> = s["members"]
             .as_array()
             .map(|m| m.iter().filter_map(|m| m["id"].as_u64()).collect())
             .unwrap_or_default();
+        ids.sort_unstable();
         if ids == [1, 2, 3] {
             break;
         }

@@ -4,7 +4,7 @@
 //! port (`raft_listen`) and a [`FaultProxy`] listener in front of that port; the peers
 //! list every node is started with names the proxy's address as each node's `raft`
 //! address, so all inter-node traffic crosses the proxy and a test can cut it. The
-//! config files follow docs/cluster contract (`[cluster]`, `[[cluster.peers]]`). All nodes
+//! config files follow the cluster contract of issue F (`[cluster]`, `[[cluster.peers]]`). All nodes
 //! share [`ADMIN_TOKEN`], since a follower forwards the caller's headers to the leader.
 //!
 //! Nodes can be killed (`kill -9`), paused (`SIGSTOP`) and resumed (`SIGCONT`), and
