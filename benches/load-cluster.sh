@@ -29,7 +29,7 @@
 #   CLIENTS=64  DURATION=10  RATE=max (closed loop: capacity; or requests/s)  THREADS=1
 #   SPARE=2 (users per connection)  FAILOVER_DURATION=12  FAILOVER_AFTER=3
 #   FAILOVER_RATE= (default: half the leader's throughput)  PROBES=8
-#   ELECTION_TIMEOUT_MS=500  SKIP_BUILD=1 (use the existing target/release binaries)
+#   ELECTION_TIMEOUT_MS=300  SKIP_BUILD=1 (use the existing target/release binaries)
 #   KEEP_DATA=1 (keep the temporary folder: logs, data, probe records)
 # Exit status: 0 when every run completed, every request of (a), (b) and (c) succeeded and
 # clients were served again after the failover; 1 otherwise.
@@ -54,7 +54,7 @@ FAILOVER_DURATION=${FAILOVER_DURATION:-12}
 FAILOVER_AFTER=${FAILOVER_AFTER:-3}
 FAILOVER_RATE=${FAILOVER_RATE:-}
 PROBES=${PROBES:-8}
-ELECTION_TIMEOUT_MS=${ELECTION_TIMEOUT_MS:-500}
+ELECTION_TIMEOUT_MS=${ELECTION_TIMEOUT_MS:-300}
 NODES=3
 
 die() { echo "load-cluster: $*" >&2; exit 1; }

@@ -91,7 +91,7 @@ impl ClusterFile {
         if cluster_id.is_empty() || cluster_id.len() > 64 {
             return Err(invalid("cluster_id must be 1 to 64 characters".into()));
         }
-        let election_timeout_ms = self.election_timeout_ms.unwrap_or(500);
+        let election_timeout_ms = self.election_timeout_ms.unwrap_or(300);
         if !(150..=60_000).contains(&election_timeout_ms) {
             return Err(invalid(
                 "election_timeout_ms must be between 150 and 60000".into(),

@@ -149,7 +149,7 @@ impl Default for ClusterOpts {
     fn default() -> Self {
         ClusterOpts {
             size: 3,
-            election_timeout_ms: 1000,
+            election_timeout_ms: 300,
             extra: String::new(),
         }
     }
