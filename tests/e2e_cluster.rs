@@ -914,11 +914,12 @@ fn a_fourth_node_joins_as_a_voter_and_is_removed() {
     for u in &names {
         assert_eq!(c.client(leader).request("p", u).state(), "granted");
     }
+    // A follower of the three (a new node knows no leader until it is added).
+    let follower = c.followers()[0];
     let spec = c.new_node_spec(4);
     let peer = spec.peer(&c.proxy);
     c.insert_node(spec);
     c.spawn(4);
-    let follower = c.followers()[0];
     let body = json!({"id": 4, "http": peer.http, "raft": peer.raft});
     let r = c
         .client(follower)
@@ -984,10 +985,15 @@ fn a_fourth_node_joins_as_a_voter_and_is_removed() {
     }
     c.kill9(4);
     assert_eq!(c.client(follower).release("p", &names[1]).status, 204);
-    assert_eq!(
-        metric(&c.metrics(leader), "slotpool_raft_members"),
-        Some(3.0)
-    );
+    // The gauges are refreshed four times a second.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&c.metrics(leader), "slotpool_raft_members") != Some(3.0) {
+        assert!(
+            Instant::now() < deadline,
+            "slotpool_raft_members never became 3"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     c.assert_chains_identical(&[1, 2, 3]);
     c.assert_pools_identical_offline(&[1, 2, 3], "p");
 }

@@ -193,12 +193,19 @@ impl ClusterNode {
     /// has recorded (an operator changed one and not the other): a member the list lacks
     /// or places elsewhere.
     fn check_membership(&self) -> Result<(), ClusterError> {
-        let recorded = self.raft.metrics().borrow().membership_config.clone();
-        let nodes: BTreeMap<NodeId, Member> = recorded
-            .membership()
-            .nodes()
-            .map(|(id, m)| (*id, m.clone()))
-            .collect();
+        // Asked of Raft's core, which loaded it from the log and the state machine (the
+        // metrics are published only once the core runs).
+        let nodes: BTreeMap<NodeId, Member> = self
+            .runtime
+            .block_on(self.raft.with_raft_state(|st| {
+                st.membership_state
+                    .effective()
+                    .membership()
+                    .nodes()
+                    .map(|(id, m)| (*id, m.clone()))
+                    .collect()
+            }))
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
         // Every recorded member must be configured, at the same addresses. A configured
         // peer the membership lacks is allowed: a cluster still growing from one node's
         // journal, or a member removed and not yet dropped from the file.
@@ -215,7 +222,7 @@ impl ClusterNode {
                 .join(", ")
         };
         Err(ClusterError::Config(format!(
-            "[[cluster.peers]] lists {} but the cluster's recorded membership is {}: make every node's peer list match the membership (`slotpool cluster status` on a running member shows it)",
+            "the peer list disagrees with the cluster's recorded membership: [[cluster.peers]] lists {} but the membership is {}; make every node's peer list match the membership (`slotpool cluster status` on a running member shows it)",
             show(&self.settings.peers),
             show(&nodes)
         )))

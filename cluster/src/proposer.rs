@@ -114,9 +114,15 @@ impl Proposer {
                 in_flight.push_back(async move {
                     let attempt = async {
                         if writes.is_empty() {
-                            raft.ensure_linearizable().await.map(|_| ()).map_err(|e| e.to_string())
+                            raft.ensure_linearizable()
+                                .await
+                                .map(|_| ())
+                                .map_err(|e| e.to_string())
                         } else {
-                            raft.client_write(Proposal { writes }).await.map(|_| ()).map_err(|e| e.to_string())
+                            raft.client_write(Proposal { writes })
+                                .await
+                                .map(|_| ())
+                                .map_err(|e| e.to_string())
                         }
                     };
                     // A leader cut off from its majority is not told so by Raft: its writes
@@ -124,7 +130,9 @@ impl Proposer {
                     // lead, so that its clients hear 503 instead of waiting.
                     let outcome = match tokio::time::timeout(stall, attempt).await {
                         Ok(r) => r,
-                        Err(_) => Err(format!("nothing committed for {stall:?}: no majority reachable")),
+                        Err(_) => Err(format!(
+                            "nothing committed for {stall:?}: no majority reachable"
+                        )),
                     };
                     (last, outcome)
                 });

@@ -159,7 +159,12 @@ async fn phases(
     };
     let on_lost = tell.clone();
     let stall = (node.election_timeout() * 4).max(Duration::from_secs(2));
-    let proposer = Proposer::start(node.raft().clone(), &node.runtime(), stall, Box::new(on_lost));
+    let proposer = Proposer::start(
+        node.raft().clone(),
+        &node.runtime(),
+        stall,
+        Box::new(on_lost),
+    );
     journal
         .replicate_through(Arc::new(proposer))
         .map_err(|e| Failure::Runtime(e.to_string()))?;
