@@ -133,8 +133,13 @@ nginx_config() {
         /^[ \t]*listen 127\.0\.0\.1:8080;/ { sub(/127\.0\.0\.1:8080/, proxy) }
         /^[ \t]*listen 127\.0\.0\.1:8088;/ { sub(/127\.0\.0\.1:8088/, gate) }
         { print }' "$NGINX_CONF_SRC" >"$NGINX_DIR/cluster.conf"
+    # Started by root, nginx's workers would become `nobody`, who may not enter the 0700
+    # cluster folder (the password file, temporary files): they stay who started them.
+    local user_line=""
+    [[ "$(id -u)" != 0 ]] || user_line="user root;"
     cat >"$NGINX_DIR/nginx.conf" <<EOF
-# Written by tools/cluster.sh: nginx as an ordinary user, everything under this folder.
+# Written by tools/cluster.sh: nginx as the user who runs it, everything under this folder.
+$user_line
 worker_processes 1;
 pid $NGINX_DIR/pid;
 error_log $NGINX_DIR/error.log warn;
@@ -179,13 +184,20 @@ start_node() {
 
 start_nginx() {
     [[ "$NGINX" == 1 ]] || return 0
-    local pid
+    local pid code
     if pid=$(nginx_pid); then say "nginx already runs (pid $pid)"; return 0; fi
     nginx_check || die "nginx refused $NGINX_DIR/nginx.conf (see above)"
     setsid "$NGINX_BIN" -e "$NGINX_DIR/error.log" -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" \
         -g 'daemon off;' >>"$NGINX_DIR/nginx.out" 2>&1 </dev/null &
     # nginx writes its own pid file (the same pid: it does not fork without daemon).
-    say "nginx: pid $!, $PROXY_LISTEN (slotpool) and $GATE_LISTEN (gated product)"
+    pid=$!
+    for _ in $(seq 50); do
+        code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "http://$PROXY_LISTEN/healthz" || true)
+        [[ "$code" == 000 ]] || break
+        kill -0 "$pid" 2>/dev/null || die "nginx exited: $(tail -n 5 "$NGINX_DIR/error.log" "$NGINX_DIR/nginx.out" 2>/dev/null)"
+        sleep 0.1
+    done
+    say "nginx: pid $pid, $PROXY_LISTEN (slotpool) and $GATE_LISTEN (gated product)"
 }
 
 # Stops a process: SIGTERM, up to 20 s, then SIGKILL.
