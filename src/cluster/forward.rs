@@ -54,6 +54,7 @@ pub(super) fn start(
 ) -> Result<Server, Failure> {
     let cluster = ClusterData::new(node, admin_token);
     let registry = web::Data::new(opened.registry.clone());
+    let http_metrics = opened.http_metrics.clone();
     let max_body = config.max_body_bytes;
     let server = HttpServer::new(move || {
         let client = awc::Client::builder()
@@ -64,6 +65,7 @@ pub(super) fn start(
         App::new()
             .app_data(web::Data::new(client))
             .app_data(registry.clone())
+            .app_data(http_metrics.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .configure(|cfg| cluster.follower_routes(cfg))
             .route("/healthz", web::get().to(healthz))
@@ -103,7 +105,15 @@ async fn readyz(data: web::Data<ClusterData>) -> HttpResponse {
     }
 }
 
-async fn metrics(registry: web::Data<prometheus::Registry>) -> Result<HttpResponse, Problem> {
+async fn metrics(
+    registry: web::Data<prometheus::Registry>,
+    http: web::Data<crate::http::observe::HttpMetrics>,
+    data: web::Data<ClusterData>,
+) -> Result<HttpResponse, Problem> {
+    // `slotpool_ready` as `/readyz` answers: a follower that knows another leader serves.
+    let node = data.node();
+    let ready = node.status().leader.is_some_and(|l| l != node.id());
+    http.ready.set(i64::from(ready));
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&registry.gather(), &mut out)
