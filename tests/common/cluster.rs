@@ -813,9 +813,35 @@ impl Cluster {
     /// `users`.
     pub fn product_with_users(&self, via: u64, product: &str, settings: Value, users: &[String]) {
         let c = self.client(via);
-        c.put_product(product, settings);
+        // As a client would: a 503 (an election on a busy machine) is retried after its
+        // Retry-After; anything else must succeed at once.
+        let retried = |method: &str, path: &str, body: Option<&Value>, ok: &[u16]| {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let r = c.admin(method, path, body);
+                if ok.contains(&r.status) {
+                    return;
+                }
+                assert!(
+                    r.status == 503 && Instant::now() < deadline,
+                    "{method} {path}: {r:?}"
+                );
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        };
+        retried(
+            "PUT",
+            &format!("/admin/v1/products/{product}"),
+            Some(&settings),
+            &[200, 201],
+        );
         for u in users {
-            c.enrol(product, u);
+            retried(
+                "PUT",
+                &format!("/admin/v1/products/{product}/members/{u}"),
+                None,
+                &[204],
+            );
         }
     }
 }
