@@ -997,3 +997,81 @@ fn a_fourth_node_joins_as_a_voter_and_is_removed() {
     c.assert_chains_identical(&[1, 2, 3]);
     c.assert_pools_identical_offline(&[1, 2, 3], "p");
 }
+
+/// Time rules run once: holders warned by the old leader are revoked by the new one after
+/// a kill -9 of the leader, each exactly once (one warning, one revocation in every
+/// member's journal), none missed.
+#[test]
+fn time_rules_run_once_across_a_failover() {
+    let _serial = serial();
+    let mut c = Cluster::start();
+    let leader = c.leader();
+    let names = users("idle", 4);
+    let settings = json!({"kind": "jira", "licence_tier": 20, "shared_slots": 10,
+        "inactivity_s": 8, "warning_lead_s": 4, "sweep_interval_s": 1});
+    c.product_with_users(leader, "t", settings, &names);
+    for u in &names {
+        assert_eq!(c.client(leader).request("t", u).state(), "granted");
+    }
+    // The old leader's scheduler warns them (about 4 s after the grant).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let holders = c
+            .client(leader)
+            .admin("GET", "/admin/v1/products/t/holders", None)
+            .json();
+        let warned = holders.as_array().map_or(0, |h| {
+            h.iter().filter(|h| !h["warned_at"].is_null()).count()
+        });
+        if warned == names.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never warned: {holders}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.kill9(leader);
+    let new = c.wait_leader(Duration::from_secs(10));
+    assert_ne!(new, leader);
+    // The new leader's scheduler revokes them, from the replicated state.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let holders = c
+            .client(new)
+            .admin("GET", "/admin/v1/products/t/holders", None);
+        if holders.status == 200 && holders.json().as_array().is_some_and(|h| h.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never revoked: {holders:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.restart(leader);
+    c.wait_caught_up(Duration::from_secs(30));
+    c.assert_chains_identical(&[1, 2, 3]);
+    for id in [1, 2, 3] {
+        let dir = c.node(id).spec.data_dir.display().to_string();
+        for u in &names {
+            let out = run_cli(&[
+                "audit",
+                "--data-dir",
+                &dir,
+                "--product",
+                "t",
+                "--user",
+                u,
+                "--format",
+                "json",
+            ]);
+            assert_eq!(out.code, Some(0), "{out:#?}");
+            let a: serde_json::Value = serde_json::from_str(&out.stdout).expect("audit JSON");
+            let events: Vec<&str> = a["timeline"]["entries"]
+                .as_array()
+                .map(|e| e.iter().filter_map(|e| e["event"].as_str()).collect())
+                .unwrap_or_default();
+            assert_eq!(
+                events,
+                ["enrolled", "granted", "warned", "revoked"],
+                "node {id}, {u}: one warning and one revocation, by whichever leader: {a}"
+            );
+        }
+    }
+}
