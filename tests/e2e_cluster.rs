@@ -1075,3 +1075,104 @@ fn time_rules_run_once_across_a_failover() {
         }
     }
 }
+
+/// Opens `user`'s notification stream on `base` (retrying 503s, as the page's script
+/// does) and forwards each event (name, data) to a channel until the stream ends.
+fn listen(
+    base: &str,
+    product: &str,
+    user: &str,
+) -> std::sync::mpsc::Receiver<(String, serde_json::Value)> {
+    use std::io::BufRead;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let resp = loop {
+        match ureq::get(&format!("{base}/api/v1/products/{product}/notifications"))
+            .set("X-Slotpool-User", user)
+            .call()
+        {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "the stream never opened: {e}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut event = String::new();
+        for line in std::io::BufReader::new(resp.into_reader()).lines() {
+            let Ok(line) = line else { return };
+            if let Some(name) = line.strip_prefix("event: ") {
+                event = name.to_string();
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                let value = serde_json::from_str(data).unwrap_or(serde_json::Value::Null);
+                if tx.send((std::mem::take(&mut event), value)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The next event that is not a keep-alive, within `secs`.
+fn next_event(
+    rx: &std::sync::mpsc::Receiver<(String, serde_json::Value)>,
+    secs: u64,
+) -> Option<(String, serde_json::Value)> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match rx.recv_timeout(left) {
+            Ok((name, _)) if name.is_empty() || name == "ping" => continue,
+            Ok(e) => return Some(e),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Live sessions move: a queued member's event stream, held through a follower, ends
+/// when the leader dies; reconnected, it finds its place in the queue kept, and the grant
+/// made by the new leader reaches it.
+#[test]
+fn a_queued_members_stream_reconnects_after_a_failover_and_gets_its_grant() {
+    let _serial = serial();
+    let mut c = Cluster::start();
+    let leader = c.leader();
+    let names = users("s", 2);
+    c.product_with_users(
+        leader,
+        "s",
+        json!({"kind": "jira", "licence_tier": 5, "shared_slots": 1}),
+        &names,
+    );
+    let (holder, waiting) = (&names[0], &names[1]);
+    assert_eq!(c.client(leader).request("s", holder).state(), "granted");
+    assert_eq!(c.client(leader).request("s", waiting).state(), "queued");
+    let follower = c.followers()[0];
+    let base = c.client(follower).base.clone();
+    let stream = listen(&base, "s", waiting);
+    let (name, data) = next_event(&stream, 10).expect("the stream's first event");
+    assert_eq!(
+        (name.as_str(), &data["position"]),
+        ("queue", &json!(1)),
+        "{data}"
+    );
+    c.kill9(leader);
+    // The stream went through the dead leader: it ends.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stream.recv_timeout(Duration::from_millis(200)).is_ok() {
+        assert!(Instant::now() < deadline, "the stream outlived its leader");
+    }
+    c.wait_leader(Duration::from_secs(10));
+    let stream = listen(&base, "s", waiting);
+    let (name, data) = next_event(&stream, 10).expect("the reconnected stream's first event");
+    assert_eq!(
+        (name.as_str(), &data["position"]),
+        ("queue", &json!(1)),
+        "the place is kept: {data}"
+    );
+    assert_eq!(c.client(follower).release("s", holder).status, 204);
+    let (name, _) = next_event(&stream, 10).expect("the grant reaches the stream");
+    assert_eq!(name, "granted");
+}
