@@ -18,7 +18,7 @@ test: lint
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	python3 tools/module_cycles.py --self-test --check events/src journal/src snapshots/src actors/src
+	python3 tools/module_cycles.py --self-test --check events/src journal/src snapshots/src actors/src cluster/src
 
 fmt:
 	$(CARGO) fmt --all

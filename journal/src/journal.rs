@@ -42,9 +42,9 @@ pub(crate) struct Inner {
     pub(crate) compactor: Compactor,
     pub(crate) health: Health,
     pub(crate) watermark: Watermark,
-    /// Where appends go on a cluster's leader ([`crate::replicated`]); unset on a single
+    /// Where appends go on a cluster's leader ([`crate::replicator`]); unset on a single
     /// node and on followers.
-    pub(crate) replicator: std::sync::OnceLock<Arc<dyn crate::replicated::Replicator>>,
+    pub(crate) replicator: std::sync::OnceLock<Arc<dyn crate::replicator::Replicator>>,
 }
 
 impl Journal {

@@ -9,35 +9,13 @@
 //! [`Journal::when_durable`] and the tickets do not change: the product and directory
 //! actors are the same code on one node and in a cluster.
 
-use crate::commit::DurableWaiter;
 use crate::error::JournalError;
+use crate::replicator::Replicator;
 use crate::Journal;
 use slotpool_events::StreamId;
+use std::fs::File;
+use std::path::Path;
 use std::sync::Arc;
-
-/// Takes appends for replication and says when they are committed.
-///
-/// Tickets are the replicator's own, in the order of proposals; a ticket is durable once
-/// the cluster has committed every proposal up to it (on a majority's disks).
-pub trait Replicator: Send + Sync {
-    /// Hands over the encoded `records` of stream `name`, the first at sequence `first`;
-    /// returns the ticket of this proposal. Fails once this node can no longer lead.
-    fn propose(&self, name: &str, first: u64, records: Vec<Vec<u8>>) -> Result<u64, JournalError>;
-
-    /// A ticket that becomes durable once this node has confirmed, after the call, that
-    /// it still leads: an answer that waits for it is a linearizable read.
-    fn confirm_leadership(&self) -> u64;
-
-    /// The latest ticket handed out.
-    fn latest_ticket(&self) -> u64;
-
-    /// The highest ticket known committed.
-    fn durable_ticket(&self) -> u64;
-
-    /// Calls `waiter` once `ticket` (and all before it) is committed, or with the error
-    /// that prevented it.
-    fn when_durable(&self, ticket: u64, waiter: DurableWaiter);
-}
 
 impl Journal {
     /// Makes this journal the local copy of a replicated log: from now on appends are
@@ -97,5 +75,43 @@ impl Journal {
             return Ok(self.inner.commit.latest_ticket());
         }
         self.write_records(&stream.name(), first + skip as u64, records)
+    }
+}
+
+/// The names a journal keeps in its data directory: sled's files, the write-ahead log,
+/// the watermark and the unfinished-restore marker. Everything else there (tokens, a
+/// cluster node's `raft/`) is not the journal's.
+const JOURNAL_FILES: [&str; 6] = [
+    "db",
+    "conf",
+    "blobs",
+    crate::wal::DIR,
+    crate::watermark::FILE,
+    crate::files::RESTORING,
+];
+
+impl Journal {
+    /// Removes the journal kept in `dir` (of a journal no longer open): what a cluster
+    /// member does before it installs a snapshot of the leader's copy in its place.
+    pub fn remove_files(dir: &Path) -> Result<(), JournalError> {
+        let entries = std::fs::read_dir(dir).map_err(|e| JournalError::Io(e.to_string()))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !(JOURNAL_FILES.contains(&name.as_ref()) || name.starts_with("snap.")) {
+                continue;
+            }
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed
+                .map_err(|e| JournalError::Io(format!("cannot remove {}: {e}", path.display())))?;
+        }
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| JournalError::Io(e.to_string()))
     }
 }
