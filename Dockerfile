@@ -5,14 +5,10 @@
 #   docker run -p 8080:8080 -v slotpool-data:/data -e SLOTPOOL_ADMIN_TOKEN=... slotpool
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY events events
-COPY snapshots snapshots
-COPY actors actors
-COPY benches benches
-COPY src src
-# Pages and widgets embed these with include_str! (src/http/pages/assets.rs).
-COPY assets assets
+# The whole workspace (every crate: events, journal, snapshots, actors, the cluster, the
+# load generator; the assets pages embed with include_str!), less what .dockerignore keeps
+# out (target, data folders, secrets, .git).
+COPY . .
 RUN cargo build --release --locked --bin slotpool \
  && strip target/release/slotpool
 

@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint fmt bench load chaos soak clean
+.PHONY: run test lint fmt bench load chaos chaos-cluster soak clean cluster cluster-stop cluster-status load-cluster
 
 ## Run the service on its embedded default: sled journal in ./data, sample config.
 run:
@@ -18,7 +18,7 @@ test: lint
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	python3 tools/module_cycles.py --self-test --check events/src journal/src snapshots/src actors/src
+	python3 tools/module_cycles.py --self-test --check events/src journal/src snapshots/src actors/src cluster/src
 
 fmt:
 	$(CARGO) fmt --all
@@ -38,12 +38,42 @@ bench:
 load:
 	bash benches/load.sh
 
+## A three-node cluster on this machine with nginx in front, in the foreground (Ctrl-C
+## stops it all): nodes on 127.0.0.1:8081-8083 (Raft 9101-9103), nginx on 127.0.0.1:8080
+## (slotpool's API) and 127.0.0.1:8088 (a product at :8000 behind the gate); configs,
+## data, logs, the shared secret and admin token under ./data-cluster/. `tools/cluster.sh
+## status|stop|node N kill` from another terminal; see tools/cluster.sh --help.
+cluster:
+	$(CARGO) build --release --bin slotpool
+	bash tools/cluster.sh run
+
+cluster-stop:
+	bash tools/cluster.sh stop
+
+cluster-status:
+	bash tools/cluster.sh status
+
+## Benchmark (not a test): durable request/release at 64 clients against one node, then a
+## three-node cluster through its leader and through a follower, side by side, and the
+## refused-request window of a kill -9 of the leader under load (benches/load-cluster.sh).
+load-cluster:
+	bash benches/load-cluster.sh
+
 ## Chaos against the release binary: users and an administrator under load while the
 ## service is killed with SIGKILL at random moments and restarted, CYCLES times (100 by
 ## default); prints `chaos: <cycles> cycles, <acked> acked, 0 lost, 0 violations`.
 ## `make test` runs the same test with 5 cycles.
 chaos:
 	CYCLES=$${CYCLES:-100} $(CARGO) test --release -p slotpool --test e2e_chaos -- --nocapture
+
+## Chaos against a three-node cluster (release binary): CYCLES cycles (30 by default) of
+## load + a random fault (kill -9 of the leader or a follower, a paused leader, a
+## partition through the test's fault proxy) + recovery; checks every acknowledged
+## operation after each cycle and the linearizability of the recorded history; prints
+## `chaos-cluster: <cycles> cycles, <ops> operations, <acked> acknowledged, 0 lost,
+## failover p50 <ms> ms max <ms> ms`.
+chaos-cluster:
+	CYCLES=$${CYCLES:-30} $(CARGO) test --release -p slotpool --test chaos_cluster -- --ignored --nocapture
 
 ## The pure core's property tests with many more random command sequences than `make
 ## test` runs (PROPTEST_CASES=20000 by default; a few minutes in release mode).

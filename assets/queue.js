@@ -80,11 +80,21 @@
         return problem(res);
       }, function (e) { say(d.tError + " " + e, "bad"); });
   }
+  // The stream is opened again after it fails for good (a 503 while a cluster elects a
+  // leader closes an EventSource): after 1, 2, 4 ... 30 s, with jitter, so that the
+  // browsers of a whole queue do not come back at the same instant; polling covers the gap.
+  var backoff = 1;
   function listen() {
     if (!window.EventSource) { mode.textContent = d.tPolling; return; }
     source = new EventSource(eventsUrl, { withCredentials: true });
-    source.onopen = function () { mode.textContent = d.tLive; };
-    source.onerror = function () { mode.textContent = d.tPolling; };
+    source.onopen = function () { mode.textContent = d.tLive; backoff = 1; };
+    source.onerror = function () {
+      mode.textContent = d.tPolling;
+      if (source.readyState !== EventSource.CLOSED || leaving) return;
+      source = null;
+      setTimeout(function () { if (!leaving) listen(); }, backoff * (500 + Math.random() * 1000));
+      backoff = Math.min(backoff * 2, 30);
+    };
     ["granted", "queue", "warning", "revoked", "locked", "none"].forEach(function (name) {
       source.addEventListener(name, function (ev) {
         try { show(JSON.parse(ev.data)); } catch (e) { /* a malformed frame is ignored */ }

@@ -101,16 +101,29 @@
     else if (name === "revoked") lost(s);
     else if (name === "granted" && dialog && dialog.id === "slotpool-warning") close();
   }
-  var source = new EventSource(api + "/notifications", { withCredentials: true });
-  ["granted", "queue", "warning", "revoked", "locked", "none"].forEach(function (name) {
-    source.addEventListener(name, function (ev) {
-      try { handle(name, JSON.parse(ev.data)); } catch (e) { /* ignore a malformed frame */ }
+  // The stream is opened again after it fails for good (a 503 while a cluster elects a
+  // leader closes an EventSource): after 1, 2, 4 ... 30 s, with jitter. Its first event is
+  // the current state, so nothing said in between is missed.
+  var backoff = 1;
+  function listen() {
+    var source = new EventSource(api + "/notifications", { withCredentials: true });
+    source.onopen = function () { backoff = 1; };
+    source.onerror = function () {
+      if (source.readyState !== EventSource.CLOSED) return;
+      setTimeout(listen, backoff * (500 + Math.random() * 1000));
+      backoff = Math.min(backoff * 2, 30);
+    };
+    ["granted", "queue", "warning", "revoked", "locked", "none"].forEach(function (name) {
+      source.addEventListener(name, function (ev) {
+        try { handle(name, JSON.parse(ev.data)); } catch (e) { /* ignore a malformed frame */ }
+      });
     });
-  });
-  // The current state comes first on the stream; a warned holder sees the popup at once.
-  source.addEventListener("granted", function (ev) {
-    try { var s = JSON.parse(ev.data); if (s.warned) warn(s); } catch (e) { /* ignore */ }
-  });
+    // The current state comes first on the stream; a warned holder sees the popup at once.
+    source.addEventListener("granted", function (ev) {
+      try { var s = JSON.parse(ev.data); if (s.warned) warn(s); } catch (e) { /* ignore */ }
+    });
+  }
+  listen();
   ["click", "keydown", "scroll", "pointerdown", "touchstart"].forEach(function (type) {
     window.addEventListener(type, function (ev) {
       if (dialog && dialog.contains(ev.target)) return;

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
 
+pub mod cluster;
+pub use cluster::ClusterConfig;
+
 /// What can be wrong with the configuration.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -60,6 +63,8 @@ pub struct FileConfig {
     pub login_rate_burst: Option<u32>,
     pub connector_secrets_dir: Option<PathBuf>,
     pub connector_credentials: Option<std::collections::BTreeMap<String, PathBuf>>,
+    /// `[cluster]`: absent on a single node.
+    pub cluster: Option<cluster::ClusterFile>,
 }
 
 impl FileConfig {
@@ -121,6 +126,8 @@ pub struct Config {
     pub limits: LimitSettings,
     /// Where connector credentials files may be read from.
     pub credentials: CredentialFiles,
+    /// This node's place in a cluster; `None` on a single node.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// actix-web's connection deadlines (the body's is in [`LimitSettings`]).
@@ -273,7 +280,9 @@ impl Config {
                 ),
             });
         }
+        let cluster = file.cluster.map(|c| c.resolve(&data_dir)).transpose()?;
         Ok(Config {
+            cluster,
             listen,
             data_dir,
             timeouts,

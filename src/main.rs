@@ -4,6 +4,7 @@
 //! `failure.rs`).
 
 mod backup;
+mod cluster;
 mod config;
 mod connector;
 mod failure;
@@ -67,6 +68,9 @@ enum Cmd {
         #[arg(long, env = "SLOTPOOL_URL", default_value = "http://127.0.0.1:8080")]
         url: String,
     },
+    /// A cluster's membership: status, add a member, remove one.
+    #[command(subcommand)]
+    Cluster(cluster::cli::ClusterCmd),
     /// Restore a backup into a new data dir (refuses a non-empty one), then verify it.
     Restore {
         /// The backup file.
@@ -134,6 +138,7 @@ fn main() -> ExitCode {
         Cmd::Audit(args) => offline::audit::run(&args),
         Cmd::Analyze(args) => offline::analyze::run(&args),
         Cmd::Simulate(args) => offline::simulate::run(&args),
+        Cmd::Cluster(cmd) => cluster::cli::run(&cmd),
         Cmd::Backup { data_dir, out, url } => backup::run_backup(&data_dir, &out, &url),
         Cmd::Restore { from, data_dir } => {
             private::create_data_dir(&data_dir).and_then(|()| backup::run_restore(&from, &data_dir))

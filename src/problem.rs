@@ -394,6 +394,38 @@ impl Problem {
         )
     }
 
+    /// 503: this cluster member knows no leader (an election, or the minority side of a
+    /// partition), or lost the lead while answering; the answer carries `Retry-After`.
+    /// Nothing was acknowledged; a retry (through any member) is safe.
+    pub fn no_leader(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_leader",
+            "No cluster leader",
+            detail,
+        )
+    }
+
+    /// 409: a cluster membership change is already running; changes go one at a time.
+    pub fn membership_change() -> Self {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "membership_change",
+            "Membership change running",
+            "a cluster membership change is already running; try again when it has finished",
+        )
+    }
+
+    /// 422: a cluster membership change the cluster refuses.
+    pub fn invalid_membership(detail: String) -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_membership",
+            "Invalid membership change",
+            detail,
+        )
+    }
+
     /// 429: this peer or user sent more requests than the configured rate allows; the
     /// answer also carries `Retry-After` (see [`crate::http::limits`]).
     pub fn rate_limited(retry_after_s: u64) -> Self {
@@ -456,6 +488,9 @@ impl ResponseError for Problem {
         if self.status == StatusCode::UNAUTHORIZED {
             r.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
+        if self.reason == "no_leader" {
+            r.insert_header((header::RETRY_AFTER, "1"));
+        }
         r.body(self.body().to_string())
     }
 }
@@ -487,6 +522,9 @@ impl From<ActorError> for Problem {
         match e {
             ActorError::Refused(r) => r.into(),
             ActorError::Directory(d) => d.into(),
+            ActorError::Journal(slotpool_journal::JournalError::NotLeader(why)) => {
+                Problem::no_leader(format!("this node no longer leads the cluster ({why})"))
+            }
             ActorError::Journal(j) => {
                 tracing::error!(error = %j, "journal error");
                 Problem::journal_unavailable(

@@ -57,49 +57,110 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         hash
     });
 
-    actix_web::rt::System::new().block_on(serve(config, admin_token, scim_token))
+    match config.cluster.clone() {
+        None => {
+            let opened = Opened::open(&config)?;
+            actix_web::rt::System::new()
+                .block_on(serve(config, admin_token, scim_token, opened, None))
+                .map(|_| ())
+        }
+        Some(cluster) => crate::cluster::run(config, cluster, admin_token, scim_token),
+    }
 }
 
-async fn serve(
-    config: Config,
-    admin_token: crate::secrets::TokenHash,
-    scim_token: Option<crate::secrets::TokenHash>,
-) -> Result<(), Failure> {
-    let registry = prometheus::Registry::new();
-    let metrics = Metrics::new(&registry).map_err(|e| Failure::Runtime(e.to_string()))?;
-    #[cfg(target_os = "linux")]
-    {
-        let pc = prometheus::process_collector::ProcessCollector::for_self();
-        registry
-            .register(Box::new(pc))
-            .map_err(|e| Failure::Runtime(e.to_string()))?;
-    }
-    let http_metrics = web::Data::new(
-        http::observe::HttpMetrics::new(&registry).map_err(|e| Failure::Runtime(e.to_string()))?,
-    );
-    let flush_seconds = metrics.journal_flush.clone();
-    let flush_batch = metrics.journal_flush_batch.clone();
-    let journal = Journal::open(
-        &config.data_dir,
-        JournalConfig {
-            durability: config.durability,
-            cache_bytes: config.cache_mb * 1024 * 1024,
-            on_flush: Some(Arc::new(move |took, batch| {
-                flush_seconds.observe(took.as_secs_f64());
-                flush_batch.observe(batch as f64);
-            })),
-            ..JournalConfig::default()
-        },
-    )
-    .map_err(|e| match e {
-        slotpool_journal::JournalError::Damaged { .. } => Failure::Data(format!(
+/// What serving needs before it starts: the metrics registry and what registers in it
+/// (once per process, though a cluster member may serve in two phases), and the journal.
+pub(crate) struct Opened {
+    pub(crate) registry: prometheus::Registry,
+    pub(crate) metrics: Metrics,
+    pub(crate) http_metrics: web::Data<http::observe::HttpMetrics>,
+    pub(crate) limits: web::Data<http::limits::Limits>,
+    pub(crate) journal: Journal,
+}
+
+/// How [`serve`] ended.
+pub(crate) enum Ended {
+    /// Told to stop (SIGTERM/SIGINT).
+    Stopped,
+    /// A cluster member that led no longer does.
+    SteppedDown(String),
+}
+
+/// A cluster member serving as its cluster's leader.
+pub(crate) struct Leading {
+    pub(crate) node: Arc<slotpool_cluster::ClusterNode>,
+    /// Told once, when the lead is lost.
+    pub(crate) lost: tokio::sync::oneshot::Receiver<String>,
+}
+
+impl Opened {
+    /// Creates the registry and the metrics, and opens the journal in the data dir.
+    pub(crate) fn open(config: &Config) -> Result<Opened, Failure> {
+        let registry = prometheus::Registry::new();
+        let metrics = Metrics::new(&registry).map_err(|e| Failure::Runtime(e.to_string()))?;
+        #[cfg(target_os = "linux")]
+        {
+            let pc = prometheus::process_collector::ProcessCollector::for_self();
+            registry
+                .register(Box::new(pc))
+                .map_err(|e| Failure::Runtime(e.to_string()))?;
+        }
+        let http_metrics = web::Data::new(
+            http::observe::HttpMetrics::new(&registry)
+                .map_err(|e| Failure::Runtime(e.to_string()))?,
+        );
+        let limits = web::Data::new(
+            http::limits::Limits::new(config.limits.clone(), &registry)
+                .map_err(|e| Failure::Runtime(e.to_string()))?,
+        );
+        let flush_seconds = metrics.journal_flush.clone();
+        let flush_batch = metrics.journal_flush_batch.clone();
+        let journal = Journal::open(
+            &config.data_dir,
+            JournalConfig {
+                durability: config.durability,
+                cache_bytes: config.cache_mb * 1024 * 1024,
+                on_flush: Some(Arc::new(move |took, batch| {
+                    flush_seconds.observe(took.as_secs_f64());
+                    flush_batch.observe(batch as f64);
+                })),
+                ..JournalConfig::default()
+            },
+        )
+        .map_err(|e| match e {
+            slotpool_journal::JournalError::Damaged { .. } => Failure::Data(format!(
             "{e}; refusing to start. Run `slotpool verify --data-dir {}` and restore from a backup",
             config.data_dir.display()
         )),
-        e => Failure::Data(format!(
-            "{e} (is another slotpool running on this data dir?)"
-        )),
-    })?;
+            e => Failure::Data(format!(
+                "{e} (is another slotpool running on this data dir?)"
+            )),
+        })?;
+        Ok(Opened {
+            registry,
+            metrics,
+            http_metrics,
+            limits,
+            journal,
+        })
+    }
+}
+
+/// Serves until told to stop, or (a cluster's leader) until the lead is lost.
+pub(crate) async fn serve(
+    config: Config,
+    admin_token: crate::secrets::TokenHash,
+    scim_token: Option<crate::secrets::TokenHash>,
+    opened: Opened,
+    leading: Option<Leading>,
+) -> Result<Ended, Failure> {
+    let Opened {
+        registry,
+        metrics,
+        http_metrics,
+        limits,
+        journal,
+    } = opened;
     let clock: SharedClock = Arc::new(SystemClock);
     let damaged = metrics.journal_damaged.clone();
     let services = recover(
@@ -120,7 +181,7 @@ async fn serve(
     let journal_damage = check_whole_journal(journal.clone(), damaged);
     let state = web::Data::new(AppState {
         services,
-        admin_token,
+        admin_token: admin_token.clone(),
         scim_token,
         scim_log: Default::default(),
         trusted_proxies: config.trusted_proxies.clone(),
@@ -130,13 +191,17 @@ async fn serve(
         journal_damage,
     });
     let app_state = state.clone();
-    let limits = web::Data::new(
-        http::limits::Limits::new(config.limits.clone(), &state.registry)
-            .map_err(|e| Failure::Runtime(e.to_string()))?,
-    );
+    let cluster = leading.as_ref().map(|l| {
+        crate::cluster::routes::ClusterData::new(Arc::clone(&l.node), admin_token.clone())
+    });
     let server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
+            .configure(|cfg| {
+                if let Some(c) = &cluster {
+                    c.leader_routes(cfg)
+                }
+            })
             .app_data(http_metrics.clone())
             .app_data(limits.clone())
             .wrap(actix_web::middleware::from_fn(
@@ -161,18 +226,38 @@ async fn serve(
     .bind(&config.listen)
     .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", config.listen)))?
     .run();
+    let stepped_down = Arc::new(std::sync::Mutex::new(None::<String>));
+    let in_cluster = leading.is_some();
+    if let Some(Leading { lost, .. }) = leading {
+        let handle = server.handle();
+        let stepped = Arc::clone(&stepped_down);
+        actix_web::rt::spawn(async move {
+            if let Ok(why) = lost.await {
+                if let Ok(mut s) = stepped.lock() {
+                    *s = Some(why);
+                }
+                handle.stop(false).await;
+            }
+        });
+    }
     state.ready.store(true, Ordering::SeqCst);
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), durability = ?config.durability, "slotpool is serving");
     println!("slotpool: listening on http://{}", config.listen);
     let result = server.await;
     state.ready.store(false, Ordering::SeqCst);
+    if in_cluster {
+        // The cluster member flushes its journals when Raft has stopped.
+        result.map_err(|e| Failure::Runtime(e.to_string()))?;
+        let why = stepped_down.lock().ok().and_then(|mut s| s.take());
+        return Ok(why.map_or(Ended::Stopped, Ended::SteppedDown));
+    }
     tracing::info!("stopped accepting requests; flushing the journal");
     journal
         .shutdown()
         .map_err(|e| Failure::Runtime(format!("final flush failed: {e}")))?;
     result.map_err(|e| Failure::Runtime(e.to_string()))?;
     tracing::info!("journal flushed; bye");
-    Ok(())
+    Ok(Ended::Stopped)
 }
 
 /// Recovery checks every record it replays, but not those a snapshot stands for. This
@@ -244,9 +329,17 @@ fn disable_transparent_huge_pages() {
     }
 }
 
+/// What is logged unless `SLOTPOOL_LOG` says otherwise. openraft logs every leadership
+/// confirmation that misses a member at ERROR (one line per answered read while a member
+/// is down) and every vote at INFO; slotpool logs what an operator acts on itself (leader
+/// changes, refused peers, stepping down), so openraft's core says only warnings and
+/// above, and its per-read confirmation errors not at all (`SLOTPOOL_LOG=info,openraft=debug`
+/// shows everything).
+const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,openraft::core::raft_core=off";
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLOTPOOL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -36,7 +36,11 @@ pub fn run(data_dir: &Path) -> Result<(), Failure> {
         .map_err(|e| Failure::Damaged(e.to_string()))?;
     let total: u64 = streams.iter().map(|s| s.records).sum();
     for s in &streams {
-        println!("{}: {} records, hash chain intact", s.stream, s.records);
+        let tip: String = s.tip.iter().map(|b| format!("{b:02x}")).collect();
+        println!(
+            "{}: {} records, tip {tip}, hash chain intact",
+            s.stream, s.records
+        );
     }
     println!(
         "verify: {} streams, {total} records, {snapshots} snapshots, all intact",

@@ -63,7 +63,12 @@ pub struct Pending<T> {
 
 impl<T> Pending<T> {
     /// An answer that becomes readable once `ticket` is durable in `journal`.
+    ///
+    /// On a cluster's leader an answer that waits for no write waits for a confirmation
+    /// of leadership instead ([`Journal::answer_ticket`]): no stale answer from a deposed
+    /// leader.
     pub(crate) fn new(answer: T, ticket: u64, journal: &Journal) -> Self {
+        let ticket = journal.answer_ticket(ticket);
         Pending {
             answer,
             wait: (journal.durable_ticket() < ticket).then(|| (journal.clone(), ticket)),

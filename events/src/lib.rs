@@ -23,6 +23,7 @@ pub mod presence;
 pub mod product;
 pub mod profile;
 pub mod queue;
+pub mod replication;
 pub mod reservation;
 pub mod settings;
 pub mod stream;
@@ -52,6 +53,7 @@ pub use product::{
     Counts, Holder, Notice, ProductState, QueuePlace, SlotView, Standing, UserEntry, Warning,
 };
 pub use profile::{Email, Profile};
+pub use replication::ReplicationRecord;
 pub use reservation::{Blocked, GroupBook, Reservation, ReservationUse, Reservations};
 pub use settings::{ProductKind, QueuePage, Settings};
 pub use stream::{StreamId, StreamIdError};

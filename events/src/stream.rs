@@ -13,6 +13,9 @@ pub enum StreamId {
     Directory,
     /// One product's pool; the id is validated by [`StreamId::product`].
     Product(String),
+    /// A cluster node's own bookkeeping (its Raft log, vote, what it has applied): records
+    /// of [`crate::ReplicationRecord`], never replicated as such and never a product's.
+    Raft(String),
 }
 
 /// A product id that cannot name a stream.
@@ -22,6 +25,7 @@ pub struct StreamIdError;
 
 const PRODUCT_PREFIX: &str = "product/";
 const DIRECTORY: &str = "directory";
+const RAFT_PREFIX: &str = "raft/";
 
 impl StreamId {
     /// The stream of product `id`, if `id` is a valid product id.
@@ -38,6 +42,7 @@ impl StreamId {
         match self {
             StreamId::Directory => DIRECTORY.to_string(),
             StreamId::Product(p) => format!("{PRODUCT_PREFIX}{p}"),
+            StreamId::Raft(n) => format!("{RAFT_PREFIX}{n}"),
         }
     }
 
@@ -45,6 +50,8 @@ impl StreamId {
     pub fn parse(name: &str) -> Option<Self> {
         if name == DIRECTORY {
             Some(StreamId::Directory)
+        } else if let Some(n) = name.strip_prefix(RAFT_PREFIX) {
+            valid_product_id(n).then(|| StreamId::Raft(n.to_string()))
         } else {
             name.strip_prefix(PRODUCT_PREFIX)
                 .and_then(|p| StreamId::product(p).ok())

@@ -33,6 +33,10 @@ pub enum JournalError {
         sequence: u64,
         what: String,
     },
+    /// This node's copy is replicated and the node no longer leads its cluster: the
+    /// append was not acknowledged (it may still commit under the new leader).
+    #[error("this node no longer leads the cluster: {0}")]
+    NotLeader(String),
 }
 
 impl From<sled::Error> for JournalError {

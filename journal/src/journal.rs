@@ -42,6 +42,9 @@ pub(crate) struct Inner {
     pub(crate) compactor: Compactor,
     pub(crate) health: Health,
     pub(crate) watermark: Watermark,
+    /// Where appends go on a cluster's leader ([`crate::replicator`]); unset on a single
+    /// node and on followers.
+    pub(crate) replicator: std::sync::OnceLock<Arc<dyn crate::replicator::Replicator>>,
 }
 
 impl Journal {
@@ -114,6 +117,7 @@ impl Journal {
             compactor,
             health: Health::default(),
             watermark: Watermark::new(tips),
+            replicator: std::sync::OnceLock::new(),
         });
         let (closed_tx, closed_rx) = std::sync::mpsc::channel::<wal::Segment>();
         let spare = generation + 1;
@@ -177,7 +181,13 @@ impl Journal {
                 last_hash: hash,
             };
         }
-        let ticket = self.write_records(&stream.name(), tip.next_sequence, records)?;
+        let ticket = match self.replicator() {
+            Some(r) => {
+                self.check_failed()?;
+                r.propose(&stream.name(), tip.next_sequence, records)?
+            }
+            None => self.write_records(&stream.name(), tip.next_sequence, records)?,
+        };
         *tip = next;
         Ok(ticket)
     }
@@ -234,31 +244,46 @@ impl Journal {
 
     /// The ticket of the latest append; waiting for it covers every append so far.
     pub fn latest_ticket(&self) -> u64 {
-        self.inner.commit.latest_ticket()
+        match self.replicator() {
+            Some(r) => r.latest_ticket(),
+            None => self.inner.commit.latest_ticket(),
+        }
     }
 
     /// The highest ticket known durable: every append up to it survives a crash.
     pub fn durable_ticket(&self) -> u64 {
-        self.inner.commit.durable_ticket()
+        match self.replicator() {
+            Some(r) => r.durable_ticket(),
+            None => self.inner.commit.durable_ticket(),
+        }
     }
 
     /// Calls `waiter` once the append with `ticket` (and all before it) is durable, or
     /// with the error that prevented it. Calls it at once if that is already the case.
     pub fn when_durable(&self, ticket: u64, waiter: DurableWaiter) {
+        match self.replicator() {
+            Some(r) => r.when_durable(ticket, waiter),
+            None => self.local_when_durable(ticket, waiter),
+        }
+    }
+
+    /// [`Self::when_durable`] of this copy's own log, replicated or not.
+    fn local_when_durable(&self, ticket: u64, waiter: DurableWaiter) {
         self.inner
             .commit
             .when_durable(ticket, waiter, &self.inner.health)
     }
 
-    /// Blocks until everything appended so far is durable (shutdown, tests, tools).
+    /// Blocks until everything written to this copy so far is durable in its own log
+    /// (shutdown, tests, tools).
     pub fn sync(&self) -> Result<(), JournalError> {
-        self.wait_durable(self.latest_ticket())
+        self.wait_durable(self.inner.commit.latest_ticket())
     }
 
     /// Blocks until the append with `ticket` is durable.
     pub(crate) fn wait_durable(&self, ticket: u64) -> Result<(), JournalError> {
         let (tx, rx) = std::sync::mpsc::channel();
-        self.when_durable(
+        self.local_when_durable(
             ticket,
             Box::new(move |r| {
                 let _ = tx.send(r);

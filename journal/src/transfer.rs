@@ -23,7 +23,7 @@ use crate::store::SequenceStore;
 use crate::tip::StreamTip;
 use crate::Journal;
 use sha2::{Digest, Sha256};
-use slotpool_events::{DirectoryEvent, ProductEvent, StreamId};
+use slotpool_events::{DirectoryEvent, ProductEvent, ReplicationRecord, StreamId};
 use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -285,6 +285,9 @@ impl Importer {
             }
             StreamId::Product(_) => {
                 check_record::<ProductEvent>(&name, sequence, value, &self.tip)?.1
+            }
+            StreamId::Raft(_) => {
+                check_record::<ReplicationRecord>(&name, sequence, value, &self.tip)?.1
             }
         };
         self.tip = StreamTip {

@@ -4,7 +4,7 @@ use crate::error::JournalError;
 use crate::keys::{split_key, CHUNK_PREFIX, INDEX_PREFIX};
 use crate::read::start_tip;
 use crate::Journal;
-use slotpool_events::{DirectoryEvent, ProductEvent, StreamId};
+use slotpool_events::{DirectoryEvent, ProductEvent, ReplicationRecord, StreamId};
 use std::collections::BTreeSet;
 
 /// One stream's summary, from [`Journal::verify`].
@@ -14,6 +14,9 @@ pub struct StreamSummary {
     pub stream: String,
     /// Records in it.
     pub records: u64,
+    /// The hash of its last record: two journals whose streams have the same tips hold
+    /// the same histories (what a cluster's nodes are compared by).
+    pub tip: [u8; 32],
 }
 
 impl Journal {
@@ -70,6 +73,9 @@ impl Journal {
                 Some(stream @ StreamId::Product(_)) => {
                     self.replay_from::<ProductEvent>(&stream, first, |_| true)
                 }
+                Some(stream @ StreamId::Raft(_)) => {
+                    self.replay_from::<ReplicationRecord>(&stream, first, |_| true)
+                }
                 None => Err(JournalError::Corrupt {
                     stream: name.clone(),
                     sequence: 0,
@@ -79,6 +85,7 @@ impl Journal {
             summaries.push(StreamSummary {
                 stream: name,
                 records: tip.next_sequence - first.next_sequence,
+                tip: tip.last_hash,
             });
         }
         Ok(summaries)

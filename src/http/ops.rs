@@ -17,6 +17,12 @@ pub async fn healthz() -> HttpResponse {
 
 /// `GET /readyz`: recovery is done and the journal accepts writes.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    ready(&state)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+}
+
+/// Whether the service is ready: recovery done, the journal accepting writes.
+pub fn ready(state: &AppState) -> Result<(), Problem> {
     if !state.ready.load(Ordering::SeqCst) {
         return Err(Problem::not_ready());
     }
@@ -25,7 +31,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, Problem>
             "the journal refused a write; restart the service to recover from disk",
         ));
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+    Ok(())
 }
 
 /// `GET /metrics`: Prometheus text format.

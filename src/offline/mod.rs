@@ -95,7 +95,7 @@ pub fn product_stream(journal: &Journal, product: &str) -> Result<StreamId, Fail
             .iter()
             .filter_map(|s| match s {
                 StreamId::Product(p) => Some(p.clone()),
-                StreamId::Directory => None,
+                StreamId::Directory | StreamId::Raft(_) => None,
             })
             .collect();
         known.sort();

@@ -8,6 +8,9 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod cluster;
+pub mod fault_proxy;
+pub mod linearizable;
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -151,7 +154,12 @@ impl Server {
 
     /// Starts a server without waiting for it.
     pub fn spawn(opts: &Opts) -> Server {
-        let port = free_port();
+        Server::spawn_on(opts, free_port())
+    }
+
+    /// Starts a server listening on `port` (`--listen 127.0.0.1:<port>`) without waiting
+    /// for it: a cluster node restarted on the address its peers know.
+    pub fn spawn_on(opts: &Opts, port: u16) -> Server {
         let n = STARTS.fetch_add(1, Ordering::SeqCst);
         let stdout_path = opts.log_dir.join(format!("serve-{n}-{port}.stdout"));
         let stderr_path = opts.log_dir.join(format!("serve-{n}-{port}.stderr"));
@@ -247,6 +255,14 @@ impl Server {
             assert_eq!(rc, 0, "kill -9 failed");
         }
         self.wait_exit(Duration::from_secs(10));
+    }
+
+    /// Sends `signal` (`libc::SIGSTOP`, `libc::SIGCONT`, ...) to the running process.
+    pub fn signal(&mut self, signal: i32) {
+        assert!(self.try_wait().is_none(), "server already exited");
+        // SAFETY: plain syscall on the pid of our own child, which we have not reaped.
+        let rc = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(rc, 0, "kill -{signal} failed");
     }
 
     /// SIGTERM and wait for the exit (drain, flush); returns the exit status.
@@ -401,9 +417,15 @@ pub struct Client {
 impl Client {
     /// A client for `base` (e.g. `http://127.0.0.1:8080`) with admin `token`.
     pub fn new(base: &str, token: &str) -> Self {
+        Client::with_timeout(base, token, Duration::from_secs(20))
+    }
+
+    /// Like [`Client::new`], giving up on a call after `timeout` (a paused server never
+    /// answers).
+    pub fn with_timeout(base: &str, token: &str, timeout: Duration) -> Self {
         Client {
             agent: ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(20))
+                .timeout(timeout)
                 .redirects(0)
                 .build(),
             base: base.to_string(),
@@ -993,6 +1015,11 @@ impl Rng {
                     .unwrap_or(42)
             });
         eprintln!("e2e seed: SLOTPOOL_E2E_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    /// A generator from a fixed seed (for tests that must replay the same numbers).
+    pub fn seeded(seed: u64) -> Rng {
         Rng(seed | 1)
     }
 

@@ -1,0 +1,416 @@
+//! [`LogStore`]: the Raft log and vote, as streams of a journal of their own.
+//!
+//! Entry `i` is record `i + 1 - offset` of stream `raft/log` (Raft counts from 0, streams
+//! from 1); the offset is 0 until a log that was emptied (a snapshot installed beyond its
+//! end) starts again at a later entry, and is then recorded in `raft/base` before that
+//! entry. Each save of the vote is a record of `raft/vote`, the last one counting; the id
+//! of the last purged entry is the last record of `raft/purged`. Records are hash-chained
+//! envelopes like every stream's, checked when read, so a damaged log is found rather
+//! than applied. Appends share the journal's group commit: the flushed-callback openraft
+//! waits for runs when the write-ahead log has `fdatasync`ed them.
+
+use crate::codec::{decode, encode};
+use crate::types::{NodeId, TypeConfig};
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
+use slotpool_events::{Envelope, ReplicationRecord, StreamId, Timestamp};
+use slotpool_journal::{Journal, StreamTip};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::{Arc, Mutex, MutexGuard};
+use uuid::Uuid;
+
+/// How many of the newest entries stay decoded in memory: replication to followers that
+/// keep up reads them from here, not from the journal.
+const CACHED: usize = 4096;
+
+fn stream(name: &str) -> StreamId {
+    StreamId::Raft(name.to_string())
+}
+
+/// The Raft log storage of one node. Cheap to clone (openraft's log readers are clones).
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    journal: Journal,
+    /// A std mutex: held for in-memory bookkeeping only, never across an await or I/O
+    /// wait (the journal's append returns at once; the flush is a callback).
+    state: Mutex<State>,
+}
+
+struct State {
+    log: StreamTip,
+    /// Where the log stream starts: its first tip (records before it were purged).
+    log_start: u64,
+    /// Entry `i` is record `i + 1 - offset`.
+    offset: u64,
+    base: StreamTip,
+    vote: StreamTip,
+    purged: StreamTip,
+    last_purged: Option<LogId<NodeId>>,
+    last_log: Option<LogId<NodeId>>,
+    cache: BTreeMap<u64, Entry<TypeConfig>>,
+}
+
+type Result<T> = std::result::Result<T, StorageError<NodeId>>;
+
+fn read_err(e: impl ToString) -> StorageError<NodeId> {
+    StorageIOError::read_logs(&std::io::Error::other(e.to_string())).into()
+}
+
+fn write_err(e: impl ToString) -> StorageError<NodeId> {
+    StorageIOError::write_logs(&std::io::Error::other(e.to_string())).into()
+}
+
+/// Replays `name` whole (checking every record and the chain), handing each decoded
+/// record to `f`; returns the tip to go on at.
+fn replay<T: serde::de::DeserializeOwned>(
+    journal: &Journal,
+    name: &str,
+    mut f: impl FnMut(u64, T),
+) -> std::result::Result<StreamTip, String> {
+    let mut bad = None;
+    let tip = journal
+        .replay::<ReplicationRecord>(&stream(name), |env| {
+            if bad.is_some() {
+                return;
+            }
+            match decode::<T>(&env.event.0) {
+                Ok(v) => f(env.sequence, v),
+                Err(e) => bad = Some(format!("raft/{name} record {}: {e}", env.sequence)),
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    match bad {
+        Some(e) => Err(e),
+        None => Ok(tip),
+    }
+}
+
+/// The last record of `name`, decoded, if any.
+fn last<T: serde::de::DeserializeOwned>(
+    journal: &Journal,
+    name: &str,
+) -> std::result::Result<(Option<T>, StreamTip), String> {
+    let mut found = None;
+    let tip = replay::<T>(journal, name, |_, v| found = Some(v))?;
+    Ok((found, tip))
+}
+
+fn append_record<T: serde::Serialize>(
+    journal: &Journal,
+    name: &str,
+    tip: &mut StreamTip,
+    value: &T,
+) -> std::result::Result<u64, String> {
+    let bytes = encode(value)?;
+    journal
+        .append(
+            &stream(name),
+            tip,
+            Uuid::nil(),
+            Timestamp::from_millis(0),
+            &[ReplicationRecord(bytes)],
+        )
+        .map_err(|e| e.to_string())
+}
+
+/// Waits (off the async runtime's core threads) until `ticket` is durable.
+async fn durable(journal: &Journal, ticket: u64) -> std::result::Result<(), String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    journal.when_durable(
+        ticket,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    );
+    match rx.await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("the journal's committer stopped".into()),
+    }
+}
+
+impl LogStore {
+    /// Opens the log kept in `journal` (a journal of its own: the node's `raft/` dir),
+    /// checking every record of it.
+    pub fn open(journal: Journal) -> std::result::Result<LogStore, String> {
+        let mut last_log = None;
+        let mut cache = BTreeMap::new();
+        let log = replay::<Entry<TypeConfig>>(&journal, "log", |_, entry| {
+            last_log = Some(entry.log_id);
+            cache.insert(entry.log_id.index, entry);
+            if cache.len() > CACHED {
+                cache.pop_first();
+            }
+        })?;
+        let (_, vote) = last::<Vote<NodeId>>(&journal, "vote")?;
+        let (offset, base) = last::<u64>(&journal, "base")?;
+        let log_start = journal
+            .first_tip(&stream("log"))
+            .map_err(|e| e.to_string())?
+            .next_sequence;
+        let (last_purged, purged) = last::<LogId<NodeId>>(&journal, "purged")?;
+        let last_log = last_log.or(last_purged);
+        Ok(LogStore {
+            inner: Arc::new(Inner {
+                journal,
+                state: Mutex::new(State {
+                    log,
+                    log_start,
+                    offset: offset.unwrap_or(0),
+                    base,
+                    vote,
+                    purged,
+                    last_purged,
+                    last_log,
+                    cache,
+                }),
+            }),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The journal the log lives in (shut down with the node).
+    pub fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
+    fn read_entries(&self, from: u64, to_inclusive: u64) -> Result<Vec<Entry<TypeConfig>>> {
+        if from > to_inclusive {
+            return Ok(Vec::new());
+        }
+        {
+            let st = self.state();
+            let cached_from = st.cache.keys().next().copied();
+            if cached_from.is_some_and(|c| c <= from) {
+                return Ok(st
+                    .cache
+                    .range(from..=to_inclusive)
+                    .map(|(_, e)| e.clone())
+                    .collect());
+            }
+        }
+        let offset = self.state().offset;
+        let (Some(first), Some(last)) = (
+            (from + 1).checked_sub(offset),
+            to_inclusive.saturating_add(1).checked_sub(offset),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut bad = None;
+        self.inner
+            .journal
+            .read_range::<ReplicationRecord>(
+                &stream("log"),
+                first.max(1),
+                last,
+                |env: Envelope<ReplicationRecord>| match decode::<Entry<TypeConfig>>(&env.event.0) {
+                    Ok(e) => out.push(e),
+                    Err(e) => {
+                        bad.get_or_insert(format!("raft/log record {}: {e}", env.sequence));
+                    }
+                },
+            )
+            .map_err(read_err)?;
+        if let Some(e) = bad {
+            return Err(read_err(e));
+        }
+        Ok(out)
+    }
+}
+
+fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let from = match range.start_bound() {
+        Bound::Included(&i) => i,
+        Bound::Excluded(&i) => i.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let to = match range.end_bound() {
+        Bound::Included(&i) => i,
+        Bound::Excluded(&0) => return (1, 0),
+        Bound::Excluded(&i) => i - 1,
+        Bound::Unbounded => u64::MAX - 1,
+    };
+    (from, to)
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>> {
+        let (from, to) = bounds(&range);
+        self.read_entries(from, to)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>> {
+        let st = self.state();
+        Ok(LogState {
+            last_purged_log_id: st.last_purged,
+            last_log_id: st.last_log.or(st.last_purged),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<()> {
+        let ticket = {
+            let mut st = self.state();
+            append_record(&self.inner.journal, "vote", &mut st.vote, vote)
+        }
+        .map_err(|e| StorageError::from(StorageIOError::write_vote(&std::io::Error::other(e))))?;
+        durable(&self.inner.journal, ticket)
+            .await
+            .map_err(|e| StorageIOError::write_vote(&std::io::Error::other(e)).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>> {
+        last::<Vote<NodeId>>(&self.inner.journal, "vote")
+            .map(|(v, _)| v)
+            .map_err(|e| StorageIOError::read_vote(&std::io::Error::other(e)).into())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let ticket = {
+            let mut st = self.state();
+            let empty = st.log.next_sequence <= st.log_start;
+            if let (true, Some(first)) = (empty, entries.first()) {
+                // An empty log (new, or purged to its end) starts at whichever entry comes.
+                let offset = (first.log_id.index + 1).saturating_sub(st.log.next_sequence);
+                if offset != st.offset {
+                    append_record(&self.inner.journal, "base", &mut st.base, &offset)
+                        .map_err(write_err)?;
+                    st.offset = offset;
+                }
+            }
+            let mut records = Vec::with_capacity(entries.len());
+            for e in &entries {
+                if e.log_id.index + 1 != st.offset + st.log.next_sequence + records.len() as u64 {
+                    return Err(write_err(format!(
+                        "entry {} does not follow the log's end at {}",
+                        e.log_id.index,
+                        (st.offset + st.log.next_sequence).saturating_sub(2)
+                    )));
+                }
+                records.push(ReplicationRecord(encode(e).map_err(write_err)?));
+            }
+            let Some(last) = entries.last() else {
+                drop(st);
+                callback.log_io_completed(Ok(()));
+                return Ok(());
+            };
+            let ticket = self
+                .inner
+                .journal
+                .append(
+                    &stream("log"),
+                    &mut st.log,
+                    Uuid::nil(),
+                    Timestamp::from_millis(0),
+                    &records,
+                )
+                .map_err(write_err)?;
+            st.last_log = Some(last.log_id);
+            for e in entries {
+                st.cache.insert(e.log_id.index, e);
+            }
+            while st.cache.len() > CACHED {
+                st.cache.pop_first();
+            }
+            ticket
+        };
+        // The callback runs on the journal's committer once the log is fdatasynced.
+        self.inner.journal.when_durable(
+            ticket,
+            Box::new(move |r| {
+                callback.log_io_completed(r.map_err(|e| std::io::Error::other(e.to_string())))
+            }),
+        );
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<()> {
+        let mut st = self.state();
+        // Entry `index` is record `index + 1 - offset`: keep the records before it.
+        let keep = log_id.index.saturating_sub(st.offset).max(st.log_start - 1);
+        if keep + 1 >= st.log.next_sequence {
+            return Ok(());
+        }
+        let tip = self
+            .inner
+            .journal
+            .truncate_after(&stream("log"), keep)
+            .map_err(|e| write_err(format!("truncating the log at entry {}: {e}", log_id.index)))?;
+        st.log = tip;
+        st.cache.retain(|&i, _| i < log_id.index);
+        st.last_log = match log_id.index.checked_sub(1) {
+            None => st.last_purged,
+            Some(prev) => match st.cache.get(&prev) {
+                Some(e) => Some(e.log_id),
+                None => {
+                    drop(st);
+                    let found = self.read_entries(prev, prev)?;
+                    let mut st = self.state();
+                    st.last_log = found.last().map(|e| e.log_id).or(st.last_purged);
+                    return Ok(());
+                }
+            },
+        };
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<()> {
+        let ticket = {
+            let mut st = self.state();
+            let ticket = append_record(&self.inner.journal, "purged", &mut st.purged, &log_id)
+                .map_err(write_err)?;
+            st.last_purged = Some(log_id);
+            st.cache.retain(|&i, _| i > log_id.index);
+            if st.last_log.is_none_or(|l| l.index < log_id.index) {
+                st.last_log = Some(log_id);
+            }
+            ticket
+        };
+        durable(&self.inner.journal, ticket)
+            .await
+            .map_err(write_err)?;
+        let mut st = self.state();
+        // Records up to the purged entry's, but no further than the log's end (a snapshot
+        // may cover more than this log ever had).
+        let upto = (log_id.index + 1)
+            .saturating_sub(st.offset)
+            .min(st.log.next_sequence - 1);
+        if upto >= st.log_start {
+            self.inner
+                .journal
+                .purge_upto(&stream("log"), upto)
+                .map_err(|e| {
+                    write_err(format!("purging the log up to entry {}: {e}", log_id.index))
+                })?;
+            st.log_start = upto + 1;
+        }
+        Ok(())
+    }
+}

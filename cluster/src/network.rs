@@ -1,0 +1,247 @@
+//! The dialing side of the wire: openraft's network traits over authenticated TCP.
+
+use crate::member::Member;
+use crate::types::{NodeId, TypeConfig};
+use crate::wire::{self, Ack, Auth, Hello, Session};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// How long a connection and its handshake may take.
+const CONNECT: Duration = Duration::from_secs(2);
+
+/// A request from one node to another.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+pub(crate) enum Request {
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    Snapshot(InstallSnapshotRequest<TypeConfig>),
+}
+
+/// The answer to a [`Request`], as the remote Raft gave it.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+pub(crate) enum Reply {
+    Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+}
+
+/// When each member last answered this node: whether a peer is up, for operators.
+pub type Contacts = Arc<std::sync::Mutex<std::collections::BTreeMap<NodeId, std::time::Instant>>>;
+
+/// Makes a [`Peer`] per target for openraft.
+#[derive(Clone)]
+pub struct Network {
+    auth: Arc<Auth>,
+    contacts: Contacts,
+}
+
+impl Network {
+    /// The network of a node holding `auth`, noting answers in `contacts`.
+    pub fn new(auth: Arc<Auth>, contacts: Contacts) -> Network {
+        Network { auth, contacts }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> Peer {
+        Peer {
+            target,
+            addr: node.raft.clone(),
+            auth: Arc::clone(&self.auth),
+            contacts: Arc::clone(&self.contacts),
+            conn: None,
+            last_refusal: None,
+        }
+    }
+}
+
+/// One connection (made when first needed, remade after a failure) to one member.
+pub struct Peer {
+    target: NodeId,
+    addr: String,
+    auth: Arc<Auth>,
+    contacts: Contacts,
+    conn: Option<(TcpStream, Session)>,
+    /// The last refusal logged, so that a misconfigured peer is reported once, not on
+    /// every retry.
+    last_refusal: Option<String>,
+}
+
+/// Why a call failed: the other node is not reachable, or talked nonsense.
+enum CallError {
+    Unreachable(io::Error),
+    Network(io::Error),
+}
+
+impl Peer {
+    async fn connect(&mut self) -> Result<(TcpStream, Session), CallError> {
+        let connecting = async {
+            let mut stream = TcpStream::connect(&self.addr)
+                .await
+                .map_err(CallError::Unreachable)?;
+            let _ = stream.set_nodelay(true);
+            use tokio::io::AsyncWriteExt;
+            stream
+                .write_all(&wire::opening(self.auth.me))
+                .await
+                .map_err(CallError::Unreachable)?;
+            let ours = wire::nonce();
+            let hello = Hello {
+                cluster_id: self.auth.cluster_id.clone(),
+                from: self.auth.me,
+                to: self.target,
+                nonce: ours,
+            };
+            wire::send_hello(&mut stream, &self.auth, &hello)
+                .await
+                .map_err(CallError::Unreachable)?;
+            let Ack { result } = wire::read_ack(&mut stream, &self.auth, &ours)
+                .await
+                .map_err(CallError::Unreachable)?;
+            match result {
+                Ok(theirs) => Ok((stream, Session::new(&self.auth, &ours, &theirs, true))),
+                Err(reason) => Err(CallError::Unreachable(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    reason,
+                ))),
+            }
+        };
+        match tokio::time::timeout(CONNECT, connecting).await {
+            Ok(r) => r,
+            Err(_) => Err(CallError::Unreachable(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connecting timed out",
+            ))),
+        }
+    }
+
+    fn report(&mut self, e: &io::Error) {
+        if e.kind() == io::ErrorKind::PermissionDenied {
+            let text = e.to_string();
+            if self.last_refusal.as_deref() != Some(text.as_str()) {
+                tracing::error!(peer = self.target, addr = %self.addr, reason = %text, "cluster peer refused: check the cluster secret, cluster_id and the peer list");
+                self.last_refusal = Some(text);
+            }
+        }
+    }
+
+    async fn call(&mut self, request: Request, ttl: Duration) -> Result<Reply, CallError> {
+        let exchange = async {
+            let (mut stream, mut session) = match self.conn.take() {
+                Some(c) => c,
+                None => self.connect().await?,
+            };
+            session
+                .send(&mut stream, &request)
+                .await
+                .map_err(CallError::Network)?;
+            let reply: Reply = session
+                .receive(&mut stream)
+                .await
+                .map_err(CallError::Network)?;
+            self.conn = Some((stream, session));
+            self.last_refusal = None;
+            if let Ok(mut c) = self.contacts.lock() {
+                c.insert(self.target, std::time::Instant::now());
+            }
+            Ok(reply)
+        };
+        let result = match tokio::time::timeout(ttl, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(CallError::Network(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no answer in time",
+            ))),
+        };
+        if let Err(CallError::Unreachable(e) | CallError::Network(e)) = &result {
+            let e = io::Error::new(e.kind(), e.to_string());
+            self.report(&e);
+        }
+        result
+    }
+}
+
+fn rpc_error<E: std::error::Error>(e: CallError) -> RPCError<NodeId, Member, E> {
+    match e {
+        CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
+        CallError::Network(e) => RPCError::Network(NetworkError::new(&e)),
+    }
+}
+
+fn unexpected<E: std::error::Error>() -> RPCError<NodeId, Member, E> {
+    RPCError::Network(NetworkError::new(&io::Error::new(
+        io::ErrorKind::InvalidData,
+        "the peer answered another kind of request",
+    )))
+}
+
+impl RaftNetwork<TypeConfig> for Peer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        match self
+            .call(Request::Append(rpc), option.hard_ttl())
+            .await
+            .map_err(rpc_error)?
+        {
+            Reply::Append(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        match self
+            .call(Request::Snapshot(rpc), option.hard_ttl())
+            .await
+            .map_err(rpc_error)?
+        {
+            Reply::Snapshot(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        match self
+            .call(Request::Vote(rpc), option.hard_ttl())
+            .await
+            .map_err(rpc_error)?
+        {
+            Reply::Vote(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+}

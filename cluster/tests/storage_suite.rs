@@ -1,0 +1,84 @@
+//! openraft's own conformance suite for log and state-machine storage, run against
+//! [`LogStore`] and [`StateMachine`] on real journals in temporary directories.
+
+use openraft::testing::{StoreBuilder, Suite};
+use openraft::StorageError;
+use slotpool_cluster::{LogStore, NodeId, StateMachine, TypeConfig};
+use slotpool_journal::{Journal, JournalConfig};
+
+struct Builder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<NodeId>> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = JournalConfig::default();
+        let log = Journal::open(&dir.path().join("raft"), config.clone()).expect("raft journal");
+        let copy = Journal::open(dir.path(), config.clone()).expect("journal copy");
+        let store = LogStore::open(log).expect("log store");
+        let sm = StateMachine::open(dir.path(), config, copy).expect("state machine");
+        Ok((dir, store, sm))
+    }
+}
+
+#[test]
+fn log_and_state_machine_pass_openraft_suite() {
+    Suite::test_all(Builder).expect("openraft storage suite");
+}
+
+/// What was appended, voted and purged is there after the journal is closed and opened
+/// again, and a log emptied by a purge beyond its end starts again where the next entry
+/// says, across a reopen too.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_and_vote_survive_a_reopen() {
+    use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftLogReader, Vote};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("raft");
+    let id = |term, index| LogId::new(CommittedLeaderId::new(term, 1), index);
+    let entry = |term, index| Entry::<TypeConfig> {
+        log_id: id(term, index),
+        payload: EntryPayload::Blank,
+    };
+    {
+        let journal = Journal::open(&path, JournalConfig::default()).expect("open");
+        let mut store = LogStore::open(journal.clone()).expect("log store");
+        store
+            .blocking_append((0..10).map(|i| entry(1, i)))
+            .await
+            .expect("append");
+        store.save_vote(&Vote::new(3, 2)).await.expect("vote");
+        store.truncate(id(1, 7)).await.expect("truncate");
+        store.purge(id(1, 2)).await.expect("purge");
+        journal.shutdown().expect("shutdown");
+    }
+    let journal = Journal::open(&path, JournalConfig::default()).expect("reopen");
+    let mut store = LogStore::open(journal.clone()).expect("log store");
+    let state = store.get_log_state().await.expect("state");
+    assert_eq!(state.last_purged_log_id, Some(id(1, 2)));
+    assert_eq!(state.last_log_id, Some(id(1, 6)));
+    assert_eq!(
+        store.read_vote().await.expect("vote"),
+        Some(Vote::new(3, 2))
+    );
+    let entries = store.try_get_log_entries(0..20).await.expect("read");
+    let indexes: Vec<u64> = entries.iter().map(|e| e.log_id.index).collect();
+    assert_eq!(indexes, vec![3, 4, 5, 6]);
+    // A snapshot covering up to entry 40: the log is emptied and starts again at 41.
+    store.purge(id(2, 40)).await.expect("purge beyond the end");
+    store
+        .blocking_append((41..44).map(|i| entry(2, i)))
+        .await
+        .expect("append after the gap");
+    journal.shutdown().expect("shutdown");
+    drop((store, journal));
+    let journal = Journal::open(&path, JournalConfig::default()).expect("reopen");
+    let mut store = LogStore::open(journal).expect("log store");
+    let state = store.get_log_state().await.expect("state");
+    assert_eq!(state.last_purged_log_id, Some(id(2, 40)));
+    assert_eq!(state.last_log_id, Some(id(2, 43)));
+    let entries = store.try_get_log_entries(41..=43).await.expect("read");
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[0].log_id, id(2, 41));
+}
