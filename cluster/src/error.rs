@@ -8,9 +8,6 @@ pub enum ClusterError {
     /// The configuration cannot form a cluster (this node missing from the peers, ...).
     #[error("cluster configuration: {0}")]
     Config(String),
-    /// The secret file is missing, unreadable or too short.
-    #[error("cluster secret: {0}")]
-    Secret(String),
     /// The node's storage failed or is damaged.
     #[error("cluster storage: {0}")]
     Storage(String),
