@@ -179,8 +179,16 @@ fn three_nodes_form_one_cluster_and_followers_forward() {
 
     // Metrics on every node.
     for id in c.ids() {
-        let m = c.metrics(id);
         let is_leader = if id == leader { 1.0 } else { 0.0 };
+        // The gauges are refreshed four times a second: wait for the first refresh that
+        // shows the leader (on a busy machine it can lag behind the status).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut m = c.metrics(id);
+        while metric(&m, "slotpool_raft_is_leader") != Some(is_leader) && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(100));
+            m = c.metrics(id);
+        }
         assert_eq!(
             metric(&m, "slotpool_raft_is_leader"),
             Some(is_leader),
