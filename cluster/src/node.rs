@@ -402,65 +402,53 @@ impl ClusterNode {
     /// Adds member `id` at `member`: first a learner that catches up (by snapshot and
     /// then the log), then a voter through joint consensus. On the leader only.
     pub async fn add_member(&self, id: NodeId, member: Member) -> Result<Status, ClusterError> {
-        let _one = self
-            .changing
-            .try_lock()
-            .map_err(|_| ClusterError::ChangeRunning)?;
-        let raft = self.raft.clone();
-        let handle = self.runtime.handle().clone();
-        handle
-            .spawn(async move {
-                raft.add_learner(id, member, true)
-                    .await
-                    .map_err(change_error)?;
-                let mut voters: BTreeSet<NodeId> = raft
-                    .metrics()
-                    .borrow()
-                    .membership_config
-                    .membership()
-                    .voter_ids()
-                    .collect();
-                voters.insert(id);
-                raft.change_membership(voters, false)
-                    .await
-                    .map_err(change_error)?;
-                Ok::<_, ClusterError>(())
-            })
-            .await
-            .map_err(|e| ClusterError::Runtime(e.to_string()))??;
-        Ok(self.status())
+        self.change(move |raft| async move {
+            raft.add_learner(id, member, true)
+                .await
+                .map_err(change_error)?;
+            let mut voters = voters(&raft);
+            voters.insert(id);
+            raft.change_membership(voters, false)
+                .await
+                .map_err(change_error)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Removes member `id` through joint consensus. On the leader only.
     pub async fn remove_member(&self, id: NodeId) -> Result<Status, ClusterError> {
+        self.change(move |raft| async move {
+            let mut voters = voters(&raft);
+            if !voters.remove(&id) {
+                return Err(ClusterError::Config(format!("node {id} is not a voter")));
+            }
+            if voters.is_empty() {
+                return Err(ClusterError::Config(
+                    "the last member cannot be removed".into(),
+                ));
+            }
+            raft.change_membership(voters, false)
+                .await
+                .map_err(change_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs one membership change on the cluster's runtime, refusing a second while it
+    /// runs (openraft's rule: one change at a time); answers the status after it.
+    async fn change<F, Fut>(&self, change: F) -> Result<Status, ClusterError>
+    where
+        F: FnOnce(Raft<TypeConfig>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), ClusterError>> + Send + 'static,
+    {
         let _one = self
             .changing
             .try_lock()
             .map_err(|_| ClusterError::ChangeRunning)?;
-        let raft = self.raft.clone();
-        let handle = self.runtime.handle().clone();
-        handle
-            .spawn(async move {
-                let mut voters: BTreeSet<NodeId> = raft
-                    .metrics()
-                    .borrow()
-                    .membership_config
-                    .membership()
-                    .voter_ids()
-                    .collect();
-                if !voters.remove(&id) {
-                    return Err(ClusterError::Config(format!("node {id} is not a voter")));
-                }
-                if voters.is_empty() {
-                    return Err(ClusterError::Config(
-                        "the last member cannot be removed".into(),
-                    ));
-                }
-                raft.change_membership(voters, false)
-                    .await
-                    .map_err(change_error)?;
-                Ok(())
-            })
+        self.runtime
+            .spawn(change(self.raft.clone()))
             .await
             .map_err(|e| ClusterError::Runtime(e.to_string()))??;
         Ok(self.status())
@@ -540,6 +528,16 @@ async fn grow_from_history(
         "the cluster has every configured member"
     );
     Ok(())
+}
+
+/// The voters of the current membership.
+fn voters(raft: &Raft<TypeConfig>) -> BTreeSet<NodeId> {
+    raft.metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .collect()
 }
 
 fn change_error(

@@ -101,10 +101,9 @@ impl Proposer {
         let mut in_flight = FuturesOrdered::new();
         loop {
             let taken = if in_flight.len() < IN_FLIGHT && !self.inner.lost.load(Ordering::Acquire) {
+                // `last` is 0 until something is pending (taking resets it).
                 let mut p = self.pending();
-                (p.last > self.inner.durable.load(Ordering::Acquire) && p.last > 0)
-                    .then(|| (std::mem::take(&mut p.writes), std::mem::take(&mut p.last)))
-                    .filter(|(_, last)| *last > 0)
+                (p.last > 0).then(|| (std::mem::take(&mut p.writes), std::mem::take(&mut p.last)))
             } else {
                 None
             };
@@ -173,6 +172,12 @@ impl Proposer {
             return;
         }
         tracing::warn!(error = %why, "a Raft write or leadership check failed: this node no longer leads");
+        self.fail_waiting();
+        (self.inner.on_lost)(why);
+    }
+
+    /// Tells every waiting answer that its change was not acknowledged.
+    fn fail_waiting(&self) {
         let all: Vec<DurableWaiter> = std::mem::take(&mut *self.waiters())
             .into_values()
             .flatten()
@@ -180,7 +185,6 @@ impl Proposer {
         for waiter in all {
             waiter(Err(Self::lost_error()));
         }
-        (self.inner.on_lost)(why);
     }
 
     fn ticket(&self, write: Option<StreamWrite>) -> Result<u64, JournalError> {
@@ -234,13 +238,7 @@ impl Replicator for Proposer {
         self.waiters().entry(ticket).or_default().push(waiter);
         // Committed (or lost) between the check and the insert: settle it now.
         if self.inner.lost.load(Ordering::Acquire) {
-            let all: Vec<DurableWaiter> = std::mem::take(&mut *self.waiters())
-                .into_values()
-                .flatten()
-                .collect();
-            for w in all {
-                w(Err(Self::lost_error()));
-            }
+            self.fail_waiting();
         } else {
             let durable = self.inner.durable.load(Ordering::Acquire);
             if durable >= ticket {
