@@ -61,6 +61,20 @@ fn assert_no_unexpected(tracks: &[Track]) {
 }
 
 /// An acknowledged operation of a recorded, hand-made call.
+/// The checks after a fault, once the load is told to stop: no unexpected answer, every
+/// acknowledged operation of `product` seen from every node, the recorded history
+/// linearizable, then (stopping the nodes) the same chains and pools everywhere.
+fn after_the_fault(c: &mut Cluster, load: Load, rec: &Recorder, product: &str) {
+    let tracks = load.join();
+    assert_no_unexpected(&tracks);
+    for id in c.ids() {
+        check_tracks(&c.client(id), product, &tracks);
+    }
+    assert_linearizable(rec);
+    c.assert_chains_identical(&[1, 2, 3]);
+    c.assert_pools_identical_offline(&[1, 2, 3], product);
+}
+
 fn recorded(rec: &Recorder, c: &Client, call: Call, product: &str, user: &str) -> Resp {
     let id = rec.invoke(&format!("{product}/{user}"), call);
     let r = match call {
@@ -102,6 +116,24 @@ fn recorded(rec: &Recorder, c: &Client, call: Call, product: &str, user: &str) -
 fn three_nodes_form_one_cluster_and_followers_forward() {
     let _serial = serial();
     let mut c = Cluster::start();
+    // A fresh cluster on a busy machine may hold a second election just after the first:
+    // read the statuses once every node reports the same term.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c
+        .ids()
+        .iter()
+        .map(|&id| c.status(id).map(|s| s["term"].clone()))
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+        != 1
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no common term: {}",
+            c.statuses()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let leader = c.leader();
     let followers = c.followers();
     assert_eq!(followers.len(), 2, "{}", c.statuses());
@@ -493,14 +525,7 @@ fn a_paused_leader_steps_down_and_acknowledges_nothing_from_its_stale_term() {
         }
     }
     stop.store(true, Ordering::SeqCst);
-    let tracks = load.join();
-    assert_no_unexpected(&tracks);
-    for id in c.ids() {
-        check_tracks(&c.client(id), "lin", &tracks);
-    }
-    assert_linearizable(&rec);
-    c.assert_chains_identical(&[1, 2, 3]);
-    c.assert_pools_identical_offline(&[1, 2, 3], "lin");
+    after_the_fault(&mut c, load, &rec, "lin");
 }
 
 /// A partition made by the proxy: the isolated leader (the minority) answers 503
@@ -633,14 +658,7 @@ fn a_partitioned_minority_answers_503_and_the_majority_keeps_serving() {
     c.wait_leader(Duration::from_secs(20));
 
     stop.store(true, Ordering::SeqCst);
-    let tracks = load.join();
-    assert_no_unexpected(&tracks);
-    for id in c.ids() {
-        check_tracks(&c.client(id), "lin", &tracks);
-    }
-    assert_linearizable(&rec);
-    c.assert_chains_identical(&[1, 2, 3]);
-    c.assert_pools_identical_offline(&[1, 2, 3], "lin");
+    after_the_fault(&mut c, load, &rec, "lin");
 }
 
 /// A node started with the wrong secret, then with another cluster id, cannot join:
@@ -1085,13 +1103,12 @@ fn time_rules_run_once_across_a_failover() {
 }
 
 /// Opens `user`'s notification stream on `base` (retrying 503s, as the page's script
-/// does) and forwards each event (name, data) to a channel until the stream ends.
+/// does) and forwards each event (name, data) to a channel ([`stream_events`]).
 fn listen(
     base: &str,
     product: &str,
     user: &str,
 ) -> std::sync::mpsc::Receiver<(String, serde_json::Value)> {
-    use std::io::BufRead;
     let deadline = Instant::now() + Duration::from_secs(15);
     let resp = loop {
         match ureq::get(&format!("{base}/api/v1/products/{product}/notifications"))
@@ -1105,22 +1122,7 @@ fn listen(
             }
         }
     };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut event = String::new();
-        for line in std::io::BufReader::new(resp.into_reader()).lines() {
-            let Ok(line) = line else { return };
-            if let Some(name) = line.strip_prefix("event: ") {
-                event = name.to_string();
-            } else if let Some(data) = line.strip_prefix("data: ") {
-                let value = serde_json::from_str(data).unwrap_or(serde_json::Value::Null);
-                if tx.send((std::mem::take(&mut event), value)).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    rx
+    stream_events(resp)
 }
 
 /// The next event that is not a keep-alive, within `secs`.

@@ -288,29 +288,13 @@ fn bad_bypass_rules_are_refused_with_a_clear_problem_and_change_nothing() {
 }
 
 /// Opens the notification stream of `user` and forwards each event (name, data) to a
-/// channel, from a thread that ends when the server closes the stream.
+/// channel ([`stream_events`]).
 fn listen(base: &str, user: &str) -> std::sync::mpsc::Receiver<(String, Value)> {
-    use std::io::{BufRead, BufReader};
-    let (tx, rx) = std::sync::mpsc::channel();
     let resp = ureq::get(&format!("{base}/api/v1/products/{P}/notifications"))
         .set("X-Slotpool-User", user)
         .call()
         .expect("stream opens");
-    std::thread::spawn(move || {
-        let mut event = String::new();
-        for line in BufReader::new(resp.into_reader()).lines() {
-            let Ok(line) = line else { return };
-            if let Some(name) = line.strip_prefix("event: ") {
-                event = name.to_string();
-            } else if let Some(data) = line.strip_prefix("data: ") {
-                let value = serde_json::from_str(data).unwrap_or(Value::Null);
-                if tx.send((std::mem::take(&mut event), value)).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    rx
+    common::stream_events(resp)
 }
 
 /// The first event named `name` within 10 s.

@@ -6,34 +6,18 @@ mod common;
 
 use common::{temp_dir, Opts, Server};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Opens the notification stream of `user` and forwards each event (name, data) to a
 /// channel, from a thread that ends when the server closes the stream.
 fn listen(base: &str, product: &str, user: &str) -> mpsc::Receiver<(String, Value)> {
-    let (tx, rx) = mpsc::channel();
     let resp = ureq::get(&format!("{base}/api/v1/products/{product}/notifications"))
         .set("X-Slotpool-User", user)
         .call()
         .expect("stream opens");
     assert_eq!(resp.header("content-type"), Some("text/event-stream"));
-    std::thread::spawn(move || {
-        let mut event = String::new();
-        for line in BufReader::new(resp.into_reader()).lines() {
-            let Ok(line) = line else { return };
-            if let Some(name) = line.strip_prefix("event: ") {
-                event = name.to_string();
-            } else if let Some(data) = line.strip_prefix("data: ") {
-                let value = serde_json::from_str(data).unwrap_or(Value::Null);
-                if tx.send((std::mem::take(&mut event), value)).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    rx
+    common::stream_events(resp)
 }
 
 /// The next event, waiting at most `secs` seconds.

@@ -1192,3 +1192,25 @@ impl Scim {
         r.json()
     }
 }
+
+/// Forwards each event (name, data) of an open notification stream to a channel, from a
+/// thread that ends when the server closes the stream (or the receiver is dropped).
+pub fn stream_events(resp: ureq::Response) -> std::sync::mpsc::Receiver<(String, Value)> {
+    use std::io::{BufRead, BufReader};
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut event = String::new();
+        for line in BufReader::new(resp.into_reader()).lines() {
+            let Ok(line) = line else { return };
+            if let Some(name) = line.strip_prefix("event: ") {
+                event = name.to_string();
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                let value = serde_json::from_str(data).unwrap_or(Value::Null);
+                if tx.send((std::mem::take(&mut event), value)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
