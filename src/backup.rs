@@ -71,17 +71,13 @@ fn partial_path(out: &Path) -> PathBuf {
 
 /// Asks the running service for a backup (`POST /admin/v1/backup`) and writes it to `to`.
 fn download(data_dir: &Path, to: &Path, url: &str) -> Result<(), Failure> {
-    let token = match std::env::var("SLOTPOOL_ADMIN_TOKEN") {
-        Ok(t) if !t.is_empty() => t,
-        _ => std::fs::read_to_string(data_dir.join("admin_token"))
-            .map(|t| t.trim().to_string())
+    let token = crate::secrets::admin_token_for_tools(&data_dir.join("admin_token"))
             .map_err(|_| {
                 Failure::Data(format!(
                     "{} is in use by a running service; set SLOTPOOL_ADMIN_TOKEN so that it can be asked for the backup",
                     data_dir.display()
                 ))
-            })?,
-    };
+            })?;
     let endpoint = format!("{}/admin/v1/backup", url.trim_end_matches('/'));
     let resp = ureq::post(&endpoint)
         .set("Authorization", &format!("Bearer {token}"))

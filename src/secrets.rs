@@ -133,3 +133,12 @@ fn write_secret(path: &Path, token: &str) -> Result<(), ConfigError> {
         .and_then(|_| f.sync_all())
         .map_err(|e| ConfigError::Secret(format!("cannot write {}: {e}", path.display())))
 }
+
+/// The admin token a command-line tool presents to a running service:
+/// `SLOTPOOL_ADMIN_TOKEN`, else the contents of `file` (the service's token file).
+pub fn admin_token_for_tools(file: &Path) -> std::io::Result<String> {
+    match std::env::var("SLOTPOOL_ADMIN_TOKEN") {
+        Ok(t) if !t.is_empty() => Ok(t),
+        _ => std::fs::read_to_string(file).map(|t| t.trim().to_string()),
+    }
+}

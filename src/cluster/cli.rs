@@ -51,23 +51,16 @@ fn target(config: &Path) -> Result<(String, String), Failure> {
         .data_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("./data"));
-    let token = match std::env::var("SLOTPOOL_ADMIN_TOKEN") {
-        Ok(t) if !t.is_empty() => t,
-        _ => {
-            let file = file
-                .admin_token_file
-                .clone()
-                .unwrap_or_else(|| data_dir.join("admin_token"));
-            std::fs::read_to_string(&file)
-                .map(|t| t.trim().to_string())
-                .map_err(|e| {
-                    Failure::Input(format!(
-                        "no admin token: set SLOTPOOL_ADMIN_TOKEN (cannot read {}: {e})",
-                        file.display()
-                    ))
-                })?
-        }
-    };
+    let token_file = file
+        .admin_token_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join("admin_token"));
+    let token = crate::secrets::admin_token_for_tools(&token_file).map_err(|e| {
+        Failure::Input(format!(
+            "no admin token: set SLOTPOOL_ADMIN_TOKEN (cannot read {}: {e})",
+            token_file.display()
+        ))
+    })?;
     Ok((format!("http://{listen}"), token))
 }
 
