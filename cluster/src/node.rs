@@ -324,6 +324,12 @@ impl ClusterNode {
         self.settings.node_id
     }
 
+    /// The leader this node knows of: what every forwarded request asks, so read from
+    /// Raft's metrics without building the whole [`Status`].
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
     /// The HTTP address of member `id` in the current membership.
     pub fn http_of(&self, id: NodeId) -> Option<String> {
         let m = self.raft.metrics().borrow().membership_config.clone();

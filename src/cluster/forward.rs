@@ -94,7 +94,7 @@ async fn healthz() -> HttpResponse {
 /// Ready while another member leads (requests are forwarded to it); not while this one
 /// has just been elected and is about to serve itself.
 async fn readyz(data: web::Data<ClusterData>) -> HttpResponse {
-    match data.node().status().leader {
+    match data.node().leader() {
         Some(leader) if leader == data.node().id() => {
             no_leader("this member was just elected and starts serving in a moment")
         }
@@ -112,7 +112,7 @@ async fn metrics(
 ) -> Result<HttpResponse, Problem> {
     // `slotpool_ready` as `/readyz` answers: a follower that knows another leader serves.
     let node = data.node();
-    let ready = node.status().leader.is_some_and(|l| l != node.id());
+    let ready = node.leader().is_some_and(|l| l != node.id());
     http.ready.set(i64::from(ready));
     let mut out = Vec::new();
     TextEncoder::new()
@@ -135,7 +135,7 @@ async fn forward(
     client: web::Data<awc::Client>,
 ) -> HttpResponse {
     let node = data.node();
-    let leader = match node.status().leader {
+    let leader = match node.leader() {
         Some(l) if l != node.id() => l,
         // This node leads but has not started serving yet (catching up), or no leader.
         _ => return no_leader("no cluster leader is serving yet; an election may be running"),
@@ -179,7 +179,7 @@ async fn forward(
     let mut sent = forwarded.send_body(body.clone()).await;
     for _ in 0..CONNECT_RETRIES {
         let refused = matches!(&sent, Err(awc::error::SendRequestError::Connect(_)));
-        if !refused || node.status().leader != Some(leader) {
+        if !refused || node.leader() != Some(leader) {
             break;
         }
         actix_web::rt::time::sleep(CONNECT_RETRY).await;
