@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint fmt bench load chaos chaos-cluster soak clean cluster cluster-stop cluster-status load-cluster
+.PHONY: run test lint fmt bench load bench-compare chaos chaos-cluster soak clean cluster cluster-stop cluster-status load-cluster
 
 ## Run the service on its embedded default: sled journal in ./data, sample config.
 run:
@@ -37,6 +37,13 @@ bench:
 ## by default.
 load:
 	bash benches/load.sh
+
+## Durable request/release against Redis (appendonly, appendfsync always) running the same
+## toggle as a Lua script, side by side in one run, alternating rounds; prints both, the
+## server CPU and disk bytes per change, and the ratio (benches/bench-compare.sh --help).
+## Needs redis-server and redis-tools (Debian packages). BEFORE=<binary> adds an older build.
+bench-compare:
+	bash benches/bench-compare.sh
 
 ## A three-node cluster on this machine with nginx in front, in the foreground (Ctrl-C
 ## stops it all): nodes on 127.0.0.1:8081-8083 (Raft 9101-9103), nginx on 127.0.0.1:8080

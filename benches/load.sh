@@ -27,6 +27,7 @@
 #                       shared slots
 #   HTTP_WORKERS=, ACTOR_THREADS=   if set, written into a --config file for the server
 #   SKIP_BUILD=1        use the existing target/release binaries
+#   SLOTPOOL_BIN=PATH   run this server binary instead of target/release/slotpool
 #   KEEP_DATA=1         keep the temporary directory (journal, server log) and print it
 #   LATENCY_LOG=FILE    write every request's `<from us> <latency us>` to FILE, in time
 #                       order (when the slow ones came: bursts behind stalls, or a spread)
@@ -70,7 +71,7 @@ cd "$ROOT"
 command -v curl >/dev/null 2>&1 || die "curl is not installed (sudo apt-get install curl)"
 
 # --- build ---------------------------------------------------------------------------
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/slotpool"
+BIN="${SLOTPOOL_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/slotpool}"
 LOADGEN="${CARGO_TARGET_DIR:-$ROOT/target}/release/slotpool-loadgen"
 if [[ "${SKIP_BUILD:-}" != 1 ]]; then
     echo "load: cargo build --release" >&2
@@ -211,6 +212,13 @@ read -r EV0 FS0 FC0 BS0 NOOP0 F25_0 F10_0 < <(metrics_snapshot)
 # on what else the machine runs than requests per second do.
 server_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
 TICKS0=$(server_ticks)
+# Sectors the data directory's block device wrote (field 7 of its stat): what reached the
+# disk, WAL, sled and file-system metadata together (the process's write_bytes counter
+# also counts pages dirtied again and misleads). Anything else writing to the same device
+# during the run counts too: run it on a quiet machine.
+DISK_STAT="/sys/dev/block/$(( $(stat -c '%d' "$DATA") >> 8 )):$(( $(stat -c '%d' "$DATA") & 255 ))/stat"
+disk_sectors() { awk '{ print $7 }' "$DISK_STAT" 2>/dev/null || echo 0; }
+SECTORS0=$(disk_sectors)
 
 # --- load ----------------------------------------------------------------------------
 echo "load: $CLIENTS clients ($THREADS generator threads, $USERS users), ${DURATION}s, rate=$RATE, durability=$DURABILITY, $BASE" >&2
@@ -226,6 +234,7 @@ if (( GEN_RC != 0 )) || [[ -z "$RESULT" ]]; then
     die "the load generator failed (exit $GEN_RC)"
 fi
 TICKS1=$(server_ticks)
+SECTORS1=$(disk_sectors)
 read -r EV1 FS1 FC1 BS1 NOOP1 F25_1 F10_1 < <(metrics_snapshot)
 
 declare -A R
@@ -241,7 +250,7 @@ awk -v req="${R[requests]}" -v dur="${R[duration_us]}" -v ev0="$EV0" -v ev1="$EV
     -v fs0="$FS0" -v fs1="$FS1" -v fc0="$FC0" -v fc1="$FC1" -v bs0="$BS0" -v bs1="$BS1" \
     -v slow25="$(( (${FC1%.*} - ${FC0%.*}) - (${F25_1%.*} - ${F25_0%.*}) ))" -v slow10="$(( (${FC1%.*} - ${FC0%.*}) - (${F10_1%.*} - ${F10_0%.*}) ))" \
     -v p90="${R[p90_us]}" -v p999="${R[p999_us]}" -v max="${R[max_us]}" -v late="${R[late]}" -v held="${HELD:-?}" \
-    -v ticks="$(( TICKS1 - TICKS0 ))" -v hz="$(getconf CLK_TCK)" -v gen="${R[cpu_us]:-0}" -v stalls="${R[stalls]:-0}" -v stalled="${R[stalled_us]:-0}" -v noop="$(( ${NOOP1%.*} - ${NOOP0%.*} ))" '
+    -v ticks="$(( TICKS1 - TICKS0 ))" -v sectors="$(( SECTORS1 - SECTORS0 ))" -v hz="$(getconf CLK_TCK)" -v gen="${R[cpu_us]:-0}" -v stalls="${R[stalls]:-0}" -v stalled="${R[stalled_us]:-0}" -v noop="$(( ${NOOP1%.*} - ${NOOP0%.*} ))" '
     BEGIN {
         ev = ev1 - ev0; fc = fc1 - fc0
         printf "load: journal events during the run: %d for %d requests (%.3f per request); %d POSTs by a holder (no-ops); %d slots held at the end\n",
@@ -253,6 +262,9 @@ awk -v req="${R[requests]}" -v dur="${R[duration_us]}" -v ev0="$EV0" -v ev1="$EV
             p90 / 1000, p999 / 1000, max / 1000, dur / 1e6, late
         printf "load: the machine itself stalled %d times for more than 2 ms, %.1f ms in all (%.2f%% of the run; a thread that only sleeps saw it)\n",
             stalls, stalled / 1000, (dur > 0 ? stalled / dur * 100 : 0)
+        if (ev > 0 && sectors > 0)
+            printf "load: bytes to the disk: %.0f per event (%d sectors written by the device over the run)\n",
+                sectors * 512 / ev, sectors
         if (req > 0 && ticks > 0)
             printf "load: server CPU %.1f us per request, load generator %.1f us (user + system)\n",
                 ticks / hz * 1e6 / req, gen / req

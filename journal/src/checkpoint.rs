@@ -64,6 +64,10 @@ impl Checkpointer {
 /// reports a failure.
 pub(crate) struct Sled<'a> {
     pub(crate) db: &'a sled::Db,
+    /// The journal's tree and the records it does not hold yet: written into it before
+    /// each checkpoint, so that a recycled segment has nothing sled lacks.
+    pub(crate) tree: &'a sled::Tree,
+    pub(crate) tail: &'a crate::tail::Tail,
     pub(crate) data_file: &'a File,
     pub(crate) health: &'a Health,
 }
@@ -92,6 +96,11 @@ impl Checkpointer {
             }
             // Ends when the committer does (shutdown).
             let Ok(full) = closed.recv() else { return };
+            if let Err(e) = sled.tail.settle(sled.tree) {
+                sled.health
+                    .fail(format!("writing appended records into sled failed: {e}"));
+                return;
+            }
             if let Err(e) = checkpoint(sled.db, sled.data_file) {
                 sled.health.fail(format!("checkpoint failed: {e}"));
                 return;

@@ -88,6 +88,7 @@ impl Journal {
     pub(crate) fn cut(&self, name: &str, cut: &Cut, last: u64) -> Result<(), JournalError> {
         let ticket = {
             let _moving = lock(&self.inner.compactor.moving);
+            self.settled()?;
             let version = self.inner.watermark.set(name, last);
             let path = &self.inner.path;
             self.inner

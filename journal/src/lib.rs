@@ -10,8 +10,9 @@
 //! restore, [`Journal::verify`], and small stores for snapshots and connector cursors
 //! ([`Journal::snapshot_store`], [`Journal::cursor_store`]).
 //!
-//! Durability: an append inserts into sled's memory and adds the same keys and values to
-//! the frame of the next group. A caller that must not answer before its events survive
+//! Durability: an append puts its records in the tail ([`tail`]: memory, written into
+//! sled as chunks at each checkpoint and before any read) and adds the same keys and
+//! values to the frame of the next group. A caller that must not answer before its events survive
 //! registers with [`Journal::when_durable`]; one committer thread writes the frame to the
 //! write-ahead log ([`wal`]) and (by default) `fdatasync`s it, then tells every caller
 //! the write covered ([`commit`]). sled's own files are made durable in bulk, once per log
@@ -46,6 +47,7 @@ mod replay;
 mod replicated;
 mod replicator;
 mod store;
+mod tail;
 mod tip;
 mod transfer;
 mod tree_cut;

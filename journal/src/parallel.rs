@@ -101,6 +101,7 @@ impl Journal {
         from: StreamTip,
         mut f: impl FnMut(&Envelope<E>) -> bool,
     ) -> Result<StreamTip, JournalError> {
+        self.settled()?;
         let name = stream.name();
         let n = checkers();
         std::thread::scope(|scope| {
@@ -293,6 +294,7 @@ mod tests {
             },
         )
         .expect("open");
+        j.inner.tail.hold_nothing();
         let mut tip = StreamTip::default();
         for chunk in (1..=n).collect::<Vec<_>>().chunks(100) {
             let events: Vec<_> = chunk.iter().map(|i| enrol(&format!("u{i}"))).collect();

@@ -162,19 +162,25 @@ pub(crate) fn start_tip(tree: &sled::Tree, name: &str) -> Result<StreamTip, Jour
     }
 }
 
-/// The last sequence of stream `name` in `tree` (0 for none): its last loose record;
-/// else (compaction keeps the newest loose, but a truncation may end a stream at a
-/// chunk's end) the end of its last chunk; else, for a stream whose records were all
-/// purged, where the purge ended.
+/// The last sequence of stream `name` in `tree` (0 for none): the later of its last
+/// loose record and the end of its last chunk (chunks written from the tail
+/// ([`crate::tail`]) may follow loose records that recovery inserted); for a stream whose
+/// records were all purged, where the purge ended.
 pub(crate) fn last_sequence(tree: &sled::Tree, name: &str) -> Result<u64, JournalError> {
-    if let Some(key) = tree.range(record_range(name)).keys().next_back() {
-        return Ok(split_key(&key?).map_or(0, |(_, sequence)| sequence));
-    }
+    let loose = match tree.range(record_range(name)).keys().next_back() {
+        Some(key) => split_key(&key?).map(|(_, sequence)| sequence),
+        None => None,
+    };
     let chunks = chunk_key(name, 0)..=chunk_key(name, u64::MAX);
-    if let Some((key, chunk)) = tree.range(chunks).next_back().transpose()? {
-        if let Some((_, first)) = split_key(&key[1..]) {
-            return chunk_end(name, first, &chunk);
-        }
+    let packed = match tree.range(chunks).next_back().transpose()? {
+        Some((key, chunk)) => match split_key(&key[1..]) {
+            Some((_, first)) => Some(chunk_end(name, first, &chunk)?),
+            None => None,
+        },
+        None => None,
+    };
+    match loose.max(packed) {
+        Some(last) => Ok(last),
+        None => Ok(start_tip(tree, name)?.next_sequence - 1),
     }
-    Ok(start_tip(tree, name)?.next_sequence - 1)
 }

@@ -76,6 +76,7 @@ impl Journal {
     /// The sequence of the last record of `stream` (0 for a stream with none), read from
     /// the key layout without decoding anything.
     pub fn last_sequence(&self, stream: &StreamId) -> Result<u64, JournalError> {
+        self.settled()?;
         read::last_sequence(&self.inner.tree, &stream.name())
     }
 
@@ -105,6 +106,7 @@ impl Journal {
         mut f: impl FnMut(Envelope<E>) -> bool,
     ) -> Result<StreamTip, JournalError> {
         const BATCH: usize = 512;
+        self.settled()?;
         let name = stream.name();
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Envelope<E>, Hash)>>(4);
         std::thread::scope(|scope| {
@@ -171,6 +173,7 @@ impl Journal {
         stream: &StreamId,
         mut f: impl FnMut(u64, &[u8]) -> bool,
     ) -> Result<(), JournalError> {
+        self.settled()?;
         let from = self.first_tip(stream)?.next_sequence;
         read::for_each_record(
             &self.inner.tree,
@@ -187,6 +190,7 @@ impl Journal {
         stream: &StreamId,
         sequence: u64,
     ) -> Result<Option<Hash>, JournalError> {
+        self.settled()?;
         read::record_hash(&self.inner.tree, &stream.name(), sequence)
     }
 }

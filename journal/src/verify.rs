@@ -25,6 +25,7 @@ impl Journal {
     /// belongs to an indexed stream and every indexed stream has records. Returns the
     /// first damage found, naming stream and sequence.
     pub fn verify(&self) -> Result<Vec<StreamSummary>, JournalError> {
+        self.settled()?;
         let indexed: BTreeSet<String> = self.streams()?.iter().map(StreamId::name).collect();
         let mut stored = BTreeSet::new();
         for key in self.inner.tree.iter().keys() {

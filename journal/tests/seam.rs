@@ -7,7 +7,8 @@
 use slotpool_events::envelope::Envelope;
 use slotpool_events::{ProductEvent, StreamId, Timestamp};
 use slotpool_journal::{
-    BackupError, Durability, Journal, JournalConfig, JournalError, StreamTip, BACKUP_MAGIC,
+    BackupError, Durability, Journal, JournalConfig, JournalError, StreamLayout, StreamTip,
+    BACKUP_MAGIC, CHUNK_RECORDS,
 };
 use std::path::Path;
 use uuid::Uuid;
@@ -127,7 +128,10 @@ fn truncating_into_packed_records_keeps_the_ones_before_the_cut() {
     .expect("open");
     let mut tip = StreamTip::default();
     fill_in_batches(&j, &mut tip, 5_000);
-    assert!(j.compact(&stream()).expect("compact") > 2_000);
+    // Packed: by the journal as it writes them (all but the stream's first batch, which
+    // goes in loose with its index entry), and by compaction for any left loose.
+    j.compact(&stream()).expect("compact");
+    assert!(j.layout(&stream()).expect("layout").chunked > 2_000);
     let mut at = j.truncate_after(&stream(), 2_000).expect("truncate");
     append(&j, &mut at, &users("b", 2_001..=2_002));
     assert_eq!(
@@ -336,17 +340,28 @@ fn a_stream_truncated_at_a_chunk_end_still_knows_its_end() {
     let j = open(dir.path());
     let mut tip = StreamTip::default();
     fill_in_batches(&j, &mut tip, 5_000);
-    assert_eq!(j.compact(&stream()).expect("compact"), 3_072);
-    let mut at = j.truncate_after(&stream(), 2_048).expect("truncate");
-    assert_eq!(j.last_sequence(&stream()).expect("last"), 2_048);
+    // The first batch (500) goes in loose with the stream's index entry; the journal
+    // packs the rest as it writes them, CHUNK_RECORDS to a chunk: 501..=1524, 1525..=2548.
+    let end = 500 + 2 * CHUNK_RECORDS;
+    let mut at = j.truncate_after(&stream(), end).expect("truncate");
+    assert_eq!(
+        j.layout(&stream()).expect("layout"),
+        StreamLayout {
+            chunks: 2,
+            chunked: 2 * CHUNK_RECORDS,
+            loose: 500
+        },
+        "the cut fell at a chunk's end: no kept record came back loose"
+    );
+    assert_eq!(j.last_sequence(&stream()).expect("last"), end);
     let mut file = Vec::new();
-    assert_eq!(j.export(&mut file).expect("export").records, 2_048);
+    assert_eq!(j.export(&mut file).expect("export").records, end);
     j.shutdown().expect("shutdown");
     drop(j);
     let j = open(dir.path());
-    assert_eq!(j.verify().expect("verify")[0].records, 2_048);
-    append(&j, &mut at, &users("b", 2_049..=2_050));
-    assert_eq!(replayed(&j).len(), 2_050);
+    assert_eq!(j.verify().expect("verify")[0].records, end);
+    append(&j, &mut at, &users("b", end + 1..=end + 2));
+    assert_eq!(replayed(&j).len() as u64, end + 2);
 }
 
 /// Found by review: a stream purged to its end keeps its start and its snapshots in a

@@ -1,0 +1,157 @@
+//! The tail: records appended since sled last took them, held in memory and written into
+//! sled in chunks, many at a time.
+//!
+//! Why: inserting each record into sled as it is appended was a fifth of the server's CPU
+//! under `make load` (sled's `Tree::insert`, its node splits and page-cache updates, on
+//! the product actor's thread) and most of what reached the disk (sled's log writes each
+//! record, then compaction writes it again into a chunk and removes the loose key). An
+//! append is already durable through the write-ahead log ([`crate::wal`]); sled only has
+//! to hold the records by the time the log segment that covers them is recycled. So an
+//! append puts its records here, and [`Tail::settle`] writes everything here into sled
+//! as chunks ([`crate::chunk`]) in one batch: once per log segment, from the
+//! checkpointer, before sled is made durable; and before anything reads the tree, so
+//! every reader still finds every record in sled and nothing else needs to know.
+//!
+//! A record that does not continue its stream's run (the first of a stream, a re-applied
+//! replicated record, the first after a cut) is not held: the caller writes it into sled
+//! itself, after a settle, as before.
+//!
+//! Architecture Invariant: a record is in the tail or in sled's tree, never lost between
+//! them: a settle holds [`Tail`]'s `settling` lock from taking the records until sled has
+//! them, and every reader settles first.
+
+use crate::chunk::{chunk_key, CHUNK_FORMAT, CHUNK_RECORDS};
+use crate::error::JournalError;
+use crate::lock::lock;
+use crate::read::last_sequence;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A stream's records held in the tail: consecutive sequences from `first`.
+struct Run {
+    first: u64,
+    records: Vec<Vec<u8>>,
+    /// Bytes of `records`, for the chunk's allocation.
+    bytes: usize,
+}
+
+/// What [`Tail::hold`] did with an append.
+pub(crate) enum Held {
+    /// Held, with the frame's ticket.
+    Yes(u64),
+    /// Not held: the records, for the caller to write into sled.
+    No(Vec<Vec<u8>>),
+}
+
+/// The records not yet in sled, per stream.
+#[derive(Default)]
+pub(crate) struct Tail {
+    /// Stream name -> its run. A std Mutex: held for a push or a swap, never across I/O.
+    runs: Mutex<HashMap<String, Run>>,
+    /// Held by a settle from taking the runs until sled holds them, so that a reader who
+    /// settled finds every record in sled. Taken before `runs` when both are.
+    settling: Mutex<()>,
+    /// Tests of what sled does with loose records (compaction, damage in chunks) make
+    /// the tail hold nothing, as a journal written before it existed did.
+    #[cfg(test)]
+    holds_nothing: std::sync::atomic::AtomicBool,
+}
+
+impl Tail {
+    /// Holds `records` of stream `name` (the first at sequence `first`) if they continue
+    /// the stream: its run here, or, without one, its last record in `tree`. A held
+    /// append is first handed to `to_frame` (the write-ahead log's next frame), under the
+    /// tail's lock, so that the log and the tail see one stream's appends in the same
+    /// order; its answer is returned. Records that do not continue the stream come back
+    /// untouched: the caller writes them into sled after a settle.
+    pub(crate) fn hold(
+        &self,
+        tree: &sled::Tree,
+        name: &str,
+        first: u64,
+        records: Vec<Vec<u8>>,
+        to_frame: impl FnOnce(&[Vec<u8>]) -> u64,
+    ) -> Result<Held, JournalError> {
+        #[cfg(test)]
+        if self
+            .holds_nothing
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(Held::No(records));
+        }
+        {
+            let mut runs = lock(&self.runs);
+            if let Some(run) = runs.get_mut(name) {
+                if run.first + run.records.len() as u64 != first {
+                    return Ok(Held::No(records));
+                }
+                let ticket = to_frame(&records);
+                run.bytes += records.iter().map(Vec::len).sum::<usize>();
+                run.records.extend(records);
+                return Ok(Held::Yes(ticket));
+            }
+        }
+        // No run: sled has the whole stream once no settle is under way.
+        let _settling = lock(&self.settling);
+        let last = last_sequence(tree, name)?;
+        let mut runs = lock(&self.runs);
+        if runs.contains_key(name) || last.checked_add(1) != Some(first) {
+            return Ok(Held::No(records));
+        }
+        let ticket = to_frame(&records);
+        let bytes = records.iter().map(Vec::len).sum();
+        runs.insert(
+            name.to_string(),
+            Run {
+                first,
+                records,
+                bytes,
+            },
+        );
+        Ok(Held::Yes(ticket))
+    }
+
+    /// Writes every record held here into `tree` as chunks of at most [`CHUNK_RECORDS`],
+    /// in one atomic batch, and forgets them. Returns once `tree` holds them (not durably:
+    /// that is the checkpoint's job; the write-ahead log covers them until then).
+    pub(crate) fn settle(&self, tree: &sled::Tree) -> Result<(), JournalError> {
+        let _settling = lock(&self.settling);
+        let runs = std::mem::take(&mut *lock(&self.runs));
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for (name, run) in runs {
+            let mut first = run.first;
+            let per_record = run.bytes / run.records.len().max(1) + 4;
+            for records in run.records.chunks(CHUNK_RECORDS as usize) {
+                let mut chunk = Vec::with_capacity(5 + per_record * records.len());
+                chunk.push(CHUNK_FORMAT);
+                chunk.extend_from_slice(&(records.len() as u32).to_le_bytes());
+                for record in records {
+                    chunk.extend_from_slice(&(record.len() as u32).to_le_bytes());
+                    chunk.extend_from_slice(record);
+                }
+                batch.insert(chunk_key(&name, first), chunk);
+                first += records.len() as u64;
+            }
+        }
+        // On failure the records are still in the write-ahead log, which the next open
+        // replays; the journal stops accepting writes (the caller reports the failure).
+        tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Whether nothing is held (tests).
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        lock(&self.runs).is_empty()
+    }
+
+    /// From now on, holds nothing: every record goes into sled loose (tests).
+    #[cfg(test)]
+    pub(crate) fn hold_nothing(&self) {
+        self.holds_nothing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
