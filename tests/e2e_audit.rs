@@ -281,13 +281,7 @@ fn audit_refuses_missing_and_corrupt_data_dirs() {
             .open()
             .expect("open sled");
         let tree = db.open_tree("journal").expect("journal tree");
-        let mut key = format!("product/{P}").into_bytes();
-        key.push(0);
-        key.extend_from_slice(&3u64.to_be_bytes());
-        let mut value = tree.get(&key).expect("read").expect("record 3").to_vec();
-        let at = (value.len() - 32) / 2;
-        value[at] ^= 0x40;
-        tree.insert(key, value).expect("write");
+        common::stored::flip(&tree, &format!("product/{P}"), 3, 0x40);
         db.flush().expect("flush");
     }
     let out = run(&[

@@ -45,30 +45,21 @@ fn dump(dir: &Path) -> Dump {
     out
 }
 
-/// Key of record `seq` of `stream` in the "journal" tree.
-fn record_key(stream: &str, seq: u64) -> Vec<u8> {
-    let mut k = stream.as_bytes().to_vec();
-    k.push(0);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-/// XORs one byte of one record's value with `mask`; returns the byte's offset.
-fn flip(dir: &Path, key: &[u8], mask: u8) -> usize {
+/// XORs one byte of record `seq` of `stream` with `mask`, wherever the journal keeps it
+/// ([`stored::locate`]); returns the key whose value changed.
+fn flip(dir: &Path, stream: &str, seq: u64, mask: u8) -> Vec<u8> {
     let db = open_db(dir);
     let tree = db.open_tree("journal").expect("journal tree");
-    let mut value = tree
-        .get(key)
-        .expect("read record")
-        .expect("the record exists")
-        .to_vec();
-    // In the envelope, before the 32-byte hash trailer.
-    assert!(value.len() > 40, "record of {} bytes", value.len());
-    let at = (value.len() - 32) / 2;
-    value[at] ^= mask;
-    tree.insert(key, value).expect("write record");
+    let key = stored::flip(&tree, stream, seq, mask);
     db.flush().expect("flush");
-    at
+    key
+}
+
+/// Whether the journal tree of a stopped service holds record `seq` of `stream`.
+fn holds(dir: &Path, stream: &str, seq: u64) -> bool {
+    let db = open_db(dir);
+    let tree = db.open_tree("journal").expect("journal tree");
+    stored::locate(&tree, stream, seq).is_some()
 }
 
 /// What the API shows of product `demo`.
@@ -111,18 +102,17 @@ fn damaged_record_is_found_refused_and_left_alone() {
     assert_verify_ok(&data);
 
     let intact = dump(&data);
-    let key = record_key("product/demo", 3);
     assert!(
-        intact.contains_key(&(b"journal".to_vec(), key.clone())),
+        holds(&data, "product/demo", 3),
         "sequence 3 of product/demo is in the journal tree"
     );
     assert!(
-        intact.contains_key(&(b"journal".to_vec(), record_key("product/demo", 8))),
+        holds(&data, "product/demo", 8),
         "the damage is in the middle of the stream"
     );
 
     // Damage: one flipped bit in the middle of record 3.
-    let at = flip(&data, &key, 0x40);
+    let at = flip(&data, "product/demo", 3, 0x40);
     let damaged = dump(&data);
     let differs: Vec<_> = intact
         .iter()
@@ -162,8 +152,8 @@ fn damaged_record_is_found_refused_and_left_alone() {
     assert_eq!(verify(&data).code, Some(1));
 
     // Restore the byte: intact again, and the service shows what it showed before.
-    flip(&data, &key, 0x40);
-    assert!(dump(&data) == intact, "restored byte {at}");
+    flip(&data, "product/demo", 3, 0x40);
+    assert!(dump(&data) == intact, "restored the byte of {at:?}");
     assert_verify_ok(&data);
     let mut server = Server::start(&opts);
     let c = server.client();
@@ -196,13 +186,13 @@ fn missing_record_and_damaged_directory_are_named() {
     let intact = dump(&data);
 
     // A record taken out of product/demo.
-    let key = record_key("product/demo", 2);
-    {
+    let key = {
         let db = open_db(&data);
         let tree = db.open_tree("journal").unwrap();
-        assert!(tree.remove(&key).unwrap().is_some());
+        let key = stored::take_out(&tree, "product/demo", 2);
         db.flush().unwrap();
-    }
+        key
+    };
     let v = verify(&data);
     assert_eq!(v.code, Some(1), "{v:#?}");
     assert!(
@@ -229,8 +219,7 @@ fn missing_record_and_damaged_directory_are_named() {
     assert_verify_ok(&data);
 
     // A flipped byte in the directory stream's first record.
-    let key = record_key("directory", 1);
-    flip(&data, &key, 0x01);
+    flip(&data, "directory", 1, 0x01);
     let v = verify(&data);
     assert_eq!(v.code, Some(1), "{v:#?}");
     assert!(
@@ -246,7 +235,7 @@ fn missing_record_and_damaged_directory_are_named() {
         refused.logs()
     );
     drop(refused);
-    flip(&data, &key, 0x01);
+    flip(&data, "directory", 1, 0x01);
     assert!(dump(&data) == intact);
     let server = Server::start(&opts);
     assert_eq!(server.client().product("demo")["members"], 3);
@@ -319,8 +308,7 @@ fn damage_a_snapshot_covers_is_found_by_the_background_check() {
     );
     assert_verify_ok(&data);
 
-    let key = record_key("product/demo", 3);
-    flip(&data, &key, 0x40);
+    flip(&data, "product/demo", 3, 0x40);
     let v = verify(&data);
     assert_eq!(v.code, Some(1), "verify on damage: {v:#?}");
     assert!(

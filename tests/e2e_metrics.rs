@@ -10,7 +10,6 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use slotpool_events::envelope;
 use slotpool_events::ProductEvent;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -285,17 +284,18 @@ fn metrics_pass_promtool_match_the_admin_api_and_carry_the_cause_id() {
     assert!(logged(&id), "no JSON log line with cause {id}");
     assert!(logged(own), "no JSON log line with cause {own}");
 
-    let db = sled::Config::new().path(&data).open().expect("open sled");
-    let tree = db.open_tree("journal").expect("journal tree");
+    let journal = slotpool_journal::Journal::open(&data, Default::default()).expect("open");
     let mut by_cause: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for item in tree.scan_prefix(b"product/jira\0") {
-        let (_, v) = item.expect("read");
-        let (env, _) = envelope::decode::<ProductEvent>(&v).expect("record decodes");
-        by_cause
-            .entry(env.cause.to_string())
-            .or_default()
-            .push(format!("{:?}", env.event));
-    }
+    let jira = slotpool_events::StreamId::product("jira").expect("a stream");
+    journal
+        .replay::<ProductEvent>(&jira, |env| {
+            by_cause
+                .entry(env.cause.to_string())
+                .or_default()
+                .push(format!("{:?}", env.event));
+        })
+        .expect("replay");
+    journal.shutdown().expect("shutdown");
     let enrolled = by_cause
         .get(&id)
         .unwrap_or_else(|| panic!("no event with cause {id}"));

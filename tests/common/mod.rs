@@ -11,6 +11,7 @@ pub mod browser;
 pub mod cluster;
 pub mod fault_proxy;
 pub mod linearizable;
+pub mod stored;
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
