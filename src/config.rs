@@ -46,6 +46,8 @@ pub struct FileConfig {
     pub cache_mb: Option<u64>,
     pub http_workers: Option<usize>,
     pub actor_threads: Option<usize>,
+    pub access_log: Option<String>,
+    pub access_log_sample: Option<u32>,
     pub nightly_at: Option<String>,
     pub timezone: Option<String>,
     pub snapshot_every: Option<u64>,
@@ -90,6 +92,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which answered requests get a line in the access log ([`crate::http::observe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLog {
+    /// Every answer but monitoring probes that succeed; of the successful answers (below
+    /// 400), one in `sample` (1: all of them).
+    All { sample: u32 },
+    /// Only answers with a 4xx or 5xx status.
+    Errors,
+    /// None: for load tests, or where the proxy in front keeps the access log.
+    Off,
+}
+
 /// The resolved configuration of `serve`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -111,10 +125,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The journal's page cache, in MiB.
     pub cache_mb: u64,
-    /// actix-web worker threads.
+    /// actix-web worker threads (default: [`default_threads`]).
     pub http_workers: usize,
-    /// Threads running the product actors.
+    /// Threads running the product actors (default: [`default_threads`]).
     pub actor_threads: usize,
+    /// What the access log says.
+    pub access_log: AccessLog,
     /// When the nightly hygiene runs, on the wall clock of `timezone`.
     pub nightly: Nightly,
     /// Events between two snapshots of a product.
@@ -295,8 +311,15 @@ impl Config {
             max_body_bytes,
             log_format,
             cache_mb: file.cache_mb.unwrap_or(64).clamp(8, 64 * 1024),
-            http_workers: file.http_workers.unwrap_or(cores).clamp(1, 256),
-            actor_threads: file.actor_threads.unwrap_or(cores).clamp(1, 256),
+            http_workers: file
+                .http_workers
+                .unwrap_or(default_threads(cores).0)
+                .clamp(1, 256),
+            actor_threads: file
+                .actor_threads
+                .unwrap_or(default_threads(cores).1)
+                .clamp(1, 256),
+            access_log: access_log(file.access_log.as_deref(), file.access_log_sample)?,
             nightly: Nightly {
                 at: parse_time(file.nightly_at.as_deref().unwrap_or("02:00"))?,
                 tz: parse_tz(
@@ -308,6 +331,43 @@ impl Config {
             },
             snapshot_every: file.snapshot_every.unwrap_or(10_000).clamp(10, 100_000_000),
         })
+    }
+}
+
+/// HTTP worker and actor threads for a machine of `cores`: half the cores answer HTTP,
+/// a quarter run the product actors (at least one each); the journal's committer, the
+/// kernel's network and disk work and the rest of the machine use the remainder.
+///
+/// Why not one of each per core: every request crosses from its HTTP worker to its
+/// product's actor and back through the committer, and each crossing to a thread that is
+/// not running costs a wake-up and a context switch. On the 2-core development VM under
+/// `make load RATE=max`, one HTTP worker and one actor thread served about 1.7 times the
+/// requests of two and two (docs/benchmarks.md, "Cost per durable change").
+pub fn default_threads(cores: usize) -> (usize, usize) {
+    ((cores / 2).max(1), (cores / 4).max(1))
+}
+
+/// The access log setting: `access_log` (`all`, the default; `errors`; `off`) and, with
+/// `all`, `access_log_sample` (log one in N successful answers; 1, the default: all).
+fn access_log(mode: Option<&str>, sample: Option<u32>) -> Result<AccessLog, ConfigError> {
+    let invalid = |name, message: String| Err(ConfigError::Invalid { name, message });
+    match (mode.unwrap_or("all"), sample) {
+        ("all", None) => Ok(AccessLog::All { sample: 1 }),
+        ("all", Some(n)) if (1..=1_000_000).contains(&n) => Ok(AccessLog::All { sample: n }),
+        ("all", Some(n)) => invalid(
+            "access_log_sample",
+            format!("{n} is not between 1 (every answer) and 1000000"),
+        ),
+        ("errors" | "off", Some(_)) => invalid(
+            "access_log_sample",
+            "samples only go with access_log = \"all\"".into(),
+        ),
+        ("errors", None) => Ok(AccessLog::Errors),
+        ("off", None) => Ok(AccessLog::Off),
+        (other, _) => invalid(
+            "access_log",
+            format!("{other:?} is none of \"all\", \"errors\", \"off\""),
+        ),
     }
 }
 
@@ -373,3 +433,47 @@ fn parse_net(text: &str) -> Result<IpNet, ConfigError> {
 
 #[cfg(test)]
 mod fuzz;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(toml: &str) -> Result<Config, ConfigError> {
+        let file: FileConfig = toml::from_str(toml).expect("toml");
+        Config::resolve(Overrides::default(), file)
+    }
+
+    #[test]
+    fn the_access_log_logs_everything_unless_told_otherwise() {
+        let of = |toml: &str| resolved(toml).map(|c| c.access_log);
+        assert_eq!(of("").expect("default"), AccessLog::All { sample: 1 });
+        assert_eq!(
+            of("access_log = \"errors\"").expect("errors"),
+            AccessLog::Errors
+        );
+        assert_eq!(of("access_log = \"off\"").expect("off"), AccessLog::Off);
+        assert_eq!(
+            of("access_log_sample = 100").expect("sampled"),
+            AccessLog::All { sample: 100 }
+        );
+        for bad in [
+            "access_log = \"some\"",
+            "access_log_sample = 0",
+            "access_log = \"off\"\naccess_log_sample = 10",
+        ] {
+            assert!(
+                matches!(of(bad), Err(ConfigError::Invalid { name, .. }) if name.starts_with("access_log")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn threads_default_to_half_the_cores_for_http_and_a_quarter_for_actors() {
+        assert_eq!(default_threads(1), (1, 1));
+        assert_eq!(default_threads(2), (1, 1));
+        assert_eq!(default_threads(8), (4, 2));
+        let c = resolved("http_workers = 3\nactor_threads = 2").expect("set");
+        assert_eq!((c.http_workers, c.actor_threads), (3, 2));
+    }
+}

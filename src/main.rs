@@ -9,6 +9,7 @@ mod config;
 mod connector;
 mod failure;
 mod http;
+mod logging;
 mod offline;
 mod private;
 mod problem;
@@ -144,6 +145,7 @@ fn main() -> ExitCode {
             private::create_data_dir(&data_dir).and_then(|()| backup::run_restore(&from, &data_dir))
         }
     };
+    logging::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,7 +1,7 @@
 //! `slotpool serve`: wires config, journal, actors and HTTP together, and shuts down
 //! cleanly on SIGTERM/SIGINT (drain in-flight requests, flush and sync, exit 0).
 
-use crate::config::{Config, FileConfig, LogFormat, Overrides};
+use crate::config::{Config, FileConfig, Overrides};
 use crate::failure::Failure;
 use crate::http::{self, AppState};
 use crate::secrets::{load_token, TokenSource};
@@ -31,7 +31,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         },
         file,
     )?;
-    init_logging(config.log_format);
+    crate::logging::init(config.log_format);
     exit_on_panic();
     disable_transparent_huge_pages();
     crate::private::create_data_dir(&config.data_dir)?;
@@ -194,6 +194,7 @@ pub(crate) async fn serve(
     let cluster = leading.as_ref().map(|l| {
         crate::cluster::routes::ClusterData::new(Arc::clone(&l.node), admin_token.clone())
     });
+    let access_log = web::Data::new(http::observe::AccessLogPolicy::new(config.access_log));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
@@ -203,6 +204,7 @@ pub(crate) async fn serve(
                 }
             })
             .app_data(http_metrics.clone())
+            .app_data(access_log.clone())
             .app_data(limits.clone())
             .wrap(actix_web::middleware::from_fn(
                 http::limits::body::body_deadline,
@@ -304,6 +306,7 @@ fn exit_on_panic() {
     std::panic::set_hook(Box::new(move |info| {
         default(info);
         tracing::error!(%info, "panic: stopping so that recovery can start clean");
+        crate::logging::flush();
         std::process::abort();
     }));
 }
@@ -326,27 +329,5 @@ fn disable_transparent_huge_pages() {
             let e = std::io::Error::last_os_error();
             tracing::warn!(error = %e, "transparent huge pages not disabled; tail latency may suffer");
         }
-    }
-}
-
-/// What is logged unless `SLOTPOOL_LOG` says otherwise. openraft logs every leadership
-/// confirmation that misses a member at ERROR (one line per answered read while a member
-/// is down) and every vote at INFO; slotpool logs what an operator acts on itself (leader
-/// changes, refused peers, stepping down), so openraft's core says only warnings and
-/// above, and its per-read confirmation errors not at all (`SLOTPOOL_LOG=info,openraft=debug`
-/// shows everything).
-const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,openraft::core::raft_core=off";
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SLOTPOOL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }

@@ -385,3 +385,53 @@ fn labelled_series_exist_from_the_start() {
     let server = Server::start(&opts);
     expect_zero(&scrape(&server.client()));
 }
+
+/// `access_log = "errors"` writes a line for a refused call and none for a successful
+/// one; the default writes both. Every line is in the log by the time the process ends
+/// (the log's writer thread is flushed on the way out).
+#[test]
+fn the_access_log_says_what_its_setting_asks_and_nothing_is_left_unwritten() {
+    let answered = |server: &Server| {
+        server
+            .stderr()
+            .lines()
+            .filter(|l| l.contains("answered"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    for (setting, success_logged) in [("errors", false), ("all", true)] {
+        let tmp = temp_dir();
+        let config = tmp.path().join("slotpool.toml");
+        std::fs::write(&config, format!("access_log = \"{setting}\"\n")).expect("config");
+        let opts = Opts::new(&tmp.path().join("data"), tmp.path())
+            .arg("--config")
+            .arg(config.to_str().expect("utf-8"));
+        let mut server = Server::start(&opts);
+        let c = server.client();
+        c.put_product(
+            "p",
+            json!({"kind": "jira", "licence_tier": 5, "shared_slots": 1}),
+        );
+        let ok = c.admin("GET", "/admin/v1/products/p", None);
+        assert_eq!(ok.status, 200);
+        let missing = c.admin("GET", "/admin/v1/products/nope", None);
+        assert_eq!(missing.status, 404);
+        server.stop();
+        let lines = answered(&server);
+        let line_of = |id: Option<&str>| {
+            let id = id.expect("X-Request-Id");
+            lines.iter().any(|l| l.contains(id))
+        };
+        assert!(line_of(missing.header("x-request-id")), "{setting}: {lines:#?}");
+        assert_eq!(
+            line_of(ok.header("x-request-id")),
+            success_logged,
+            "{setting}: {lines:#?}"
+        );
+        assert!(
+            server.stderr().contains("bye"),
+            "the last line is written: {}",
+            server.stderr()
+        );
+    }
+}

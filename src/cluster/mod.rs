@@ -241,6 +241,7 @@ fn restart_in_place(why: &str) -> Result<(), Failure> {
     tracing::warn!(reason = %why, "stepping down: this node no longer leads; restarting in place to serve from what the cluster committed");
     let exe = std::env::current_exe()
         .map_err(|e| Failure::Runtime(format!("cannot restart in place: {e}")))?;
+    crate::logging::flush();
     let err = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
         .exec();

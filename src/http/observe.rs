@@ -15,6 +15,7 @@ use actix_web::middleware::Next;
 use actix_web::web;
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use slotpool_actors::metrics::register;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -30,6 +31,39 @@ tokio::task_local! {
 /// tests that call a handler directly).
 pub fn cause() -> Uuid {
     CAUSE.try_with(|c| *c).unwrap_or_else(|_| Uuid::new_v4())
+}
+
+/// What the access log says ([`crate::config::AccessLog`]), with the count its sampling
+/// goes by. Absent from the app (tests that build one by hand): every answer is logged.
+pub struct AccessLogPolicy {
+    setting: crate::config::AccessLog,
+    answered: AtomicU64,
+}
+
+impl AccessLogPolicy {
+    /// The policy of `setting`.
+    pub fn new(setting: crate::config::AccessLog) -> AccessLogPolicy {
+        AccessLogPolicy {
+            setting,
+            answered: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the answer with `status` to a call of `route` gets a line.
+    fn logs(&self, route: &str, status: actix_web::http::StatusCode) -> bool {
+        use crate::config::AccessLog;
+        let failed = status.is_client_error() || status.is_server_error();
+        match self.setting {
+            AccessLog::Off => false,
+            AccessLog::Errors => failed,
+            AccessLog::All { .. } if failed => true,
+            AccessLog::All { .. } if is_probe(route) => false,
+            AccessLog::All { sample: 1 } => true,
+            AccessLog::All { sample } => {
+                self.answered.fetch_add(1, Ordering::Relaxed) % u64::from(sample) == 0
+            }
+        }
+    }
 }
 
 /// The HTTP metrics, by route pattern (never the raw path: bounded cardinality), and the
@@ -115,6 +149,7 @@ pub async fn observe(
         .unwrap_or_else(Uuid::new_v4);
     let method = method_label(req.method());
     let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
+    let access_log = req.app_data::<web::Data<AccessLogPolicy>>().cloned();
     let span = tracing::info_span!("request", cause = %id, method);
     let result = CAUSE
         .scope(id, next.call(req))
@@ -139,7 +174,11 @@ pub async fn observe(
         res.headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID), v);
     }
-    if !is_probe(&route) || status.is_server_error() {
+    let logged = match &access_log {
+        Some(policy) => policy.logs(&route, status),
+        None => !is_probe(&route) || status.is_server_error(),
+    };
+    if logged {
         span.in_scope(|| {
             tracing::info!(
                 route = %route,
@@ -150,4 +189,32 @@ pub async fn observe(
         });
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AccessLogPolicy;
+    use crate::config::AccessLog;
+    use actix_web::http::StatusCode;
+
+    #[test]
+    fn the_policy_logs_what_its_setting_says() {
+        let all = AccessLogPolicy::new(AccessLog::All { sample: 1 });
+        assert!(all.logs("/api/v1/products/{product}/slot", StatusCode::OK));
+        assert!(!all.logs("/readyz", StatusCode::OK));
+        assert!(all.logs("/readyz", StatusCode::SERVICE_UNAVAILABLE));
+        let errors = AccessLogPolicy::new(AccessLog::Errors);
+        assert!(!errors.logs("/x", StatusCode::NO_CONTENT));
+        assert!(errors.logs("/x", StatusCode::NOT_FOUND));
+        assert!(errors.logs("/x", StatusCode::INTERNAL_SERVER_ERROR));
+        let off = AccessLogPolicy::new(AccessLog::Off);
+        assert!(!off.logs("/x", StatusCode::INTERNAL_SERVER_ERROR));
+        // One in four successful answers; every failed one.
+        let sampled = AccessLogPolicy::new(AccessLog::All { sample: 4 });
+        let logged = (0..100)
+            .filter(|_| sampled.logs("/x", StatusCode::OK))
+            .count();
+        assert_eq!(logged, 25);
+        assert!(sampled.logs("/x", StatusCode::CONFLICT));
+    }
 }
