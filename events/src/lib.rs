@@ -5,6 +5,7 @@
 //! storage crate among the dependencies. Time comes in as an argument ([`Timestamp`]), so
 //! recovery, offline audit and simulation reuse exactly these rules.
 
+pub mod answer;
 pub mod bypass;
 pub mod command;
 pub mod connector;
