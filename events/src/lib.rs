@@ -27,6 +27,7 @@ pub mod queue;
 pub mod replication;
 pub mod reservation;
 pub mod settings;
+pub mod shadow;
 pub mod stream;
 pub mod sweep;
 pub mod sync;
