@@ -72,19 +72,27 @@
   // queue_all (maintenance): the administrator's message, shown the moment the mode
   // switches to it and removed the moment it switches back. The message is the page's
   // own (#sp-maintenance, rendered and sanitised by slotpool), fetched again; a later
-  // switch wins over an answer still on its way.
+  // switch wins over an answer still on its way. After the stream was lost a while, the
+  // page asks again (a switch it did not hear).
   var modeTurn = 0;
   function maintenance(code) {
+    var box = el("sp-maintenance");
+    if (!box) return;
+    if (code !== "queue_all") { ++modeTurn; box.hidden = true; box.textContent = ""; return; }
+    refreshMaintenance();
+  }
+  function refreshMaintenance() {
     var box = el("sp-maintenance"), turn = ++modeTurn;
     if (!box) return;
-    if (code !== "queue_all") { box.hidden = true; box.textContent = ""; return; }
     fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
-      .then(function (res) { return res.ok ? res.text() : ""; })
+      .then(function (res) { return res.ok ? res.text() : null; })
       .then(function (text) {
-        if (turn !== modeTurn) return;
+        if (text === null || turn !== modeTurn) return;
         var fresh = new DOMParser().parseFromString(text, "text/html").getElementById("sp-maintenance");
         box.textContent = "";
-        while (fresh && fresh.firstChild) box.appendChild(document.adoptNode(fresh.firstChild));
+        if (fresh && !fresh.hidden) {
+          while (fresh.firstChild) box.appendChild(document.adoptNode(fresh.firstChild));
+        }
         box.hidden = !box.hasChildNodes();
       }, function () { /* the next switch tries again */ });
   }
@@ -103,11 +111,15 @@
   // The stream is opened again after it fails for good (a 503 while a cluster elects a
   // leader closes an EventSource): after 1, 2, 4 ... 30 s, with jitter, so that the
   // browsers of a whole queue do not come back at the same instant; polling covers the gap.
-  var backoff = 1;
+  var backoff = 1, heard = false;
   function listen() {
     if (!window.EventSource) { mode.textContent = d.tPolling; return; }
     source = new EventSource(eventsUrl, { withCredentials: true });
-    source.onopen = function () { mode.textContent = d.tLive; backoff = 1; };
+    source.onopen = function () {
+      mode.textContent = d.tLive; backoff = 1;
+      if (heard) refreshMaintenance();
+      heard = true;
+    };
     source.onerror = function () {
       mode.textContent = d.tPolling;
       if (source.readyState !== EventSource.CLOSED || leaving) return;
