@@ -1,7 +1,8 @@
 // slotpool queue page: joins the queue, shows position, estimated wait and a countdown to
 // the next automatic check, listens for changes over Server-Sent Events (checking on a
 // timer as well, so it keeps working when the stream cannot be opened), and takes the
-// user to the product the moment the slot is granted.
+// user to the product the moment the slot is granted. A change of the product's mode
+// (event: mode) shows or removes the administrator's maintenance message.
 (function () {
   "use strict";
   var root = document.getElementById("slotpool-queue");
@@ -68,6 +69,33 @@
     }
     say(d.tNone, "");
   }
+  // queue_all (maintenance): the administrator's message, shown the moment the mode
+  // switches to it and removed the moment it switches back. The message is the page's
+  // own (#sp-maintenance, rendered and sanitised by slotpool), fetched again; a later
+  // switch wins over an answer still on its way. After the stream was lost a while, the
+  // page asks again (a switch it did not hear).
+  var modeTurn = 0;
+  function maintenance(code) {
+    var box = el("sp-maintenance");
+    if (!box) return;
+    if (code !== "queue_all") { ++modeTurn; box.hidden = true; box.textContent = ""; return; }
+    refreshMaintenance();
+  }
+  function refreshMaintenance() {
+    var box = el("sp-maintenance"), turn = ++modeTurn;
+    if (!box) return;
+    fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (res) { return res.ok ? res.text() : null; })
+      .then(function (text) {
+        if (text === null || turn !== modeTurn) return;
+        var fresh = new DOMParser().parseFromString(text, "text/html").getElementById("sp-maintenance");
+        box.textContent = "";
+        if (fresh && !fresh.hidden) {
+          while (fresh.firstChild) box.appendChild(document.adoptNode(fresh.firstChild));
+        }
+        box.hidden = !box.hasChildNodes();
+      }, function () { /* the next switch tries again */ });
+  }
   function problem(res) {
     return res.json().then(function (p) {
       say(d.tError + " " + (p.detail || p.title || res.status), "bad");
@@ -83,11 +111,15 @@
   // The stream is opened again after it fails for good (a 503 while a cluster elects a
   // leader closes an EventSource): after 1, 2, 4 ... 30 s, with jitter, so that the
   // browsers of a whole queue do not come back at the same instant; polling covers the gap.
-  var backoff = 1;
+  var backoff = 1, heard = false;
   function listen() {
     if (!window.EventSource) { mode.textContent = d.tPolling; return; }
     source = new EventSource(eventsUrl, { withCredentials: true });
-    source.onopen = function () { mode.textContent = d.tLive; backoff = 1; };
+    source.onopen = function () {
+      mode.textContent = d.tLive; backoff = 1;
+      if (heard) refreshMaintenance();
+      heard = true;
+    };
     source.onerror = function () {
       mode.textContent = d.tPolling;
       if (source.readyState !== EventSource.CLOSED || leaving) return;
@@ -99,6 +131,13 @@
       source.addEventListener(name, function (ev) {
         try { show(JSON.parse(ev.data)); } catch (e) { /* a malformed frame is ignored */ }
       });
+    });
+    // The product's mode changed (the new mode in `reason`, with this user's state).
+    source.addEventListener("mode", function (ev) {
+      var s;
+      try { s = JSON.parse(ev.data); } catch (e) { return; }
+      maintenance(s.reason);
+      show(s);
     });
   }
   function tick() {

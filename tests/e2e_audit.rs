@@ -13,7 +13,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use slotpool_events::{Command, ProductKind, ProductState, Settings, StreamId, Timestamp};
+use slotpool_events::{Command, Mode, ProductKind, ProductState, Settings, StreamId, Timestamp};
 use slotpool_journal::{Durability, Journal, JournalConfig, StreamTip};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -317,6 +317,12 @@ const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 /// Writes a journal of `P` as the service would: the demand decided by the real rules
 /// under a pool big enough for everyone (so every request is granted at once).
 fn write_journal(dir: &Path, demand: &[(i64, String, bool)]) {
+    write_journal_with_modes(dir, demand, &[]);
+}
+
+/// [`write_journal`], with the product's mode switched at the given instants (seconds
+/// after T0; issue G's modes), as an administrator's settings change would.
+fn write_journal_with_modes(dir: &Path, demand: &[(i64, String, bool)], modes: &[(i64, Mode)]) {
     let journal = Journal::open(
         dir,
         JournalConfig {
@@ -355,7 +361,27 @@ fn write_journal(dir: &Path, demand: &[(i64, String, bool)]) {
             },
         );
     }
-    for (at, user, asks) in demand {
+    // Each step: its instant, then a mode switch (Err) or a user's demand (Ok); within
+    // an instant a mode switch comes first.
+    type Step<'a> = Result<&'a (i64, String, bool), Mode>;
+    let mut steps: Vec<(i64, Step)> = demand
+        .iter()
+        .map(|d| (d.0, Ok(d)))
+        .chain(modes.iter().map(|(at, m)| (*at, Err(*m))))
+        .collect();
+    steps.sort_by_key(|(at, step)| (*at, step.is_ok()));
+    for (at, step) in steps {
+        let (at, user, asks) = match step {
+            Err(mode) => {
+                let settings = Settings {
+                    mode,
+                    ..Settings::new(ProductKind::Jira, 100, 100)
+                };
+                append(&mut state, at, Command::Configure(settings));
+                continue;
+            }
+            Ok(d) => d,
+        };
         let user = user.clone();
         let cmd = if *asks {
             Command::request(user)
@@ -531,6 +557,113 @@ fn simulate_replays_a_journal_against_other_pool_sizes() {
         "9..3",
     ]);
     assert_eq!(bad.code, Some(2), "{bad:#?}");
+}
+
+/// Issue G: `--mode recorded` replays the journal's queue_all window (requests held
+/// back, its end serving the queue in order); the default replays enforced throughout,
+/// even when the journal's last setting is queue_all.
+#[test]
+fn simulate_replays_recorded_mode_switches_or_enforces_throughout() {
+    let tmp = temp_dir();
+    let dir = tmp.path().join("data");
+    // Three users arrive 10 s apart and stay 100 s; maintenance from 5 s to 50 s, and
+    // again from 500 s (the journal's last setting).
+    write_journal_with_modes(
+        &dir,
+        &arrivals(3, 10, 100),
+        &[
+            (5, Mode::QueueAll),
+            (50, Mode::Enforce),
+            (500, Mode::QueueAll),
+        ],
+    );
+    let dir = dir.to_str().expect("utf-8");
+    let sim = |extra: &[&str]| {
+        let mut args = vec![
+            "simulate",
+            "--data-dir",
+            dir,
+            "--product",
+            P,
+            "--slots",
+            "2,100",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--format", "json"]);
+        let out = run_json(&args);
+        let by_slots: BTreeMap<u64, Value> = out["settings"]
+            .as_array()
+            .expect("settings")
+            .iter()
+            .map(|s| (s["shared_slots"].as_u64().expect("slots"), s.clone()))
+            .collect();
+        (out, by_slots)
+    };
+    // Enforced throughout (the default): 2 slots serve u0, u1 at once and u2 after u0's
+    // logout (100 - 20 = 80 s); 100 slots serve everyone at once.
+    let (out, enforced) = sim(&[]);
+    assert_eq!(out["mode"], "enforce");
+    assert_eq!(out["mode_switches"], json!([]));
+    assert_eq!(
+        (
+            enforced[&2]["served_at_once"].clone(),
+            enforced[&2]["wait_p99_s"].clone()
+        ),
+        (json!(2), json!(80.0))
+    );
+    assert_eq!(enforced[&100]["served_at_once"], 3);
+    // As recorded: u1 and u2 queue in the maintenance. With 100 slots its end at 50 s
+    // serves both (40 s, 30 s); with 2, one free slot goes to u1 (40 s) and u2 waits for
+    // u0's logout at 100 s (80 s).
+    let (out, recorded) = sim(&["--mode", "recorded"]);
+    assert_eq!(out["mode"], "recorded");
+    let modes: Vec<&str> = out["mode_switches"]
+        .as_array()
+        .expect("switches")
+        .iter()
+        .map(|m| m["mode"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(modes, ["queue_all", "enforce", "queue_all"]);
+    let r = &recorded[&100];
+    assert_eq!(
+        (r["served_at_once"].clone(), r["served_after_wait"].clone()),
+        (json!(1), json!(2))
+    );
+    assert_eq!(
+        (r["wait_p50_s"].clone(), r["wait_p99_s"].clone()),
+        (json!(30.0), json!(40.0))
+    );
+    let r = &recorded[&2];
+    assert_eq!(
+        (r["served_at_once"].clone(), r["served_after_wait"].clone()),
+        (json!(1), json!(2))
+    );
+    assert_eq!(
+        (r["wait_p50_s"].clone(), r["wait_p99_s"].clone()),
+        (json!(40.0), json!(80.0))
+    );
+    // Recorded modes need a journal; an unknown mode is a usage error.
+    let log = tmp.path().join("access.log");
+    std::fs::write(&log, "").expect("write log");
+    let out = run(&[
+        "simulate",
+        "--log",
+        log.to_str().expect("utf-8"),
+        "--mode",
+        "recorded",
+    ]);
+    assert_ne!(out.code, Some(0), "{out:#?}");
+    assert!(out.stderr.contains("--mode recorded"), "{out:#?}");
+    let out = run(&[
+        "simulate",
+        "--data-dir",
+        dir,
+        "--product",
+        P,
+        "--mode",
+        "queue_all",
+    ]);
+    assert_eq!(out.code, Some(2), "{out:#?}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -368,3 +368,100 @@ fn the_dashboard_shows_the_api_state_and_its_resize_takes_effect() {
     );
     admin.screenshot(&screenshot_dir().join("dashboard-peaks.png"));
 }
+
+/// Issue G's modes on the queue page: the administrator's queue_all message appears on a
+/// waiting user's page the moment the mode switches (no reload), and goes when it
+/// switches back, the user being taken on to the product as a slot is free; a page
+/// loaded during queue_all shows the message at once.
+#[test]
+fn the_queue_page_follows_the_mode_live_maintenance_message_then_on_to_the_product() {
+    let enforce = json!({"kind": "jira", "licence_tier": 10, "shared_slots": 1});
+    let site = Site::start(enforce.clone(), &["alice", "bob", "carol"]);
+    let c = site.client();
+    assert_eq!(c.request(PRODUCT, "alice").state(), "granted");
+    let base = site.url("/");
+    let with = |mode: &str| {
+        let mut s = enforce.clone();
+        s["mode"] = json!(mode);
+        s["queue_page"] = json!({
+            "base_url": base,
+            "queue_all_message": "Upgrade to 10.3 until **10:00** <script>document.title='owned'</script>",
+        });
+        s
+    };
+
+    let driver = Driver::start(site.nginx.dir.as_path());
+    let bob = Browser::new(&driver, Some(("bob", PASSWORD)));
+    let wanted = site.url("/browse/MNT-1");
+    bob.goto(&wanted);
+    wait_for("bob waiting", Duration::from_secs(15), || {
+        bob.visible_text("#sp-position").filter(|t| t == "1")
+    });
+    wait_for("the live stream", Duration::from_secs(15), || {
+        bob.visible_text("#sp-mode")
+            .filter(|t| t == "Live updates are on.")
+    });
+    assert_eq!(
+        bob.visible_text("#sp-maintenance"),
+        None,
+        "no message in enforce"
+    );
+
+    // Maintenance: the message appears without a reload, rendered, its script not run.
+    c.put_product(PRODUCT, with("queue_all"));
+    let shown = wait_for("the maintenance message", Duration::from_secs(15), || {
+        bob.visible_text("#sp-maintenance strong")
+    });
+    assert_eq!(shown, "10:00");
+    assert!(bob
+        .visible_text("#sp-maintenance")
+        .is_some_and(|t| t.contains("Upgrade to 10.3")));
+    assert_eq!(
+        bob.js(
+            "return document.querySelectorAll('#sp-maintenance script').length",
+            json!([])
+        ),
+        json!(0)
+    );
+    assert_ne!(bob.js("return document.title", json!([])), json!("owned"));
+    assert!(bob.url().contains("/slotpool/queue/jira"), "still waiting");
+    bob.screenshot(&screenshot_dir().join("queue-page-maintenance.png"));
+
+    // A page loaded during queue_all shows the message at once; alice's release frees a
+    // slot that stays free while the mode lasts.
+    let carol = Browser::new(&driver, Some(("carol", PASSWORD)));
+    carol.goto(&site.url("/browse/MNT-2"));
+    wait_for("carol on the queue page", Duration::from_secs(15), || {
+        carol.url().contains("/slotpool/queue/jira").then_some(())
+    });
+    let loaded = wait_for("the message on load", Duration::from_secs(10), || {
+        carol.visible_text("#sp-maintenance strong")
+    });
+    assert_eq!(loaded, "10:00");
+    assert_eq!(c.release(PRODUCT, "alice").status, 204);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        c.holders(PRODUCT).is_empty(),
+        "freed slots stay free in queue_all"
+    );
+    assert!(bob.url().contains("/slotpool/queue/jira"));
+
+    // Back to enforce with the free slot: the message goes and bob, the queue's head,
+    // is taken on to the page he asked for; carol keeps waiting, without the message.
+    c.put_product(PRODUCT, with("enforce"));
+    wait_for("bob at the product", Duration::from_secs(15), || {
+        (bob.url() == wanted).then_some(())
+    });
+    wait_for("the product's content", Duration::from_secs(10), || {
+        bob.visible_text("#product")
+    });
+    assert_eq!(c.holders(PRODUCT), vec!["bob".to_string()]);
+    wait_for("the message removed", Duration::from_secs(15), || {
+        carol
+            .visible_text("#sp-maintenance")
+            .is_none()
+            .then_some(())
+    });
+    assert!(carol.url().contains("/slotpool/queue/jira"));
+    assert_eq!(carol.visible_text("#sp-position").as_deref(), Some("1"));
+}

@@ -553,3 +553,137 @@ fn json_clients_wait_with_429_and_retry_after_through_the_shipped_nginx() {
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.contains("Product page"), "{r:?}");
 }
+
+#[test]
+fn api_prefixes_send_a_refused_rest_call_to_the_json_answer_whatever_its_accept() {
+    let dir = temp_dir();
+    let server = Server::start(&Opts::new(&dir.path().join("data"), dir.path()));
+    let c = server.client();
+    let settings = json!({"kind": "jira", "licence_tier": 10, "shared_slots": 1,
+                          "api_prefixes": ["/rest/", "/plugins/servlet/api/"]});
+    assert_eq!(c.put_product(P, settings.clone()).status, 201);
+    assert_eq!(
+        c.product(P)["api_prefixes"],
+        json!(["/rest/", "/plugins/servlet/api/"])
+    );
+    for u in ["alice", "bob", "carol"] {
+        c.enrol(P, u);
+    }
+    assert_eq!(c.request(P, "alice").state(), "granted");
+
+    // Straight at the gate: a refused view under a prefix says so to the proxy, with any
+    // Accept; other paths, and a path that could mean another page, do not.
+    let any = [("Accept", "*/*")];
+    let r = gate(&c, "bob", "/rest/api/2/search?jql=x", &any);
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.header("x-slotpool-answer"), Some("json"), "{r:?}");
+    let r = gate(&c, "bob", "/plugins/servlet/api/items", &[]);
+    assert_eq!(r.header("x-slotpool-answer"), Some("json"), "{r:?}");
+    for browser_path in [
+        "/browse/ABC-1",
+        "/rest/../secure/Dashboard.jspa",
+        "/restricted",
+    ] {
+        let r = gate(&c, "bob", browser_path, &any);
+        assert_eq!(r.status, 401, "{browser_path}: {r:?}");
+        assert_eq!(r.header("x-slotpool-answer"), None, "{browser_path}: {r:?}");
+    }
+    // Accept still decides on its own; a holder passes under a prefix as anywhere.
+    let r = gate(
+        &c,
+        "bob",
+        "/browse/ABC-1",
+        &[("Accept", "application/json")],
+    );
+    assert_eq!(r.header("x-slotpool-answer"), Some("json"), "{r:?}");
+    assert_eq!(gate(&c, "alice", "/rest/api/2/myself", &any).status, 204);
+    assert!(c.queue(P).is_empty(), "the gate queues nobody");
+
+    // Traefik (the queue URL header): the gate answers the REST call's JSON itself.
+    let traefik = [
+        ("X-Slotpool-Queue-Url", "/slotpool/queue/jira"),
+        ("Accept", "*/*"),
+    ];
+    let r = c.call(
+        "GET",
+        &format!("/gate/{P}"),
+        &[
+            ("X-Slotpool-User", "carol"),
+            ("X-Forwarded-Uri", "/rest/api/2/issue/ABC-1"),
+            traefik[0],
+            traefik[1],
+        ],
+        None,
+    );
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(r.json()["state"], "queued");
+    assert_eq!(r.json()["position"], 1);
+    assert!(r.header("retry-after").is_some(), "{r:?}");
+    let r = c.call(
+        "GET",
+        &format!("/gate/{P}"),
+        &[
+            ("X-Slotpool-User", "bob"),
+            ("X-Forwarded-Uri", "/browse/ABC-1"),
+            traefik[0],
+            traefik[1],
+        ],
+        None,
+    );
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(r.content_type.starts_with("text/html"), "{r:?}");
+
+    // Through the shipped nginx: a script's `Accept: */*` call under /rest/ gets 429 and
+    // its place; the same user's page view gets the redirect to the queue page.
+    let product = common::browser::Product::start(P);
+    let nginx = common::browser::Nginx::start(
+        dir.path(),
+        server.port,
+        product.port,
+        &[("alice", "pw"), ("bob", "pw"), ("carol", "pw")],
+    );
+    let via = Client::new(&format!("http://127.0.0.1:{}", nginx.port), "");
+    let call = |user: &str, path: &str| {
+        via.call(
+            "GET",
+            path,
+            &[("Authorization", &basic(user)), ("Accept", "*/*")],
+            None,
+        )
+    };
+    let r = call("bob", "/rest/api/2/search?jql=project%3DABC");
+    assert_eq!(r.status, 429, "{r:?}\n{}", nginx.error_log());
+    assert_eq!(r.json()["state"], "queued");
+    assert_eq!(r.json()["position"], 2, "behind carol");
+    assert!(r.header("retry-after").is_some(), "{r:?}");
+    let r = call("bob", "/browse/ABC-1");
+    assert_eq!(r.status, 302, "{r:?}");
+    assert!(
+        r.header("location")
+            .is_some_and(|l| l.contains("/slotpool/queue/jira?return_to=%2Fbrowse%2FABC-1")),
+        "{r:?}"
+    );
+
+    // A bad prefix is refused with a clear problem and changes nothing.
+    let mut bad = settings.clone();
+    bad["api_prefixes"] = json!(["rest/", "/rest/../x"]);
+    let problem = assert_problem(
+        &c.admin("PUT", &format!("/admin/v1/products/{P}"), Some(&bad)),
+        422,
+        "invalid_settings",
+    );
+    let detail = problem["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("api_prefixes[0]: 'rest/'"), "{problem}");
+    assert!(detail.contains("api_prefixes[1]"), "{problem}");
+    assert_eq!(
+        c.product(P)["api_prefixes"],
+        json!(["/rest/", "/plugins/servlet/api/"])
+    );
+    // Without the setting, Accept alone decides again (the JSON shows no empty list).
+    let mut off = settings;
+    off.as_object_mut().map(|o| o.remove("api_prefixes"));
+    assert_eq!(c.put_product(P, off).status, 200);
+    assert!(c.product(P).get("api_prefixes").is_none());
+    let r = call("bob", "/rest/api/2/search");
+    assert_eq!(r.status, 302, "{r:?}");
+}

@@ -652,3 +652,172 @@ fn the_gate_says_why_in_its_state_header_and_counts_only_its_grants_as_requests(
     let r = gate(&c, "mallory", "/");
     assert_eq!((r.status, state(&r)), (401, Some("none".into())));
 }
+
+/// Issue G on the dashboard: the gate policies form sets the mode, the maintenance
+/// message, the bypass rules (as JSON, validated by the core as the admin API's PUT) and
+/// the API prefixes, with the session's CSRF token; in passthrough the product page
+/// shows the would-be figures and the shadow run page what the run recorded.
+#[test]
+fn the_dashboard_edits_the_gate_policies_and_shows_the_shadow_run() {
+    let (_d, s, c) = start();
+    let admin = Admin::sign_in(&s);
+    let page = admin.get("/admin/products/jira");
+    for part in [
+        "id=\"gate-form\"",
+        "name=\"mode\"",
+        "<option value=\"enforce\" selected",
+        "name=\"bypass\"",
+        "name=\"api_prefixes\"",
+        "name=\"queue_all_message\"",
+    ] {
+        assert!(page.body.contains(part), "{part} in the product page");
+    }
+    assert!(
+        !page.body.contains("id=\"live-shadow\""),
+        "no shadow run in enforce"
+    );
+    let rules =
+        r#"[{"name": "robots", "users": ["ci-bot"]}, {"name": "rest", "paths": ["/rest/"]}]"#;
+    let form = |csrf: &str, mode: &str, bypass: &str| {
+        vec![
+            ("csrf", csrf.to_string()),
+            ("mode", mode.to_string()),
+            (
+                "queue_all_message",
+                "Upgrade until **10:00** <b>now</b>".to_string(),
+            ),
+            ("bypass", bypass.to_string()),
+            ("api_prefixes", "/rest/ /plugins/servlet/api/".to_string()),
+        ]
+    };
+    let post = |fields: &[(&str, String)]| {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = response(
+            admin
+                .agent
+                .post(&format!("{}/admin/products/jira/gate", s.base))
+                .set("Cookie", &admin.cookie)
+                .send_form(&pairs),
+        );
+        (r.status(), r.into_string().unwrap_or_default())
+    };
+    // Without the CSRF token: refused, nothing changes.
+    assert_eq!(post(&form("forged", "queue_all", rules)).0, 403);
+    assert!(c.product(P).get("mode").is_none());
+
+    assert_eq!(post(&form(&admin.csrf, "queue_all", rules)).0, 303);
+    let p = c.product(P);
+    assert_eq!(p["mode"], "queue_all");
+    assert_eq!(
+        p["queue_page"]["queue_all_message"],
+        "Upgrade until **10:00** <b>now</b>"
+    );
+    assert_eq!(p["bypass"][0]["name"], "robots");
+    assert_eq!(p["bypass"][1]["paths"], json!(["/rest/"]));
+    assert_eq!(
+        p["api_prefixes"],
+        json!(["/rest/", "/plugins/servlet/api/"])
+    );
+    assert_eq!(
+        p["queue_page"]["title"], "<script>alert('title')</script> Jira",
+        "the other settings are kept"
+    );
+    assert_eq!(
+        gate(&c, "ci-bot", "/browse/X-1").status,
+        204,
+        "the rule works"
+    );
+    let page = admin.get("/admin/products/jira");
+    assert!(
+        page.body.contains("<option value=\"queue_all\" selected"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("&quot;ci-bot&quot;"),
+        "the rules as JSON, escaped"
+    );
+    assert!(
+        page.body.contains("**10:00** &lt;b&gt;now&lt;/b&gt;"),
+        "the message escaped"
+    );
+    assert!(page.body.contains("value=\"/rest/ /plugins/servlet/api/\""));
+
+    // A bad rule (the core's validation, as the admin API's) or bad JSON or mode: 422
+    // shown on the page, nothing changes.
+    let bad_cidr = r#"[{"name": "office", "cidrs": ["10.0.0.1/8"]}]"#;
+    let (status, body) = post(&form(&admin.csrf, "enforce", bad_cidr));
+    assert_eq!(status, 422);
+    assert!(body.contains("bypass[0].cidrs"), "{body}");
+    let (status, body) = post(&form(&admin.csrf, "enforce", "[{\"name\": "));
+    assert_eq!(status, 422);
+    assert!(body.contains("bypass must be a JSON list"), "{body}");
+    let (status, body) = post(&form(&admin.csrf, "open_all", rules));
+    assert_eq!(status, 422);
+    assert!(body.contains("open_all"), "{body}");
+    assert_eq!(c.product(P)["mode"], "queue_all");
+    assert_eq!(c.product(P)["bypass"].as_array().map(Vec::len), Some(2));
+
+    // Passthrough with the rules emptied: the shadow run. alice's view is granted, bob's
+    // and carol's would have waited (both let through).
+    assert_eq!(post(&form(&admin.csrf, "passthrough", "")).0, 303);
+    assert!(c.product(P).get("bypass").is_none());
+    for u in ["alice", "bob", "carol"] {
+        c.enrol(P, u);
+        let r = gate(&c, u, "/browse/X-1");
+        assert_eq!(r.status, 204, "{r:?}");
+    }
+    assert_eq!(c.product(P)["would_be_queued"], 2);
+    let page = admin.get("/admin/products/jira");
+    assert!(page.body.contains("id=\"live-shadow\""), "{}", page.body);
+    assert!(
+        page.body.contains("id=\"would-be-queued\">2<"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("id=\"would-be-holders\">1 / 1<"),
+        "{}",
+        page.body
+    );
+    let shadow = admin.get("/admin/products/jira/shadow");
+    assert_eq!(shadow.status, 200);
+    assert!(
+        shadow.body.contains("id=\"shadow-requests\">3<"),
+        "{}",
+        shadow.body
+    );
+    assert!(
+        shadow.body.contains("id=\"shadow-queued\">2<"),
+        "{}",
+        shadow.body
+    );
+    assert!(
+        shadow.body.contains("id=\"shadow-peak-queued\">2<"),
+        "{}",
+        shadow.body
+    );
+    assert!(shadow.body.contains("(going on)"), "{}", shadow.body);
+
+    // Leaving passthrough ends the run (its figures stay); the panel goes.
+    assert_eq!(post(&form(&admin.csrf, "enforce", "")).0, 303);
+    assert!(c.product(P).get("mode").is_none());
+    let page = admin.get("/admin/products/jira");
+    assert!(!page.body.contains("id=\"live-shadow\""));
+    let shadow = admin.get("/admin/products/jira/shadow");
+    assert!(shadow.body.contains(", ended "), "{}", shadow.body);
+    assert!(
+        shadow.body.contains("id=\"shadow-queued\">2<"),
+        "{}",
+        shadow.body
+    );
+    // Without the session: back to sign-in.
+    let r = response(
+        ureq::AgentBuilder::new()
+            .redirects(0)
+            .build()
+            .get(&format!("{}/admin/products/jira/shadow", s.base))
+            .call(),
+    );
+    assert_eq!(r.status(), 303);
+}

@@ -5,6 +5,7 @@
 //! storage crate among the dependencies. Time comes in as an argument ([`Timestamp`]), so
 //! recovery, offline audit and simulation reuse exactly these rules.
 
+pub mod answer;
 pub mod bypass;
 pub mod command;
 pub mod connector;
@@ -26,6 +27,7 @@ pub mod queue;
 pub mod replication;
 pub mod reservation;
 pub mod settings;
+pub mod shadow;
 pub mod stream;
 pub mod sweep;
 pub mod sync;

@@ -95,6 +95,12 @@ pub struct Settings {
     /// (maintenance: nobody new gets a slot); see [`crate::mode`].
     #[serde(default, skip_serializing_if = "crate::mode::Mode::is_enforce")]
     pub mode: crate::mode::Mode,
+    /// Path prefixes of the product's API (`/rest/` for Jira, Confluence, Bitbucket): a
+    /// refused page view under one gets the queue's JSON answer (429, `Retry-After`)
+    /// whatever its `Accept` says; see [`crate::answer`]. Empty (the default): `Accept`
+    /// alone decides, and the JSON of older settings is unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_prefixes: Vec<String>,
 }
 
 /// The administrator's text for the queue page of a product, and the product's address.
@@ -274,6 +280,7 @@ impl Settings {
             reservations: Default::default(),
             bypass: Vec::new(),
             mode: Default::default(),
+            api_prefixes: Vec::new(),
         }
     }
 
@@ -371,6 +378,7 @@ impl Settings {
         }
         crate::reservation::validate(&self.reservations, self.shared_slots, &mut problems);
         crate::bypass::validate(&self.bypass, &mut problems);
+        crate::answer::validate(&self.api_prefixes, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

@@ -93,6 +93,8 @@ fn sample_settings() -> Settings {
         // No bypass rules are not serialized either (issue G).
         bypass: Vec::new(),
         mode: Default::default(),
+        // No API prefixes are not serialized either (issue G).
+        api_prefixes: Vec::new(),
     }
 }
 

@@ -11,9 +11,11 @@
 
 use super::call::{ProductUser, UserProduct};
 use crate::problem::Problem;
+use actix::Addr;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
+use slotpool_actors::{ask, ProductActor, Read};
 use slotpool_events::{GateRequest, Passage};
 use std::net::IpAddr;
 
@@ -27,6 +29,11 @@ pub const RETURN_TO_HEADER: &str = "X-Slotpool-Return-To";
 /// `/slotpool/queue/jira`): the 401 then carries a page that sends the browser there,
 /// for proxies that pass the 401 to the browser as it is (Traefik forwardAuth).
 pub const QUEUE_URL_HEADER: &str = "X-Slotpool-Queue-Url";
+
+/// Header on a 401 for a client that wants JSON (it asked for it in `Accept`, or its
+/// path lies under one of the product's `api_prefixes`): `json`. nginx reads it
+/// (`auth_request_set`) to send the refusal to the queue's JSON answer, not the page.
+pub const ANSWER_HEADER: &str = "x-slotpool-answer";
 
 /// Header on a 204 that a bypass rule let through: the rule's name.
 pub const BYPASS_HEADER: &str = "x-slotpool-bypass";
@@ -50,16 +57,42 @@ fn local_path(path: &str) -> bool {
         && !path.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
-fn refused_for(req: &HttpRequest, state: &'static str) -> HttpResponse {
-    let original = header(req, "X-Original-URI")
-        .or_else(|| header(req, "X-Forwarded-Uri"))
-        .filter(|u| local_path(u))
-        .unwrap_or("/");
+/// The original URI of the page view, as the proxy passed it (`X-Original-URI` from
+/// nginx, `X-Forwarded-Uri` from Traefik).
+fn original_uri(req: &HttpRequest) -> Option<&str> {
+    header(req, "X-Original-URI").or_else(|| header(req, "X-Forwarded-Uri"))
+}
+
+/// Whether a refused client wants the queue's JSON answer rather than the page: it asked
+/// for JSON (`Accept`), or its path lies under one of the product's `api_prefixes`
+/// (one read of the product's settings, only for a refusal that has a path to test).
+async fn wants_json_answer(req: &HttpRequest, addr: &Addr<ProductActor>) -> Result<bool, Problem> {
+    if super::pages::queue::wants_json(req) {
+        return Ok(true);
+    }
+    let Some(uri) = original_uri(req).map(str::to_string) else {
+        return Ok(false);
+    };
+    Ok(ask(
+        addr,
+        Read::new(move |s, _| {
+            s.settings()
+                .is_some_and(|s| slotpool_events::answer::under_api_prefix(&s.api_prefixes, &uri))
+        }),
+    )
+    .await?)
+}
+
+fn refused_for(req: &HttpRequest, state: &'static str, json: bool) -> HttpResponse {
+    let original = original_uri(req).filter(|u| local_path(u)).unwrap_or("/");
     let encoded: String = url::form_urlencoded::byte_serialize(original.as_bytes()).collect();
     let mut res = HttpResponse::build(StatusCode::UNAUTHORIZED);
     res.insert_header((GATE_STATE_HEADER, state))
         .insert_header((RETURN_TO_HEADER, encoded.clone()))
         .insert_header(("Cache-Control", "no-store"));
+    if json {
+        res.insert_header((ANSWER_HEADER, "json"));
+    }
     let queue = header(req, QUEUE_URL_HEADER)
         .filter(|q| local_path(q) && !q.contains(['\\', '?', '#', '"', '<', '>']));
     match queue {
@@ -112,9 +145,7 @@ fn gate_request(req: &HttpRequest) -> GateRequest {
     let client = real_ip
         .or_else(forwarded)
         .or_else(|| req.peer_addr().map(|a| a.ip()));
-    let uri = header(req, "X-Original-URI")
-        .or_else(|| header(req, "X-Forwarded-Uri"))
-        .map(str::to_string);
+    let uri = original_uri(req).map(str::to_string);
     let kind = |k: &str| {
         let k = k.trim().to_ascii_lowercase();
         let plain = !k.is_empty()
@@ -165,16 +196,17 @@ pub async fn gate(
             );
             res
         }
-        // Traefik passes the gate's refusal to the client as it is: a JSON client gets
-        // the queue's JSON answer from here (nginx routes its 401 there instead).
-        Some(Passage::Refused(_))
-            if header(&req, QUEUE_URL_HEADER).is_some()
-                && super::pages::queue::wants_json(&req) =>
-        {
-            super::pages::queue::json_answer(&product.state, &product.addr, &product.id, asker)
-                .await?
+        Some(Passage::Refused(state)) => {
+            let json = wants_json_answer(&req, &product.addr).await?;
+            // Traefik passes the gate's refusal to the client as it is: a JSON client gets
+            // the queue's JSON answer from here (nginx routes its 401 there instead).
+            if json && header(&req, QUEUE_URL_HEADER).is_some() {
+                super::pages::queue::json_answer(&product.state, &product.addr, &product.id, asker)
+                    .await?
+            } else {
+                refused_for(&req, state, json)
+            }
         }
-        Some(Passage::Refused(state)) => refused_for(&req, state),
-        None => refused_for(&req, "none"),
+        None => refused_for(&req, "none", false),
     })
 }

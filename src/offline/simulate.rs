@@ -14,6 +14,17 @@
 //!
 //! Reported per setting: the share of requests served at once, and queue-wait p50/p95/p99
 //! over the requests that had to wait and were then served.
+//!
+//! Gate policies (issue G). Modes change decisions: `--mode enforce` (the default)
+//! replays every setting enforced throughout, whatever mode the journal was recorded in;
+//! so the demand of a `passthrough` shadow run (whose pool decided as if enforced) tells
+//! what enforcing a size would do. `--mode recorded` replays the journal's own mode
+//! switches at their instants: a `queue_all` maintenance window holds every request back
+//! and its end serves the queue in order, as it did. Bypass rules are not replayed: a
+//! view a rule let through never reached the pool, so the journal holds no request of it
+//! (only the daily counts per rule), and whether a rule would have matched another view
+//! needs the groups, addresses, paths and credentials of requests the journal does not
+//! keep. The demand simulated is the pool's demand under the rules of its time.
 
 use super::access_log::LogFormat;
 use super::analyze::{inactivity_ms, read_logs, sessions};
@@ -24,8 +35,8 @@ use super::{
 use crate::failure::Failure;
 use serde_json::json;
 use slotpool_events::{
-    Command, Presence, ProductEvent, ProductKind, ProductState, RevokeReason, Settings, Standing,
-    Timestamp,
+    Command, Mode, Presence, ProductEvent, ProductKind, ProductState, RevokeReason, Settings,
+    Standing, Timestamp,
 };
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -57,12 +68,27 @@ pub struct SimulateArgs {
     /// or false].
     #[arg(long, value_delimiter = ',')]
     pub reclaim: Vec<bool>,
+    /// Modes (issue G): `enforce` replays every setting enforced throughout (a shadow
+    /// run's demand then tells what enforcing would do); `recorded` replays the journal's
+    /// mode switches at their instants (queue_all windows hold requests back). Needs
+    /// --data-dir for `recorded`.
+    #[arg(long, value_enum, default_value = "enforce")]
+    pub mode: ModeReplay,
     /// Draw share served at once against slots to this SVG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+}
+
+/// Which modes `simulate` replays the demand under (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeReplay {
+    /// Enforced throughout, whatever the journal's mode was.
+    Enforce,
+    /// The journal's own mode switches, at their instants.
+    Recorded,
 }
 
 /// Parses `10,20,30` or `10..50:10` (a list of ranges and counts may be mixed).
@@ -119,6 +145,9 @@ pub struct Demand {
     pub actions: Vec<(Timestamp, u32, Action)>,
     /// The settings the demand was recorded under, if known (the journal's last).
     pub recorded: Option<Settings>,
+    /// The journal's mode switches (issue G): each instant the mode changed, and to what,
+    /// oldest first (the first configuration's mode included when it is not `enforce`).
+    pub modes: Vec<(Timestamp, Mode)>,
 }
 
 impl Demand {
@@ -159,10 +188,18 @@ pub struct DemandBuilder {
 }
 
 impl DemandBuilder {
-    /// Takes the next event of the stream.
-    pub fn push(&mut self, e: &ProductEvent) {
+    /// Takes the next event of the stream, recorded at `recorded_at`.
+    pub fn push(&mut self, e: &ProductEvent, recorded_at: Timestamp) {
         let (user, at, action) = match e {
             ProductEvent::Configured { settings } => {
+                let before = self
+                    .demand
+                    .recorded
+                    .as_ref()
+                    .map_or(Mode::Enforce, |s| s.mode);
+                if settings.mode != before {
+                    self.demand.modes.push((recorded_at, settings.mode));
+                }
                 self.demand.recorded = Some(settings.clone());
                 return;
             }
@@ -272,6 +309,8 @@ pub fn settings_for(base: &Settings, v: Variant) -> Settings {
     }
     s.reclaim_on_request = v.reclaim;
     s.auto_relogin = false;
+    // Enforced: the recorded mode switches, if replayed, are applied at their instants.
+    s.mode = Mode::Enforce;
     s
 }
 
@@ -366,9 +405,16 @@ impl<'a> Replay<'a> {
     }
 }
 
-/// Replays `demand` against `settings` (slots, inactivity and reclaim from `variant`).
-pub fn simulate(demand: &Demand, base: &Settings, variant: Variant) -> Outcome {
+/// Replays `demand` against `settings` (slots, inactivity and reclaim from `variant`),
+/// switching to each mode of `modes` at its instant (empty: enforced throughout).
+pub fn simulate(
+    demand: &Demand,
+    base: &Settings,
+    variant: Variant,
+    modes: &[(Timestamp, Mode)],
+) -> Outcome {
     let settings = settings_for(base, variant);
+    let mut switches = modes.iter().peekable();
     let start = demand
         .actions
         .first()
@@ -392,7 +438,15 @@ pub fn simulate(demand: &Demand, base: &Settings, variant: Variant) -> Outcome {
             reclaimed: 0,
         },
     };
-    r.run_command(Command::Configure(settings));
+    r.run_command(Command::Configure(settings.clone()));
+    let switch = |r: &mut Replay, at: Timestamp, mode: Mode| {
+        r.sweep_until(at);
+        r.now = r.now.max(at);
+        r.run_command(Command::Configure(Settings {
+            mode,
+            ..settings.clone()
+        }));
+    };
     for user in &demand.users {
         r.run_command(Command::Enrol {
             user: user.clone(),
@@ -400,6 +454,13 @@ pub fn simulate(demand: &Demand, base: &Settings, variant: Variant) -> Outcome {
         });
     }
     for &(at, index, action) in &demand.actions {
+        while let Some(&&(m_at, mode)) = switches.peek() {
+            if m_at > at {
+                break;
+            }
+            switch(&mut r, m_at, mode);
+            switches.next();
+        }
         r.sweep_until(at);
         r.now = r.now.max(at);
         let user = r.demand.users[index as usize].as_str();
@@ -420,6 +481,11 @@ pub fn simulate(demand: &Demand, base: &Settings, variant: Variant) -> Outcome {
             (Action::Request | Action::Activity, _) => r.request(user),
         }
     }
+    // Switches after the last action still decide the fate of those waiting (a
+    // maintenance that ends serves the queue).
+    for &(m_at, mode) in switches {
+        switch(&mut r, m_at, mode);
+    }
     r.out.never_served += r.waiting.len() as u64;
     r.waits.sort_unstable();
     r.out.wait_p50_ms = percentile(&r.waits, 0.50);
@@ -429,7 +495,12 @@ pub fn simulate(demand: &Demand, base: &Settings, variant: Variant) -> Outcome {
 }
 
 /// Runs every variant, spread over the machine's cores, in the given order.
-pub fn simulate_all(demand: &Demand, base: &Settings, variants: &[Variant]) -> Vec<Outcome> {
+pub fn simulate_all(
+    demand: &Demand,
+    base: &Settings,
+    variants: &[Variant],
+    modes: &[(Timestamp, Mode)],
+) -> Vec<Outcome> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(variants.len().max(1));
@@ -442,7 +513,7 @@ pub fn simulate_all(demand: &Demand, base: &Settings, variants: &[Variant]) -> V
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(v) = variants.get(i) else { break };
-                let outcome = simulate(demand, base, *v);
+                let outcome = simulate(demand, base, *v, modes);
                 if let Ok(mut r) = slots.lock() {
                     r[i] = Some(outcome);
                 }
@@ -464,10 +535,15 @@ pub fn run(args: &SimulateArgs) -> Result<(), Failure> {
         let stream = product_stream(&journal, product)?;
         let mut builder = DemandBuilder::default();
         read_stream(&journal, &stream, |env| {
-            builder.push(&env.event);
+            builder.push(&env.event, env.timestamp);
             true
         })?;
         builder.finish()
+    } else if args.mode == ModeReplay::Recorded {
+        return Err(Failure::Input(
+            "--mode recorded replays a journal's mode switches: give --data-dir D --product P"
+                .into(),
+        ));
     } else if !args.logs.is_empty() {
         let inactivity = inactivity_ms(
             args.inactivity
@@ -536,7 +612,11 @@ pub fn run(args: &SimulateArgs) -> Result<(), Failure> {
             .validate(0)
             .map_err(|e| Failure::Input(format!("setting {v:?} is not valid: {e}")))?;
     }
-    let outcomes = simulate_all(&demand, &base, &variants);
+    let modes: &[(Timestamp, Mode)] = match args.mode {
+        ModeReplay::Enforce => &[],
+        ModeReplay::Recorded => &demand.modes,
+    };
+    let outcomes = simulate_all(&demand, &base, &variants, modes);
     if let Some(path) = &args.plot {
         plot(path, &outcomes)?;
     }
@@ -572,9 +652,14 @@ pub fn run(args: &SimulateArgs) -> Result<(), Failure> {
         Format::Table => {
             write_table(
                 &format!(
-                    "{} users, {} actions replayed per setting",
+                    "{} users, {} actions replayed per setting, {}",
                     demand.users.len(),
-                    demand.actions.len()
+                    demand.actions.len(),
+                    match args.mode {
+                        ModeReplay::Enforce => "enforced throughout".to_string(),
+                        ModeReplay::Recorded =>
+                            format!("{} recorded mode switches", demand.modes.len()),
+                    }
                 ),
                 &HEADER,
                 &rows,
@@ -584,6 +669,14 @@ pub fn run(args: &SimulateArgs) -> Result<(), Failure> {
         Format::Json => write_json(&json!({
             "users": demand.users.len(),
             "actions": demand.actions.len(),
+            "mode": match args.mode {
+                ModeReplay::Enforce => "enforce",
+                ModeReplay::Recorded => "recorded",
+            },
+            "mode_switches": modes.iter().map(|(at, m)| json!({
+                "at": crate::view::rfc3339(*at),
+                "mode": m.code(),
+            })).collect::<Vec<_>>(),
             "settings": outcomes.iter().map(|o| json!({
                 "shared_slots": o.variant.shared_slots,
                 "inactivity_s": o.variant.inactivity_s,
@@ -710,6 +803,7 @@ mod tests {
                 (t(200), 0, Action::Activity),
             ],
             recorded: None,
+            modes: Vec::new(),
         };
         let run = |reclaim| {
             let variant = Variant {
@@ -717,7 +811,7 @@ mod tests {
                 inactivity_s: 60,
                 reclaim,
             };
-            simulate(&demand, &base, variant)
+            simulate(&demand, &base, variant, &[])
         };
         let o = run(false);
         assert_eq!(
@@ -731,5 +825,77 @@ mod tests {
         // ago); b is revoked at 180 as before, so a is served at once at 200 too.
         let o = run(true);
         assert_eq!((o.served_at_once, o.reclaimed), (3, 1));
+    }
+
+    #[test]
+    fn a_recorded_maintenance_window_holds_requests_back_and_its_end_serves_the_queue() {
+        // Two slots. a asks at 0, b at 10, c at 20, each leaving 100 s later; the journal
+        // recorded queue_all from 5 to 50 and again from 500 (after everything).
+        let base = Settings::new(ProductKind::Generic, 5, 2);
+        let t = |s: i64| Timestamp::from_millis(1_800_000_000_000 + s * 1000);
+        let mut demand = Demand {
+            users: vec!["a".into(), "b".into(), "c".into()],
+            actions: vec![
+                (t(0), 0, Action::Request),
+                (t(10), 1, Action::Request),
+                (t(20), 2, Action::Request),
+                (t(100), 0, Action::Leave),
+                (t(110), 1, Action::Leave),
+                (t(120), 2, Action::Leave),
+            ],
+            recorded: None,
+            modes: Vec::new(),
+        };
+        let mut builder = DemandBuilder::default();
+        for (at, mode) in [
+            (0, Mode::Enforce),
+            (5, Mode::QueueAll),
+            (50, Mode::Enforce),
+            (500, Mode::QueueAll),
+        ] {
+            let settings = Settings {
+                mode,
+                ..base.clone()
+            };
+            builder.push(&ProductEvent::Configured { settings }, t(at));
+        }
+        demand.modes = builder.finish().modes;
+        assert_eq!(
+            demand.modes,
+            vec![
+                (t(5), Mode::QueueAll),
+                (t(50), Mode::Enforce),
+                (t(500), Mode::QueueAll)
+            ],
+            "only changes are switches"
+        );
+        let variant = Variant {
+            shared_slots: 2,
+            inactivity_s: 1800,
+            reclaim: false,
+        };
+        // Enforced throughout: a and b at once, c waits for a (100 - 20 = 80 s).
+        let o = simulate(&demand, &base, variant, &[]);
+        assert_eq!(
+            (o.served_at_once, o.served_after_wait, o.never_served),
+            (2, 1, 0)
+        );
+        assert_eq!(o.wait_p99_ms, 80_000);
+        // As recorded: b and c queue during the maintenance; its end at 50 gives the one
+        // free slot to b (40 s), and c waits for a's logout at 100 (80 s).
+        let o = simulate(&demand, &base, variant, &demand.modes);
+        assert_eq!(
+            (o.served_at_once, o.served_after_wait, o.never_served),
+            (1, 2, 0)
+        );
+        assert_eq!((o.wait_p50_ms, o.wait_p99_ms), (40_000, 80_000));
+        // A recorded queue_all as the journal's last setting does not hold the enforced
+        // replay back.
+        let recorded = Settings {
+            mode: Mode::QueueAll,
+            ..base.clone()
+        };
+        let o = simulate(&demand, &recorded, variant, &[]);
+        assert_eq!(o.served_at_once, 2);
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::problem::Problem;
 use actix_web::HttpRequest;
-use slotpool_events::{ProductKind, QueuePage, Settings};
+use slotpool_events::{BypassRule, Mode, ProductKind, QueuePage, Settings};
 use std::collections::HashMap;
 
 /// The fields of one posted form (the last value of a repeated name wins).
@@ -84,9 +84,48 @@ pub fn apply_settings(current: Settings, f: &Fields) -> Result<Settings, Problem
             logo_url: f.text("qp_logo_url"),
             logo,
             base_url: f.text("qp_base_url"),
-            // Not on the form: kept as the admin API set it.
+            // On the gate policies form ([`apply_gate_policies`]): kept here.
             queue_all_message: current.queue_page.queue_all_message.clone(),
         },
+        ..current
+    })
+}
+
+/// The gate policies form applied to the current settings: `mode` (a select),
+/// `queue_all_message` (Markdown), `bypass` (the rules as a JSON list, as the admin
+/// API takes them; empty for none) and `api_prefixes` (separated by spaces, commas or
+/// lines). Only the shape is checked here; the rules' validation is the core's, as for
+/// the admin API's `PUT`, so a bad rule is refused with the same message.
+pub fn apply_gate_policies(current: Settings, f: &Fields) -> Result<Settings, Problem> {
+    let code = f.get("mode").unwrap_or("enforce").trim();
+    let mode: Mode =
+        serde_json::from_value(serde_json::Value::String(code.to_string())).map_err(|_| {
+            Problem::invalid_settings(format!(
+                "mode must be enforce, passthrough or queue_all, not {code:?}"
+            ))
+        })?;
+    let bypass: Vec<BypassRule> = match f.text("bypass") {
+        None => Vec::new(),
+        Some(text) => serde_json::from_str(&text).map_err(|e| {
+            Problem::invalid_settings(format!(
+                "bypass must be a JSON list of rules such as [{{\"name\": \"robots\", \"users\": [\"ci-bot\"]}}]: {e}"
+            ))
+        })?,
+    };
+    let api_prefixes = f
+        .get("api_prefixes")
+        .unwrap_or("")
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut queue_page = current.queue_page.clone();
+    queue_page.queue_all_message = f.text("queue_all_message");
+    Ok(Settings {
+        mode,
+        bypass,
+        api_prefixes,
+        queue_page,
         ..current
     })
 }
@@ -138,6 +177,64 @@ mod tests {
         assert_eq!(s.queue_page.title.as_deref(), Some("Hi <b>"));
         assert_eq!(s.queue_page.message, None);
         assert_eq!(s.queue_page.base_url.as_deref(), Some("https://x.example/"));
+    }
+
+    #[test]
+    fn the_gate_policies_form_becomes_mode_rules_prefixes_and_message() {
+        let mut current = Settings::new(ProductKind::Jira, 10, 2);
+        current.queue_page.title = Some("kept".into());
+        let f = Fields::parse(
+            b"mode=queue_all&queue_all_message=Upgrade+**now**\r\n&api_prefixes=%2Frest%2F%2C+%2Fapi%2F%0A&bypass=%5B%7B%22name%22%3A%22robots%22%2C%22users%22%3A%5B%22ci-bot%22%5D%7D%5D",
+        );
+        let s = apply_gate_policies(current, &f).unwrap();
+        assert_eq!(s.mode, Mode::QueueAll);
+        assert_eq!(
+            s.queue_page.queue_all_message.as_deref(),
+            Some("Upgrade **now**")
+        );
+        assert_eq!(
+            s.queue_page.title.as_deref(),
+            Some("kept"),
+            "the rest is kept"
+        );
+        assert_eq!(
+            s.api_prefixes,
+            vec!["/rest/".to_string(), "/api/".to_string()]
+        );
+        assert_eq!(s.bypass.len(), 1);
+        assert_eq!(s.bypass[0].name, "robots");
+        assert_eq!(s.bypass[0].users, vec!["ci-bot".to_string()]);
+        // Empty fields: no rules, no prefixes, no message.
+        let s = apply_gate_policies(
+            s,
+            &Fields::parse(b"mode=enforce&bypass=&api_prefixes=&queue_all_message="),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.mode, s.bypass.len(), s.api_prefixes.len()),
+            (Mode::Enforce, 0, 0)
+        );
+        assert_eq!(s.queue_page.queue_all_message, None);
+    }
+
+    #[test]
+    fn a_bad_mode_or_rule_list_is_a_clear_problem() {
+        let current = Settings::new(ProductKind::Jira, 10, 2);
+        let e = apply_gate_policies(current.clone(), &Fields::parse(b"mode=open_all")).unwrap_err();
+        assert_eq!(e.reason, "invalid_settings");
+        assert!(e.detail.contains("open_all"), "{}", e.detail);
+        for bad in [
+            &b"mode=enforce&bypass=%7Bnot+json"[..],
+            b"mode=enforce&bypass=%5B%7B%22name%22%3A%22r%22%2C%22hosts%22%3A%5B%5D%7D%5D",
+        ] {
+            let e = apply_gate_policies(current.clone(), &Fields::parse(bad)).unwrap_err();
+            assert_eq!(e.reason, "invalid_settings");
+            assert!(
+                e.detail.starts_with("bypass must be a JSON list"),
+                "{}",
+                e.detail
+            );
+        }
     }
 
     #[test]

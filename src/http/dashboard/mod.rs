@@ -1,6 +1,7 @@
 //! The administrator's dashboard, `/admin/`: sign-in with the admin token, then products
 //! and their settings (edit, resize), live holders (inactivity, pending warnings), the
-//! queue, revoke, sync now, notices, charts over time and the user-peak view.
+//! queue, revoke, sync now, notices, charts over time, the user-peak view, the gate
+//! policies (mode, bypass rules, API prefixes) and the shadow run's figures.
 //!
 //! Server-rendered HTML (`maud`, escaping every value), one small script for progressive
 //! touches (`static/dashboard.js`), no inline script or style. Every form carries the
@@ -46,7 +47,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/admin/products/{product}/charts",
             web::get().to(charts_page),
         )
-        .route("/admin/products/{product}/peaks", web::get().to(peaks_page));
+        .route("/admin/products/{product}/peaks", web::get().to(peaks_page))
+        .route(
+            "/admin/products/{product}/gate",
+            web::post().to(save_gate_policies),
+        )
+        .route(
+            "/admin/products/{product}/shadow",
+            web::get().to(shadow_page),
+        );
 }
 
 fn html(status: StatusCode, markup: maud::Markup) -> HttpResponse {
@@ -332,6 +341,25 @@ async fn save_settings(
     settings_form(&req, &state, &path, &body, "saved", form::apply_settings).await
 }
 
+/// `POST /admin/products/{p}/gate`: the gate policies form (mode, maintenance message,
+/// bypass rules, API prefixes).
+async fn save_gate_policies(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    settings_form(
+        &req,
+        &state,
+        &path,
+        &body,
+        "gate",
+        form::apply_gate_policies,
+    )
+    .await
+}
+
 /// `POST /admin/products/{p}/resize`: a new `shared_slots`.
 async fn resize(
     req: HttpRequest,
@@ -413,6 +441,16 @@ async fn charts_page(
         views::charts,
     )
     .await
+}
+
+/// `GET /admin/products/{p}/shadow`: the figures of the product's latest shadow run
+/// (passthrough mode), from the journal.
+async fn shadow_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    journal_page(&req, &state, &path, (), series::shadow_run, views::shadow).await
 }
 
 /// `GET /admin/products/{p}/peaks?share=95`: the user-peak view.

@@ -9,6 +9,7 @@
 
 use crate::problem::Problem;
 use slotpool_events::history::{Period, DAY_MS, MINUTE_MS};
+use slotpool_events::shadow::{ShadowRun, ShadowRuns};
 use slotpool_events::{
     Envelope, History, HistoryOptions, Occupancy, ProductEvent, Standing, StreamId,
 };
@@ -240,6 +241,23 @@ pub fn peaks(
         slots_for_share: slots_for_share(&mut demands, share),
         shared_slots_now: history.occupancy().shared_slots,
     })
+}
+
+/// The latest shadow run of product `id` (passthrough mode, going on or ended), from
+/// its journal; `None` if it was never in passthrough. The fold is the core's
+/// ([`slotpool_events::shadow`]).
+pub fn shadow_run(
+    journal: &Journal,
+    id: &str,
+    _now: slotpool_events::Timestamp,
+    _: (),
+) -> Result<Option<ShadowRun>, Problem> {
+    let mut runs = ShadowRuns::new();
+    replay(journal, id, |h, env, before| {
+        let from_queue = matches!(before, Some(Standing::Queued { .. }));
+        runs.observe(&env.event, env.timestamp, from_queue, h.occupancy());
+    })?;
+    Ok(runs.latest().cloned())
 }
 
 /// The smallest pool that would have served `share` % of requests at once, given each

@@ -219,8 +219,10 @@ fn number(l: Lang, id: &str, label: &'static str, value: u32, hint: &'static str
 }
 
 /// The product's gate policies: its mode and its bypass rules, in order, with what each
-/// matches (set through the admin API's `mode` and `bypass`).
-fn gate_panel(l: Lang, s: &slotpool_events::Settings) -> Markup {
+/// matches, then the form that edits them with the maintenance message and the API
+/// prefixes (the same settings as the admin API's `mode`, `bypass`, `api_prefixes` and
+/// `queue_page.queue_all_message`, validated by the core alike).
+fn gate_panel(l: Lang, session: &Session, seg: &str, s: &slotpool_events::Settings) -> Markup {
     let conditions = |r: &slotpool_events::BypassRule| {
         [
             ("users", &r.users),
@@ -251,8 +253,124 @@ fn gate_panel(l: Lang, s: &slotpool_events::Settings) -> Markup {
                     }
                 }
             }
+            (gate_form(l, session, seg, s))
         }
     }
+}
+
+/// The form of the gate policies (`POST .../gate`); the rules are edited as the JSON list
+/// the admin API takes.
+fn gate_form(l: Lang, session: &Session, seg: &str, s: &slotpool_events::Settings) -> Markup {
+    let rules = if s.bypass.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string_pretty(&s.bypass).unwrap_or_default()
+    };
+    let mode_label = |m: slotpool_events::Mode| match m {
+        slotpool_events::Mode::Enforce => t(l, "enforce: the pool decides"),
+        slotpool_events::Mode::Passthrough => t(l, "passthrough: a shadow run, nobody waits"),
+        slotpool_events::Mode::QueueAll => t(l, "queue_all: maintenance, everyone waits"),
+    };
+    html! {
+        form method="post" action={ (seg) "/gate" } id="gate-form" {
+            input type="hidden" name="csrf" value=(session.csrf());
+            div class="grid2" {
+                div class="field" {
+                    label for="gate-mode-select" { (t(l, "Mode")) }
+                    select id="gate-mode-select" name="mode" {
+                        @for m in slotpool_events::Mode::ALL {
+                            option value=(m.code()) selected[s.mode == m] { (mode_label(m)) }
+                        }
+                    }
+                }
+                div class="field" {
+                    label for="api_prefixes" { (t(l, "API path prefixes (JSON answers)")) }
+                    input type="text" id="api_prefixes" name="api_prefixes" placeholder="/rest/" value=(s.api_prefixes.join(" ")) aria-describedby="api_prefixes-hint";
+                    div class="hint" id="api_prefixes-hint" { (t(l, "A refused request under one gets 429 with its place in the queue instead of the queue page. Separate with spaces.")) }
+                }
+            }
+            div class="field" {
+                label for="queue_all_message" { (t(l, "Maintenance message (queue_all, Markdown)")) }
+                textarea id="queue_all_message" name="queue_all_message" maxlength="10000" { (s.queue_page.queue_all_message.as_deref().unwrap_or("")) }
+            }
+            div class="field" {
+                label for="bypass" { (t(l, "Bypass rules (JSON)")) }
+                textarea id="bypass" name="bypass" rows="8" spellcheck="false" placeholder=r#"[{"name": "robots", "users": ["ci-bot"]}, {"name": "rest", "paths": ["/rest/"]}]"# aria-describedby="bypass-hint" { (rules) }
+                div class="hint" id="bypass-hint" { (t(l, "An ordered list; each rule has a name and any of users, groups, cidrs, paths, token_kinds. Empty: no rules.")) }
+            }
+            button type="submit" id="gate-submit" { (t(l, "Save gate policies")) }
+        }
+    }
+}
+
+/// In passthrough mode: the shadow run's would-be figures as they stand now (live), and
+/// the way to what the run recorded so far (from the journal).
+fn passthrough_panel(l: Lang, seg: &str, p: &ProductView) -> Markup {
+    html! {
+        @if let Some(queued) = p.would_be_queued {
+            section class="panel" id="live-shadow" data-live aria-labelledby="shadow-h" {
+                h2 id="shadow-h" { (t(l, "Shadow run (passthrough)")) }
+                p { (t(l, "Nobody waits at the gate. Enforcing this pool size now would mean:")) }
+                div class="kpis" {
+                    div class="kpi" { div class="n" id="would-be-holders" { (p.holders) " / " (p.settings.shared_slots) } div class="l" { (t(l, "would hold a slot")) } }
+                    div class="kpi" { div class="n" id="would-be-queued" { (queued) } div class="l" { (t(l, "would be waiting")) } }
+                }
+                p { a href={ (seg) "/shadow" } id="shadow-link" { (t(l, "What the shadow run recorded")) } }
+            }
+        }
+    }
+}
+
+/// The figures of the latest shadow run (`GET .../shadow`).
+pub fn shadow(
+    l: Lang,
+    session: &Session,
+    id: &str,
+    _: (),
+    run: &Option<slotpool_events::shadow::ShadowRun>,
+) -> Markup {
+    let seg = path_segment(id);
+    shell(
+        l,
+        session,
+        "../../../",
+        &format!("{id}: shadow run"),
+        html! {
+            h1 { (t(l, "Product")) " " (id) ": " (t(l, "shadow run")) }
+            div class="tabs" {
+                a href="charts?range=day" { (t(l, "Last day")) }
+                a href="peaks" { (t(l, "User peaks")) }
+                a href={ "../" (seg) } { (t(l, "Back to the product")) }
+            }
+            section class="panel" id="shadow-run" {
+                @match run {
+                    None => { p class="empty" { (t(l, "The product has never been in passthrough mode.")) } }
+                    Some(r) => {
+                        p id="shadow-period" {
+                            (t(l, "Passthrough since")) " " (time(&crate::view::rfc3339(r.since)))
+                            @if let Some(u) = r.until { ", " (t(l, "ended")) " " (time(&crate::view::rfc3339(u))) } @else { " (" (t(l, "going on")) ")" }
+                            ", " (r.shared_slots) " " (t(l, "shared slots")) "."
+                        }
+                        table id="shadow-figures" {
+                            tbody {
+                                tr { th scope="row" { (t(l, "Requests")) } td class="num" id="shadow-requests" { (r.requests()) } }
+                                tr { th scope="row" { (t(l, "Granted at once")) } td class="num" { (r.granted_at_once) } }
+                                tr { th scope="row" { (t(l, "Would have waited")) } td class="num" id="shadow-queued" { (r.queued) } }
+                                tr { th scope="row" { (t(l, "Granted from the queue")) } td class="num" { (r.granted_from_queue) } }
+                                tr { th scope="row" { (t(l, "Longest queue")) } td class="num" id="shadow-peak-queued" { (r.peak_queued) } }
+                                tr { th scope="row" { (t(l, "Most slots held at once")) } td class="num" { (r.peak_holders) } }
+                                tr { th scope="row" { (t(l, "Queue places expired")) } td class="num" { (r.expired) } }
+                                tr { th scope="row" { (t(l, "Warnings")) } td class="num" { (r.warnings) } }
+                                @for (reason, n) in &r.revocations {
+                                    tr { th scope="row" { (t(l, "Revocations")) ": " (reason) } td class="num" { (n) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// One product: counts, resize, holders, queue, sync, settings, notices.
@@ -382,7 +500,8 @@ pub fn product(l: Lang, session: &Session, d: &ProductData, f: Option<&Flash>) -
                     button type="submit" id="settings-submit" { (t(l, "Save settings")) }
                 }
             }
-            (gate_panel(l, s))
+            (passthrough_panel(l, &seg, p))
+            (gate_panel(l, session, &seg, s))
             (notices_panel(l, &d.notices))
         },
     )
@@ -658,6 +777,18 @@ fn de(en: &'static str) -> &'static str {
         "No bypass rules." => "Keine Ausnahmeregeln.",
         "Bypass rule" => "Ausnahmeregel",
         "Lets through" => "Lässt durch",
+        "Save gate policies" => "Zugangsregeln speichern",
+        "Bypass rules (JSON)" => "Ausnahmeregeln (JSON)",
+        "Maintenance message (queue_all, Markdown)" => "Wartungsnachricht (queue_all, Markdown)",
+        "API path prefixes (JSON answers)" => "API-Pfadpräfixe (JSON-Antworten)",
+        "Shadow run (passthrough)" => "Probelauf (passthrough)",
+        "shadow run" => "Probelauf",
+        "would hold a slot" => "hätten einen Platz",
+        "would be waiting" => "würden warten",
+        "What the shadow run recorded" => "Was der Probelauf aufgezeichnet hat",
+        "Would have waited" => "Hätten gewartet",
+        "Granted at once" => "Sofort vergeben",
+        "Warnings" => "Warnungen",
         _ => en,
     }
 }

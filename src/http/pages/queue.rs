@@ -194,8 +194,9 @@ pub async fn queue_page(
                         img class="logo" src=(src) alt="";
                     }
                     h1 { (title) }
-                    @if let Some(m) = &maintenance {
-                        div class="message maintenance" id="sp-maintenance" { (PreEscaped(m)) }
+                    // Always there, so queue.js can show it when the mode switches.
+                    div class="message maintenance" id="sp-maintenance" hidden[maintenance.is_none()] {
+                        @if let Some(m) = &maintenance { (PreEscaped(m)) }
                     }
                     @if let Some(m) = &message {
                         div class="message" { (PreEscaped(m)) }
