@@ -93,6 +93,9 @@ fn sample_settings() -> Settings {
         // No bypass rules are not serialized either (issue G).
         bypass: Vec::new(),
         mode: Default::default(),
+        // No alerts and no webhook are not serialized either (issue G).
+        alerts: Vec::new(),
+        alert_webhook: None,
     }
 }
 
@@ -292,6 +295,21 @@ fn product_samples() -> Vec<ProductEvent> {
                 ..sample_settings()
             },
         },
+        ProductEvent::Configured {
+            settings: Settings {
+                alerts: vec![slotpool_events::AlertRule {
+                    name: "busy".into(),
+                    kind: slotpool_events::AlertKind::UsePercent,
+                    threshold: 80,
+                    for_s: 300,
+                }],
+                alert_webhook: Some(slotpool_events::AlertWebhook {
+                    url: "https://hooks.example/slotpool".into(),
+                    secret: "s3cret".into(),
+                }),
+                ..sample_settings()
+            },
+        },
     ];
     v.extend(
         all_leave_reasons()
@@ -427,6 +445,9 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         }
         ProductEvent::Configured { settings } if !settings.bypass.is_empty() => "configured_bypass",
         ProductEvent::Configured { settings } if !settings.mode.is_enforce() => "configured_mode",
+        ProductEvent::Configured { settings } if !settings.alerts.is_empty() => {
+            "configured_alerts"
+        }
         ProductEvent::Configured { .. } => "configured",
         ProductEvent::MemberEnrolled { .. } => "member_enrolled",
         ProductEvent::MemberRemoved { .. } => "member_removed",
