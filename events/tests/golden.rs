@@ -310,6 +310,13 @@ fn product_samples() -> Vec<ProductEvent> {
                 ..sample_settings()
             },
         },
+        ProductEvent::AlertFired {
+            name: "busy".into(),
+            kind: slotpool_events::AlertKind::UsePercent,
+            threshold: 80,
+            at: EVENT_AT,
+            value: 85,
+        },
     ];
     v.extend(
         all_leave_reasons()
@@ -474,6 +481,7 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         ProductEvent::GroupsNoted { .. } => "groups_noted",
         ProductEvent::MemberRenamed { .. } => "member_renamed",
         ProductEvent::BypassesCounted { .. } => "bypasses_counted",
+        ProductEvent::AlertFired { .. } => "alert_fired",
     };
     format!("product_{name}")
 }
