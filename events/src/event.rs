@@ -200,6 +200,13 @@ pub enum ProductEvent {
         at: Timestamp,
         value: i64,
     },
+    /// The firing licence-use alert `name` resolved at `at` (a sweep): its condition no
+    /// longer held (or its rule was removed); `value` is what the sweep measured.
+    AlertResolved {
+        name: String,
+        at: Timestamp,
+        value: i64,
+    },
 }
 
 /// A fact about the directory of users. Folded by [`crate::DirectoryState::apply`].

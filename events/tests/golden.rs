@@ -317,6 +317,11 @@ fn product_samples() -> Vec<ProductEvent> {
             at: EVENT_AT,
             value: 85,
         },
+        ProductEvent::AlertResolved {
+            name: "busy".into(),
+            at: EVENT_AT,
+            value: 40,
+        },
     ];
     v.extend(
         all_leave_reasons()
@@ -482,6 +487,7 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         ProductEvent::MemberRenamed { .. } => "member_renamed",
         ProductEvent::BypassesCounted { .. } => "bypasses_counted",
         ProductEvent::AlertFired { .. } => "alert_fired",
+        ProductEvent::AlertResolved { .. } => "alert_resolved",
     };
     format!("product_{name}")
 }
