@@ -142,6 +142,50 @@ pub struct Firing {
     pub value: i64,
 }
 
+/// A product's alert state: the alerts firing, and the recent queue waits `wait_p95_s`
+/// reads. Folded from events ([`crate::ProductEvent::AlertFired`],
+/// [`crate::ProductEvent::AlertResolved`], and the grants of queued members while a
+/// `wait_p95_s` rule exists), so replay and snapshots rebuild it exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertBook {
+    /// The firing alerts, by name.
+    pub firing: BTreeMap<String, Firing>,
+    /// `(granted at, waited ms)` of the latest grants from the queue, oldest first: those
+    /// of the last [`WAIT_WINDOW_S`] before the latest grant, at most [`MAX_WAITS_KEPT`].
+    pub waits: std::collections::VecDeque<(Timestamp, i64)>,
+}
+
+impl AlertBook {
+    /// Notes that a member who queued at `since` was granted at `at`.
+    pub fn note_wait(&mut self, since: Timestamp, at: Timestamp) {
+        let waited = at.as_millis().saturating_sub(since.as_millis()).max(0);
+        self.waits.push_back((at, waited));
+        let horizon = at
+            .as_millis()
+            .saturating_sub(i64::from(WAIT_WINDOW_S) * 1000);
+        while self
+            .waits
+            .front()
+            .is_some_and(|(t, _)| t.as_millis() < horizon)
+            || self.waits.len() > MAX_WAITS_KEPT
+        {
+            self.waits.pop_front();
+        }
+    }
+
+    /// The p95 of the waits of the grants in the [`WAIT_WINDOW_S`] up to `now`, in ms.
+    pub fn wait_p95_ms(&self, now: Timestamp) -> Option<i64> {
+        let from = now
+            .as_millis()
+            .saturating_sub(i64::from(WAIT_WINDOW_S) * 1000);
+        p95(self
+            .waits
+            .iter()
+            .filter(|(t, _)| t.as_millis() >= from && *t <= now)
+            .map(|(_, w)| *w))
+    }
+}
+
 /// What the sweep measures of a pool, for the alert rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Measures {

@@ -395,6 +395,7 @@ impl History {
             ),
             E::Configured { .. } | E::TierReconciled { .. } => return None,
             E::GroupsNoted { .. } | E::BypassesCounted { .. } => return None,
+            E::AlertFired { .. } | E::AlertResolved { .. } => return None,
             E::MemberRenamed { from, to } => (
                 from,
                 TimelineKind::Renamed {
@@ -485,7 +486,9 @@ fn event_time(event: &ProductEvent) -> Option<Timestamp> {
         | E::FixedRequested { at, .. }
         | E::FixedRequestApproved { at, .. }
         | E::FixedRequestRejected { at, .. }
-        | E::BypassesCounted { at, .. } => Some(*at),
+        | E::BypassesCounted { at, .. }
+        | E::AlertFired { at, .. }
+        | E::AlertResolved { at, .. } => Some(*at),
         E::Configured { .. }
         | E::MemberEnrolled { .. }
         | E::MemberRemoved { .. }

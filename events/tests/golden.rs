@@ -457,9 +457,7 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         }
         ProductEvent::Configured { settings } if !settings.bypass.is_empty() => "configured_bypass",
         ProductEvent::Configured { settings } if !settings.mode.is_enforce() => "configured_mode",
-        ProductEvent::Configured { settings } if !settings.alerts.is_empty() => {
-            "configured_alerts"
-        }
+        ProductEvent::Configured { settings } if !settings.alerts.is_empty() => "configured_alerts",
         ProductEvent::Configured { .. } => "configured",
         ProductEvent::MemberEnrolled { .. } => "member_enrolled",
         ProductEvent::MemberRemoved { .. } => "member_removed",
