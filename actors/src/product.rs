@@ -66,6 +66,9 @@ pub struct ProductActor {
     connectors: ConnectorSlot,
     /// The running connector and the settings it was started with.
     connector: Option<(ConnectorSettings, Addr<ConnectorActor>)>,
+    /// How alert webhooks are reached, and the product's running alert webhook.
+    alert_senders: crate::alert::AlertSlot,
+    alerts: crate::alert::AlertOutbox,
     /// Shared by every product: raised when this one gets reservations.
     reserving: Arc<std::sync::atomic::AtomicBool>,
     /// Shared by every product: which product holds each fixed-licence request.
@@ -88,6 +91,7 @@ impl ProductActor {
             snapshotting,
             notices,
             connectors,
+            alert_senders,
             reserving,
             requests,
         } = shared;
@@ -124,6 +128,8 @@ impl ProductActor {
             me: None,
             connectors,
             connector: None,
+            alert_senders,
+            alerts: Default::default(),
             reserving,
             requests,
         };
@@ -199,6 +205,7 @@ impl ProductActor {
             self.ask_for_sync(&events, now);
             self.maybe_snapshot(now);
             self.tell_connector(&events);
+            self.tell_alerts(&events);
         } else {
             match &msg.command {
                 // Coalesced by the core: remembered here, recorded by the next sweep.
@@ -388,6 +395,69 @@ impl ProductActor {
         self.connector = Some((settings, actor.start()));
     }
 
+    /// Starts, restarts or stops the product's alert webhook to match its settings, and
+    /// sets the `slotpool_alerts_firing` series of its rules.
+    fn sync_alerts(&mut self) {
+        let wanted = self.state.settings().and_then(|s| s.alert_webhook.as_ref());
+        self.alerts.sync(
+            &self.id,
+            wanted,
+            &self.alert_senders,
+            &self.journal,
+            self.tip,
+            &self.clock,
+            &self.metrics,
+        );
+    }
+
+    /// Sets `slotpool_alerts_firing` of every alert rule; drops the series of `gone`
+    /// alerts that no rule names any more.
+    fn alert_gauges(&self, mut gone: Vec<String>) {
+        let rules: Vec<String> = self
+            .state
+            .settings()
+            .map(|s| s.alerts.iter().map(|r| r.name.clone()).collect())
+            .unwrap_or_default();
+        gone.retain(|g| !rules.contains(g));
+        let firing = self.state.firing_alerts();
+        self.metrics
+            .alerts(&rules, &|name| firing.contains_key(name), &gone);
+    }
+
+    /// After an append: follows a settings change of the alerts, updates the firing
+    /// gauges and wakes the webhook when the events fire or resolve an alert.
+    fn tell_alerts(&mut self, events: &[ProductEvent]) {
+        let mut gone = Vec::new();
+        let mut changed = false;
+        for e in events {
+            match e {
+                ProductEvent::Configured { .. } => changed = true,
+                ProductEvent::AlertFired { .. } => changed = true,
+                ProductEvent::AlertResolved { name, .. } => {
+                    changed = true;
+                    gone.push(name.clone());
+                }
+                _ => {}
+            }
+        }
+        if !changed {
+            return;
+        }
+        self.alert_gauges(gone);
+        if events
+            .iter()
+            .any(|e| matches!(e, ProductEvent::Configured { .. }))
+        {
+            self.sync_alerts();
+        }
+        self.alerts.after_append(
+            &self.journal,
+            self.last_ticket,
+            self.tip.next_sequence - 1,
+            events,
+        );
+    }
+
     /// After an append: (re)configures the connector, and tells it how far the stream
     /// will be durable once this append is, if the events change the access group. The
     /// product never waits for its connector.
@@ -422,13 +492,23 @@ impl ProductActor {
     /// Passes notices the events raised on to administrators listening now (the state
     /// keeps them for `GET /admin/v1/notices`).
     fn raise_notices(&self, events: &[ProductEvent]) {
-        if !events
+        let raised = events
             .iter()
-            .any(|e| matches!(e, ProductEvent::TierReconciled { .. }))
-        {
+            .filter(|e| {
+                matches!(
+                    e,
+                    ProductEvent::TierReconciled { .. }
+                        | ProductEvent::AlertFired { .. }
+                        | ProductEvent::AlertResolved { .. }
+                )
+            })
+            .count();
+        if raised == 0 {
             return;
         }
-        if let Some(notice) = self.state.notices().last() {
+        let notices: Vec<_> = self.state.notices().collect();
+        for notice in &notices[notices.len().saturating_sub(raised)..] {
+            let notice = *notice;
             tracing::warn!(product = %self.id, ?notice, "notice for administrators");
             // Nobody listening is fine: the notice is kept in the state.
             let _ = self.notices.send(ProductNotice {
@@ -498,7 +578,9 @@ impl ProductActor {
             last_seen: self.presence.last_seen.clone(),
             recent_activity: std::mem::take(&mut self.presence.recent_activity),
             bypassed: std::mem::take(&mut self.presence.bypassed),
+            alert_onsets: self.state.alert_onsets(&self.presence.alert_onsets, now),
         };
+        self.presence.alert_onsets = presence.alert_onsets.clone();
         self.execute(
             Execute {
                 command: Command::Tick { presence },
@@ -572,6 +654,8 @@ impl Actor for ProductActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.me = Some(ctx.address());
         self.sync_connector();
+        self.sync_alerts();
+        self.alert_gauges(Vec::new());
         self.ask_for_sweep(self.clock.now());
         // Senders beyond this wait (asynchronously) for room: back-pressure, not refusal.
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
@@ -711,5 +795,19 @@ impl Handler<SyncConnector> for ProductActor {
 
     fn handle(&mut self, _: SyncConnector, _ctx: &mut Self::Context) {
         self.sync_connector();
+        self.sync_alerts();
+    }
+}
+
+/// The product's running alert webhook, if it has one (for its status).
+#[derive(Debug, Message)]
+#[rtype(result = "Option<Addr<crate::alert::AlertActor>>")]
+pub struct AlertsOf;
+
+impl Handler<AlertsOf> for ProductActor {
+    type Result = Option<Addr<crate::alert::AlertActor>>;
+
+    fn handle(&mut self, _: AlertsOf, _ctx: &mut Self::Context) -> Self::Result {
+        self.alerts.actor()
     }
 }
