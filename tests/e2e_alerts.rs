@@ -250,12 +250,31 @@ fn an_alert_is_delivered_once_firing_and_once_resolved_signed_retried_and_never_
     // A restart re-delivers nothing that was acknowledged.
     let before = hook.got().len();
     server.stop();
-    let server = Server::start(&opts);
+    let mut server = Server::start(&opts);
     let c = server.client();
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(hook.got().len(), before, "{:?}", hook.got());
     let status = c.admin("GET", "/admin/v1/products/p/alerts", None).json();
     assert_eq!(status["alerts"][0]["state"], "ok", "{status}");
+
+    // Audit tells from the journal alone when the alert fired and resolved.
+    server.stop();
+    let data = tmp.path().join("data");
+    let out = common::slotpool_command()
+        .args(["audit", "--data-dir", data.to_str().expect("utf-8")])
+        .args(["--product", "p", "--format", "json"])
+        .output()
+        .expect("run slotpool audit");
+    assert!(out.status.success(), "{out:?}");
+    let audit: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let states: Vec<&str> = audit["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .map(|a| a["state"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(states, ["firing", "resolved"], "{audit}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(SECRET));
 }
 
 #[test]
