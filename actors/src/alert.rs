@@ -27,7 +27,7 @@ use crate::transport::DeliveryError;
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use slotpool_events::connector::retry_delay_ms;
-use slotpool_events::{AlertWebhook, ProductEvent, StreamId, Timestamp};
+use slotpool_events::{AlertWebhook, ProductEvent, ProductState, StreamId, Timestamp};
 use slotpool_journal::{Journal, NamedStore, StreamTip};
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
@@ -422,56 +422,78 @@ impl AlertOutbox {
         self.running.as_ref().map(|(_, a)| a.clone())
     }
 
-    /// Starts, restarts or stops the alert actor to match `wanted`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn sync(
-        &mut self,
-        product: &str,
-        wanted: Option<&AlertWebhook>,
-        slot: &AlertSlot,
-        journal: &Journal,
-        tip: StreamTip,
-        clock: &SharedClock,
-        metrics: &ProductMetrics,
-    ) {
+    /// Follows the product after the append of `events` (`None`: at start, or once the
+    /// sender is provided): (re)starts the alert actor when the webhook changed, sets the
+    /// firing gauge of every rule (dropping the series of resolved alerts no rule names
+    /// any more), and wakes the actor once events that fire or resolve are durable.
+    pub fn follow(&mut self, cx: &AlertContext<'_>, events: Option<&[ProductEvent]>) {
+        let mut gone = Vec::new();
+        let mut configured = events.is_none();
+        let mut alerting = false;
+        for e in events.unwrap_or_default() {
+            match e {
+                ProductEvent::Configured { .. } => configured = true,
+                ProductEvent::AlertFired { .. } => alerting = true,
+                ProductEvent::AlertResolved { name, .. } => {
+                    alerting = true;
+                    gone.push(name.clone());
+                }
+                _ => {}
+            }
+        }
+        if !configured && !alerting {
+            return;
+        }
+        let rules: Vec<String> = cx
+            .state
+            .settings()
+            .map(|s| s.alerts.iter().map(|r| r.name.clone()).collect())
+            .unwrap_or_default();
+        gone.retain(|g| !rules.contains(g));
+        let firing = cx.state.firing_alerts();
+        cx.metrics
+            .alerts(&rules, &|name| firing.contains_key(name), &gone);
+        if configured {
+            self.sync(cx);
+        }
+        if alerting {
+            self.wake(cx);
+        }
+    }
+
+    /// Starts, restarts or stops the alert actor to match the settings' webhook.
+    fn sync(&mut self, cx: &AlertContext<'_>) {
+        let wanted = cx.state.settings().and_then(|s| s.alert_webhook.as_ref());
         if self.running.as_ref().map(|(w, _)| w) == wanted {
             return;
         }
         if let Some((_, old)) = self.running.take() {
             old.do_send(StopAlerts);
         }
-        let (Some(webhook), Some(factory)) = (wanted, slot.get()) else {
+        let (Some(webhook), Some(factory)) = (wanted, cx.slot.get()) else {
             return;
         };
         let actor = AlertActor::new(
-            product,
+            cx.product,
             webhook.clone(),
-            journal.clone(),
-            tip,
+            cx.journal.clone(),
+            cx.tip,
             factory(),
-            Arc::clone(clock),
-            metrics.clone(),
+            Arc::clone(cx.clock),
+            cx.metrics.clone(),
         );
         self.running = Some((webhook.clone(), actor.start()));
     }
 
-    /// After an append of `events` (durable with ticket `ticket`, ending at `upto`):
-    /// wakes the alert actor once they are durable, if they hold an alert.
-    pub fn after_append(&self, journal: &Journal, ticket: u64, upto: u64, events: &[ProductEvent]) {
+    /// Wakes the alert actor once the append (`cx.ticket`, ending at `cx.tip`) is durable.
+    fn wake(&self, cx: &AlertContext<'_>) {
         let Some((_, actor)) = &self.running else {
             return;
         };
-        if !events.iter().any(|e| {
-            matches!(
-                e,
-                ProductEvent::AlertFired { .. } | ProductEvent::AlertResolved { .. }
-            )
-        }) {
-            return;
-        }
         let actor = actor.clone();
-        journal.when_durable(
-            ticket,
+        let upto = cx.tip.next_sequence - 1;
+        cx.journal.when_durable(
+            cx.ticket,
             Box::new(move |r| {
                 if r.is_ok() {
                     actor.do_send(Wake { upto });
@@ -479,6 +501,26 @@ impl AlertOutbox {
             }),
         );
     }
+}
+
+/// What [`AlertOutbox::follow`] reads of its product actor.
+pub struct AlertContext<'a> {
+    /// The product's id.
+    pub product: &'a str,
+    /// Its state after the append.
+    pub state: &'a ProductState,
+    /// How webhooks are reached, once the binary provided it.
+    pub slot: &'a AlertSlot,
+    /// The journal.
+    pub journal: &'a Journal,
+    /// The stream's tip after the append.
+    pub tip: StreamTip,
+    /// The append's ticket (durable once the journal says so).
+    pub ticket: u64,
+    /// The clock.
+    pub clock: &'a SharedClock,
+    /// The product's metric handles.
+    pub metrics: &'a ProductMetrics,
 }
 
 #[cfg(test)]

@@ -205,7 +205,7 @@ impl ProductActor {
             self.ask_for_sync(&events, now);
             self.maybe_snapshot(now);
             self.tell_connector(&events);
-            self.tell_alerts(&events);
+            self.tell_alerts(Some(&events));
         } else {
             match &msg.command {
                 // Coalesced by the core: remembered here, recorded by the next sweep.
@@ -395,67 +395,20 @@ impl ProductActor {
         self.connector = Some((settings, actor.start()));
     }
 
-    /// Starts, restarts or stops the product's alert webhook to match its settings, and
-    /// sets the `slotpool_alerts_firing` series of its rules.
-    fn sync_alerts(&mut self) {
-        let wanted = self.state.settings().and_then(|s| s.alert_webhook.as_ref());
-        self.alerts.sync(
-            &self.id,
-            wanted,
-            &self.alert_senders,
-            &self.journal,
-            self.tip,
-            &self.clock,
-            &self.metrics,
-        );
-    }
-
-    /// Sets `slotpool_alerts_firing` of every alert rule; drops the series of `gone`
-    /// alerts that no rule names any more.
-    fn alert_gauges(&self, mut gone: Vec<String>) {
-        let rules: Vec<String> = self
-            .state
-            .settings()
-            .map(|s| s.alerts.iter().map(|r| r.name.clone()).collect())
-            .unwrap_or_default();
-        gone.retain(|g| !rules.contains(g));
-        let firing = self.state.firing_alerts();
-        self.metrics
-            .alerts(&rules, &|name| firing.contains_key(name), &gone);
-    }
-
-    /// After an append: follows a settings change of the alerts, updates the firing
-    /// gauges and wakes the webhook when the events fire or resolve an alert.
-    fn tell_alerts(&mut self, events: &[ProductEvent]) {
-        let mut gone = Vec::new();
-        let mut changed = false;
-        for e in events {
-            match e {
-                ProductEvent::Configured { .. } => changed = true,
-                ProductEvent::AlertFired { .. } => changed = true,
-                ProductEvent::AlertResolved { name, .. } => {
-                    changed = true;
-                    gone.push(name.clone());
-                }
-                _ => {}
-            }
-        }
-        if !changed {
-            return;
-        }
-        self.alert_gauges(gone);
-        if events
-            .iter()
-            .any(|e| matches!(e, ProductEvent::Configured { .. }))
-        {
-            self.sync_alerts();
-        }
-        self.alerts.after_append(
-            &self.journal,
-            self.last_ticket,
-            self.tip.next_sequence - 1,
-            events,
-        );
+    /// Keeps the alert webhook and the firing gauges in step with the state: after the
+    /// append of `events`, or wholly (`None`: at start, once the sender is provided).
+    fn tell_alerts(&mut self, events: Option<&[ProductEvent]>) {
+        let cx = crate::alert::AlertContext {
+            product: &self.id,
+            state: &self.state,
+            slot: &self.alert_senders,
+            journal: &self.journal,
+            tip: self.tip,
+            ticket: self.last_ticket,
+            clock: &self.clock,
+            metrics: &self.metrics,
+        };
+        self.alerts.follow(&cx, events);
     }
 
     /// After an append: (re)configures the connector, and tells it how far the stream
@@ -654,8 +607,7 @@ impl Actor for ProductActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.me = Some(ctx.address());
         self.sync_connector();
-        self.sync_alerts();
-        self.alert_gauges(Vec::new());
+        self.tell_alerts(None);
         self.ask_for_sweep(self.clock.now());
         // Senders beyond this wait (asynchronously) for room: back-pressure, not refusal.
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
@@ -795,7 +747,7 @@ impl Handler<SyncConnector> for ProductActor {
 
     fn handle(&mut self, _: SyncConnector, _ctx: &mut Self::Context) {
         self.sync_connector();
-        self.sync_alerts();
+        self.tell_alerts(None);
     }
 }
 
