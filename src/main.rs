@@ -3,6 +3,7 @@
 //! This file is the one place where errors become exit codes (see [`Failure`], defined in
 //! `failure.rs`).
 
+mod alert;
 mod backup;
 mod cluster;
 mod config;

@@ -177,6 +177,9 @@ pub(crate) async fn serve(
         .set_connector_transport(crate::connector::transport_factory(
             config.credentials.clone(),
         ));
+    services
+        .products
+        .set_alert_sender(crate::alert::sender_factory());
     Scheduler::start(services.clone(), clock, config.nightly).spawn_realtime();
     let journal_damage = check_whole_journal(journal.clone(), damaged);
     let state = web::Data::new(AppState {

@@ -123,7 +123,9 @@ impl ProductView {
     }
 
     /// The view of product `id`.
-    pub fn new(id: &str, settings: Settings, counts: Counts) -> Self {
+    pub fn new(id: &str, mut settings: Settings, counts: Counts) -> Self {
+        // The webhook's secret is never shown; sent back as is, it keeps the stored one.
+        settings.alert_webhook = settings.alert_webhook.map(|w| w.redacted());
         let would_be_queued =
             (settings.mode == slotpool_events::Mode::Passthrough).then_some(counts.queued);
         ProductView {
@@ -243,6 +245,37 @@ impl NoticeView {
                     "licence_tier": licence_tier,
                     "shared_slots_before": shared_slots_before,
                     "shared_slots_after": shared_slots_after,
+                }),
+            },
+            slotpool_events::Notice::AlertFired {
+                name,
+                kind,
+                threshold,
+                at,
+                value,
+            } => NoticeView {
+                product: product.to_string(),
+                kind: "alert_fired",
+                at: rfc3339(*at),
+                message: format!(
+                    "alert {name} fired: {} is {value} (threshold {threshold})",
+                    kind.code()
+                ),
+                details: serde_json::json!({
+                    "alert": name,
+                    "alert_kind": kind.code(),
+                    "threshold": threshold,
+                    "value": value,
+                }),
+            },
+            slotpool_events::Notice::AlertResolved { name, at, value } => NoticeView {
+                product: product.to_string(),
+                kind: "alert_resolved",
+                at: rfc3339(*at),
+                message: format!("alert {name} resolved (value {value})"),
+                details: serde_json::json!({
+                    "alert": name,
+                    "value": value,
                 }),
             },
         }

@@ -6,6 +6,7 @@
 //! answer.
 
 pub mod agenda;
+pub mod alert;
 pub mod clock;
 pub mod connector;
 pub mod directory;

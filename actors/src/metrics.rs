@@ -49,6 +49,12 @@ pub struct Metrics {
     /// When each product's latest snapshot was taken (Unix seconds); `/metrics` turns it
     /// into `slotpool_snapshot_age_seconds` at scrape time.
     pub snapshot_taken: IntGaugeVec,
+    /// 1 while a licence-use alert fires, by product and alert.
+    pub alerts_firing: IntGaugeVec,
+    /// Failed attempts to deliver an alert to the product's webhook.
+    pub alert_webhook_failures: IntCounterVec,
+    /// Alerts the product's webhook acknowledged.
+    pub alert_webhook_deliveries: IntCounterVec,
 }
 
 /// Metric handles of one product, looked up once so the hot path does no label hashing.
@@ -72,6 +78,11 @@ pub struct ProductMetrics {
     pub connector_backlog: IntGauge,
     connector_deliveries: IntCounterVec,
     gate_bypassed: IntCounterVec,
+    alerts_firing: IntGaugeVec,
+    /// Failed attempts to deliver an alert to the webhook.
+    pub alert_webhook_failures: IntCounter,
+    /// Alerts the webhook acknowledged.
+    pub alert_webhook_delivered: IntCounter,
 }
 
 /// Registers `metric` in `registry` and gives it back, so that each metric is created and
@@ -190,6 +201,26 @@ impl Metrics {
                 "slotpool_snapshot_timestamp_seconds",
                 "Unix time at which the product's latest snapshot was taken (absent before the first).",
             )?,
+            alerts_firing: register(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "slotpool_alerts_firing",
+                        "1 while the product's licence-use alert fires, 0 otherwise (one series per alert rule).",
+                    ),
+                    &["product", "alert"],
+                )?,
+            )?,
+            alert_webhook_failures: counter(
+                "slotpool_alert_webhook_failures_total",
+                "Failed attempts to deliver an alert to the product's webhook (each is retried).",
+                &["product"],
+            )?,
+            alert_webhook_deliveries: counter(
+                "slotpool_alert_webhook_deliveries_total",
+                "Alerts the product's webhook acknowledged.",
+                &["product"],
+            )?,
         })
     }
 
@@ -232,6 +263,9 @@ impl Metrics {
             connector_backlog: self.connector_backlog.with_label_values(&[product]),
             connector_deliveries: self.connector_deliveries.clone(),
             gate_bypassed: self.gate_bypassed.clone(),
+            alerts_firing: self.alerts_firing.clone(),
+            alert_webhook_failures: self.alert_webhook_failures.with_label_values(&[product]),
+            alert_webhook_delivered: self.alert_webhook_deliveries.with_label_values(&[product]),
         }
     }
 }
@@ -264,6 +298,21 @@ impl ProductMetrics {
         self.gate_bypassed
             .with_label_values(&[&self.product, rule])
             .inc();
+    }
+
+    /// Sets `slotpool_alerts_firing` of each alert rule (1 firing, 0 not), and drops the
+    /// series of rules that are gone, so every rule has a series from its creation.
+    pub fn alerts(&self, rules: &[String], firing: &dyn Fn(&str) -> bool, gone: &[String]) {
+        for name in gone {
+            let _ = self
+                .alerts_firing
+                .remove_label_values(&[&self.product, name]);
+        }
+        for name in rules {
+            self.alerts_firing
+                .with_label_values(&[&self.product, name])
+                .set(i64::from(firing(name)));
+        }
     }
 
     /// Counts one call of the connector to the product with its outcome.

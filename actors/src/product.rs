@@ -66,6 +66,9 @@ pub struct ProductActor {
     connectors: ConnectorSlot,
     /// The running connector and the settings it was started with.
     connector: Option<(ConnectorSettings, Addr<ConnectorActor>)>,
+    /// How alert webhooks are reached, and the product's running alert webhook.
+    alert_senders: crate::alert::AlertSlot,
+    alerts: crate::alert::AlertOutbox,
     /// Shared by every product: raised when this one gets reservations.
     reserving: Arc<std::sync::atomic::AtomicBool>,
     /// Shared by every product: which product holds each fixed-licence request.
@@ -88,6 +91,7 @@ impl ProductActor {
             snapshotting,
             notices,
             connectors,
+            alert_senders,
             reserving,
             requests,
         } = shared;
@@ -124,6 +128,8 @@ impl ProductActor {
             me: None,
             connectors,
             connector: None,
+            alert_senders,
+            alerts: Default::default(),
             reserving,
             requests,
         };
@@ -199,6 +205,7 @@ impl ProductActor {
             self.ask_for_sync(&events, now);
             self.maybe_snapshot(now);
             self.tell_connector(&events);
+            self.tell_alerts(Some(&events));
         } else {
             match &msg.command {
                 // Coalesced by the core: remembered here, recorded by the next sweep.
@@ -388,6 +395,22 @@ impl ProductActor {
         self.connector = Some((settings, actor.start()));
     }
 
+    /// Keeps the alert webhook and the firing gauges in step with the state: after the
+    /// append of `events`, or wholly (`None`: at start, once the sender is provided).
+    fn tell_alerts(&mut self, events: Option<&[ProductEvent]>) {
+        let cx = crate::alert::AlertContext {
+            product: &self.id,
+            state: &self.state,
+            slot: &self.alert_senders,
+            journal: &self.journal,
+            tip: self.tip,
+            ticket: self.last_ticket,
+            clock: &self.clock,
+            metrics: &self.metrics,
+        };
+        self.alerts.follow(&cx, events);
+    }
+
     /// After an append: (re)configures the connector, and tells it how far the stream
     /// will be durable once this append is, if the events change the access group. The
     /// product never waits for its connector.
@@ -422,13 +445,23 @@ impl ProductActor {
     /// Passes notices the events raised on to administrators listening now (the state
     /// keeps them for `GET /admin/v1/notices`).
     fn raise_notices(&self, events: &[ProductEvent]) {
-        if !events
+        let raised = events
             .iter()
-            .any(|e| matches!(e, ProductEvent::TierReconciled { .. }))
-        {
+            .filter(|e| {
+                matches!(
+                    e,
+                    ProductEvent::TierReconciled { .. }
+                        | ProductEvent::AlertFired { .. }
+                        | ProductEvent::AlertResolved { .. }
+                )
+            })
+            .count();
+        if raised == 0 {
             return;
         }
-        if let Some(notice) = self.state.notices().last() {
+        let notices: Vec<_> = self.state.notices().collect();
+        for notice in &notices[notices.len().saturating_sub(raised)..] {
+            let notice = *notice;
             tracing::warn!(product = %self.id, ?notice, "notice for administrators");
             // Nobody listening is fine: the notice is kept in the state.
             let _ = self.notices.send(ProductNotice {
@@ -498,7 +531,9 @@ impl ProductActor {
             last_seen: self.presence.last_seen.clone(),
             recent_activity: std::mem::take(&mut self.presence.recent_activity),
             bypassed: std::mem::take(&mut self.presence.bypassed),
+            alert_onsets: self.state.alert_onsets(&self.presence.alert_onsets, now),
         };
+        self.presence.alert_onsets = presence.alert_onsets.clone();
         self.execute(
             Execute {
                 command: Command::Tick { presence },
@@ -572,6 +607,7 @@ impl Actor for ProductActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.me = Some(ctx.address());
         self.sync_connector();
+        self.tell_alerts(None);
         self.ask_for_sweep(self.clock.now());
         // Senders beyond this wait (asynchronously) for room: back-pressure, not refusal.
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
@@ -711,5 +747,19 @@ impl Handler<SyncConnector> for ProductActor {
 
     fn handle(&mut self, _: SyncConnector, _ctx: &mut Self::Context) {
         self.sync_connector();
+        self.tell_alerts(None);
+    }
+}
+
+/// The product's running alert webhook, if it has one (for its status).
+#[derive(Debug, Message)]
+#[rtype(result = "Option<Addr<crate::alert::AlertActor>>")]
+pub struct AlertsOf;
+
+impl Handler<AlertsOf> for ProductActor {
+    type Result = Option<Addr<crate::alert::AlertActor>>;
+
+    fn handle(&mut self, _: AlertsOf, _ctx: &mut Self::Context) -> Self::Result {
+        self.alerts.actor()
     }
 }

@@ -38,6 +38,8 @@ struct Inner {
     scheduler: SchedulerSlot,
     /// How connectors reach products, once the binary provided it.
     connectors: ConnectorSlot,
+    /// How alert webhooks are reached, once the binary provided it.
+    alert_senders: crate::alert::AlertSlot,
     /// Threads the product actors run on, shared round-robin.
     arbiters: Vec<ArbiterHandle>,
     next: AtomicUsize,
@@ -68,6 +70,7 @@ impl Products {
                 metrics,
                 scheduler: SchedulerSlot::default(),
                 connectors: ConnectorSlot::default(),
+                alert_senders: Default::default(),
                 snapshotting,
                 notices: broadcast::channel(256).0,
                 arbiters,
@@ -129,6 +132,15 @@ impl Products {
         }
     }
 
+    /// Provides how alert webhooks are reached, and starts the webhook of every product
+    /// running now that has one (products started later start theirs themselves).
+    pub fn set_alert_sender(&self, factory: crate::alert::AlertSenderFactory) {
+        let _ = self.inner.alert_senders.set(factory);
+        for (_, addr) in self.all() {
+            addr.do_send(SyncConnector);
+        }
+    }
+
     /// A live feed of the notices products raise from now on.
     pub fn subscribe_notices(&self) -> broadcast::Receiver<ProductNotice> {
         self.inner.notices.subscribe()
@@ -162,6 +174,7 @@ impl Products {
             snapshotting: self.inner.snapshotting.clone(),
             notices: self.inner.notices.clone(),
             connectors: Arc::clone(&self.inner.connectors),
+            alert_senders: Arc::clone(&self.inner.alert_senders),
             reserving: Arc::clone(&self.inner.reserving),
             requests: self.inner.requests.clone(),
         };

@@ -190,6 +190,23 @@ pub enum ProductEvent {
         count: u64,
         users: Vec<(String, u64)>,
     },
+    /// The licence-use alert `name` fired at `at` (a sweep): its rule (`kind`,
+    /// `threshold`) held for its `for_s`; `value` is what the sweep measured, in the
+    /// kind's unit. See [`crate::alert`].
+    AlertFired {
+        name: String,
+        kind: crate::alert::AlertKind,
+        threshold: i64,
+        at: Timestamp,
+        value: i64,
+    },
+    /// The firing licence-use alert `name` resolved at `at` (a sweep): its condition no
+    /// longer held (or its rule was removed); `value` is what the sweep measured.
+    AlertResolved {
+        name: String,
+        at: Timestamp,
+        value: i64,
+    },
 }
 
 /// A fact about the directory of users. Folded by [`crate::DirectoryState::apply`].

@@ -234,6 +234,19 @@ pub struct BypassDay {
     pub users: BTreeMap<String, u64>,
 }
 
+/// One licence-use alert firing or resolving, as audit lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRecord {
+    /// When the sweep fired or resolved it.
+    pub at: Timestamp,
+    /// The alert's name.
+    pub name: String,
+    /// `true` fired, `false` resolved.
+    pub fired: bool,
+    /// What the sweep measured.
+    pub value: i64,
+}
+
 /// The fold of one product stream: the state and what the audit reports about its past.
 ///
 /// Push envelopes in stream order with [`History::push`]; read the results at any time.
@@ -251,6 +264,7 @@ pub struct History {
     days: Vec<Period>,
     revocations: BTreeMap<&'static str, u64>,
     bypasses: BTreeMap<(Timestamp, String), BypassDay>,
+    alerts: Vec<AlertRecord>,
     timeline: Vec<TimelineEntry>,
     /// The names whose events make the timeline: [`HistoryOptions::user`], the names
     /// given to [`History::also_known_as`], and every name a rename of one of them gave.
@@ -308,6 +322,23 @@ impl History {
         }
         if let ProductEvent::SlotRevoked { reason, .. } = event {
             *self.revocations.entry(reason.code()).or_insert(0) += 1;
+        }
+        match event {
+            ProductEvent::AlertFired {
+                name, at, value, ..
+            } => self.alerts.push(AlertRecord {
+                at: *at,
+                name: name.clone(),
+                fired: true,
+                value: *value,
+            }),
+            ProductEvent::AlertResolved { name, at, value } => self.alerts.push(AlertRecord {
+                at: *at,
+                name: name.clone(),
+                fired: false,
+                value: *value,
+            }),
+            _ => {}
         }
         if let ProductEvent::BypassesCounted {
             rule,
@@ -395,6 +426,7 @@ impl History {
             ),
             E::Configured { .. } | E::TierReconciled { .. } => return None,
             E::GroupsNoted { .. } | E::BypassesCounted { .. } => return None,
+            E::AlertFired { .. } | E::AlertResolved { .. } => return None,
             E::MemberRenamed { from, to } => (
                 from,
                 TimelineKind::Renamed {
@@ -463,6 +495,11 @@ impl History {
         self.bypasses.values()
     }
 
+    /// Every licence-use alert fired or resolved, in order.
+    pub fn alerts(&self) -> &[AlertRecord] {
+        &self.alerts
+    }
+
     /// The events of [`HistoryOptions::user`], in order (empty if no user was asked for).
     pub fn timeline(&self) -> &[TimelineEntry] {
         &self.timeline
@@ -485,7 +522,9 @@ fn event_time(event: &ProductEvent) -> Option<Timestamp> {
         | E::FixedRequested { at, .. }
         | E::FixedRequestApproved { at, .. }
         | E::FixedRequestRejected { at, .. }
-        | E::BypassesCounted { at, .. } => Some(*at),
+        | E::BypassesCounted { at, .. }
+        | E::AlertFired { at, .. }
+        | E::AlertResolved { at, .. } => Some(*at),
         E::Configured { .. }
         | E::MemberEnrolled { .. }
         | E::MemberRemoved { .. }

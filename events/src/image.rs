@@ -61,6 +61,8 @@ pub struct ProductImage {
     /// The noted reservation groups of users (rule 10), sorted by user; holders per
     /// group are derived from them.
     pub noted_groups: Vec<(String, Vec<String>)>,
+    /// The firing licence-use alerts and the recent waits they read.
+    pub alerts: crate::alert::AlertBook,
 }
 
 impl ProductState {
@@ -109,6 +111,7 @@ impl ProductState {
                 v.sort();
                 v
             },
+            alerts: self.alerts.clone(),
         }
     }
 
@@ -123,6 +126,7 @@ impl ProductState {
                 .iter()
                 .map(|r| (r.id.clone(), r.clone()))
                 .collect(),
+            alerts: image.alerts.clone(),
             ..ProductState::default()
         };
         for u in &image.users {

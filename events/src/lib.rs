@@ -5,6 +5,7 @@
 //! storage crate among the dependencies. Time comes in as an argument ([`Timestamp`]), so
 //! recovery, offline audit and simulation reuse exactly these rules.
 
+pub mod alert;
 pub mod answer;
 pub mod bypass;
 pub mod command;
@@ -35,6 +36,7 @@ pub mod sync_report;
 pub mod time;
 pub mod user_name;
 
+pub use alert::{AlertKind, AlertRule, AlertWebhook};
 pub use bypass::{BypassRule, GateRequest};
 pub use command::{Command, Refusal};
 pub use connector::Drift;

@@ -23,4 +23,8 @@ pub struct Presence {
     /// ([`crate::ProductEvent::BypassesCounted`]), so audit can tell who went past the
     /// pool and how often without an event per page view.
     pub bypassed: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Since when each alert rule's condition has held, as the sweeps saw it
+    /// ([`crate::ProductState::alert_onsets`]); a rule not holding has none. Starts empty
+    /// after a restart: the `for_s` of an alert not yet firing starts over.
+    pub alert_onsets: BTreeMap<String, Timestamp>,
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+pub mod alerts;
 pub mod reservations;
 
 /// Where a user stands in one product's pool.
@@ -130,6 +131,20 @@ pub enum Notice {
         shared_slots_before: u32,
         shared_slots_after: u32,
     },
+    /// A licence-use alert fired ([`crate::alert`]): its rule's condition held for `for_s`.
+    AlertFired {
+        name: String,
+        kind: crate::alert::AlertKind,
+        threshold: i64,
+        at: Timestamp,
+        value: i64,
+    },
+    /// A licence-use alert resolved: its condition stopped holding (or its rule is gone).
+    AlertResolved {
+        name: String,
+        at: Timestamp,
+        value: i64,
+    },
 }
 
 /// How many notices a product keeps.
@@ -206,6 +221,8 @@ pub struct ProductState {
     /// The noted reservation groups of users and the holders per group (rule 10; empty
     /// for products without reservations).
     pub(crate) groups: GroupBook,
+    /// The firing licence-use alerts and the recent waits they read ([`crate::alert`]).
+    pub(crate) alerts: crate::alert::AlertBook,
 }
 
 impl ProductState {
@@ -960,6 +977,17 @@ impl ProductState {
         settings: &Settings,
         now: Timestamp,
     ) -> Result<Vec<ProductEvent>, Refusal> {
+        // The webhook's secret, shown redacted, may come back as the placeholder.
+        let kept;
+        let settings = match (&settings.alert_webhook, self.settings.as_ref()) {
+            (Some(w), Some(current)) if w.secret == crate::alert::REDACTED => {
+                let mut s = settings.clone();
+                crate::alert::keep_secret(&mut s.alert_webhook, current.alert_webhook.as_ref());
+                kept = s;
+                &kept
+            }
+            _ => settings,
+        };
         settings
             .validate(self.fixed as u32)
             .map_err(Refusal::InvalidSettings)?;
@@ -1085,6 +1113,14 @@ impl ProductState {
         }
     }
 
+    /// Keeps a notice (the latest [`NOTICES_KEPT`]).
+    pub(crate) fn raise(&mut self, notice: Notice) {
+        if self.notices.len() == NOTICES_KEPT {
+            self.notices.pop_front();
+        }
+        self.notices.push_back(notice);
+    }
+
     /// Folds one recorded event into the state. Never fails: a recorded fact is a fact.
     pub fn apply(&mut self, event: &ProductEvent) {
         match event {
@@ -1114,6 +1150,7 @@ impl ProductState {
                 self.forget_if_empty(user);
             }
             ProductEvent::SlotGranted { user, at } => {
+                self.note_grant(user, *at);
                 self.ensure_user(user);
                 let Some((key, e)) = self.users.get_key_value_mut(user.as_str()) else {
                     return;
@@ -1158,10 +1195,7 @@ impl ProductState {
                 shared_slots_before,
                 shared_slots_after,
             } => {
-                if self.notices.len() == NOTICES_KEPT {
-                    self.notices.pop_front();
-                }
-                self.notices.push_back(Notice::TierReconciled {
+                self.raise(Notice::TierReconciled {
                     at: *at,
                     fixed: *fixed,
                     licence_tier: *licence_tier,
@@ -1234,6 +1268,35 @@ impl ProductState {
             ProductEvent::MemberRenamed { from, to } => self.rename(from, to),
             // A count for audit (`History::bypass_days`): the pool is untouched.
             ProductEvent::BypassesCounted { .. } => {}
+            ProductEvent::AlertFired {
+                name,
+                kind,
+                threshold,
+                at,
+                value,
+            } => self.apply_alert(
+                name,
+                Some(crate::alert::Firing {
+                    since: *at,
+                    value: *value,
+                }),
+                Notice::AlertFired {
+                    name: name.clone(),
+                    kind: *kind,
+                    threshold: *threshold,
+                    at: *at,
+                    value: *value,
+                },
+            ),
+            ProductEvent::AlertResolved { name, at, value } => self.apply_alert(
+                name,
+                None,
+                Notice::AlertResolved {
+                    name: name.clone(),
+                    at: *at,
+                    value: *value,
+                },
+            ),
             ProductEvent::ActivityRecorded { user, at } => {
                 // The hottest event of a long stream: one lookup, the entry updated in
                 // place while its key moves in the pool.

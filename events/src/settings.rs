@@ -101,6 +101,13 @@ pub struct Settings {
     /// alone decides, and the JSON of older settings is unchanged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub api_prefixes: Vec<String>,
+    /// Licence-use alert rules (held slots, queue length, wait p95, tier in use), fired
+    /// and resolved by the sweep; see [`crate::alert`]. Empty (the default): no alerts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<crate::alert::AlertRule>,
+    /// Where fired and resolved alerts are delivered (a signed JSON POST); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_webhook: Option<crate::alert::AlertWebhook>,
 }
 
 /// The administrator's text for the queue page of a product, and the product's address.
@@ -281,6 +288,8 @@ impl Settings {
             bypass: Vec::new(),
             mode: Default::default(),
             api_prefixes: Vec::new(),
+            alerts: Vec::new(),
+            alert_webhook: None,
         }
     }
 
@@ -379,6 +388,7 @@ impl Settings {
         crate::reservation::validate(&self.reservations, self.shared_slots, &mut problems);
         crate::bypass::validate(&self.bypass, &mut problems);
         crate::answer::validate(&self.api_prefixes, &mut problems);
+        crate::alert::validate(&self.alerts, self.alert_webhook.as_ref(), &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

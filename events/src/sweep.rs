@@ -53,6 +53,7 @@ impl ProductState {
     ) {
         let refreshed = self.record_recent(out, &presence.recent_activity, now);
         record_bypasses(out, presence, now);
+        self.decide_alerts(out, settings, presence, now);
 
         let mut revoked = Vec::new();
         for (user, revoke_at) in self.pool.warned() {

@@ -95,6 +95,9 @@ fn sample_settings() -> Settings {
         mode: Default::default(),
         // No API prefixes are not serialized either (issue G).
         api_prefixes: Vec::new(),
+        // No alerts and no webhook are not serialized either (issue G).
+        alerts: Vec::new(),
+        alert_webhook: None,
     }
 }
 
@@ -294,6 +297,33 @@ fn product_samples() -> Vec<ProductEvent> {
                 ..sample_settings()
             },
         },
+        ProductEvent::Configured {
+            settings: Settings {
+                alerts: vec![slotpool_events::AlertRule {
+                    name: "busy".into(),
+                    kind: slotpool_events::AlertKind::UsePercent,
+                    threshold: 80,
+                    for_s: 300,
+                }],
+                alert_webhook: Some(slotpool_events::AlertWebhook {
+                    url: "https://hooks.example/slotpool".into(),
+                    secret: "s3cret".into(),
+                }),
+                ..sample_settings()
+            },
+        },
+        ProductEvent::AlertFired {
+            name: "busy".into(),
+            kind: slotpool_events::AlertKind::UsePercent,
+            threshold: 80,
+            at: EVENT_AT,
+            value: 85,
+        },
+        ProductEvent::AlertResolved {
+            name: "busy".into(),
+            at: EVENT_AT,
+            value: 40,
+        },
     ];
     v.extend(
         all_leave_reasons()
@@ -429,6 +459,7 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         }
         ProductEvent::Configured { settings } if !settings.bypass.is_empty() => "configured_bypass",
         ProductEvent::Configured { settings } if !settings.mode.is_enforce() => "configured_mode",
+        ProductEvent::Configured { settings } if !settings.alerts.is_empty() => "configured_alerts",
         ProductEvent::Configured { .. } => "configured",
         ProductEvent::MemberEnrolled { .. } => "member_enrolled",
         ProductEvent::MemberRemoved { .. } => "member_removed",
@@ -455,6 +486,8 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         ProductEvent::GroupsNoted { .. } => "groups_noted",
         ProductEvent::MemberRenamed { .. } => "member_renamed",
         ProductEvent::BypassesCounted { .. } => "bypasses_counted",
+        ProductEvent::AlertFired { .. } => "alert_fired",
+        ProductEvent::AlertResolved { .. } => "alert_resolved",
     };
     format!("product_{name}")
 }

@@ -1827,6 +1827,7 @@ fn resolve(op: &Op, current: Option<&Settings>, now: Timestamp) -> Command {
                     .map(|(i, back)| (USERS[*i].to_string(), plus_ms(now, -back)))
                     .collect(),
                 bypassed: Default::default(),
+                alert_onsets: Default::default(),
             },
         },
         Op::Record(recent) => Command::RecordActivity {

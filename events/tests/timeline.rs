@@ -388,6 +388,7 @@ impl Run {
             last_seen: self.last_seen.clone(),
             recent_activity: recent,
             bypassed: Default::default(),
+            alert_onsets: Default::default(),
         };
         self.execute(Command::Tick { presence })?;
         // The live service forgets the polls of members no longer queued.

@@ -4,6 +4,7 @@
 //! Rules live in `slotpool-events`; error mapping lives in [`crate::problem`].
 
 pub mod admin;
+pub mod alerts;
 pub mod auth;
 pub mod backup;
 pub mod body;
@@ -161,6 +162,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route("/products/{product}/queue", web::get().to(admin::queue))
             .route("/products/{product}/bypass", web::get().to(bypass::list))
+            .route("/products/{product}/alerts", web::get().to(alerts::list))
             .route(
                 "/products/{product}/connector",
                 web::get().to(connector::status),

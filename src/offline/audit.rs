@@ -130,7 +130,8 @@ pub fn run(args: &AuditArgs) -> Result<(), Failure> {
 
 /// The whole report as one JSON document: `product` (settings and counts), `holders` and
 /// `queue` as the admin API shows them, `revocations` by reason, `bypassed` (daily
-/// per-rule counts of bypass rules), and `timeline` /
+/// per-rule counts of bypass rules), `alerts` (licence-use alerts fired and resolved),
+/// and `timeline` /
 /// `peaks` when asked for.
 pub fn to_json(report: &Report, args: &AuditArgs) -> Value {
     let state = report.history.state();
@@ -148,6 +149,18 @@ pub fn to_json(report: &Report, args: &AuditArgs) -> Value {
             .history
             .bypass_days()
             .map(crate::view::BypassDayView::from)
+            .collect::<Vec<_>>(),
+        // Licence-use alerts as they fired and resolved.
+        "alerts": report
+            .history
+            .alerts()
+            .iter()
+            .map(|a| json!({
+                "at": rfc3339(a.at),
+                "alert": a.name,
+                "state": if a.fired { "firing" } else { "resolved" },
+                "value": a.value,
+            }))
             .collect::<Vec<_>>(),
     });
     if let Some(user) = &args.user {
@@ -403,6 +416,18 @@ fn write_tables(report: &Report, args: &AuditArgs) {
             .collect();
         if !bypassed.is_empty() {
             println!("bypassed: {}\n", bypassed.join(" "));
+        }
+        let alerts: Vec<String> = report
+            .history
+            .alerts()
+            .iter()
+            .map(|a| {
+                let state = if a.fired { "firing" } else { "resolved" };
+                format!("{}:{}={state}({})", rfc3339(a.at), a.name, a.value)
+            })
+            .collect();
+        if !alerts.is_empty() {
+            println!("alerts: {}\n", alerts.join(" "));
         }
         write_table("holders", &HOLDER_HEADER, &holder_rows(state));
         write_table("queue", &QUEUE_HEADER, &queue_rows(state));

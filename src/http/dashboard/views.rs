@@ -117,6 +117,15 @@ pub fn login(l: Lang, csrf: &str, error: Option<&str>) -> Markup {
     )
 }
 
+/// The badge of a notice's kind: a fired alert is bad news, a resolved one good news.
+fn notice_badge(kind: &str) -> &'static str {
+    match kind {
+        "alert_fired" => "badge bad",
+        "alert_resolved" => "badge ok",
+        _ => "badge warn",
+    }
+}
+
 fn notices_panel(l: Lang, notices: &[NoticeView]) -> Markup {
     html! {
         section class="panel" aria-labelledby="notices-h" {
@@ -128,7 +137,7 @@ fn notices_panel(l: Lang, notices: &[NoticeView]) -> Markup {
                     thead { tr { th scope="col" { (t(l, "When")) } th scope="col" { (t(l, "Product")) } th scope="col" { (t(l, "Kind")) } th scope="col" { (t(l, "Message")) } } }
                     tbody {
                         @for n in notices {
-                            tr { td { (time(&n.at)) } td { (n.product) } td { span class="badge warn" { (n.kind) } } td { (n.message) } }
+                            tr { td { (time(&n.at)) } td { (n.product) } td { span class=(notice_badge(n.kind)) { (n.kind) } } td { (n.message) } }
                         }
                     }
                 }
