@@ -190,6 +190,51 @@ pub enum ProductEvent {
         count: u64,
         users: Vec<(String, u64)>,
     },
+    /// The connector fetched the Confluence spaces and they differ from the catalogue
+    /// the product had: this is the whole new catalogue (see [`crate::space`]).
+    SpacesCatalogued {
+        spaces: Vec<crate::space::Space>,
+        at: Timestamp,
+    },
+    /// A member asked for `operations` in `space` (request `id`, a UUID).
+    SpaceRequested {
+        id: String,
+        user: String,
+        space: String,
+        operations: Vec<crate::space::SpaceOperation>,
+        reason: String,
+        at: Timestamp,
+    },
+    /// An approver approved space request `id`; the connector grants it next.
+    SpaceRequestApproved {
+        id: String,
+        by: String,
+        note: String,
+        at: Timestamp,
+    },
+    /// An approver rejected space request `id`.
+    SpaceRequestRejected {
+        id: String,
+        by: String,
+        note: String,
+        at: Timestamp,
+    },
+    /// The connector granted space request `id` in Confluence: these permissions.
+    SpaceAccessGranted {
+        id: String,
+        grants: Vec<crate::space::Grant>,
+        at: Timestamp,
+    },
+    /// Space request `id` was revoked (by an administrator, or because the user was
+    /// deactivated); the connector removes what it granted next.
+    SpaceAccessRevoked {
+        id: String,
+        reason: crate::space::SpaceRevokeReason,
+        by: String,
+        at: Timestamp,
+    },
+    /// The connector removed the permissions of revoked space request `id` in Confluence.
+    SpaceAccessRemoved { id: String, at: Timestamp },
 }
 
 /// A fact about the directory of users. Folded by [`crate::DirectoryState::apply`].

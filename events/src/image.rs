@@ -61,6 +61,8 @@ pub struct ProductImage {
     /// The noted reservation groups of users (rule 10), sorted by user; holders per
     /// group are derived from them.
     pub noted_groups: Vec<(String, Vec<String>)>,
+    /// The space catalogue and requests (see [`crate::space`]).
+    pub spaces: crate::space::SpaceBook,
 }
 
 impl ProductState {
@@ -109,6 +111,7 @@ impl ProductState {
                 v.sort();
                 v
             },
+            spaces: self.spaces.clone(),
         }
     }
 
@@ -123,6 +126,7 @@ impl ProductState {
                 .iter()
                 .map(|r| (r.id.clone(), r.clone()))
                 .collect(),
+            spaces: image.spaces.clone(),
             ..ProductState::default()
         };
         for u in &image.users {

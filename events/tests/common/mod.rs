@@ -122,11 +122,18 @@ pub fn users_of(events: &[ProductEvent]) -> BTreeSet<String> {
             | ProductEvent::WarningIssued { user, .. }
             | ProductEvent::Requeued { user, .. }
             | ProductEvent::FixedRequested { user, .. }
+            | ProductEvent::SpaceRequested { user, .. }
             | ProductEvent::GroupsNoted { user, .. }
             | ProductEvent::MemberRenamed { to: user, .. } => Some(user.clone()),
             ProductEvent::FixedRequestApproved { .. }
             | ProductEvent::FixedRequestRejected { .. }
-            | ProductEvent::BypassesCounted { .. } => None,
+            | ProductEvent::BypassesCounted { .. }
+            | ProductEvent::SpacesCatalogued { .. }
+            | ProductEvent::SpaceRequestApproved { .. }
+            | ProductEvent::SpaceRequestRejected { .. }
+            | ProductEvent::SpaceAccessGranted { .. }
+            | ProductEvent::SpaceAccessRevoked { .. }
+            | ProductEvent::SpaceAccessRemoved { .. } => None,
         })
         .collect()
 }
