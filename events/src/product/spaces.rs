@@ -26,13 +26,11 @@ impl ProductState {
             .as_ref()
             .is_some_and(|c| c.spaces.is_some());
         match command {
-            Command::CatalogueSpaces { spaces } => {
-                if !self.spaces.same_catalogue(spaces) {
-                    out.push(ProductEvent::SpacesCatalogued {
-                        spaces: spaces.clone(),
-                        at: now,
-                    });
-                }
+            Command::CatalogueSpaces { spaces } if !self.spaces.same_catalogue(spaces) => {
+                out.push(ProductEvent::SpacesCatalogued {
+                    spaces: spaces.clone(),
+                    at: now,
+                });
             }
             Command::RequestSpace {
                 id,
