@@ -66,6 +66,8 @@ struct FakeState {
     next_id: u64,
     /// Answer the next this many permission POSTs with 500.
     fail_posts: u32,
+    /// Answer every POST of this operation (`key:target`) with 500.
+    fail_op: Option<String>,
     log: Vec<Call>,
 }
 
@@ -321,6 +323,9 @@ fn answer(
                     None => error(400, "not a SpacePermissionRequest"),
                     Some(_) if s.fail_posts > 0 => {
                         s.fail_posts -= 1;
+                        error(500, "Internal server error")
+                    }
+                    Some((_, k, t)) if s.fail_op == Some(format!("{k}:{t}")) => {
                         error(500, "Internal server error")
                     }
                     Some(_) if !s.spaces.contains_key(*key) => error(404, "No space with key"),
@@ -732,6 +737,17 @@ fn space_requests_are_granted_once_revoked_and_never_resent() {
         .any(|c| c.method == "GET" && c.path == "/wiki/rest/api/space/HR?expand=permissions"));
 
     // Deactivating the user: the fake receives the DELETEs of what was granted.
+    let ann_perms: BTreeSet<String> = request(&c, &ann)["permissions"]
+        .as_array()
+        .expect("granted permissions")
+        .iter()
+        .map(|p| {
+            format!(
+                "/wiki/rest/api/space/DOCS/permission/{}",
+                p["permission_id"]
+            )
+        })
+        .collect();
     let r = c.admin(
         "PUT",
         "/admin/v1/users/ann",
@@ -740,6 +756,15 @@ fn space_requests_are_granted_once_revoked_and_never_resent() {
     assert_eq!(r.status, 200, "{r:?}");
     wait_state(&c, &ann, "revoked");
     assert!(fake.perms_of("ann").is_empty());
+    let deleted: BTreeSet<String> = fake
+        .log()
+        .iter()
+        .filter(|c| c.method == "DELETE" && c.status == 204)
+        .map(|c| c.path.clone())
+        .filter(|p| ann_perms.contains(p))
+        .collect();
+    assert_eq!(deleted.len(), 2, "{ann_perms:?}");
+    assert_eq!(deleted, ann_perms, "each of ann's permissions deleted");
     let revoked = request(&c, &ann);
     assert_eq!(revoked["revoked"]["reason"], "deactivated");
     assert_eq!(revoked["revoked"]["by"], "directory");
@@ -866,5 +891,68 @@ fn a_product_without_space_entitlements_refuses_space_calls() {
     assert_eq!(
         c.admin("GET", "/admin/v1/space-requests", None).json(),
         json!([])
+    );
+}
+
+#[test]
+fn a_kill_9_in_the_middle_of_a_grant_loses_nothing_and_grants_once() {
+    let fake = FakeConfluence::start();
+    let tmp = temp_dir();
+    std::fs::write(tmp.path().join("confluence.cred"), "svc:s3cret").expect("credentials");
+    let opts = with_secrets(Opts::new(&tmp.path().join("data"), tmp.path()), tmp.path());
+    let mut server = Server::start(&opts);
+    let c = server.client();
+    c.put_product("wiki", settings(&fake));
+    c.enrol("wiki", "eve");
+    wait_until("the catalogue is fetched", Duration::from_secs(15), || {
+        c.admin("GET", "/admin/v1/products/wiki/spaces", None)
+            .json()["spaces"]
+            .as_array()
+            .is_some_and(|s| s.len() == 3)
+    });
+    // The first operation (create:page, in order) is granted, the second fails:
+    // slotpool dies in between.
+    fake.with(|s| s.fail_op = Some("read:space".into()));
+    let eve = id_of(&ask(
+        &c,
+        "eve",
+        br#"{"space": "DOCS", "operations": ["read:space", "create:page"], "reason": "x"}"#,
+    ));
+    assert_eq!(step(&c, &eve, "approve", None).status, 200);
+    wait_until("the grant is failing", Duration::from_secs(10), || {
+        c.admin("GET", "/admin/v1/products/wiki/connector", None)
+            .json()["attempts"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2
+    });
+    assert_eq!(fake.perms_of("eve").len(), 1, "the first one is in");
+    server.kill9();
+    fake.with(|s| s.fail_op = None);
+    let server = Server::start(&opts);
+    let c = server.client();
+    wait_state(&c, &eve, "granted");
+    wait_until("the connector is idle", Duration::from_secs(10), || {
+        settled(&c)
+    });
+    let ok: Vec<Call> = fake
+        .permission_calls("eve")
+        .into_iter()
+        .filter(|c| c.status == 200)
+        .collect();
+    assert_eq!(ok.len(), 2, "each permission granted once: {ok:?}");
+    assert_eq!(fake.perms_of("eve").len(), 2);
+    // The one granted before the kill was asked again: Confluence said it exists.
+    let permissions = request(&c, &eve)["permissions"].clone();
+    let ids: Vec<&Value> = permissions
+        .as_array()
+        .expect("permissions")
+        .iter()
+        .map(|p| &p["permission_id"])
+        .collect();
+    assert_eq!(
+        ids.iter().filter(|id| id.is_null()).count(),
+        1,
+        "{permissions}"
     );
 }

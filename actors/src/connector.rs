@@ -825,6 +825,8 @@ impl Handler<Resync> for ConnectorActor {
     fn handle(&mut self, _: Resync, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.resync_waiters.push(tx);
+        // A re-sync reads the spaces again too: new spaces become requestable.
+        self.catalogue_wanted |= self.settings.spaces.is_some();
         // An administrator asking now should not wait out a long backoff.
         if let Some(h) = self.retry.take() {
             ctx.cancel_future(h);
