@@ -132,6 +132,13 @@ pub enum Command {
     /// The connector removed the permissions of revoked space request `id` (a no-op
     /// unless it still needs it).
     ConfirmSpaceRemoval { id: String },
+    /// Confluence refused to grant space request `id` for good, after `grants` (a no-op
+    /// unless the request still waits for its grant).
+    FailSpaceRequest {
+        id: String,
+        grants: Vec<crate::space::Grant>,
+        error: String,
+    },
 }
 
 impl Command {

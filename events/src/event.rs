@@ -235,6 +235,15 @@ pub enum ProductEvent {
     },
     /// The connector removed the permissions of revoked space request `id` in Confluence.
     SpaceAccessRemoved { id: String, at: Timestamp },
+    /// Confluence refused to grant space request `id` for good (`error`, its answer):
+    /// not retried; `grants` are the permissions granted before the refusal (removed
+    /// when the request is revoked).
+    SpaceAccessFailed {
+        id: String,
+        grants: Vec<crate::space::Grant>,
+        error: String,
+        at: Timestamp,
+    },
 }
 
 /// A fact about the directory of users. Folded by [`crate::DirectoryState::apply`].

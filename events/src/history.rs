@@ -163,7 +163,8 @@ pub enum TimelineKind {
     Renamed { from: String, to: String },
     /// A step of their space request `id` for `space` (see [`crate::space`]): `step` is
     /// `space_requested`, `space_request_approved`, `space_request_rejected`,
-    /// `space_access_granted`, `space_access_revoked` or `space_access_removed`.
+    /// `space_access_granted`, `space_access_failed`, `space_access_revoked` or
+    /// `space_access_removed`.
     Space {
         step: &'static str,
         id: String,
@@ -427,13 +428,15 @@ impl History {
             | E::SpaceRequestRejected { id, .. }
             | E::SpaceAccessGranted { id, .. }
             | E::SpaceAccessRevoked { id, .. }
-            | E::SpaceAccessRemoved { id, .. } => {
+            | E::SpaceAccessRemoved { id, .. }
+            | E::SpaceAccessFailed { id, .. } => {
                 let r = self.state.space_request(id)?;
                 let step = match event {
                     E::SpaceRequestApproved { .. } => "space_request_approved",
                     E::SpaceRequestRejected { .. } => "space_request_rejected",
                     E::SpaceAccessGranted { .. } => "space_access_granted",
                     E::SpaceAccessRevoked { .. } => "space_access_revoked",
+                    E::SpaceAccessFailed { .. } => "space_access_failed",
                     _ => "space_access_removed",
                 };
                 (
@@ -535,7 +538,8 @@ fn event_time(event: &ProductEvent) -> Option<Timestamp> {
         | E::SpaceRequestRejected { at, .. }
         | E::SpaceAccessGranted { at, .. }
         | E::SpaceAccessRevoked { at, .. }
-        | E::SpaceAccessRemoved { at, .. } => Some(*at),
+        | E::SpaceAccessRemoved { at, .. }
+        | E::SpaceAccessFailed { at, .. } => Some(*at),
         E::Configured { .. }
         | E::MemberEnrolled { .. }
         | E::MemberRemoved { .. }

@@ -544,7 +544,8 @@ impl ProductState {
             | Command::RejectSpaceRequest { .. }
             | Command::RevokeSpaceAccess { .. }
             | Command::FulfilSpaceRequest { .. }
-            | Command::ConfirmSpaceRemoval { .. } => {
+            | Command::ConfirmSpaceRemoval { .. }
+            | Command::FailSpaceRequest { .. } => {
                 self.decide_space(&mut out, command, settings, now)?
             }
             Command::Rename { from, to } => {
@@ -1266,7 +1267,8 @@ impl ProductState {
             | ProductEvent::SpaceRequestRejected { .. }
             | ProductEvent::SpaceAccessGranted { .. }
             | ProductEvent::SpaceAccessRevoked { .. }
-            | ProductEvent::SpaceAccessRemoved { .. } => self.spaces.apply(event),
+            | ProductEvent::SpaceAccessRemoved { .. }
+            | ProductEvent::SpaceAccessFailed { .. } => self.spaces.apply(event),
             ProductEvent::ActivityRecorded { user, at } => {
                 // The hottest event of a long stream: one lookup, the entry updated in
                 // place while its key moves in the pool.

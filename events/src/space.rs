@@ -230,6 +230,10 @@ pub struct SpaceRequest {
     pub revoked: Option<SpaceRevocation>,
     /// When the connector removed the permissions again after a revocation.
     pub removed_at: Option<Timestamp>,
+    /// When and why Confluence refused to grant it for good (the space is gone, the
+    /// connector's account may not change its permissions): not retried; what was
+    /// granted before the refusal is in `granted`, removed when the request is revoked.
+    pub failed: Option<(Timestamp, String)>,
 }
 
 /// What the connector still has to do for a request.
@@ -254,7 +258,8 @@ pub enum SpaceWork {
 impl SpaceRequest {
     /// The stable code of where it stands: `open` (waiting for an approver), `rejected`,
     /// `approved` (waiting for the connector), `granted` (in effect in Confluence),
-    /// `revoking` (revoked, the connector has yet to remove the permissions), `revoked`.
+    /// `failed` (Confluence refused it for good), `revoking` (revoked, the connector has
+    /// yet to remove the permissions), `revoked`.
     pub fn state(&self) -> &'static str {
         match (
             &self.decision,
@@ -267,6 +272,7 @@ impl SpaceRequest {
             (_, _, Some(_), Some(_)) => "revoked",
             (_, Some(_), Some(_), None) => "revoking",
             (_, None, Some(_), None) => "revoked",
+            _ if self.failed.is_some() => "failed",
             (_, Some(_), None, _) => "granted",
             (_, None, None, _) => "approved",
         }
@@ -287,7 +293,7 @@ impl SpaceRequest {
     /// What the connector still has to do: grant an approved request not yet granted,
     /// remove a revoked one that was granted. `None`: nothing (open, rejected, done).
     pub fn work(&self) -> Option<SpaceWork> {
-        if self.is_live() && self.granted.is_none() {
+        if self.is_live() && self.granted.is_none() && self.failed.is_none() {
             return Some(SpaceWork::Grant {
                 id: self.id.clone(),
                 user: self.user.clone(),
@@ -440,6 +446,7 @@ impl SpaceBook {
                         granted: None,
                         revoked: None,
                         removed_at: None,
+                        failed: None,
                     },
                 );
             }
@@ -471,6 +478,19 @@ impl SpaceBook {
             ProductEvent::SpaceAccessRemoved { id, at } => {
                 if let Some(r) = self.requests.get_mut(id) {
                     r.removed_at = Some(*at);
+                }
+            }
+            ProductEvent::SpaceAccessFailed {
+                id,
+                grants,
+                error,
+                at,
+            } => {
+                if let Some(r) = self.requests.get_mut(id) {
+                    r.failed = Some((*at, error.clone()));
+                    if !grants.is_empty() {
+                        r.granted = Some((*at, grants.clone()));
+                    }
                 }
             }
             _ => {}

@@ -347,6 +347,15 @@ fn product_samples() -> Vec<ProductEvent> {
             id: "6f1c2a4e-0000-4000-8000-000000000001".into(),
             at: EVENT_AT,
         },
+        ProductEvent::SpaceAccessFailed {
+            id: "6f1c2a4e-0000-4000-8000-000000000003".into(),
+            grants: vec![slotpool_events::Grant {
+                operation: op("create", "page"),
+                permission_id: Some(2155),
+            }],
+            error: "the product answered 404: No space with key : GONE".into(),
+            at: EVENT_AT,
+        },
     ]);
     v.extend(
         all_leave_reasons()
@@ -515,6 +524,7 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         ProductEvent::SpaceAccessGranted { .. } => "space_access_granted",
         ProductEvent::SpaceAccessRevoked { .. } => "space_access_revoked",
         ProductEvent::SpaceAccessRemoved { .. } => "space_access_removed",
+        ProductEvent::SpaceAccessFailed { .. } => "space_access_failed",
     };
     format!("product_{name}")
 }

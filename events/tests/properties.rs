@@ -700,7 +700,8 @@ impl Model {
             | Command::RejectSpaceRequest { .. }
             | Command::RevokeSpaceAccess { .. }
             | Command::FulfilSpaceRequest { .. }
-            | Command::ConfirmSpaceRemoval { .. } => return Err("not_modelled"),
+            | Command::ConfirmSpaceRemoval { .. }
+            | Command::FailSpaceRequest { .. } => return Err("not_modelled"),
             Command::NoteGroups { user, groups } => {
                 let standing = self.standing(user);
                 let known = standing != MStanding::Idle || self.groups.contains_key(user.as_str());

@@ -121,6 +121,30 @@ impl ProductState {
                     });
                 }
             }
+            Command::FailSpaceRequest { id, grants, error } => {
+                let due = self
+                    .spaces
+                    .requests
+                    .get(id)
+                    .and_then(|r| r.work())
+                    .is_some_and(|w| matches!(w, SpaceWork::Grant { .. }));
+                if due {
+                    let mut error = error.clone();
+                    if error.len() > crate::fixed_request::MAX_TEXT_LEN {
+                        let mut cut = crate::fixed_request::MAX_TEXT_LEN;
+                        while !error.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        error.truncate(cut);
+                    }
+                    out.push(ProductEvent::SpaceAccessFailed {
+                        id: id.clone(),
+                        grants: grants.clone(),
+                        error,
+                        at: now,
+                    });
+                }
+            }
             Command::ConfirmSpaceRemoval { id } => {
                 let due = self
                     .spaces
@@ -482,6 +506,80 @@ mod tests {
             s.space_request("r").expect("kept").work(),
             Some(SpaceWork::Remove { .. })
         ));
+    }
+
+    #[test]
+    fn a_grant_confluence_refuses_for_good_fails_and_revoking_it_removes_what_was_granted() {
+        let mut s = product();
+        run(
+            &mut s,
+            ask(
+                "r",
+                "ann",
+                "DOCS",
+                &[op("read", "space"), op("create", "page")],
+            ),
+        )
+        .expect("asked");
+        run(&mut s, approve("r")).expect("approved");
+        let partial = vec![Grant {
+            operation: op("create", "page"),
+            permission_id: Some(9),
+        }];
+        let fail = Command::FailSpaceRequest {
+            id: "r".into(),
+            grants: partial.clone(),
+            error: "x".repeat(5000),
+        };
+        assert_eq!(run(&mut s, fail.clone()).map(|e| e.len()), Ok(1));
+        let r = s.space_request("r").expect("kept");
+        assert_eq!(r.state(), "failed");
+        assert_eq!(r.work(), None, "not retried");
+        assert!(r.failed.as_ref().is_some_and(|(_, e)| e.len() <= 2000));
+        assert_eq!(run(&mut s, fail), Ok(vec![]), "recorded once");
+        assert_eq!(
+            run(&mut s, ask("r2", "ann", "DOCS", &[op("read", "space")])).map_err(|r| r.code()),
+            Err("duplicate_request"),
+            "revoke the failed one first"
+        );
+        run(
+            &mut s,
+            Command::RevokeSpaceAccess {
+                id: "r".into(),
+                by: "c".into(),
+            },
+        )
+        .expect("revoked");
+        let r = s.space_request("r").expect("kept");
+        assert_eq!(r.state(), "revoking");
+        assert_eq!(
+            r.work(),
+            Some(SpaceWork::Remove {
+                id: "r".into(),
+                user: "ann".into(),
+                space: "DOCS".into(),
+                grants: partial,
+            })
+        );
+        // Failed before anything was granted: a deactivation has nothing to remove.
+        run(&mut s, ask("h", "bob", "HR", &[op("read", "space")])).expect("asked");
+        run(&mut s, approve("h")).expect("approved");
+        let fail = Command::FailSpaceRequest {
+            id: "h".into(),
+            grants: vec![],
+            error: "404".into(),
+        };
+        run(&mut s, fail).expect("failed");
+        run(
+            &mut s,
+            Command::SetActive {
+                user: "bob".into(),
+                active: false,
+            },
+        )
+        .expect("deactivated");
+        let r = s.space_request("h").expect("kept");
+        assert_eq!((r.state(), r.work()), ("revoked", None));
     }
 
     #[test]

@@ -133,7 +133,8 @@ pub fn users_of(events: &[ProductEvent]) -> BTreeSet<String> {
             | ProductEvent::SpaceRequestRejected { .. }
             | ProductEvent::SpaceAccessGranted { .. }
             | ProductEvent::SpaceAccessRevoked { .. }
-            | ProductEvent::SpaceAccessRemoved { .. } => None,
+            | ProductEvent::SpaceAccessRemoved { .. }
+            | ProductEvent::SpaceAccessFailed { .. } => None,
         })
         .collect()
 }
