@@ -955,4 +955,45 @@ fn a_kill_9_in_the_middle_of_a_grant_loses_nothing_and_grants_once() {
         1,
         "{permissions}"
     );
+
+    // A space deleted in Confluence (still in the catalogue): the grant is refused for
+    // good, the request fails, and the work behind it is not held up.
+    fake.with(|s| s.spaces.remove("ENG"));
+    let gone = id_of(&ask(
+        &c,
+        "eve",
+        br#"{"space": "ENG", "operations": ["read:space"], "reason": "x"}"#,
+    ));
+    let hr = id_of(&ask(
+        &c,
+        "eve",
+        br#"{"space": "HR", "operations": ["read:space"], "reason": "x"}"#,
+    ));
+    assert_eq!(step(&c, &gone, "approve", None).status, 200);
+    assert_eq!(step(&c, &hr, "approve", None).status, 200);
+    wait_state(&c, &gone, "failed");
+    wait_state(&c, &hr, "granted");
+    let failed = request(&c, &gone);
+    assert!(
+        failed["failed"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("404")),
+        "{failed}"
+    );
+    assert_problem(
+        &ask(
+            &c,
+            "eve",
+            br#"{"space": "ENG", "operations": ["read:space"], "reason": "x"}"#,
+        ),
+        409,
+        "duplicate_request",
+    );
+    assert_eq!(step(&c, &gone, "revoke", None).status, 200);
+    wait_state(&c, &gone, "revoked");
+    let status = c
+        .admin("GET", "/admin/v1/products/wiki/connector", None)
+        .json();
+    assert_eq!(status["spaces"]["refused"], 1, "{status}");
+    assert_eq!(status["attempts"], 0, "{status}");
 }

@@ -369,7 +369,7 @@ impl ConnectorActor {
                     return (
                         Vec::new(),
                         Some(DeliveryError::State(e.to_string())),
-                        (0, 0),
+                        SpaceCounts::default(),
                     )
                 }
             };
@@ -385,11 +385,11 @@ impl ConnectorActor {
                 };
                 match call(timeout_s, transport.deliver(change)).await {
                     Ok(()) => done.push((user, add)),
-                    Err(e) => return (done, Some(e), (0, 0)),
+                    Err(e) => return (done, Some(e), SpaceCounts::default()),
                 }
             }
             if requests.is_empty() {
-                return (done, None, (0, 0));
+                return (done, None, SpaceCounts::default());
             }
             let works = ask_recipient(
                 &owner.spaces,
@@ -403,13 +403,17 @@ impl ConnectorActor {
             .await;
             match works {
                 Ok(works) => {
-                    let mut counts = (0, 0);
+                    let mut counts = SpaceCounts::default();
                     let e = space_work(&owner, transport.as_ref(), timeout_s, works, &mut counts)
                         .await
                         .err();
                     (done, e, counts)
                 }
-                Err(e) => (done, Some(DeliveryError::State(e.to_string())), (0, 0)),
+                Err(e) => (
+                    done,
+                    Some(DeliveryError::State(e.to_string())),
+                    SpaceCounts::default(),
+                ),
             }
         };
         ctx.spawn(
@@ -549,13 +553,17 @@ impl ConnectorActor {
 }
 
 impl ConnectorActor {
-    fn count_space_work(&mut self, (granted, removed): (u64, u64)) {
-        self.space_status.granted += granted;
-        self.space_status.removed += removed;
-        for _ in 0..granted + removed {
+    fn count_space_work(&mut self, counts: SpaceCounts) {
+        self.space_status.granted += counts.granted;
+        self.space_status.removed += counts.removed;
+        self.space_status.refused += counts.refused;
+        for _ in 0..counts.granted + counts.removed {
             self.metrics.connector_delivery("delivered");
         }
-        self.delivered += granted + removed;
+        for _ in 0..counts.refused {
+            self.metrics.connector_delivery("error");
+        }
+        self.delivered += counts.granted + counts.removed;
     }
 
     /// The spaces step: fetches the catalogue (when wanted) and records it, then delivers
@@ -571,7 +579,7 @@ impl ConnectorActor {
         let timeout_s = self.settings.timeout_s;
         let offered = self.settings.spaces.clone().map(|s| s.offered);
         let work = async move {
-            let mut counts = (0, 0);
+            let mut counts = SpaceCounts::default();
             let Some(offered) = offered else {
                 return (
                     Err(DeliveryError::State(
@@ -654,16 +662,25 @@ impl ConnectorActor {
     }
 }
 
+/// What one round of space work did: requests granted, removed, refused for good.
+#[derive(Debug, Clone, Copy, Default)]
+struct SpaceCounts {
+    granted: u64,
+    removed: u64,
+    refused: u64,
+}
+
 /// Does space work in order: grants each operation of an approval and records the grant,
-/// removes each permission of a revocation and records the removal. Stops at the first
-/// failure (what was recorded stays done; the rest is retried). `counts`: requests
-/// granted and removed.
+/// removes each permission of a revocation and records the removal. A grant Confluence
+/// refuses for good ([`DeliveryError::is_refusal`]) is recorded as failed (with what was
+/// granted before) and the rest goes on, so one gone space never holds the outbox; any
+/// other failure stops the round (what was recorded stays done; the rest is retried).
 async fn space_work(
     owner: &Owner,
     transport: &dyn Transport,
     timeout_s: u32,
     works: Vec<SpaceWork>,
-    counts: &mut (u64, u64),
+    counts: &mut SpaceCounts,
 ) -> Result<(), DeliveryError> {
     for w in works {
         match w {
@@ -674,18 +691,35 @@ async fn space_work(
                 operations,
             } => {
                 let mut grants = Vec::with_capacity(operations.len());
+                let mut refused = None;
                 for operation in operations {
-                    let permission_id =
-                        call(timeout_s, transport.grant_space(&user, &space, &operation)).await?;
-                    grants.push(Grant {
-                        operation,
-                        permission_id,
-                    });
+                    match call(timeout_s, transport.grant_space(&user, &space, &operation)).await {
+                        Ok(permission_id) => grants.push(Grant {
+                            operation,
+                            permission_id,
+                        }),
+                        Err(e) if e.is_refusal() => {
+                            refused = Some(format!("{}: {e}", operation.code()));
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
-                owner
-                    .execute(Command::FulfilSpaceRequest { id, grants })
-                    .await?;
-                counts.0 += 1;
+                match refused {
+                    Some(error) => {
+                        tracing::warn!(request = %id, %space, %error, "Confluence refused a space grant; the request failed");
+                        owner
+                            .execute(Command::FailSpaceRequest { id, grants, error })
+                            .await?;
+                        counts.refused += 1;
+                    }
+                    None => {
+                        owner
+                            .execute(Command::FulfilSpaceRequest { id, grants })
+                            .await?;
+                        counts.granted += 1;
+                    }
+                }
             }
             SpaceWork::Remove {
                 id,
@@ -697,7 +731,7 @@ async fn space_work(
                     call(timeout_s, transport.remove_space(&user, &space, grant)).await?;
                 }
                 owner.execute(Command::ConfirmSpaceRemoval { id }).await?;
-                counts.1 += 1;
+                counts.removed += 1;
             }
         }
     }

@@ -274,6 +274,8 @@ pub struct SpaceStatus {
     pub granted: u64,
     /// Revoked space requests whose permissions it removed since start.
     pub removed: u64,
+    /// Space requests Confluence refused for good since start (now `failed`).
+    pub refused: u64,
 }
 
 /// Fetch the product's spaces now and record the catalogue if it changed; answers how

@@ -42,6 +42,13 @@ pub enum DeliveryError {
 }
 
 impl DeliveryError {
+    /// Whether the product refused the call for good: an answer retrying cannot change
+    /// (400, 403, 404, 409, 422: a space that is gone, an account that may not change its
+    /// permissions). Timeouts, network failures, 401, 429 and 5xx are worth retrying.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, DeliveryError::Status { status, .. } if [400, 403, 404, 409, 422].contains(status))
+    }
+
     /// The `outcome` label of `slotpool_connector_deliveries_total`.
     pub fn outcome(&self) -> &'static str {
         match self {

@@ -52,6 +52,7 @@ fn status_view(product: &str, s: &ConnectorStatus) -> Value {
             }),
             "granted": sp.granted,
             "removed": sp.removed,
+            "refused": sp.refused,
         })),
     })
 }

@@ -56,6 +56,10 @@ fn request_view(product: &str, r: &SpaceRequest) -> Value {
             "at": rfc3339(v.at),
         })),
         "removed_at": r.removed_at.map(rfc3339),
+        "failed": r.failed.as_ref().map(|(at, error)| json!({
+            "at": rfc3339(*at),
+            "error": error,
+        })),
     })
 }
 
@@ -236,8 +240,8 @@ pub struct ListQuery {
     user: Option<String>,
 }
 
-const STATES: [&str; 6] = [
-    "open", "rejected", "approved", "granted", "revoking", "revoked",
+const STATES: [&str; 7] = [
+    "open", "rejected", "approved", "granted", "failed", "revoking", "revoked",
 ];
 
 /// `GET /admin/v1/space-requests[?product=p][&state=s][&user=u]`, oldest first.
