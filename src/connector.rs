@@ -9,6 +9,14 @@
 //! - Bitbucket Data Center: `POST /rest/api/latest/admin/users/add-groups`
 //!   `{"user": u, "groups": [g]}`, `POST /rest/api/latest/admin/users/remove-group`
 //!   `{"context": u, "itemName": g}`, `GET /rest/api/latest/admin/groups/more-members?context=g`.
+//! - Confluence space entitlements (a connector with `spaces`): the catalogue is
+//!   `GET /rest/api/space?type=global&start=N&limit=M` (`results[].key`, `.name`); a
+//!   permission is granted by `POST /rest/api/space/{key}/permission`
+//!   `{"subject": {"type": "user", "identifier": u}, "operation": {"key": k, "target": t}}`
+//!   (the answer's `id` is kept) and removed by `DELETE /rest/api/space/{key}/permission/{id}`;
+//!   a permission whose id is not known (Confluence said it already existed) is looked up
+//!   in `GET /rest/api/space/{key}?expand=permissions` first. "Already exists" and "not
+//!   found" answers are successes.
 //! - Webhook: `POST base_url` `{"product", "user", "action": "add"|"remove", "group", "id"}`
 //!   with an `Idempotency-Key` header; it cannot list the group.
 //!
@@ -22,7 +30,7 @@ use awc::Client;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 use slotpool_actors::{DeliveryError, GroupChange, Transport, TransportFactory};
-use slotpool_events::{ConnectorKind, ConnectorSettings};
+use slotpool_events::{ConnectorKind, ConnectorSettings, Grant, SpaceOperation};
 use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -32,6 +40,8 @@ use std::time::Duration;
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 /// Members asked for per page from Confluence.
 const CONFLUENCE_PAGE: usize = 200;
+/// Spaces asked for per page from Confluence.
+const SPACE_PAGE: usize = 100;
 /// Most pages of group members read by one re-sync (a runaway guard).
 const MAX_PAGES: usize = 10_000;
 
@@ -364,7 +374,166 @@ fn members_page(
     Ok((names, Some(next)))
 }
 
+/// The body of a space-permission grant (Confluence's `SpacePermissionRequest`).
+fn permission_body(user: &str, operation: &SpaceOperation) -> Value {
+    json!({
+        "subject": {"type": "user", "identifier": user},
+        "operation": {"key": operation.key, "target": operation.target},
+    })
+}
+
+/// Whether a refused grant says the permission is there already (a success).
+fn already_granted(status: u16, body: &str) -> bool {
+    (status == 400 || status == 409) && body.to_ascii_lowercase().contains("already")
+}
+
+/// One page of spaces: `(key, name)` of each, and whether more may follow (a full page).
+fn spaces_page(body: &str) -> Result<(Vec<(String, String)>, bool), DeliveryError> {
+    let page = parse(body)?;
+    let list = page
+        .get("results")
+        .and_then(Value::as_array)
+        .ok_or_else(|| DeliveryError::Network("the space list has no results".into()))?;
+    let spaces = list
+        .iter()
+        .filter_map(|s| {
+            let key = s.get("key").and_then(Value::as_str)?;
+            let name = s.get("name").and_then(Value::as_str).unwrap_or(key);
+            let printable = |t: &str| {
+                !t.is_empty()
+                    && t.len() <= slotpool_events::space::MAX_NAME_LEN
+                    && !t.chars().any(char::is_control)
+            };
+            (printable(key) && printable(name)).then(|| (key.to_string(), name.to_string()))
+        })
+        .collect();
+    Ok((spaces, list.len() == SPACE_PAGE))
+}
+
+/// The id of `user`'s permission `operation` in a space's `?expand=permissions` answer:
+/// `permissions[]` with `id`, `operation.operation` / `operation.targetType` and the
+/// users in `subjects.user.results[]` (named by `username`, `accountId` or `userKey`).
+fn permission_id_in(body: &str, user: &str, operation: &SpaceOperation) -> Option<u64> {
+    let space: Value = serde_json::from_str(body).ok()?;
+    space
+        .get("permissions")?
+        .as_array()?
+        .iter()
+        .find(|p| {
+            let op = &p["operation"];
+            op["operation"] == operation.key.as_str()
+                && op["targetType"] == operation.target.as_str()
+                && p["subjects"]["user"]["results"]
+                    .as_array()
+                    .is_some_and(|users| {
+                        users.iter().any(|u| {
+                            ["username", "accountId", "userKey"]
+                                .iter()
+                                .any(|k| u[*k] == user)
+                        })
+                    })
+        })
+        .and_then(|p| p.get("id"))
+        .and_then(Value::as_u64)
+}
+
 impl Transport for HttpTransport {
+    fn spaces(
+        &self,
+    ) -> futures_util::future::LocalBoxFuture<'static, Result<Vec<(String, String)>, DeliveryError>>
+    {
+        let this = self.clone();
+        Box::pin(async move {
+            if this.settings.kind != ConnectorKind::Confluence {
+                return Err(DeliveryError::State(
+                    "only a Confluence connector lists spaces".into(),
+                ));
+            }
+            let mut spaces = Vec::new();
+            let mut start = 0usize;
+            for _ in 0..MAX_PAGES {
+                let path = format!("/rest/api/space?type=global&start={start}&limit={SPACE_PAGE}");
+                let (status, body) = this.send(Method::GET, this.url(&path), None, None).await?;
+                if !(200..300).contains(&status) {
+                    return Err(answer_error(status, &body));
+                }
+                let (page, more) = spaces_page(&body)?;
+                spaces.extend(page);
+                if !more {
+                    spaces.sort();
+                    spaces.dedup_by(|a, b| a.0 == b.0);
+                    return Ok(spaces);
+                }
+                start = start.saturating_add(SPACE_PAGE);
+            }
+            Err(DeliveryError::Network("the space list did not end".into()))
+        })
+    }
+
+    fn grant_space(
+        &self,
+        user: &str,
+        space: &str,
+        operation: &SpaceOperation,
+    ) -> futures_util::future::LocalBoxFuture<'static, Result<Option<u64>, DeliveryError>> {
+        let url = self.url(&format!("/rest/api/space/{}/permission", enc(space)));
+        let sent = self.send(
+            Method::POST,
+            url,
+            Some(permission_body(user, operation)),
+            None,
+        );
+        Box::pin(async move {
+            let (status, body) = sent.await?;
+            if (200..300).contains(&status) {
+                return Ok(serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(Value::as_u64)));
+            }
+            if already_granted(status, &body) {
+                return Ok(None);
+            }
+            Err(answer_error(status, &body))
+        })
+    }
+
+    fn remove_space(
+        &self,
+        user: &str,
+        space: &str,
+        grant: &Grant,
+    ) -> futures_util::future::LocalBoxFuture<'static, Result<(), DeliveryError>> {
+        let this = self.clone();
+        let (user, space, grant) = (user.to_string(), enc(space), grant.clone());
+        Box::pin(async move {
+            let id = match grant.permission_id {
+                Some(id) => id,
+                None => {
+                    let url = this.url(&format!("/rest/api/space/{space}?expand=permissions"));
+                    let (status, body) = this.send(Method::GET, url, None, None).await?;
+                    if status == 404 {
+                        return Ok(());
+                    }
+                    if !(200..300).contains(&status) {
+                        return Err(answer_error(status, &body));
+                    }
+                    match permission_id_in(&body, &user, &grant.operation) {
+                        Some(id) => id,
+                        // Not there: nothing to remove.
+                        None => return Ok(()),
+                    }
+                }
+            };
+            let url = this.url(&format!("/rest/api/space/{space}/permission/{id}"));
+            let (status, body) = this.send(Method::DELETE, url, None, None).await?;
+            if (200..300).contains(&status) || status == 404 {
+                Ok(())
+            } else {
+                Err(answer_error(status, &body))
+            }
+        })
+    }
+
     fn deliver(
         &self,
         change: GroupChange,
@@ -624,6 +793,41 @@ mod tests {
             Some(json!({"product": "p1", "user": "ann b", "action": "add",
                         "group": "the users", "id": "p1:7:ann b:add"}))
         );
+    }
+
+    #[test]
+    fn space_permission_shapes_are_confluence_ones() {
+        assert_eq!(
+            permission_body("ann", &SpaceOperation::new("read", "space")),
+            json!({"subject": {"type": "user", "identifier": "ann"},
+                   "operation": {"key": "read", "target": "space"}})
+        );
+        assert!(already_granted(400, "Permission already exists"));
+        assert!(!already_granted(400, "No space with key : X"));
+        assert!(!already_granted(500, "already"));
+        let (spaces, more) = spaces_page(
+            r#"{"results":[{"key":"DOCS","name":"Docs"},{"key":"X"},{"name":"no key"}],"size":3}"#,
+        )
+        .expect("a page");
+        assert_eq!(
+            spaces,
+            vec![("DOCS".into(), "Docs".into()), ("X".into(), "X".into())]
+        );
+        assert!(!more);
+        assert!(spaces_page("{}").is_err());
+        let space = json!({"key": "DOCS", "permissions": [
+            {"id": 1, "operation": {"operation": "read", "targetType": "space"},
+             "subjects": {"group": {"results": [{"name": "confluence-users"}]}}},
+            {"id": 2, "operation": {"operation": "create", "targetType": "page"},
+             "subjects": {"user": {"results": [{"username": "ann"}]}}},
+            {"id": 3, "operation": {"operation": "read", "targetType": "space"},
+             "subjects": {"user": {"results": [{"username": "ann"}]}}}
+        ]})
+        .to_string();
+        let read = SpaceOperation::new("read", "space");
+        assert_eq!(permission_id_in(&space, "ann", &read), Some(3));
+        assert_eq!(permission_id_in(&space, "bob", &read), None);
+        assert_eq!(permission_id_in("<html>", "ann", &read), None);
     }
 
     #[test]

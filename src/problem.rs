@@ -512,6 +512,11 @@ impl From<Refusal> for Problem {
             Refusal::DuplicateRequest { .. } => (StatusCode::CONFLICT, "Duplicate request"),
             Refusal::RequestClosed { .. } => (StatusCode::CONFLICT, "Request closed"),
             Refusal::NotEligible => (StatusCode::FORBIDDEN, "Not eligible"),
+            Refusal::UnknownSpace { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "Unknown space"),
+            Refusal::OperationNotOffered { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "Operation not offered")
+            }
+            Refusal::NoSpaces => (StatusCode::NOT_FOUND, "No space entitlements"),
         };
         Problem::new(status, r.code(), title, r.to_string())
     }

@@ -16,6 +16,15 @@
 //! the timeout counts as failed. The product actor never waits for its connector: the
 //! pool goes on while the product is down, and the backlog grows.
 //!
+//! Space entitlements (a Confluence connector with `spaces`) ride the same outbox: an
+//! approval or a revocation of a space request in the stream is work for the connector,
+//! which asks the product what is still to be done ([`slotpool_events::SpaceRequest::work`]),
+//! grants or removes the permissions one by one, and records the outcome through the
+//! product (`FulfilSpaceRequest`, `ConfirmSpaceRemoval`) before the cursor moves: a
+//! request already fulfilled is never granted again, and "already granted" counts as a
+//! success. At start it fetches the catalogue of spaces and delivers any work left
+//! pending (approvals made while it was down or not yet configured).
+//!
 //! Architecture Invariant: this module knows no HTTP. It talks to the product through a
 //! [`Transport`] that the binary provides.
 
@@ -23,8 +32,10 @@ use crate::clock::SharedClock;
 use crate::durable::ask_recipient;
 use crate::metrics::ProductMetrics;
 // Moved to `messages` and `transport`; kept reachable at their old paths.
-use crate::messages::Read;
-pub use crate::messages::{ConnectorStatus, Resync, ResyncReport, Status, StopConnector, Wake};
+pub use crate::messages::{
+    ConnectorStatus, RefreshSpaces, Resync, ResyncReport, SpaceStatus, Status, StopConnector, Wake,
+};
+use crate::messages::{Execute, Read};
 pub use crate::transport::{
     ConnectorSlot, DeliveryError, GroupChange, Transport, TransportFactory,
 };
@@ -32,7 +43,10 @@ use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use slotpool_events::connector::{retry_delay_ms, touched_names, Drift};
-use slotpool_events::{ConnectorSettings, ProductEvent, StreamId, Timestamp};
+use slotpool_events::space::touched_request;
+use slotpool_events::{
+    Command, ConnectorSettings, Grant, ProductEvent, Space, SpaceWork, StreamId, Timestamp,
+};
 use slotpool_journal::{Journal, NamedStore, StreamTip};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
@@ -52,20 +66,46 @@ pub struct Owner {
     users: Recipient<Read<Vec<(String, bool)>>>,
     /// Everyone who should be in the group.
     group: Recipient<Read<BTreeSet<String>>>,
+    /// What is still to be done for some space requests (or all, at start).
+    spaces: Recipient<Read<Vec<SpaceWork>>>,
+    /// Where the connector records what it did (the catalogue, a grant, a removal).
+    execute: Recipient<Execute>,
 }
 
 impl Owner {
     /// The reads of the actor at `addr`: the product actor that starts the connector.
     pub fn of<A>(addr: &Addr<A>) -> Self
     where
-        A: Actor + Handler<Read<Vec<(String, bool)>>> + Handler<Read<BTreeSet<String>>>,
-        A::Context:
-            ToEnvelope<A, Read<Vec<(String, bool)>>> + ToEnvelope<A, Read<BTreeSet<String>>>,
+        A: Actor
+            + Handler<Read<Vec<(String, bool)>>>
+            + Handler<Read<BTreeSet<String>>>
+            + Handler<Read<Vec<SpaceWork>>>
+            + Handler<Execute>,
+        A::Context: ToEnvelope<A, Read<Vec<(String, bool)>>>
+            + ToEnvelope<A, Read<BTreeSet<String>>>
+            + ToEnvelope<A, Read<Vec<SpaceWork>>>
+            + ToEnvelope<A, Execute>,
     {
         Owner {
             users: addr.clone().recipient(),
             group: addr.clone().recipient(),
+            spaces: addr.clone().recipient(),
+            execute: addr.clone().recipient(),
         }
+    }
+
+    /// Records `command` in the product (durably), as the connector's own doing.
+    async fn execute(&self, command: Command) -> Result<(), DeliveryError> {
+        ask_recipient(
+            &self.execute,
+            Execute {
+                command,
+                cause: uuid::Uuid::new_v4(),
+            },
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| DeliveryError::State(e.to_string()))
     }
 }
 
@@ -96,11 +136,19 @@ pub struct ConnectorActor {
     last_resync: Option<Result<ResyncReport, (Timestamp, String)>>,
     delivered: u64,
     failed: u64,
+    /// Fetch the catalogue (at start, and when an administrator asks).
+    catalogue_wanted: bool,
+    catalogue_waiters: Vec<oneshot::Sender<Result<usize, DeliveryError>>>,
+    /// Deliver every space request with work left (at start).
+    space_sweep_wanted: bool,
+    space_status: SpaceStatus,
 }
 
 /// A run of the stream after the cursor: the users it touches and where it ends.
 struct Batch {
     users: Vec<String>,
+    /// Space requests the run approved or revoked.
+    requests: Vec<String>,
     changes: u64,
     tip: StreamTip,
 }
@@ -127,9 +175,14 @@ impl ConnectorActor {
                 None
             }
         };
+        let spaces = settings.spaces.is_some();
         let mut actor = ConnectorActor {
             product: product.to_string(),
             resync_wanted: settings.auto_resync,
+            catalogue_wanted: spaces,
+            catalogue_waiters: Vec::new(),
+            space_sweep_wanted: spaces,
+            space_status: SpaceStatus::default(),
             settings,
             stream,
             journal,
@@ -209,6 +262,7 @@ impl ConnectorActor {
         let upto = self.durable_upto;
         let mut seen = HashSet::new();
         let mut users = Vec::new();
+        let mut requests: Vec<String> = Vec::new();
         let mut changes = 0u64;
         let mut records = 0usize;
         let tip = self
@@ -221,6 +275,12 @@ impl ConnectorActor {
                         users.push(u.to_string());
                     }
                 }
+                if let Some(id) = touched_request(&env.event) {
+                    changes += 1;
+                    if !requests.iter().any(|r| r == id) {
+                        requests.push(id.to_string());
+                    }
+                }
                 env.sequence < upto && records < BATCH_RECORDS
             })
             .map_err(|e| e.to_string())?;
@@ -229,6 +289,7 @@ impl ConnectorActor {
         }
         Ok(Some(Batch {
             users,
+            requests,
             changes,
             tip,
         }))
@@ -244,6 +305,10 @@ impl ConnectorActor {
             self.start_resync(ctx);
             return;
         }
+        if self.catalogue_wanted || !self.catalogue_waiters.is_empty() || self.space_sweep_wanted {
+            self.start_spaces(ctx);
+            return;
+        }
         loop {
             let batch = match self.scan() {
                 Ok(Some(b)) => b,
@@ -256,7 +321,7 @@ impl ConnectorActor {
                     return;
                 }
             };
-            if batch.users.is_empty() {
+            if batch.users.is_empty() && batch.requests.is_empty() {
                 self.cursor = batch.tip;
                 self.save_cursor();
                 continue;
@@ -282,6 +347,7 @@ impl ConnectorActor {
         let timeout_s = self.settings.timeout_s;
         let already = self.confirmed.clone();
         let users = batch.users.clone();
+        let requests = batch.requests.clone();
         let prefix = format!("{}:{}", self.product, batch.tip.next_sequence - 1);
         let work = async move {
             let wanted = ask_recipient(
@@ -299,7 +365,13 @@ impl ConnectorActor {
             .await;
             let wanted = match wanted {
                 Ok(w) => w,
-                Err(e) => return (Vec::new(), Some(DeliveryError::State(e.to_string()))),
+                Err(e) => {
+                    return (
+                        Vec::new(),
+                        Some(DeliveryError::State(e.to_string())),
+                        SpaceCounts::default(),
+                    )
+                }
             };
             let mut done = Vec::new();
             for (user, add) in wanted {
@@ -313,33 +385,63 @@ impl ConnectorActor {
                 };
                 match call(timeout_s, transport.deliver(change)).await {
                     Ok(()) => done.push((user, add)),
-                    Err(e) => return (done, Some(e)),
+                    Err(e) => return (done, Some(e), SpaceCounts::default()),
                 }
             }
-            (done, None)
+            if requests.is_empty() {
+                return (done, None, SpaceCounts::default());
+            }
+            let works = ask_recipient(
+                &owner.spaces,
+                Read::new(move |s, _| {
+                    requests
+                        .iter()
+                        .filter_map(|id| s.space_request(id).and_then(|r| r.work()))
+                        .collect::<Vec<_>>()
+                }),
+            )
+            .await;
+            match works {
+                Ok(works) => {
+                    let mut counts = SpaceCounts::default();
+                    let e = space_work(&owner, transport.as_ref(), timeout_s, works, &mut counts)
+                        .await
+                        .err();
+                    (done, e, counts)
+                }
+                Err(e) => (
+                    done,
+                    Some(DeliveryError::State(e.to_string())),
+                    SpaceCounts::default(),
+                ),
+            }
         };
-        ctx.spawn(work.into_actor(self).map(move |(done, error), act, ctx| {
-            act.busy = false;
-            act.delivered += done.len() as u64;
-            for _ in &done {
-                act.metrics.connector_delivery("delivered");
-            }
-            act.confirmed.extend(done);
-            match error {
-                Some(e) => {
-                    act.metrics.connector_delivery(e.outcome());
-                    act.failed += 1;
-                    act.fail(ctx, e.to_string());
-                }
-                None => {
-                    act.cursor = batch.tip;
-                    act.save_cursor();
-                    act.confirmed.clear();
-                    act.recovered();
-                    act.pump(ctx);
-                }
-            }
-        }));
+        ctx.spawn(
+            work.into_actor(self)
+                .map(move |(done, error, counts), act, ctx| {
+                    act.busy = false;
+                    act.count_space_work(counts);
+                    act.delivered += done.len() as u64;
+                    for _ in &done {
+                        act.metrics.connector_delivery("delivered");
+                    }
+                    act.confirmed.extend(done);
+                    match error {
+                        Some(e) => {
+                            act.metrics.connector_delivery(e.outcome());
+                            act.failed += 1;
+                            act.fail(ctx, e.to_string());
+                        }
+                        None => {
+                            act.cursor = batch.tip;
+                            act.save_cursor();
+                            act.confirmed.clear();
+                            act.recovered();
+                            act.pump(ctx);
+                        }
+                    }
+                }),
+        );
     }
 
     /// After a success: a streak of failures is over (then a re-sync, if wanted, repairs
@@ -450,6 +552,192 @@ impl ConnectorActor {
     }
 }
 
+impl ConnectorActor {
+    fn count_space_work(&mut self, counts: SpaceCounts) {
+        self.space_status.granted += counts.granted;
+        self.space_status.removed += counts.removed;
+        self.space_status.refused += counts.refused;
+        for _ in 0..counts.granted + counts.removed {
+            self.metrics.connector_delivery("delivered");
+        }
+        for _ in 0..counts.refused {
+            self.metrics.connector_delivery("error");
+        }
+        self.delivered += counts.granted + counts.removed;
+    }
+
+    /// The spaces step: fetches the catalogue (when wanted) and records it, then delivers
+    /// every space request with work left (at start). Retried after the backoff on a
+    /// failure, like deliveries.
+    fn start_spaces(&mut self, ctx: &mut Context<Self>) {
+        self.busy = true;
+        let waiters = std::mem::take(&mut self.catalogue_waiters);
+        let fetch = self.catalogue_wanted || !waiters.is_empty();
+        let sweep = self.space_sweep_wanted;
+        let owner = self.owner.clone();
+        let transport = Rc::clone(&self.transport);
+        let timeout_s = self.settings.timeout_s;
+        let offered = self.settings.spaces.clone().map(|s| s.offered);
+        let work = async move {
+            let mut counts = SpaceCounts::default();
+            let Some(offered) = offered else {
+                return (
+                    Err(DeliveryError::State(
+                        "this connector has no space entitlements (`spaces`)".into(),
+                    )),
+                    counts,
+                );
+            };
+            let mut found = None;
+            if fetch {
+                let listed = match call(timeout_s.saturating_mul(6), transport.spaces()).await {
+                    Ok(l) => l,
+                    Err(e) => return (Err(e), counts),
+                };
+                let spaces: Vec<Space> = listed
+                    .into_iter()
+                    .take(slotpool_events::space::MAX_SPACES)
+                    .map(|(key, name)| Space {
+                        key,
+                        name,
+                        operations: offered.clone(),
+                    })
+                    .collect();
+                let n = spaces.len();
+                if let Err(e) = owner.execute(Command::CatalogueSpaces { spaces }).await {
+                    return (Err(e), counts);
+                }
+                found = Some(n);
+            }
+            if sweep {
+                let works =
+                    ask_recipient(&owner.spaces, Read::new(|s, _| s.spaces().pending_work()))
+                        .await
+                        .map_err(|e| DeliveryError::State(e.to_string()));
+                let r = match works {
+                    Ok(w) => {
+                        space_work(&owner, transport.as_ref(), timeout_s, w, &mut counts).await
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = r {
+                    return (Err(e), counts);
+                }
+            }
+            (Ok(found), counts)
+        };
+        ctx.spawn(
+            work.into_actor(self)
+                .map(move |(result, counts), act, ctx| {
+                    act.busy = false;
+                    act.count_space_work(counts);
+                    let now = act.clock.now();
+                    match result {
+                        Ok(found) => {
+                            if let Some(n) = found {
+                                act.catalogue_wanted = false;
+                                act.space_status.last_catalogue = Some(Ok((now, n)));
+                            }
+                            act.space_sweep_wanted = false;
+                            for w in waiters {
+                                let _ = w.send(Ok(found.unwrap_or(0)));
+                            }
+                            act.recovered();
+                            act.pump(ctx);
+                        }
+                        Err(e) => {
+                            if fetch {
+                                act.space_status.last_catalogue = Some(Err((now, e.to_string())));
+                            }
+                            for w in waiters {
+                                let _ = w.send(Err(e.clone()));
+                            }
+                            act.metrics.connector_delivery(e.outcome());
+                            act.failed += 1;
+                            act.fail(ctx, format!("spaces: {e}"));
+                        }
+                    }
+                }),
+        );
+    }
+}
+
+/// What one round of space work did: requests granted, removed, refused for good.
+#[derive(Debug, Clone, Copy, Default)]
+struct SpaceCounts {
+    granted: u64,
+    removed: u64,
+    refused: u64,
+}
+
+/// Does space work in order: grants each operation of an approval and records the grant,
+/// removes each permission of a revocation and records the removal. A grant Confluence
+/// refuses for good ([`DeliveryError::is_refusal`]) is recorded as failed (with what was
+/// granted before) and the rest goes on, so one gone space never holds the outbox; any
+/// other failure stops the round (what was recorded stays done; the rest is retried).
+async fn space_work(
+    owner: &Owner,
+    transport: &dyn Transport,
+    timeout_s: u32,
+    works: Vec<SpaceWork>,
+    counts: &mut SpaceCounts,
+) -> Result<(), DeliveryError> {
+    for w in works {
+        match w {
+            SpaceWork::Grant {
+                id,
+                user,
+                space,
+                operations,
+            } => {
+                let mut grants = Vec::with_capacity(operations.len());
+                let mut refused = None;
+                for operation in operations {
+                    match call(timeout_s, transport.grant_space(&user, &space, &operation)).await {
+                        Ok(permission_id) => grants.push(Grant {
+                            operation,
+                            permission_id,
+                        }),
+                        Err(e) if e.is_refusal() => {
+                            refused = Some(format!("{}: {e}", operation.code()));
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                match refused {
+                    Some(error) => {
+                        tracing::warn!(request = %id, %space, %error, "Confluence refused a space grant; the request failed");
+                        owner
+                            .execute(Command::FailSpaceRequest { id, grants, error })
+                            .await?;
+                        counts.refused += 1;
+                    }
+                    None => {
+                        owner
+                            .execute(Command::FulfilSpaceRequest { id, grants })
+                            .await?;
+                        counts.granted += 1;
+                    }
+                }
+            }
+            SpaceWork::Remove {
+                id,
+                user,
+                space,
+                grants,
+            } => {
+                for grant in &grants {
+                    call(timeout_s, transport.remove_space(&user, &space, grant)).await?;
+                }
+                owner.execute(Command::ConfirmSpaceRemoval { id }).await?;
+                counts.removed += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One call to the product, failed if it takes longer than `timeout_s`.
 async fn call<T>(
     timeout_s: u32,
@@ -531,6 +819,36 @@ impl Handler<Status> for ConnectorActor {
             delivered: self.delivered,
             failed: self.failed,
             last_resync: self.last_resync.clone(),
+            spaces: self
+                .settings
+                .spaces
+                .as_ref()
+                .map(|_| self.space_status.clone()),
+        })
+    }
+}
+
+impl Handler<RefreshSpaces> for ConnectorActor {
+    type Result = ResponseFuture<Result<usize, DeliveryError>>;
+
+    fn handle(&mut self, _: RefreshSpaces, ctx: &mut Self::Context) -> Self::Result {
+        if self.settings.spaces.is_none() {
+            return Box::pin(async {
+                Err(DeliveryError::State(
+                    "this connector has no space entitlements (`spaces`)".into(),
+                ))
+            });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.catalogue_waiters.push(tx);
+        if let Some(h) = self.retry.take() {
+            ctx.cancel_future(h);
+            self.next_retry = None;
+        }
+        self.pump(ctx);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(DeliveryError::State("the connector stopped".into())))
         })
     }
 }
@@ -541,6 +859,8 @@ impl Handler<Resync> for ConnectorActor {
     fn handle(&mut self, _: Resync, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.resync_waiters.push(tx);
+        // A re-sync reads the spaces again too: new spaces become requestable.
+        self.catalogue_wanted |= self.settings.spaces.is_some();
         // An administrator asking now should not wait out a long backoff.
         if let Some(h) = self.retry.take() {
             ctx.cancel_future(h);

@@ -35,7 +35,7 @@ pub use durable::{ask, ask_recipient, Pending};
 pub use error::ActorError;
 pub use messages::{
     ConnectorStatus, Execute, Executed, ListHolders, Notification, Poll, ProductNotice, Read,
-    ResyncReport, Snapshotting, Sweep,
+    RefreshSpaces, ResyncReport, Snapshotting, SpaceStatus, Sweep,
 };
 pub use metrics::{Metrics, ProductMetrics};
 pub use product::{ConnectorOf, ProductActor};

@@ -262,4 +262,26 @@ pub struct ConnectorStatus {
     pub failed: u64,
     /// The last re-sync, or why it failed.
     pub last_resync: Option<Result<ResyncReport, (Timestamp, String)>>,
+    /// Space entitlements, for a connector with `spaces`.
+    pub spaces: Option<SpaceStatus>,
 }
+
+/// What a connector with `spaces` did: the last fetch of the catalogue, and the space
+/// permissions granted and removed since start.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SpaceStatus {
+    /// The last fetch of the catalogue: when, and how many spaces; or why it failed.
+    pub last_catalogue: Option<Result<(Timestamp, usize), (Timestamp, String)>>,
+    /// Space requests whose permissions the connector granted since start.
+    pub granted: u64,
+    /// Revoked space requests whose permissions it removed since start.
+    pub removed: u64,
+    /// Space requests Confluence refused for good since start (now `failed`).
+    pub refused: u64,
+}
+
+/// Fetch the product's spaces now and record the catalogue if it changed; answers how
+/// many spaces there are.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, DeliveryError>")]
+pub struct RefreshSpaces;

@@ -27,8 +27,8 @@ use crate::request_index::RequestIndex;
 use crate::transport::ConnectorSlot;
 use actix::prelude::*;
 use slotpool_events::{
-    connector::touched_names, Command, ConnectorSettings, Holder, Presence, ProductEvent,
-    ProductState, Refusal, SlotView, Standing, StreamId, Timestamp,
+    Command, ConnectorSettings, Holder, Presence, ProductEvent, ProductState, Refusal, SlotView,
+    Standing, StreamId, Timestamp,
 };
 use slotpool_journal::{Journal, StreamTip};
 use std::collections::HashMap;
@@ -426,7 +426,7 @@ impl ProductActor {
         };
         if !events
             .iter()
-            .any(|e| touched_names(e).iter().any(Option::is_some))
+            .any(slotpool_events::connector::wakes_connector)
         {
             return;
         }

@@ -4,7 +4,7 @@
 //! factory without depending on the connector actor.
 
 use futures_util::future::LocalBoxFuture;
-use slotpool_events::ConnectorSettings;
+use slotpool_events::{ConnectorSettings, Grant, SpaceOperation};
 use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
@@ -42,6 +42,13 @@ pub enum DeliveryError {
 }
 
 impl DeliveryError {
+    /// Whether the product refused the call for good: an answer retrying cannot change
+    /// (400, 403, 404, 409, 422: a space that is gone, an account that may not change its
+    /// permissions). Timeouts, network failures, 401, 429 and 5xx are worth retrying.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, DeliveryError::Status { status, .. } if [400, 403, 404, 409, 422].contains(status))
+    }
+
     /// The `outcome` label of `slotpool_connector_deliveries_total`.
     pub fn outcome(&self) -> &'static str {
         match self {
@@ -59,6 +66,25 @@ pub trait Transport {
     /// The group's members as the product has them; `None` when the product cannot list
     /// them (a webhook).
     fn members(&self) -> LocalBoxFuture<'static, Result<Option<BTreeSet<String>>, DeliveryError>>;
+    /// The product's spaces, `(key, name)`, sorted by key (Confluence only; the others
+    /// answer an error).
+    fn spaces(&self) -> LocalBoxFuture<'static, Result<Vec<(String, String)>, DeliveryError>>;
+    /// Grants `user` the permission `operation` in `space`: the id the product gave the
+    /// permission, or `None` when it says the user already has it (a success).
+    fn grant_space(
+        &self,
+        user: &str,
+        space: &str,
+        operation: &SpaceOperation,
+    ) -> LocalBoxFuture<'static, Result<Option<u64>, DeliveryError>>;
+    /// Removes the permission `grant` of `user` in `space` (by its id, or looked up when
+    /// the grant has none). A permission already gone is a success.
+    fn remove_space(
+        &self,
+        user: &str,
+        space: &str,
+        grant: &Grant,
+    ) -> LocalBoxFuture<'static, Result<(), DeliveryError>>;
 }
 
 /// Makes the transport of a product's connector settings (on the connector's thread).

@@ -97,6 +97,48 @@ pub enum Command {
     },
     /// The directory renamed a user: what the product knows of `from` moves to `to`.
     Rename { from: String, to: String },
+    /// The connector fetched the product's Confluence spaces: the catalogue to keep
+    /// (recorded only when it changed).
+    CatalogueSpaces { spaces: Vec<crate::space::Space> },
+    /// A member asks for `operations` in `space`; `id` is a UUID.
+    RequestSpace {
+        id: String,
+        user: String,
+        space: String,
+        operations: Vec<crate::space::SpaceOperation>,
+        reason: String,
+    },
+    /// An approver approves space request `id`; `active` is the directory's view of the
+    /// user.
+    ApproveSpaceRequest {
+        id: String,
+        by: String,
+        note: String,
+        active: bool,
+    },
+    /// An approver rejects space request `id`.
+    RejectSpaceRequest {
+        id: String,
+        by: String,
+        note: String,
+    },
+    /// An administrator revokes the approved space request `id`.
+    RevokeSpaceAccess { id: String, by: String },
+    /// The connector granted space request `id` (a no-op unless it still needs it).
+    FulfilSpaceRequest {
+        id: String,
+        grants: Vec<crate::space::Grant>,
+    },
+    /// The connector removed the permissions of revoked space request `id` (a no-op
+    /// unless it still needs it).
+    ConfirmSpaceRemoval { id: String },
+    /// Confluence refused to grant space request `id` for good, after `grants` (a no-op
+    /// unless the request still waits for its grant).
+    FailSpaceRequest {
+        id: String,
+        grants: Vec<crate::space::Grant>,
+        error: String,
+    },
 }
 
 impl Command {
@@ -157,6 +199,16 @@ pub enum Refusal {
     /// The product's eligibility rule does not admit the user.
     #[error("the product's eligibility rule does not admit this user")]
     NotEligible,
+    /// No space of the product's catalogue has this key.
+    #[error("no space {space:?} in this product's catalogue")]
+    UnknownSpace { space: String },
+    /// The space does not offer this operation (or it was named twice, or none was).
+    #[error("space {space:?} does not offer the operation {operation} (or it is named twice)")]
+    OperationNotOffered { operation: String, space: String },
+    /// The product has no space entitlements (its connector is not a Confluence one
+    /// with `spaces`).
+    #[error("this product has no space entitlements (a Confluence connector with `spaces`)")]
+    NoSpaces,
 }
 
 impl Refusal {
@@ -175,6 +227,9 @@ impl Refusal {
             Refusal::DuplicateRequest { .. } => "duplicate_request",
             Refusal::RequestClosed { .. } => "request_closed",
             Refusal::NotEligible => "not_eligible",
+            Refusal::UnknownSpace { .. } => "unknown_space",
+            Refusal::OperationNotOffered { .. } => "operation_not_offered",
+            Refusal::NoSpaces => "no_spaces",
         }
     }
 }

@@ -57,6 +57,10 @@ pub struct ConnectorSettings {
     /// Re-sync the group at start and when deliveries recover after failures.
     #[serde(default = "defaults::auto_resync")]
     pub auto_resync: bool,
+    /// Space entitlements (Confluence only): fetch the spaces and offer their permissions
+    /// for members to request (see [`crate::space`]). Absent: no space entitlements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spaces: Option<crate::space::SpaceSettings>,
 }
 
 mod defaults {
@@ -102,6 +106,7 @@ impl ConnectorSettings {
             retry_base_ms: defaults::retry_base_ms(),
             retry_cap_s: defaults::retry_cap_s(),
             auto_resync: defaults::auto_resync(),
+            spaces: None,
         }
     }
 
@@ -149,6 +154,17 @@ impl ConnectorSettings {
                 "connector.retry_cap_s must be between 1 and 86400, and not below retry_base_ms"
                     .into(),
             );
+        }
+        if let Some(spaces) = &self.spaces {
+            if self.kind != ConnectorKind::Confluence {
+                problems.push(format!(
+                    "connector.spaces is for kind confluence only, not {}",
+                    self.kind.code()
+                ));
+            }
+            if let Err(p) = spaces.validate() {
+                problems.extend(p);
+            }
         }
         if problems.is_empty() {
             Ok(())

@@ -207,6 +207,60 @@ pub enum ProductEvent {
         at: Timestamp,
         value: i64,
     },
+    /// The connector fetched the Confluence spaces and they differ from the catalogue
+    /// the product had: this is the whole new catalogue (see [`crate::space`]).
+    SpacesCatalogued {
+        spaces: Vec<crate::space::Space>,
+        at: Timestamp,
+    },
+    /// A member asked for `operations` in `space` (request `id`, a UUID).
+    SpaceRequested {
+        id: String,
+        user: String,
+        space: String,
+        operations: Vec<crate::space::SpaceOperation>,
+        reason: String,
+        at: Timestamp,
+    },
+    /// An approver approved space request `id`; the connector grants it next.
+    SpaceRequestApproved {
+        id: String,
+        by: String,
+        note: String,
+        at: Timestamp,
+    },
+    /// An approver rejected space request `id`.
+    SpaceRequestRejected {
+        id: String,
+        by: String,
+        note: String,
+        at: Timestamp,
+    },
+    /// The connector granted space request `id` in Confluence: these permissions.
+    SpaceAccessGranted {
+        id: String,
+        grants: Vec<crate::space::Grant>,
+        at: Timestamp,
+    },
+    /// Space request `id` was revoked (by an administrator, or because the user was
+    /// deactivated); the connector removes what it granted next.
+    SpaceAccessRevoked {
+        id: String,
+        reason: crate::space::SpaceRevokeReason,
+        by: String,
+        at: Timestamp,
+    },
+    /// The connector removed the permissions of revoked space request `id` in Confluence.
+    SpaceAccessRemoved { id: String, at: Timestamp },
+    /// Confluence refused to grant space request `id` for good (`error`, its answer):
+    /// not retried; `grants` are the permissions granted before the refusal (removed
+    /// when the request is revoked).
+    SpaceAccessFailed {
+        id: String,
+        grants: Vec<crate::space::Grant>,
+        error: String,
+        at: Timestamp,
+    },
 }
 
 /// A fact about the directory of users. Folded by [`crate::DirectoryState::apply`].

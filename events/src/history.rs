@@ -161,6 +161,15 @@ pub enum TimelineKind {
     /// The directory renamed them: the lines before are under `from`, those after under
     /// `to`.
     Renamed { from: String, to: String },
+    /// A step of their space request `id` for `space` (see [`crate::space`]): `step` is
+    /// `space_requested`, `space_request_approved`, `space_request_rejected`,
+    /// `space_access_granted`, `space_access_failed`, `space_access_revoked` or
+    /// `space_access_removed`.
+    Space {
+        step: &'static str,
+        id: String,
+        space: String,
+    },
 }
 
 fn revoke_code<S: serde::Serializer>(r: &RevokeReason, s: S) -> Result<S::Ok, S::Error> {
@@ -193,6 +202,7 @@ impl TimelineKind {
             TimelineKind::FixedRequestApproved => "fixed_request_approved",
             TimelineKind::FixedRequestRejected => "fixed_request_rejected",
             TimelineKind::Renamed { .. } => "renamed",
+            TimelineKind::Space { step, .. } => step,
         }
     }
 
@@ -204,6 +214,7 @@ impl TimelineKind {
             TimelineKind::Revoked { reason } => reason.code().into(),
             TimelineKind::LeftQueue { reason } => reason.code().into(),
             TimelineKind::Renamed { from, to } => format!("{from} -> {to}"),
+            TimelineKind::Space { id, space, .. } => format!("space={space} request={id}"),
             _ => String::new(),
         }
     }
@@ -434,6 +445,41 @@ impl History {
                     to: to.clone(),
                 },
             ),
+            E::SpacesCatalogued { .. } => return None,
+            E::SpaceRequested {
+                id, user, space, ..
+            } => (
+                user,
+                TimelineKind::Space {
+                    step: "space_requested",
+                    id: id.clone(),
+                    space: space.clone(),
+                },
+            ),
+            E::SpaceRequestApproved { id, .. }
+            | E::SpaceRequestRejected { id, .. }
+            | E::SpaceAccessGranted { id, .. }
+            | E::SpaceAccessRevoked { id, .. }
+            | E::SpaceAccessRemoved { id, .. }
+            | E::SpaceAccessFailed { id, .. } => {
+                let r = self.state.space_request(id)?;
+                let step = match event {
+                    E::SpaceRequestApproved { .. } => "space_request_approved",
+                    E::SpaceRequestRejected { .. } => "space_request_rejected",
+                    E::SpaceAccessGranted { .. } => "space_access_granted",
+                    E::SpaceAccessRevoked { .. } => "space_access_revoked",
+                    E::SpaceAccessFailed { .. } => "space_access_failed",
+                    _ => "space_access_removed",
+                };
+                (
+                    &r.user,
+                    TimelineKind::Space {
+                        step,
+                        id: id.clone(),
+                        space: r.space.clone(),
+                    },
+                )
+            }
         };
         self.names.contains(subject).then_some(kind)
     }
@@ -524,7 +570,15 @@ fn event_time(event: &ProductEvent) -> Option<Timestamp> {
         | E::FixedRequestRejected { at, .. }
         | E::BypassesCounted { at, .. }
         | E::AlertFired { at, .. }
-        | E::AlertResolved { at, .. } => Some(*at),
+        | E::AlertResolved { at, .. }
+        | E::SpacesCatalogued { at, .. }
+        | E::SpaceRequested { at, .. }
+        | E::SpaceRequestApproved { at, .. }
+        | E::SpaceRequestRejected { at, .. }
+        | E::SpaceAccessGranted { at, .. }
+        | E::SpaceAccessRevoked { at, .. }
+        | E::SpaceAccessRemoved { at, .. }
+        | E::SpaceAccessFailed { at, .. } => Some(*at),
         E::Configured { .. }
         | E::MemberEnrolled { .. }
         | E::MemberRemoved { .. }

@@ -63,6 +63,8 @@ pub struct ProductImage {
     pub noted_groups: Vec<(String, Vec<String>)>,
     /// The firing licence-use alerts and the recent waits they read.
     pub alerts: crate::alert::AlertBook,
+    /// The space catalogue and requests (see [`crate::space`]).
+    pub spaces: crate::space::SpaceBook,
 }
 
 impl ProductState {
@@ -112,6 +114,7 @@ impl ProductState {
                 v
             },
             alerts: self.alerts.clone(),
+            spaces: self.spaces.clone(),
         }
     }
 
@@ -127,6 +130,7 @@ impl ProductState {
                 .map(|r| (r.id.clone(), r.clone()))
                 .collect(),
             alerts: image.alerts.clone(),
+            spaces: image.spaces.clone(),
             ..ProductState::default()
         };
         for u in &image.users {

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 pub mod alerts;
 pub mod reservations;
+pub mod spaces;
 
 /// Where a user stands in one product's pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +224,8 @@ pub struct ProductState {
     pub(crate) groups: GroupBook,
     /// The firing licence-use alerts and the recent waits they read ([`crate::alert`]).
     pub(crate) alerts: crate::alert::AlertBook,
+    /// The Confluence spaces and the space requests (see [`crate::space`]).
+    pub(crate) spaces: crate::space::SpaceBook,
 }
 
 impl ProductState {
@@ -406,6 +409,16 @@ impl ProductState {
         self.fixed_requests.get(id)
     }
 
+    /// The space catalogue and every space request.
+    pub fn spaces(&self) -> &crate::space::SpaceBook {
+        &self.spaces
+    }
+
+    /// One space request.
+    pub fn space_request(&self, id: &str) -> Option<&crate::space::SpaceRequest> {
+        self.spaces.requests.get(id)
+    }
+
     /// Whether `user` should be in the product's access group: a holder, or an active
     /// fixed user. What the connector delivers for each user it is told changed.
     pub fn in_access_group(&self, user: &str) -> bool {
@@ -542,9 +555,20 @@ impl ProductState {
                     out.push(ProductEvent::FixedTaken { user: user.clone() });
                 }
             }
+            Command::CatalogueSpaces { .. }
+            | Command::RequestSpace { .. }
+            | Command::ApproveSpaceRequest { .. }
+            | Command::RejectSpaceRequest { .. }
+            | Command::RevokeSpaceAccess { .. }
+            | Command::FulfilSpaceRequest { .. }
+            | Command::ConfirmSpaceRemoval { .. }
+            | Command::FailSpaceRequest { .. } => {
+                self.decide_space(&mut out, command, settings, now)?
+            }
             Command::Rename { from, to } => {
                 let known = self.users.contains_key(from.as_str())
-                    || self.fixed_requests.values().any(|r| &r.user == from);
+                    || self.fixed_requests.values().any(|r| &r.user == from)
+                    || self.spaces.knows(from);
                 if from != to && known {
                     out.push(ProductEvent::MemberRenamed {
                         from: from.clone(),
@@ -560,6 +584,9 @@ impl ProductState {
                     }
                     push_activity_change(&mut out, user, entry.deactivated, *active);
                     self.fill_freed(&mut out, now);
+                }
+                if !active {
+                    self.revoke_spaces_of(&mut out, user, now);
                 }
             }
             Command::Request {
@@ -1297,6 +1324,14 @@ impl ProductState {
                     value: *value,
                 },
             ),
+            ProductEvent::SpacesCatalogued { .. }
+            | ProductEvent::SpaceRequested { .. }
+            | ProductEvent::SpaceRequestApproved { .. }
+            | ProductEvent::SpaceRequestRejected { .. }
+            | ProductEvent::SpaceAccessGranted { .. }
+            | ProductEvent::SpaceAccessRevoked { .. }
+            | ProductEvent::SpaceAccessRemoved { .. }
+            | ProductEvent::SpaceAccessFailed { .. } => self.spaces.apply(event),
             ProductEvent::ActivityRecorded { user, at } => {
                 // The hottest event of a long stream: one lookup, the entry updated in
                 // place while its key moves in the pool.
@@ -1332,6 +1367,7 @@ impl ProductState {
         if from == to {
             return;
         }
+        self.spaces.rename(from, to);
         for r in self.fixed_requests.values_mut() {
             if r.user == from {
                 r.user = to.to_string();

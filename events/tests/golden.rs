@@ -325,6 +325,70 @@ fn product_samples() -> Vec<ProductEvent> {
             value: 40,
         },
     ];
+    let op = |k: &str, t: &str| slotpool_events::SpaceOperation::new(k, t);
+    v.extend([
+        ProductEvent::SpacesCatalogued {
+            spaces: vec![slotpool_events::Space {
+                key: "DOCS".into(),
+                name: "Documentation".into(),
+                operations: vec![op("read", "space"), op("create", "page")],
+            }],
+            at: EVENT_AT,
+        },
+        ProductEvent::SpaceRequested {
+            id: "6f1c2a4e-0000-4000-8000-000000000001".into(),
+            user: user(),
+            space: "DOCS".into(),
+            operations: vec![op("create", "page"), op("read", "space")],
+            reason: "writing the manual".into(),
+            at: EVENT_AT,
+        },
+        ProductEvent::SpaceRequestApproved {
+            id: "6f1c2a4e-0000-4000-8000-000000000001".into(),
+            by: "carol".into(),
+            note: "ok".into(),
+            at: EVENT_AT,
+        },
+        ProductEvent::SpaceRequestRejected {
+            id: "6f1c2a4e-0000-4000-8000-000000000002".into(),
+            by: "carol".into(),
+            note: "not this one".into(),
+            at: EVENT_AT,
+        },
+        ProductEvent::SpaceAccessGranted {
+            id: "6f1c2a4e-0000-4000-8000-000000000001".into(),
+            grants: vec![
+                slotpool_events::Grant {
+                    operation: op("read", "space"),
+                    permission_id: Some(2154),
+                },
+                slotpool_events::Grant {
+                    operation: op("create", "page"),
+                    permission_id: None,
+                },
+            ],
+            at: EVENT_AT,
+        },
+        ProductEvent::SpaceAccessRevoked {
+            id: "6f1c2a4e-0000-4000-8000-000000000001".into(),
+            reason: slotpool_events::space::SpaceRevokeReason::Deactivated,
+            by: "directory".into(),
+            at: EVENT_AT,
+        },
+        ProductEvent::SpaceAccessRemoved {
+            id: "6f1c2a4e-0000-4000-8000-000000000001".into(),
+            at: EVENT_AT,
+        },
+        ProductEvent::SpaceAccessFailed {
+            id: "6f1c2a4e-0000-4000-8000-000000000003".into(),
+            grants: vec![slotpool_events::Grant {
+                operation: op("create", "page"),
+                permission_id: Some(2155),
+            }],
+            error: "the product answered 404: No space with key : GONE".into(),
+            at: EVENT_AT,
+        },
+    ]);
     v.extend(
         all_leave_reasons()
             .into_iter()
@@ -488,6 +552,14 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         ProductEvent::BypassesCounted { .. } => "bypasses_counted",
         ProductEvent::AlertFired { .. } => "alert_fired",
         ProductEvent::AlertResolved { .. } => "alert_resolved",
+        ProductEvent::SpacesCatalogued { .. } => "spaces_catalogued",
+        ProductEvent::SpaceRequested { .. } => "space_requested",
+        ProductEvent::SpaceRequestApproved { .. } => "space_request_approved",
+        ProductEvent::SpaceRequestRejected { .. } => "space_request_rejected",
+        ProductEvent::SpaceAccessGranted { .. } => "space_access_granted",
+        ProductEvent::SpaceAccessRevoked { .. } => "space_access_revoked",
+        ProductEvent::SpaceAccessRemoved { .. } => "space_access_removed",
+        ProductEvent::SpaceAccessFailed { .. } => "space_access_failed",
     };
     format!("product_{name}")
 }

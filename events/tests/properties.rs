@@ -692,6 +692,16 @@ impl Model {
             // Not generated here: renames have their own property (`tests/rename.rs`),
             // which checks them against the same product without the rename.
             Command::Rename { .. } => return Err("not_modelled"),
+            // Not generated here: space entitlements touch no slot, queue or count; their
+            // rules have unit tests in `product::spaces`.
+            Command::CatalogueSpaces { .. }
+            | Command::RequestSpace { .. }
+            | Command::ApproveSpaceRequest { .. }
+            | Command::RejectSpaceRequest { .. }
+            | Command::RevokeSpaceAccess { .. }
+            | Command::FulfilSpaceRequest { .. }
+            | Command::ConfirmSpaceRemoval { .. }
+            | Command::FailSpaceRequest { .. } => return Err("not_modelled"),
             Command::NoteGroups { user, groups } => {
                 let standing = self.standing(user);
                 let known = standing != MStanding::Idle || self.groups.contains_key(user.as_str());

@@ -45,6 +45,15 @@ fn status_view(product: &str, s: &ConnectorStatus) -> Value {
             Ok(report) => report_view(report),
             Err((at, e)) => json!({"at": rfc3339(*at), "error": e}),
         }),
+        "spaces": s.spaces.as_ref().map(|sp| json!({
+            "last_catalogue": sp.last_catalogue.as_ref().map(|c| match c {
+                Ok((at, n)) => json!({"at": rfc3339(*at), "spaces": n}),
+                Err((at, e)) => json!({"at": rfc3339(*at), "error": e}),
+            }),
+            "granted": sp.granted,
+            "removed": sp.removed,
+            "refused": sp.refused,
+        })),
     })
 }
 

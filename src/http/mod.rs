@@ -19,6 +19,7 @@ pub mod observe;
 pub mod ops;
 pub mod pages;
 pub mod scim;
+pub mod space;
 pub mod sse;
 pub mod user;
 /// The JSON shapes live outside `http` (the offline tools print them too); SCIM still names
@@ -132,7 +133,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/slot", web::delete().to(user::release))
             .route("/activity", web::post().to(user::activity))
             .route("/notifications", web::get().to(user::notifications))
-            .route("/fixed-request", web::post().to(fixed_request::request)),
+            .route("/fixed-request", web::post().to(fixed_request::request))
+            .route("/spaces", web::get().to(space::user_list))
+            .route("/space-requests", web::post().to(space::request)),
     )
     .service(
         web::scope("/admin/v1")
@@ -170,6 +173,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/products/{product}/connector/resync",
                 web::post().to(connector::resync),
+            )
+            .route(
+                "/products/{product}/spaces",
+                web::get().to(space::admin_list),
+            )
+            .route(
+                "/products/{product}/spaces/refresh",
+                web::post().to(space::refresh),
+            )
+            .route("/space-requests", web::get().to(space::list))
+            .route(
+                "/products/{product}/space-requests/{id}/approve",
+                web::post().to(space::approve),
+            )
+            .route(
+                "/products/{product}/space-requests/{id}/reject",
+                web::post().to(space::reject),
+            )
+            .route(
+                "/products/{product}/space-requests/{id}/revoke",
+                web::post().to(space::revoke),
             )
             .route("/fixed-requests", web::get().to(fixed_request::list))
             .route(

@@ -122,13 +122,21 @@ pub fn users_of(events: &[ProductEvent]) -> BTreeSet<String> {
             | ProductEvent::WarningIssued { user, .. }
             | ProductEvent::Requeued { user, .. }
             | ProductEvent::FixedRequested { user, .. }
+            | ProductEvent::SpaceRequested { user, .. }
             | ProductEvent::GroupsNoted { user, .. }
             | ProductEvent::MemberRenamed { to: user, .. } => Some(user.clone()),
             ProductEvent::FixedRequestApproved { .. }
             | ProductEvent::FixedRequestRejected { .. }
             | ProductEvent::BypassesCounted { .. }
             | ProductEvent::AlertFired { .. }
-            | ProductEvent::AlertResolved { .. } => None,
+            | ProductEvent::AlertResolved { .. }
+            | ProductEvent::SpacesCatalogued { .. }
+            | ProductEvent::SpaceRequestApproved { .. }
+            | ProductEvent::SpaceRequestRejected { .. }
+            | ProductEvent::SpaceAccessGranted { .. }
+            | ProductEvent::SpaceAccessRevoked { .. }
+            | ProductEvent::SpaceAccessRemoved { .. }
+            | ProductEvent::SpaceAccessFailed { .. } => None,
         })
         .collect()
 }
