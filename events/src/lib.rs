@@ -25,6 +25,7 @@ pub mod profile;
 pub mod queue;
 pub mod replication;
 pub mod reservation;
+pub mod schedule;
 pub mod settings;
 pub mod stream;
 pub mod sweep;
@@ -55,6 +56,7 @@ pub use product::{
 pub use profile::{Email, Profile};
 pub use replication::ReplicationRecord;
 pub use reservation::{Blocked, GroupBook, Reservation, ReservationUse, Reservations};
+pub use schedule::{Calendar, CapacityChange, Schedule, ScheduleError};
 pub use settings::{ProductKind, QueuePage, Settings};
 pub use stream::{StreamId, StreamIdError};
 pub use sync::SyncPlan;
