@@ -93,6 +93,9 @@ fn sample_settings() -> Settings {
         // No bypass rules are not serialized either (issue G).
         bypass: Vec::new(),
         mode: Default::default(),
+        // No time zone and no schedule are not serialized either (scheduled capacity).
+        timezone: None,
+        schedule: Default::default(),
     }
 }
 
@@ -282,12 +285,36 @@ fn product_samples() -> Vec<ProductEvent> {
             count: 7,
             users: vec![("ci-bot".into(), 5), (user(), 2)],
         },
+        ProductEvent::CapacityScheduled {
+            shared_slots: 40,
+            at: EVENT_AT,
+        },
         ProductEvent::Configured {
             settings: Settings {
                 mode: slotpool_events::Mode::QueueAll,
                 queue_page: slotpool_events::QueuePage {
                     queue_all_message: Some("Upgrade until **10:00**".into()),
                     ..Default::default()
+                },
+                ..sample_settings()
+            },
+        },
+        ProductEvent::Configured {
+            settings: Settings {
+                timezone: Some("Europe/Berlin".into()),
+                schedule: slotpool_events::Schedule {
+                    weekly: vec![slotpool_events::schedule::WeeklyWindow {
+                        days: vec!["mon".into(), "fri".into()],
+                        from: "08:00".into(),
+                        to: "18:00".into(),
+                        shared_slots: 440,
+                    }],
+                    dated: vec![slotpool_events::schedule::DatedWindow {
+                        from: "2027-01-15T09:00".into(),
+                        to: "2027-01-15T12:00".into(),
+                        shared_slots: 460,
+                    }],
+                    shrink_warning_s: Some(120),
                 },
                 ..sample_settings()
             },
@@ -427,6 +454,9 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         }
         ProductEvent::Configured { settings } if !settings.bypass.is_empty() => "configured_bypass",
         ProductEvent::Configured { settings } if !settings.mode.is_enforce() => "configured_mode",
+        ProductEvent::Configured { settings } if !settings.schedule.is_empty() => {
+            "configured_schedule"
+        }
         ProductEvent::Configured { .. } => "configured",
         ProductEvent::MemberEnrolled { .. } => "member_enrolled",
         ProductEvent::MemberRemoved { .. } => "member_removed",
@@ -453,6 +483,7 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         ProductEvent::GroupsNoted { .. } => "groups_noted",
         ProductEvent::MemberRenamed { .. } => "member_renamed",
         ProductEvent::BypassesCounted { .. } => "bypasses_counted",
+        ProductEvent::CapacityScheduled { .. } => "capacity_scheduled",
     };
     format!("product_{name}")
 }
