@@ -97,6 +97,12 @@ pub enum Command {
     },
     /// The directory renamed a user: what the product knows of `from` moves to `to`.
     Rename { from: String, to: String },
+    /// "It is now T" for scheduled capacity (sent by the scheduler at each boundary of the
+    /// product's schedule, at each shrink warning, and at start): resize the pool to what
+    /// the schedule makes of it now, as an admin resize does, and warn the holders who
+    /// will lose their slot to the next shrink once its warning lead has begun. See
+    /// [`crate::ProductState::next_capacity_job`].
+    ScheduleCapacity,
 }
 
 impl Command {
@@ -157,6 +163,10 @@ pub enum Refusal {
     /// The product's eligibility rule does not admit the user.
     #[error("the product's eligibility rule does not admit this user")]
     NotEligible,
+    /// The time zone or the schedule is invalid (scheduled capacity); the text names
+    /// each offending window.
+    #[error("invalid schedule: {0}")]
+    InvalidSchedule(String),
 }
 
 impl Refusal {
@@ -175,6 +185,7 @@ impl Refusal {
             Refusal::DuplicateRequest { .. } => "duplicate_request",
             Refusal::RequestClosed { .. } => "request_closed",
             Refusal::NotEligible => "not_eligible",
+            Refusal::InvalidSchedule(_) => "invalid_schedule",
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct ProductImage {
     /// The noted reservation groups of users (rule 10), sorted by user; holders per
     /// group are derived from them.
     pub noted_groups: Vec<(String, Vec<String>)>,
+    /// The pool's size now (see [`ProductState::effective_shared_slots`]).
+    pub capacity: u32,
 }
 
 impl ProductState {
@@ -109,6 +111,7 @@ impl ProductState {
                 v.sort();
                 v
             },
+            capacity: self.capacity,
         }
     }
 
@@ -123,6 +126,7 @@ impl ProductState {
                 .iter()
                 .map(|r| (r.id.clone(), r.clone()))
                 .collect(),
+            capacity: image.capacity,
             ..ProductState::default()
         };
         for u in &image.users {

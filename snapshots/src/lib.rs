@@ -23,7 +23,7 @@ pub use slotpool_journal::StreamTip;
 
 /// Version of the snapshot layout. A snapshot of another version is skipped (the journal
 /// still has everything), so changing the layout never needs a migration.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 
 /// How many snapshots are kept per stream (the latest and one before, in case the latest
 /// is damaged).

@@ -126,7 +126,8 @@ pub fn users_of(events: &[ProductEvent]) -> BTreeSet<String> {
             | ProductEvent::MemberRenamed { to: user, .. } => Some(user.clone()),
             ProductEvent::FixedRequestApproved { .. }
             | ProductEvent::FixedRequestRejected { .. }
-            | ProductEvent::BypassesCounted { .. } => None,
+            | ProductEvent::BypassesCounted { .. }
+            | ProductEvent::CapacityScheduled { .. } => None,
         })
         .collect()
 }
