@@ -8,6 +8,11 @@ use std::collections::{BTreeSet, HashMap};
 /// Something the scheduler does at a given instant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Job {
+    /// Scheduled capacity of one product: resize at a boundary of its schedule, or warn
+    /// the holders of the next shrink ([`slotpool_events::Command::ScheduleCapacity`]).
+    /// First of the variants, so that at one instant it runs before the product's sweep:
+    /// the sweep then sees the boundary's pool.
+    Capacity(String),
     /// Sweep one product (warnings, revocations, queue expiry).
     Sweep(String),
     /// The hourly tier reconciliation of every product (rule 7).
