@@ -512,6 +512,7 @@ impl From<Refusal> for Problem {
             Refusal::DuplicateRequest { .. } => (StatusCode::CONFLICT, "Duplicate request"),
             Refusal::RequestClosed { .. } => (StatusCode::CONFLICT, "Request closed"),
             Refusal::NotEligible => (StatusCode::FORBIDDEN, "Not eligible"),
+            Refusal::InvalidSchedule(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid schedule"),
         };
         Problem::new(status, r.code(), title, r.to_string())
     }
