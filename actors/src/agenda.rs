@@ -167,6 +167,21 @@ mod tests {
     }
 
     #[test]
+    fn a_capacity_job_runs_before_the_sweep_of_the_same_instant() {
+        let mut a = Agenda::default();
+        a.schedule(Job::Sweep("p".into()), Timestamp(10));
+        a.schedule(Job::Capacity("p".into()), Timestamp(10));
+        assert_eq!(
+            a.pop_due(Timestamp(10)),
+            Some((Timestamp(10), Job::Capacity("p".into())))
+        );
+        assert_eq!(
+            a.pop_due(Timestamp(10)),
+            Some((Timestamp(10), Job::Sweep("p".into())))
+        );
+    }
+
+    #[test]
     fn next_hour_is_strictly_after() {
         assert_eq!(next_hour(Timestamp(0)), Timestamp(3_600_000));
         assert_eq!(next_hour(Timestamp(3_599_999)), Timestamp(3_600_000));

@@ -152,8 +152,11 @@ pub fn observe<'a>(
         })
         .collect();
     format!(
-        "settings={:?}\nholders={:?}\nqueue={:?}\ncounts={:?}\nnotices={:?}\nnext_tick={:?}\nreservations={:?}\nusers={:?}",
+        "settings={:?}\ncapacity={} next={:?} job={:?}\nholders={:?}\nqueue={:?}\ncounts={:?}\nnotices={:?}\nnext_tick={:?}\nreservations={:?}\nusers={:?}",
         state.settings(),
+        state.effective_shared_slots(),
+        state.next_capacity_change(now),
+        state.next_capacity_job(now),
         state.holders(),
         state.queue(),
         state.counts(),
