@@ -239,6 +239,43 @@ fn a_server_down_across_a_boundary_applies_the_size_that_holds_when_it_starts() 
         json!({"at": rfc(start + Minutes::hours(2)), "shared_slots": 1})
     );
     check_invariants(&c, "r");
+
+    // simulate replays this journal under another schedule (the same calendar code), and
+    // refuses a bad schedule file naming the window.
+    let mut server = server;
+    server.sigterm();
+    let file = tmp.path().join("schedule.json");
+    let simulate = |file: &std::path::Path| {
+        common::slotpool_command()
+            .args(["simulate", "--data-dir"])
+            .arg(tmp.path().join("data"))
+            .args(["--product", "r", "--format", "json", "--schedule"])
+            .arg(file)
+            .output()
+            .expect("simulate runs")
+    };
+    std::fs::write(
+        &file,
+        json!({"timezone": "Europe/Berlin",
+               "schedule": {"weekly": [{"days": ["mon"], "from": "18:00", "to": "08:00", "shared_slots": 3}]}})
+        .to_string(),
+    )
+    .expect("write");
+    let out = simulate(&file);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("schedule.weekly[0]"), "{err}");
+    std::fs::write(
+        &file,
+        json!({"schedule": {"dated": [{"from": "2000-01-01T00:00", "to": "2000-01-02T00:00", "shared_slots": 3}]}})
+            .to_string(),
+    )
+    .expect("write");
+    let out = simulate(&file);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["settings"][0]["revoked_pool_shrunk"], 0, "{report}");
+    assert_eq!(report["settings"][0]["shared_slots"], 1, "{report}");
 }
 
 /// The next instant after `now` at which a Mon-Fri 08:00-18:00 window in `tz` begins or

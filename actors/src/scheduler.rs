@@ -265,7 +265,12 @@ impl Scheduler {
                     Ok(_) | Err(ActorError::Refused(Refusal::UnknownProduct)) => {}
                     Err(e) => return Err(e),
                 }
-                let next = ask(&addr, Read::maybe(move |s, _| s.next_capacity_job(at))).await?;
+                // After the product's own now (a job that ran late does not run twice).
+                let next = ask(
+                    &addr,
+                    Read::maybe(move |s, now| s.next_capacity_job(now.max(at))),
+                )
+                .await?;
                 if let Some(next) = next {
                     self.addr.do_send(Schedule {
                         job: Job::Capacity(product),
