@@ -118,7 +118,7 @@ fn a_dated_window_grows_the_pool_then_warns_and_shrinks_it() {
     );
 
     // Growth at the start serves the queue in order: bob and cat, dan still waits.
-    sleep_until(start, 2);
+    sleep_until(start, 3);
     assert_eq!(c.holders("t"), ["ann", "bob", "cat"]);
     assert_eq!(c.queue("t"), ["dan"]);
     let p = c.product("t");
@@ -146,14 +146,14 @@ fn a_dated_window_grows_the_pool_then_warns_and_shrinks_it() {
         204
     );
     let before_warning = end - Minutes::seconds(25);
-    sleep_until(before_warning, -2);
+    sleep_until(before_warning, -4);
     assert!(c
         .holders_json("t")
         .as_array()
         .expect("holders")
         .iter()
         .all(|h| h["warned_at"].is_null()));
-    sleep_until(before_warning, 2);
+    sleep_until(before_warning, 3);
     let warned: Vec<String> = c
         .holders_json("t")
         .as_array()
@@ -173,7 +173,7 @@ fn a_dated_window_grows_the_pool_then_warns_and_shrinks_it() {
         "nobody revoked before the boundary"
     );
 
-    sleep_until(end, 2);
+    sleep_until(end, 3);
     assert_eq!(c.holders("t"), ["bob"]);
     assert_eq!(c.queue("t"), ["dan"]);
     for (u, s) in [("ann", "none"), ("cat", "none"), ("bob", "granted")] {
@@ -276,6 +276,17 @@ fn a_server_down_across_a_boundary_applies_the_size_that_holds_when_it_starts() 
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(report["settings"][0]["revoked_pool_shrunk"], 0, "{report}");
     assert_eq!(report["settings"][0]["shared_slots"], 1, "{report}");
+    // audit reads the applied size from the journal.
+    let out = common::slotpool_command()
+        .args(["audit", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .args(["--product", "r", "--format", "json"])
+        .output()
+        .expect("audit runs");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let audit: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(audit["product"]["effective_shared_slots"], 2, "{audit}");
+    assert_eq!(audit["product"]["shared_slots"], 1, "{audit}");
 }
 
 /// The next instant after `now` at which a Mon-Fri 08:00-18:00 window in `tz` begins or
