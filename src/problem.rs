@@ -517,6 +517,7 @@ impl From<Refusal> for Problem {
                 (StatusCode::UNPROCESSABLE_ENTITY, "Operation not offered")
             }
             Refusal::NoSpaces => (StatusCode::NOT_FOUND, "No space entitlements"),
+            Refusal::InvalidSchedule(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid schedule"),
         };
         Problem::new(status, r.code(), title, r.to_string())
     }

@@ -113,6 +113,29 @@ pub struct ProductView {
     /// enforced (the shadow run's queue).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub would_be_queued: Option<usize>,
+    /// The pool's size now: what the schedule makes of `shared_slots` (scheduled capacity).
+    pub effective_shared_slots: u32,
+    /// The next change of size the schedule makes, or null.
+    pub next_capacity_change: Option<CapacityChangeView>,
+}
+
+/// A scheduled change of a pool's size: from `at` on, `shared_slots`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CapacityChangeView {
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// The size from then on.
+    pub shared_slots: u32,
+}
+
+impl CapacityChangeView {
+    /// The view of a change.
+    pub fn of(change: slotpool_events::CapacityChange) -> Self {
+        CapacityChangeView {
+            at: rfc3339(change.at),
+            shared_slots: change.shared_slots,
+        }
+    }
 }
 
 impl ProductView {
@@ -122,12 +145,24 @@ impl ProductView {
         self
     }
 
+    /// The view with the product's scheduled capacity: its size now and its next change.
+    pub fn with_capacity(
+        mut self,
+        effective: u32,
+        next: Option<slotpool_events::CapacityChange>,
+    ) -> Self {
+        self.effective_shared_slots = effective;
+        self.next_capacity_change = next.map(CapacityChangeView::of);
+        self
+    }
+
     /// The view of product `id`.
     pub fn new(id: &str, mut settings: Settings, counts: Counts) -> Self {
         // The webhook's secret is never shown; sent back as is, it keeps the stored one.
         settings.alert_webhook = settings.alert_webhook.map(|w| w.redacted());
         let would_be_queued =
             (settings.mode == slotpool_events::Mode::Passthrough).then_some(counts.queued);
+        let settings_shared = settings.shared_slots;
         ProductView {
             would_be_queued,
             id: id.to_string(),
@@ -137,13 +172,15 @@ impl ProductView {
             members: counts.members,
             fixed: counts.fixed,
             reservation_use: Vec::new(),
+            effective_shared_slots: settings_shared,
+            next_capacity_change: None,
         }
     }
 }
 
 /// Fields of [`ProductView`] that are not settings: ignored when a client PUTs back
 /// what it got, so "GET, edit, PUT" works.
-pub const READ_ONLY_PRODUCT_FIELDS: [&str; 7] = [
+pub const READ_ONLY_PRODUCT_FIELDS: [&str; 9] = [
     "id",
     "holders",
     "queued",
@@ -151,6 +188,8 @@ pub const READ_ONLY_PRODUCT_FIELDS: [&str; 7] = [
     "fixed",
     "reservation_use",
     "would_be_queued",
+    "effective_shared_slots",
+    "next_capacity_change",
 ];
 
 /// One holder.

@@ -8,6 +8,11 @@ use std::collections::{BTreeSet, HashMap};
 /// Something the scheduler does at a given instant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Job {
+    /// Scheduled capacity of one product: resize at a boundary of its schedule, or warn
+    /// the holders of the next shrink ([`slotpool_events::Command::ScheduleCapacity`]).
+    /// First of the variants, so that at one instant it runs before the product's sweep:
+    /// the sweep then sees the boundary's pool.
+    Capacity(String),
     /// Sweep one product (warnings, revocations, queue expiry).
     Sweep(String),
     /// The hourly tier reconciliation of every product (rule 7).
@@ -158,6 +163,21 @@ mod tests {
             t2,
             utc("2026-10-26T01:00:00Z"),
             "not again at 02:00 CET the same night"
+        );
+    }
+
+    #[test]
+    fn a_capacity_job_runs_before_the_sweep_of_the_same_instant() {
+        let mut a = Agenda::default();
+        a.schedule(Job::Sweep("p".into()), Timestamp(10));
+        a.schedule(Job::Capacity("p".into()), Timestamp(10));
+        assert_eq!(
+            a.pop_due(Timestamp(10)),
+            Some((Timestamp(10), Job::Capacity("p".into())))
+        );
+        assert_eq!(
+            a.pop_due(Timestamp(10)),
+            Some((Timestamp(10), Job::Sweep("p".into())))
         );
     }
 

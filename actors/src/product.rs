@@ -203,6 +203,7 @@ impl ProductActor {
             self.raise_notices(&events);
             self.ask_for_sweep(now);
             self.ask_for_sync(&events, now);
+            self.ask_for_capacity(&events, now);
             self.maybe_snapshot(now);
             self.tell_connector(&events);
             self.tell_alerts(Some(&events));
@@ -507,6 +508,25 @@ impl ProductActor {
         }
     }
 
+    /// After new settings with a schedule, asks the scheduler for the next capacity job
+    /// (the agenda keeps the earliest asked for; an early one re-arms itself).
+    fn ask_for_capacity(&self, events: &[ProductEvent], now: Timestamp) {
+        if !events
+            .iter()
+            .any(|e| matches!(e, ProductEvent::Configured { .. }))
+        {
+            return;
+        }
+        if let (Some(at), Some(scheduler)) =
+            (self.state.next_capacity_job(now), self.scheduler.get())
+        {
+            scheduler.do_send(Schedule {
+                job: Job::Capacity(self.id.clone()),
+                at,
+            });
+        }
+    }
+
     /// Asks the scheduler for a sweep when this product now needs one sooner than asked.
     fn ask_for_sweep(&mut self, now: Timestamp) {
         let Some(next) = self.state.next_tick(now) else {
@@ -575,7 +595,9 @@ impl ProductActor {
         let counts = self.state.counts();
         if let Some(s) = self.state.settings() {
             self.metrics.licence_tier.set(i64::from(s.licence_tier));
-            self.metrics.shared_slots.set(i64::from(s.shared_slots));
+            self.metrics
+                .shared_slots
+                .set(i64::from(self.state.effective_shared_slots()));
         }
         self.metrics.slots_held.set(counts.holders as i64);
         self.metrics.queue_length.set(counts.queued as i64);

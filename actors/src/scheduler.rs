@@ -1,6 +1,7 @@
 //! The scheduler: sends every "it is now T" command: product sweeps at their due times,
 //! the hourly tier reconciliation, the nightly hygiene, each product's scheduled
-//! source-group sync.
+//! source-group sync, each product's scheduled capacity (the boundaries of its schedule
+//! and the shrink warnings before them).
 //!
 //! The [`SchedulerActor`] owns the [`Agenda`]. A driver pops due jobs and runs them one
 //! at a time, each at its own instant: in `serve` a task that sleeps until the next job
@@ -147,7 +148,13 @@ impl Scheduler {
             });
             // Runs at once for a product with a sync schedule, then every interval.
             addr.do_send(Schedule {
-                job: Job::Sync(id),
+                job: Job::Sync(id.clone()),
+                at: now,
+            });
+            // Applies the size the schedule gives now (a server down across a boundary
+            // catches up at start), then follows the schedule.
+            addr.do_send(Schedule {
+                job: Job::Capacity(id),
                 at: now,
             });
         }
@@ -239,6 +246,36 @@ impl Scheduler {
                             at: next,
                         });
                     }
+                }
+            }
+            Job::Capacity(product) => {
+                let Some(addr) = self.services.products.get(&product) else {
+                    return Ok(());
+                };
+                let applied = ask(
+                    &addr,
+                    Execute {
+                        command: Command::ScheduleCapacity,
+                        cause,
+                    },
+                )
+                .await;
+                match applied {
+                    // A product started but never configured has no schedule.
+                    Ok(_) | Err(ActorError::Refused(Refusal::UnknownProduct)) => {}
+                    Err(e) => return Err(e),
+                }
+                // After the product's own now (a job that ran late does not run twice).
+                let next = ask(
+                    &addr,
+                    Read::maybe(move |s, now| s.next_capacity_job(now.max(at))),
+                )
+                .await?;
+                if let Some(next) = next {
+                    self.addr.do_send(Schedule {
+                        job: Job::Capacity(product),
+                        at: next,
+                    });
                 }
             }
             Job::Hourly => {

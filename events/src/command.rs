@@ -139,6 +139,12 @@ pub enum Command {
         grants: Vec<crate::space::Grant>,
         error: String,
     },
+    /// "It is now T" for scheduled capacity (sent by the scheduler at each boundary of the
+    /// product's schedule, at each shrink warning, and at start): resize the pool to what
+    /// the schedule makes of it now, as an admin resize does, and warn the holders who
+    /// will lose their slot to the next shrink once its warning lead has begun. See
+    /// [`crate::ProductState::next_capacity_job`].
+    ScheduleCapacity,
 }
 
 impl Command {
@@ -209,6 +215,10 @@ pub enum Refusal {
     /// with `spaces`).
     #[error("this product has no space entitlements (a Confluence connector with `spaces`)")]
     NoSpaces,
+    /// The time zone or the schedule is invalid (scheduled capacity); the text names
+    /// each offending window.
+    #[error("invalid schedule: {0}")]
+    InvalidSchedule(String),
 }
 
 impl Refusal {
@@ -230,6 +240,7 @@ impl Refusal {
             Refusal::UnknownSpace { .. } => "unknown_space",
             Refusal::OperationNotOffered { .. } => "operation_not_offered",
             Refusal::NoSpaces => "no_spaces",
+            Refusal::InvalidSchedule(_) => "invalid_schedule",
         }
     }
 }

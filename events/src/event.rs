@@ -261,6 +261,12 @@ pub enum ProductEvent {
         error: String,
         at: Timestamp,
     },
+    /// Scheduled capacity: from `at` on, the pool has `shared_slots` slots, what the
+    /// product's schedule makes of its settings then (see [`crate::schedule`]). Recorded
+    /// at each boundary the size changes, and after settings whose schedule holds another
+    /// size than `shared_slots` now; holders the shrink revokes come before it, grants
+    /// from the queue after it. The settings' `shared_slots` is unchanged.
+    CapacityScheduled { shared_slots: u32, at: Timestamp },
 }
 
 /// A fact about the directory of users. Folded by [`crate::DirectoryState::apply`].

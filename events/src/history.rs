@@ -76,7 +76,7 @@ impl Occupancy {
         let counts = state.counts();
         let (shared_slots, licence_tier) = state
             .settings()
-            .map_or((0, 0), |s| (s.shared_slots, s.licence_tier));
+            .map_or((0, 0), |s| (state.effective_shared_slots(), s.licence_tier));
         Occupancy {
             holders: counts.holders as u32,
             queued: counts.queued as u32,
@@ -436,7 +436,9 @@ impl History {
                 TimelineKind::FixedRequestRejected,
             ),
             E::Configured { .. } | E::TierReconciled { .. } => return None,
-            E::GroupsNoted { .. } | E::BypassesCounted { .. } => return None,
+            E::GroupsNoted { .. } | E::BypassesCounted { .. } | E::CapacityScheduled { .. } => {
+                return None
+            }
             E::AlertFired { .. } | E::AlertResolved { .. } => return None,
             E::MemberRenamed { from, to } => (
                 from,
@@ -578,7 +580,8 @@ fn event_time(event: &ProductEvent) -> Option<Timestamp> {
         | E::SpaceAccessGranted { at, .. }
         | E::SpaceAccessRevoked { at, .. }
         | E::SpaceAccessRemoved { at, .. }
-        | E::SpaceAccessFailed { at, .. } => Some(*at),
+        | E::SpaceAccessFailed { at, .. }
+        | E::CapacityScheduled { at, .. } => Some(*at),
         E::Configured { .. }
         | E::MemberEnrolled { .. }
         | E::MemberRemoved { .. }

@@ -65,6 +65,8 @@ pub struct ProductImage {
     pub alerts: crate::alert::AlertBook,
     /// The space catalogue and requests (see [`crate::space`]).
     pub spaces: crate::space::SpaceBook,
+    /// The pool's size now (see [`ProductState::effective_shared_slots`]).
+    pub capacity: u32,
 }
 
 impl ProductState {
@@ -115,6 +117,7 @@ impl ProductState {
             },
             alerts: self.alerts.clone(),
             spaces: self.spaces.clone(),
+            capacity: self.capacity,
         }
     }
 
@@ -131,6 +134,7 @@ impl ProductState {
                 .collect(),
             alerts: image.alerts.clone(),
             spaces: image.spaces.clone(),
+            capacity: image.capacity,
             ..ProductState::default()
         };
         for u in &image.users {

@@ -27,6 +27,7 @@ pub mod profile;
 pub mod queue;
 pub mod replication;
 pub mod reservation;
+pub mod schedule;
 pub mod settings;
 pub mod shadow;
 pub mod space;
@@ -60,6 +61,7 @@ pub use product::{
 pub use profile::{Email, Profile};
 pub use replication::ReplicationRecord;
 pub use reservation::{Blocked, GroupBook, Reservation, ReservationUse, Reservations};
+pub use schedule::{Calendar, CapacityChange, Schedule, ScheduleError};
 pub use settings::{ProductKind, QueuePage, Settings};
 pub use space::{Grant, Space, SpaceBook, SpaceOperation, SpaceRequest, SpaceWork};
 pub use stream::{StreamId, StreamIdError};

@@ -226,6 +226,9 @@ pub struct ProductState {
     pub(crate) alerts: crate::alert::AlertBook,
     /// The Confluence spaces and the space requests (see [`crate::space`]).
     pub(crate) spaces: crate::space::SpaceBook,
+    /// The pool's size now: the settings' `shared_slots`, or what the schedule made of it
+    /// at its last boundary ([`ProductEvent::CapacityScheduled`]).
+    pub(crate) capacity: u32,
 }
 
 impl ProductState {
@@ -295,10 +298,7 @@ impl ProductState {
             .users
             .get(user)
             .is_some_and(|u| u.member && !u.deactivated);
-        let slots = self
-            .settings
-            .as_ref()
-            .map_or(0, |s| s.shared_slots as usize);
+        let slots = self.capacity as usize;
         if !member || self.pool.len() >= slots {
             return false;
         }
@@ -373,7 +373,7 @@ impl ProductState {
     /// ([`Command::RecordActivity`]) or the longest-inactive holder may be the wrong one.
     pub fn reads_activity(&self, command: &Command) -> bool {
         match command {
-            Command::Configure(_) | Command::ReconcileTier => true,
+            Command::Configure(_) | Command::ReconcileTier | Command::ScheduleCapacity => true,
             Command::Request { .. } => self.settings.as_ref().is_some_and(|s| {
                 s.reclaim_on_request && self.free_slots() == 0 && !self.pool.is_empty()
             }),
@@ -480,7 +480,10 @@ impl ProductState {
             Standing::Queued { ticket, .. } => {
                 let position = self.queue.position(ticket);
                 let (estimated_wait_s, waiting_for) = if settings.reservations.is_empty() {
-                    (self.estimated_wait_s(settings, position), None)
+                    (
+                        self.estimated_wait_s(settings, self.capacity, position),
+                        None,
+                    )
                 } else {
                     self.reserved_wait(settings, user, position)
                 };
@@ -497,13 +500,13 @@ impl ProductState {
     /// Seconds until `position` is likely served: one slot frees every
     /// `average hold / shared slots`. Before any slot was given back, the inactivity time
     /// stands in for the average hold, which errs on the long side.
-    pub(crate) fn estimated_wait_s(&self, settings: &Settings, position: usize) -> u64 {
+    pub(crate) fn estimated_wait_s(&self, settings: &Settings, slots: u32, position: usize) -> u64 {
         let hold_ms = if self.avg_hold_ms > 0 {
             self.avg_hold_ms
         } else {
             i64::from(settings.inactivity_s) * 1000
         };
-        let per_slot_ms = hold_ms as u64 / u64::from(settings.shared_slots.max(1));
+        let per_slot_ms = hold_ms as u64 / u64::from(slots.max(1));
         (per_slot_ms.saturating_mul(position as u64)).div_ceil(1000)
     }
 
@@ -618,6 +621,7 @@ impl ProductState {
             },
             Command::Tick { presence } => self.decide_tick(&mut out, settings, presence, now),
             Command::ReconcileTier => self.decide_reconcile_tier(&mut out, settings, now),
+            Command::ScheduleCapacity => self.decide_schedule_capacity(&mut out, settings, now),
             Command::RecordActivity { recent } => {
                 self.record_recent(&mut out, recent, now);
             }
@@ -980,23 +984,41 @@ impl ProductState {
     ) {
         let fixed = self.fixed as u32;
         let allowed = settings.licence_tier.saturating_sub(fixed);
-        if settings.shared_slots <= allowed {
+        if settings.shared_slots <= allowed && self.capacity <= allowed {
             return;
         }
-        self.shrink_pool(out, self.pool.len().saturating_sub(allowed as usize), now);
+        // A scheduled size above the tier shrinks too (the schedule's windows are clamped
+        // to the tier from now on: see `scheduled_size`).
+        let capacity = self.capacity.min(allowed);
+        self.shrink_pool(out, self.pool.len().saturating_sub(capacity as usize), now);
+        let shared = settings.shared_slots.min(allowed);
         out.push(ProductEvent::TierReconciled {
             at: now,
             fixed,
             licence_tier: settings.licence_tier,
-            shared_slots_before: settings.shared_slots,
-            shared_slots_after: allowed,
+            shared_slots_before: settings.shared_slots.max(self.capacity),
+            shared_slots_after: capacity,
         });
-        out.push(ProductEvent::Configured {
-            settings: Settings {
-                shared_slots: allowed,
-                ..settings.clone()
-            },
-        });
+        if shared != settings.shared_slots {
+            out.push(ProductEvent::Configured {
+                settings: Settings {
+                    shared_slots: shared,
+                    ..settings.clone()
+                },
+            });
+        }
+        // `Configured` sets the size to `shared_slots`; the scheduled one follows it.
+        let after = if shared != settings.shared_slots {
+            shared
+        } else {
+            self.capacity
+        };
+        if capacity != after {
+            out.push(ProductEvent::CapacityScheduled {
+                shared_slots: capacity,
+                at: now,
+            });
+        }
     }
 
     fn decide_configure(
@@ -1018,27 +1040,49 @@ impl ProductState {
         settings
             .validate(self.fixed as u32)
             .map_err(Refusal::InvalidSettings)?;
+        settings
+            .validate_schedule(self.fixed as u32)
+            .map_err(Refusal::InvalidSchedule)?;
         let mut out = Vec::new();
         if self.settings.as_ref() == Some(settings) {
             return Ok(out);
         }
-        let excess = self
-            .pool
-            .len()
-            .saturating_sub(settings.shared_slots as usize);
+        // The pool takes the size the new schedule gives it now (`shared_slots` without one).
+        let size = self.scheduled_size(settings, now);
+        let excess = self.pool.len().saturating_sub(size as usize);
         self.shrink_pool(&mut out, excess, now);
         out.push(ProductEvent::Configured {
             settings: settings.clone(),
         });
-        if !settings.reservations.is_empty() {
-            self.fill_reserved(&mut out, settings, now);
-            return Ok(out);
+        if size != settings.shared_slots {
+            out.push(ProductEvent::CapacityScheduled {
+                shared_slots: size,
+                at: now,
+            });
         }
-        // Leaving queue_all serves the queue in order, as a resize does; in it, nobody.
+        self.serve_queue_to(&mut out, settings, size, excess, now);
+        Ok(out)
+    }
+
+    /// Grants queued members, in order, the slots a new pool size of `size` frees, after
+    /// `revoked` holders lost theirs to it (the resize's own events are in `out`).
+    /// Leaving queue_all serves the queue in order, as a resize does; in it, nobody.
+    fn serve_queue_to(
+        &self,
+        out: &mut Vec<ProductEvent>,
+        settings: &Settings,
+        size: u32,
+        revoked: usize,
+        now: Timestamp,
+    ) {
+        if !settings.reservations.is_empty() {
+            self.fill_reserved_sized(out, settings, size as usize, now);
+            return;
+        }
         let free = match settings.mode {
             Mode::QueueAll => 0,
             Mode::Enforce | Mode::Passthrough => {
-                (settings.shared_slots as usize).saturating_sub(self.pool.len())
+                (size as usize).saturating_sub(self.pool.len().saturating_sub(revoked))
             }
         };
         for user in self.queue.first(free) {
@@ -1047,7 +1091,161 @@ impl ProductState {
                 at: now,
             });
         }
-        Ok(out)
+    }
+
+    /// The pool's size now, as the schedule of `settings` (if any) makes it at `now`:
+    /// a window's size, clamped to what the licence tier leaves beside the fixed users
+    /// (validation refuses larger windows, but fixed users may grow later), else
+    /// `shared_slots`.
+    fn scheduled_size(&self, settings: &Settings, now: Timestamp) -> u32 {
+        if !settings.schedule.has_windows() {
+            return settings.shared_slots;
+        }
+        let Ok(calendar) = crate::schedule::Calendar::of(settings) else {
+            return settings.shared_slots;
+        };
+        let size = calendar.size_at(now);
+        if size == settings.shared_slots {
+            return size;
+        }
+        size.min(settings.licence_tier.saturating_sub(self.fixed as u32))
+    }
+
+    /// The pool's size now: `shared_slots`, or what the schedule made of it at its last
+    /// boundary (the admin API's `effective_shared_slots`; what the gate and the pool use).
+    pub fn effective_shared_slots(&self) -> u32 {
+        self.capacity
+    }
+
+    /// The next change of the pool's size the schedule makes after `now` (the admin API's
+    /// `next_capacity_change`); `None` without a schedule, or when it never changes again.
+    pub fn next_capacity_change(&self, now: Timestamp) -> Option<crate::schedule::CapacityChange> {
+        let settings = self.settings.as_ref()?;
+        if !settings.schedule.has_windows() {
+            return None;
+        }
+        let calendar = crate::schedule::Calendar::of(settings).ok()?;
+        let mut change = calendar.next_change(now)?;
+        if change.shared_slots != settings.shared_slots {
+            change.shared_slots = change
+                .shared_slots
+                .min(settings.licence_tier.saturating_sub(self.fixed as u32));
+        }
+        Some(change)
+    }
+
+    /// When the scheduler must next send [`Command::ScheduleCapacity`] after `now`: the
+    /// start of the warning lead of the next change if it shrinks the pool below its
+    /// holders and the lead has not begun, else the change itself. `None` without a
+    /// schedule (or when it never changes again).
+    pub fn next_capacity_job(&self, now: Timestamp) -> Option<Timestamp> {
+        let settings = self.settings.as_ref()?;
+        let change = self.next_capacity_change(now)?;
+        let lead = i64::from(settings.schedule.shrink_warning_s()) * 1000;
+        let warn_at = Timestamp::from_millis(change.at.as_millis() - lead);
+        let shrinks =
+            (change.shared_slots as usize) < self.pool.len() || change.shared_slots < self.capacity;
+        Some(if lead > 0 && shrinks && warn_at > now {
+            warn_at
+        } else {
+            change.at
+        })
+    }
+
+    /// Scheduled capacity at `now` (see [`Command::ScheduleCapacity`]): the resize to the
+    /// size the schedule gives now, as an admin resize (the longest-inactive holders lose
+    /// their slot, reason `pool_shrunk`; a larger pool serves the queue in order); a shrink
+    /// warning lifted from holders the shrink did not need; and, once the warning lead of
+    /// the next shrink has begun, a warning to the holders it would revoke.
+    fn decide_schedule_capacity(
+        &self,
+        out: &mut Vec<ProductEvent>,
+        settings: &Settings,
+        now: Timestamp,
+    ) {
+        if !settings.schedule.has_windows() && self.capacity == settings.shared_slots {
+            return;
+        }
+        let size = self.scheduled_size(settings, now);
+        if size != self.capacity {
+            let excess = self.pool.len().saturating_sub(size as usize);
+            self.shrink_pool(out, excess, now);
+            out.push(ProductEvent::CapacityScheduled {
+                shared_slots: size,
+                at: now,
+            });
+            self.serve_queue_to(out, settings, size, excess, now);
+        }
+        // A shrink warning is a warning whose revocation is due while the holder is not
+        // inactive for the inactivity time: lift those the shrink did not take (the
+        // recorded activity is the holder's own last one), or the sweep would revoke them.
+        let revoked: HashSet<&str> = out
+            .iter()
+            .filter_map(|e| match e {
+                ProductEvent::SlotRevoked { user, .. } => Some(user.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut lifted = Vec::new();
+        for (user, revoke_at) in self.pool.warned() {
+            if revoke_at > now {
+                break;
+            }
+            if let Some(Standing::Holding { last_activity, .. }) =
+                self.user(user).map(|e| e.standing)
+            {
+                if !revoked.contains(user.as_ref()) && settings.revoke_deadline(last_activity) > now
+                {
+                    lifted.push(ProductEvent::ActivityRecorded {
+                        user: user.to_string(),
+                        at: last_activity,
+                    });
+                }
+            }
+        }
+        out.append(&mut lifted);
+        self.warn_before_shrink(out, settings, now);
+    }
+
+    /// Once the warning lead of the next scheduled shrink has begun: a warning
+    /// (`WarningIssued`, revocation at the boundary) to each holder the shrink would
+    /// revoke now (the longest-inactive beyond the new size) who is not warned yet.
+    /// Using the product before the boundary lifts the warning, as for inactivity, and
+    /// makes the holder less likely to be the one revoked.
+    fn warn_before_shrink(&self, out: &mut Vec<ProductEvent>, settings: &Settings, now: Timestamp) {
+        let lead = settings.schedule.shrink_warning_s();
+        if lead == 0 {
+            return;
+        }
+        // The state after the resize above, if any (boundaries are rare: cloning is fine).
+        let after;
+        let state = if out.is_empty() {
+            self
+        } else {
+            let mut s = self.clone();
+            out.iter().for_each(|e| s.apply(e));
+            after = s;
+            &after
+        };
+        let Some(change) = state.next_capacity_change(now) else {
+            return;
+        };
+        if now.plus_secs(lead) < change.at {
+            return;
+        }
+        let over = state
+            .pool
+            .len()
+            .saturating_sub(change.shared_slots as usize);
+        for (user, _, warned) in state.pool.longest_inactive_warned().take(over) {
+            if !warned {
+                out.push(ProductEvent::WarningIssued {
+                    user: user.to_string(),
+                    at: now,
+                    revoke_at: change.at,
+                });
+            }
+        }
     }
 
     /// The user's entry, or the entry of a user the product has never heard of.
@@ -1056,11 +1254,7 @@ impl ProductState {
     }
 
     pub(crate) fn free_slots(&self) -> usize {
-        let shared = self
-            .settings
-            .as_ref()
-            .map_or(0, |s| s.shared_slots as usize);
-        shared.saturating_sub(self.pool.len())
+        (self.capacity as usize).saturating_sub(self.pool.len())
     }
 
     /// Records the user losing their slot or queue place, if they have one.
@@ -1152,6 +1346,8 @@ impl ProductState {
     pub fn apply(&mut self, event: &ProductEvent) {
         match event {
             ProductEvent::Configured { settings } => {
+                // A new schedule drops warnings too: a shrink warning of the old one must
+                // not revoke anyone at a boundary that is no more.
                 let retimed = self.settings.as_ref().is_some_and(|old| {
                     (old.inactivity_s, old.warning_lead_s, old.sweep_interval_s)
                         != (
@@ -1159,8 +1355,11 @@ impl ProductState {
                             settings.warning_lead_s,
                             settings.sweep_interval_s,
                         )
+                        || (old.timezone.as_deref(), &old.schedule)
+                            != (settings.timezone.as_deref(), &settings.schedule)
                 });
                 self.settings = Some(settings.clone());
+                self.capacity = settings.shared_slots;
                 if retimed {
                     self.cancel_warnings();
                 }
@@ -1332,6 +1531,7 @@ impl ProductState {
             | ProductEvent::SpaceAccessRevoked { .. }
             | ProductEvent::SpaceAccessRemoved { .. }
             | ProductEvent::SpaceAccessFailed { .. } => self.spaces.apply(event),
+            ProductEvent::CapacityScheduled { shared_slots, .. } => self.capacity = *shared_slots,
             ProductEvent::ActivityRecorded { user, at } => {
                 // The hottest event of a long stream: one lookup, the entry updated in
                 // place while its key moves in the pool.

@@ -108,6 +108,15 @@ pub struct Settings {
     /// Where fired and resolved alerts are delivered (a signed JSON POST); none by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_webhook: Option<crate::alert::AlertWebhook>,
+    /// The product's IANA time zone (`Europe/Berlin`), in which its `schedule` reads;
+    /// `None` (the default): UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Scheduled capacity: weekly and dated windows with their own pool sizes
+    /// (`shared_slots` is the size otherwise); see [`crate::schedule`]. Empty (the
+    /// default): the pool always has `shared_slots`.
+    #[serde(default, skip_serializing_if = "crate::schedule::Schedule::is_empty")]
+    pub schedule: crate::schedule::Schedule,
 }
 
 /// The administrator's text for the queue page of a product, and the product's address.
@@ -290,6 +299,8 @@ impl Settings {
             api_prefixes: Vec::new(),
             alerts: Vec::new(),
             alert_webhook: None,
+            timezone: None,
+            schedule: Default::default(),
         }
     }
 
@@ -319,6 +330,35 @@ impl Settings {
         Timestamp::from_millis(
             self.revoke_deadline(last_activity).as_millis() - i64::from(self.warning_lead_s) * 1000,
         )
+    }
+
+    /// Checks the time zone and the schedule (see [`crate::schedule`]), given the
+    /// product's current number of fixed users: every window's size, like
+    /// `shared_slots`, must fit the licence tier beside the fixed users. The message
+    /// lists each problem, naming its window.
+    pub fn validate_schedule(&self, fixed_users: u32) -> Result<(), String> {
+        let mut problems: Vec<crate::schedule::ScheduleError> = crate::schedule::Calendar::of(self)
+            .err()
+            .unwrap_or_default();
+        for (at, size) in crate::schedule::Calendar::window_sizes(&self.schedule) {
+            if u64::from(fixed_users) + u64::from(size) > u64::from(self.licence_tier) {
+                problems.push(crate::schedule::ScheduleError::OverTier {
+                    at,
+                    fixed: fixed_users,
+                    size,
+                    tier: self.licence_tier,
+                });
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems
+                .iter()
+                .map(|p| format!("{p} ({})", p.code()))
+                .collect::<Vec<_>>()
+                .join("; "))
+        }
     }
 
     /// Checks every value on its own and against the others, given the product's current

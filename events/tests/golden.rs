@@ -98,6 +98,9 @@ fn sample_settings() -> Settings {
         // No alerts and no webhook are not serialized either (issue G).
         alerts: Vec::new(),
         alert_webhook: None,
+        // No time zone and no schedule are not serialized either (scheduled capacity).
+        timezone: None,
+        schedule: Default::default(),
     }
 }
 
@@ -287,6 +290,10 @@ fn product_samples() -> Vec<ProductEvent> {
             count: 7,
             users: vec![("ci-bot".into(), 5), (user(), 2)],
         },
+        ProductEvent::CapacityScheduled {
+            shared_slots: 40,
+            at: EVENT_AT,
+        },
         ProductEvent::Configured {
             settings: Settings {
                 mode: slotpool_events::Mode::QueueAll,
@@ -323,6 +330,26 @@ fn product_samples() -> Vec<ProductEvent> {
             name: "busy".into(),
             at: EVENT_AT,
             value: 40,
+        },
+        ProductEvent::Configured {
+            settings: Settings {
+                timezone: Some("Europe/Berlin".into()),
+                schedule: slotpool_events::Schedule {
+                    weekly: vec![slotpool_events::schedule::WeeklyWindow {
+                        days: vec!["mon".into(), "fri".into()],
+                        from: "08:00".into(),
+                        to: "18:00".into(),
+                        shared_slots: 440,
+                    }],
+                    dated: vec![slotpool_events::schedule::DatedWindow {
+                        from: "2027-01-15T09:00".into(),
+                        to: "2027-01-15T12:00".into(),
+                        shared_slots: 460,
+                    }],
+                    shrink_warning_s: Some(120),
+                },
+                ..sample_settings()
+            },
         },
     ];
     let op = |k: &str, t: &str| slotpool_events::SpaceOperation::new(k, t);
@@ -524,6 +551,9 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         ProductEvent::Configured { settings } if !settings.bypass.is_empty() => "configured_bypass",
         ProductEvent::Configured { settings } if !settings.mode.is_enforce() => "configured_mode",
         ProductEvent::Configured { settings } if !settings.alerts.is_empty() => "configured_alerts",
+        ProductEvent::Configured { settings } if !settings.schedule.is_empty() => {
+            "configured_schedule"
+        }
         ProductEvent::Configured { .. } => "configured",
         ProductEvent::MemberEnrolled { .. } => "member_enrolled",
         ProductEvent::MemberRemoved { .. } => "member_removed",
@@ -560,6 +590,7 @@ fn product_fixture_name(e: &ProductEvent) -> String {
         ProductEvent::SpaceAccessRevoked { .. } => "space_access_revoked",
         ProductEvent::SpaceAccessRemoved { .. } => "space_access_removed",
         ProductEvent::SpaceAccessFailed { .. } => "space_access_failed",
+        ProductEvent::CapacityScheduled { .. } => "capacity_scheduled",
     };
     format!("product_{name}")
 }

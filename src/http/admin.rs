@@ -25,10 +25,11 @@ async fn overview(
     let id = id.to_string();
     Ok(ask(
         addr,
-        Read::maybe(move |s, _| {
+        Read::maybe(move |s, now| {
             s.settings().map(|settings| {
                 ProductView::new(&id, settings.clone(), s.counts())
                     .with_reservation_use(s.reservation_use())
+                    .with_capacity(s.effective_shared_slots(), s.next_capacity_change(now))
             })
         }),
     )

@@ -180,7 +180,10 @@ pub fn to_json(report: &Report, args: &AuditArgs) -> Value {
 
 fn product_json(product: &str, state: &ProductState) -> Value {
     match state.settings() {
-        Some(settings) => json!(ProductView::new(product, settings.clone(), state.counts())),
+        // The pool's size as the journal's last CapacityScheduled left it (the next
+        // change is the live service's question, not the journal's).
+        Some(settings) => json!(ProductView::new(product, settings.clone(), state.counts())
+            .with_capacity(state.effective_shared_slots(), None)),
         None => Value::Null,
     }
 }

@@ -25,6 +25,13 @@
 //! (only the daily counts per rule), and whether a rule would have matched another view
 //! needs the groups, addresses, paths and credentials of requests the journal does not
 //! keep. The demand simulated is the pool's demand under the rules of its time.
+//!
+//! Scheduled capacity: `--schedule FILE` (JSON `{"timezone": ..., "schedule": ...}`, as
+//! in the product's settings) replays the demand under that calendar, `--slots` being the
+//! size otherwise; without it, a schedule the journal's settings hold is kept. The replay
+//! sends [`Command::ScheduleCapacity`] at every instant
+//! [`ProductState::next_capacity_job`] names (before a sweep of the same instant, as the
+//! scheduler does), so resizes, shrink warnings and revocations are the service's.
 
 use super::access_log::LogFormat;
 use super::analyze::{inactivity_ms, read_logs, sessions};
@@ -74,6 +81,11 @@ pub struct SimulateArgs {
     /// --data-dir for `recorded`.
     #[arg(long, value_enum, default_value = "enforce")]
     pub mode: ModeReplay,
+    /// Replay under this capacity schedule: a JSON file `{"timezone": "Europe/Berlin",
+    /// "schedule": {"weekly": [...], "dated": [...]}}` as in the product's settings;
+    /// `--slots` is then the size outside its windows.
+    #[arg(long)]
+    pub schedule: Option<PathBuf>,
     /// Draw share served at once against slots to this SVG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
@@ -283,6 +295,8 @@ pub struct Outcome {
     pub revoked_inactivity: u64,
     /// Slots taken from an inactive holder for a request on a full pool (with `reclaim`).
     pub reclaimed: u64,
+    /// Holders revoked because the pool shrank (a scheduled shrink).
+    pub revoked_pool_shrunk: u64,
 }
 
 impl Outcome {
@@ -301,7 +315,15 @@ impl Outcome {
 pub fn settings_for(base: &Settings, v: Variant) -> Settings {
     let mut s = base.clone();
     s.shared_slots = v.shared_slots;
-    s.licence_tier = s.licence_tier.max(v.shared_slots).max(1);
+    let largest_window = slotpool_events::Calendar::window_sizes(&s.schedule)
+        .map(|(_, size)| size)
+        .max()
+        .unwrap_or(0);
+    s.licence_tier = s
+        .licence_tier
+        .max(v.shared_slots)
+        .max(largest_window)
+        .max(1);
     s.inactivity_s = v.inactivity_s;
     s.warning_lead_s = s.warning_lead_s.min(v.inactivity_s.saturating_sub(1));
     if s.coalesce_s.is_some_and(|c| c >= v.inactivity_s) {
@@ -356,6 +378,7 @@ impl<'a> Replay<'a> {
                 ProductEvent::SlotRevoked { reason, .. } => match reason {
                     RevokeReason::Inactivity => self.out.revoked_inactivity += 1,
                     RevokeReason::Reclaimed => self.out.reclaimed += 1,
+                    RevokeReason::PoolShrunk => self.out.revoked_pool_shrunk += 1,
                     _ => {}
                 },
                 _ => {}
@@ -364,13 +387,26 @@ impl<'a> Replay<'a> {
         events
     }
 
-    /// Sweeps at every instant the product asks for, up to and including `until`.
+    /// Sweeps at every instant the product asks for, up to and including `until`, and
+    /// applies its capacity schedule at every instant that asks for (first, as the
+    /// scheduler does when both fall on one instant).
     fn sweep_until(&mut self, until: Timestamp) {
-        while let Some(next) = self.state.next_tick(self.now) {
+        loop {
+            let tick = self.state.next_tick(self.now);
+            let capacity = self.state.next_capacity_job(self.now);
+            let Some(next) = [tick, capacity].into_iter().flatten().min() else {
+                break;
+            };
             if next > until {
                 break;
             }
             self.now = next;
+            if capacity == Some(next) {
+                self.run_command(Command::ScheduleCapacity);
+            }
+            if tick != Some(next) {
+                continue;
+            }
             let presence = Presence {
                 // Waiting users keep their queue page open.
                 last_seen: self
@@ -436,6 +472,7 @@ pub fn simulate(
             wait_p99_ms: 0,
             revoked_inactivity: 0,
             reclaimed: 0,
+            revoked_pool_shrunk: 0,
         },
     };
     r.run_command(Command::Configure(settings.clone()));
@@ -559,10 +596,15 @@ pub fn run(args: &SimulateArgs) -> Result<(), Failure> {
             "give the demand: --data-dir D --product P, or --log FILE...".into(),
         ));
     };
-    let base = demand
+    let mut base = demand
         .recorded
         .clone()
         .unwrap_or_else(|| Settings::new(ProductKind::Generic, 1, 1));
+    if let Some(path) = &args.schedule {
+        let file = read_schedule(path)?;
+        base.timezone = file.timezone;
+        base.schedule = file.schedule;
+    }
     let slots: Vec<u32> = if args.slots.is_empty() {
         vec![base.shared_slots]
     } else {
@@ -608,8 +650,9 @@ pub fn run(args: &SimulateArgs) -> Result<(), Failure> {
         }
     }
     for v in &variants {
-        settings_for(&base, *v)
-            .validate(0)
+        let s = settings_for(&base, *v);
+        s.validate(0)
+            .and_then(|()| s.validate_schedule(0))
             .map_err(|e| Failure::Input(format!("setting {v:?} is not valid: {e}")))?;
     }
     let modes: &[(Timestamp, Mode)] = match args.mode {
@@ -691,9 +734,46 @@ pub fn run(args: &SimulateArgs) -> Result<(), Failure> {
                 "wait_p99_s": o.wait_p99_ms as f64 / 1000.0,
                 "revoked_inactivity": o.revoked_inactivity,
                 "reclaimed": o.reclaimed,
+                "revoked_pool_shrunk": o.revoked_pool_shrunk,
             })).collect::<Vec<_>>(),
         })),
     }
+}
+
+/// A `--schedule` file: the two settings of scheduled capacity.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleFile {
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default)]
+    schedule: slotpool_events::Schedule,
+}
+
+/// Reads and checks a `--schedule` file (every problem named, as the admin API does).
+fn read_schedule(path: &std::path::Path) -> Result<ScheduleFile, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Input(format!("--schedule {}: {e}", path.display())))?;
+    let file: ScheduleFile = serde_json::from_str(&text).map_err(|e| {
+        Failure::Input(format!(
+            "--schedule {}: not a JSON object {{\"timezone\", \"schedule\"}}: {e}",
+            path.display()
+        ))
+    })?;
+    slotpool_events::Calendar::new(file.timezone.as_deref(), &file.schedule, 0).map_err(
+        |problems| {
+            Failure::Input(format!(
+                "--schedule {}: {}",
+                path.display(),
+                problems
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        },
+    )?;
+    Ok(file)
 }
 
 /// Draws share served at once against shared slots, one line per inactivity/reclaim.
@@ -897,5 +977,71 @@ mod tests {
         };
         let o = simulate(&demand, &recorded, variant, &[]);
         assert_eq!(o.served_at_once, 2);
+    }
+
+    #[test]
+    fn a_schedule_grows_and_shrinks_the_replayed_pool() {
+        // 2027-01-15T08:00Z. One slot otherwise, three from 08:10 to 09:10 (UTC): b and c,
+        // queued at 08:00, are served at 08:10 (waits of 10 minutes); at 09:10 the pool
+        // shrinks to one and the two longest-inactive (b and c; a used it at 08:20) are
+        // revoked.
+        let t = |s: i64| Timestamp::from_millis(1_800_000_000_000 + s * 1000);
+        let mut base = Settings::new(ProductKind::Generic, 5, 1);
+        base.inactivity_s = 7200;
+        base.queue_timer_s = 7200;
+        let file: ScheduleFile = serde_json::from_value(json!({
+            "schedule": {"dated": [{"from": "2027-01-15T08:10", "to": "2027-01-15T09:10", "shared_slots": 3}],
+                         "shrink_warning_s": 0}
+        }))
+        .expect("a schedule file");
+        base.timezone = file.timezone;
+        base.schedule = file.schedule;
+        let demand = Demand {
+            users: vec!["a".into(), "b".into(), "c".into()],
+            actions: vec![
+                (t(0), 0, Action::Request),
+                (t(1), 1, Action::Request),
+                (t(2), 2, Action::Request),
+                (t(20 * 60), 0, Action::Activity),
+                (t(80 * 60), 0, Action::Activity),
+            ],
+            recorded: None,
+            modes: Vec::new(),
+        };
+        let variant = Variant {
+            shared_slots: 1,
+            inactivity_s: 7200,
+            reclaim: false,
+        };
+        let o = simulate(&demand, &base, variant, &[]);
+        assert_eq!(
+            (o.requests, o.served_at_once, o.served_after_wait),
+            (3, 1, 2)
+        );
+        assert_eq!(o.wait_p50_ms, 10 * 60_000 - 2_000);
+        assert_eq!(o.revoked_pool_shrunk, 2);
+        // Without the schedule, b and c never get a slot.
+        base.schedule = Default::default();
+        let o = simulate(&demand, &base, variant, &[]);
+        assert_eq!((o.served_after_wait, o.revoked_pool_shrunk), (0, 0));
+    }
+
+    #[test]
+    fn a_bad_schedule_file_is_refused_naming_the_window() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("s.json");
+        std::fs::write(
+            &path,
+            r#"{"timezone": "Europe/Berlin", "schedule": {"weekly": [{"days": ["mon"], "from": "18:00", "to": "08:00", "shared_slots": 4}]}}"#,
+        )
+        .expect("write");
+        let Err(Failure::Input(text)) = read_schedule(&path) else {
+            panic!("refused");
+        };
+        assert!(text.contains("schedule.weekly[0]"), "{text}");
+        std::fs::write(&path, r#"{"timezone": "Nowhere/Land"}"#).expect("write");
+        assert!(
+            matches!(read_schedule(&path), Err(Failure::Input(t)) if t.contains("Nowhere/Land"))
+        );
     }
 }

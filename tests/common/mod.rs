@@ -654,7 +654,11 @@ pub fn invariant_violations(c: &Client, product: &str) -> (PoolView, Vec<String>
     let queue_json = c.queue_json(product);
     let holders = names(&holders_json);
     let queue = names(&queue_json);
-    let shared = view["shared_slots"].as_u64().expect("shared_slots") as usize;
+    // The pool's size now: what a schedule makes of `shared_slots` (scheduled capacity).
+    let shared = view["effective_shared_slots"]
+        .as_u64()
+        .or_else(|| view["shared_slots"].as_u64())
+        .expect("shared_slots") as usize;
     let ctx = format!("product {view}\nholders {holders_json}\nqueue {queue_json}");
     let mut violations = Vec::new();
     let mut check = |ok: bool, what: &str| {

@@ -15,15 +15,13 @@ impl ProductState {
         &self.alerts.firing
     }
 
-    /// What the alert rules measure of the pool at `now`.
+    /// What the alert rules measure of the pool at `now`: against the pool's size now
+    /// (what a capacity schedule made of `shared_slots`, [`Self::effective_shared_slots`]).
     pub fn alert_measures(&self, now: Timestamp) -> Measures {
-        let (shared, tier) = self
-            .settings
-            .as_ref()
-            .map_or((0, 0), |s| (s.shared_slots, s.licence_tier));
+        let tier = self.settings.as_ref().map_or(0, |s| s.licence_tier);
         Measures {
             holders: self.pool.len() as u64,
-            shared_slots: u64::from(shared),
+            shared_slots: u64::from(self.effective_shared_slots()),
             queued: self.queue.len() as u64,
             fixed: self.fixed as u64,
             licence_tier: u64::from(tier),

@@ -82,7 +82,7 @@ impl ProductState {
         settings: &Settings,
         now: Timestamp,
     ) {
-        let free = (settings.shared_slots as usize).saturating_sub(self.pool.len());
+        let free = (self.capacity as usize).saturating_sub(self.pool.len());
         let tally = Tally::new(&settings.reservations, &self.groups, free);
         if tally.may_take(mine).is_ok() {
             out.push(ProductEvent::SlotGranted {
@@ -133,6 +133,17 @@ impl ProductState {
         &self,
         out: &mut Vec<ProductEvent>,
         settings: &Settings,
+        now: Timestamp,
+    ) {
+        self.fill_reserved_sized(out, settings, self.capacity as usize, now)
+    }
+
+    /// [`ProductState::fill_reserved`] for a pool of `size` slots (a resize being decided).
+    pub(crate) fn fill_reserved_sized(
+        &self,
+        out: &mut Vec<ProductEvent>,
+        settings: &Settings,
+        size: usize,
         now: Timestamp,
     ) {
         // queue_all: freed slots stay free until the mode is left.
@@ -200,7 +211,7 @@ impl ProductState {
                     _ => {}
                 }
             }
-            tally.free = (settings.shared_slots as usize).saturating_sub(holders);
+            tally.free = size.saturating_sub(holders);
             let candidates: Vec<(&str, &[String])> = self
                 .queue
                 .iter()
@@ -244,7 +255,7 @@ impl ProductState {
         user: &str,
         position: usize,
     ) -> (u64, Option<Blocked>) {
-        let free = (settings.shared_slots as usize).saturating_sub(self.pool.len());
+        let free = (self.capacity as usize).saturating_sub(self.pool.len());
         let tally = Tally::new(&settings.reservations, &self.groups, free);
         match tally.may_take(self.groups.of(user)) {
             Err(Blocked::GroupCap { group }) => {
@@ -258,21 +269,20 @@ impl ProductState {
                     .filter(|u| self.groups.of(u).binary_search(&k).is_ok())
                     .count();
                 let wait = if cap == 0 {
-                    self.estimated_wait_s(settings, position)
+                    self.estimated_wait_s(settings, self.capacity, position)
                 } else {
-                    let capped = Settings {
-                        shared_slots: cap,
-                        ..settings.clone()
-                    };
-                    self.estimated_wait_s(&capped, ahead + 1)
+                    self.estimated_wait_s(settings, cap, ahead + 1)
                 };
                 (wait, Some(Blocked::GroupCap { group }))
             }
             Err(Blocked::Reserved) => (
-                self.estimated_wait_s(settings, position),
+                self.estimated_wait_s(settings, self.capacity, position),
                 Some(Blocked::Reserved),
             ),
-            Err(Blocked::Full) | Ok(()) => (self.estimated_wait_s(settings, position), None),
+            Err(Blocked::Full) | Ok(()) => (
+                self.estimated_wait_s(settings, self.capacity, position),
+                None,
+            ),
         }
     }
 }

@@ -136,7 +136,8 @@ pub fn users_of(events: &[ProductEvent]) -> BTreeSet<String> {
             | ProductEvent::SpaceAccessGranted { .. }
             | ProductEvent::SpaceAccessRevoked { .. }
             | ProductEvent::SpaceAccessRemoved { .. }
-            | ProductEvent::SpaceAccessFailed { .. } => None,
+            | ProductEvent::SpaceAccessFailed { .. }
+            | ProductEvent::CapacityScheduled { .. } => None,
         })
         .collect()
 }
@@ -161,8 +162,11 @@ pub fn observe<'a>(
         })
         .collect();
     format!(
-        "settings={:?}\nholders={:?}\nqueue={:?}\ncounts={:?}\nnotices={:?}\nnext_tick={:?}\nreservations={:?}\nusers={:?}",
+        "settings={:?}\ncapacity={} next={:?} job={:?}\nholders={:?}\nqueue={:?}\ncounts={:?}\nnotices={:?}\nnext_tick={:?}\nreservations={:?}\nusers={:?}",
         state.settings(),
+        state.effective_shared_slots(),
+        state.next_capacity_change(now),
+        state.next_capacity_job(now),
         state.holders(),
         state.queue(),
         state.counts(),

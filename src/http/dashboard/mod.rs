@@ -224,8 +224,10 @@ async fn product_data(state: &AppState, id: &str) -> Result<ProductData, Problem
         &addr,
         Read::new(move |s, now| {
             (
-                s.settings()
-                    .map(|settings| ProductView::new(&pid, settings.clone(), s.counts())),
+                s.settings().map(|settings| {
+                    ProductView::new(&pid, settings.clone(), s.counts())
+                        .with_capacity(s.effective_shared_slots(), s.next_capacity_change(now))
+                }),
                 s.queue().iter().map(QueueView::from).collect::<Vec<_>>(),
                 now,
             )

@@ -397,12 +397,13 @@ pub fn product(l: Lang, session: &Session, d: &ProductData, f: Option<&Flash>) -
             h1 { (t(l, "Product")) " " (p.id) }
             (flash(f))
             div class="kpis" id="live-kpis" data-live {
-                div class="kpi" { div class="n" id="kpi-holders" { (p.holders) " / " (s.shared_slots) } div class="l" { (t(l, "Slots held")) } }
+                div class="kpi" { div class="n" id="kpi-holders" { (p.holders) " / " (p.effective_shared_slots) } div class="l" { (t(l, "Slots held")) } }
                 div class="kpi" { div class="n" id="kpi-queued" { (p.queued) } div class="l" { (t(l, "Queued")) } }
                 div class="kpi" { div class="n" { (p.members) } div class="l" { (t(l, "Members")) } }
                 div class="kpi" { div class="n" { (p.fixed) } div class="l" { (t(l, "Fixed users")) } }
                 div class="kpi" { div class="n" { (s.licence_tier) } div class="l" { (t(l, "Licence tier")) } }
             }
+            @if let Some(n) = &p.next_capacity_change { p id="next-capacity" { (t(l, "Next capacity change")) ": " (n.at) " → " (n.shared_slots) } }
             div class="tabs" {
                 a href={ (seg) "/charts?range=day" } { (t(l, "Charts: last day")) }
                 a href={ (seg) "/charts?range=week" } { (t(l, "Charts: last week")) }
