@@ -425,7 +425,10 @@ fn the_access_log_says_what_its_setting_asks_and_nothing_is_left_unwritten() {
             let id = id.expect("X-Request-Id");
             lines.iter().any(|l| l.contains(id))
         };
-        assert!(line_of(missing.header("x-request-id")), "{setting}: {lines:#?}");
+        assert!(
+            line_of(missing.header("x-request-id")),
+            "{setting}: {lines:#?}"
+        );
         assert_eq!(
             line_of(ok.header("x-request-id")),
             success_logged,

@@ -129,7 +129,10 @@ async fn the_nightly_job_packs_old_records_into_chunks_and_replay_is_unchanged()
     let layout = w.shut_down_and_layout();
     assert_eq!(layout.loose, 1, "{layout:?}");
     assert_eq!(layout.chunked, RECORDS - 1, "{layout:?}");
-    assert!(layout.chunks >= (RECORDS - 1).div_ceil(CHUNK_RECORDS), "{layout:?}");
+    assert!(
+        layout.chunks >= (RECORDS - 1).div_ceil(CHUNK_RECORDS),
+        "{layout:?}"
+    );
     // The same records come back from the chunks, and fold into what the actor holds.
     let (events_after, state) = w.replayed();
     assert_eq!(events_after, events_before);
