@@ -76,8 +76,9 @@ impl Journal {
     /// The sequence of the last record of `stream` (0 for a stream with none), read from
     /// the key layout without decoding anything.
     pub fn last_sequence(&self, stream: &StreamId) -> Result<u64, JournalError> {
-        self.settled()?;
-        read::last_sequence(&self.inner.tree, &stream.name())
+        self.inner
+            .tail
+            .last_sequence(&self.inner.tree, &stream.name())
     }
 
     /// Reads a stream from the start, checking every record and the hash chain, and

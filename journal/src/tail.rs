@@ -111,6 +111,17 @@ impl Tail {
         Ok(Held::Yes(ticket))
     }
 
+    /// The last sequence of stream `name`: its run's end here, or else its last record in
+    /// `tree` (which holds the whole stream once no settle is under way). Answers without
+    /// moving anything into sled: a replicated copy asks it for every entry it applies.
+    pub(crate) fn last_sequence(&self, tree: &sled::Tree, name: &str) -> Result<u64, JournalError> {
+        let _settling = lock(&self.settling);
+        if let Some(run) = lock(&self.runs).get(name) {
+            return Ok(run.first + run.records.len() as u64 - 1);
+        }
+        last_sequence(tree, name)
+    }
+
     /// Writes every record held here into `tree` as chunks of at most [`CHUNK_RECORDS`],
     /// in one atomic batch, and forgets them. Returns once `tree` holds them (not durably:
     /// that is the checkpoint's job; the write-ahead log covers them until then).
