@@ -339,10 +339,11 @@ impl Config {
 /// kernel's network and disk work and the rest of the machine use the remainder.
 ///
 /// Why not one of each per core: every request crosses from its HTTP worker to its
-/// product's actor and back through the committer, and each crossing to a thread that is
-/// not running costs a wake-up and a context switch. On the 2-core development VM under
-/// `make load RATE=max`, one HTTP worker and one actor thread served about 1.7 times the
-/// requests of two and two (docs/benchmarks.md, "Cost per durable change").
+/// product's actor and back through the committer, so those three threads and the kernel's
+/// network work share the cores. On the 2-core development VM under `make load RATE=max`
+/// one HTTP worker and one actor thread served as much as two and two (52-55k/s either
+/// way, 22-25 us of CPU per request: docs/benchmarks.md, "Cost per durable change"), with
+/// two threads fewer to wake.
 pub fn default_threads(cores: usize) -> (usize, usize) {
     ((cores / 2).max(1), (cores / 4).max(1))
 }

@@ -43,7 +43,7 @@ use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use slotpool_events::connector::{retry_delay_ms, touched_names, Drift};
-use slotpool_events::space::touched_request;
+use slotpool_events::space_book::touched_request;
 use slotpool_events::{
     Command, ConnectorSettings, Grant, ProductEvent, Space, SpaceWork, StreamId, Timestamp,
 };

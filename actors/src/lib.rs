@@ -22,6 +22,7 @@ pub mod request_index;
 pub mod scheduler;
 pub mod session;
 pub mod transport;
+pub mod webhook;
 
 pub use agenda::Job;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};

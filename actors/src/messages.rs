@@ -130,7 +130,7 @@ pub struct Shared {
     pub notices: broadcast::Sender<ProductNotice>,
     pub connectors: ConnectorSlot,
     /// How alert webhooks are reached, once the binary provided it.
-    pub alert_senders: crate::alert::AlertSlot,
+    pub alert_senders: crate::webhook::AlertSlot,
     /// Raised by any product whose settings have reservations (rule 10): requests then
     /// carry the user's directory groups.
     pub reserving: Arc<std::sync::atomic::AtomicBool>,

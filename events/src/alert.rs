@@ -26,8 +26,8 @@
 //! So a condition shorter than `for_s` never fires, and which alerts are firing is
 //! part of the product's state, rebuilt exactly by replay.
 
-use crate::settings::MAX_INTERVAL_S;
 use crate::time::Timestamp;
+use crate::time::MAX_INTERVAL_S;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

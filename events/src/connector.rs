@@ -41,10 +41,10 @@ pub fn touched_names(event: &ProductEvent) -> [Option<&str>; 2] {
 
 /// Whether `event` is work for the product's connector: a user whose access-group
 /// membership may change ([`touched_names`]), or a space request approved or revoked
-/// ([`crate::space::touched_request`]). The product wakes its connector only for these.
+/// ([`crate::space_book::touched_request`]). The product wakes its connector only for these.
 pub fn wakes_connector(event: &ProductEvent) -> bool {
     touched_names(event).iter().any(Option::is_some)
-        || crate::space::touched_request(event).is_some()
+        || crate::space_book::touched_request(event).is_some()
 }
 
 /// Folds a run of events into the users whose membership they may change, each once, in

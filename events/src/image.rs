@@ -64,7 +64,7 @@ pub struct ProductImage {
     /// The firing licence-use alerts and the recent waits they read.
     pub alerts: crate::alert::AlertBook,
     /// The space catalogue and requests (see [`crate::space`]).
-    pub spaces: crate::space::SpaceBook,
+    pub spaces: crate::space_book::SpaceBook,
     /// The pool's size now (see [`ProductState::effective_shared_slots`]).
     pub capacity: u32,
 }

@@ -225,7 +225,7 @@ pub struct ProductState {
     /// The firing licence-use alerts and the recent waits they read ([`crate::alert`]).
     pub(crate) alerts: crate::alert::AlertBook,
     /// The Confluence spaces and the space requests (see [`crate::space`]).
-    pub(crate) spaces: crate::space::SpaceBook,
+    pub(crate) spaces: crate::space_book::SpaceBook,
     /// The pool's size now: the settings' `shared_slots`, or what the schedule made of it
     /// at its last boundary ([`ProductEvent::CapacityScheduled`]).
     pub(crate) capacity: u32,
@@ -410,7 +410,7 @@ impl ProductState {
     }
 
     /// The space catalogue and every space request.
-    pub fn spaces(&self) -> &crate::space::SpaceBook {
+    pub fn spaces(&self) -> &crate::space_book::SpaceBook {
         &self.spaces
     }
 
@@ -1101,7 +1101,7 @@ impl ProductState {
         if !settings.schedule.has_windows() {
             return settings.shared_slots;
         }
-        let Ok(calendar) = crate::schedule::Calendar::of(settings) else {
+        let Ok(calendar) = settings.calendar() else {
             return settings.shared_slots;
         };
         let size = calendar.size_at(now);
@@ -1124,7 +1124,7 @@ impl ProductState {
         if !settings.schedule.has_windows() {
             return None;
         }
-        let calendar = crate::schedule::Calendar::of(settings).ok()?;
+        let calendar = settings.calendar().ok()?;
         let mut change = calendar.next_change(now)?;
         if change.shared_slots != settings.shared_slots {
             change.shared_slots = change

@@ -450,16 +450,6 @@ impl Calendar {
         })
     }
 
-    /// The calendar of a product's settings (its `timezone`, `schedule` and
-    /// `shared_slots`).
-    pub fn of(settings: &crate::Settings) -> Result<Calendar, Vec<ScheduleError>> {
-        Calendar::new(
-            settings.timezone.as_deref(),
-            &settings.schedule,
-            settings.shared_slots,
-        )
-    }
-
     /// Every window's size, with the window's name (for the licence-tier check).
     pub fn window_sizes(schedule: &Schedule) -> impl Iterator<Item = (String, u32)> + '_ {
         let weekly = schedule

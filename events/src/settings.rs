@@ -269,10 +269,17 @@ mod defaults {
 
 /// Largest licence tier accepted: far above any real site, small enough to stay sane.
 pub const MAX_LICENCE_TIER: u32 = 10_000_000;
-/// Longest interval accepted for any time setting: thirty days, in seconds.
-pub const MAX_INTERVAL_S: u32 = 30 * 24 * 3600;
+pub use crate::time::MAX_INTERVAL_S;
 
 impl Settings {
+    /// The capacity calendar of these settings (their `timezone`, `schedule` and
+    /// `shared_slots`, the size otherwise); see [`crate::schedule`].
+    pub fn calendar(
+        &self,
+    ) -> Result<crate::schedule::Calendar, Vec<crate::schedule::ScheduleError>> {
+        crate::schedule::Calendar::new(self.timezone.as_deref(), &self.schedule, self.shared_slots)
+    }
+
     /// Settings with the given sizes and every other value at its default.
     pub fn new(kind: ProductKind, licence_tier: u32, shared_slots: u32) -> Self {
         Settings {
@@ -337,9 +344,8 @@ impl Settings {
     /// `shared_slots`, must fit the licence tier beside the fixed users. The message
     /// lists each problem, naming its window.
     pub fn validate_schedule(&self, fixed_users: u32) -> Result<(), String> {
-        let mut problems: Vec<crate::schedule::ScheduleError> = crate::schedule::Calendar::of(self)
-            .err()
-            .unwrap_or_default();
+        let mut problems: Vec<crate::schedule::ScheduleError> =
+            self.calendar().err().unwrap_or_default();
         for (at, size) in crate::schedule::Calendar::window_sizes(&self.schedule) {
             if u64::from(fixed_users) + u64::from(size) > u64::from(self.licence_tier) {
                 problems.push(crate::schedule::ScheduleError::OverTier {

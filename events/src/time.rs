@@ -5,6 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Longest interval accepted for any time setting (and an alert's `for_s`): thirty days,
+/// in seconds.
+pub const MAX_INTERVAL_S: u32 = 30 * 24 * 3600;
+
 /// An instant, in milliseconds since the Unix epoch (UTC).
 ///
 /// Milliseconds in an `i64` keep envelopes small and comparisons trivial; formatting as
