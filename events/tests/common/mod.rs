@@ -144,7 +144,10 @@ pub fn users_of(events: &[ProductEvent]) -> BTreeSet<String> {
 
 /// Everything the outside world can observe of a product at `now`, for `users`: settings,
 /// holders (with warnings and revocation times), queue, counts, notices, every user's
-/// entry (lock, re-login flag) and view, and when the next sweep is needed.
+/// entry (lock, re-login flag) and view, and when the next sweep is needed. A queued
+/// user's ticket is the queue's internal key, not something anyone observes (the place
+/// is, in the queue and the view): a state rebuilt from an image numbers its queue
+/// afresh, so tickets are left out.
 pub fn observe<'a>(
     state: &ProductState,
     users: impl IntoIterator<Item = &'a str>,
@@ -155,7 +158,12 @@ pub fn observe<'a>(
         .map(|u| {
             (
                 u,
-                state.user(u).copied(),
+                state.user(u).copied().map(|mut e| {
+                    if let slotpool_events::Standing::Queued { ticket, .. } = &mut e.standing {
+                        *ticket = 0;
+                    }
+                    e
+                }),
                 state.slot_view(u, now),
                 state.noted_groups(u).to_vec(),
             )

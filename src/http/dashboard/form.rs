@@ -94,8 +94,11 @@ pub fn apply_settings(current: Settings, f: &Fields) -> Result<Settings, Problem
 /// The gate policies form applied to the current settings: `mode` (a select),
 /// `queue_all_message` (Markdown), `bypass` (the rules as a JSON list, as the admin
 /// API takes them; empty for none) and `api_prefixes` (separated by spaces, commas or
-/// lines). Only the shape is checked here; the rules' validation is the core's, as for
-/// the admin API's `PUT`, so a bad rule is refused with the same message.
+/// lines); and, where the form has them, `timezone`, `schedule` (scheduled capacity, JSON
+/// as the admin API takes it) and `alerts` (licence-use alert rules, a JSON list; the
+/// webhook and its secret stay with the admin API, so the page never holds the secret).
+/// Only the shape is checked here; the rules' validation is the core's, as for the admin
+/// API's `PUT`, so a bad rule is refused with the same message.
 pub fn apply_gate_policies(current: Settings, f: &Fields) -> Result<Settings, Problem> {
     let code = f.get("mode").unwrap_or("enforce").trim();
     let mode: Mode =
@@ -121,11 +124,41 @@ pub fn apply_gate_policies(current: Settings, f: &Fields) -> Result<Settings, Pr
         .collect();
     let mut queue_page = current.queue_page.clone();
     queue_page.queue_all_message = f.text("queue_all_message");
+    // Fields a form may lack (one rendered before they existed): absent keeps the setting.
+    let timezone = match f.get("timezone") {
+        Some(_) => f.text("timezone"),
+        None => current.timezone.clone(),
+    };
+    let schedule = match f.get("schedule") {
+        None => current.schedule.clone(),
+        Some(_) => match f.text("schedule") {
+            None => Default::default(),
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                Problem::invalid_settings(format!(
+                    "schedule must be a JSON object such as {{\"weekly\": [{{\"days\": [\"mon\"], \"from\": \"08:00\", \"to\": \"18:00\", \"shared_slots\": 40}}]}}: {e}"
+                ))
+            })?,
+        },
+    };
+    let alerts = match f.get("alerts") {
+        None => current.alerts.clone(),
+        Some(_) => match f.text("alerts") {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                Problem::invalid_settings(format!(
+                    "alerts must be a JSON list of rules such as [{{\"name\": \"busy\", \"kind\": \"use_percent\", \"threshold\": 80, \"for_s\": 300}}]: {e}"
+                ))
+            })?,
+        },
+    };
     Ok(Settings {
         mode,
         bypass,
         api_prefixes,
         queue_page,
+        timezone,
+        schedule,
+        alerts,
         ..current
     })
 }
@@ -215,6 +248,40 @@ mod tests {
             (Mode::Enforce, 0, 0)
         );
         assert_eq!(s.queue_page.queue_all_message, None);
+    }
+
+    #[test]
+    fn the_gate_form_sets_schedule_and_alerts_and_keeps_them_when_absent() {
+        let current = Settings::new(ProductKind::Jira, 60, 15);
+        let f = Fields::parse(
+            b"mode=enforce&timezone=Europe%2FBerlin&schedule=%7B%22weekly%22%3A%5B%7B%22days%22%3A%5B%22mon%22%5D%2C%22from%22%3A%2208%3A00%22%2C%22to%22%3A%2218%3A00%22%2C%22shared_slots%22%3A40%7D%5D%7D&alerts=%5B%7B%22name%22%3A%22busy%22%2C%22kind%22%3A%22use_percent%22%2C%22threshold%22%3A80%2C%22for_s%22%3A300%7D%5D",
+        );
+        let s = apply_gate_policies(current, &f).expect("applied");
+        assert_eq!(s.timezone.as_deref(), Some("Europe/Berlin"));
+        assert_eq!(s.schedule.weekly.len(), 1);
+        assert_eq!(s.schedule.weekly[0].shared_slots, 40);
+        assert_eq!(s.alerts.len(), 1);
+        assert_eq!(s.alerts[0].name, "busy");
+        // A form without the fields keeps them; empty fields clear them.
+        let kept = apply_gate_policies(s.clone(), &Fields::parse(b"mode=enforce")).expect("kept");
+        assert_eq!((kept.schedule.weekly.len(), kept.alerts.len()), (1, 1));
+        let cleared = apply_gate_policies(
+            s,
+            &Fields::parse(b"mode=enforce&timezone=&schedule=&alerts="),
+        )
+        .expect("cleared");
+        assert!(cleared.schedule.is_empty() && cleared.alerts.is_empty());
+        assert_eq!(cleared.timezone, None);
+        let bad = apply_gate_policies(
+            Settings::new(ProductKind::Jira, 60, 15),
+            &Fields::parse(b"mode=enforce&alerts=%7Bnope"),
+        )
+        .expect_err("refused");
+        assert!(
+            bad.detail.starts_with("alerts must be a JSON list"),
+            "{}",
+            bad.detail
+        );
     }
 
     #[test]

@@ -267,13 +267,24 @@ fn gate_panel(l: Lang, session: &Session, seg: &str, s: &slotpool_events::Settin
     }
 }
 
-/// The form of the gate policies (`POST .../gate`); the rules are edited as the JSON list
-/// the admin API takes.
+/// The form of the gate policies (`POST .../gate`): mode, maintenance message, bypass
+/// rules, API prefixes, the capacity schedule and the alert rules; lists and the schedule
+/// are edited as the JSON the admin API takes.
 fn gate_form(l: Lang, session: &Session, seg: &str, s: &slotpool_events::Settings) -> Markup {
     let rules = if s.bypass.is_empty() {
         String::new()
     } else {
         serde_json::to_string_pretty(&s.bypass).unwrap_or_default()
+    };
+    let schedule = if s.schedule.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string_pretty(&s.schedule).unwrap_or_default()
+    };
+    let alerts = if s.alerts.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string_pretty(&s.alerts).unwrap_or_default()
     };
     let mode_label = |m: slotpool_events::Mode| match m {
         slotpool_events::Mode::Enforce => t(l, "enforce: the pool decides"),
@@ -306,6 +317,22 @@ fn gate_form(l: Lang, session: &Session, seg: &str, s: &slotpool_events::Setting
                 label for="bypass" { (t(l, "Bypass rules (JSON)")) }
                 textarea id="bypass" name="bypass" rows="8" spellcheck="false" placeholder=r#"[{"name": "robots", "users": ["ci-bot"]}, {"name": "rest", "paths": ["/rest/"]}]"# aria-describedby="bypass-hint" { (rules) }
                 div class="hint" id="bypass-hint" { (t(l, "An ordered list; each rule has a name and any of users, groups, cidrs, paths, token_kinds. Empty: no rules.")) }
+            }
+            div class="grid2" {
+                div class="field" {
+                    label for="timezone" { (t(l, "Time zone of the schedule (IANA)")) }
+                    input type="text" id="timezone" name="timezone" placeholder="Europe/Berlin" value=(s.timezone.as_deref().unwrap_or(""));
+                }
+            }
+            div class="field" {
+                label for="schedule" { (t(l, "Scheduled capacity (JSON)")) }
+                textarea id="schedule" name="schedule" rows="6" spellcheck="false" placeholder=r#"{"weekly": [{"days": ["mon","tue","wed","thu","fri"], "from": "08:00", "to": "18:00", "shared_slots": 40}], "dated": []}"# aria-describedby="schedule-hint" { (schedule) }
+                div class="hint" id="schedule-hint" { (t(l, "Weekly windows and dated events with their own pool size; the shared slots above are the size otherwise. Empty: no schedule.")) }
+            }
+            div class="field" {
+                label for="alerts" { (t(l, "Licence-use alerts (JSON)")) }
+                textarea id="alerts" name="alerts" rows="5" spellcheck="false" placeholder=r#"[{"name": "busy", "kind": "use_percent", "threshold": 80, "for_s": 300}]"# aria-describedby="alerts-hint" { (alerts) }
+                div class="hint" id="alerts-hint" { (t(l, "Kinds: use_percent, queue_length, wait_p95_s, tier_over. The webhook and its secret are set through the admin API.")) }
             }
             button type="submit" id="gate-submit" { (t(l, "Save gate policies")) }
         }
@@ -785,6 +812,11 @@ fn de(en: &'static str) -> &'static str {
         "Gate policies" => "Zugangsregeln",
         "Mode" => "Modus",
         "No bypass rules." => "Keine Ausnahmeregeln.",
+        "Time zone of the schedule (IANA)" => "Zeitzone des Zeitplans (IANA)",
+        "Scheduled capacity (JSON)" => "Geplante Kapazität (JSON)",
+        "Weekly windows and dated events with their own pool size; the shared slots above are the size otherwise. Empty: no schedule." => "Wöchentliche Zeitfenster und datierte Termine mit eigener Poolgröße; sonst gilt die Zahl der geteilten Plätze oben. Leer: kein Zeitplan.",
+        "Licence-use alerts (JSON)" => "Alarme zur Lizenznutzung (JSON)",
+        "Kinds: use_percent, queue_length, wait_p95_s, tier_over. The webhook and its secret are set through the admin API." => "Arten: use_percent, queue_length, wait_p95_s, tier_over. Webhook und Geheimnis werden über die Admin-API gesetzt.",
         "Bypass rule" => "Ausnahmeregel",
         "Lets through" => "Lässt durch",
         "Save gate policies" => "Zugangsregeln speichern",
