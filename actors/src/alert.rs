@@ -144,7 +144,7 @@ impl AlertActor {
             t.get(&Self::key(&self.product))
                 .ok()
                 .flatten()
-                .and_then(|v| decode_cursor(&v))
+                .and_then(|v| StreamTip::from_bytes(&v))
         });
         if let Some(c) = saved {
             let fits = c.next_sequence <= tip.next_sequence
@@ -167,7 +167,7 @@ impl AlertActor {
 
     fn save_cursor(&self) {
         if let Some(t) = &self.cursors {
-            if let Err(e) = t.put(&Self::key(&self.product), &encode_cursor(&self.cursor)) {
+            if let Err(e) = t.put(&Self::key(&self.product), &self.cursor.to_bytes()) {
                 tracing::warn!(product = %self.product, error = %e, "alert cursor not saved");
             }
         }
@@ -272,25 +272,6 @@ impl AlertActor {
             act.pump(ctx);
         }));
     }
-}
-
-fn encode_cursor(tip: &StreamTip) -> Vec<u8> {
-    let mut v = Vec::with_capacity(40);
-    v.extend_from_slice(&tip.next_sequence.to_be_bytes());
-    v.extend_from_slice(&tip.last_hash);
-    v
-}
-
-fn decode_cursor(v: &[u8]) -> Option<StreamTip> {
-    if v.len() != 40 {
-        return None;
-    }
-    let next_sequence = u64::from_be_bytes(v[..8].try_into().ok()?);
-    let last_hash = v[8..].try_into().ok()?;
-    (next_sequence >= 1).then_some(StreamTip {
-        next_sequence,
-        last_hash,
-    })
 }
 
 impl Actor for AlertActor {
@@ -466,10 +447,5 @@ mod tests {
             &ProductEvent::MemberEnrolled { user: "a".into() }
         )
         .is_none());
-        let tip = StreamTip {
-            next_sequence: 9,
-            last_hash: [1; 32],
-        };
-        assert_eq!(decode_cursor(&encode_cursor(&tip)), Some(tip));
     }
 }

@@ -218,7 +218,7 @@ impl ConnectorActor {
             t.get(&self.product)
                 .ok()
                 .flatten()
-                .and_then(|v| decode_cursor(&v))
+                .and_then(|v| StreamTip::from_bytes(&v))
         });
         match saved {
             Some(c) if c.next_sequence <= tip.next_sequence => {
@@ -248,7 +248,7 @@ impl ConnectorActor {
 
     fn save_cursor(&self) {
         if let Some(t) = &self.cursors {
-            if let Err(e) = t.put(&self.product, &encode_cursor(&self.cursor)) {
+            if let Err(e) = t.put(&self.product, &self.cursor.to_bytes()) {
                 tracing::warn!(product = %self.product, error = %e, "connector cursor not saved");
             }
         }
@@ -749,25 +749,6 @@ async fn call<T>(
     }
 }
 
-fn encode_cursor(tip: &StreamTip) -> Vec<u8> {
-    let mut v = Vec::with_capacity(40);
-    v.extend_from_slice(&tip.next_sequence.to_be_bytes());
-    v.extend_from_slice(&tip.last_hash);
-    v
-}
-
-fn decode_cursor(v: &[u8]) -> Option<StreamTip> {
-    if v.len() != 40 {
-        return None;
-    }
-    let next_sequence = u64::from_be_bytes(v[..8].try_into().ok()?);
-    let last_hash = v[8..].try_into().ok()?;
-    (next_sequence >= 1).then_some(StreamTip {
-        next_sequence,
-        last_hash,
-    })
-}
-
 impl Actor for ConnectorActor {
     type Context = Context<Self>;
 
@@ -871,21 +852,5 @@ impl Handler<Resync> for ConnectorActor {
             rx.await
                 .unwrap_or_else(|_| Err(DeliveryError::State("the connector stopped".into())))
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_cursor_survives_encoding_and_garbage_is_refused() {
-        let tip = StreamTip {
-            next_sequence: 42,
-            last_hash: [7; 32],
-        };
-        assert_eq!(decode_cursor(&encode_cursor(&tip)), Some(tip));
-        assert_eq!(decode_cursor(b"short"), None);
-        assert_eq!(decode_cursor(&[0; 40]), None);
     }
 }

@@ -261,6 +261,39 @@ pub fn local_of(tz: Tz, t: Timestamp) -> Option<NaiveDateTime> {
         .map(|utc| utc.with_timezone(&tz).naive_local())
 }
 
+/// A window's `from` and `to`, parsed with `parse` (told whether it reads an end, which may
+/// be `24:00`); each that does not parse is reported with `bad`, and `from` not before
+/// `to` as `NotBefore`. `None` when the window has no usable span.
+fn span<T: PartialOrd>(
+    at: &str,
+    (from, to): (&String, &String),
+    parse: impl Fn(&str, bool) -> Option<T>,
+    bad: impl Fn(String, &'static str, String) -> ScheduleError,
+    problems: &mut Vec<ScheduleError>,
+) -> Option<(T, T)> {
+    let parsed = (parse(from, false), parse(to, true));
+    for (field, value, ok) in [
+        ("from", from, parsed.0.is_some()),
+        ("to", to, parsed.1.is_some()),
+    ] {
+        if !ok {
+            problems.push(bad(at.to_string(), field, value.clone()));
+        }
+    }
+    let (Some(start), Some(end)) = parsed else {
+        return None;
+    };
+    if start >= end {
+        problems.push(ScheduleError::NotBefore {
+            at: at.to_string(),
+            from: from.clone(),
+            to: to.clone(),
+        });
+        return None;
+    }
+    Some((start, end))
+}
+
 fn parse_minutes(s: &str, allow_24: bool) -> Option<u16> {
     let b = s.as_bytes();
     if b.len() != 5
@@ -341,28 +374,16 @@ impl Calendar {
             if !ok {
                 problems.push(ScheduleError::BadDays { at: at.clone() });
             }
-            let from = parse_minutes(&w.from, false);
-            let to = parse_minutes(&w.to, true);
-            for (field, value, parsed) in [("from", &w.from, from), ("to", &w.to, to)] {
-                if parsed.is_none() {
-                    problems.push(ScheduleError::BadTime {
-                        at: at.clone(),
-                        field,
-                        value: value.clone(),
-                    });
-                }
-            }
-            let (Some(from), Some(to)) = (from, to) else {
+            let parsed = span(
+                &at,
+                (&w.from, &w.to),
+                parse_minutes,
+                |at, field, value| ScheduleError::BadTime { at, field, value },
+                &mut problems,
+            );
+            let Some((from, to)) = parsed else {
                 continue;
             };
-            if from >= to {
-                problems.push(ScheduleError::NotBefore {
-                    at,
-                    from: w.from.clone(),
-                    to: w.to.clone(),
-                });
-                continue;
-            }
             weekly.push((
                 i,
                 Weekly {
@@ -390,28 +411,16 @@ impl Calendar {
         let mut dated: Vec<(usize, NaiveDateTime, NaiveDateTime, u32)> = Vec::new();
         for (i, d) in schedule.dated.iter().enumerate() {
             let at = format!("schedule.dated[{i}]");
-            let from = parse_local(&d.from);
-            let to = parse_local(&d.to);
-            for (field, value, parsed) in [("from", &d.from, from), ("to", &d.to, to)] {
-                if parsed.is_none() {
-                    problems.push(ScheduleError::BadDateTime {
-                        at: at.clone(),
-                        field,
-                        value: value.clone(),
-                    });
-                }
-            }
-            let (Some(from), Some(to)) = (from, to) else {
+            let parsed = span(
+                &at,
+                (&d.from, &d.to),
+                |text, _| parse_local(text),
+                |at, field, value| ScheduleError::BadDateTime { at, field, value },
+                &mut problems,
+            );
+            let Some((from, to)) = parsed else {
                 continue;
             };
-            if from >= to {
-                problems.push(ScheduleError::NotBefore {
-                    at,
-                    from: d.from.clone(),
-                    to: d.to.clone(),
-                });
-                continue;
-            }
             if (to - from).num_days() >= MAX_DATED_DAYS {
                 problems.push(ScheduleError::TooLong { at });
                 continue;

@@ -19,3 +19,44 @@ impl Default for StreamTip {
         }
     }
 }
+
+impl StreamTip {
+    /// The tip as 40 bytes (`next_sequence` big-endian, then the hash): how a reader's
+    /// place in a stream is saved (the connector's and the alert webhook's cursors).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(40);
+        v.extend_from_slice(&self.next_sequence.to_be_bytes());
+        v.extend_from_slice(&self.last_hash);
+        v
+    }
+
+    /// A tip saved by [`StreamTip::to_bytes`]; `None` for anything else (wrong length,
+    /// a sequence of 0).
+    pub fn from_bytes(v: &[u8]) -> Option<StreamTip> {
+        if v.len() != 40 {
+            return None;
+        }
+        let next_sequence = u64::from_be_bytes(v[..8].try_into().ok()?);
+        let last_hash = v[8..].try_into().ok()?;
+        (next_sequence >= 1).then_some(StreamTip {
+            next_sequence,
+            last_hash,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StreamTip;
+
+    #[test]
+    fn a_saved_tip_reads_back_and_nothing_else_does() {
+        let tip = StreamTip {
+            next_sequence: 42,
+            last_hash: [7; 32],
+        };
+        assert_eq!(StreamTip::from_bytes(&tip.to_bytes()), Some(tip));
+        assert_eq!(StreamTip::from_bytes(b"short"), None);
+        assert_eq!(StreamTip::from_bytes(&[0; 40]), None);
+    }
+}
