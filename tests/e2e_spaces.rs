@@ -13,7 +13,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -174,66 +174,14 @@ fn query(target: &str) -> (String, BTreeMap<String, String>) {
 
 /// Serves requests on one connection (keep-alive) until the peer closes or the test ends.
 fn serve_connection(conn: TcpStream, state: &Mutex<FakeState>, stop: &AtomicBool) {
-    let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-    let mut writer = conn;
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(_) => {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                continue;
-            }
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_string();
-        let target = parts.next().unwrap_or("").to_string();
-        let mut length = 0usize;
-        let mut auth = String::new();
-        let mut json_body = false;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if k.eq_ignore_ascii_case("authorization") {
-                    auth = v.trim().to_string();
-                }
-                if k.eq_ignore_ascii_case("content-type") {
-                    json_body = v.trim().starts_with("application/json");
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let (status, reply) = answer(state, &method, &target, &body, json_body, &auth);
-        let text = if status == 204 {
-            String::new()
-        } else {
-            reply.to_string()
-        };
-        let reply = format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
-            text.len()
-        );
-        if writer.write_all(reply.as_bytes()).is_err() {
-            return;
-        }
-    }
+    common::fake_http::serve_connection(conn, stop, |r| {
+        let json_body = r
+            .header("content-type")
+            .is_some_and(|v| v.starts_with("application/json"));
+        let auth = r.header("authorization").unwrap_or("");
+        let (status, reply) = answer(state, &r.method, &r.target, &r.body, json_body, auth);
+        Some((status, reply.to_string()))
+    });
 }
 
 fn error(status: u16, message: &str) -> (u16, Value) {

@@ -9,6 +9,7 @@
 
 pub mod browser;
 pub mod cluster;
+pub mod fake_http;
 pub mod fault_proxy;
 pub mod linearizable;
 pub mod stored;
