@@ -5,15 +5,15 @@
 
 mod common;
 
+use common::fake_http::FakeServer;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const GROUP: &str = "jira-software-users";
@@ -56,72 +56,46 @@ struct FakeState {
 
 /// A fake Jira Data Center answering the group-membership endpoints.
 struct FakeJira {
-    port: u16,
-    state: Arc<Mutex<FakeState>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    server: FakeServer<FakeState>,
 }
 
 impl FakeJira {
     fn start() -> FakeJira {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake");
-        let port = listener.local_addr().expect("addr").port();
-        listener.set_nonblocking(true).expect("nonblocking");
-        let state = Arc::new(Mutex::new(FakeState {
+        let state = FakeState {
             mode: Some(Mode::Up),
             ..FakeState::default()
-        }));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (Arc::clone(&state), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            while !st.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((conn, _)) => {
-                        let (s, st) = (Arc::clone(&s), Arc::clone(&st));
-                        std::thread::spawn(move || serve_connection(conn, &s, &st));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
+        };
         FakeJira {
-            port,
-            state,
-            stop,
-            thread: Some(thread),
+            server: FakeServer::start(state, serve_connection),
         }
     }
 
     fn base(&self) -> String {
-        format!("http://127.0.0.1:{}/jira", self.port)
+        format!("http://127.0.0.1:{}/jira", self.server.port)
     }
 
     fn set_mode(&self, mode: Mode) {
-        self.state.lock().expect("fake state").mode = Some(mode);
+        self.server.state.lock().expect("fake state").mode = Some(mode);
     }
 
     fn members(&self) -> BTreeSet<String> {
-        self.state.lock().expect("fake state").members.clone()
+        self.server
+            .state
+            .lock()
+            .expect("fake state")
+            .members
+            .clone()
     }
 
     fn log(&self) -> Vec<Call> {
-        self.state.lock().expect("fake state").log.clone()
+        self.server.state.lock().expect("fake state").log.clone()
     }
 
     /// Changes the group behind slotpool's back (an administrator in Jira).
     fn tamper(&self, add: &str, remove: &str) {
-        let mut s = self.state.lock().expect("fake state");
+        let mut s = self.server.state.lock().expect("fake state");
         s.members.insert(add.to_string());
         s.members.remove(remove);
-    }
-}
-
-impl Drop for FakeJira {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -637,7 +611,7 @@ fn a_webhook_gets_every_change_with_an_idempotency_key() {
     c.put_product(
         "wiki",
         json!({"kind": "generic", "licence_tier": 5, "shared_slots": 2,
-               "connector": {"kind": "webhook", "base_url": format!("http://127.0.0.1:{}/hook", fake.port),
+               "connector": {"kind": "webhook", "base_url": format!("http://127.0.0.1:{}/hook", fake.server.port),
                              "access_group": GROUP, "timeout_s": 1, "retry_base_ms": 50, "retry_cap_s": 1}}),
     );
     for u in ["w1", "w2", "w3"] {

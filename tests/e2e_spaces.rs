@@ -10,15 +10,15 @@
 
 mod common;
 
+use common::fake_http::FakeServer;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// `svc:s3cret` in base64: the basic credentials the fake expects.
@@ -73,18 +73,12 @@ struct FakeState {
 
 /// A fake Confluence Data Center answering the space and group endpoints under `/wiki`.
 struct FakeConfluence {
-    port: u16,
-    state: Arc<Mutex<FakeState>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    server: FakeServer<FakeState>,
 }
 
 impl FakeConfluence {
     fn start() -> FakeConfluence {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake");
-        let port = listener.local_addr().expect("addr").port();
-        listener.set_nonblocking(true).expect("nonblocking");
-        let state = Arc::new(Mutex::new(FakeState {
+        let state = FakeState {
             spaces: [
                 ("DOCS", "Documentation"),
                 ("HR", "Human resources"),
@@ -95,34 +89,18 @@ impl FakeConfluence {
             .collect(),
             next_id: 100,
             ..FakeState::default()
-        }));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (Arc::clone(&state), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            while !st.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((conn, _)) => {
-                        let (s, st) = (Arc::clone(&s), Arc::clone(&st));
-                        std::thread::spawn(move || serve_connection(conn, &s, &st));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
+        };
         FakeConfluence {
-            port,
-            state,
-            stop,
-            thread: Some(thread),
+            server: FakeServer::start(state, serve_connection),
         }
     }
 
     fn base(&self) -> String {
-        format!("http://127.0.0.1:{}/wiki", self.port)
+        format!("http://127.0.0.1:{}/wiki", self.server.port)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut FakeState) -> T) -> T {
-        f(&mut self.state.lock().expect("fake state"))
+        self.server.with(f)
     }
 
     fn log(&self) -> Vec<Call> {
@@ -147,15 +125,6 @@ impl FakeConfluence {
             .filter(|c| c.path.contains("/permission"))
             .filter(|c| c.method == "DELETE" || c.body["subject"]["identifier"] == user)
             .collect()
-    }
-}
-
-impl Drop for FakeConfluence {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -90,3 +90,57 @@ pub fn serve_connection(
         }
     }
 }
+
+/// A fake product on a free loopback port: its state, and a thread accepting connections,
+/// each served on a thread of its own by `serve`. Dropping it stops accepting.
+pub struct FakeServer<S> {
+    pub port: u16,
+    pub state: std::sync::Arc<std::sync::Mutex<S>>,
+    stop: std::sync::Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl<S: Send + 'static> FakeServer<S> {
+    /// Starts the fake with `state`; `serve` answers one connection (see
+    /// [`serve_connection`]) until it ends or the fake stops.
+    pub fn start(state: S, serve: fn(TcpStream, &std::sync::Mutex<S>, &AtomicBool)) -> Self {
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the fake");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let state = Arc::new(Mutex::new(state));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (Arc::clone(&state), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let (s, st) = (Arc::clone(&s), Arc::clone(&st));
+                        std::thread::spawn(move || serve(conn, &s, &st));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        FakeServer {
+            port,
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Runs `f` on the fake's state.
+    pub fn with<T>(&self, f: impl FnOnce(&mut S) -> T) -> T {
+        f(&mut self.state.lock().expect("fake state"))
+    }
+}
+
+impl<S> Drop for FakeServer<S> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
