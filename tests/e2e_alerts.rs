@@ -10,14 +10,14 @@
 
 mod common;
 
+use common::fake_http::FakeServer;
 use common::{assert_problem, free_port, temp_dir, Opts, Server};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::TcpStream;
+use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "s3cret-for-tests";
@@ -43,69 +43,52 @@ impl Received {
     }
 }
 
+/// What the receiver holds: every request it got, and how many to refuse first.
+#[derive(Default)]
+struct Inbox {
+    got: Vec<Received>,
+    fail_first: usize,
+}
+
 /// A webhook receiver on a local port: records every request; answers 500 to the first
 /// `fail_first`, then 200.
 struct Receiver {
     url: String,
-    got: Arc<Mutex<Vec<Received>>>,
+    server: FakeServer<Inbox>,
+}
+
+fn receive(conn: TcpStream, inbox: &Mutex<Inbox>, stop: &AtomicBool) {
+    common::fake_http::serve_connection(conn, stop, |r| {
+        let mut inbox = inbox.lock().expect("lock");
+        let answered = if inbox.got.len() < inbox.fail_first {
+            500
+        } else {
+            200
+        };
+        inbox.got.push(Received {
+            headers: r.headers.clone(),
+            body: r.body.clone(),
+            answered,
+        });
+        Some((answered, String::new()))
+    });
 }
 
 impl Receiver {
     fn start(fail_first: usize) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!(
-            "http://{}/hooks/slotpool",
-            listener.local_addr().expect("addr")
-        );
-        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let seen = Arc::new(AtomicUsize::new(0));
-        let record = Arc::clone(&got);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    continue;
-                }
-                let mut headers = Vec::new();
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                    if let Some((k, v)) = h.trim_end().split_once(':') {
-                        headers.push((k.trim().to_string(), v.trim().to_string()));
-                    }
-                }
-                let len = headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                    .and_then(|(_, v)| v.parse::<usize>().ok())
-                    .unwrap_or(0);
-                let mut body = vec![0; len];
-                if reader.read_exact(&mut body).is_err() {
-                    continue;
-                }
-                let n = seen.fetch_add(1, Ordering::SeqCst);
-                let answered = if n < fail_first { 500 } else { 200 };
-                record.lock().expect("lock").push(Received {
-                    headers,
-                    body,
-                    answered,
-                });
-                let reason = if answered == 200 { "OK" } else { "Oops" };
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {answered} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                );
-            }
-        });
-        Receiver { url, got }
+        let inbox = Inbox {
+            fail_first,
+            ..Inbox::default()
+        };
+        let server = FakeServer::start(inbox, receive);
+        Receiver {
+            url: format!("http://127.0.0.1:{}/hooks/slotpool", server.port),
+            server,
+        }
     }
 
     fn got(&self) -> Vec<Received> {
-        self.got.lock().expect("lock").clone()
+        self.server.with(|i| i.got.clone())
     }
 
     /// The acknowledged requests whose `state` is `state`.
