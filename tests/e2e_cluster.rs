@@ -327,19 +327,9 @@ fn kill_9_of_the_leader_under_load_fails_over_within_3_s_and_loses_nothing() {
     let mut plan = LoadPlan::new(bases.clone(), "load");
     plan.read_every = 0;
     let load = start_cluster_load(&plan, tracks, None, &stop);
-    let lin_tracks: Vec<Track> = lin_users
-        .iter()
-        .map(|u| Track::new(u, Known::None).thinking(20))
-        .collect();
-    let lin = start_cluster_load(
-        &LoadPlan::new(bases.clone(), "lin"),
-        lin_tracks,
-        Some(Arc::clone(&rec)),
-        &stop,
-    );
+    let lin = start_lin_load(bases.clone(), &lin_users, &rec, &stop);
     let admin = start_admin_load(bases.clone(), "load", &stop);
     load.wait_for_acks(300, Duration::from_secs(60));
-    lin.wait_for_acks(50, Duration::from_secs(60));
 
     let killed_at = Instant::now();
     c.kill9(leader);
@@ -431,17 +421,7 @@ fn a_paused_leader_steps_down_and_acknowledges_nothing_from_its_stale_term() {
         assert_eq!(r.state(), "granted", "{r:?}");
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let tracks: Vec<Track> = lin_users
-        .iter()
-        .map(|u| Track::new(u, Known::None).thinking(20))
-        .collect();
-    let load = start_cluster_load(
-        &LoadPlan::new(c.bases(), "lin"),
-        tracks,
-        Some(Arc::clone(&rec)),
-        &stop,
-    );
-    load.wait_for_acks(50, Duration::from_secs(60));
+    let load = start_lin_load(c.bases(), &lin_users, &rec, &stop);
 
     let paused_at = Instant::now();
     c.pause(old);
@@ -544,17 +524,7 @@ fn a_partitioned_minority_answers_503_and_the_majority_keeps_serving() {
     let r = recorded(&rec, &c.client(old), Call::Request, "lin", "gatekeeper");
     assert_eq!(r.state(), "granted");
     let stop = Arc::new(AtomicBool::new(false));
-    let tracks: Vec<Track> = lin_users
-        .iter()
-        .map(|u| Track::new(u, Known::None).thinking(20))
-        .collect();
-    let load = start_cluster_load(
-        &LoadPlan::new(c.bases(), "lin"),
-        tracks,
-        Some(Arc::clone(&rec)),
-        &stop,
-    );
-    load.wait_for_acks(50, Duration::from_secs(60));
+    let load = start_lin_load(c.bases(), &lin_users, &rec, &stop);
 
     let isolated_at = Instant::now();
     c.proxy.isolate(old);
@@ -947,10 +917,14 @@ fn a_fourth_node_joins_as_a_voter_and_is_removed() {
     c.insert_node(spec);
     c.spawn(4);
     let body = json!({"id": 4, "http": peer.http, "raft": peer.raft});
-    let r = c
-        .client(follower)
-        .admin("POST", "/admin/v1/cluster/members", Some(&body));
-    assert_eq!(r.status, 200, "{r:?}");
+    // A follower that only just heard of the leader answers 503 with Retry-After: retried.
+    let r = c.admin_retrying(
+        follower,
+        "POST",
+        "/admin/v1/cluster/members",
+        Some(&body),
+        &[200],
+    );
     assert!(
         r.json()["members"]
             .as_array()
@@ -991,10 +965,13 @@ fn a_fourth_node_joins_as_a_voter_and_is_removed() {
     assert_eq!(c.client(4).release("p", &names[0]).status, 204);
     assert_eq!(c.client(1).slot("p", &names[0]).state(), "none");
 
-    let r = c
-        .client(leader)
-        .admin("DELETE", "/admin/v1/cluster/members/4", None);
-    assert_eq!(r.status, 200, "{r:?}");
+    c.admin_retrying(
+        leader,
+        "DELETE",
+        "/admin/v1/cluster/members/4",
+        None,
+        &[200],
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = c.status(leader).expect("leader status");

@@ -20,7 +20,7 @@
 use super::fault_proxy::FaultProxy;
 use super::linearizable::{Call, Recorder};
 use super::{
-    slotpool_command, verify, Client, Known, Load, Op, Opts, Output, Rng, Server, Track,
+    slotpool_command, verify, Client, Known, Load, Op, Opts, Output, Resp, Rng, Server, Track,
     ADMIN_TOKEN,
 };
 use serde_json::{json, Value};
@@ -809,39 +809,45 @@ impl Cluster {
             .body
     }
 
+    /// An admin call through node `via`, as a client would make it: a 503 (no leader
+    /// known yet, an election on a busy machine) is retried after its `Retry-After`, for
+    /// up to 15 s; any other status must be one of `ok` at once. Returns the answer.
+    pub fn admin_retrying(
+        &self,
+        via: u64,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        ok: &[u16],
+    ) -> Resp {
+        let c = self.client(via);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let r = c.admin(method, path, body);
+            if ok.contains(&r.status) {
+                return r;
+            }
+            assert!(
+                r.status == 503 && Instant::now() < deadline,
+                "{method} {path}: {r:?}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
     /// Creates a product through node `via` (any node: followers forward) and enrols
     /// `users`.
     pub fn product_with_users(&self, via: u64, product: &str, settings: Value, users: &[String]) {
-        let c = self.client(via);
-        // As a client would: a 503 (an election on a busy machine) is retried after its
-        // Retry-After; anything else must succeed at once.
-        let retried = |method: &str, path: &str, body: Option<&Value>, ok: &[u16]| {
-            let deadline = Instant::now() + Duration::from_secs(15);
-            loop {
-                let r = c.admin(method, path, body);
-                if ok.contains(&r.status) {
-                    return;
-                }
-                assert!(
-                    r.status == 503 && Instant::now() < deadline,
-                    "{method} {path}: {r:?}"
-                );
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        };
-        retried(
+        self.admin_retrying(
+            via,
             "PUT",
             &format!("/admin/v1/products/{product}"),
             Some(&settings),
             &[200, 201],
         );
         for u in users {
-            retried(
-                "PUT",
-                &format!("/admin/v1/products/{product}/members/{u}"),
-                None,
-                &[204],
-            );
+            let path = format!("/admin/v1/products/{product}/members/{u}");
+            self.admin_retrying(via, "PUT", &path, None, &[204]);
         }
     }
 }
@@ -949,6 +955,29 @@ impl LoadPlan {
             retry_pause: Duration::from_millis(50),
         }
     }
+}
+
+/// The fault tests' checked load: every one of `users` toggles request/release on product
+/// `lin` through every node, 20 ms apart, each operation recorded in `rec` (for the
+/// linearizability check); returns once 50 operations were acknowledged.
+pub fn start_lin_load(
+    bases: Vec<String>,
+    users: &[String],
+    rec: &Arc<Recorder>,
+    stop: &Arc<AtomicBool>,
+) -> Load {
+    let tracks = users
+        .iter()
+        .map(|u| Track::new(u, Known::None).thinking(20))
+        .collect();
+    let load = start_cluster_load(
+        &LoadPlan::new(bases, "lin"),
+        tracks,
+        Some(Arc::clone(rec)),
+        stop,
+    );
+    load.wait_for_acks(50, Duration::from_secs(60));
+    load
 }
 
 /// Starts one client per track that toggles request/release for its user until `stop`,
