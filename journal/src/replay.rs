@@ -107,8 +107,23 @@ impl Journal {
         mut f: impl FnMut(Envelope<E>) -> bool,
     ) -> Result<StreamTip, JournalError> {
         const BATCH: usize = 512;
-        self.settled()?;
         let name = stream.name();
+        // The newest records, read where they wait ([`crate::tail`]), with every check.
+        if let Some(records) = self.inner.tail.records_from(&name, from.next_sequence) {
+            let mut tip = from;
+            for (sequence, record) in (from.next_sequence..).zip(&records) {
+                let (env, hash) = read::check_record::<E>(&name, sequence, record, &tip)?;
+                tip = StreamTip {
+                    next_sequence: sequence + 1,
+                    last_hash: hash,
+                };
+                if !f(env) {
+                    break;
+                }
+            }
+            return Ok(tip);
+        }
+        self.settled()?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Envelope<E>, Hash)>>(4);
         std::thread::scope(|scope| {
             let name = &name;

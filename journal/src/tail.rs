@@ -10,7 +10,10 @@
 //! append puts its records here, and [`Tail::settle`] writes everything here into sled
 //! as chunks ([`crate::chunk`]) in one batch: once per log segment, from the
 //! checkpointer, before sled is made durable; and before anything reads the tree, so
-//! every reader still finds every record in sled and nothing else needs to know.
+//! every reader still finds every record in sled and nothing else needs to know. A read
+//! that starts inside a stream's run (the connector and the alert webhook read just
+//! behind the end after every durable append) is answered from here instead
+//! ([`Tail::records_from`]), so that it moves nothing.
 //!
 //! A record that does not continue its stream's run (the first of a stream, a re-applied
 //! replicated record, the first after a cut) is not held: the caller writes it into sled
@@ -120,6 +123,19 @@ impl Tail {
             return Ok(run.first + run.records.len() as u64 - 1);
         }
         last_sequence(tree, name)
+    }
+
+    /// Copies of stream `name`'s records from sequence `from` on, when the tail holds the
+    /// stream from there (its run starts at or before `from`; empty when the stream ends
+    /// before it). `None` when part of what is asked for may be in sled: the caller
+    /// settles and reads the tree. So the connector and the alert webhook, which read
+    /// just behind the stream's end after every durable append, move nothing into sled.
+    pub(crate) fn records_from(&self, name: &str, from: u64) -> Option<Vec<Vec<u8>>> {
+        let _settling = lock(&self.settling);
+        let runs = lock(&self.runs);
+        let run = runs.get(name)?;
+        let skip = usize::try_from(from.checked_sub(run.first)?).ok()?;
+        Some(run.records.iter().skip(skip).cloned().collect())
     }
 
     /// Writes every record held here into `tree` as chunks of at most [`CHUNK_RECORDS`],

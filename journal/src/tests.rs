@@ -707,3 +707,45 @@ fn a_crash_while_records_wait_in_the_tail_loses_nothing() {
     assert_eq!(j.verify().expect("verify")[0].records, 4_500);
     j.shutdown().expect("shutdown");
 }
+
+/// A read that starts inside the tail's run (the connector's, just behind the stream's
+/// end) is answered from the tail, checked like any other, without moving it into sled;
+/// one that starts before it settles and reads sled.
+#[test]
+fn a_read_of_the_newest_records_comes_from_the_tail_and_moves_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let j = open_fast(dir.path());
+    let mut tip = StreamTip::default();
+    fill(&j, &mut tip, 100);
+    let all = replayed(&j, StreamTip::default());
+    assert!(j.inner.tail.is_empty());
+    let at_90 = StreamTip {
+        next_sequence: 91,
+        last_hash: j
+            .record_hash(&stream(), 90)
+            .expect("hash")
+            .expect("present"),
+    };
+    let from_tail = tip;
+    fill(&j, &mut tip, 20);
+    // 101..=120 wait in the tail; a read from 101 takes them from there.
+    let newest = replayed(&j, from_tail);
+    assert_eq!(newest.len(), 20);
+    assert!(newest.iter().zip(101..).all(|((s, _), want)| *s == want));
+    assert!(!j.inner.tail.is_empty(), "nothing moved into sled");
+    // The end of the stream reads as nothing, and a wrong tip is damage, as from sled.
+    assert!(replayed(&j, tip).is_empty());
+    let wrong = StreamTip {
+        next_sequence: 101,
+        last_hash: [9; 32],
+    };
+    assert!(matches!(
+        j.replay_from::<ProductEvent>(&stream(), wrong, |_| true),
+        Err(JournalError::Corrupt { sequence: 101, .. })
+    ));
+    // From before the run: settled, then read from sled.
+    let from_sled = replayed(&j, at_90);
+    assert_eq!(from_sled.len(), 30);
+    assert!(j.inner.tail.is_empty());
+    assert_eq!(all[..].len() + 20, replayed(&j, StreamTip::default()).len());
+}
