@@ -58,3 +58,16 @@ pub fn parse_json<T: DeserializeOwned>(
         }),
     })
 }
+
+/// A free-text field of a request body (a reason, a note, a name), trimmed: refused as
+/// `invalid_body` naming `what` when longer than `max` bytes or holding control
+/// characters other than line breaks.
+pub fn check_text(what: &str, text: &str, max: usize) -> Result<String, Problem> {
+    let text = text.trim();
+    if text.len() > max || text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(Problem::invalid_body(format!(
+            "{what} must be at most {max} bytes of text"
+        )));
+    }
+    Ok(text.to_string())
+}

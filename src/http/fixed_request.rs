@@ -3,7 +3,7 @@
 //! may ask, duplicates, the licence tier) live in the core; this only parses and maps.
 
 use super::auth::{check_product_id, Admin};
-use super::body::{parse_json, read_bytes, read_json};
+use super::body::{check_text, parse_json, read_bytes, read_json};
 use super::call::{AdminPath, Product, ProductUser, UserProduct};
 use super::AppState;
 use crate::problem::Problem;
@@ -14,16 +14,6 @@ use slotpool_actors::{ask, LookupUser, ProductActor, Read};
 use slotpool_events::fixed_request::MAX_TEXT_LEN;
 use slotpool_events::{Command, FixedRequest, Refusal};
 use uuid::Uuid;
-
-fn check_text(what: &str, text: &str) -> Result<String, Problem> {
-    let text = text.trim();
-    if text.len() > MAX_TEXT_LEN || text.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(Problem::invalid_body(format!(
-            "{what} must be at most {MAX_TEXT_LEN} bytes of text"
-        )));
-    }
-    Ok(text.to_string())
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,7 +32,7 @@ pub async fn request(
         addr,
     } = product;
     let ask_body: Ask = read_json(body, state.max_body_bytes, Problem::invalid_body).await?;
-    let reason = check_text("reason", &ask_body.reason)?;
+    let reason = check_text("reason", &ask_body.reason, MAX_TEXT_LEN)?;
     if reason.is_empty() {
         return Err(Problem::invalid_body("reason must not be empty".into()));
     }
@@ -147,7 +137,7 @@ async fn read_note(state: &AppState, body: web::Payload) -> Result<String, Probl
         return Ok(String::new());
     }
     let d: Decision = parse_json(&buf, Problem::invalid_body)?;
-    check_text("note", &d.note)
+    check_text("note", &d.note, MAX_TEXT_LEN)
 }
 
 fn check_id(id: &str) -> Result<(), Problem> {

@@ -7,7 +7,7 @@
 //! only parses and maps.
 
 use super::auth::Admin;
-use super::body::{parse_json, read_bytes, read_json};
+use super::body::{check_text, parse_json, read_bytes, read_json};
 use super::call::{AdminProduct, Product, ProductUser, UserProduct};
 use super::AppState;
 use crate::problem::Problem;
@@ -137,16 +137,6 @@ struct Ask {
     space: String,
     operations: Vec<OperationInput>,
     reason: String,
-}
-
-fn check_text(what: &str, text: &str, max: usize) -> Result<String, Problem> {
-    let text = text.trim();
-    if text.len() > max || text.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(Problem::invalid_body(format!(
-            "{what} must be at most {max} bytes of text"
-        )));
-    }
-    Ok(text.to_string())
 }
 
 /// `POST /api/v1/products/{p}/space-requests`: the caller asks for permissions in a
