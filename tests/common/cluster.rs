@@ -193,7 +193,40 @@ impl Cluster {
             c.wait_node_ready(id, Duration::from_secs(30));
         }
         c.wait_leader(Duration::from_secs(20));
+        c.wait_formed(Duration::from_secs(20));
         c
+    }
+
+    /// Waits until every live node is a voter in one term of one cluster: each names
+    /// the same term and lists every node as a member. A leader is elected before its
+    /// first entry (the membership) reaches every follower: a node whose Raft listener
+    /// opened a moment after the leader's first append waits out openraft's 500 ms
+    /// backoff as a learner that knows the leader but no members.
+    pub fn wait_formed(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let size = self.ids().len();
+        loop {
+            let statuses: Option<Vec<Value>> =
+                self.live().iter().map(|&id| self.status(id)).collect();
+            let formed = statuses.is_some_and(|ss| {
+                ss.iter().all(|s| {
+                    s["term"] == ss[0]["term"]
+                        && matches!(s["state"].as_str(), Some("leader" | "follower"))
+                        && s["members"].as_array().is_some_and(|m| m.len() == size)
+                })
+            });
+            if formed {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "the cluster did not form in {timeout:?}: {}\n{}",
+                    self.statuses(),
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Lays out the nodes (ports, proxy, data dirs, configs) without starting them.
