@@ -203,24 +203,39 @@ impl Cluster {
     /// opened a moment after the leader's first append waits out openraft's 500 ms
     /// backoff as a learner that knows the leader but no members.
     pub fn wait_formed(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
         let size = self.ids().len();
-        loop {
+        self.wait_for(timeout, "the cluster did not form", || {
             let statuses: Option<Vec<Value>> =
                 self.live().iter().map(|&id| self.status(id)).collect();
-            let formed = statuses.is_some_and(|ss| {
-                ss.iter().all(|s| {
-                    s["term"] == ss[0]["term"]
-                        && matches!(s["state"].as_str(), Some("leader" | "follower"))
-                        && s["members"].as_array().is_some_and(|m| m.len() == size)
+            statuses
+                .is_some_and(|ss| {
+                    ss.iter().all(|s| {
+                        s["term"] == ss[0]["term"]
+                            && matches!(s["state"].as_str(), Some("leader" | "follower"))
+                            && s["members"].as_array().is_some_and(|m| m.len() == size)
+                    })
                 })
-            });
-            if formed {
-                return;
+                .then_some(())
+        })
+    }
+
+    /// Polls `probe` every 50 ms until it answers; after `timeout`, fails saying `what`
+    /// with every node's status and logs (the one shape of every `wait_*` that must not
+    /// come back empty-handed).
+    fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut probe: impl FnMut() -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(found) = probe() {
+                return found;
             }
             if Instant::now() > deadline {
                 panic!(
-                    "the cluster did not form in {timeout:?}: {}\n{}",
+                    "{what} after {timeout:?}: {}\n{}",
                     self.statuses(),
                     self.logs()
                 );
@@ -445,38 +460,13 @@ impl Cluster {
     /// Waits for a leader all live nodes agree on; fails with every node's logs after
     /// `timeout`.
     pub fn wait_leader(&self, timeout: Duration) -> u64 {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(l) = self.agreed_leader() {
-                return l;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "no agreed leader after {timeout:?}: {}\n{}",
-                    self.statuses(),
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_for(timeout, "no agreed leader", || self.agreed_leader())
     }
 
     /// Waits for a leader the nodes `among` agree on; fails after `timeout`.
     pub fn wait_leader_among(&self, among: &[u64], timeout: Duration) -> u64 {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(l) = self.agreed_leader_among(among) {
-                return l;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "nodes {among:?} agree on no leader after {timeout:?}: {}\n{}",
-                    self.statuses(),
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let what = format!("nodes {among:?} agree on no leader");
+        self.wait_for(timeout, &what, || self.agreed_leader_among(among))
     }
 
     /// Waits until node `id`'s output (stdout and stderr) satisfies `pred`; returns
@@ -496,20 +486,10 @@ impl Cluster {
 
     /// Waits for an agreed leader other than `old`.
     pub fn wait_new_leader(&self, old: u64, timeout: Duration) -> u64 {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(l) = self.agreed_leader().filter(|&l| l != old) {
-                return l;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "no new leader (other than {old}) after {timeout:?}: {}\n{}",
-                    self.statuses(),
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let what = format!("no new leader (other than {old})");
+        self.wait_for(timeout, &what, || {
+            self.agreed_leader().filter(|&l| l != old)
+        })
     }
 
     /// The current agreed leader (waiting up to 20 s).
@@ -620,31 +600,21 @@ impl Cluster {
     }
 
     /// Waits until every live node has applied everything the leader committed, and the
-    /// leader has committed everything it appended, twice in a row 100 ms apart.
+    /// leader has committed everything it appended, with the same indexes for 200 ms.
     pub fn wait_caught_up(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
         let mut stable = 0;
         let mut last = None;
-        loop {
+        self.wait_for(timeout, "the nodes did not catch up", || {
             let now = self.applied_indexes();
-            if now.is_some() && now == last {
-                stable += 1;
-                if stable >= 2 {
-                    return;
-                }
+            stable = if now.is_some() && now == last {
+                stable + 1
             } else {
-                stable = 0;
-            }
+                0
+            };
             last = now;
-            if Instant::now() > deadline {
-                panic!(
-                    "the nodes did not catch up within {timeout:?}: {}\n{}",
-                    self.statuses(),
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            // The same readings over four polls in a row, 50 ms apart.
+            (stable >= 4).then_some(())
+        })
     }
 
     /// Every live node's applied index, if all agree with the leader's commit index.
