@@ -94,6 +94,9 @@ pub struct ClusterNode {
     contacts: crate::network::Contacts,
 }
 
+/// Entries in one AppendEntries at most (openraft's default is 300); see [`raft_config`].
+const MAX_PAYLOAD_ENTRIES: u64 = 32;
+
 fn raft_config(settings: &NodeSettings) -> Result<Config, ClusterError> {
     let et = settings.election_timeout_ms.max(100);
     Config {
@@ -101,6 +104,12 @@ fn raft_config(settings: &NodeSettings) -> Result<Config, ClusterError> {
         election_timeout_min: et,
         election_timeout_max: et * 2,
         heartbeat_interval: (et / 5).max(20),
+        // openraft 0.9 gives every AppendEntries the heartbeat interval as its whole
+        // timeout, catch-up batches included: a batch that a slow follower cannot take
+        // and answer within it times out, and the same batch is sent again for ever (a
+        // restarted leader re-sending ~170 entries to a debug-build follower every 60 ms
+        // livelocked the chaos test). Small batches keep every call inside the interval.
+        max_payload_entries: MAX_PAYLOAD_ENTRIES,
         install_snapshot_timeout: 10_000,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
         max_in_snapshot_log_to_keep: settings.snapshot_every / 10,

@@ -46,13 +46,18 @@ pub fn temp_dir() -> tempfile::TempDir {
         .expect("temp dir")
 }
 
-/// A `slotpool` command with no `SLOTPOOL_*` variable inherited from the caller.
+/// A `slotpool` command with no `SLOTPOOL_*` variable inherited from the caller, but
+/// `E2E_SERVER_LOG` as its `SLOTPOOL_LOG` filter when set (to debug one test's servers:
+/// `E2E_SERVER_LOG=info,openraft=debug cargo test --test ...`).
 pub fn slotpool_command() -> Command {
     let mut cmd = Command::new(bin());
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("SLOTPOOL_") {
             cmd.env_remove(&k);
         }
+    }
+    if let Some(filter) = std::env::var_os("E2E_SERVER_LOG") {
+        cmd.env("SLOTPOOL_LOG", filter);
     }
     cmd.env("RUST_BACKTRACE", "1");
     cmd.stdin(Stdio::null());
