@@ -14,8 +14,15 @@
 # `durability = "fsync"`), which also prints the server's CPU per request and the bytes
 # that reached the disk per event.
 #
-# Both run ROUNDS times, alternating (Redis, slotpool, Redis, ...), so that a slow
-# stretch of the machine costs both; the table shows each round and the medians.
+# The floor: `slotpool-floor` (benches/loadgen/src/floor.rs) answers the same requests
+# with fixed answers and does no work, driven by the same load generator: `floor-tcp`
+# (hand-written HTTP on one thread: what the kernel's loopback TCP costs) and
+# `floor-actix` (actix-web with one worker and an empty handler: slotpool's HTTP stack).
+# No HTTP server on this machine goes above the first; what slotpool spends above the
+# second is its own work.
+#
+# All run ROUNDS times, alternating (Redis, slotpool, the floors, Redis, ...), so that a
+# slow stretch of the machine costs each; the table shows each round and the medians.
 #
 # Settings, from the environment or as KEY=VALUE arguments:
 #   CLIENTS=64     concurrent connections of both
@@ -24,6 +31,7 @@
 #   ROUNDS=3       alternating rounds
 #   BEFORE=PATH    also run this other slotpool binary (e.g. an older build) in each
 #                  round, for a before/after in the same run
+#   FLOOR=0        skip the two floor rows
 #   SKIP_BUILD=1   use the existing target/release binaries
 # Needs: redis-server, redis-benchmark, curl, python3 (apt-get install redis-server
 # redis-tools curl python3). `.ci/run` does not run this.
@@ -31,7 +39,7 @@ set -euo pipefail
 
 for arg in "$@"; do
     case "$arg" in
-        CLIENTS=*|DURATION=*|ROUNDS=*|BEFORE=*|SKIP_BUILD=*) export "${arg?}" ;;
+        CLIENTS=*|DURATION=*|ROUNDS=*|BEFORE=*|FLOOR=*|SKIP_BUILD=*) export "${arg?}" ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench-compare: unknown argument $arg (try --help)" >&2; exit 2 ;;
     esac
@@ -39,6 +47,7 @@ done
 CLIENTS=${CLIENTS:-64}
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
+FLOOR=${FLOOR:-1}
 USERS=$(( CLIENTS * 2 ))
 
 die() { echo "bench-compare: $*" >&2; exit 1; }
@@ -56,9 +65,11 @@ fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/slotpool-compare.XXXXXX")
 REDIS_PID=""
+FLOOR_PID=""
 cleanup() {
     local rc=$?
     [[ -z "$REDIS_PID" ]] || { kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; }
+    [[ -z "$FLOOR_PID" ]] || { kill "$FLOOR_PID" 2>/dev/null || true; wait "$FLOOR_PID" 2>/dev/null || true; }
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -124,6 +135,29 @@ slotpool_round() { # $1: binary; prints: ops/s p50_ms p99_ms cpu_us_per_req byte
         END { printf "%s %s %s %s %s\n", ops, p50, p99, cpu, (b == "" ? "?" : b) }' <<<"$out"
 }
 
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+floor_round() { # $1: tcp | actix; prints: ops/s p50_ms p99_ms cpu_us_per_req - (no disk)
+    local port pid ticks0 ticks1 result
+    port=$(free_port)
+    "$TARGET/slotpool-floor" --listen "127.0.0.1:$port" --kind "$1" >"$WORK/floor.log" 2>&1 &
+    FLOOR_PID=$!
+    pid=$FLOOR_PID
+    for _ in $(seq 100); do
+        [[ "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://127.0.0.1:$port/api/v1/products/load/slot" || true)" == 204 ]] && break
+        sleep 0.1
+    done
+    ticks0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    result=$("$TARGET/slotpool-loadgen" --url "http://127.0.0.1:$port" --connections "$CLIENTS" \
+        --duration "$DURATION" --rate max 2>&1 | grep '^LOADRESULT ') || die "the load generator failed against the $1 floor"
+    ticks1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    FLOOR_PID=""
+    awk -v t="$(( ticks1 - ticks0 ))" -v hz="$(getconf CLK_TCK)" '{
+        for (i = 2; i <= NF; i++) { split($i, kv, "="); r[kv[1]] = kv[2] }
+        printf "%.0f %.2f %.2f %.1f -\n", r["requests"] / (r["duration_us"] / 1e6), r["p50_us"] / 1000,
+            r["p99_us"] / 1000, t / hz * 1e6 / r["requests"] }' <<<"$result"
+}
+
 # Redis gets a request count that lasts about DURATION seconds, from a short first run.
 probe=$(redis_round probe 20000)
 rps=${probe%% *}
@@ -131,12 +165,16 @@ N=$(( rps * DURATION ))
 (( N > 20000 )) || N=20000
 echo "bench-compare: $ROUNDS rounds, $CLIENTS clients; Redis $N calls per round (~${DURATION}s), slotpool ${DURATION}s" >&2
 
-declare -a RED SP BF
+declare -a RED SP BF FT FA
 for (( r = 1; r <= ROUNDS; r++ )); do
     RED[r]=$(redis_round "$r" "$N")
     SP[r]=$(slotpool_round "${SLOTPOOL_BIN:-$ROOT/target/release/slotpool}")
     [[ -z "${BEFORE:-}" ]] || BF[r]=$(slotpool_round "$BEFORE")
-    echo "bench-compare: round $r: redis ${RED[r]}; slotpool ${SP[r]}${BEFORE:+; before ${BF[r]}}" >&2
+    if [[ "$FLOOR" != 0 ]]; then
+        FT[r]=$(floor_round tcp)
+        FA[r]=$(floor_round actix)
+    fi
+    echo "bench-compare: round $r: redis ${RED[r]}; slotpool ${SP[r]}${BEFORE:+; before ${BF[r]}}${FT[r]:+; floor-tcp ${FT[r]}; floor-actix ${FA[r]}}" >&2
 done
 
 {
@@ -144,6 +182,8 @@ done
         echo "redis $r ${RED[r]}"
         echo "slotpool $r ${SP[r]}"
         [[ -z "${BEFORE:-}" ]] || echo "before $r ${BF[r]}"
+        [[ -z "${FT[r]:-}" ]] || echo "floor-tcp $r ${FT[r]}"
+        [[ -z "${FA[r]:-}" ]] || echo "floor-actix $r ${FA[r]}"
     done
 } >"$WORK/rows"
 python3 - "$WORK/rows" <<'EOF'
@@ -158,9 +198,10 @@ by = {}
 for who, r, *vals in rows:
     by.setdefault(who, []).append([num(v) for v in vals])
 head = ("", "round", "ops/s", "p50 ms", "p99 ms", "CPU us/op", "disk B/op")
-print("%-10s %5s %9s %7s %7s %9s %9s" % head)
+print("%-11s %5s %9s %7s %7s %9s %9s" % head)
 def line(who, r, v):
-    print("%-10s %5s %9.0f %7.2f %7.2f %9.1f %9.0f" % (who, r, *v))
+    disk = "%9.0f" % v[4] if v[4] == v[4] else "%9s" % "-"
+    print("%-11s %5s %9.0f %7.2f %7.2f %9.1f %s" % (who, r, *v[:4], disk))
 for who, r, *vals in rows:
     line(who, r, [num(x) for x in vals])
 med = {w: [statistics.median(c) for c in zip(*vs)] for w, vs in by.items()}
@@ -168,6 +209,12 @@ for w, v in med.items():
     line(w, "med", v)
 print("slotpool / redis (median ops/s): %.2fx; CPU per change %.1f us vs %.1f us"
       % (med["slotpool"][0] / med["redis"][0], med["slotpool"][3], med["redis"][3]))
+if "floor-actix" in med:
+    print("slotpool / floor-actix (median ops/s): %.2fx; slotpool's own work %.1f us per request above actix-web's %.1f"
+          % (med["slotpool"][0] / med["floor-actix"][0], med["slotpool"][3] - med["floor-actix"][3],
+             med["floor-actix"][3]))
+    print("floors: tcp %.0f/s, actix %.0f/s; 1.5x redis would be %.0f/s"
+          % (med["floor-tcp"][0], med["floor-actix"][0], 1.5 * med["redis"][0]))
 if "before" in med:
     print("slotpool / before (median ops/s): %.2fx; CPU per request %.1f -> %.1f us; disk %.0f -> %.0f B/event"
           % (med["slotpool"][0] / med["before"][0], med["before"][3], med["slotpool"][3],

@@ -127,7 +127,8 @@ pub struct Config {
     pub cache_mb: u64,
     /// actix-web worker threads (default: [`default_threads`]).
     pub http_workers: usize,
-    /// Threads running the product actors (default: [`default_threads`]).
+    /// Threads running the product actors; 0: on the HTTP workers' threads (default:
+    /// [`default_threads`]).
     pub actor_threads: usize,
     /// What the access log says.
     pub access_log: AccessLog,
@@ -318,7 +319,7 @@ impl Config {
             actor_threads: file
                 .actor_threads
                 .unwrap_or(default_threads(cores).1)
-                .clamp(1, 256),
+                .min(256),
             access_log: access_log(file.access_log.as_deref(), file.access_log_sample)?,
             nightly: Nightly {
                 at: parse_time(file.nightly_at.as_deref().unwrap_or("02:00"))?,
@@ -334,18 +335,25 @@ impl Config {
     }
 }
 
-/// HTTP worker and actor threads for a machine of `cores`: half the cores answer HTTP,
-/// a quarter run the product actors (at least one each); the journal's committer, the
-/// kernel's network and disk work and the rest of the machine use the remainder.
+/// HTTP worker and actor threads for a machine of `cores`: half the cores answer HTTP;
+/// with one worker the product actors run on its thread (`0`), otherwise a quarter of the
+/// cores run them (at least one). The journal's committer, the kernel's network and disk
+/// work and the rest of the machine use the remainder.
 ///
 /// Why not one of each per core: every request crosses from its HTTP worker to its
-/// product's actor and back through the committer, so those three threads and the kernel's
-/// network work share the cores. On the 2-core development VM under `make load RATE=max`
-/// one HTTP worker and one actor thread served as much as two and two (52-55k/s either
-/// way, 22-25 us of CPU per request: docs/benchmarks.md, "Cost per durable change"), with
-/// two threads fewer to wake.
+/// product's actor and back through the committer, so those threads and the kernel's
+/// network work share the cores, and each crossing to a sleeping thread is a wake-up. On
+/// the 2-core development VM under `make load RATE=max` one HTTP worker and one actor
+/// thread served as much as two and two (22-25 µs of CPU per request), and the actors on
+/// the worker's thread served ~18% more than on one of their own (~19 µs per request:
+/// docs/benchmarks.md, "Cost per durable change").
 pub fn default_threads(cores: usize) -> (usize, usize) {
-    ((cores / 2).max(1), (cores / 4).max(1))
+    let http = (cores / 2).max(1);
+    // One worker: the products run on its thread (0), saving two thread hand-offs per
+    // request. Several: threads of their own, so that one product's actor does not slow
+    // the HTTP work of the worker it would share.
+    let actors = if http == 1 { 0 } else { (cores / 4).max(1) };
+    (http, actors)
 }
 
 /// The access log setting: `access_log` (`all`, the default; `errors`; `off`) and, with
@@ -471,8 +479,9 @@ mod tests {
 
     #[test]
     fn threads_default_to_half_the_cores_for_http_and_a_quarter_for_actors() {
-        assert_eq!(default_threads(1), (1, 1));
-        assert_eq!(default_threads(2), (1, 1));
+        assert_eq!(default_threads(1), (1, 0));
+        assert_eq!(default_threads(2), (1, 0));
+        assert_eq!(default_threads(3), (1, 0));
         assert_eq!(default_threads(8), (4, 2));
         let c = resolved("http_workers = 3\nactor_threads = 2").expect("set");
         assert_eq!((c.http_workers, c.actor_threads), (3, 2));

@@ -8,7 +8,7 @@ use crate::secrets::{load_token, TokenSource};
 use crate::ServeArgs;
 use actix_web::{web, App, HttpServer};
 use slotpool_actors::Clock;
-use slotpool_actors::{recover, Metrics, Scheduler, SharedClock, SystemClock};
+use slotpool_actors::{restore, Metrics, Placement, Scheduler, SharedClock, SystemClock};
 use slotpool_events::Timestamp;
 use slotpool_journal::{Journal, JournalConfig};
 use slotpool_snapshots::SnapshotStore;
@@ -163,14 +163,19 @@ pub(crate) async fn serve(
     } = opened;
     let clock: SharedClock = Arc::new(SystemClock);
     let damaged = metrics.journal_damaged.clone();
-    let services = recover(
+    // Products start on the HTTP workers' threads once those run (`actor_threads = 0`),
+    // or on threads of their own.
+    let placement = match config.actor_threads {
+        0 => Placement::HttpWorkers(config.http_workers),
+        n => Placement::Own(n),
+    };
+    let services = restore(
         journal.clone(),
         Arc::clone(&clock),
         metrics,
-        config.actor_threads,
+        placement,
         config.snapshot_every,
     )
-        .await
         .map_err(|e| Failure::Data(format!("{e}; refusing to start. Run `slotpool verify --data-dir {}` and restore the damaged stream from a backup", config.data_dir.display())))?;
     services
         .products
@@ -198,7 +203,10 @@ pub(crate) async fn serve(
         crate::cluster::routes::ClusterData::new(Arc::clone(&l.node), admin_token.clone())
     });
     let access_log = web::Data::new(http::observe::AccessLogPolicy::new(config.access_log));
+    let workers = state.services.products.clone();
     let server = HttpServer::new(move || {
+        // Called on each worker's thread as it starts: the product actors run there.
+        workers.run_here();
         App::new()
             .app_data(app_state.clone())
             .configure(|cfg| {
@@ -245,10 +253,21 @@ pub(crate) async fn serve(
             }
         });
     }
+    // The server starts its workers (and with them, maybe, the products) when first
+    // polled. Products answer no request before the repair of recovery is done: until
+    // `ready`, product routes answer 503 (`AppState::product`).
+    let handle = server.handle();
+    let serving = actix_web::rt::spawn(server);
+    if let Err(e) = state.services.reconcile().await {
+        handle.stop(false).await;
+        return Err(Failure::Data(format!("{e}; refusing to start")));
+    }
     state.ready.store(true, Ordering::SeqCst);
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), durability = ?config.durability, "slotpool is serving");
     println!("slotpool: listening on http://{}", config.listen);
-    let result = server.await;
+    let result = serving
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
     state.ready.store(false, Ordering::SeqCst);
     if in_cluster {
         // The cluster member flushes its journals when Raft has stopped.

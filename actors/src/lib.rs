@@ -40,8 +40,8 @@ pub use messages::{
 };
 pub use metrics::{Metrics, ProductMetrics};
 pub use product::{ConnectorOf, ProductActor};
-pub use recovery::{recover, Services};
-pub use registry::Products;
+pub use recovery::{recover, restore, Services};
+pub use registry::{Placement, Products};
 pub use request_index::RequestIndex;
 pub use scheduler::{Nightly, Scheduler, SchedulerActor};
 pub use session::{Frame, SessionActor};

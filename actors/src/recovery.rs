@@ -6,7 +6,7 @@ use crate::directory_view::DirectoryView;
 use crate::error::ActorError;
 use crate::messages::Snapshotting;
 use crate::metrics::Metrics;
-use crate::registry::Products;
+use crate::registry::{Placement, Products};
 use actix::prelude::*;
 use slotpool_events::{DirectoryEvent, DirectoryState, ProductEvent, ProductState, StreamId};
 use slotpool_journal::{Journal, JournalError, StreamTip};
@@ -26,8 +26,9 @@ pub struct Services {
 }
 
 /// Replays every stream of `journal` (from each product's latest valid snapshot), takes a
-/// snapshot every `every` events from then on, starts an actor per product and the directory, and
-/// repairs any deactivation a crash kept from reaching the products.
+/// snapshot every `every` events from then on, starts an actor per product on `threads`
+/// threads of their own and the directory, and repairs any deactivation a crash kept from
+/// reaching the products ([`Services::reconcile`]).
 /// Must run inside an actix system. Any damaged record stops it with the stream and
 /// sequence named: slotpool never serves from a journal it cannot trust.
 pub async fn recover(
@@ -37,12 +38,28 @@ pub async fn recover(
     threads: usize,
     every: u64,
 ) -> Result<Services, ActorError> {
+    let services = restore(journal, clock, metrics, Placement::Own(threads), every)?;
+    services.reconcile().await?;
+    Ok(services)
+}
+
+/// [`recover`] without the repair: replays the journal and creates the actors, products
+/// where `placement` says. With [`Placement::HttpWorkers`] the products wait for the
+/// workers, so the caller starts them and only then calls [`Services::reconcile`], which
+/// waits for the products' answers.
+pub fn restore(
+    journal: Journal,
+    clock: SharedClock,
+    metrics: Metrics,
+    placement: Placement,
+    every: u64,
+) -> Result<Services, ActorError> {
     let snapshots = SnapshotStore::open(&journal).map_err(snapshot_error)?;
     let products = Products::new(
         journal.clone(),
         Arc::clone(&clock),
         metrics.clone(),
-        threads,
+        placement,
         Snapshotting {
             store: snapshots.clone(),
             every,
@@ -82,20 +99,30 @@ pub async fn recover(
     );
     let actor = DirectoryActor::new(directory, directory_tip, journal, clock, products.clone());
     let directory_view = actor.view();
-    let actor = actor.start();
-    let repaired = actor
-        .send(Reconcile {
-            cause: Uuid::new_v4(),
-        })
-        .await??;
-    if repaired > 0 {
-        tracing::info!(users = repaired, "deactivations re-sent to every product");
-    }
     Ok(Services {
         products,
-        directory: actor,
+        directory: actor.start(),
         directory_view,
     })
+}
+
+impl Services {
+    /// Repairs what a crash may have kept from the products: every deactivation and
+    /// rename the directory recorded is told to every product again (each records only
+    /// what it lacks). Waits for every product's answer: with [`Placement::HttpWorkers`],
+    /// call it once the workers run.
+    pub async fn reconcile(&self) -> Result<usize, ActorError> {
+        let repaired = self
+            .directory
+            .send(Reconcile {
+                cause: Uuid::new_v4(),
+            })
+            .await??;
+        if repaired > 0 {
+            tracing::info!(users = repaired, "deactivations re-sent to every product");
+        }
+        Ok(repaired)
+    }
 }
 
 fn snapshot_error(e: SnapshotError) -> ActorError {

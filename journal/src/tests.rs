@@ -206,17 +206,36 @@ fn replayed(j: &Journal, from: StreamTip) -> Vec<(u64, ProductEvent)> {
 
 /// Copies a data directory as a crash would leave it: what its files hold, not what
 /// the process keeps in memory (sled writes its buffers only when asked or full).
+///
+/// The journal's background threads (and sled's) may replace a file between the listing
+/// and its copy; a copy that met one is not a state a crash could leave, so it is made
+/// again from the start.
 fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
+    for _ in 0..100 {
+        match try_copy_dir(from, to) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::remove_dir_all(to).expect("remove a partial copy");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("copy {}: {e}", from.display()),
         }
     }
+    panic!("{} kept changing while it was copied", from.display());
+}
+
+fn try_copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            try_copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// Records in sled's own files, read without the journal (and so without its log).

@@ -63,9 +63,13 @@ pub struct AppState {
 
 impl AppState {
     /// The actor of product `id`: 400 for an id that cannot name a product, 404 for one
-    /// that does not exist.
+    /// that does not exist, 503 until recovery is done (the server takes connections
+    /// while it repairs what a crash kept from the products, see `serve`).
     pub fn product(&self, id: &str) -> Result<actix::Addr<slotpool_actors::ProductActor>, Problem> {
         auth::check_product_id(id)?;
+        if !self.ready.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Problem::not_ready());
+        }
         self.services
             .products
             .get(id)
