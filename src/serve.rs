@@ -217,17 +217,8 @@ pub(crate) async fn serve(
             .app_data(http_metrics.clone())
             .app_data(access_log.clone())
             .app_data(limits.clone())
-            .wrap(actix_web::middleware::from_fn(
-                http::limits::body::body_deadline,
-            ))
-            .wrap(actix_web::middleware::from_fn(
-                http::limits::rate::rate_limit,
-            ))
             .wrap(http::problem_errors())
-            .wrap(actix_web::middleware::from_fn(
-                http::pages::headers::security_headers,
-            ))
-            .wrap(actix_web::middleware::from_fn(http::observe::observe))
+            .wrap(actix_web::middleware::from_fn(http::around::around))
             .configure(http::routes)
     })
     .workers(config.http_workers)

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod around;
 pub mod auth;
 pub mod backup;
 pub mod body;

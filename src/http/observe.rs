@@ -3,15 +3,14 @@
 //! header, and the `cause` field of its log lines), its count and latency by route
 //! pattern, method and status.
 //!
-//! One middleware ([`observe`]) wraps the whole app. It gives each request a cause id (the
-//! caller's `X-Request-Id` when it is a UUID, so a proxy's id carries through; a fresh v4
-//! otherwise), runs the request inside a `request` tracing span carrying it and inside a
-//! task-local scope, from which handlers take it with [`cause`] for the commands they send.
+//! The one middleware of the app ([`super::around`]) observes every request from first to
+//! last ([`Observed`]). It gives each request a cause id (the caller's `X-Request-Id` when
+//! it is a UUID, so a proxy's id carries through; a fresh v4 otherwise), runs the request
+//! inside a `request` tracing span carrying it and inside a task-local scope, from which
+//! handlers take it with [`cause`] for the commands they send.
 
-use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
 use actix_web::web;
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use slotpool_actors::metrics::register;
@@ -135,60 +134,83 @@ fn is_probe(route: &str) -> bool {
     matches!(route, "/metrics" | "/healthz" | "/readyz")
 }
 
-/// The middleware: cause id, span, log line, metrics, `X-Request-Id`.
-pub async fn observe(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    let id = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| Uuid::parse_str(v.trim()).ok())
-        .unwrap_or_else(Uuid::new_v4);
-    let method = method_label(req.method());
-    let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
-    let access_log = req.app_data::<web::Data<AccessLogPolicy>>().cloned();
-    let span = tracing::info_span!("request", cause = %id, method);
-    let result = CAUSE
-        .scope(id, next.call(req))
-        .instrument(span.clone())
-        .await;
-    let mut res = result?;
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_string());
-    let status = res.status();
-    let took = started.elapsed();
-    if let Some(m) = metrics {
-        m.requests
-            .with_label_values(&[route.as_str(), method, status.as_str()])
-            .inc();
-        m.duration
-            .with_label_values(&[route.as_str(), method])
-            .observe(took.as_secs_f64());
+/// What is observed of one request, from its arrival ([`Observed::begin`]) to its answer
+/// ([`Observed::end`]): cause id, span, log line, metrics, `X-Request-Id`. The one
+/// middleware ([`super::around`]) runs everything else inside it ([`Observed::run`]).
+pub struct Observed {
+    started: Instant,
+    id: Uuid,
+    method: &'static str,
+    metrics: Option<web::Data<HttpMetrics>>,
+    access_log: Option<web::Data<AccessLogPolicy>>,
+    span: tracing::Span,
+}
+
+impl Observed {
+    /// A request arrives: its cause id (the caller's `X-Request-Id` when it is a UUID, a
+    /// fresh one otherwise) and its span.
+    pub fn begin(req: &ServiceRequest) -> Observed {
+        let id = req
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Uuid::parse_str(v.trim()).ok())
+            .unwrap_or_else(Uuid::new_v4);
+        let method = method_label(req.method());
+        Observed {
+            started: Instant::now(),
+            id,
+            method,
+            metrics: req.app_data::<web::Data<HttpMetrics>>().cloned(),
+            access_log: req.app_data::<web::Data<AccessLogPolicy>>().cloned(),
+            span: tracing::info_span!("request", cause = %id, method),
+        }
     }
-    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
-        res.headers_mut()
-            .insert(HeaderName::from_static(REQUEST_ID), v);
+
+    /// Runs the request's handling in its span, with its cause id for [`cause`].
+    pub async fn run<F: std::future::Future>(&self, handling: F) -> F::Output {
+        CAUSE
+            .scope(self.id, handling)
+            .instrument(self.span.clone())
+            .await
     }
-    let logged = match &access_log {
-        Some(policy) => policy.logs(&route, status),
-        None => !is_probe(&route) || status.is_server_error(),
-    };
-    if logged {
-        span.in_scope(|| {
-            tracing::info!(
-                route = %route,
-                status = status.as_u16(),
-                micros = took.as_micros() as u64,
-                "answered"
-            )
-        });
+
+    /// The answer is ready: counts it, sets `X-Request-Id`, and writes its log line.
+    pub fn end<B>(self, res: &mut ServiceResponse<B>) {
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_string());
+        let status = res.status();
+        let took = self.started.elapsed();
+        if let Some(m) = &self.metrics {
+            m.requests
+                .with_label_values(&[route.as_str(), self.method, status.as_str()])
+                .inc();
+            m.duration
+                .with_label_values(&[route.as_str(), self.method])
+                .observe(took.as_secs_f64());
+        }
+        let mut id = Uuid::encode_buffer();
+        if let Ok(v) = HeaderValue::from_str(self.id.hyphenated().encode_lower(&mut id)) {
+            res.headers_mut()
+                .insert(HeaderName::from_static(REQUEST_ID), v);
+        }
+        let logged = match &self.access_log {
+            Some(policy) => policy.logs(&route, status),
+            None => !is_probe(&route) || status.is_server_error(),
+        };
+        if logged {
+            self.span.in_scope(|| {
+                tracing::info!(
+                    route = %route,
+                    status = status.as_u16(),
+                    micros = took.as_micros() as u64,
+                    "answered"
+                )
+            });
+        }
     }
-    Ok(res)
 }
 
 #[cfg(test)]

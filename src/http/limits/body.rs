@@ -7,11 +7,10 @@
 
 use super::Limits;
 use crate::problem::Problem;
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::EitherBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::header;
-use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpMessage, ResponseError};
 use futures_util::Stream;
@@ -57,15 +56,20 @@ fn has_body(req: &ServiceRequest) -> bool {
             .is_some_and(|v| v.trim() != "0")
 }
 
-/// The middleware: the body must arrive within `request_body_timeout_s`.
-pub async fn body_deadline(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let limits = req.app_data::<web::Data<Limits>>().cloned();
-    let Some(limits) = limits.filter(|_| has_body(&req)) else {
-        return Ok(next.call(req).await?.map_into_left_body());
-    };
+/// A request whose body runs against its deadline ([`arm`]), and what [`judge`] needs to
+/// know whether it passed.
+pub struct Armed {
+    limits: web::Data<Limits>,
+    passed: Arc<AtomicBool>,
+}
+
+/// Puts the request's body, if it announces one, behind `request_body_timeout_s`: whatever
+/// reads it (the JSON bodies, the sign-in form, SCIM) reads it through the deadline.
+pub fn arm(req: &mut ServiceRequest) -> Option<Armed> {
+    let limits = req
+        .app_data::<web::Data<Limits>>()
+        .filter(|_| has_body(req))?
+        .clone();
     let passed = Arc::new(AtomicBool::new(false));
     let inner = req.take_payload();
     let stream = Deadline {
@@ -76,16 +80,21 @@ pub async fn body_deadline(
     req.set_payload(Payload::from(
         Box::pin(stream) as Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>
     ));
-    let result = next.call(req).await;
-    if !passed.load(Ordering::Relaxed) {
-        return Ok(result?.map_into_left_body());
-    }
+    Some(Armed { limits, passed })
+}
+
+/// The answer to an [`arm`]ed request: as the handler gave it, or, if the deadline passed
+/// while the body was read, 408 `request_timeout` and the connection closed.
+pub fn judge<B>(armed: Option<Armed>, res: ServiceResponse<B>) -> ServiceResponse<EitherBody<B>> {
+    let limits = match armed {
+        Some(Armed { limits, passed }) if passed.load(Ordering::Relaxed) => limits,
+        _ => return res.map_into_left_body(),
+    };
     limits.refused("request_timeout");
     let problem = Problem::request_timeout(limits.settings.body_timeout.as_secs());
-    let res = result?;
     let mut answer = problem.error_response();
     answer
         .head_mut()
         .set_connection_type(actix_web::http::ConnectionType::Close);
-    Ok(res.into_response(answer).map_into_right_body())
+    res.into_response(answer).map_into_right_body()
 }

@@ -10,11 +10,9 @@
 use super::{LimitSettings, Limits, Rate};
 use crate::http::auth::{from_trusted_proxy, USER_HEADER};
 use crate::problem::Problem;
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceRequest;
 use actix_web::http::{header, Method};
-use actix_web::middleware::Next;
-use actix_web::{web, HttpRequest, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
@@ -118,23 +116,18 @@ impl Limits {
     }
 }
 
-/// The middleware: a request over its rate gets 429 `rate_limited` with `Retry-After`.
-pub async fn rate_limit(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let limits = req.app_data::<web::Data<Limits>>().cloned();
-    let wait = limits.as_ref().and_then(|l| l.over_rate(req.request()));
-    let (Some(limits), Some(wait)) = (limits, wait) else {
-        return Ok(next.call(req).await?.map_into_left_body());
-    };
+/// The answer to a request over its rate: 429 `rate_limited` with `Retry-After`; `None`
+/// for one within it.
+pub fn refusal(req: &ServiceRequest) -> Option<HttpResponse> {
+    let limits = req.app_data::<web::Data<Limits>>()?;
+    let wait = limits.over_rate(req.request())?;
     limits.refused("rate_limited");
     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
     let mut res = Problem::rate_limited(secs).error_response();
     if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
         res.headers_mut().insert(header::RETRY_AFTER, v);
     }
-    Ok(req.into_response(res).map_into_right_body())
+    Some(res)
 }
 
 #[cfg(test)]
