@@ -488,7 +488,8 @@ impl ResponseError for Problem {
         if self.status == StatusCode::UNAUTHORIZED {
             r.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        if self.reason == "no_leader" {
+        // Both pass within moments (an election; the repair after recovery): ask again.
+        if matches!(self.reason, "no_leader" | "not_ready") {
             r.insert_header((header::RETRY_AFTER, "1"));
         }
         r.body(self.body().to_string())
