@@ -684,8 +684,11 @@ fn a_node_with_the_wrong_secret_or_cluster_id_cannot_join() {
     c.kill9(3);
     c.node_mut(3).spec.cluster_id = CLUSTER_ID.into();
     c.restart(3);
-    // Its campaigns with higher terms may cause one election; then one leader again.
+    // Its campaigns with higher terms may cause one election; then one leader again, and
+    // node 3 a member that knows every member's address (until then it knows the leader's
+    // id but cannot forward to it, and answers 503 `no_leader`).
     c.wait_leader(Duration::from_secs(20));
+    c.wait_formed(Duration::from_secs(20));
     assert_eq!(c.client(3).request("p", &names[2]).state(), "granted");
     c.assert_chains_identical(&[1, 2, 3]);
     c.assert_pools_identical_offline(&[1, 2, 3], "p");

@@ -45,6 +45,14 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&name.as_str())
 }
 
+/// Whether a leader's answer says it is not serving yet and to ask again (503 with
+/// `Retry-After`: `not_ready` while it starts, `no_leader`), rather than refusing the
+/// request: the request did nothing there and may be sent again.
+fn not_yet_serving(status: awc::http::StatusCode, headers: &awc::http::header::HeaderMap) -> bool {
+    status == awc::http::StatusCode::SERVICE_UNAVAILABLE
+        && headers.contains_key(awc::http::header::RETRY_AFTER)
+}
+
 /// Starts the follower's server on the configured address.
 pub(super) fn start(
     config: &Config,
@@ -167,8 +175,10 @@ async fn forward(
         forwarded = forwarded.insert_header(("x-forwarded-for", chain));
     }
     // A leader that has just been elected stops following and starts serving (recovery
-    // first): its port refuses connections for a moment. Nothing was sent then, so the
-    // request is tried again, for as long as that node is still the leader.
+    // first): its port refuses connections for a moment, then answers product routes 503
+    // `not_ready` (with `Retry-After`) while it repairs what a crash kept from its
+    // products. Nothing was done with the request either way, so it is tried again, for
+    // as long as that node is still the leader.
     let forwarded = match forwarded.freeze() {
         Ok(f) => f,
         Err(e) => {
@@ -178,7 +188,11 @@ async fn forward(
     };
     let mut sent = forwarded.send_body(body.clone()).await;
     for _ in 0..CONNECT_RETRIES {
-        let refused = matches!(&sent, Err(awc::error::SendRequestError::Connect(_)));
+        let refused = match &sent {
+            Err(awc::error::SendRequestError::Connect(_)) => true,
+            Ok(answer) => not_yet_serving(answer.status(), answer.headers()),
+            Err(_) => false,
+        };
         if !refused || node.leader() != Some(leader) {
             break;
         }
