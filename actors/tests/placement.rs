@@ -4,11 +4,32 @@
 //! shared among them.
 
 use actix::prelude::*;
-use slotpool_actors::{ask, restore, ManualClock, Metrics, Placement, Products, Read};
+use slotpool_actors::{ask, restore, ManualClock, Metrics, Placement, Products, Read, Services};
 use slotpool_events::Timestamp;
 use slotpool_journal::{Durability, Journal, JournalConfig};
 use std::sync::Arc;
 use std::thread::ThreadId;
+
+/// The actors of an empty journal in a temporary directory (kept as long as the guard),
+/// products placed as `placement` says.
+fn restored(placement: Placement) -> (tempfile::TempDir, Services) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = JournalConfig {
+        durability: Durability::Process,
+        ..JournalConfig::default()
+    };
+    let journal = Journal::open(dir.path(), config).expect("open journal");
+    let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
+    let services = restore(
+        journal,
+        Arc::new(clock),
+        Metrics::unregistered(),
+        placement,
+        10_000,
+    )
+    .expect("restore an empty journal");
+    (dir, services)
+}
 
 /// The thread product `addr` runs on, as its own answer to a read.
 async fn thread_of(addr: Addr<slotpool_actors::ProductActor>) -> ThreadId {
@@ -33,24 +54,7 @@ async fn worker(products: &Products) -> (Arbiter, ThreadId) {
 
 #[actix_rt::test]
 async fn products_made_before_the_workers_run_on_their_threads_and_lose_no_message() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let journal = Journal::open(
-        dir.path(),
-        JournalConfig {
-            durability: Durability::Process,
-            ..JournalConfig::default()
-        },
-    )
-    .expect("open journal");
-    let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
-    let services = restore(
-        journal,
-        Arc::new(clock),
-        Metrics::unregistered(),
-        Placement::HttpWorkers(2),
-        10_000,
-    )
-    .expect("restore an empty journal");
+    let (_dir, services) = restored(Placement::HttpWorkers(2));
     let products = &services.products;
     let a = products.get_or_start("a");
     let b = products.get_or_start("b");
@@ -93,17 +97,7 @@ async fn products_made_before_the_workers_run_on_their_threads_and_lose_no_messa
 
 #[actix_rt::test]
 async fn products_on_threads_of_their_own_start_at_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let journal = Journal::open(dir.path(), JournalConfig::default()).expect("open journal");
-    let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
-    let services = restore(
-        journal,
-        Arc::new(clock),
-        Metrics::unregistered(),
-        Placement::Own(1),
-        10_000,
-    )
-    .expect("restore an empty journal");
+    let (_dir, services) = restored(Placement::Own(1));
     let on = thread_of(services.products.get_or_start("a")).await;
     assert_ne!(on, std::thread::current().id());
     // No HTTP worker is waited for: a worker starting later changes nothing.
