@@ -78,22 +78,18 @@ impl Products {
         placement: Placement,
         snapshotting: Snapshotting,
     ) -> Self {
-        let threads = match placement {
+        let (arbiters, expected) = match placement {
             Placement::Own(n) => {
-                let arbiters: Vec<_> = (0..n.max(1)).map(|_| Arbiter::new().handle()).collect();
-                Threads {
-                    expected: arbiters.len(),
-                    arbiters,
-                    next: 0,
-                    waiting: Vec::new(),
-                }
+                let n = n.max(1);
+                ((0..n).map(|_| Arbiter::new().handle()).collect(), n)
             }
-            Placement::HttpWorkers(n) => Threads {
-                expected: n.max(1),
-                arbiters: Vec::new(),
-                next: 0,
-                waiting: Vec::new(),
-            },
+            Placement::HttpWorkers(n) => (Vec::new(), n.max(1)),
+        };
+        let threads = Threads {
+            arbiters,
+            expected,
+            next: 0,
+            waiting: Vec::new(),
         };
         Products {
             inner: Arc::new(Inner {
@@ -203,11 +199,11 @@ impl Products {
     /// worker was counted.
     pub fn run_here(&self) {
         let mut threads = lock(&self.inner.threads);
-        if threads.arbiters.len() >= threads.expected {
+        if threads.all_there() {
             return;
         }
         threads.arbiters.push(Arbiter::current());
-        if threads.arbiters.len() == threads.expected {
+        if threads.all_there() {
             for (rx, actor) in std::mem::take(&mut threads.waiting) {
                 threads.start(rx, actor);
             }
@@ -235,10 +231,10 @@ impl Products {
         );
         let (tx, rx) = channel(MAILBOX_CAPACITY);
         let mut threads = lock(&self.inner.threads);
-        if threads.arbiters.len() < threads.expected {
-            threads.waiting.push((rx, actor));
-        } else {
+        if threads.all_there() {
             threads.start(rx, actor);
+        } else {
+            threads.waiting.push((rx, actor));
         }
         Addr::new(tx)
     }
@@ -255,6 +251,11 @@ struct Threads {
 }
 
 impl Threads {
+    /// Whether every thread the products are to run on is known: until then they wait.
+    fn all_there(&self) -> bool {
+        self.arbiters.len() >= self.expected
+    }
+
     /// Starts `actor` on the next thread, taking the messages sent to its address so far.
     fn start(&mut self, rx: AddressReceiver<ProductActor>, actor: ProductActor) {
         let arbiter = &self.arbiters[self.next % self.arbiters.len()];
