@@ -19,10 +19,11 @@ use std::time::Duration;
 /// How long the leader may take to start answering a forwarded request.
 const LEADER_ANSWER: Duration = Duration::from_secs(30);
 
-/// How often, and how far apart, a forward whose connection the leader refused is tried
-/// again (a new leader opening its port: about its recovery time).
-const CONNECT_RETRIES: usize = 30;
-const CONNECT_RETRY: Duration = Duration::from_millis(100);
+/// How often, and how far apart, a forward the leader did not take yet is tried again: its
+/// connection refused, or a 503 saying to ask again (a new leader opening its port and
+/// repairing after recovery: about its recovery time).
+const RETRIES: usize = 30;
+const RETRY: Duration = Duration::from_millis(100);
 
 /// Answers up to this size are read whole and sent back with their length.
 const BUFFERED_ANSWER: usize = 1 << 20;
@@ -187,16 +188,16 @@ async fn forward(
         }
     };
     let mut sent = forwarded.send_body(body.clone()).await;
-    for _ in 0..CONNECT_RETRIES {
-        let refused = match &sent {
+    for _ in 0..RETRIES {
+        let not_taken = match &sent {
             Err(awc::error::SendRequestError::Connect(_)) => true,
             Ok(answer) => not_yet_serving(answer.status(), answer.headers()),
             Err(_) => false,
         };
-        if !refused || node.leader() != Some(leader) {
+        if !not_taken || node.leader() != Some(leader) {
             break;
         }
-        actix_web::rt::time::sleep(CONNECT_RETRY).await;
+        actix_web::rt::time::sleep(RETRY).await;
         sent = forwarded.send_body(body.clone()).await;
     }
     match sent {
