@@ -7,6 +7,8 @@
 //!   acknowledged is lost, the pool rules hold, the journals are identical afterwards;
 //! - a paused leader (`SIGSTOP`, `SIGCONT`) steps down and acknowledges nothing from its
 //!   stale term; a partitioned leader answers 503 `no_leader`, the majority serves on;
+//! - a leader killed with an entry no follower has, back before another is elected: it
+//!   leads again in its term and serves only once that entry is applied;
 //! - bad input: a wrong secret, another cluster id, a corrupt Raft log tail, a peer list
 //!   that disagrees; membership: a fourth node joins as a voter and is removed.
 //!
@@ -488,6 +490,90 @@ fn a_paused_leader_steps_down_and_acknowledges_nothing_from_its_stale_term() {
     }
     stop.store(true, Ordering::SeqCst);
     after_the_fault(&mut c, load, &rec, "lin");
+}
+
+/// A leader killed with an entry in its log that no follower has yet, and started again
+/// before the followers give up on it, leads again in the same term, and Raft commits
+/// that entry. The leader must serve only once it has applied it: otherwise its products
+/// start from a state without it, propose the same sequences again, and the cluster
+/// commits two histories of one stream (the second's acknowledged changes dropped when
+/// applied, the hash chain broken on every copy).
+#[test]
+fn a_leader_restarted_within_its_term_serves_only_after_applying_its_whole_log() {
+    let _serial = serial();
+    // The followers wait 5 to 10 s for a leader before they elect one of their own: time
+    // enough for the leader to start again.
+    let mut c = Cluster::start_with(ClusterOpts {
+        election_timeout_ms: 5000,
+        ..ClusterOpts::default()
+    });
+    let leader = c.leader();
+    let members = users("own", 6);
+    c.product_with_users(leader, "own", roomy_product(members.len()), &members);
+    let term = |c: &Cluster| c.status(leader).map(|s| s["term"].clone());
+    let before = term(&c);
+
+    // An entry only the leader has: its links to the followers are cut, and it appends a
+    // request it cannot commit (the caller gets no answer: it is not acknowledged).
+    for f in c.followers() {
+        c.proxy.block(leader, f);
+    }
+    let unanswered = {
+        let cl = c.quick_client(leader, Duration::from_secs(2));
+        let user = members[0].clone();
+        std::thread::spawn(move || {
+            cl.try_call(
+                "POST",
+                "/api/v1/products/own/slot",
+                &[("X-Slotpool-User", &user)],
+                None,
+            )
+            .map(|r| r.status)
+        })
+    };
+    // Long enough for the entry to be appended and fsynced in the leader's log.
+    std::thread::sleep(Duration::from_millis(700));
+    c.kill9(leader);
+    let answered = unanswered.join().expect("the request's thread");
+    assert!(
+        !matches!(answered, Ok(s) if (200..300).contains(&s)),
+        "precondition: a leader cut off from its followers acknowledged a change: {answered:?}"
+    );
+    c.proxy.heal();
+    c.spawn(leader);
+    let back = c.wait_leader(Duration::from_secs(30));
+    assert!(
+        back == leader && term(&c) == before,
+        "precondition: the restarted node was to lead again in its term ({before:?}) before \
+         the followers elected another: {}",
+        c.statuses()
+    );
+
+    // Raft keeps the entry only the leader had: it commits with the leader's term, so the
+    // request nobody answered took effect.
+    let r = c.client(leader).slot("own", &members[0]);
+    assert_eq!(r.state(), "granted", "{}: {r:?}", members[0]);
+    // Changes acknowledged after the restart, then seen from every node.
+    for u in &members[1..] {
+        let r = c.client(leader).request("own", u);
+        assert_eq!(r.state(), "granted", "{u}: {r:?}");
+    }
+    for id in c.ids() {
+        for u in &members[1..] {
+            let r = c.client(id).slot("own", u);
+            assert_eq!(r.state(), "granted", "node {id}, {u}: {r:?}");
+        }
+    }
+    // One history on every copy (`slotpool verify` checks each chain), the same pools;
+    // and every node starts again from it, with every acknowledged change.
+    c.assert_chains_identical(&[1, 2, 3]);
+    c.assert_pools_identical_offline(&[1, 2, 3], "own");
+    c.start_all(&[1, 2, 3]);
+    let now = c.leader();
+    for u in &members[1..] {
+        let r = c.client(now).slot("own", u);
+        assert_eq!(r.state(), "granted", "after a restart of all, {u}: {r:?}");
+    }
 }
 
 /// A partition made by the proxy: the isolated leader (the minority) answers 503

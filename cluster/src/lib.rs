@@ -37,7 +37,7 @@ pub use error::ClusterError;
 pub use log_store::LogStore;
 pub use member::Member;
 pub use node::{ClusterNode, MemberStatus, NodeSettings, Status};
-pub use proposal::{Proposal, StreamWrite};
+pub use proposal::{Outcome, Proposal, StreamWrite};
 pub use proposer::Proposer;
 pub use state_machine::{SharedJournal, StateMachine};
 pub use types::{NodeId, TypeConfig};

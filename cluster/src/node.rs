@@ -5,6 +5,7 @@ use crate::error::ClusterError;
 use crate::log_store::LogStore;
 use crate::member::Member;
 use crate::network::Network;
+use crate::proposal::Proposal;
 use crate::state_machine::{SharedJournal, StateMachine};
 use crate::types::{NodeId, TypeConfig};
 use crate::wire::Auth;
@@ -321,6 +322,28 @@ impl ClusterNode {
     /// The cluster's runtime, where the proposer and other cluster tasks run.
     pub fn runtime(&self) -> tokio::runtime::Handle {
         self.runtime.handle().clone()
+    }
+
+    /// Whether this node leads with every entry of its log applied to its copy, so that
+    /// products restored from the copy now start from everything the cluster will commit
+    /// before their own writes. It commits an empty entry of its own and waits, at most
+    /// `within`, until that is applied: every entry before it is applied then too.
+    ///
+    /// Raft's read index (`ensure_linearizable`) does not cover this. A leader that
+    /// restarts before another is elected leads again in the same term, and openraft
+    /// takes that term's first entry as its read index, while the log may hold later
+    /// entries of the term that no follower had yet. Raft commits them now; products
+    /// restored before they are applied would write their sequences a second time, and
+    /// the copies would commit two histories of one stream.
+    pub async fn settle_lead(&self, within: std::time::Duration) -> bool {
+        if !self.status().is_leader() {
+            return false;
+        }
+        let raft = self.raft.clone();
+        let applied = self.runtime.spawn(async move {
+            tokio::time::timeout(within, raft.client_write(Proposal::default())).await
+        });
+        matches!(applied.await, Ok(Ok(Ok(_))))
     }
 
     /// This node's journal copy.

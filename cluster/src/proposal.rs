@@ -20,3 +20,11 @@ pub struct StreamWrite {
     /// The records, encoded and hash-chained by the leader's journal.
     pub records: Vec<Vec<u8>>,
 }
+
+/// What applying one entry did: the answer to the leader's `client_write`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Why each refused write was refused ([`slotpool_journal::AppliedWrite::Refused`]): the
+    /// leader that proposed it served from a state the cluster had moved past.
+    pub refused: Vec<String>,
+}

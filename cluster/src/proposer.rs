@@ -118,10 +118,15 @@ impl Proposer {
                                 .map(|_| ())
                                 .map_err(|e| e.to_string())
                         } else {
-                            raft.client_write(Proposal { writes })
-                                .await
-                                .map(|_| ())
-                                .map_err(|e| e.to_string())
+                            match raft.client_write(Proposal { writes }).await {
+                                Err(e) => Err(e.to_string()),
+                                // This node's products hold a state the cluster does not:
+                                // they must be restored from what it committed.
+                                Ok(r) => match r.data.refused.into_iter().next() {
+                                    Some(why) => Err(format!("the cluster refused a write: {why}")),
+                                    None => Ok(()),
+                                },
+                            }
                         }
                     };
                     // A leader cut off from its majority is not told so by Raft: its writes

@@ -10,6 +10,7 @@
 //! writes only the records that did not survive ([`Journal::apply_replicated`]).
 
 use crate::codec::{decode, encode};
+use crate::proposal::Outcome;
 use crate::types::{NodeId, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -18,7 +19,7 @@ use openraft::{
 };
 use slotpool_events::envelope::{self, Envelope, SCHEMA_VERSION};
 use slotpool_events::{ReplicationRecord, StreamId, Timestamp};
-use slotpool_journal::{Journal, JournalConfig, StreamTip};
+use slotpool_journal::{AppliedWrite, Journal, JournalConfig, StreamTip};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -160,7 +161,11 @@ impl StateMachine {
         let (record, hash) = envelope::encode(&env);
         journal
             .apply_replicated(&applied_stream(), self.marker.next_sequence, vec![record])
-            .map_err(sm_err)?;
+            .map_err(sm_err)
+            .and_then(|applied| match applied {
+                AppliedWrite::Written(_) => Ok(()),
+                AppliedWrite::Refused(why) => Err(sm_err(why)),
+            })?;
         self.marker = StreamTip {
             next_sequence: self.marker.next_sequence + 1,
             last_hash: hash,
@@ -232,7 +237,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((self.applied, self.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<()>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -240,6 +245,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let journal = self.copy()?;
         let mut replies = Vec::new();
         for entry in entries {
+            let mut outcome = Outcome::default();
             match entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(proposal) => {
@@ -257,7 +263,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                                 .into())
                             }
                         };
-                        journal
+                        let applied = journal
                             .apply_replicated(&stream, write.first, write.records)
                             .map_err(|e| {
                                 StorageError::from(StorageIOError::apply(
@@ -265,6 +271,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                                     &std::io::Error::other(e.to_string()),
                                 ))
                             })?;
+                        if let AppliedWrite::Refused(why) = applied {
+                            tracing::error!(entry = %entry.log_id, reason = %why, "a committed write was refused");
+                            outcome.refused.push(why);
+                        }
                     }
                 }
                 EntryPayload::Membership(m) => {
@@ -272,7 +282,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
             }
             self.applied = Some(entry.log_id);
-            replies.push(());
+            replies.push(outcome);
         }
         if !replies.is_empty() {
             self.write_marker(&journal)?;

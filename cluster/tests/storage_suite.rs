@@ -82,3 +82,67 @@ async fn the_log_and_vote_survive_a_reopen() {
     assert_eq!(entries.len(), 3);
     assert_eq!(entries[0].log_id, id(2, 41));
 }
+
+/// A committed write over records of the copy that it does not repeat (proposed by a
+/// leader from a state the cluster had moved past) is refused, and the entry's outcome
+/// says so, for the proposer to give up the lead; the copy keeps its one history.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_that_would_replace_records_is_refused_in_the_entry_outcome() {
+    use openraft::storage::RaftStateMachine;
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+    use slotpool_cluster::{Proposal, StreamWrite};
+    use slotpool_events::envelope::{self, Envelope, SCHEMA_VERSION};
+    use slotpool_events::{ProductEvent, StreamId, Timestamp};
+    use slotpool_journal::StreamTip;
+
+    let records = |from: StreamTip, users: &[&str]| -> Vec<Vec<u8>> {
+        let mut tip = from;
+        users
+            .iter()
+            .map(|u| {
+                let (bytes, hash) = envelope::encode(&Envelope {
+                    schema_version: SCHEMA_VERSION,
+                    sequence: tip.next_sequence,
+                    timestamp: Timestamp(1),
+                    cause: uuid::Uuid::nil(),
+                    prev_hash: tip.last_hash,
+                    event: ProductEvent::MemberEnrolled { user: (*u).into() },
+                });
+                tip = StreamTip {
+                    next_sequence: tip.next_sequence + 1,
+                    last_hash: hash,
+                };
+                bytes
+            })
+            .collect()
+    };
+    let entry = |index: u64, first: u64, records: Vec<Vec<u8>>| Entry::<TypeConfig> {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+        payload: EntryPayload::Normal(Proposal {
+            writes: vec![StreamWrite {
+                stream: "product/jira".into(),
+                first,
+                records,
+            }],
+        }),
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy = Journal::open(dir.path(), JournalConfig::default()).expect("journal copy");
+    let mut sm = StateMachine::open(dir.path(), JournalConfig::default(), copy.clone())
+        .expect("state machine");
+    let history = records(StreamTip::default(), &["a", "b", "c"]);
+    let stale = records(StreamTip::default(), &["x", "y"]);
+    let outcomes = sm
+        .apply([entry(1, 1, history.clone()), entry(2, 1, stale)])
+        .await
+        .expect("apply");
+    assert!(outcomes[0].refused.is_empty(), "{outcomes:?}");
+    assert_eq!(outcomes[1].refused.len(), 1, "{outcomes:?}");
+    // Applying the first entry again (a restart before the copy flushed) is no refusal.
+    let again = sm.apply([entry(3, 1, history)]).await.expect("apply");
+    assert!(again[0].refused.is_empty(), "{again:?}");
+    let stream = StreamId::product("jira").expect("valid id");
+    assert_eq!(copy.last_sequence(&stream).expect("last"), 3);
+    copy.verify().expect("one intact chain");
+    copy.shutdown().expect("shutdown");
+}

@@ -61,6 +61,7 @@ pub use config::{Durability, FlushObserver, JournalConfig};
 pub use error::JournalError;
 pub use journal::Journal;
 pub use layout::StreamLayout;
+pub use replicated::AppliedWrite;
 pub use replicator::Replicator;
 pub use store::{Filed, NamedStore, SequenceStore};
 pub use tip::StreamTip;

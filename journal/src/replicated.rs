@@ -12,7 +12,7 @@
 use crate::error::JournalError;
 use crate::replicator::Replicator;
 use crate::Journal;
-use slotpool_events::StreamId;
+use slotpool_events::{envelope, StreamId};
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -47,17 +47,21 @@ impl Journal {
     }
 
     /// Writes records the cluster has committed, as the proposal carried them, into this
-    /// node's copy; returns the local ticket (durable by the local log in the background:
-    /// the Raft log already holds them on a majority's disks).
+    /// node's copy ([`AppliedWrite::Written`], with the local ticket: durable by the local log
+    /// in the background, the Raft log already holds them on a majority's disks).
     ///
     /// Applying the same committed entry twice (a restart before the local log had
-    /// flushed what it applied) writes only the records not yet present.
+    /// flushed what it applied) writes only the records not yet present. A write whose
+    /// records overlap different records of the copy was proposed from a state the
+    /// cluster had moved past (a leader that served before it had applied its whole
+    /// log): it is [`AppliedWrite::Refused`], on every member alike since their copies are the
+    /// same, rather than written as a second history of the stream.
     pub fn apply_replicated(
         &self,
         stream: &StreamId,
         first: u64,
         records: Vec<Vec<u8>>,
-    ) -> Result<u64, JournalError> {
+    ) -> Result<AppliedWrite, JournalError> {
         let have = self.last_sequence(stream)?;
         let skip = have.saturating_sub(first.saturating_sub(1));
         let skip = usize::try_from(skip)
@@ -70,12 +74,38 @@ impl Journal {
                 what: format!("a committed entry starts at {first}, the copy ends at {have}"),
             });
         }
+        if skip > 0 {
+            // The last record both have: equal hashes vouch for every record before it
+            // (each record carries the hash of the one before).
+            let sequence = first + skip as u64 - 1;
+            let theirs = &records[skip - 1];
+            let trailer = &theirs[theirs.len().saturating_sub(envelope::HASH_LEN)..];
+            if let Some(ours) = self.record_hash(stream, sequence)? {
+                if ours[..] != trailer[..] {
+                    return Ok(AppliedWrite::Refused(format!(
+                        "{} record {sequence} is another record in this copy: the write was \
+                         proposed from a state the cluster had moved past",
+                        stream.name()
+                    )));
+                }
+            }
+        }
         let records: Vec<Vec<u8>> = records.into_iter().skip(skip).collect();
         if records.is_empty() {
-            return Ok(self.inner.commit.latest_ticket());
+            return Ok(AppliedWrite::Written(self.inner.commit.latest_ticket()));
         }
         self.write_records(&stream.name(), first + skip as u64, records)
+            .map(AppliedWrite::Written)
     }
+}
+
+/// What [`Journal::apply_replicated`] did with one committed write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppliedWrite {
+    /// Written, or found written already: the local ticket.
+    Written(u64),
+    /// Not written, and why: it would have replaced records of the copy.
+    Refused(String),
 }
 
 /// The names a journal keeps in its data directory: sled's files, the write-ahead log,

@@ -4,11 +4,11 @@
 //! crash (a copy of the data directory taken while the journal is open, so that only the
 //! write-ahead log vouches for the last changes).
 
-use slotpool_events::envelope::Envelope;
+use slotpool_events::envelope::{self, Envelope, SCHEMA_VERSION};
 use slotpool_events::{ProductEvent, StreamId, Timestamp};
 use slotpool_journal::{
-    BackupError, Durability, Journal, JournalConfig, JournalError, StreamLayout, StreamTip,
-    BACKUP_MAGIC, CHUNK_RECORDS,
+    AppliedWrite, BackupError, Durability, Journal, JournalConfig, JournalError, StreamLayout,
+    StreamTip, BACKUP_MAGIC, CHUNK_RECORDS,
 };
 use std::path::Path;
 use uuid::Uuid;
@@ -496,4 +496,78 @@ fn hand_made_backup(entries: &[Entry]) -> Vec<u8> {
     let digest = sha2::Sha256::digest(&file);
     file.extend_from_slice(&digest);
     file
+}
+
+/// Records of `users` as a leader's journal encodes them, the first at `tip`; returns
+/// them and the tip after them.
+fn encoded(tip: StreamTip, users: &[String]) -> (Vec<Vec<u8>>, StreamTip) {
+    let mut tip = tip;
+    let records = users
+        .iter()
+        .map(|u| {
+            let (bytes, hash) = envelope::encode(&Envelope {
+                schema_version: SCHEMA_VERSION,
+                sequence: tip.next_sequence,
+                timestamp: Timestamp(1),
+                cause: Uuid::nil(),
+                prev_hash: tip.last_hash,
+                event: enrol(u),
+            });
+            tip = StreamTip {
+                next_sequence: tip.next_sequence + 1,
+                last_hash: hash,
+            };
+            bytes
+        })
+        .collect();
+    (records, tip)
+}
+
+#[test]
+fn a_committed_write_that_would_replace_records_is_refused_and_a_repeat_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let j = open(dir.path());
+    let (first, after_two) = encoded(StreamTip::default(), &users("u", 1..=2));
+    let (more, after_five) = encoded(after_two, &users("u", 3..=5));
+    let history: Vec<Vec<u8>> = first.iter().chain(&more).cloned().collect();
+    assert!(matches!(
+        j.apply_replicated(&stream(), 1, history.clone()),
+        Ok(AppliedWrite::Written(_))
+    ));
+    // The same entry applied again (a restart before the copy flushed): nothing new.
+    assert!(matches!(
+        j.apply_replicated(&stream(), 1, history),
+        Ok(AppliedWrite::Written(_))
+    ));
+    assert!(matches!(
+        j.apply_replicated(&stream(), 3, more),
+        Ok(AppliedWrite::Written(_))
+    ));
+    assert_eq!(replayed(&j), expected(&[("u", 1..=5)]));
+    // Proposed from the state after record 2: records 3.. of another history.
+    let (stale, _) = encoded(after_two, &users("x", 3..=6));
+    match j.apply_replicated(&stream(), 3, stale) {
+        Ok(AppliedWrite::Refused(why)) => assert!(why.contains("record 5"), "{why}"),
+        other => panic!("a write over different records must be refused: {other:?}"),
+    }
+    // A stale write that only overlaps its first record is refused as well.
+    let (stale, _) = encoded(after_two, &users("y", 3..=3));
+    assert!(matches!(
+        j.apply_replicated(&stream(), 3, stale),
+        Ok(AppliedWrite::Refused(_))
+    ));
+    // The copy kept its one history, which goes on.
+    let (next, _) = encoded(after_five, &users("u", 6..=7));
+    assert!(matches!(
+        j.apply_replicated(&stream(), 6, next),
+        Ok(AppliedWrite::Written(_))
+    ));
+    j.sync().expect("sync");
+    assert_eq!(replayed(&j), expected(&[("u", 1..=7)]));
+    j.verify().expect("one intact chain");
+    j.shutdown().expect("shutdown");
+    drop(j);
+    let j = open(dir.path());
+    assert_eq!(replayed(&j), expected(&[("u", 1..=7)]));
+    j.shutdown().expect("shutdown");
 }

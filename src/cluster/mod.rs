@@ -180,21 +180,12 @@ async fn phases(
     .await
 }
 
-/// Returns once this node leads and has applied everything committed before its term
-/// (Raft's read index covers the entry a new leader commits first).
+/// Returns once this node leads with every entry of its log applied
+/// ([`ClusterNode::settle_lead`]): what its products are restored from then holds
+/// everything committed before their first write.
 async fn until_leading(node: &ClusterNode) {
-    loop {
-        if node.status().is_leader() {
-            let raft = node.raft().clone();
-            let confirmed = node
-                .runtime()
-                .spawn(async move { raft.ensure_linearizable().await.is_ok() })
-                .await
-                .unwrap_or(false);
-            if confirmed {
-                return;
-            }
-        }
+    let within = node.election_timeout() * 2;
+    while !node.settle_lead(within).await {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
 }
