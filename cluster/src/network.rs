@@ -65,6 +65,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             auth: Arc::clone(&self.auth),
             contacts: Arc::clone(&self.contacts),
             conn: None,
+            dialing: None,
             last_refusal: None,
         }
     }
@@ -77,6 +78,8 @@ pub struct Peer {
     auth: Arc<Auth>,
     contacts: Contacts,
     conn: Option<(TcpStream, Session)>,
+    /// The connection being made, in a task of its own ([`Peer::connected`]).
+    dialing: Option<tokio::task::JoinHandle<Result<(TcpStream, Session), CallError>>>,
     /// The last refusal logged, so that a misconfigured peer is reported once, not on
     /// every retry.
     last_refusal: Option<String>,
@@ -89,45 +92,18 @@ enum CallError {
 }
 
 impl Peer {
-    async fn connect(&mut self) -> Result<(TcpStream, Session), CallError> {
-        let connecting = async {
-            let mut stream = TcpStream::connect(&self.addr)
-                .await
-                .map_err(CallError::Unreachable)?;
-            let _ = stream.set_nodelay(true);
-            use tokio::io::AsyncWriteExt;
-            stream
-                .write_all(&wire::opening(self.auth.me))
-                .await
-                .map_err(CallError::Unreachable)?;
-            let ours = wire::nonce();
-            let hello = Hello {
-                cluster_id: self.auth.cluster_id.clone(),
-                from: self.auth.me,
-                to: self.target,
-                nonce: ours,
-            };
-            wire::send_hello(&mut stream, &self.auth, &hello)
-                .await
-                .map_err(CallError::Unreachable)?;
-            let Ack { result } = wire::read_ack(&mut stream, &self.auth, &ours)
-                .await
-                .map_err(CallError::Unreachable)?;
-            match result {
-                Ok(theirs) => Ok((stream, Session::new(&self.auth, &ours, &theirs, true))),
-                Err(reason) => Err(CallError::Unreachable(io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    reason,
-                ))),
-            }
-        };
-        match tokio::time::timeout(CONNECT, connecting).await {
-            Ok(r) => r,
-            Err(_) => Err(CallError::Unreachable(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "connecting timed out",
-            ))),
-        }
+    /// A connection to the peer, made in a task of its own that the call's deadline does
+    /// not cancel: openraft gives an AppendEntries one heartbeat interval (60 ms by
+    /// default) for everything, and a handshake (two round trips) that took longer
+    /// would be dropped and begun again at every call, never to complete, on a slow
+    /// link or a slow machine. The next call takes up the connection the task made.
+    async fn connected(&mut self) -> Result<(TcpStream, Session), CallError> {
+        let dialing = self.dialing.get_or_insert_with(|| {
+            tokio::spawn(dial(self.addr.clone(), Arc::clone(&self.auth), self.target))
+        });
+        let made = dialing.await;
+        self.dialing = None;
+        made.unwrap_or_else(|e| Err(CallError::Unreachable(io::Error::other(e.to_string()))))
     }
 
     fn report(&mut self, e: &io::Error) {
@@ -144,7 +120,7 @@ impl Peer {
         let exchange = async {
             let (mut stream, mut session) = match self.conn.take() {
                 Some(c) => c,
-                None => self.connect().await?,
+                None => self.connected().await?,
             };
             session
                 .send(&mut stream, &request)
@@ -173,6 +149,52 @@ impl Peer {
             self.report(&e);
         }
         result
+    }
+}
+
+/// Connects to the peer at `addr` and runs the handshake, within [`CONNECT`].
+async fn dial(
+    addr: String,
+    auth: Arc<Auth>,
+    target: NodeId,
+) -> Result<(TcpStream, Session), CallError> {
+    let connecting = async {
+        let mut stream = TcpStream::connect(&addr)
+            .await
+            .map_err(CallError::Unreachable)?;
+        let _ = stream.set_nodelay(true);
+        use tokio::io::AsyncWriteExt;
+        stream
+            .write_all(&wire::opening(auth.me))
+            .await
+            .map_err(CallError::Unreachable)?;
+        let ours = wire::nonce();
+        let hello = Hello {
+            cluster_id: auth.cluster_id.clone(),
+            from: auth.me,
+            to: target,
+            nonce: ours,
+        };
+        wire::send_hello(&mut stream, &auth, &hello)
+            .await
+            .map_err(CallError::Unreachable)?;
+        let Ack { result } = wire::read_ack(&mut stream, &auth, &ours)
+            .await
+            .map_err(CallError::Unreachable)?;
+        match result {
+            Ok(theirs) => Ok((stream, Session::new(&auth, &ours, &theirs, true))),
+            Err(reason) => Err(CallError::Unreachable(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                reason,
+            ))),
+        }
+    };
+    match tokio::time::timeout(CONNECT, connecting).await {
+        Ok(r) => r,
+        Err(_) => Err(CallError::Unreachable(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "connecting timed out",
+        ))),
     }
 }
 
@@ -243,5 +265,95 @@ impl RaftNetwork<TypeConfig> for Peer {
             }
             _ => Err(unexpected()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::Vote;
+    use tokio::net::TcpListener;
+
+    fn auth(me: u64) -> Arc<Auth> {
+        Arc::new(Auth {
+            secret: b"s3cret-s3cret-s3cret".to_vec(),
+            cluster_id: "c".into(),
+            me,
+        })
+    }
+
+    /// A peer (node 2) that takes `slow` to answer each handshake, then grants every vote.
+    async fn slow_peer(slow: Duration) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let me = auth(2);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let me = Arc::clone(&me);
+                tokio::spawn(async move {
+                    wire::read_opening(&mut s).await?;
+                    let hello = wire::read_hello(&mut s, &me).await?;
+                    tokio::time::sleep(slow).await;
+                    let ours = wire::nonce();
+                    let ack = Ack { result: Ok(ours) };
+                    wire::send_ack(&mut s, &me, &hello.nonce, &ack).await?;
+                    let mut session = Session::new(&me, &hello.nonce, &ours, false);
+                    loop {
+                        let Request::Vote(v) = session.receive(&mut s).await? else {
+                            continue;
+                        };
+                        let granted = VoteResponse::new(v.vote, None, true);
+                        session.send(&mut s, &Reply::Vote(Ok(granted))).await?;
+                    }
+                    #[allow(unreachable_code)]
+                    Ok::<_, io::Error>(())
+                });
+            }
+        });
+        addr
+    }
+
+    fn vote() -> Request {
+        Request::Vote(VoteRequest::new(Vote::new(1, 1), None))
+    }
+
+    /// A handshake slower than a call's deadline: the first calls time out, but the
+    /// connection is made all the same, and a later call is answered on it.
+    #[tokio::test]
+    async fn a_handshake_slower_than_a_call_deadline_still_connects() {
+        let addr = slow_peer(Duration::from_millis(300)).await;
+        let mut peer = Peer {
+            target: 2,
+            addr,
+            auth: auth(1),
+            contacts: Contacts::default(),
+            conn: None,
+            dialing: None,
+            last_refusal: None,
+        };
+        let ttl = Duration::from_millis(50);
+        assert!(matches!(
+            peer.call(vote(), ttl).await,
+            Err(CallError::Network(e)) if e.kind() == io::ErrorKind::TimedOut
+        ));
+        let mut answered = None;
+        for _ in 0..40 {
+            match peer.call(vote(), ttl).await {
+                Ok(reply) => {
+                    answered = Some(reply);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(ttl).await,
+            }
+        }
+        assert!(
+            matches!(answered, Some(Reply::Vote(Ok(ref r))) if r.vote_granted),
+            "no call was answered within 2 s"
+        );
+        // The connection stays: the next call needs no handshake.
+        assert!(matches!(
+            peer.call(vote(), ttl).await,
+            Ok(Reply::Vote(Ok(_)))
+        ));
     }
 }
