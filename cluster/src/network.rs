@@ -288,29 +288,26 @@ mod tests {
         let addr = listener.local_addr().expect("addr").to_string();
         let me = auth(2);
         tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                let me = Arc::clone(&me);
-                tokio::spawn(async move {
-                    wire::read_opening(&mut s).await?;
-                    let hello = wire::read_hello(&mut s, &me).await?;
-                    tokio::time::sleep(slow).await;
-                    let ours = wire::nonce();
-                    let ack = Ack { result: Ok(ours) };
-                    wire::send_ack(&mut s, &me, &hello.nonce, &ack).await?;
-                    let mut session = Session::new(&me, &hello.nonce, &ours, false);
-                    loop {
-                        let Request::Vote(v) = session.receive(&mut s).await? else {
-                            continue;
-                        };
-                        let granted = VoteResponse::new(v.vote, None, true);
-                        session.send(&mut s, &Reply::Vote(Ok(granted))).await?;
-                    }
-                    #[allow(unreachable_code)]
-                    Ok::<_, io::Error>(())
-                });
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(answer_slowly(s, Arc::clone(&me), slow));
             }
         });
         addr
+    }
+
+    async fn answer_slowly(mut s: TcpStream, me: Arc<Auth>, slow: Duration) -> io::Result<()> {
+        wire::read_opening(&mut s).await?;
+        let hello = wire::read_hello(&mut s, &me).await?;
+        tokio::time::sleep(slow).await;
+        let ours = wire::nonce();
+        wire::send_ack(&mut s, &me, &hello.nonce, &Ack { result: Ok(ours) }).await?;
+        let mut session = Session::new(&me, &hello.nonce, &ours, false);
+        loop {
+            if let Request::Vote(v) = session.receive(&mut s).await? {
+                let granted = VoteResponse::new(v.vote, None, true);
+                session.send(&mut s, &Reply::Vote(Ok(granted))).await?;
+            }
+        }
     }
 
     fn vote() -> Request {
