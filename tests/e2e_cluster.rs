@@ -216,6 +216,11 @@ fn three_nodes_form_one_cluster_and_followers_forward() {
             "node {id}"
         );
         assert_eq!(metric(&m, "slotpool_raft_members"), Some(3.0), "node {id}");
+        assert_eq!(
+            metric(&m, "slotpool_raft_refused_writes_total"),
+            Some(0.0),
+            "node {id}"
+        );
         assert!(metric(&m, "slotpool_raft_term").is_some_and(|t| t >= 1.0));
         for name in [
             "slotpool_raft_commit_index",
@@ -563,6 +568,11 @@ fn a_leader_restarted_within_its_term_serves_only_after_applying_its_whole_log()
             let r = c.client(id).slot("own", u);
             assert_eq!(r.state(), "granted", "node {id}, {u}: {r:?}");
         }
+    }
+    // No member had to refuse a write: the leader proposed from the committed state.
+    for id in c.ids() {
+        let s = c.status(id).unwrap_or_default();
+        assert_eq!(s["refused_writes"], json!(0), "node {id}: {s}");
     }
     // One history on every copy (`slotpool verify` checks each chain), the same pools;
     // and every node starts again from it, with every acknowledged change.

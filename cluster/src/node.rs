@@ -75,6 +75,9 @@ pub struct Status {
     pub applied_index: Option<u64>,
     /// Every member of the current membership.
     pub members: Vec<MemberStatus>,
+    /// Committed writes this node's copy refused since it started
+    /// ([`crate::Outcome::refused`]): 0 unless a leader served from a stale state.
+    pub refused_writes: u64,
 }
 
 impl Status {
@@ -93,6 +96,7 @@ pub struct ClusterNode {
     settings: NodeSettings,
     changing: tokio::sync::Mutex<()>,
     contacts: crate::network::Contacts,
+    refused: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Entries in one AppendEntries at most (openraft's default is 300); see [`raft_config`].
@@ -165,6 +169,7 @@ impl ClusterNode {
         let sm = StateMachine::open(&settings.data_dir, settings.journal.clone(), copy)
             .map_err(ClusterError::Storage)?;
         let journal = sm.shared_journal();
+        let refused = sm.refusals();
         let auth = Arc::new(Auth {
             secret: settings.secret.clone(),
             cluster_id: settings.cluster_id.clone(),
@@ -194,6 +199,7 @@ impl ClusterNode {
             settings,
             changing: tokio::sync::Mutex::new(()),
             contacts,
+            refused,
         };
         node.check_membership()?;
         Ok(node)
@@ -434,6 +440,7 @@ impl ClusterNode {
             commit_index,
             applied_index: m.last_applied.map(|l| l.index),
             members,
+            refused_writes: self.refused.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 

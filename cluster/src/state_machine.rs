@@ -22,6 +22,7 @@ use slotpool_events::{ReplicationRecord, StreamId, Timestamp};
 use slotpool_journal::{AppliedWrite, Journal, JournalConfig, StreamTip};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use uuid::Uuid;
 
@@ -69,6 +70,8 @@ pub struct StateMachine {
     marker: StreamTip,
     markers_since_purge: u64,
     current: Option<(SnapshotMeta<NodeId, crate::Member>, Vec<u8>)>,
+    /// Committed writes refused since this process started ([`Outcome::refused`]).
+    refused: Arc<AtomicU64>,
 }
 
 /// What `raft/applied` records.
@@ -128,12 +131,20 @@ impl StateMachine {
             marker,
             markers_since_purge: 0,
             current,
+            refused: Arc::default(),
         })
     }
 
     /// The journal copy, for the binary to serve from while this node leads.
     pub fn shared_journal(&self) -> SharedJournal {
         self.journal.clone()
+    }
+
+    /// How many committed writes this state machine has refused, shared: the node's
+    /// status and `slotpool_raft_refused_writes_total` report it. Any is a defect (a
+    /// leader served from a state the cluster had moved past), worth an alert.
+    pub fn refusals(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.refused)
     }
 
     fn copy(&self) -> Result<Journal> {
@@ -273,6 +284,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             })?;
                         if let AppliedWrite::Refused(why) = applied {
                             tracing::error!(entry = %entry.log_id, reason = %why, "a committed write was refused");
+                            self.refused.fetch_add(1, Ordering::Relaxed);
                             outcome.refused.push(why);
                         }
                     }

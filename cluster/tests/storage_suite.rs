@@ -130,6 +130,7 @@ async fn a_write_that_would_replace_records_is_refused_in_the_entry_outcome() {
     let copy = Journal::open(dir.path(), JournalConfig::default()).expect("journal copy");
     let mut sm = StateMachine::open(dir.path(), JournalConfig::default(), copy.clone())
         .expect("state machine");
+    let refusals = sm.refusals();
     let history = records(StreamTip::default(), &["a", "b", "c"]);
     let stale = records(StreamTip::default(), &["x", "y"]);
     let outcomes = sm
@@ -138,9 +139,11 @@ async fn a_write_that_would_replace_records_is_refused_in_the_entry_outcome() {
         .expect("apply");
     assert!(outcomes[0].refused.is_empty(), "{outcomes:?}");
     assert_eq!(outcomes[1].refused.len(), 1, "{outcomes:?}");
+    assert_eq!(refusals.load(std::sync::atomic::Ordering::Relaxed), 1);
     // Applying the first entry again (a restart before the copy flushed) is no refusal.
     let again = sm.apply([entry(3, 1, history)]).await.expect("apply");
     assert!(again[0].refused.is_empty(), "{again:?}");
+    assert_eq!(refusals.load(std::sync::atomic::Ordering::Relaxed), 1);
     let stream = StreamId::product("jira").expect("valid id");
     assert_eq!(copy.last_sequence(&stream).expect("last"), 3);
     copy.verify().expect("one intact chain");

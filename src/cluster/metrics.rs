@@ -18,6 +18,7 @@ pub(super) struct RaftGauges {
     lag: IntGaugeVec,
     peer_up: IntGaugeVec,
     leader_changes: IntCounter,
+    refused_writes: IntCounter,
 }
 
 impl RaftGauges {
@@ -41,6 +42,14 @@ impl RaftGauges {
         registry
             .register(Box::new(leader_changes.clone()))
             .map_err(fail)?;
+        let refused_writes = IntCounter::new(
+            "slotpool_raft_refused_writes_total",
+            "Committed writes this member refused because they would have replaced records of its journal (a leader served from a stale state).",
+        )
+        .map_err(fail)?;
+        registry
+            .register(Box::new(refused_writes.clone()))
+            .map_err(fail)?;
         Ok(RaftGauges {
             is_leader: gauge("slotpool_raft_is_leader", "1 while this member leads its cluster.")?,
             has_leader: gauge("slotpool_raft_has_leader", "1 while this member knows a leader.")?,
@@ -52,6 +61,7 @@ impl RaftGauges {
             lag: per_peer("slotpool_raft_replication_lag", "Entries a member is behind the leader (exported by the leader).")?,
             peer_up: per_peer("slotpool_raft_peer_up", "1 when the member answered the leader within three election timeouts (exported by the leader).")?,
             leader_changes,
+            refused_writes,
         })
     }
 }
@@ -86,6 +96,8 @@ pub(super) fn watch(node: Arc<ClusterNode>, g: RaftGauges) {
             g.commit.set(signed(s.commit_index));
             g.applied.set(signed(s.applied_index));
             g.members.set(s.members.len() as i64);
+            g.refused_writes
+                .inc_by(s.refused_writes.saturating_sub(g.refused_writes.get()));
             g.lag.reset();
             g.peer_up.reset();
             if s.is_leader() {
