@@ -47,15 +47,16 @@ impl Journal {
     }
 
     /// Writes records the cluster has committed, as the proposal carried them, into this
-    /// node's copy ([`AppliedWrite::Written`], with the local ticket: durable by the local log
-    /// in the background, the Raft log already holds them on a majority's disks).
+    /// node's copy ([`AppliedWrite::Written`], with the local ticket: durable by the
+    /// local log in the background, the Raft log already holds them on a majority's
+    /// disks).
     ///
     /// Applying the same committed entry twice (a restart before the local log had
     /// flushed what it applied) writes only the records not yet present. A write whose
     /// records overlap different records of the copy was proposed from a state the
     /// cluster had moved past (a leader that served before it had applied its whole
-    /// log): it is [`AppliedWrite::Refused`], on every member alike since their copies are the
-    /// same, rather than written as a second history of the stream.
+    /// log): it is [`AppliedWrite::Refused`], on every member alike since their copies
+    /// are the same, rather than written as a second history of the stream.
     pub fn apply_replicated(
         &self,
         stream: &StreamId,
