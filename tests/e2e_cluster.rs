@@ -196,12 +196,23 @@ fn three_nodes_form_one_cluster_and_followers_forward() {
     // Metrics on every node.
     for id in c.ids() {
         let is_leader = if id == leader { 1.0 } else { 0.0 };
-        // The gauges are refreshed four times a second: wait for the first refresh that
-        // shows the leader (on a busy machine it can lag behind the status).
+        // The gauges are refreshed four times a second: wait for a refresh that shows
+        // this cluster (a first one may predate the leader, or the leader's first answer
+        // from a follower: 0 is also what a gauge says before it is set).
+        let peers_up = |m: &str| {
+            id != leader
+                || [f1, f2].iter().all(|f| {
+                    metric(m, &format!("slotpool_raft_peer_up{{peer=\"{f}\"}}")) == Some(1.0)
+                })
+        };
+        let settled = |m: &str| {
+            metric(m, "slotpool_raft_is_leader") == Some(is_leader)
+                && metric(m, "slotpool_raft_has_leader") == Some(1.0)
+                && peers_up(m)
+        };
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut m = c.metrics(id);
-        while metric(&m, "slotpool_raft_is_leader") != Some(is_leader) && Instant::now() < deadline
-        {
+        while !settled(&m) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
             m = c.metrics(id);
         }
