@@ -34,22 +34,11 @@ impl RaftGauges {
             registry.register(Box::new(g.clone())).map_err(fail)?;
             Ok(g)
         };
-        let leader_changes = IntCounter::new(
-            "slotpool_raft_leader_changes_total",
-            "Times this member saw the cluster's leader change.",
-        )
-        .map_err(fail)?;
-        registry
-            .register(Box::new(leader_changes.clone()))
-            .map_err(fail)?;
-        let refused_writes = IntCounter::new(
-            "slotpool_raft_refused_writes_total",
-            "Committed writes this member refused because they would have replaced records of its journal (a leader served from a stale state).",
-        )
-        .map_err(fail)?;
-        registry
-            .register(Box::new(refused_writes.clone()))
-            .map_err(fail)?;
+        let counter = |name: &str, help: &str| -> Result<IntCounter, Failure> {
+            let c = IntCounter::new(name, help).map_err(fail)?;
+            registry.register(Box::new(c.clone())).map_err(fail)?;
+            Ok(c)
+        };
         Ok(RaftGauges {
             is_leader: gauge("slotpool_raft_is_leader", "1 while this member leads its cluster.")?,
             has_leader: gauge("slotpool_raft_has_leader", "1 while this member knows a leader.")?,
@@ -60,8 +49,14 @@ impl RaftGauges {
             members: gauge("slotpool_raft_members", "Members of the current membership.")?,
             lag: per_peer("slotpool_raft_replication_lag", "Entries a member is behind the leader (exported by the leader).")?,
             peer_up: per_peer("slotpool_raft_peer_up", "1 when the member answered the leader within three election timeouts (exported by the leader).")?,
-            leader_changes,
-            refused_writes,
+            leader_changes: counter(
+                "slotpool_raft_leader_changes_total",
+                "Times this member saw the cluster's leader change.",
+            )?,
+            refused_writes: counter(
+                "slotpool_raft_refused_writes_total",
+                "Committed writes this member refused because they would have replaced records of its journal (a leader served from a stale state).",
+            )?,
         })
     }
 }
