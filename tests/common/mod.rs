@@ -137,7 +137,9 @@ impl Server {
                 }
                 break;
             }
-            if self.ready_now() {
+            // Ready means this process answers: another test's server that took the port
+            // in between answers /readyz too, while this one is failing to bind it.
+            if self.ready_now() && self.try_wait().is_none() && self.says_listening() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -148,6 +150,11 @@ impl Server {
                 .max(Duration::from_millis(100)),
         );
         true
+    }
+
+    /// Whether this process printed that it listens (once it has bound its port).
+    fn says_listening(&self) -> bool {
+        std::fs::read_to_string(&self.stdout_path).is_ok_and(|o| o.contains("listening on"))
     }
 
     fn ready_now(&self) -> bool {
