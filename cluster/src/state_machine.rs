@@ -17,7 +17,6 @@ use openraft::{
     Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
     StorageIOError, StoredMembership,
 };
-use slotpool_events::envelope::{self, Envelope, SCHEMA_VERSION};
 use slotpool_events::{ReplicationRecord, StreamId, Timestamp};
 use slotpool_journal::{AppliedWrite, Journal, JournalConfig, StreamTip};
 use std::io::Cursor;
@@ -160,27 +159,19 @@ impl StateMachine {
             membership: self.membership.clone(),
         })
         .map_err(sm_err)?;
-        let event = ReplicationRecord(bytes);
-        let env = Envelope {
-            schema_version: SCHEMA_VERSION,
-            sequence: self.marker.next_sequence,
-            timestamp: Timestamp::from_millis(0),
-            cause: Uuid::nil(),
-            prev_hash: self.marker.last_hash,
-            event: &event,
-        };
-        let (record, hash) = envelope::encode(&env);
+        let (records, next) = self.marker.chain(
+            Uuid::nil(),
+            Timestamp::from_millis(0),
+            &[ReplicationRecord(bytes)],
+        );
         journal
-            .apply_replicated(&applied_stream(), self.marker.next_sequence, vec![record])
+            .apply_replicated(&applied_stream(), self.marker.next_sequence, records)
             .map_err(sm_err)
             .and_then(|applied| match applied {
                 AppliedWrite::Written(_) => Ok(()),
                 AppliedWrite::Refused(why) => Err(sm_err(why)),
             })?;
-        self.marker = StreamTip {
-            next_sequence: self.marker.next_sequence + 1,
-            last_hash: hash,
-        };
+        self.marker = next;
         self.markers_since_purge += 1;
         if self.markers_since_purge >= MARKERS_KEPT {
             self.markers_since_purge = 0;

@@ -91,30 +91,15 @@ async fn a_write_that_would_replace_records_is_refused_in_the_entry_outcome() {
     use openraft::storage::RaftStateMachine;
     use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
     use slotpool_cluster::{Proposal, StreamWrite};
-    use slotpool_events::envelope::{self, Envelope, SCHEMA_VERSION};
     use slotpool_events::{ProductEvent, StreamId, Timestamp};
     use slotpool_journal::StreamTip;
 
     let records = |from: StreamTip, users: &[&str]| -> Vec<Vec<u8>> {
-        let mut tip = from;
-        users
+        let events: Vec<ProductEvent> = users
             .iter()
-            .map(|u| {
-                let (bytes, hash) = envelope::encode(&Envelope {
-                    schema_version: SCHEMA_VERSION,
-                    sequence: tip.next_sequence,
-                    timestamp: Timestamp(1),
-                    cause: uuid::Uuid::nil(),
-                    prev_hash: tip.last_hash,
-                    event: ProductEvent::MemberEnrolled { user: (*u).into() },
-                });
-                tip = StreamTip {
-                    next_sequence: tip.next_sequence + 1,
-                    last_hash: hash,
-                };
-                bytes
-            })
-            .collect()
+            .map(|u| ProductEvent::MemberEnrolled { user: (*u).into() })
+            .collect();
+        from.chain(uuid::Uuid::nil(), Timestamp(1), &events).0
     };
     let entry = |index: u64, first: u64, records: Vec<Vec<u8>>| Entry::<TypeConfig> {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), index),

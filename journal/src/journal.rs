@@ -16,7 +16,6 @@ use crate::tip::StreamTip;
 use crate::wal;
 use crate::watermark::{self, Watermark};
 use serde::Serialize;
-use slotpool_events::envelope::{self, Envelope, SCHEMA_VERSION};
 use slotpool_events::{StreamId, Timestamp};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -169,24 +168,7 @@ impl Journal {
         at: Timestamp,
         events: &[E],
     ) -> Result<u64, JournalError> {
-        let mut next = *tip;
-        let mut records = Vec::with_capacity(events.len());
-        for event in events {
-            let env = Envelope {
-                schema_version: SCHEMA_VERSION,
-                sequence: next.next_sequence,
-                timestamp: at,
-                cause,
-                prev_hash: next.last_hash,
-                event,
-            };
-            let (bytes, hash) = envelope::encode(&env);
-            records.push(bytes);
-            next = StreamTip {
-                next_sequence: next.next_sequence + 1,
-                last_hash: hash,
-            };
-        }
+        let (records, next) = tip.chain(cause, at, events);
         let ticket = match self.replicator() {
             Some(r) => {
                 self.check_failed()?;

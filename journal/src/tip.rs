@@ -1,6 +1,9 @@
 //! [`StreamTip`]: where a stream's next record goes, kept by the stream's one writer.
 
-use slotpool_events::envelope::Hash;
+use serde::Serialize;
+use slotpool_events::envelope::{self, Envelope, Hash, SCHEMA_VERSION};
+use slotpool_events::Timestamp;
+use uuid::Uuid;
 
 /// Where the next record of a stream goes: kept by the stream's single writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +24,38 @@ impl Default for StreamTip {
 }
 
 impl StreamTip {
+    /// The records `events` make after this tip, each envelope hash-chained to the one
+    /// before as the journal writes them, and the tip after them: how an append encodes
+    /// its records ([`crate::Journal::append`]), and what a replicated log's or a test's
+    /// records are made with.
+    pub fn chain<E: Serialize>(
+        self,
+        cause: Uuid,
+        at: Timestamp,
+        events: &[E],
+    ) -> (Vec<Vec<u8>>, StreamTip) {
+        let mut next = self;
+        let records = events
+            .iter()
+            .map(|event| {
+                let (bytes, hash) = envelope::encode(&Envelope {
+                    schema_version: SCHEMA_VERSION,
+                    sequence: next.next_sequence,
+                    timestamp: at,
+                    cause,
+                    prev_hash: next.last_hash,
+                    event,
+                });
+                next = StreamTip {
+                    next_sequence: next.next_sequence + 1,
+                    last_hash: hash,
+                };
+                bytes
+            })
+            .collect();
+        (records, next)
+    }
+
     /// The tip as 40 bytes (`next_sequence` big-endian, then the hash): how a reader's
     /// place in a stream is saved (the connector's and the alert webhook's cursors).
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -4,7 +4,7 @@
 //! crash (a copy of the data directory taken while the journal is open, so that only the
 //! write-ahead log vouches for the last changes).
 
-use slotpool_events::envelope::{self, Envelope, SCHEMA_VERSION};
+use slotpool_events::envelope::Envelope;
 use slotpool_events::{ProductEvent, StreamId, Timestamp};
 use slotpool_journal::{
     AppliedWrite, BackupError, Durability, Journal, JournalConfig, JournalError, StreamLayout,
@@ -501,26 +501,8 @@ fn hand_made_backup(entries: &[Entry]) -> Vec<u8> {
 /// Records of `users` as a leader's journal encodes them, the first at `tip`; returns
 /// them and the tip after them.
 fn encoded(tip: StreamTip, users: &[String]) -> (Vec<Vec<u8>>, StreamTip) {
-    let mut tip = tip;
-    let records = users
-        .iter()
-        .map(|u| {
-            let (bytes, hash) = envelope::encode(&Envelope {
-                schema_version: SCHEMA_VERSION,
-                sequence: tip.next_sequence,
-                timestamp: Timestamp(1),
-                cause: Uuid::nil(),
-                prev_hash: tip.last_hash,
-                event: enrol(u),
-            });
-            tip = StreamTip {
-                next_sequence: tip.next_sequence + 1,
-                last_hash: hash,
-            };
-            bytes
-        })
-        .collect();
-    (records, tip)
+    let events: Vec<ProductEvent> = users.iter().map(|u| enrol(u)).collect();
+    tip.chain(Uuid::nil(), Timestamp(1), &events)
 }
 
 #[test]
