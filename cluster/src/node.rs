@@ -342,7 +342,8 @@ impl ClusterNode {
     /// restored before they are applied would write their sequences a second time, and
     /// the copies would commit two histories of one stream.
     pub async fn settle_lead(&self, within: std::time::Duration) -> bool {
-        if !self.status().is_leader() {
+        // Asked every 50 ms while following: Raft's state, not the whole `status`.
+        if self.raft.metrics().borrow().state != ServerState::Leader {
             return false;
         }
         let raft = self.raft.clone();
