@@ -330,6 +330,13 @@ impl ClusterNode {
         self.runtime.handle().clone()
     }
 
+    /// Whether a majority confirms, within `within`, that this node leads (a heartbeat
+    /// round; not a wait for the state machine): what a leader that proposes nothing
+    /// checks now and then, since Raft does not tell a leader cut off from its majority.
+    pub async fn confirm_lead(&self, within: std::time::Duration) -> Result<(), String> {
+        crate::proposer::confirm_lead(&self.raft, within).await
+    }
+
     /// Whether this node leads with every entry of its log applied to its copy, so that
     /// products restored from the copy now start from everything the cluster will commit
     /// before their own writes. It commits an empty entry of its own and waits, at most

@@ -248,16 +248,30 @@ impl Replicator for Proposer {
     }
 }
 
+/// Whether a majority confirms, within `within`, that this node leads: a heartbeat round
+/// (`get_read_log_id`), never a linearizable read (`ensure_linearizable`), which also
+/// waits for the state machine; a snapshot being built holds that up for seconds on a
+/// large copy, and a slow apply is not a lost lead (docs/decisions.md).
+pub(crate) async fn confirm_lead(
+    raft: &Raft<TypeConfig>,
+    within: std::time::Duration,
+) -> Result<(), String> {
+    match tokio::time::timeout(within, raft.get_read_log_id()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("the lead is lost: {e}")),
+        Err(_) => Err(format!("no majority confirmed the lead within {within:?}")),
+    }
+}
+
 /// Waits for `attempt` (a write or a confirmation) for as long as a majority still
 /// confirms this node's lead.
 ///
 /// A leader cut off from its majority is not told so by Raft: its writes just never
-/// commit. One whose attempt has not finished after `stall` asks a majority, by a heartbeat
-/// round, whether it still leads; if not (or no answer within `stall`), it gives up the
-/// lead, so that its clients hear 503 instead of waiting. If it does, the attempt is only
-/// slow, not cut off: the state machine, which a write's answer waits for, is held up
-/// while a snapshot of a large copy is built (1.2 s seen at 100k entries under `make
-/// cluster`), and giving up the lead then turned every snapshot into a failover. It waits
+/// commit. One whose attempt has not finished after `stall` asks a majority
+/// ([`confirm_lead`]); if none confirms, it gives up the lead, so that its clients hear
+/// 503 instead of waiting. If one does, the attempt is only slow (a write's answer waits
+/// for the state machine, which a snapshot build holds up), and giving up the lead then
+/// turned every snapshot into a failover. It waits
 /// on for [`SLOW_ROUNDS`] stalls at most: a majority that answers heartbeats but never
 /// commits (its disks failing) must not hold clients for ever either.
 async fn until_done_or_cut_off(
@@ -269,20 +283,11 @@ async fn until_done_or_cut_off(
     for _ in 0..SLOW_ROUNDS {
         match tokio::time::timeout(stall, &mut attempt).await {
             Ok(outcome) => return outcome,
-            Err(_) => match tokio::time::timeout(stall, raft.get_read_log_id()).await {
-                Ok(Ok(_)) => {
+            Err(_) => match confirm_lead(raft, stall).await {
+                Ok(()) => {
                     tracing::info!(?stall, "a Raft write is slow to be applied; a majority still confirms the lead: waiting on");
                 }
-                Ok(Err(e)) => {
-                    return Err(format!(
-                        "not applied within {stall:?} and the lead is lost: {e}"
-                    ))
-                }
-                Err(_) => {
-                    return Err(format!(
-                        "nothing committed for {stall:?}: no majority reachable"
-                    ))
-                }
+                Err(why) => return Err(format!("not applied within {stall:?}: {why}")),
             },
         }
     }

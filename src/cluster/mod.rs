@@ -192,22 +192,20 @@ async fn until_leading(node: &ClusterNode) {
 
 /// Tells `tell` when Raft says this node no longer leads (a higher term seen, a quorum
 /// lost), even if no write has failed yet.
-fn watch_lead(node: &ClusterNode, tell: impl Fn(String) + Send + Sync + 'static) {
+fn watch_lead(node: &Arc<ClusterNode>, tell: impl Fn(String) + Send + Sync + 'static) {
     let tell = Arc::new(tell);
     // An idle leader cut off from its majority proposes nothing that could fail: it checks
-    // its lead every two election timeouts, by a heartbeat round to a majority. Not by a
-    // linearizable read: that also waits for the state machine, which a snapshot being
-    // built holds up for seconds on a large copy, and a leader stepped down under load
-    // at every snapshot (seen with `make cluster` at 100k entries: the build took 1.2 s).
-    let raft = node.raft().clone();
+    // its lead every two election timeouts ([`ClusterNode::confirm_lead`]).
     let every = node.election_timeout() * 2;
     let probe = Arc::clone(&tell);
+    let watched = Arc::clone(node);
     node.runtime().spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            let confirmed = tokio::time::timeout(every * 2, raft.get_read_log_id()).await;
-            if !matches!(confirmed, Ok(Ok(_))) {
-                probe("the lead could not be confirmed by a majority".into());
+            if let Err(why) = watched.confirm_lead(every * 2).await {
+                probe(format!(
+                    "the lead could not be confirmed by a majority: {why}"
+                ));
                 return;
             }
         }
