@@ -1,5 +1,6 @@
 //! [`StateMachine`]: applying committed entries means writing their records into this
-//! node's copy of the journal; a snapshot is an export of that copy.
+//! node's copy of the journal; a snapshot is an export of that copy, taken while the
+//! applies go on ([`Built`]).
 //!
 //! The copy is the node's data directory, laid out as a single node's, so an existing
 //! single-node folder can become a cluster's first member and every tool (`verify`,
@@ -22,10 +23,13 @@ use slotpool_journal::{AppliedWrite, Journal, JournalConfig, StreamTip};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use uuid::Uuid;
 
 type Membership = StoredMembership<NodeId, crate::Member>;
+type Meta = SnapshotMeta<NodeId, crate::Member>;
+/// A snapshot as this node keeps it: what it covers, and the export.
+type KeptSnapshot = (Meta, Vec<u8>);
 type Result<T> = std::result::Result<T, StorageError<NodeId>>;
 
 /// Markers kept in `raft/applied` before the older ones are purged.
@@ -68,7 +72,11 @@ pub struct StateMachine {
     membership: Membership,
     marker: StreamTip,
     markers_since_purge: u64,
-    current: Option<(SnapshotMeta<NodeId, crate::Member>, Vec<u8>)>,
+    kept: Kept,
+    /// Held while a snapshot of the copy is being exported: the copy's markers are not
+    /// purged then (the export must not find the head of `raft/applied` gone under it),
+    /// and a snapshot from the leader is not installed in place of the copy until it ends.
+    exporting: Arc<Mutex<()>>,
     /// Committed writes refused since this process started ([`Outcome::refused`]).
     refused: Arc<AtomicU64>,
 }
@@ -112,7 +120,7 @@ impl StateMachine {
         };
         let (meta_file, data_file) = snapshot_files(dir);
         let current = match (std::fs::read(&meta_file), std::fs::read(&data_file)) {
-            (Ok(meta), Ok(data)) => match decode::<SnapshotMeta<NodeId, crate::Member>>(&meta) {
+            (Ok(meta), Ok(data)) => match decode::<Meta>(&meta) {
                 Ok(meta) => Some((meta, data)),
                 Err(e) => {
                     tracing::warn!(file = %meta_file.display(), error = %e, "unreadable snapshot metadata ignored; a new snapshot will be built");
@@ -129,7 +137,11 @@ impl StateMachine {
             membership,
             marker,
             markers_since_purge: 0,
-            current,
+            kept: Kept {
+                dir: dir.to_path_buf(),
+                latest: Arc::new(Mutex::new(current)),
+            },
+            exporting: Arc::default(),
             refused: Arc::default(),
         })
     }
@@ -174,6 +186,12 @@ impl StateMachine {
         self.marker = next;
         self.markers_since_purge += 1;
         if self.markers_since_purge >= MARKERS_KEPT {
+            // Not while an export runs: the purge comes with a later marker.
+            let _no_export = match self.exporting.try_lock() {
+                Ok(guard) => guard,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return Ok(()),
+            };
             self.markers_since_purge = 0;
             let upto = self.marker.next_sequence - 2;
             if upto > 0 {
@@ -184,31 +202,14 @@ impl StateMachine {
         }
         Ok(())
     }
-
-    fn export(&self) -> Result<Vec<u8>> {
-        let journal = self.copy()?;
-        let mut out = Vec::new();
-        tokio::task::block_in_place(|| journal.export(&mut out)).map_err(snap_err)?;
-        Ok(out)
-    }
-
-    fn keep_snapshot(
-        &mut self,
-        meta: SnapshotMeta<NodeId, crate::Member>,
-        data: Vec<u8>,
-    ) -> Result<()> {
-        let (meta_file, data_file) = snapshot_files(&self.dir);
-        let encoded = encode(&meta).map_err(snap_err)?;
-        write_durably(&data_file, &data).map_err(snap_err)?;
-        write_durably(&meta_file, &encoded).map_err(snap_err)?;
-        self.current = Some((meta, data));
-        Ok(())
-    }
 }
 
 /// Writes `bytes` to `path` through a temporary file, synced, then renamed.
 fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
@@ -220,15 +221,83 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A snapshot made at once by [`StateMachine::get_snapshot_builder`] (the export is
-/// taken while applies wait, so it matches its log id exactly).
-pub struct Built(Option<Snapshot<TypeConfig>>);
+/// The latest snapshot this node holds, in memory and in `raft/snapshot.{meta,data}`:
+/// what a lagging follower is sent. Shared between the state machine (which installs
+/// snapshots from the leader) and the builders it hands out (which export its own copy
+/// in the background); the lock also keeps the two from writing the files at once.
+#[derive(Clone)]
+struct Kept {
+    dir: PathBuf,
+    latest: Arc<Mutex<Option<KeptSnapshot>>>,
+}
+
+impl Kept {
+    /// The snapshot kept now, if any.
+    fn get(&self) -> Option<KeptSnapshot> {
+        self.latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Keeps `meta` and `data` durably unless the snapshot kept already goes further (a
+    /// build of this node's copy that ends after a newer snapshot was installed).
+    fn keep(&self, meta: Meta, data: Vec<u8>) -> Result<()> {
+        let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((kept, _)) = latest.as_ref() {
+            if kept.last_log_id > meta.last_log_id {
+                return Ok(());
+            }
+        }
+        let (meta_file, data_file) = snapshot_files(&self.dir);
+        let encoded = encode(&meta).map_err(snap_err)?;
+        write_durably(&data_file, &data).map_err(snap_err)?;
+        write_durably(&meta_file, &encoded).map_err(snap_err)?;
+        *latest = Some((meta, data));
+        Ok(())
+    }
+}
+
+/// Builds a snapshot of the copy as it stands at `meta.last_log_id` or later, in the
+/// background while the state machine goes on applying ([`StateMachine::get_snapshot_builder`]).
+///
+/// The export of a large copy takes seconds; while applies waited for it, every write on
+/// the leader waited too. The export does not need them to wait: each stream of the copy
+/// is exported as a prefix of itself at least as long as it was at `meta.last_log_id`
+/// ([`Journal::export`]), with `raft/applied` first so that its marker is never ahead of
+/// the records it vouches for, and applying a committed entry again writes only what the
+/// copy lacks ([`Journal::apply_replicated`]). A member that installs the snapshot and
+/// then applies the entries after `meta.last_log_id` ends with the same copy as the leader.
+pub struct Built {
+    meta: Meta,
+    journal: Option<Journal>,
+    kept: Kept,
+    exporting: Arc<Mutex<()>>,
+}
 
 impl RaftSnapshotBuilder<TypeConfig> for Built {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>> {
-        self.0
+        let journal = self
+            .journal
             .take()
-            .ok_or_else(|| snap_err("the snapshot could not be exported"))
+            .ok_or_else(|| snap_err("the journal copy is being replaced"))?;
+        let meta = self.meta.clone();
+        let kept = self.kept.clone();
+        let exporting = Arc::clone(&self.exporting);
+        let data = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+            let _exporting = exporting.lock().unwrap_or_else(|p| p.into_inner());
+            let mut data = Vec::new();
+            journal.export(&mut data).map_err(snap_err)?;
+            kept.keep(meta, data.clone())?;
+            Ok(data)
+        })
+        .await
+        .map_err(snap_err)??;
+        tracing::info!(snapshot = %self.meta.snapshot_id, bytes = data.len(), "snapshot of this node's copy built");
+        Ok(Snapshot {
+            meta: self.meta.clone(),
+            snapshot: Box::new(Cursor::new(data)),
+        })
     }
 }
 
@@ -294,30 +363,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        let data = match self.export() {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "snapshot export failed");
-                return Built(None);
-            }
-        };
-        let meta = SnapshotMeta {
-            last_log_id: self.applied,
-            last_membership: self.membership.clone(),
-            snapshot_id: format!(
-                "{}-{}",
-                self.applied.map(|l| l.index).unwrap_or(0),
-                Uuid::new_v4().simple()
-            ),
-        };
-        if let Err(e) = self.keep_snapshot(meta.clone(), data.clone()) {
-            tracing::error!(error = %e, "snapshot not kept");
-            return Built(None);
+        Built {
+            meta: SnapshotMeta {
+                last_log_id: self.applied,
+                last_membership: self.membership.clone(),
+                snapshot_id: format!(
+                    "{}-{}",
+                    self.applied.map(|l| l.index).unwrap_or(0),
+                    Uuid::new_v4().simple()
+                ),
+            },
+            journal: self.journal.get(),
+            kept: self.kept.clone(),
+            exporting: Arc::clone(&self.exporting),
         }
-        Built(Some(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        }))
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>> {
@@ -326,13 +385,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<NodeId, crate::Member>,
+        meta: &Meta,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<()> {
         let data = snapshot.into_inner();
         let incoming = self.dir.join("raft").join("snapshot.incoming");
         write_durably(&incoming, &data).map_err(snap_err)?;
         tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "installing a snapshot from the leader in place of this node's copy");
+        // A build of the old copy still exporting finishes first: the copy is not
+        // removed under it.
+        let exporting = Arc::clone(&self.exporting);
+        let export_done =
+            tokio::task::block_in_place(|| exporting.lock().unwrap_or_else(|p| p.into_inner()));
         let mut slot = self.journal.lock();
         if let Some(old) = slot.take() {
             old.shutdown().map_err(snap_err)?;
@@ -348,6 +412,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let journal = installed.map_err(snap_err)?;
         *slot = Some(journal.clone());
         drop(slot);
+        drop(export_done);
         let _ = std::fs::remove_file(&incoming);
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
@@ -355,13 +420,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .replay::<ReplicationRecord>(&applied_stream(), |_| {})
             .map_err(sm_err)?;
         self.write_marker(&journal)?;
-        self.keep_snapshot(meta.clone(), data)
+        tokio::task::block_in_place(|| self.kept.keep(meta.clone(), data))
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>> {
-        Ok(self.current.as_ref().map(|(meta, data)| Snapshot {
-            meta: meta.clone(),
-            snapshot: Box::new(Cursor::new(data.clone())),
+        Ok(self.kept.get().map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
         }))
     }
 }

@@ -134,3 +134,96 @@ async fn a_write_that_would_replace_records_is_refused_in_the_entry_outcome() {
     copy.verify().expect("one intact chain");
     copy.shutdown().expect("shutdown");
 }
+
+/// A snapshot is exported while the state machine goes on applying (the export of a
+/// large copy takes seconds, and the leader's writes must not wait for it): entries
+/// applied after the builder was taken may be in it. A member that installs it and then
+/// applies the entries after its last log id again ends with the leader's copy, record
+/// for record, with nothing refused, and says it has applied what the leader has.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_built_while_applies_go_on_installs_and_catches_up_to_the_same_copy() {
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+    use slotpool_cluster::{Proposal, StreamWrite};
+    use slotpool_events::{ProductEvent, StreamId, Timestamp};
+    use slotpool_journal::StreamTip;
+
+    let jira = StreamId::product("jira").expect("valid id");
+    let mut tip = StreamTip::default();
+    let entries: Vec<Entry<TypeConfig>> = (1..=8u64)
+        .map(|index| {
+            let first = tip.next_sequence;
+            let events: Vec<ProductEvent> = (0..3)
+                .map(|i| ProductEvent::MemberEnrolled {
+                    user: format!("u{index}-{i}"),
+                })
+                .collect();
+            let (records, next) = tip.chain(uuid::Uuid::nil(), Timestamp(1), &events);
+            tip = next;
+            Entry {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+                payload: EntryPayload::Normal(Proposal {
+                    writes: vec![StreamWrite {
+                        stream: jira.name(),
+                        first,
+                        records,
+                    }],
+                }),
+            }
+        })
+        .collect();
+    let open = |dir: &std::path::Path| {
+        let copy = Journal::open(dir, JournalConfig::default()).expect("journal copy");
+        let sm =
+            StateMachine::open(dir, JournalConfig::default(), copy.clone()).expect("state machine");
+        (copy, sm)
+    };
+    let leader_dir = tempfile::tempdir().expect("temp dir");
+    let (leader_copy, mut leader) = open(leader_dir.path());
+    leader.apply(entries[..5].to_vec()).await.expect("apply");
+    let mut builder = leader.get_snapshot_builder().await;
+    // Applies go on before the export has run: the builder holds no lock on them.
+    leader.apply(entries[5..].to_vec()).await.expect("apply");
+    let snapshot = builder.build_snapshot().await.expect("build");
+    let last = |i: u64| Some(LogId::new(CommittedLeaderId::new(1, 1), i));
+    assert_eq!(snapshot.meta.last_log_id, last(5));
+    let kept = leader
+        .get_current_snapshot()
+        .await
+        .expect("current")
+        .expect("kept");
+    assert_eq!(kept.meta.snapshot_id, snapshot.meta.snapshot_id);
+
+    let member_dir = tempfile::tempdir().expect("temp dir");
+    let (_, mut member) = open(member_dir.path());
+    member
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .expect("install");
+    assert_eq!(member.applied_state().await.expect("state").0, last(5));
+    let member_copy = member.shared_journal().get().expect("the installed copy");
+    assert_eq!(
+        member_copy.last_sequence(&jira).expect("last"),
+        24,
+        "exported after entries 6 to 8 were applied: ahead of its last log id"
+    );
+    let outcomes = member.apply(entries[5..].to_vec()).await.expect("apply");
+    assert!(
+        outcomes.iter().all(|o| o.refused.is_empty()),
+        "{outcomes:?}"
+    );
+    assert_eq!(member.applied_state().await.expect("state").0, last(8));
+    assert_eq!(
+        member.refusals().load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+
+    let records = |j: &Journal| {
+        let mut out = Vec::new();
+        j.replay::<ProductEvent>(&jira, |env| out.push((env.sequence, env.event)))
+            .expect("replay");
+        out
+    };
+    assert_eq!(records(&member_copy), records(&leader_copy));
+    member_copy.verify().expect("one intact chain");
+}

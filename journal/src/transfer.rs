@@ -7,7 +7,9 @@
 //! not go past the last record copied. Every stream is thus a prefix of itself: exactly
 //! what a crash at some moment could have left, which recovery already handles. Records
 //! not yet acknowledged may be included, as after a crash; an acknowledged change made
-//! before the backup started is always in it.
+//! before the backup started is always in it. The streams of a cluster node's own
+//! bookkeeping (`raft/...`) come first: what they say of the other streams (what has been
+//! applied) is then never ahead of the records copied after them.
 //!
 //! File format (version 1): the line `slotpool-backup 1\n`, then entries
 //! `tree (1 byte: 1 journal, 2 snapshots) ++ key length (u32 BE) ++ key ++ value length
@@ -112,7 +114,9 @@ impl Journal {
         };
         w.write_all(MAGIC).map_err(io)?;
         let mut summary = BackupSummary::default();
-        for stream in self.streams()? {
+        let mut streams = self.streams()?;
+        streams.sort_by_key(|s| !matches!(s, StreamId::Raft(_)));
+        for stream in streams {
             let name = stream.name();
             // The stream's snapshots before its records: the store keeps only the latest
             // two, so under load those that exist once the records are read may all be

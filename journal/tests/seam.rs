@@ -553,3 +553,52 @@ fn a_committed_write_that_would_replace_records_is_refused_and_a_repeat_writes_n
     assert_eq!(replayed(&j), expected(&[("u", 1..=7)]));
     j.shutdown().expect("shutdown");
 }
+
+/// The streams of an export, by their index entries, in the order the file holds them.
+fn exported_streams(file: &[u8]) -> Vec<String> {
+    let mut at = BACKUP_MAGIC.len();
+    let mut names = Vec::new();
+    let len =
+        |at: usize| u32::from_be_bytes(file[at..at + 4].try_into().expect("4 bytes")) as usize;
+    while file[at] != 0 {
+        let key_len = len(at + 1);
+        let key = &file[at + 5..at + 5 + key_len];
+        let value_len = len(at + 5 + key_len);
+        if key[0] == 1 {
+            names.push(String::from_utf8_lossy(&key[1..]).into_owned());
+        }
+        at += 5 + key_len + 4 + value_len;
+    }
+    names
+}
+
+/// A cluster node's own streams (`raft/...`, what it has applied) come first in an
+/// export taken while it applies, so that a copy restored from it never says more was
+/// applied than the records after them hold; the rest keep the index's order.
+#[test]
+fn an_export_puts_the_raft_streams_before_the_streams_they_describe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let j = open(dir.path());
+    for id in [
+        StreamId::Directory,
+        stream(),
+        StreamId::Raft("applied".into()),
+        StreamId::product("zeta").expect("valid id"),
+    ] {
+        j.append(
+            &id,
+            &mut StreamTip::default(),
+            Uuid::nil(),
+            Timestamp(1),
+            &[enrol("a")],
+        )
+        .expect("append");
+    }
+    j.sync().expect("sync");
+    let mut file = Vec::new();
+    assert_eq!(j.export(&mut file).expect("export").streams, 4);
+    assert_eq!(
+        exported_streams(&file),
+        ["raft/applied", "directory", "product/jira", "product/zeta"]
+    );
+}
