@@ -248,18 +248,47 @@ impl Replicator for Proposer {
     }
 }
 
-/// Whether a majority confirms, within `within`, that this node leads: a heartbeat round
+/// Whether a majority confirms, within `within`, that this node leads: heartbeat rounds
 /// (`get_read_log_id`), never a linearizable read (`ensure_linearizable`), which also
 /// waits for the state machine; a snapshot being built holds that up for seconds on a
 /// large copy, and a slow apply is not a lost lead (docs/decisions.md).
+///
+/// One round is not the verdict: openraft gives each heartbeat of a round one heartbeat
+/// interval (a fifth of an election timeout) and answers `QuorumNotEnough` when the
+/// followers were slower than that, as they are behind a disk busy syncing a snapshot.
+/// A round that falls short is asked again until `within` has passed; only a lead that
+/// no round confirms in that time, or that Raft says is another's, is lost.
 pub(crate) async fn confirm_lead(
     raft: &Raft<TypeConfig>,
     within: std::time::Duration,
 ) -> Result<(), String> {
-    match tokio::time::timeout(within, raft.get_read_log_id()).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("the lead is lost: {e}")),
-        Err(_) => Err(format!("no majority confirmed the lead within {within:?}")),
+    use openraft::error::{CheckIsLeaderError, RaftError};
+    let deadline = tokio::time::Instant::now() + within;
+    let pause = within / 20;
+    let mut short = 0u32;
+    loop {
+        match tokio::time::timeout_at(deadline, raft.get_read_log_id()).await {
+            Ok(Ok(_)) => {
+                if short > 0 {
+                    tracing::info!(
+                        short,
+                        "the lead was confirmed after rounds of heartbeats that fell short"
+                    );
+                }
+                return Ok(());
+            }
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
+                short += 1;
+                if tokio::time::Instant::now() + pause >= deadline {
+                    return Err(format!(
+                        "the lead is lost: {e} ({short} rounds of heartbeats within {within:?})"
+                    ));
+                }
+                tokio::time::sleep(pause).await;
+            }
+            Ok(Err(e)) => return Err(format!("the lead is lost: {e}")),
+            Err(_) => return Err(format!("no majority confirmed the lead within {within:?}")),
+        }
     }
 }
 
