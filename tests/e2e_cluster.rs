@@ -10,7 +10,9 @@
 //! - a leader killed with an entry no follower has, back before another is elected: it
 //!   leads again in its term and serves only once that entry is applied;
 //! - bad input: a wrong secret, another cluster id, a corrupt Raft log tail, a peer list
-//!   that disagrees; membership: a fourth node joins as a voter and is removed.
+//!   that disagrees; membership: a fourth node joins as a voter and is removed;
+//! - a follower that was down while the leader's log moved past it catches up by a
+//!   snapshot sent over the network, built while the leader kept serving.
 //!
 //! The tests run one at a time (a lock): each runs three processes that fsync, and the
 //! failover bound is measured. Every test ends by comparing the nodes' journals
@@ -1254,4 +1256,52 @@ fn a_queued_members_stream_reconnects_after_a_failover_and_gets_its_grant() {
     assert_eq!(c.client(follower).release("s", holder).status, 204);
     let (name, _) = next_event(&stream, 10).expect("the grant reaches the stream");
     assert_eq!(name, "granted");
+}
+
+/// A follower down while the others wrote on, snapshotted and purged their logs past it
+/// cannot catch up from the log: the leader sends it a snapshot (an export of its copy,
+/// streamed from its file in chunks), built while the leader kept applying. The follower
+/// installs it, applies the entries after it (some of which the snapshot may hold
+/// already), and ends with the same journal as the others.
+#[test]
+fn a_follower_behind_the_purged_log_catches_up_by_a_snapshot() {
+    let _serial = serial();
+    let mut c = Cluster::start_with(ClusterOpts {
+        cluster_extra: "snapshot_every_entries = 10\n".into(),
+        ..ClusterOpts::default()
+    });
+    let leader = c.leader();
+    let members = users("snap", 8);
+    c.product_with_users(leader, "snap", roomy_product(members.len()), &members);
+    let behind = c.followers()[0];
+    assert_eq!(c.sigterm(behind).code(), Some(0));
+    let cl = c.client(leader);
+    for round in 0..8 {
+        for u in &members {
+            assert_eq!(
+                cl.request("snap", u).state(),
+                "granted",
+                "round {round}, {u}"
+            );
+            assert_eq!(cl.release("snap", u).status, 204, "round {round}, {u}");
+        }
+    }
+    c.restart(behind);
+    c.wait_caught_up(Duration::from_secs(30));
+    assert!(
+        c.wait_output(behind, Duration::from_secs(10), |out| out
+            .contains("installing a snapshot from the leader")),
+        "node {behind} caught up without a snapshot: {}",
+        c.output(behind)
+    );
+    for id in c.ids() {
+        assert_eq!(
+            c.client(id).holders("snap"),
+            Vec::<String>::new(),
+            "node {id}"
+        );
+        assert_eq!(c.status(id).expect("status")["refused_writes"], json!(0));
+    }
+    let ids = c.ids();
+    c.assert_chains_identical(&ids);
 }

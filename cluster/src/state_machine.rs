@@ -1,6 +1,7 @@
 //! [`StateMachine`]: applying committed entries means writing their records into this
 //! node's copy of the journal; a snapshot is an export of that copy, taken while the
-//! applies go on ([`Built`]).
+//! applies go on ([`Built`]) and kept in a file, never whole in memory (a large site's
+//! copy is hundreds of megabytes).
 //!
 //! The copy is the node's data directory, laid out as a single node's, so an existing
 //! single-node folder can become a cluster's first member and every tool (`verify`,
@@ -20,16 +21,15 @@ use openraft::{
 };
 use slotpool_events::{ReplicationRecord, StreamId, Timestamp};
 use slotpool_journal::{AppliedWrite, Journal, JournalConfig, StreamTip};
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use tokio::fs::File;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use uuid::Uuid;
 
 type Membership = StoredMembership<NodeId, crate::Member>;
 type Meta = SnapshotMeta<NodeId, crate::Member>;
-/// A snapshot as this node keeps it: what it covers, and the export.
-type KeptSnapshot = (Meta, Vec<u8>);
 type Result<T> = std::result::Result<T, StorageError<NodeId>>;
 
 /// Markers kept in `raft/applied` before the older ones are purged.
@@ -88,9 +88,26 @@ struct Applied {
     membership: Membership,
 }
 
-fn snapshot_files(dir: &Path) -> (PathBuf, PathBuf) {
+/// A snapshot's files in a node's `raft/` folder.
+struct SnapshotFiles {
+    /// What the kept snapshot covers (its [`SnapshotMeta`]).
+    meta: PathBuf,
+    /// The kept snapshot's export (`slotpool-backup 1`).
+    data: PathBuf,
+    /// An export of this node's copy being written.
+    building: PathBuf,
+    /// A snapshot being received from the leader.
+    incoming: PathBuf,
+}
+
+fn snapshot_files(dir: &Path) -> SnapshotFiles {
     let raft = dir.join("raft");
-    (raft.join("snapshot.meta"), raft.join("snapshot.data"))
+    SnapshotFiles {
+        meta: raft.join("snapshot.meta"),
+        data: raft.join("snapshot.data"),
+        building: raft.join("snapshot.building"),
+        incoming: raft.join("snapshot.incoming"),
+    }
 }
 
 impl StateMachine {
@@ -118,12 +135,12 @@ impl StateMachine {
             Some(a) => (a.last, a.membership),
             None => (None, Membership::default()),
         };
-        let (meta_file, data_file) = snapshot_files(dir);
-        let current = match (std::fs::read(&meta_file), std::fs::read(&data_file)) {
-            (Ok(meta), Ok(data)) => match decode::<Meta>(&meta) {
-                Ok(meta) => Some((meta, data)),
+        let files = snapshot_files(dir);
+        let current = match (std::fs::read(&files.meta), files.data.is_file()) {
+            (Ok(meta), true) => match decode::<Meta>(&meta) {
+                Ok(meta) => Some(meta),
                 Err(e) => {
-                    tracing::warn!(file = %meta_file.display(), error = %e, "unreadable snapshot metadata ignored; a new snapshot will be built");
+                    tracing::warn!(file = %files.meta.display(), error = %e, "unreadable snapshot metadata ignored; a new snapshot will be built");
                     None
                 }
             },
@@ -221,40 +238,54 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The latest snapshot this node holds, in memory and in `raft/snapshot.{meta,data}`:
-/// what a lagging follower is sent. Shared between the state machine (which installs
-/// snapshots from the leader) and the builders it hands out (which export its own copy
-/// in the background); the lock also keeps the two from writing the files at once.
+/// The latest snapshot this node holds, `raft/snapshot.{meta,data}`: what a lagging
+/// follower is sent. Shared between the state machine (which installs snapshots from the
+/// leader) and the builders it hands out (which export its own copy in the background);
+/// the lock also keeps the two from replacing the files at once.
 #[derive(Clone)]
 struct Kept {
     dir: PathBuf,
-    latest: Arc<Mutex<Option<KeptSnapshot>>>,
+    latest: Arc<Mutex<Option<Meta>>>,
 }
 
 impl Kept {
-    /// The snapshot kept now, if any.
-    fn get(&self) -> Option<KeptSnapshot> {
-        self.latest
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    fn lock(&self) -> MutexGuard<'_, Option<Meta>> {
+        self.latest.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keeps `meta` and `data` durably unless the snapshot kept already goes further (a
-    /// build of this node's copy that ends after a newer snapshot was installed).
-    fn keep(&self, meta: Meta, data: Vec<u8>) -> Result<()> {
-        let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((kept, _)) = latest.as_ref() {
-            if kept.last_log_id > meta.last_log_id {
-                return Ok(());
+    /// The snapshot kept now, if any, and its export opened for reading.
+    fn current(&self) -> Result<Option<(Meta, std::fs::File)>> {
+        let latest = self.lock();
+        match latest.as_ref() {
+            None => Ok(None),
+            Some(meta) => {
+                let data = std::fs::File::open(snapshot_files(&self.dir).data).map_err(snap_err)?;
+                Ok(Some((meta.clone(), data)))
             }
         }
-        let (meta_file, data_file) = snapshot_files(&self.dir);
-        let encoded = encode(&meta).map_err(snap_err)?;
-        write_durably(&data_file, &data).map_err(snap_err)?;
-        write_durably(&meta_file, &encoded).map_err(snap_err)?;
-        *latest = Some((meta, data));
-        Ok(())
+    }
+
+    /// Makes the export in `file` (synced) the kept snapshot, covering `meta`, unless the
+    /// one kept already goes further (a build of this node's copy that ends after a newer
+    /// snapshot was installed): then `file` is removed and `false` returned.
+    ///
+    /// The export is renamed into place before its metadata is written: a crash between
+    /// the two leaves an export that goes further than the metadata says, which is a
+    /// snapshot as [`Built`] makes them anyway.
+    fn keep(&self, meta: &Meta, file: &Path) -> Result<bool> {
+        let mut latest = self.lock();
+        if latest
+            .as_ref()
+            .is_some_and(|kept| kept.last_log_id > meta.last_log_id)
+        {
+            let _ = std::fs::remove_file(file);
+            return Ok(false);
+        }
+        let files = snapshot_files(&self.dir);
+        std::fs::rename(file, &files.data).map_err(snap_err)?;
+        write_durably(&files.meta, &encode(meta).map_err(snap_err)?).map_err(snap_err)?;
+        *latest = Some(meta.clone());
+        Ok(true)
     }
 }
 
@@ -284,21 +315,44 @@ impl RaftSnapshotBuilder<TypeConfig> for Built {
         let meta = self.meta.clone();
         let kept = self.kept.clone();
         let exporting = Arc::clone(&self.exporting);
-        let data = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+        let data = tokio::task::spawn_blocking(move || -> Result<std::fs::File> {
             let _exporting = exporting.lock().unwrap_or_else(|p| p.into_inner());
-            let mut data = Vec::new();
-            journal.export(&mut data).map_err(snap_err)?;
-            kept.keep(meta, data.clone())?;
-            Ok(data)
+            let building = snapshot_files(&kept.dir).building;
+            let file = create_file(&building).map_err(snap_err)?;
+            let summary = journal.export(&file).map_err(snap_err)?;
+            file.sync_all().map_err(snap_err)?;
+            if !kept.keep(&meta, &building)? {
+                return Err(snap_err("a newer snapshot was installed while this one was built"));
+            }
+            tracing::info!(snapshot = %meta.snapshot_id, %summary, "snapshot of this node's copy built");
+            std::fs::File::open(snapshot_files(&kept.dir).data).map_err(snap_err)
         })
         .await
         .map_err(snap_err)??;
-        tracing::info!(snapshot = %self.meta.snapshot_id, bytes = data.len(), "snapshot of this node's copy built");
         Ok(Snapshot {
             meta: self.meta.clone(),
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(File::from_std(data)),
         })
     }
+}
+
+/// Creates (or empties) `path` for writing, and its folder if need be.
+fn create_file(path: &Path) -> std::io::Result<std::fs::File> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
+/// Whether two open files are the same file.
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -379,19 +433,35 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<File>> {
+        let incoming = snapshot_files(&self.dir).incoming;
+        let file = tokio::task::block_in_place(|| create_file(&incoming)).map_err(snap_err)?;
+        Ok(Box::new(File::from_std(file)))
     }
 
-    async fn install_snapshot(
-        &mut self,
-        meta: &Meta,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<()> {
-        let data = snapshot.into_inner();
-        let incoming = self.dir.join("raft").join("snapshot.incoming");
-        write_durably(&incoming, &data).map_err(snap_err)?;
-        tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "installing a snapshot from the leader in place of this node's copy");
+    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<File>) -> Result<()> {
+        let mut received = *snapshot;
+        received.flush().await.map_err(snap_err)?;
+        let incoming = snapshot_files(&self.dir).incoming;
+        // Received into `snapshot.incoming` (begin_receiving_snapshot), or handed over as
+        // another file (a snapshot of another store): copied there first.
+        let theirs = received.metadata().await.map_err(snap_err)?;
+        let ours = tokio::fs::metadata(&incoming).await.ok();
+        if !ours.is_some_and(|ours| same_file(&theirs, &ours)) {
+            let copy = tokio::task::block_in_place(|| create_file(&incoming)).map_err(snap_err)?;
+            let mut copy = File::from_std(copy);
+            received
+                .seek(std::io::SeekFrom::Start(0))
+                .await
+                .map_err(snap_err)?;
+            tokio::io::copy(&mut received, &mut copy)
+                .await
+                .map_err(snap_err)?;
+            received = copy;
+        }
+        received.sync_all().await.map_err(snap_err)?;
+        drop(received);
+        tracing::info!(snapshot = %meta.snapshot_id, bytes = theirs.len(), "installing a snapshot from the leader in place of this node's copy");
         // A build of the old copy still exporting finishes first: the copy is not
         // removed under it.
         let exporting = Arc::clone(&self.exporting);
@@ -413,20 +483,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         *slot = Some(journal.clone());
         drop(slot);
         drop(export_done);
-        let _ = std::fs::remove_file(&incoming);
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         self.marker = journal
             .replay::<ReplicationRecord>(&applied_stream(), |_| {})
             .map_err(sm_err)?;
         self.write_marker(&journal)?;
-        tokio::task::block_in_place(|| self.kept.keep(meta.clone(), data))
+        tokio::task::block_in_place(|| self.kept.keep(meta, &incoming)).map(|_| ())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>> {
-        Ok(self.kept.get().map(|(meta, data)| Snapshot {
+        let current = tokio::task::block_in_place(|| self.kept.current())?;
+        Ok(current.map(|(meta, data)| Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(File::from_std(data)),
         }))
     }
 }

@@ -226,4 +226,29 @@ async fn a_snapshot_built_while_applies_go_on_installs_and_catches_up_to_the_sam
     };
     assert_eq!(records(&member_copy), records(&leader_copy));
     member_copy.verify().expect("one intact chain");
+    let member_kept = member
+        .get_current_snapshot()
+        .await
+        .expect("current")
+        .expect("the installed snapshot is kept");
+    assert_eq!(member_kept.meta, snapshot.meta);
+
+    // The leader's snapshot is kept in its files: it is there after a restart, whole.
+    leader_copy.shutdown().expect("shutdown");
+    drop((leader, leader_copy, kept));
+    let (_copy, mut leader) = open(leader_dir.path());
+    let again = leader
+        .get_current_snapshot()
+        .await
+        .expect("current")
+        .expect("kept across a restart");
+    assert_eq!(again.meta, snapshot.meta);
+    let fresh_dir = tempfile::tempdir().expect("temp dir");
+    let (_, mut fresh) = open(fresh_dir.path());
+    fresh
+        .install_snapshot(&again.meta, again.snapshot)
+        .await
+        .expect("install after a restart");
+    let fresh_copy = fresh.shared_journal().get().expect("the installed copy");
+    assert_eq!(fresh_copy.last_sequence(&jira).expect("last"), 24);
 }

@@ -67,6 +67,8 @@ pub struct NodeSpec {
     pub peers: Vec<Peer>,
     /// More top-level config lines (before `[cluster]`).
     pub extra: String,
+    /// More lines of the `[cluster]` table.
+    pub cluster_extra: String,
 }
 
 impl NodeSpec {
@@ -96,6 +98,7 @@ impl NodeSpec {
         let _ = writeln!(t, "secret_file = \"cluster_secret\"");
         let _ = writeln!(t, "cluster_id = {:?}", self.cluster_id);
         let _ = writeln!(t, "election_timeout_ms = {}", self.election_timeout_ms);
+        t.push_str(&self.cluster_extra);
         for p in &self.peers {
             let _ = writeln!(
                 t,
@@ -143,6 +146,8 @@ pub struct ClusterOpts {
     pub election_timeout_ms: u64,
     /// More top-level config lines for every node.
     pub extra: String,
+    /// More lines of every node's `[cluster]` table.
+    pub cluster_extra: String,
 }
 
 impl Default for ClusterOpts {
@@ -151,6 +156,7 @@ impl Default for ClusterOpts {
             size: 3,
             election_timeout_ms: 300,
             extra: String::new(),
+            cluster_extra: String::new(),
         }
     }
 }
@@ -274,6 +280,7 @@ impl Cluster {
                         election_timeout_ms: opts.election_timeout_ms,
                         peers: Vec::new(),
                         extra: opts.extra.clone(),
+                        cluster_extra: opts.cluster_extra.clone(),
                     },
                     server: None,
                     paused: false,
@@ -314,6 +321,7 @@ impl Cluster {
             election_timeout_ms: self.opts.election_timeout_ms,
             peers: self.peers(),
             extra: self.opts.extra.clone(),
+            cluster_extra: self.opts.cluster_extra.clone(),
         };
         let me = spec.peer(&self.proxy);
         spec.peers.push(me);
