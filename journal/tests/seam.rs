@@ -602,3 +602,50 @@ fn an_export_puts_the_raft_streams_before_the_streams_they_describe() {
         ["raft/applied", "directory", "product/jira", "product/zeta"]
     );
 }
+
+/// Known defect, not fixed yet (docs/operations.md, "Known defect: `raft/blobs` grows"):
+/// a stream that is appended to and purged, as a cluster node's Raft log is, keeps a few
+/// live records while sled's `blobs` folder grows without bound (on the development
+/// cluster 1.3 GB for 953 live entries). sled 0.34 writes a tree page over 128 KiB as a
+/// file of its own and does not always delete it once the page is gone; chunks of 1,024
+/// records of tens of KB each are such pages. Run with `--ignored` to see it fail; it is
+/// the measure for the fix (chunks capped in bytes, a larger sled segment for new
+/// journals, or a Raft log rewritten into a fresh journal from time to time).
+#[test]
+#[ignore = "known defect: sled 0.34 leaks page files of purged chunks"]
+fn a_stream_appended_and_purged_keeps_its_files_near_its_live_size() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let j = open(dir.path());
+    let log = StreamId::Raft("log".into());
+    let mut tip = StreamTip::default();
+    let entry = enrol(&"x".repeat(20_000));
+    let mut last = 0u64;
+    for _ in 0..6 {
+        for _ in 0..1200 {
+            j.append(
+                &log,
+                &mut tip,
+                Uuid::nil(),
+                Timestamp(1),
+                std::slice::from_ref(&entry),
+            )
+            .expect("append");
+            last += 1;
+        }
+        j.sync().expect("sync");
+        j.purge_upto(&log, last - 100).expect("purge");
+    }
+    j.shutdown().expect("shutdown");
+    let blobs: u64 = std::fs::read_dir(dir.path().join("blobs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let live = 100 * 20_000;
+    assert!(
+        blobs <= 10 * live,
+        "{blobs} bytes of sled page files for ~{live} bytes of live records"
+    );
+}
