@@ -14,7 +14,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
     ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<NodeId>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = JournalConfig::default();
-        let log = Journal::open(&dir.path().join("raft"), config.clone()).expect("raft journal");
+        let log = Journal::open(&dir.path().join("raft"), config.clone().purged_log())
+            .expect("raft journal");
         let copy = Journal::open(dir.path(), config.clone()).expect("journal copy");
         let store = LogStore::open(log).expect("log store");
         let sm = StateMachine::open(dir.path(), config, copy).expect("state machine");

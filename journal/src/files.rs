@@ -49,11 +49,14 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// *unsupported version*, which would send an operator after the wrong problem (found by
 /// the torn-write test, truncating `conf` by its last two bytes). A missing or nearly
 /// empty `conf` is sled's own business (it writes a new one).
-pub(crate) fn check_sled_conf(dir: &Path) -> Result<(), JournalError> {
+///
+/// Returns the segment size the database was created with, if it exists: sled refuses to
+/// open it with another.
+pub(crate) fn check_sled_conf(dir: &Path) -> Result<Option<usize>, JournalError> {
     let path = dir.join("conf");
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(JournalError::Open {
                 path: dir.display().to_string(),
@@ -63,7 +66,7 @@ pub(crate) fn check_sled_conf(dir: &Path) -> Result<(), JournalError> {
     };
     // sled's own threshold: up to 8 bytes it treats the file as absent.
     if bytes.len() <= 8 {
-        return Ok(());
+        return Ok(None);
     }
     let (text, crc) = bytes.split_at(bytes.len() - 4);
     let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
@@ -76,16 +79,25 @@ pub(crate) fn check_sled_conf(dir: &Path) -> Result<(), JournalError> {
             ),
         });
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(text).lines().find_map(|line| {
+        line.strip_prefix("segment_size: ")
+            .and_then(|n| n.trim().parse().ok())
+    }))
 }
 
-/// Opens sled in `dir`, waiting up to [`LOCK_WAIT`] for its file lock.
-pub(crate) fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
+/// Opens sled in `dir` with segments of `segment_bytes`, waiting up to [`LOCK_WAIT`] for
+/// its file lock.
+pub(crate) fn open_sled(
+    dir: &Path,
+    cache_bytes: u64,
+    segment_bytes: usize,
+) -> Result<sled::Db, sled::Error> {
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
         let opened = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
+            .segment_size(segment_bytes)
             .flush_every_ms(None)
             .open();
         match opened {

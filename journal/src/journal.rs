@@ -67,8 +67,8 @@ impl Journal {
             });
         }
         remove_unfinished_sled_snapshots(dir);
-        check_sled_conf(dir)?;
-        let db = open_sled(dir, config.cache_bytes).map_err(|e| open_error(dir, e))?;
+        let segment = check_sled_conf(dir)?.unwrap_or(config.sled_segment_bytes);
+        let db = open_sled(dir, config.cache_bytes, segment).map_err(|e| open_error(dir, e))?;
         let tree = db.open_tree("journal").map_err(|e| open_error(dir, e))?;
         let data_file = File::open(dir.join("db")).map_err(|e| open_err(e.to_string()))?;
         if let Ok(d) = File::open(dir) {
@@ -119,7 +119,7 @@ impl Journal {
             compactor,
             health: Health::default(),
             watermark: Watermark::new(tips),
-            tail: Tail::default(),
+            tail: Tail::new(config.chunk_max_bytes),
             replicator: std::sync::OnceLock::new(),
         });
         let (closed_tx, closed_rx) = std::sync::mpsc::channel::<wal::Segment>();

@@ -49,6 +49,8 @@ pub(crate) enum Held {
 /// The records not yet in sled, per stream.
 #[derive(Default)]
 pub(crate) struct Tail {
+    /// The most bytes of records in one chunk ([`crate::JournalConfig::chunk_max_bytes`]).
+    max_chunk_bytes: usize,
     /// Stream name -> its run. A std Mutex: held for a push or a swap, never across I/O.
     runs: Mutex<HashMap<String, Run>>,
     /// Held by a settle from taking the runs until sled holds them, so that a reader who
@@ -61,6 +63,14 @@ pub(crate) struct Tail {
 }
 
 impl Tail {
+    /// An empty tail whose chunks hold at most `max_chunk_bytes` of records.
+    pub(crate) fn new(max_chunk_bytes: usize) -> Tail {
+        Tail {
+            max_chunk_bytes,
+            ..Tail::default()
+        }
+    }
+
     /// Holds `records` of stream `name` (the first at sequence `first`) if they continue
     /// the stream: its run here, or, without one, its last record in `tree`. A held
     /// append is first handed to `to_frame` (the write-ahead log's next frame), under the
@@ -138,8 +148,8 @@ impl Tail {
         Some(run.records.iter().skip(skip).cloned().collect())
     }
 
-    /// Writes every record held here into `tree` as chunks of at most [`CHUNK_RECORDS`],
-    /// in one atomic batch, and forgets them. Returns once `tree` holds them (not durably:
+    /// Writes every record held here into `tree` as chunks of at most [`CHUNK_RECORDS`]
+    /// records and `max_chunk_bytes` of them, in one atomic batch, and forgets them. Returns once `tree` holds them (not durably:
     /// that is the checkpoint's job; the write-ahead log covers them until then).
     pub(crate) fn settle(&self, tree: &sled::Tree) -> Result<(), JournalError> {
         let _settling = lock(&self.settling);
@@ -151,7 +161,7 @@ impl Tail {
         for (name, run) in runs {
             let mut first = run.first;
             let per_record = run.bytes / run.records.len().max(1) + 4;
-            for records in run.records.chunks(CHUNK_RECORDS as usize) {
+            for records in chunked(&run.records, self.max_chunk_bytes) {
                 let mut chunk = Vec::with_capacity(5 + per_record * records.len());
                 chunk.push(CHUNK_FORMAT);
                 chunk.extend_from_slice(&(records.len() as u32).to_le_bytes());
@@ -180,5 +190,48 @@ impl Tail {
     pub(crate) fn hold_nothing(&self) {
         self.holds_nothing
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// `records` cut into runs of at most [`CHUNK_RECORDS`] records and `max_bytes` of them
+/// (each run at least one record), in order.
+fn chunked(records: &[Vec<u8>], max_bytes: usize) -> impl Iterator<Item = &[Vec<u8>]> {
+    let mut rest = records;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = rest[0].len();
+        let mut n = 1;
+        while n < rest.len() && n < CHUNK_RECORDS as usize && bytes + rest[n].len() <= max_bytes {
+            bytes += rest[n].len();
+            n += 1;
+        }
+        let (run, after) = rest.split_at(n);
+        rest = after;
+        Some(run)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs keep the records in order, each within both caps unless one record alone
+    /// exceeds the byte cap (then it is a run of its own).
+    #[test]
+    fn chunks_are_capped_by_records_and_bytes() {
+        let records: Vec<Vec<u8>> = [10, 10, 10, 50, 5, 5, 5, 5]
+            .iter()
+            .map(|n| vec![7u8; *n])
+            .collect();
+        let runs: Vec<Vec<usize>> = chunked(&records, 25)
+            .map(|run| run.iter().map(Vec::len).collect())
+            .collect();
+        assert_eq!(runs, [vec![10, 10], vec![10], vec![50], vec![5, 5, 5, 5]]);
+        let many = vec![vec![1u8]; CHUNK_RECORDS as usize + 3];
+        let sizes: Vec<usize> = chunked(&many, usize::MAX).map(<[_]>::len).collect();
+        assert_eq!(sizes, [CHUNK_RECORDS as usize, 3]);
+        assert_eq!(chunked(&[], 10).count(), 0);
     }
 }

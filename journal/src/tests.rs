@@ -240,7 +240,7 @@ fn try_copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// Records in sled's own files, read without the journal (and so without its log).
 fn records_in_sled_files(dir: &Path) -> usize {
-    let db = open_sled(dir, 1 << 20).expect("sled opens");
+    let db = open_sled(dir, 1 << 20, 512 * 1024).expect("sled opens");
     let tree = db.open_tree("journal").expect("tree");
     let mut prefix = stream().name().into_bytes();
     prefix.push(SEPARATOR);
