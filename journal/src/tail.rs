@@ -47,7 +47,6 @@ pub(crate) enum Held {
 }
 
 /// The records not yet in sled, per stream.
-#[derive(Default)]
 pub(crate) struct Tail {
     /// The most bytes of records in one chunk ([`crate::JournalConfig::chunk_max_bytes`]).
     max_chunk_bytes: usize,
@@ -67,7 +66,10 @@ impl Tail {
     pub(crate) fn new(max_chunk_bytes: usize) -> Tail {
         Tail {
             max_chunk_bytes,
-            ..Tail::default()
+            runs: Mutex::default(),
+            settling: Mutex::default(),
+            #[cfg(test)]
+            holds_nothing: std::sync::atomic::AtomicBool::default(),
         }
     }
 
