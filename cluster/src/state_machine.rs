@@ -136,6 +136,13 @@ impl StateMachine {
             None => (None, Membership::default()),
         };
         let files = snapshot_files(dir);
+        // What a build or a reception left unfinished (a crash, or a snapshot the leader
+        // sent again after this node had installed it): no use once the process restarts.
+        for left in [&files.building, &files.incoming] {
+            if std::fs::remove_file(left).is_ok() {
+                tracing::info!(file = %left.display(), "removed an unfinished snapshot file");
+            }
+        }
         let current = match (std::fs::read(&files.meta), files.data.is_file()) {
             (Ok(meta), true) => match decode::<Meta>(&meta) {
                 Ok(meta) => Some(meta),
