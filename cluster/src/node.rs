@@ -157,9 +157,10 @@ impl ClusterNode {
             .build()
             .map_err(|e| ClusterError::Runtime(e.to_string()))?;
         let log_dir = settings.data_dir.join("raft");
-        let log = Journal::open(&log_dir, settings.journal.clone().purged_log()).map_err(|e| {
-            ClusterError::Storage(format!("the Raft log in {}: {e}", log_dir.display()))
-        })?;
+        let log = Journal::open_in_layout(&log_dir, settings.journal.clone().purged_log())
+            .map_err(|e| {
+                ClusterError::Storage(format!("the Raft log in {}: {e}", log_dir.display()))
+            })?;
         let log_store = LogStore::open(log.clone()).map_err(|e| {
             ClusterError::Storage(format!(
                 "the Raft log in {} is damaged: {e}",

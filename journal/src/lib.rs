@@ -43,6 +43,7 @@ mod layout;
 mod lock;
 mod parallel;
 mod read;
+mod relayout;
 mod replay;
 mod replicated;
 mod replicator;

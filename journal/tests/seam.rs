@@ -671,3 +671,79 @@ fn a_journal_made_with_the_default_layout_opens_as_a_purged_log() {
     assert_eq!(j.last_sequence(&stream()).expect("last"), 7);
     j.verify().expect("intact");
 }
+
+/// A journal made with the default layout (a Raft log of an earlier release) opened with
+/// [`Journal::open_in_layout`] is rewritten into the asked sled segment at once, records,
+/// purges and chains intact; files of others in its folder stay; a second open does not
+/// rewrite it again. A rewrite killed after its backup was made is finished by the next
+/// open, from that backup.
+#[test]
+fn a_journal_is_rewritten_into_a_new_layout_once_and_a_killed_rewrite_finishes() {
+    let segment = |dir: &Path| {
+        std::fs::read(dir.join("conf"))
+            .map(|b| String::from_utf8_lossy(&b).contains("segment_size: 4194304"))
+            .unwrap_or(false)
+    };
+    let make_old = |dir: &Path| {
+        let j = open(dir);
+        let mut tip = StreamTip::default();
+        append(&j, &mut tip, &users("a", 1..=30));
+        j.purge_upto(&stream(), 10).expect("purge");
+        j.append(
+            &StreamId::Raft("vote".into()),
+            &mut StreamTip::default(),
+            Uuid::nil(),
+            Timestamp(1),
+            &[slotpool_events::ReplicationRecord(vec![1, 2, 3])],
+        )
+        .expect("append");
+        j.sync().expect("sync");
+        j.shutdown().expect("shutdown");
+        std::fs::write(dir.join("snapshot.meta"), b"not the journal's").expect("write");
+        tip
+    };
+    let check = |j: &Journal, dir: &Path, mut tip: StreamTip| {
+        assert!(segment(dir), "rewritten into 4 MiB segments");
+        let mut seen = Vec::new();
+        j.read_range::<ProductEvent>(&stream(), 0, u64::MAX, |env| seen.push(env.sequence))
+            .expect("read");
+        assert_eq!(seen, (11..=30).collect::<Vec<u64>>(), "the purge kept");
+        assert_eq!(j.streams().expect("streams").len(), 2);
+        j.verify().expect("intact");
+        append(j, &mut tip, &users("a", 31..=31));
+        assert_eq!(j.last_sequence(&stream()).expect("last"), 31);
+        assert_eq!(
+            std::fs::read(dir.join("snapshot.meta")).expect("kept"),
+            b"not the journal's"
+        );
+    };
+    let config = || JournalConfig::default().purged_log();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tip = make_old(dir.path());
+    assert!(!segment(dir.path()));
+    let j = Journal::open_in_layout(dir.path(), config()).expect("rewrite");
+    check(&j, dir.path(), tip);
+    j.shutdown().expect("shutdown");
+    drop(j);
+    assert!(!dir.path().join("relayout.backup").exists());
+    let j = Journal::open_in_layout(dir.path(), config()).expect("reopen");
+    assert_eq!(j.last_sequence(&stream()).expect("last"), 31);
+    j.shutdown().expect("shutdown");
+    drop(j);
+
+    // Killed after the backup and the marker, before the import finished.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tip = make_old(dir.path());
+    {
+        let j = open(dir.path());
+        let file = std::fs::File::create(dir.path().join("relayout.backup")).expect("create");
+        j.export(&file).expect("export");
+        file.sync_all().expect("sync");
+        j.shutdown().expect("shutdown");
+    }
+    std::fs::write(dir.path().join("relayout.pending"), b"").expect("marker");
+    let j = Journal::open_in_layout(dir.path(), config()).expect("finish the rewrite");
+    check(&j, dir.path(), tip);
+    assert!(!dir.path().join("relayout.pending").exists());
+}
