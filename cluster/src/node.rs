@@ -92,7 +92,7 @@ pub struct ClusterNode {
     runtime: tokio::runtime::Runtime,
     raft: Raft<TypeConfig>,
     journal: SharedJournal,
-    log: Journal,
+    log: LogStore,
     settings: NodeSettings,
     changing: tokio::sync::Mutex<()>,
     contacts: crate::network::Contacts,
@@ -161,7 +161,7 @@ impl ClusterNode {
             .map_err(|e| {
                 ClusterError::Storage(format!("the Raft log in {}: {e}", log_dir.display()))
             })?;
-        let log_store = LogStore::open(log.clone()).map_err(|e| {
+        let log_store = LogStore::open(log).map_err(|e| {
             ClusterError::Storage(format!(
                 "the Raft log in {} is damaged: {e}",
                 log_dir.display()
@@ -187,7 +187,7 @@ impl ClusterNode {
                 settings.node_id,
                 config,
                 Network::new(Arc::clone(&auth), Arc::clone(&contacts)),
-                log_store,
+                log_store.clone(),
                 sm,
             ))
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
@@ -196,7 +196,7 @@ impl ClusterNode {
             runtime,
             raft,
             journal,
-            log,
+            log: log_store,
             settings,
             changing: tokio::sync::Mutex::new(()),
             contacts,
@@ -514,7 +514,8 @@ impl ClusterNode {
         if let Some(j) = self.journal.get() {
             let _ = j.shutdown();
         }
-        let _ = self.log.shutdown();
+        let _ = self.runtime.block_on(self.log.removed());
+        let _ = self.log.journal().shutdown();
     }
 }
 
