@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::BufReader;
 use tokio::net::TcpStream;
 
 /// How long a connection and its handshake may take.
@@ -77,13 +78,17 @@ pub struct Peer {
     addr: String,
     auth: Arc<Auth>,
     contacts: Contacts,
-    conn: Option<(TcpStream, Session)>,
+    conn: Option<Connection>,
     /// The connection being made, in a task of its own ([`Peer::connected`]).
-    dialing: Option<tokio::task::JoinHandle<Result<(TcpStream, Session), CallError>>>,
+    dialing: Option<tokio::task::JoinHandle<Result<Connection, CallError>>>,
     /// The last refusal logged, so that a misconfigured peer is reported once, not on
     /// every retry.
     last_refusal: Option<String>,
 }
+
+/// A connection after its handshake: reads buffered, so that a frame is one `recv`, not
+/// one per part (length, payload, tag).
+type Connection = (BufReader<TcpStream>, Session);
 
 /// Why a call failed: the other node is not reachable, or talked nonsense.
 enum CallError {
@@ -97,7 +102,7 @@ impl Peer {
     /// default) for everything, and a handshake (two round trips) that took longer
     /// would be dropped and begun again at every call, never to complete, on a slow
     /// link or a slow machine. The next call takes up the connection the task made.
-    async fn connected(&mut self) -> Result<(TcpStream, Session), CallError> {
+    async fn connected(&mut self) -> Result<Connection, CallError> {
         let dialing = self.dialing.get_or_insert_with(|| {
             tokio::spawn(dial(self.addr.clone(), Arc::clone(&self.auth), self.target))
         });
@@ -153,11 +158,7 @@ impl Peer {
 }
 
 /// Connects to the peer at `addr` and runs the handshake, within [`CONNECT`].
-async fn dial(
-    addr: String,
-    auth: Arc<Auth>,
-    target: NodeId,
-) -> Result<(TcpStream, Session), CallError> {
+async fn dial(addr: String, auth: Arc<Auth>, target: NodeId) -> Result<Connection, CallError> {
     let connecting = async {
         let mut stream = TcpStream::connect(&addr)
             .await
@@ -182,7 +183,11 @@ async fn dial(
             .await
             .map_err(CallError::Unreachable)?;
         match result {
-            Ok(theirs) => Ok((stream, Session::new(&auth, &ours, &theirs, true))),
+            // Buffered from here on: nothing was read ahead during the handshake.
+            Ok(theirs) => Ok((
+                BufReader::new(stream),
+                Session::new(&auth, &ours, &theirs, true),
+            )),
             Err(reason) => Err(CallError::Unreachable(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 reason,

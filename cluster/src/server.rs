@@ -83,6 +83,9 @@ async fn connection(
     let ours = wire::nonce();
     wire::send_ack(&mut stream, auth, &hello.nonce, &Ack { result: Ok(ours) }).await?;
     let mut session = Session::new(auth, &hello.nonce, &ours, false);
+    // Buffered from here on (nothing was read ahead during the handshake): a frame is then
+    // one `recv`, not one per part (length, payload, tag).
+    let mut stream = tokio::io::BufReader::new(stream);
     loop {
         let request: Request = session.receive(&mut stream).await?;
         let reply = match request {
