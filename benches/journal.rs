@@ -13,6 +13,11 @@
 //! `journal_append_only` is the cost of one append with no wait; `sled_baseline_64_then_flush`
 //! compares sled's plain `insert` with one-record `apply_batch` calls under one flush.
 //!
+//! `purge` is `Journal::purge_upto` of the first 18,000 of 20,000 records of 1 KB in a
+//! Raft log's layout (`JournalConfig::purged_log`): what a cluster member removes after
+//! each snapshot with the default 20,000 entries per snapshot (the Raft log does it in the
+//! background, since openraft's core would wait for it).
+//!
 //! `replay` builds one product stream of 100 000 events once (a real history produced by
 //! `ProductState::decide`) and measures `Journal::replay` over it, with and without
 //! folding every event into a `ProductState` (what recovery does).
@@ -23,10 +28,12 @@
 
 use criterion::measurement::WallTime;
 use criterion::{
-    black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
+    black_box, criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, SamplingMode,
+    Throughput,
 };
 use slotpool_events::{
-    Command, ProductEvent, ProductKind, ProductState, Settings, Standing, StreamId, Timestamp,
+    Command, ProductEvent, ProductKind, ProductState, ReplicationRecord, Settings, Standing,
+    StreamId, Timestamp,
 };
 use slotpool_journal::{Durability, Journal, JournalConfig, StreamTip};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -404,6 +411,50 @@ fn bench_replay(c: &mut Criterion) {
     group.finish();
 }
 
+/// See the module's doc: a fresh journal for each purge, filled outside the timing.
+fn bench_purge(c: &mut Criterion) {
+    const RECORDS: u64 = 20_000;
+    const PURGED: u64 = 18_000;
+    let mut group = slow_group(c, "purge");
+    group.throughput(Throughput::Elements(PURGED));
+    let id = StreamId::Raft("log".into());
+    let record = ReplicationRecord(vec![0x5Au8; 1024]);
+    group.bench_function("first_18000_of_20000_records_of_1kb", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let config = JournalConfig {
+                    durability: Durability::Process,
+                    ..JournalConfig::default()
+                }
+                .purged_log();
+                let journal = Journal::open(dir.path(), config).expect("the journal opens");
+                let mut tip = StreamTip::default();
+                for _ in 0..RECORDS / 100 {
+                    let batch = vec![record.clone(); 100];
+                    journal
+                        .append(
+                            &id,
+                            &mut tip,
+                            Uuid::nil(),
+                            Timestamp::from_millis(0),
+                            &batch,
+                        )
+                        .expect("append");
+                }
+                journal.sync().expect("sync");
+                (dir, journal)
+            },
+            |(dir, journal)| {
+                journal.purge_upto(&id, PURGED).expect("purge");
+                (dir, journal)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     bench_per_event,
@@ -411,6 +462,7 @@ criterion_group!(
     bench_concurrent,
     bench_append_only,
     bench_sled_baseline,
-    bench_replay
+    bench_replay,
+    bench_purge
 );
 criterion_main!(benches);
