@@ -12,7 +12,9 @@
 //! - bad input: a wrong secret, another cluster id, a corrupt Raft log tail, a peer list
 //!   that disagrees; membership: a fourth node joins as a voter and is removed;
 //! - a follower that was down while the leader's log moved past it catches up by a
-//!   snapshot sent over the network, built while the leader kept serving.
+//!   snapshot sent over the network, built while the leader kept serving;
+//! - `make cluster`'s script (`tools/cluster.sh`) stops the nodes it started, however
+//!   its folder was spelled.
 //!
 //! The tests run one at a time (a lock): each runs three processes that fsync, and the
 //! failover bound is measured. Every test ends by comparing the nodes' journals
@@ -1304,4 +1306,97 @@ fn a_follower_behind_the_purged_log_catches_up_by_a_snapshot() {
     }
     let ids = c.ids();
     c.assert_chains_identical(&ids);
+}
+
+/// Three consecutive free ports after a base (`tools/cluster.sh` gives node i the port
+/// `base + i`).
+fn free_base() -> u16 {
+    for _ in 0..50 {
+        let base = free_port().saturating_sub(1);
+        if base < 1024 || base > 65_000 {
+            continue;
+        }
+        let taken: Vec<_> = (1..=3)
+            .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if taken.len() == 3 {
+            return base;
+        }
+    }
+    panic!("no three consecutive free ports");
+}
+
+/// Whether `pid` is a live process (a zombie, waiting for a parent to reap it, is not).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// `make cluster`'s script stops the nodes it started, whichever way the folder was
+/// spelled each time (`./data-cluster` then the default once left three nodes running,
+/// their pid files removed).
+#[test]
+fn the_cluster_script_stops_the_nodes_it_started_however_the_folder_is_spelled() {
+    let _serial = serial();
+    let dir = temp_dir();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/cluster.sh");
+    let http_base = free_base();
+    let raft_base = std::iter::repeat_with(free_base)
+        .find(|b| b.abs_diff(http_base) > 3)
+        .expect("a second block of ports");
+    let run = |spelled: String, command: &str| {
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .arg(command)
+            .env("CLUSTER_DIR", spelled)
+            .env("NGINX", "0")
+            .env("HTTP_BASE", http_base.to_string())
+            .env("RAFT_BASE", raft_base.to_string())
+            .env("SLOTPOOL_BIN", bin())
+            .env("SLOTPOOL_LOG", "warn")
+            .output()
+            .expect("run tools/cluster.sh");
+        assert!(
+            out.status.success(),
+            "tools/cluster.sh {command}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let folder = dir.path().join("c");
+    run(format!("{}/./c", dir.path().display()), "start");
+    let pids: Vec<String> = (1..=3)
+        .map(|i| {
+            std::fs::read_to_string(folder.join(format!("n{i}/pid")))
+                .expect("pid file")
+                .trim()
+                .to_string()
+        })
+        .collect();
+    assert!(pids.iter().all(|p| alive(p)), "nodes {pids:?} run");
+    // Whatever the outcome, no node outlives the test.
+    struct Reap(Vec<String>);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            for pid in self.0.iter().filter(|p| alive(p)) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", pid])
+                    .status();
+            }
+        }
+    }
+    let _reap = Reap(pids.clone());
+    run(format!("{}/", folder.display()), "stop");
+    let gone = Instant::now();
+    while pids.iter().any(|p| alive(p)) && gone.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !pids.iter().any(|p| alive(p)),
+        "the nodes {pids:?} still run after `stop`"
+    );
 }

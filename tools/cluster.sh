@@ -29,7 +29,10 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CLUSTER_DIR=${CLUSTER_DIR:-$ROOT/data-cluster}
-[[ "$CLUSTER_DIR" == /* ]] || CLUSTER_DIR="$PWD/$CLUSTER_DIR"
+# One spelling of the folder whatever the caller wrote (./data-cluster, a trailing /): a
+# node is known by its config's path in its command line, and `stop` after a `start`
+# spelled differently would not find the nodes it started.
+CLUSTER_DIR=$(realpath -m -- "$CLUSTER_DIR")
 NODES=${NODES:-3}
 HTTP_BASE=${HTTP_BASE:-8080}
 RAFT_BASE=${RAFT_BASE:-9100}
