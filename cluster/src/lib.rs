@@ -32,6 +32,7 @@ pub mod server;
 mod state_machine;
 mod types;
 mod wire;
+mod write_back;
 
 pub use error::ClusterError;
 pub use log_store::LogStore;

@@ -14,6 +14,7 @@
 use crate::codec::{decode, encode};
 use crate::proposal::Outcome;
 use crate::types::{NodeId, TypeConfig};
+use crate::write_back::WriteBack;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
@@ -326,7 +327,9 @@ impl RaftSnapshotBuilder<TypeConfig> for Built {
             let _exporting = exporting.lock().unwrap_or_else(|p| p.into_inner());
             let building = snapshot_files(&kept.dir).building;
             let file = create_file(&building).map_err(snap_err)?;
-            let summary = journal.export(&file).map_err(snap_err)?;
+            let summary = journal
+                .export(WriteBack::new(&file))
+                .map_err(snap_err)?;
             file.sync_all().map_err(snap_err)?;
             if !kept.keep(&meta, &building)? {
                 return Err(snap_err("a newer snapshot was installed while this one was built"));
