@@ -1313,7 +1313,7 @@ fn a_follower_behind_the_purged_log_catches_up_by_a_snapshot() {
 fn free_base() -> u16 {
     for _ in 0..50 {
         let base = free_port().saturating_sub(1);
-        if base < 1024 || base > 65_000 {
+        if !(1024..=65_000).contains(&base) {
             continue;
         }
         let taken: Vec<_> = (1..=3)
