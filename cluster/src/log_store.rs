@@ -61,9 +61,10 @@ struct State {
     /// default, tens of megabytes) from sled, and openraft's core awaits `purge`, so every
     /// write on the leader and every append on a follower waited behind it once per
     /// snapshot: 85 ms for 18,000 records of 1 KB on an idle machine (`cargo bench -p
-    /// slotpool-journal --bench journal -- purge`), more under load. The purge is decided (and durable) when `raft/purged` holds it; reads
-    /// never reach before it, so the records can go while the log goes on. One removal
-    /// runs at a time, and a truncation waits for it.
+    /// slotpool-journal --bench journal -- purge`), more under load. The purge is decided
+    /// (and durable) when `raft/purged` holds it; reads never reach before it, so the
+    /// records can go while the log goes on. One removal runs at a time, and a truncation
+    /// waits for it.
     removing: Option<tokio::task::JoinHandle<std::result::Result<(), String>>>,
 }
 
