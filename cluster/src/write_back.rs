@@ -25,6 +25,9 @@ pub(crate) struct WriteBack<'a> {
     started: u64,
     /// Where the window handed over last starts (it ends at `started`).
     previous: u64,
+    /// Cleared when the file system refuses `sync_file_range`: the write-back is a hint,
+    /// the final sync is what makes the file durable, so the writes go on without it.
+    hinting: bool,
 }
 
 impl<'a> WriteBack<'a> {
@@ -35,11 +38,21 @@ impl<'a> WriteBack<'a> {
             written: 0,
             started: 0,
             previous: 0,
+            hinting: true,
         }
     }
 
     #[cfg(target_os = "linux")]
-    fn write_back(&mut self) -> io::Result<()> {
+    fn write_back(&mut self) {
+        if self.hinting && self.hint().is_err() {
+            self.hinting = false;
+        }
+        self.previous = self.started;
+        self.started = self.written;
+    }
+
+    #[cfg(target_os = "linux")]
+    fn hint(&self) -> io::Result<()> {
         use std::os::unix::io::AsRawFd;
         let range = |fd, from: u64, len: u64, flags| {
             // SAFETY: sync_file_range reads no memory of ours; `fd` is open for the
@@ -68,16 +81,13 @@ impl<'a> WriteBack<'a> {
                     | libc::SYNC_FILE_RANGE_WAIT_AFTER,
             )?;
         }
-        self.previous = self.started;
-        self.started = self.written;
         Ok(())
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn write_back(&mut self) -> io::Result<()> {
+    fn write_back(&mut self) {
         self.previous = self.started;
         self.started = self.written;
-        Ok(())
     }
 }
 
@@ -86,7 +96,7 @@ impl Write for WriteBack<'_> {
         let n = (&mut &*self.file).write(buf)?;
         self.written += n as u64;
         if self.written - self.started >= WINDOW {
-            self.write_back()?;
+            self.write_back();
         }
         Ok(n)
     }
