@@ -232,6 +232,10 @@ pub(crate) async fn serve(
     .run();
     let stepped_down = Arc::new(std::sync::Mutex::new(None::<String>));
     let in_cluster = leading.is_some();
+    let signalled = Arc::new(AtomicBool::new(false));
+    if in_cluster {
+        actix_web::rt::spawn(note_stop_signal(Arc::clone(&signalled)));
+    }
     if let Some(Leading { lost, .. }) = leading {
         let handle = server.handle();
         let stepped = Arc::clone(&stepped_down);
@@ -263,6 +267,10 @@ pub(crate) async fn serve(
     if in_cluster {
         // The cluster member flushes its journals when Raft has stopped.
         result.map_err(|e| Failure::Runtime(e.to_string()))?;
+        // Stopped by a signal, the process ends, even if the lead was lost meanwhile.
+        if signalled.load(Ordering::SeqCst) {
+            return Ok(Ended::Stopped);
+        }
         let why = stepped_down.lock().ok().and_then(|mut s| s.take());
         return Ok(why.map_or(Ended::Stopped, Ended::SteppedDown));
     }
@@ -273,6 +281,27 @@ pub(crate) async fn serve(
     result.map_err(|e| Failure::Runtime(e.to_string()))?;
     tracing::info!("journal flushed; bye");
     Ok(Ended::Stopped)
+}
+
+/// Notes a signal that stops the server (SIGTERM, SIGINT, SIGQUIT: those actix-server
+/// stops on). Why: a leader whose followers were stopped first (a whole cluster shut
+/// down, last node last) loses its lead while it drains; without this its stop became a
+/// restart in place and the process went on running, the signal forgotten.
+async fn note_stop_signal(signalled: Arc<AtomicBool>) {
+    use actix_web::rt::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+        _ = quit.recv() => {}
+    }
+    signalled.store(true, Ordering::SeqCst);
 }
 
 /// Recovery checks every record it replays, but not those a snapshot stands for. This

@@ -14,7 +14,7 @@
 //! - a follower that was down while the leader's log moved past it catches up by a
 //!   snapshot sent over the network, built while the leader kept serving;
 //! - `make cluster`'s script (`tools/cluster.sh`) stops the nodes it started, however
-//!   its folder was spelled.
+//!   its folder was spelled; a leader stopped after its followers exits.
 //!
 //! The tests run one at a time (a lock): each runs three processes that fsync, and the
 //! failover bound is measured. Every test ends by comparing the nodes' journals
@@ -1399,4 +1399,37 @@ fn the_cluster_script_stops_the_nodes_it_started_however_the_folder_is_spelled()
         !pids.iter().any(|p| alive(p)),
         "the nodes {pids:?} still run after `stop`"
     );
+}
+
+/// A leader stopped (SIGTERM) right after its followers, as when a whole cluster is shut
+/// down, exits. While it drains its open requests (here a queued member's notification
+/// stream holds the drain) its lead check finds no majority, and the step-down it decides
+/// (a restart in place, to serve from what the cluster committed) once won over the
+/// signal: the process ran on, the stop forgotten.
+#[test]
+fn a_leader_stopped_after_its_followers_exits() {
+    let _serial = serial();
+    let mut c = Cluster::start();
+    let leader = c.leader();
+    let names = users("q", 2);
+    c.product_with_users(
+        leader,
+        "q",
+        json!({"kind": "jira", "licence_tier": 5, "shared_slots": 1}),
+        &names,
+    );
+    assert_eq!(c.client(leader).request("q", &names[0]).state(), "granted");
+    assert_eq!(c.client(leader).request("q", &names[1]).state(), "queued");
+    let stream = listen(&c.client(leader).base, "q", &names[1]);
+    assert!(next_event(&stream, 10).is_some(), "the stream is open");
+    for f in c.followers() {
+        assert!(c.sigterm(f).success(), "follower {f} exits cleanly");
+    }
+    let status = c.sigterm(leader);
+    assert!(
+        status.success(),
+        "the leader exits cleanly: {status:?}\n{}",
+        c.logs()
+    );
+    drop(stream);
 }
