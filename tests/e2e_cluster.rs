@@ -1214,6 +1214,27 @@ fn next_event(
     }
 }
 
+/// A product of one shared slot on the cluster, held by one member while another
+/// queues for it; returns the two.
+fn one_holder_one_queued(c: &Cluster, leader: u64, product: &str) -> (String, String) {
+    let names = users(product, 2);
+    c.product_with_users(
+        leader,
+        product,
+        json!({"kind": "jira", "licence_tier": 5, "shared_slots": 1}),
+        &names,
+    );
+    assert_eq!(
+        c.client(leader).request(product, &names[0]).state(),
+        "granted"
+    );
+    assert_eq!(
+        c.client(leader).request(product, &names[1]).state(),
+        "queued"
+    );
+    (names[0].clone(), names[1].clone())
+}
+
 /// Live sessions move: a queued member's event stream, held through a follower, ends
 /// when the leader dies; reconnected, it finds its place in the queue kept, and the grant
 /// made by the new leader reaches it.
@@ -1222,16 +1243,8 @@ fn a_queued_members_stream_reconnects_after_a_failover_and_gets_its_grant() {
     let _serial = serial();
     let mut c = Cluster::start();
     let leader = c.leader();
-    let names = users("s", 2);
-    c.product_with_users(
-        leader,
-        "s",
-        json!({"kind": "jira", "licence_tier": 5, "shared_slots": 1}),
-        &names,
-    );
-    let (holder, waiting) = (&names[0], &names[1]);
-    assert_eq!(c.client(leader).request("s", holder).state(), "granted");
-    assert_eq!(c.client(leader).request("s", waiting).state(), "queued");
+    let (holder, waiting) = one_holder_one_queued(&c, leader, "s");
+    let (holder, waiting) = (&holder, &waiting);
     let follower = c.followers()[0];
     let base = c.client(follower).base.clone();
     let stream = listen(&base, "s", waiting);
@@ -1411,16 +1424,8 @@ fn a_leader_stopped_after_its_followers_exits() {
     let _serial = serial();
     let mut c = Cluster::start();
     let leader = c.leader();
-    let names = users("q", 2);
-    c.product_with_users(
-        leader,
-        "q",
-        json!({"kind": "jira", "licence_tier": 5, "shared_slots": 1}),
-        &names,
-    );
-    assert_eq!(c.client(leader).request("q", &names[0]).state(), "granted");
-    assert_eq!(c.client(leader).request("q", &names[1]).state(), "queued");
-    let stream = listen(&c.client(leader).base, "q", &names[1]);
+    let (_, waiting) = one_holder_one_queued(&c, leader, "q");
+    let stream = listen(&c.client(leader).base, "q", &waiting);
     assert!(next_event(&stream, 10).is_some(), "the stream is open");
     for f in c.followers() {
         assert!(c.sigterm(f).success(), "follower {f} exits cleanly");

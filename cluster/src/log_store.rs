@@ -483,6 +483,17 @@ mod tests {
         entries.iter().map(|e| e.log_id.index).collect()
     }
 
+    /// A Raft log's journal in `dir` with entries `0..entries` of term 1 appended.
+    async fn filled(dir: &std::path::Path, entries: u64) -> (Journal, LogStore) {
+        let journal = Journal::open(dir, JournalConfig::default().purged_log()).expect("open");
+        let mut store = LogStore::open(journal.clone()).expect("log store");
+        store
+            .blocking_append((0..entries).map(|i| entry(1, i)))
+            .await
+            .expect("append");
+        (journal, store)
+    }
+
     fn first_record(journal: &Journal) -> u64 {
         journal
             .first_tip(&stream("log"))
@@ -495,13 +506,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn purged_entries_are_never_read_and_their_records_go_after() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let journal =
-            Journal::open(dir.path(), JournalConfig::default().purged_log()).expect("open");
-        let mut store = LogStore::open(journal.clone()).expect("log store");
-        store
-            .blocking_append((0..300).map(|i| entry(1, i)))
-            .await
-            .expect("append");
+        let (journal, mut store) = filled(dir.path(), 300).await;
         store.purge(id(1, 99)).await.expect("purge");
         let read = store.try_get_log_entries(0..120).await.expect("read");
         assert_eq!(indexes(&read), (100..120).collect::<Vec<_>>());
@@ -528,19 +533,13 @@ mod tests {
 
     /// A process stopped after a purge was recorded but before its records were removed
     /// (simulated: the purge recorded, its records left) starts after the purged entry:
-    /// they are not read, a snapshot's purge beyond the log's end still empties it, and
-    /// the next entries follow; the next purge removes the leftovers.
+    /// they are not read, the log counts as empty (the next entry starts it again where
+    /// it says), and the next purge removes the leftovers.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_purge_whose_records_were_left_starts_the_log_after_it() {
         let dir = tempfile::tempdir().expect("temp dir");
         {
-            let journal =
-                Journal::open(dir.path(), JournalConfig::default().purged_log()).expect("open");
-            let mut store = LogStore::open(journal.clone()).expect("log store");
-            store
-                .blocking_append((0..10).map(|i| entry(1, i)))
-                .await
-                .expect("append");
+            let (journal, store) = filled(dir.path(), 10).await;
             let mut purged = store.state().purged;
             let ticket = append_record(&journal, "purged", &mut purged, &id(1, 9)).expect("record");
             durable(&journal, ticket).await.expect("durable");
