@@ -1,5 +1,6 @@
 //! `slotpool serve`: wires config, journal, actors and HTTP together, and shuts down
-//! cleanly on SIGTERM/SIGINT (drain in-flight requests, flush and sync, exit 0).
+//! cleanly on SIGTERM/SIGINT/SIGQUIT (end event streams, drain in-flight requests, flush
+//! and sync, exit 0).
 
 use crate::config::{Config, FileConfig, Overrides};
 use crate::failure::Failure;
@@ -197,6 +198,7 @@ pub(crate) async fn serve(
         registry,
         ready: AtomicBool::new(false),
         journal_damage,
+        stopping: tokio_util::sync::CancellationToken::new(),
     });
     let app_state = state.clone();
     let cluster = leading.as_ref().map(|l| {
@@ -204,6 +206,8 @@ pub(crate) async fn serve(
     });
     let access_log = web::Data::new(http::observe::AccessLogPolicy::new(config.access_log));
     let workers = state.services.products.clone();
+    let signalled = Arc::new(AtomicBool::new(false));
+    let stop_signal = stop_on_signal(Arc::clone(&signalled), state.stopping.clone())?;
     let server = HttpServer::new(move || {
         // Called on each worker's thread as it starts: the product actors run there.
         workers.run_here();
@@ -227,23 +231,22 @@ pub(crate) async fn serve(
     .keep_alive(config.timeouts.keep_alive)
     .backlog(4096)
     .shutdown_timeout(10)
+    .shutdown_signal(stop_signal)
     .bind(&config.listen)
     .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", config.listen)))?
     .run();
     let stepped_down = Arc::new(std::sync::Mutex::new(None::<String>));
     let in_cluster = leading.is_some();
-    let signalled = Arc::new(AtomicBool::new(false));
-    if in_cluster {
-        actix_web::rt::spawn(note_stop_signal(Arc::clone(&signalled)));
-    }
     if let Some(Leading { lost, .. }) = leading {
         let handle = server.handle();
         let stepped = Arc::clone(&stepped_down);
+        let stopping = state.stopping.clone();
         actix_web::rt::spawn(async move {
             if let Ok(why) = lost.await {
                 if let Ok(mut s) = stepped.lock() {
                     *s = Some(why);
                 }
+                stopping.cancel();
                 handle.stop(false).await;
             }
         });
@@ -283,25 +286,40 @@ pub(crate) async fn serve(
     Ok(Ended::Stopped)
 }
 
-/// Notes a signal that stops the server (SIGTERM, SIGINT, SIGQUIT: those actix-server
-/// stops on). Why: a leader whose followers were stopped first (a whole cluster shut
-/// down, last node last) loses its lead while it drains; without this its stop became a
-/// restart in place and the process went on running, the signal forgotten.
-async fn note_stop_signal(signalled: Arc<AtomicBool>) {
+/// The future that stops the server: SIGTERM, SIGINT or SIGQUIT (each a graceful stop:
+/// requests in flight are answered, then the journal is flushed). It ends the event
+/// streams first (`stopping`), which would otherwise hold the drain for its whole
+/// timeout, and notes the signal (`signalled`): a leader whose followers were stopped
+/// first (a whole cluster shut down, last node last) loses its lead while it drains, and
+/// without the note its stop became a restart in place and the process ran on.
+/// The handlers are installed here, before the server runs, so that a failure to install
+/// them refuses the start instead of leaving a service that no signal stops.
+fn stop_on_signal(
+    signalled: Arc<AtomicBool>,
+    stopping: tokio_util::sync::CancellationToken,
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static, Failure> {
     use actix_web::rt::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::quit()),
-    ) else {
-        return;
+    let install = |kind| {
+        signal(kind).map_err(|e| Failure::Runtime(format!("cannot listen for stop signals: {e}")))
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        _ = quit.recv() => {}
-    }
-    signalled.store(true, Ordering::SeqCst);
+    let (mut term, mut int, mut quit) = (
+        install(SignalKind::terminate())?,
+        install(SignalKind::interrupt())?,
+        install(SignalKind::quit())?,
+    );
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+            _ = quit.recv() => "SIGQUIT",
+        };
+        tracing::info!(
+            signal = name,
+            "stopping: closing event streams, draining requests"
+        );
+        signalled.store(true, Ordering::SeqCst);
+        stopping.cancel();
+    })
 }
 
 /// Recovery checks every record it replays, but not those a snapshot stands for. This

@@ -176,3 +176,68 @@ fn sigterm_under_load_drains_and_keeps_every_acknowledged_change() {
     check_invariants(&c, "load");
     check_tracks(&c, "load", &tracks);
 }
+
+/// A stop with event streams open (a user's notifications, an administrator's notices:
+/// every open page) ends them and exits, instead of holding the drain for its whole
+/// timeout (10 s) waiting for responses that never end. Each stop signal does it, and
+/// the journal is flushed and intact after it.
+#[test]
+fn a_stop_ends_open_event_streams_instead_of_waiting_for_them() {
+    let tmp = temp_dir();
+    let data = tmp.path().join("data");
+    let opts = Opts::new(&data, tmp.path());
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT] {
+        let mut server = Server::start(&opts);
+        let c = server.client();
+        c.put_product(
+            "p",
+            json!({"kind": "jira", "licence_tier": 20, "shared_slots": 1}),
+        );
+        c.enrol("p", "ann");
+        assert_eq!(c.request("p", "ann").state(), "granted");
+        let user = ureq::get(&format!("{}/api/v1/products/p/notifications", server.base))
+            .set("X-Slotpool-User", "ann")
+            .call()
+            .expect("the user's stream opens");
+        let user = stream_events(user);
+        let (first, _) = user
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the stream's first event");
+        assert_eq!(first, "granted");
+        let notices = ureq::get(&format!("{}/admin/v1/notices/stream", server.base))
+            .set("Authorization", &format!("Bearer {}", c.token))
+            .call()
+            .expect("the administrator's stream opens");
+        assert_eq!(notices.header("content-type"), Some("text/event-stream"));
+        let notices = stream_events(notices);
+        let asked = std::time::Instant::now();
+        server.signal(signal);
+        let status = server.wait_exit(Duration::from_secs(20));
+        let took = asked.elapsed();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "signal {signal}: {status}\n{}",
+            server.logs()
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "signal {signal}: the stop waited {took:?} for the open streams\n{}",
+            server.logs()
+        );
+        for (name, rx) in [("user", user), ("notices", notices)] {
+            // Ended: the reader saw the end of the body and dropped its sender.
+            let end = rx.recv_timeout(Duration::from_secs(5));
+            assert!(
+                matches!(end, Err(std::sync::mpsc::RecvTimeoutError::Disconnected)),
+                "{name}: {end:?}"
+            );
+        }
+        assert!(
+            server.logs().contains("closing event streams"),
+            "{}",
+            server.logs()
+        );
+        assert_verify_ok(&data);
+    }
+}

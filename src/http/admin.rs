@@ -300,7 +300,7 @@ pub async fn notices_stream(_: Admin, state: web::Data<AppState>) -> Result<Http
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-cache"))
-        .streaming(body))
+        .streaming(super::sse::until_stop(body, &state.stopping)))
 }
 
 #[cfg(test)]

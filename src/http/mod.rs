@@ -60,6 +60,10 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Damage the background check of the whole journal found, if any.
     pub journal_damage: Arc<OnceLock<(String, slotpool_events::Timestamp)>>,
+    /// Cancelled when the server is told to stop. Event streams never end on their own,
+    /// so they end on this: the drain then waits for requests, not for open browsers
+    /// (which reconnect, in a cluster to the new leader).
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {

@@ -2,7 +2,17 @@
 
 use crate::view::SlotState;
 use actix_web::web::Bytes;
+use futures_util::{Stream, StreamExt};
 use slotpool_actors::Frame;
+use tokio_util::sync::CancellationToken;
+
+/// An event stream's body that ends when the server stops (`AppState::stopping`). Why:
+/// a stream stays open as long as its browser does, and a graceful stop waits for every
+/// open response; without this each stop with a page open waited out the whole drain
+/// timeout. The browser's `EventSource` reconnects after the `retry` it was given.
+pub fn until_stop<S: Stream>(body: S, stopping: &CancellationToken) -> impl Stream<Item = S::Item> {
+    body.take_until(stopping.clone().cancelled_owned())
+}
 
 /// One frame as SSE bytes: `event: <name>` and a JSON `data:` line, or a comment line for
 /// a keep-alive.

@@ -135,5 +135,8 @@ pub async fn notifications(
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(futures_util::StreamExt::chain(first, body)))
+        .streaming(sse::until_stop(
+            futures_util::StreamExt::chain(first, body),
+            &state.stopping,
+        )))
 }
