@@ -4,7 +4,8 @@
 //! from 1); the offset is 0 until a log that was emptied (a snapshot installed beyond its
 //! end) starts again at a later entry, and is then recorded in `raft/base` before that
 //! entry. Each save of the vote is a record of `raft/vote`, the last one counting; the id
-//! of the last purged entry is the last record of `raft/purged`. Records are hash-chained
+//! of the last purged entry is the last record of `raft/purged`; each purge removes the
+//! older records of both. Records are hash-chained
 //! envelopes like every stream's, checked when read, so a damaged log is found rather
 //! than applied. Appends share the journal's group commit: the flushed-callback openraft
 //! waits for runs when the write-ahead log has `fdatasync`ed them.
@@ -446,17 +447,38 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let upto = (log_id.index + 1)
             .saturating_sub(st.offset)
             .min(st.log.next_sequence - 1);
-        if upto >= st.log_start {
+        let log_upto = (upto >= st.log_start).then(|| {
             st.log_start = upto + 1;
-            let journal = self.inner.journal.clone();
-            st.removing = Some(tokio::task::spawn_blocking(move || {
+            upto
+        });
+        // Only the last record of `raft/purged` and of `raft/vote` counts: the older ones
+        // go too, or the two streams would grow by one record per snapshot and per
+        // election for the node's life, and start-up replays them whole. Both last
+        // records are durable here: this purge's was awaited above, and openraft's core,
+        // which calls `save_vote` and `purge` one at a time, got back from the last
+        // `save_vote` only once its record was durable.
+        let older = [
+            ("purged", st.purged.next_sequence.saturating_sub(2)),
+            ("vote", st.vote.next_sequence.saturating_sub(2)),
+        ];
+        let journal = self.inner.journal.clone();
+        st.removing = Some(tokio::task::spawn_blocking(move || {
+            if let Some(upto) = log_upto {
                 journal.purge_upto(&stream("log"), upto).map_err(|e| {
                     let e = format!("purging the log up to entry {}: {e}", log_id.index);
                     tracing::error!(error = %e, "the Raft log's purged records were not removed");
                     e
-                })
-            }));
-        }
+                })?;
+            }
+            for (name, upto) in older {
+                journal.purge_upto(&stream(name), upto).map_err(|e| {
+                    let e = format!("removing the older records of raft/{name}: {e}");
+                    tracing::error!(error = %e, "the Raft log's older records were not removed");
+                    e
+                })?;
+            }
+            Ok(())
+        }));
         Ok(())
     }
 }
@@ -573,6 +595,45 @@ mod tests {
         );
         let read = store.try_get_log_entries(0..30).await.expect("read");
         assert_eq!(indexes(&read), vec![22, 23, 24]);
+        journal.shutdown().expect("shutdown");
+    }
+
+    /// Of `raft/vote` and `raft/purged` only the last record counts, and a purge removes
+    /// the older ones: the streams do not grow with the node's life, and a reopened log
+    /// still reads the last vote and the last purge.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_purge_keeps_only_the_last_vote_and_the_last_purge() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (journal, mut store) = filled(dir.path(), 100).await;
+        let vote = |term| Vote::new_committed(term, 1);
+        for (term, upto) in [(2, 9), (3, 19), (4, 29)] {
+            store.save_vote(&vote(term)).await.expect("vote");
+            store.save_vote(&vote(term + 10)).await.expect("vote");
+            store.purge(id(1, upto)).await.expect("purge");
+        }
+        store.removed().await.expect("removed");
+        for (name, records) in [("vote", 6), ("purged", 3)] {
+            let first = journal.first_tip(&stream(name)).expect("tip").next_sequence;
+            let last = journal.last_sequence(&stream(name)).expect("last");
+            assert_eq!((first, last), (records, records), "raft/{name}");
+        }
+        journal.shutdown().expect("shutdown");
+        drop((store, journal));
+        let journal =
+            Journal::open(dir.path(), JournalConfig::default().purged_log()).expect("reopen");
+        let mut store = LogStore::open(journal.clone()).expect("log store");
+        assert_eq!(store.read_vote().await.expect("vote"), Some(vote(14)));
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!(state.last_purged_log_id, Some(id(1, 29)));
+        assert_eq!(state.last_log_id, Some(id(1, 99)));
+        // Both go on where they were.
+        store
+            .save_vote(&vote(20))
+            .await
+            .expect("vote after reopening");
+        store.purge(id(1, 39)).await.expect("purge after reopening");
+        store.removed().await.expect("removed");
+        assert_eq!(store.read_vote().await.expect("vote"), Some(vote(20)));
         journal.shutdown().expect("shutdown");
     }
 }
