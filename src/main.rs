@@ -16,6 +16,7 @@ mod private;
 mod problem;
 mod secrets;
 mod serve;
+mod stop;
 mod verify;
 mod view;
 

@@ -6,6 +6,7 @@ use crate::config::{Config, FileConfig, Overrides};
 use crate::failure::Failure;
 use crate::http::{self, AppState};
 use crate::secrets::{load_token, TokenSource};
+use crate::stop::Stop;
 use crate::ServeArgs;
 use actix_web::{web, App, HttpServer};
 use slotpool_actors::Clock;
@@ -59,12 +60,14 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     });
 
     match config.cluster.clone() {
-        None => {
-            let opened = Opened::open(&config)?;
-            actix_web::rt::System::new()
-                .block_on(serve(config, admin_token, scim_token, opened, None))
-                .map(|_| ())
-        }
+        None => actix_web::rt::System::new()
+            .block_on(async {
+                // Heard from the start: a stop during recovery ends the process cleanly.
+                let stop = Stop::install()?;
+                let opened = Opened::open(&config)?;
+                serve(config, admin_token, scim_token, opened, None, stop).await
+            })
+            .map(|_| ()),
         Some(cluster) => crate::cluster::run(config, cluster, admin_token, scim_token),
     }
 }
@@ -154,6 +157,7 @@ pub(crate) async fn serve(
     scim_token: Option<crate::secrets::TokenHash>,
     opened: Opened,
     leading: Option<Leading>,
+    stop: Stop,
 ) -> Result<Ended, Failure> {
     let Opened {
         registry,
@@ -198,7 +202,7 @@ pub(crate) async fn serve(
         registry,
         ready: AtomicBool::new(false),
         journal_damage,
-        stopping: tokio_util::sync::CancellationToken::new(),
+        stopping: stop.streams(),
     });
     let app_state = state.clone();
     let cluster = leading.as_ref().map(|l| {
@@ -206,8 +210,6 @@ pub(crate) async fn serve(
     });
     let access_log = web::Data::new(http::observe::AccessLogPolicy::new(config.access_log));
     let workers = state.services.products.clone();
-    let signalled = Arc::new(AtomicBool::new(false));
-    let stop_signal = stop_on_signal(Arc::clone(&signalled), state.stopping.clone())?;
     let server = HttpServer::new(move || {
         // Called on each worker's thread as it starts: the product actors run there.
         workers.run_here();
@@ -231,7 +233,7 @@ pub(crate) async fn serve(
     .keep_alive(config.timeouts.keep_alive)
     .backlog(4096)
     .shutdown_timeout(10)
-    .shutdown_signal(stop_signal)
+    .shutdown_signal(stop.signal())
     .bind(&config.listen)
     .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", config.listen)))?
     .run();
@@ -271,7 +273,7 @@ pub(crate) async fn serve(
         // The cluster member flushes its journals when Raft has stopped.
         result.map_err(|e| Failure::Runtime(e.to_string()))?;
         // Stopped by a signal, the process ends, even if the lead was lost meanwhile.
-        if signalled.load(Ordering::SeqCst) {
+        if stop.requested() {
             return Ok(Ended::Stopped);
         }
         let why = stepped_down.lock().ok().and_then(|mut s| s.take());
@@ -284,42 +286,6 @@ pub(crate) async fn serve(
     result.map_err(|e| Failure::Runtime(e.to_string()))?;
     tracing::info!("journal flushed; bye");
     Ok(Ended::Stopped)
-}
-
-/// The future that stops the server: SIGTERM, SIGINT or SIGQUIT (each a graceful stop:
-/// requests in flight are answered, then the journal is flushed). It ends the event
-/// streams first (`stopping`), which would otherwise hold the drain for its whole
-/// timeout, and notes the signal (`signalled`): a leader whose followers were stopped
-/// first (a whole cluster shut down, last node last) loses its lead while it drains, and
-/// without the note its stop became a restart in place and the process ran on.
-/// The handlers are installed here, before the server runs, so that a failure to install
-/// them refuses the start instead of leaving a service that no signal stops.
-fn stop_on_signal(
-    signalled: Arc<AtomicBool>,
-    stopping: tokio_util::sync::CancellationToken,
-) -> Result<impl std::future::Future<Output = ()> + Send + 'static, Failure> {
-    use actix_web::rt::signal::unix::{signal, SignalKind};
-    let install = |kind| {
-        signal(kind).map_err(|e| Failure::Runtime(format!("cannot listen for stop signals: {e}")))
-    };
-    let (mut term, mut int, mut quit) = (
-        install(SignalKind::terminate())?,
-        install(SignalKind::interrupt())?,
-        install(SignalKind::quit())?,
-    );
-    Ok(async move {
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-            _ = quit.recv() => "SIGQUIT",
-        };
-        tracing::info!(
-            signal = name,
-            "stopping: closing event streams, draining requests"
-        );
-        signalled.store(true, Ordering::SeqCst);
-        stopping.cancel();
-    })
 }
 
 /// Recovery checks every record it replays, but not those a snapshot stands for. This

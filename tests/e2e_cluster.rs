@@ -1438,3 +1438,100 @@ fn a_leader_stopped_after_its_followers_exits() {
     );
     drop(stream);
 }
+
+/// Sends `request` (whole, with `Connection: close`) to `port` from the local address
+/// `source`, and returns the answer as text, or what had come when `within` ran out.
+fn http_from(source: &str, port: u16, request: &str, within: Duration) -> String {
+    use std::io::{Read, Write};
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let from: std::net::SocketAddr = format!("{source}:0").parse().expect("source");
+    socket.bind(&from.into()).expect("bind the source address");
+    let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    socket.connect(&to.into()).expect("connect");
+    let mut s: std::net::TcpStream = socket.into();
+    s.set_read_timeout(Some(within)).expect("timeout");
+    s.write_all(request.as_bytes()).expect("write");
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// A follower is a front door of the leader, not a way around its rules. A client it does
+/// not trust cannot act as a user through it (401 `untrusted_proxy`, as the leader
+/// answers it directly; without the check the leader, which trusts its members, believed
+/// whatever user such a client named); a trusted proxy's client address reaches the
+/// leader's limits as it was sent (sign-ins from two clients are not one budget); a body
+/// over every limit is a problem, not plain text; a body that stalls is answered 408
+/// `request_timeout` as on the leader.
+#[test]
+fn a_follower_forwards_only_what_the_leader_would_take_from_the_client() {
+    let _serial = serial();
+    let c = Cluster::start_with(ClusterOpts {
+        extra: "trusted_proxies = [\"127.0.0.1/32\"]\nrequest_body_timeout_s = 1\nlogin_rate_per_minute = 1\nlogin_rate_burst = 1\n".into(),
+        ..ClusterOpts::default()
+    });
+    let leader = c.leader();
+    let follower = c.followers()[0];
+    c.product_with_users(
+        leader,
+        "door",
+        json!({"kind": "jira", "licence_tier": 5, "shared_slots": 2}),
+        &["alice".into()],
+    );
+    let port = |id: u64| c.node(id).spec.http_port;
+    let as_alice = "POST /api/v1/products/door/slot HTTP/1.1\r\nHost: x\r\nX-Slotpool-User: alice\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    for id in [follower, leader] {
+        let answer = http_from("127.0.0.2", port(id), as_alice, Duration::from_secs(10));
+        assert!(answer.starts_with("HTTP/1.1 401"), "node {id}: {answer}");
+        assert!(answer.contains("untrusted_proxy"), "node {id}: {answer}");
+    }
+    assert_eq!(c.client(leader).slot("door", "alice").state(), "none");
+    // From a trusted peer the user is believed, through the follower too.
+    assert_eq!(
+        c.client(follower).request("door", "alice").state(),
+        "granted"
+    );
+
+    // Sign-ins from two clients behind the trusted proxy: two budgets of one.
+    let login = |client: &str| {
+        let r = format!("POST /admin/login HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {client}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\nConnection: close\r\n\r\ntoken=x");
+        let answer = http_from("127.0.0.1", port(follower), &r, Duration::from_secs(10));
+        answer.get(9..12).unwrap_or("").to_string()
+    };
+    let first = login("10.1.1.1");
+    assert_ne!(first, "429", "the first sign-in of 10.1.1.1");
+    assert_ne!(
+        login("10.1.1.2"),
+        "429",
+        "another client has its own budget"
+    );
+    assert_eq!(login("10.1.1.1"), "429", "the limit holds per client");
+
+    // Too large for any route: refused by the follower as the leader refuses, a problem.
+    let admin = c.client(follower);
+    let big = vec![b'x'; 300 * 1024];
+    let r = admin.admin_raw("PUT", "/admin/v1/products/door", &big);
+    assert_problem(&r, 413, "payload_too_large");
+    // Over the JSON limit only: forwarded, and the leader's own answer comes back.
+    let r = admin.admin_raw("PUT", "/admin/v1/products/door", &vec![b' '; 70 * 1024]);
+    assert_problem(&r, 413, "payload_too_large");
+
+    // A body that stalls.
+    let stalled = format!("PUT /admin/v1/products/door HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{");
+    let started = Instant::now();
+    let answer = http_from(
+        "127.0.0.1",
+        port(follower),
+        &stalled,
+        Duration::from_secs(15),
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(answer.contains("request_timeout"), "{answer:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(c.client(leader).holders("door"), ["alice"]);
+}

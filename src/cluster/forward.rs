@@ -5,12 +5,18 @@
 use super::routes::ClusterData;
 use crate::config::Config;
 use crate::failure::Failure;
+use crate::http::auth::{from_trusted_proxy, USER_HEADER};
+use crate::http::body::read_bytes;
 use crate::problem::Problem;
 use crate::secrets::TokenHash;
 use crate::serve::Opened;
-use actix_web::dev::Server;
+use crate::stop::Stop;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName};
+use actix_web::middleware::Next;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use ipnet::IpNet;
 use prometheus::{Encoder, TextEncoder};
 use slotpool_cluster::ClusterNode;
 use std::sync::Arc;
@@ -60,11 +66,18 @@ pub(super) fn start(
     node: Arc<ClusterNode>,
     admin_token: TokenHash,
     opened: &Opened,
+    stop: &Stop,
 ) -> Result<Server, Failure> {
     let cluster = ClusterData::new(node, admin_token);
     let registry = web::Data::new(opened.registry.clone());
     let http_metrics = opened.http_metrics.clone();
-    let max_body = config.max_body_bytes;
+    let limits = opened.limits.clone();
+    let front = web::Data::new(Front {
+        trusted_proxies: config.trusted_proxies.clone(),
+        max_body: config
+            .max_body_bytes
+            .max(crate::http::dashboard::FORM_BYTES),
+    });
     let server = HttpServer::new(move || {
         let client = awc::Client::builder()
             .timeout(LEADER_ANSWER)
@@ -75,7 +88,9 @@ pub(super) fn start(
             .app_data(web::Data::new(client))
             .app_data(registry.clone())
             .app_data(http_metrics.clone())
-            .app_data(web::PayloadConfig::new(max_body))
+            .app_data(limits.clone())
+            .app_data(front.clone())
+            .wrap(actix_web::middleware::from_fn(body_deadline))
             .configure(|cfg| cluster.follower_routes(cfg))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
@@ -86,6 +101,7 @@ pub(super) fn start(
     .client_request_timeout(config.timeouts.client_request)
     .keep_alive(config.timeouts.keep_alive)
     .shutdown_timeout(1)
+    .shutdown_signal(stop.signal())
     .bind(&config.listen)
     .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", config.listen)))?
     .run();
@@ -136,13 +152,61 @@ fn no_leader(detail: &str) -> HttpResponse {
     Problem::no_leader(detail).error_response()
 }
 
+/// What the follower's front door knows of the request's way in.
+struct Front {
+    /// The peers whose proxy headers are believed, as the leader believes them.
+    trusted_proxies: Vec<IpNet>,
+    /// The largest body forwarded: the largest the leader takes on any route (its
+    /// `max_body_bytes` for JSON, the dashboard's forms), which then judges it itself.
+    max_body: usize,
+}
+
+/// Headers only a trusted front proxy may set: the leader believes them from this
+/// follower (a member is one of its trusted proxies), so they are passed on only when the
+/// follower's own peer is trusted. Otherwise any client that reached a follower directly
+/// could act as any user (`X-Slotpool-User`) or choose the address the rate limits and
+/// the gate's bypass rules see.
+const PROXY_ONLY: [&str; 9] = [
+    "x-slotpool-user",
+    "x-slotpool-token-kind",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-uri",
+    "forwarded",
+    "x-real-ip",
+    "x-original-uri",
+];
+
+/// The follower's side of the body deadline the leader keeps (`request_body_timeout_s`):
+/// the follower reads the body before it forwards it, so a client that announces a body
+/// and stalls is answered 408 here, as the leader would answer it.
+async fn body_deadline(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let armed = crate::http::limits::body::arm(&mut req);
+    let res = next.call(req).await?;
+    Ok(crate::http::limits::body::judge(armed, res))
+}
+
 /// Sends the request to the leader and streams its answer back.
 async fn forward(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
+    front: web::Data<Front>,
     data: web::Data<ClusterData>,
     client: web::Data<awc::Client>,
 ) -> HttpResponse {
+    let trusted = from_trusted_proxy(&req, &front.trusted_proxies);
+    if !trusted && req.headers().contains_key(USER_HEADER) {
+        // What the leader answers a peer it does not trust.
+        return Problem::untrusted_proxy(USER_HEADER).error_response();
+    }
+    let body = match read_bytes(payload, front.max_body).await {
+        Ok(body) => body.freeze(),
+        Err(problem) => return problem.error_response(),
+    };
     let node = data.node();
     let leader = match node.leader() {
         Some(l) if l != node.id() => l,
@@ -156,24 +220,23 @@ async fn forward(
     let url = format!("http://{http}{path}");
     let mut forwarded = client.request(req.method().clone(), url).no_decompress();
     for (name, value) in req.headers() {
-        if !hop_by_hop(name) && name != header::HOST {
+        let passed = !hop_by_hop(name)
+            && name != header::HOST
+            && (trusted || !PROXY_ONLY.contains(&name.as_str()));
+        if passed {
             forwarded = forwarded.append_header((name.clone(), value.clone()));
         }
     }
     if let Some(host) = req.headers().get(header::HOST) {
         forwarded = forwarded.insert_header((header::HOST, host.clone()));
     }
-    // The leader sees this follower as the peer: say who the client was.
-    if let Some(peer) = req.peer_addr() {
-        let chain = match req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(before) => format!("{before}, {}", peer.ip()),
-            None => peer.ip().to_string(),
-        };
-        forwarded = forwarded.insert_header(("x-forwarded-for", chain));
+    // The leader sees this follower as the peer: say who the client was. A trusted
+    // proxy's `X-Forwarded-For` already ends with the client it saw (the address the
+    // leader keys its limits on), and the follower is no hop of its own: it is passed on
+    // as it is. For any other peer the client is the peer.
+    let said = trusted && req.headers().contains_key("x-forwarded-for");
+    if let (false, Some(peer)) = (said, req.peer_addr()) {
+        forwarded = forwarded.insert_header(("x-forwarded-for", peer.ip().to_string()));
     }
     // A leader that has just been elected stops following and starts serving (recovery
     // first): its port refuses connections for a moment, then answers product routes 503

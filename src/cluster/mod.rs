@@ -18,6 +18,7 @@ use crate::config::{ClusterConfig, Config};
 use crate::failure::Failure;
 use crate::secrets::TokenHash;
 use crate::serve::{serve, Ended, Leading, Opened};
+use crate::stop::Stop;
 use slotpool_cluster::{ClusterNode, Member, NodeSettings, Proposer};
 use slotpool_journal::JournalConfig;
 use std::sync::{Arc, Mutex};
@@ -131,7 +132,14 @@ async fn phases(
     opened: Opened,
     node: Arc<ClusterNode>,
 ) -> Result<Ended, Failure> {
-    let follower = forward::start(&config, Arc::clone(&node), admin_token.clone(), &opened)?;
+    let stop = Stop::install()?;
+    let follower = forward::start(
+        &config,
+        Arc::clone(&node),
+        admin_token.clone(),
+        &opened,
+        &stop,
+    )?;
     let handle = follower.handle();
     let mut following = actix_web::rt::spawn(follower);
     tokio::select! {
@@ -142,6 +150,11 @@ async fn phases(
             return Ok(Ended::Stopped);
         }
         () = until_leading(&node) => {}
+    }
+    if stop.requested() {
+        // Stopped just as the lead came: the follower's server drains; nothing starts.
+        let _ = following.await;
+        return Ok(Ended::Stopped);
     }
     tracing::info!("this node leads the cluster: serving");
     handle.stop(false).await;
@@ -176,6 +189,7 @@ async fn phases(
         scim_token,
         opened,
         Some(Leading { node, lost }),
+        stop,
     )
     .await
 }

@@ -29,9 +29,15 @@ use slotpool_actors::{ask, ListHolders, ProductActor, Read};
 use slotpool_events::{Command, Settings, Timestamp};
 use slotpool_journal::Journal;
 
+/// The largest form body the dashboard reads (its forms are read whole, as `web::Bytes`):
+/// a queue page's logo is up to 96 KiB, a third more in base64, more again URL-encoded.
+/// A follower forwards bodies up to this size too.
+pub const FORM_BYTES: usize = 256 * 1024;
+
 /// Registers the dashboard's routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin", web::get().to(to_index))
+    cfg.app_data(web::PayloadConfig::new(FORM_BYTES))
+        .route("/admin", web::get().to(to_index))
         .route("/admin/", web::get().to(index))
         .route("/admin/login", web::post().to(login))
         .route("/admin/logout", web::post().to(logout))
