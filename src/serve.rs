@@ -150,6 +150,11 @@ impl Opened {
     }
 }
 
+/// How long a leader that lost its lead goes on answering (503 for every product route)
+/// before it stops: requests already in its listen queue get an answer to retry on, not
+/// a closed connection. Nothing it answers then is acknowledged.
+const STEP_DOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Serves until told to stop, or (a cluster's leader) until the lead is lost.
 pub(crate) async fn serve(
     config: Config,
@@ -242,14 +247,22 @@ pub(crate) async fn serve(
     if let Some(Leading { lost, .. }) = leading {
         let handle = server.handle();
         let stepped = Arc::clone(&stepped_down);
-        let stopping = state.stopping.clone();
+        let serving = state.clone();
         actix_web::rt::spawn(async move {
             if let Ok(why) = lost.await {
                 if let Ok(mut s) = stepped.lock() {
                     *s = Some(why);
                 }
-                stopping.cancel();
-                handle.stop(false).await;
+                // Every request is answered: those waiting for a write fail (the
+                // proposer fails them, 503 `no_leader`), product routes answer 503
+                // `not_ready` with `Retry-After` from now on, for a moment still taken
+                // from the listen queue, then a graceful stop. Dropping the connections
+                // instead left clients (and nginx, which does not retry a POST) with no
+                // answer at all.
+                serving.ready.store(false, Ordering::SeqCst);
+                serving.stopping.cancel();
+                actix_web::rt::time::sleep(STEP_DOWN_GRACE).await;
+                handle.stop(true).await;
             }
         });
     }
