@@ -70,13 +70,28 @@ fn members_ask_administrators_decide_within_the_tier_and_it_is_all_journaled() {
         "invalid_body",
     );
     assert_problem(&ask(&c, "jira", "bob", br#"{"reason": "#), 400, "bad_json");
+    // A bell is no text; the message says what is wrong (not the length).
+    let r = ask(&c, "jira", "bob", br#"{"reason": "ring \u0007"}"#);
+    assert!(
+        assert_problem(&r, 422, "invalid_body")["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("control character")),
+        "{r:?}"
+    );
     assert_problem(
         &ask(&c, "nope", "bob", br#"{"reason": "x"}"#),
         404,
         "unknown_product",
     );
-    let r = ask(&c, "jira", "bob", br#"{"reason": "release manager"}"#);
+    // Line breaks as a Windows client sends them, and a tab, are text.
+    let r = ask(
+        &c,
+        "jira",
+        "bob",
+        br#"{"reason": "release manager\r\n\tall year"}"#,
+    );
     assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.json()["reason"], "release manager\n\tall year", "{r:?}");
     let bob_id = r.json()["id"].as_str().expect("id").to_string();
 
     // Listing, with filters.

@@ -59,15 +59,43 @@ pub fn parse_json<T: DeserializeOwned>(
     })
 }
 
-/// A free-text field of a request body (a reason, a note, a name), trimmed: refused as
-/// `invalid_body` naming `what` when longer than `max` bytes or holding control
-/// characters other than line breaks.
+/// A free-text field of a request body (a reason, a note, a name), trimmed, its line
+/// breaks made `\n` (a browser's form or a Windows client sends `\r\n`): refused as
+/// `invalid_body` naming `what` when longer than `max` bytes, or holding a control
+/// character other than a line break or a tab (each with its own message).
 pub fn check_text(what: &str, text: &str, max: usize) -> Result<String, Problem> {
-    let text = text.trim();
-    if text.len() > max || text.chars().any(|c| c.is_control() && c != '\n') {
+    let text = text.trim().replace("\r\n", "\n").replace('\r', "\n");
+    if text.len() > max {
         return Err(Problem::invalid_body(format!(
             "{what} must be at most {max} bytes of text"
         )));
     }
-    Ok(text.to_string())
+    if let Some(c) = text
+        .chars()
+        .find(|&c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Problem::invalid_body(format!(
+            "{what} holds the control character U+{:04X}; only line breaks and tabs may be in a text",
+            u32::from(c)
+        )));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_keep_line_breaks_and_tabs_and_refuse_other_control_characters() {
+        assert_eq!(
+            check_text("reason", " needed for\r\nQ3\rreports\t(all) ", 100).unwrap(),
+            "needed for\nQ3\nreports\t(all)"
+        );
+        let e = check_text("reason", "a\u{7}b", 100).unwrap_err();
+        assert_eq!(e.reason, "invalid_body");
+        assert!(e.detail.contains("U+0007"), "{}", e.detail);
+        let e = check_text("note", &"x".repeat(101), 100).unwrap_err();
+        assert!(e.detail.contains("at most 100 bytes"), "{}", e.detail);
+    }
 }
