@@ -406,6 +406,20 @@ impl Problem {
         )
     }
 
+    /// 504: a follower forwarded the request and the leader did not answer within the
+    /// follower's wait. The leader may still be doing it (a long administrative call):
+    /// look before asking again.
+    pub fn leader_timeout(wait_s: u64) -> Self {
+        Problem::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "leader_timeout",
+            "The leader did not answer in time",
+            format!(
+                "the leader did not answer within {wait_s} s; it may still be doing what was asked"
+            ),
+        )
+    }
+
     /// 409: a cluster membership change is already running; changes go one at a time.
     pub fn membership_change() -> Self {
         Problem::new(

@@ -652,6 +652,17 @@ fn a_partitioned_minority_answers_503_and_the_majority_keeps_serving() {
     };
     assert_problem(&refusal, 503, "no_leader");
     assert_eq!(refusal.header("retry-after"), Some("1"), "{refusal:?}");
+    // That answer may be the stepping-down leader's own: it then restarts in place, its
+    // port closed for a moment. Back, it follows (and forwards) again.
+    assert!(
+        c.wait_output(old, Duration::from_secs(15), |o| o
+            .matches("(following)")
+            .count()
+            >= 2),
+        "the minority did not restart as a follower\n{}",
+        c.logs()
+    );
+    assert_eq!(minority.call("GET", "/healthz", &[], None).status, 200);
     let r = recorded(&rec, &minority, Call::Release, "lin", "gatekeeper");
     assert_problem(&r, 503, "no_leader");
     let r = minority.user("GET", "/gate/lin", "gatekeeper");

@@ -52,13 +52,35 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&name.as_str())
 }
 
-/// Whether a leader's answer says it is not serving yet and to ask again (503 with
-/// `Retry-After`: `not_ready` while it starts, `no_leader`), rather than refusing the
-/// request: the request did nothing there and may be sent again.
-fn not_yet_serving(status: awc::http::StatusCode, headers: &awc::http::header::HeaderMap) -> bool {
+/// Whether a leader's answer says to ask again (503 with `Retry-After`: `not_ready`
+/// while it starts or steps down, `no_leader`), rather than refusing the request.
+fn ask_again(status: awc::http::StatusCode, headers: &awc::http::header::HeaderMap) -> bool {
     status == awc::http::StatusCode::SERVICE_UNAVAILABLE
         && headers.contains_key(awc::http::header::RETRY_AFTER)
 }
+
+/// Whether a request may be sent to the leader again after an answer that says to ask
+/// again (`problem`, its body). `not_ready` did nothing (products refuse before they
+/// decide). `no_leader` may come after a write was proposed, which may still commit:
+/// sent again, a `POST` (a SCIM create, a fixed-licence request) could take effect
+/// twice, so only methods whose repetition changes nothing more are.
+fn may_send_again(method: &actix_web::http::Method, problem: &[u8]) -> bool {
+    use actix_web::http::Method;
+    let idempotent = [
+        Method::GET,
+        Method::HEAD,
+        Method::PUT,
+        Method::DELETE,
+        Method::OPTIONS,
+    ]
+    .contains(method);
+    idempotent
+        || serde_json::from_slice::<serde_json::Value>(problem)
+            .is_ok_and(|p| p["reason"] == "not_ready")
+}
+
+/// Largest body of a "ask again" answer read to decide on a retry (a problem is small).
+const ASK_AGAIN_BODY: usize = 64 * 1024;
 
 /// Starts the follower's server on the configured address.
 pub(super) fn start(
@@ -251,13 +273,27 @@ async fn forward(
         }
     };
     let mut sent = forwarded.send_body(body.clone()).await;
-    for _ in 0..RETRIES {
-        let not_taken = match &sent {
-            Err(awc::error::SendRequestError::Connect(_)) => true,
-            Ok(answer) => not_yet_serving(answer.status(), answer.headers()),
-            Err(_) => false,
-        };
-        if !not_taken || node.leader() != Some(leader) {
+    for tries_left in (0..RETRIES).rev() {
+        match &mut sent {
+            Err(awc::error::SendRequestError::Connect(_)) => {}
+            Ok(answer) if ask_again(answer.status(), answer.headers()) => {
+                // Read to decide; once read, this answer is the one returned unless the
+                // request goes again.
+                let problem = answer
+                    .body()
+                    .limit(ASK_AGAIN_BODY)
+                    .await
+                    .unwrap_or_default();
+                let again = tries_left > 0
+                    && node.leader() == Some(leader)
+                    && may_send_again(req.method(), &problem);
+                if !again {
+                    return answered(answer, problem);
+                }
+            }
+            _ => break,
+        }
+        if node.leader() != Some(leader) {
             break;
         }
         actix_web::rt::time::sleep(RETRY).await;
@@ -265,12 +301,7 @@ async fn forward(
     }
     match sent {
         Ok(mut answer) => {
-            let mut out = HttpResponse::build(answer.status());
-            for (name, value) in answer.headers() {
-                if !hop_by_hop(name) {
-                    out.append_header((name.clone(), value.clone()));
-                }
-            }
+            let mut out = answer_head(&answer);
             // An answer of known length goes back with its length (what most clients and
             // proxies handle best); one without (an event stream, a backup) streams.
             let length = answer
@@ -295,9 +326,53 @@ async fn forward(
                 _ => out.streaming(answer),
             }
         }
+        Err(awc::error::SendRequestError::Timeout) => {
+            tracing::warn!(
+                leader,
+                "the leader did not answer a forwarded request in time"
+            );
+            Problem::leader_timeout(LEADER_ANSWER.as_secs()).error_response()
+        }
         Err(e) => {
             tracing::warn!(leader, error = %e, "forwarding to the leader failed");
             no_leader("the leader did not answer; a new one may be being elected")
+        }
+    }
+}
+
+/// The leader's answer whose body was read already, as the client gets it.
+fn answered(answer: &awc::ClientResponse<impl Sized>, body: web::Bytes) -> HttpResponse {
+    answer_head(answer).body(body)
+}
+
+/// The status and end-to-end headers of the leader's answer.
+fn answer_head(answer: &awc::ClientResponse<impl Sized>) -> actix_web::HttpResponseBuilder {
+    let mut out = HttpResponse::build(answer.status());
+    for (name, value) in answer.headers() {
+        if !hop_by_hop(name) {
+            out.append_header((name.clone(), value.clone()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::Method;
+
+    /// A follower sends a request again only when that cannot make it take effect twice.
+    #[test]
+    fn only_what_did_nothing_or_changes_nothing_more_is_sent_again() {
+        let no_leader = Problem::no_leader("lost the lead").body().to_string();
+        let not_ready = Problem::not_ready().body().to_string();
+        for method in [Method::GET, Method::PUT, Method::DELETE] {
+            assert!(may_send_again(&method, no_leader.as_bytes()), "{method}");
+        }
+        for method in [Method::POST, Method::PATCH] {
+            assert!(!may_send_again(&method, no_leader.as_bytes()), "{method}");
+            assert!(may_send_again(&method, not_ready.as_bytes()), "{method}");
+            assert!(!may_send_again(&method, b"<html>busy</html>"), "{method}");
         }
     }
 }
