@@ -625,7 +625,8 @@ impl Cluster {
         })
     }
 
-    /// Every live node's applied index, if all agree with the leader's commit index.
+    /// Every live node's applied index, if all agree with the leader's commit index and
+    /// every one is ready.
     fn applied_indexes(&self) -> Option<Vec<u64>> {
         let leader = self.agreed_leader()?;
         let ls = self.status(leader)?;
@@ -636,7 +637,11 @@ impl Cluster {
         let mut v = Vec::new();
         for id in self.live() {
             let applied = self.status(id)?["applied_index"].as_u64()?;
-            if applied != commit {
+            // Applied, and serving: not a leader stepping down (503) or restarting.
+            let ready =
+                self.quick_client(id, Duration::from_secs(2))
+                    .call("GET", "/readyz", &[], None);
+            if applied != commit || ready.status != 200 {
                 return None;
             }
             v.push(applied);
