@@ -372,9 +372,36 @@ impl ClusterNode {
     }
 
     /// The leader this node knows of: what every forwarded request asks, so read from
-    /// Raft's metrics without building the whole [`Status`].
+    /// Raft's metrics without building the whole [`Status`]. None once this node's Raft
+    /// core has stopped (a fatal storage error): the core keeps the last leader it knew,
+    /// but the node no longer follows it, and must say so (`/readyz`, forwarding).
     pub fn leader(&self) -> Option<NodeId> {
-        self.raft.metrics().borrow().current_leader
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        if m.running_state.is_err() || m.state == ServerState::Shutdown {
+            return None;
+        }
+        m.current_leader
+    }
+
+    /// Resolves, with why, when this node's Raft core stops (a fatal error, or the
+    /// node's shutdown): the process must then end, not serve on as if it followed.
+    pub async fn core_stopped(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            {
+                let m = metrics.borrow();
+                if let Err(fatal) = &m.running_state {
+                    return fatal.to_string();
+                }
+                if m.state == ServerState::Shutdown {
+                    return "Raft's core was shut down".into();
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return "Raft's core ended".into();
+            }
+        }
     }
 
     /// The HTTP address of member `id` in the current membership.

@@ -154,7 +154,11 @@ impl StateMachine {
             },
             _ => None,
         };
-        Ok(StateMachine {
+        let behind = current
+            .as_ref()
+            .filter(|kept| kept.last_log_id > applied)
+            .cloned();
+        let mut sm = StateMachine {
             dir: dir.to_path_buf(),
             config,
             journal: SharedJournal(Arc::new(Mutex::new(Some(journal)))),
@@ -168,7 +172,16 @@ impl StateMachine {
             },
             exporting: Arc::default(),
             refused: Arc::default(),
-        })
+        };
+        if let Some(kept) = behind {
+            // The copy is behind the snapshot this node keeps: an install cut off after
+            // the snapshot was kept (the leader's log before it may be purged already,
+            // so the copy could never catch up from the log), or a crash that took the
+            // copy's last applies after a snapshot of them was built. Made again from it.
+            tracing::warn!(copy_applied = ?sm.applied, snapshot = ?kept.last_log_id, "this node's copy is behind the snapshot it keeps: making the copy again from the snapshot");
+            sm.remake_from_kept(&kept).map_err(|e| e.to_string())?;
+        }
+        Ok(sm)
     }
 
     /// The journal copy, for the binary to serve from while this node leads.
@@ -190,6 +203,27 @@ impl StateMachine {
     }
 
     /// Records what the copy has applied, after the records themselves.
+    /// Replaces this node's copy with the kept snapshot's export, which covers `meta`:
+    /// the old copy is shut down and removed, the export imported (refused whole if any
+    /// record of it is damaged) and the copy marked applied up to `meta`.
+    fn remake_from_kept(&mut self, meta: &Meta) -> Result<()> {
+        let mut slot = self.journal.lock();
+        if let Some(old) = slot.take() {
+            old.shutdown().map_err(snap_err)?;
+            drop(old);
+        }
+        let data = snapshot_files(&self.dir).data;
+        let journal = remake_copy(&self.dir, &self.config, &data).map_err(snap_err)?;
+        *slot = Some(journal.clone());
+        drop(slot);
+        self.applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        self.marker = journal
+            .replay::<ReplicationRecord>(&applied_stream(), |_| {})
+            .map_err(sm_err)?;
+        self.write_marker(&journal)
+    }
+
     fn write_marker(&mut self, journal: &Journal) -> Result<()> {
         let bytes = encode(&Applied {
             last: self.applied,
@@ -320,7 +354,7 @@ impl RaftSnapshotBuilder<TypeConfig> for Built {
         let meta = self.meta.clone();
         let kept = self.kept.clone();
         let exporting = Arc::clone(&self.exporting);
-        let data = tokio::task::spawn_blocking(move || -> Result<std::fs::File> {
+        let data = tokio::task::spawn_blocking(move || -> Result<(Meta, std::fs::File)> {
             let _exporting = exporting.lock().unwrap_or_else(|p| p.into_inner());
             let building = snapshot_files(&kept.dir).building;
             let file = create_file(&building).map_err(snap_err)?;
@@ -328,19 +362,54 @@ impl RaftSnapshotBuilder<TypeConfig> for Built {
                 .export(WriteBack::new(&file))
                 .map_err(snap_err)?;
             file.sync_all().map_err(snap_err)?;
-            if !kept.keep(&meta, &building)? {
-                return Err(snap_err("a newer snapshot was installed while this one was built"));
+            if kept.keep(&meta, &building)? {
+                tracing::info!(snapshot = %meta.snapshot_id, %summary, "snapshot of this node's copy built");
             }
-            tracing::info!(snapshot = %meta.snapshot_id, %summary, "snapshot of this node's copy built");
-            std::fs::File::open(snapshot_files(&kept.dir).data).map_err(snap_err)
+            // Else a newer snapshot was installed while this one was built: that one is
+            // the answer (an error here would stop openraft's core for good).
+            kept.current()?
+                .ok_or_else(|| snap_err("no snapshot is kept after a build"))
         })
         .await
         .map_err(snap_err)??;
+        let (meta, data) = data;
         Ok(Snapshot {
-            meta: self.meta.clone(),
+            meta,
             snapshot: Box::new(File::from_std(data)),
         })
     }
+}
+
+/// Makes the copy in `dir` (no longer open) again from the export `data`.
+fn remake_copy(
+    dir: &Path,
+    config: &JournalConfig,
+    data: &Path,
+) -> std::result::Result<Journal, String> {
+    Journal::remove_files(dir).map_err(|e| e.to_string())?;
+    let journal = Journal::open(dir, config.clone()).map_err(|e| e.to_string())?;
+    journal.import(data).map_err(|e| e.to_string())?;
+    Ok(journal)
+}
+
+/// Clears, before the copy in `dir` is opened, a copy that a snapshot install left
+/// half-imported when its process stopped (the journal refuses to open such a folder):
+/// the copy is then empty, behind the snapshot the node kept, and [`StateMachine::open`]
+/// makes it again from that snapshot. Returns whether it cleared one. Without a kept
+/// snapshot there is nothing to make the copy from: the member must be replaced.
+pub fn finish_interrupted_install(dir: &Path) -> std::result::Result<bool, String> {
+    if !Journal::restore_unfinished(dir) {
+        return Ok(false);
+    }
+    let files = snapshot_files(dir);
+    if !(files.meta.is_file() && files.data.is_file()) {
+        return Err(
+            "this member's copy was being replaced by a snapshot from the leader when the process stopped, and no snapshot is kept to finish it".into(),
+        );
+    }
+    tracing::warn!(dir = %dir.display(), "a snapshot install was cut off: this node's copy is made again from the snapshot it keeps");
+    Journal::remove_files(dir).map_err(|e| e.to_string())?;
+    Ok(true)
 }
 
 /// Creates (or empties) `path` for writing, and its folder if need be.
@@ -470,33 +539,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         drop(received);
         tracing::info!(snapshot = %meta.snapshot_id, bytes = theirs.len(), "installing a snapshot from the leader in place of this node's copy");
         // A build of the old copy still exporting finishes first: the copy is not
-        // removed under it.
+        // removed under it, and its snapshot is kept before this one.
         let exporting = Arc::clone(&self.exporting);
-        let export_done =
+        let _export_done =
             tokio::task::block_in_place(|| exporting.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut slot = self.journal.lock();
-        if let Some(old) = slot.take() {
-            old.shutdown().map_err(snap_err)?;
-            drop(old);
+        // Kept first, then installed: a process stopped during the install finds, when it
+        // starts again, a copy behind the snapshot it keeps, and makes the copy again from
+        // it (`StateMachine::open`, `finish_interrupted_install`). openraft purges the log
+        // up to this snapshot as it hands it over, so nothing else could bring it back.
+        if !tokio::task::block_in_place(|| self.kept.keep(meta, &incoming))? {
+            // A newer snapshot is kept (never sent to a node that needs this one): this
+            // node's copy covers it already.
+            return Ok(());
         }
-        let installed = tokio::task::block_in_place(|| -> std::result::Result<Journal, String> {
-            Journal::remove_files(&self.dir).map_err(|e| e.to_string())?;
-            let journal =
-                Journal::open(&self.dir, self.config.clone()).map_err(|e| e.to_string())?;
-            journal.import(&incoming).map_err(|e| e.to_string())?;
-            Ok(journal)
-        });
-        let journal = installed.map_err(snap_err)?;
-        *slot = Some(journal.clone());
-        drop(slot);
-        drop(export_done);
-        self.applied = meta.last_log_id;
-        self.membership = meta.last_membership.clone();
-        self.marker = journal
-            .replay::<ReplicationRecord>(&applied_stream(), |_| {})
-            .map_err(sm_err)?;
-        self.write_marker(&journal)?;
-        tokio::task::block_in_place(|| self.kept.keep(meta, &incoming)).map(|_| ())
+        tokio::task::block_in_place(|| self.remake_from_kept(meta))
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>> {

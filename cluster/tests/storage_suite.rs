@@ -253,3 +253,101 @@ async fn a_snapshot_built_while_applies_go_on_installs_and_catches_up_to_the_sam
     let fresh_copy = fresh.shared_journal().get().expect("the installed copy");
     assert_eq!(fresh_copy.last_sequence(&jira).expect("last"), 24);
 }
+
+/// A member stopped while it installed a snapshot from the leader (openraft has purged
+/// its log up to the snapshot by then, so the entries before it will never come again)
+/// makes its copy again from the snapshot it kept, whether the stop left the old copy
+/// in place or a half-imported one (which the journal refuses to open); with no kept
+/// snapshot a half-imported copy is refused, with what to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_install_cut_off_is_finished_from_the_kept_snapshot_at_the_next_start() {
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+    use slotpool_cluster::{finish_interrupted_install, Proposal, StreamWrite};
+    use slotpool_events::{ProductEvent, StreamId, Timestamp};
+    use slotpool_journal::StreamTip;
+
+    let jira = StreamId::product("jira").expect("valid id");
+    let mut tip = StreamTip::default();
+    let entries: Vec<Entry<TypeConfig>> = (1..=4u64)
+        .map(|index| {
+            let first = tip.next_sequence;
+            let events = vec![ProductEvent::MemberEnrolled {
+                user: format!("u{index}"),
+            }];
+            let (records, next) = tip.chain(uuid::Uuid::nil(), Timestamp(1), &events);
+            tip = next;
+            Entry {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+                payload: EntryPayload::Normal(Proposal {
+                    writes: vec![StreamWrite {
+                        stream: jira.name(),
+                        first,
+                        records,
+                    }],
+                }),
+            }
+        })
+        .collect();
+    let open = |dir: &std::path::Path| {
+        let copy = Journal::open(dir, JournalConfig::default()).expect("journal copy");
+        let sm =
+            StateMachine::open(dir, JournalConfig::default(), copy.clone()).expect("state machine");
+        (copy, sm)
+    };
+    let leader_dir = tempfile::tempdir().expect("temp dir");
+    let (_leader_copy, mut leader) = open(leader_dir.path());
+    leader.apply(entries).await.expect("apply");
+    let snapshot = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build");
+    let kept_files = ["snapshot.meta", "snapshot.data"];
+
+    // Stopped when the snapshot was kept: the member's copy is still its old one (here
+    // empty), behind the snapshot.
+    let member = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(member.path().join("raft")).expect("raft dir");
+    let keep = |to: &std::path::Path| {
+        for f in kept_files {
+            std::fs::copy(
+                leader_dir.path().join("raft").join(f),
+                to.join("raft").join(f),
+            )
+            .expect("kept snapshot");
+        }
+    };
+    keep(member.path());
+    assert!(!finish_interrupted_install(member.path()).expect("nothing half-imported"));
+    let (_stale, mut sm) = open(member.path());
+    assert_eq!(
+        sm.applied_state().await.expect("state").0,
+        snapshot.meta.last_log_id
+    );
+    let copy = sm.shared_journal().get().expect("the copy made again");
+    assert_eq!(copy.last_sequence(&jira).expect("last"), 4);
+    copy.verify().expect("intact");
+    copy.shutdown().expect("shutdown");
+    drop((copy, sm, _stale));
+
+    // Stopped half-way through the import: the folder says so, and is refused as it is.
+    std::fs::write(member.path().join("restore.unfinished"), b"cut off\n").expect("marker");
+    assert!(Journal::open(member.path(), JournalConfig::default()).is_err());
+    assert!(finish_interrupted_install(member.path()).expect("cleared"));
+    let (_empty, mut sm) = open(member.path());
+    assert_eq!(
+        sm.applied_state().await.expect("state").0,
+        snapshot.meta.last_log_id
+    );
+    let copy = sm.shared_journal().get().expect("the copy made again");
+    assert_eq!(copy.last_sequence(&jira).expect("last"), 4);
+    copy.shutdown().expect("shutdown");
+
+    // Without a kept snapshot, nothing can finish it.
+    let lost = tempfile::tempdir().expect("temp dir");
+    std::fs::write(lost.path().join("restore.unfinished"), b"cut off\n").expect("marker");
+    let refused = finish_interrupted_install(lost.path()).expect_err("nothing to finish from");
+    assert!(refused.contains("no snapshot is kept"), "{refused}");
+}

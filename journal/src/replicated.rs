@@ -122,6 +122,13 @@ const JOURNAL_FILES: [&str; 6] = [
 ];
 
 impl Journal {
+    /// Whether `dir` holds a journal whose restore ([`Journal::import`]) did not finish:
+    /// [`Journal::open`] refuses it. A cluster member whose snapshot install was cut off
+    /// then makes its copy again from the snapshot it kept.
+    pub fn restore_unfinished(dir: &Path) -> bool {
+        dir.join(crate::files::RESTORING).exists()
+    }
+
     /// Removes the journal kept in `dir` (of a journal no longer open): what a cluster
     /// member does before it installs a snapshot of the leader's copy in its place.
     pub fn remove_files(dir: &Path) -> Result<(), JournalError> {

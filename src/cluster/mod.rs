@@ -32,6 +32,12 @@ pub fn run(
     scim_token: Option<TokenHash>,
 ) -> Result<(), Failure> {
     let secret = cluster.read_secret().map_err(Failure::Data)?;
+    slotpool_cluster::finish_interrupted_install(&config.data_dir).map_err(|e| {
+        Failure::Data(format!(
+            "{e}; refusing to start. {}",
+            replace_member(cluster.node_id)
+        ))
+    })?;
     let opened = Opened::open(&config)?;
     let gauges = metrics::RaftGauges::new(&opened.registry)?;
     let settings = NodeSettings {
@@ -64,8 +70,8 @@ pub fn run(
     let node = ClusterNode::start(settings, opened.journal.clone()).map_err(|e| match e {
         slotpool_cluster::ClusterError::Config(m) => Failure::Input(m),
         slotpool_cluster::ClusterError::Storage(m) => Failure::Data(format!(
-            "{m}; refusing to start (nothing was changed). Replace this member: `slotpool cluster remove --id {}` on a running member, empty this data folder, start the node again and `slotpool cluster add` it; it catches up from the leader",
-            cluster.node_id
+            "{m}; refusing to start (nothing was changed). {}",
+            replace_member(cluster.node_id)
         )),
         e => Failure::Runtime(e.to_string()),
     })?;
@@ -101,6 +107,11 @@ pub fn run(
         }
         Ended::SteppedDown(why) => restart_in_place(&why),
     }
+}
+
+/// What an operator does with a member whose data cannot be used.
+fn replace_member(id: u64) -> String {
+    format!("Replace this member: `slotpool cluster remove --id {id}` on a running member, empty this data folder, start the node again and `slotpool cluster add` it; it catches up from the leader")
 }
 
 /// A peer whose HTTP says it knows a leader: a cluster runs already, and this node (the
@@ -150,6 +161,14 @@ async fn phases(
             return Ok(Ended::Stopped);
         }
         () = until_leading(&node) => {}
+        why = node.core_stopped() => {
+            // A fatal storage error stopped Raft: this member follows nobody now. Ending
+            // (exit 5) lets its supervisor start it again, where a member that went on
+            // answering would only look healthy.
+            handle.stop(true).await;
+            let _ = following.await;
+            return Err(Failure::Runtime(format!("this member's Raft stopped: {why}")));
+        }
     }
     if stop.requested() {
         // Stopped just as the lead came: the follower's server drains; nothing starts.
