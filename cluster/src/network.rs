@@ -4,7 +4,8 @@ use crate::member::Member;
 use crate::types::{NodeId, TypeConfig};
 use crate::wire::{self, Ack, Auth, Hello, Session};
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -223,15 +224,26 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
-        match self
-            .call(Request::Append(rpc), option.hard_ttl())
-            .await
-            .map_err(rpc_error)?
-        {
-            Reply::Append(r) => {
+        let entries = rpc.entries.len() as u64;
+        match self.call(Request::Append(rpc), option.hard_ttl()).await {
+            Ok(Reply::Append(r)) => {
                 r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
             }
-            _ => Err(unexpected()),
+            Ok(_) => Err(unexpected()),
+            // A batch over the wire's frame limit (catch-up batches of large entries):
+            // openraft sends fewer entries at once from then on. One entry alone over it
+            // cannot be sent at all; it is reported, and openraft tries again later.
+            Err(CallError::Network(e)) if wire::too_large(&e) && entries > 1 => Err(
+                RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(entries / 2)),
+            ),
+            Err(e) => {
+                if let CallError::Network(e) = &e {
+                    if wire::too_large(e) {
+                        tracing::error!(peer = self.target, error = %e, "a Raft entry is larger than the wire carries; it cannot be replicated");
+                    }
+                }
+                Err(rpc_error(e))
+            }
         }
     }
 
@@ -356,6 +368,51 @@ mod tests {
         assert!(matches!(
             peer.call(vote(), ttl).await,
             Ok(Reply::Vote(Ok(_)))
+        ));
+    }
+
+    /// A batch of entries over the wire's frame limit is not sent: openraft is told to
+    /// send half as many; a single entry over it is a network error (never a hint of 0).
+    #[tokio::test]
+    async fn a_batch_over_the_frame_limit_asks_for_fewer_entries() {
+        use crate::proposal::{Proposal, StreamWrite};
+        use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+        let addr = slow_peer(Duration::ZERO).await;
+        let mut peer = Peer {
+            target: 2,
+            addr,
+            auth: auth(1),
+            contacts: Contacts::default(),
+            conn: None,
+            dialing: None,
+            last_refusal: None,
+        };
+        let entry = |index: u64, bytes: usize| Entry::<TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Proposal {
+                writes: vec![StreamWrite {
+                    stream: "product/jira".into(),
+                    first: 1,
+                    records: vec![vec![7u8; bytes]],
+                }],
+            }),
+        };
+        let append = |entries: Vec<Entry<TypeConfig>>| AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: None,
+            entries,
+            leader_commit: None,
+        };
+        let option = RPCOption::new(Duration::from_secs(5));
+        let batch = (1..=40).map(|i| entry(i, 2 << 20)).collect();
+        match peer.append_entries(append(batch), option.clone()).await {
+            Err(RPCError::PayloadTooLarge(e)) => assert_eq!(e.entries_hint(), 20),
+            other => panic!("{:?}", other.map(|_| "answered")),
+        }
+        let alone = vec![entry(1, wire::MAX_FRAME + 1)];
+        assert!(matches!(
+            peer.append_entries(append(alone), option).await,
+            Err(RPCError::Network(_))
         ));
     }
 }

@@ -21,8 +21,20 @@ type HmacSha256 = Hmac<Sha256>;
 pub const MAGIC: &[u8; 8] = b"SLOTRAFT";
 /// The wire's version.
 pub const VERSION: u8 = 1;
-/// Largest frame accepted (a snapshot chunk, a batch of entries).
-const MAX_FRAME: usize = 64 << 20;
+/// Largest frame accepted (a snapshot chunk, a batch of entries), and sent: a larger one
+/// is refused before it is written ([`FrameTooLarge`]), for the caller to send less.
+pub(crate) const MAX_FRAME: usize = 64 << 20;
+
+/// A frame over [`MAX_FRAME`] was not sent (the peer would refuse it): the error inside
+/// the `io::Error` a send returns, told apart by [`too_large`].
+#[derive(Debug, thiserror::Error)]
+#[error("a frame of {0} bytes is over the wire's {MAX_FRAME}")]
+pub(crate) struct FrameTooLarge(pub usize);
+
+/// Whether a send failed because its frame was over [`MAX_FRAME`] (nothing was written).
+pub(crate) fn too_large(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<FrameTooLarge>())
+}
 /// Largest hello accepted.
 const MAX_HELLO: usize = 4096;
 
@@ -222,6 +234,12 @@ impl Session {
         value: &T,
     ) -> io::Result<()> {
         let payload = encode(value).map_err(bad)?;
+        if payload.len() > MAX_FRAME {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                FrameTooLarge(payload.len()),
+            ));
+        }
         let seq = self.sent.to_be_bytes();
         let mac = tag(&self.key, &[&[self.send_dir], &seq, &payload]);
         self.sent += 1;
