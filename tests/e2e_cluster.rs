@@ -1547,3 +1547,47 @@ fn a_follower_forwards_only_what_the_leader_would_take_from_the_client() {
     );
     assert_eq!(c.client(leader).holders("door"), ["alice"]);
 }
+
+/// The documented way into a cluster (docs/operations.md): a single node's folder
+/// becomes node 1, whose journal the others receive as a snapshot; node 1 killed while
+/// the cluster grows (before the others even started) and started again, then the
+/// others started: every configured member ends a voter holding node 1's history.
+#[test]
+fn a_single_nodes_folder_becomes_node_1_of_a_cluster_even_across_a_kill() {
+    let _serial = serial();
+    let mut c = Cluster::build(ClusterOpts::default());
+    let data = c.node(1).spec.data_dir.clone();
+    let logs = temp_dir();
+    {
+        let mut single = Server::start(&Opts::new(&data, logs.path()));
+        let cl = single.client();
+        cl.put_product(
+            "solo",
+            json!({"kind": "jira", "licence_tier": 5, "shared_slots": 1}),
+        );
+        cl.enrol("solo", "ann");
+        cl.enrol("solo", "bob");
+        assert_eq!(cl.request("solo", "ann").state(), "granted");
+        assert_eq!(cl.request("solo", "bob").state(), "queued");
+        single.stop();
+    }
+    c.spawn(1);
+    assert!(
+        c.wait_output(1, Duration::from_secs(30), |o| o
+            .contains("starting the cluster from it")),
+        "{}",
+        c.logs()
+    );
+    c.kill9(1);
+    c.spawn(1);
+    for id in [2, 3] {
+        c.spawn(id);
+    }
+    c.wait_formed(Duration::from_secs(60));
+    for id in c.ids() {
+        c.wait_node_ready(id, Duration::from_secs(30));
+        let cl = c.client(id);
+        assert_eq!(cl.holders("solo"), ["ann"], "node {id}");
+        assert_eq!(cl.queue("solo"), ["bob"], "node {id}");
+    }
+}

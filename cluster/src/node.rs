@@ -203,7 +203,60 @@ impl ClusterNode {
             refused,
         };
         node.check_membership()?;
+        node.resume_growing();
         Ok(node)
+    }
+
+    /// Where the first member notes, before it initialises a cluster from its journal,
+    /// that the others are still to be added ([`grow_from_history`]); removed once they
+    /// all vote.
+    fn growing_marker(&self) -> PathBuf {
+        self.settings.data_dir.join("raft").join("growing")
+    }
+
+    /// Takes up growing a cluster from this node's journal where a stopped process left
+    /// it. Why: the growth runs for as long as the others take to catch up, and once this
+    /// node has initialised the cluster nothing else would add the members still missing
+    /// (a configured peer the membership lacks is allowed), so they answered `503` for
+    /// ever.
+    fn resume_growing(&self) {
+        let marker = self.growing_marker();
+        if !marker.is_file() {
+            return;
+        }
+        let configured: BTreeSet<NodeId> = self.settings.peers.keys().copied().collect();
+        // Asked of Raft's core, as `check_membership` does (metrics come later).
+        let recorded: BTreeSet<NodeId> = self
+            .runtime
+            .block_on(self.raft.with_raft_state(|st| {
+                st.membership_state
+                    .effective()
+                    .membership()
+                    .voter_ids()
+                    .collect()
+            }))
+            .unwrap_or_default();
+        if recorded == configured {
+            remove_marker(&marker);
+            return;
+        }
+        tracing::info!(
+            "growing the cluster from this node's journal was cut off: taking it up again"
+        );
+        self.spawn_growth(marker);
+    }
+
+    fn spawn_growth(&self, marker: PathBuf) {
+        let raft = self.raft.clone();
+        let others = self.settings.peers.clone();
+        self.runtime.spawn(async move {
+            match grow_from_history(&raft, others).await {
+                Ok(()) => remove_marker(&marker),
+                Err(e) => {
+                    tracing::error!(error = %e, "the other members could not be added; add them with `slotpool cluster add`")
+                }
+            }
+        });
     }
 
     /// Refuses to run with a peer list that disagrees with the membership the cluster
@@ -297,16 +350,13 @@ impl ClusterNode {
             .filter(|(id, _)| **id == me)
             .map(|(id, m)| (*id, m.clone()))
             .collect();
+        let marker = self.growing_marker();
+        crate::state_machine::write_durably(&marker, b"members still to be added\n")
+            .map_err(|e| ClusterError::Storage(format!("{}: {e}", marker.display())))?;
         self.runtime
             .block_on(self.raft.initialize(alone))
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
-        let raft = self.raft.clone();
-        let others = self.settings.peers.clone();
-        self.runtime.spawn(async move {
-            if let Err(e) = grow_from_history(&raft, others).await {
-                tracing::error!(error = %e, "the other members could not be added; add them with `slotpool cluster add`");
-            }
-        });
+        self.spawn_growth(marker);
         Ok(())
     }
 
@@ -610,6 +660,13 @@ async fn grow_from_history(
         "the cluster has every configured member"
     );
     Ok(())
+}
+
+/// Removes the growing marker; a failure only means the next start checks again.
+fn remove_marker(marker: &std::path::Path) {
+    if let Err(e) = std::fs::remove_file(marker) {
+        tracing::warn!(file = %marker.display(), error = %e, "could not remove the growing marker");
+    }
 }
 
 /// The voters of the current membership.

@@ -264,7 +264,7 @@ impl StateMachine {
 }
 
 /// Writes `bytes` to `path` through a temporary file, synced, then renamed.
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut f = create_file(&tmp)?;
