@@ -40,5 +40,5 @@ pub use member::Member;
 pub use node::{ClusterNode, MemberStatus, NodeSettings, Status};
 pub use proposal::{Outcome, Proposal, StreamWrite};
 pub use proposer::Proposer;
-pub use state_machine::{finish_interrupted_install, SharedJournal, StateMachine};
+pub use state_machine::{finish_interrupted_install, KeptUpTo, SharedJournal, StateMachine};
 pub use types::{NodeId, TypeConfig};

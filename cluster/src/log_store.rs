@@ -38,6 +38,9 @@ pub struct LogStore {
 
 struct Inner {
     journal: Journal,
+    /// How far the state machine's kept snapshot goes, once [`LogStore::gate_purges_on`]
+    /// is called: a purge becomes durable only up to it.
+    kept: std::sync::OnceLock<tokio::sync::watch::Receiver<crate::state_machine::KeptUpTo>>,
     /// A std mutex: held for in-memory bookkeeping only, never across an await or I/O
     /// wait (the journal's append returns at once; the flush is a callback).
     state: Mutex<State>,
@@ -183,6 +186,7 @@ impl LogStore {
         Ok(LogStore {
             inner: Arc::new(Inner {
                 journal,
+                kept: std::sync::OnceLock::new(),
                 state: Mutex::new(State {
                     log,
                     log_start,
@@ -204,6 +208,43 @@ impl LogStore {
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes each purge wait until the state machine keeps a snapshot that covers it
+    /// ([`crate::state_machine::KeptUpTo`]), and fail if an install fails first: a log
+    /// is never durably purged past what this node could make its copy again from.
+    /// (The log store alone, as openraft's test suite drives it, purges at once.)
+    pub fn gate_purges_on(
+        &self,
+        kept: tokio::sync::watch::Receiver<crate::state_machine::KeptUpTo>,
+    ) {
+        let _ = self.inner.kept.set(kept);
+    }
+
+    /// Waits until the kept snapshot covers `log_id` (see [`LogStore::gate_purges_on`]).
+    async fn kept_through(&self, log_id: LogId<NodeId>) -> Result<()> {
+        let Some(kept) = self.inner.kept.get() else {
+            return Ok(());
+        };
+        let mut kept = kept.clone();
+        let failed = kept.borrow().failed_installs;
+        let covers =
+            |k: &crate::state_machine::KeptUpTo| k.last.is_some_and(|l| l.index >= log_id.index);
+        let seen = kept
+            .wait_for(|k| covers(k) || k.failed_installs != failed)
+            .await
+            .map(|k| *k)
+            .map_err(|_| {
+                write_err("the state machine stopped before the snapshot a purge needs was kept")
+            })?;
+        if covers(&seen) {
+            Ok(())
+        } else {
+            Err(write_err(format!(
+                "the snapshot through entry {} was not kept (its install failed): the log is not purged past it",
+                log_id.index
+            )))
+        }
     }
 
     /// The journal the log lives in (shut down with the node).
@@ -427,6 +468,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<()> {
         self.removed().await?;
+        self.kept_through(log_id).await?;
         let ticket = {
             let mut st = self.state();
             let ticket = append_record(&self.inner.journal, "purged", &mut st.purged, &log_id)
@@ -634,6 +676,44 @@ mod tests {
         store.purge(id(1, 39)).await.expect("purge after reopening");
         store.removed().await.expect("removed");
         assert_eq!(store.read_vote().await.expect("vote"), Some(vote(20)));
+        journal.shutdown().expect("shutdown");
+    }
+
+    /// With the state machine's kept snapshot as its gate, a purge records nothing until
+    /// a kept snapshot covers the purged entry (an install still running), and fails if
+    /// the install fails first; covered, it goes through.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_purge_waits_for_a_kept_snapshot_that_covers_it() {
+        use crate::state_machine::KeptUpTo;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (journal, store) = filled(dir.path(), 100).await;
+        let (tx, rx) = tokio::sync::watch::channel(KeptUpTo {
+            last: Some(id(1, 9)),
+            failed_installs: 0,
+        });
+        store.gate_purges_on(rx);
+        let purged = || journal.last_sequence(&stream("purged")).expect("last");
+        let mut s = store.clone();
+        s.purge(id(1, 9)).await.expect("covered already");
+        assert_eq!(purged(), 1);
+        let mut s = store.clone();
+        let waiting = tokio::spawn(async move { s.purge(id(1, 59)).await });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a purge past the kept snapshot waits"
+        );
+        assert_eq!(purged(), 1, "and records nothing");
+        tx.send_modify(|k| k.last = Some(id(1, 59)));
+        waiting.await.expect("task").expect("covered now");
+        assert_eq!(purged(), 2);
+        let mut s = store.clone();
+        let failing = tokio::spawn(async move { s.purge(id(1, 89)).await });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tx.send_modify(|k| k.failed_installs += 1);
+        assert!(failing.await.expect("task").is_err(), "the install failed");
+        assert_eq!(purged(), 2);
+        store.removed().await.expect("removed");
         journal.shutdown().expect("shutdown");
     }
 }

@@ -171,6 +171,7 @@ impl ClusterNode {
             .map_err(ClusterError::Storage)?;
         let journal = sm.shared_journal();
         let refused = sm.refusals();
+        log_store.gate_purges_on(sm.kept_up_to());
         let auth = Arc::new(Auth {
             secret: settings.secret.clone(),
             cluster_id: settings.cluster_id.clone(),
@@ -222,6 +223,11 @@ impl ClusterNode {
     fn resume_growing(&self) {
         let marker = self.growing_marker();
         if !marker.is_file() {
+            return;
+        }
+        // Stopped before the cluster was initialised: `initialise_if_new` starts over.
+        let initialised = self.runtime.block_on(self.raft.is_initialized());
+        if !initialised.unwrap_or(false) {
             return;
         }
         let configured: BTreeSet<NodeId> = self.settings.peers.keys().copied().collect();

@@ -168,6 +168,10 @@ impl StateMachine {
             markers_since_purge: 0,
             kept: Kept {
                 dir: dir.to_path_buf(),
+                up_to: Arc::new(tokio::sync::watch::Sender::new(KeptUpTo {
+                    last: current.as_ref().and_then(|m| m.last_log_id),
+                    failed_installs: 0,
+                })),
                 latest: Arc::new(Mutex::new(current)),
             },
             exporting: Arc::default(),
@@ -185,6 +189,11 @@ impl StateMachine {
     }
 
     /// The journal copy, for the binary to serve from while this node leads.
+    /// How far the kept snapshot goes, as it changes ([`KeptUpTo`]).
+    pub fn kept_up_to(&self) -> tokio::sync::watch::Receiver<KeptUpTo> {
+        self.kept.up_to.subscribe()
+    }
+
     pub fn shared_journal(&self) -> SharedJournal {
         self.journal.clone()
     }
@@ -202,7 +211,47 @@ impl StateMachine {
             .ok_or_else(|| sm_err("the journal copy is being replaced"))
     }
 
-    /// Records what the copy has applied, after the records themselves.
+    /// Installs a snapshot received from the leader ([`RaftStateMachine::install_snapshot`]).
+    async fn install(&mut self, meta: &Meta, snapshot: Box<File>) -> Result<()> {
+        let mut received = *snapshot;
+        received.flush().await.map_err(snap_err)?;
+        let incoming = snapshot_files(&self.dir).incoming;
+        // Received into `snapshot.incoming` (begin_receiving_snapshot), or handed over as
+        // another file (a snapshot of another store): copied there first.
+        let theirs = received.metadata().await.map_err(snap_err)?;
+        let ours = tokio::fs::metadata(&incoming).await.ok();
+        if !ours.is_some_and(|ours| same_file(&theirs, &ours)) {
+            let copy = tokio::task::block_in_place(|| create_file(&incoming)).map_err(snap_err)?;
+            let mut copy = File::from_std(copy);
+            received
+                .seek(std::io::SeekFrom::Start(0))
+                .await
+                .map_err(snap_err)?;
+            tokio::io::copy(&mut received, &mut copy)
+                .await
+                .map_err(snap_err)?;
+            received = copy;
+        }
+        received.sync_all().await.map_err(snap_err)?;
+        drop(received);
+        tracing::info!(snapshot = %meta.snapshot_id, bytes = theirs.len(), "installing a snapshot from the leader in place of this node's copy");
+        // A build of the old copy still exporting finishes first: the copy is not
+        // removed under it, and its snapshot is kept before this one.
+        let exporting = Arc::clone(&self.exporting);
+        let _export_done =
+            tokio::task::block_in_place(|| exporting.lock().unwrap_or_else(|p| p.into_inner()));
+        // Kept first, then installed: a process stopped during the install finds, when it
+        // starts again, a copy behind the snapshot it keeps, and makes the copy again from
+        // it (`StateMachine::open`, `finish_interrupted_install`). openraft purges the log
+        // up to this snapshot as it hands it over, so nothing else could bring it back.
+        if !tokio::task::block_in_place(|| self.kept.keep(meta, &incoming))? {
+            // A newer snapshot is kept (never sent to a node that needs this one): this
+            // node's copy covers it already.
+            return Ok(());
+        }
+        tokio::task::block_in_place(|| self.remake_from_kept(meta))
+    }
+
     /// Replaces this node's copy with the kept snapshot's export, which covers `meta`:
     /// the old copy is shut down and removed, the export imported (refused whole if any
     /// record of it is damaged) and the copy marked applied up to `meta`.
@@ -224,6 +273,7 @@ impl StateMachine {
         self.write_marker(&journal)
     }
 
+    /// Records what the copy has applied, after the records themselves.
     fn write_marker(&mut self, journal: &Journal) -> Result<()> {
         let bytes = encode(&Applied {
             last: self.applied,
@@ -285,6 +335,23 @@ pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 struct Kept {
     dir: PathBuf,
     latest: Arc<Mutex<Option<Meta>>>,
+    /// What is kept, told to the log store, which purges no further (see [`KeptUpTo`]).
+    up_to: Arc<tokio::sync::watch::Sender<KeptUpTo>>,
+}
+
+/// How far the snapshot this node keeps goes, and how many installs failed: what the
+/// log store waits for before it makes a purge durable ([`crate::LogStore::gate_purges_on`]).
+///
+/// Why: openraft purges the log up to a snapshot it installs at once, while the install
+/// (the sync of a large file, an export it waits for) still runs. Had the purge become
+/// durable first, a process stopped then found its copy behind a log purged past it, and
+/// no snapshot to make the copy from: the core failed at its first apply, for good.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeptUpTo {
+    /// The last entry the kept snapshot covers.
+    pub last: Option<LogId<NodeId>>,
+    /// Installs that failed since the node started.
+    pub failed_installs: u64,
 }
 
 impl Kept {
@@ -324,6 +391,8 @@ impl Kept {
         std::fs::rename(file, &files.data).map_err(snap_err)?;
         write_durably(&files.meta, &encode(meta).map_err(snap_err)?).map_err(snap_err)?;
         *latest = Some(meta.clone());
+        self.up_to
+            .send_modify(|k| k.last = k.last.max(meta.last_log_id));
         Ok(true)
     }
 }
@@ -516,43 +585,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<File>) -> Result<()> {
-        let mut received = *snapshot;
-        received.flush().await.map_err(snap_err)?;
-        let incoming = snapshot_files(&self.dir).incoming;
-        // Received into `snapshot.incoming` (begin_receiving_snapshot), or handed over as
-        // another file (a snapshot of another store): copied there first.
-        let theirs = received.metadata().await.map_err(snap_err)?;
-        let ours = tokio::fs::metadata(&incoming).await.ok();
-        if !ours.is_some_and(|ours| same_file(&theirs, &ours)) {
-            let copy = tokio::task::block_in_place(|| create_file(&incoming)).map_err(snap_err)?;
-            let mut copy = File::from_std(copy);
-            received
-                .seek(std::io::SeekFrom::Start(0))
-                .await
-                .map_err(snap_err)?;
-            tokio::io::copy(&mut received, &mut copy)
-                .await
-                .map_err(snap_err)?;
-            received = copy;
+        let installed = self.install(meta, snapshot).await;
+        if installed.is_err() {
+            // The log store waits for this snapshot before it purges: it must not wait on.
+            self.kept.up_to.send_modify(|k| k.failed_installs += 1);
         }
-        received.sync_all().await.map_err(snap_err)?;
-        drop(received);
-        tracing::info!(snapshot = %meta.snapshot_id, bytes = theirs.len(), "installing a snapshot from the leader in place of this node's copy");
-        // A build of the old copy still exporting finishes first: the copy is not
-        // removed under it, and its snapshot is kept before this one.
-        let exporting = Arc::clone(&self.exporting);
-        let _export_done =
-            tokio::task::block_in_place(|| exporting.lock().unwrap_or_else(|p| p.into_inner()));
-        // Kept first, then installed: a process stopped during the install finds, when it
-        // starts again, a copy behind the snapshot it keeps, and makes the copy again from
-        // it (`StateMachine::open`, `finish_interrupted_install`). openraft purges the log
-        // up to this snapshot as it hands it over, so nothing else could bring it back.
-        if !tokio::task::block_in_place(|| self.kept.keep(meta, &incoming))? {
-            // A newer snapshot is kept (never sent to a node that needs this one): this
-            // node's copy covers it already.
-            return Ok(());
-        }
-        tokio::task::block_in_place(|| self.remake_from_kept(meta))
+        installed
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>> {
