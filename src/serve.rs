@@ -150,8 +150,8 @@ impl Opened {
     }
 }
 
-/// How long a leader that lost its lead goes on answering (503 for every product route)
-/// before it stops: requests already in its listen queue get an answer to retry on, not
+/// How long a leader that lost its lead goes on answering (503 `not_ready` to all but
+/// health, readiness and metrics) before it stops: requests already in its listen queue get an answer to retry on, not
 /// a closed connection. Nothing it answers then is acknowledged.
 const STEP_DOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -208,6 +208,7 @@ pub(crate) async fn serve(
         ready: AtomicBool::new(false),
         journal_damage,
         stopping: stop.streams(),
+        deposed: AtomicBool::new(false),
     });
     let app_state = state.clone();
     let cluster = leading.as_ref().map(|l| {
@@ -250,16 +251,20 @@ pub(crate) async fn serve(
         let serving = state.clone();
         actix_web::rt::spawn(async move {
             if let Ok(why) = lost.await {
-                if let Ok(mut s) = stepped.lock() {
+                // Under the lock serve takes to say it is ready: a lead lost during
+                // recovery is never followed by a ready server.
+                {
+                    let mut s = stepped.lock().unwrap_or_else(|p| p.into_inner());
                     *s = Some(why);
+                    serving.deposed.store(true, Ordering::SeqCst);
+                    serving.ready.store(false, Ordering::SeqCst);
                 }
                 // Every request is answered: those waiting for a write fail (the
-                // proposer fails them, 503 `no_leader`), product routes answer 503
-                // `not_ready` with `Retry-After` from now on, for a moment still taken
+                // proposer fails them), every other one is answered 503 `not_ready` with
+                // `Retry-After` from now on (`http::around`), for a moment still taken
                 // from the listen queue, then a graceful stop. Dropping the connections
                 // instead left clients (and nginx, which does not retry a POST) with no
                 // answer at all.
-                serving.ready.store(false, Ordering::SeqCst);
                 serving.stopping.cancel();
                 actix_web::rt::time::sleep(STEP_DOWN_GRACE).await;
                 handle.stop(true).await;
@@ -275,7 +280,12 @@ pub(crate) async fn serve(
         handle.stop(false).await;
         return Err(Failure::Data(format!("{e}; refusing to start")));
     }
-    state.ready.store(true, Ordering::SeqCst);
+    {
+        let stepped = stepped_down.lock().unwrap_or_else(|p| p.into_inner());
+        if stepped.is_none() {
+            state.ready.store(true, Ordering::SeqCst);
+        }
+    }
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), durability = ?config.durability, "slotpool is serving");
     println!("slotpool: listening on http://{}", config.listen);
     let result = serving

@@ -10,7 +10,21 @@
 //! decides what comes next (lead, restart in place, exit) asks [`Stop::requested`].
 
 use crate::failure::Failure;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
+
+/// Set by the signal handler itself, for the whole process: a signal that comes after
+/// the actix system ended (a member that stepped down, shutting Raft down before it
+/// restarts in place) is still heard ([`requested`]), where the system's listener is gone.
+static SIGNALLED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+/// Whether a stop signal came at any time since [`Stop::install`].
+pub(crate) fn requested() -> bool {
+    SIGNALLED
+        .get()
+        .is_some_and(|flag| flag.load(Ordering::SeqCst))
+}
 
 /// The process's stop request. Cheap to clone.
 #[derive(Clone)]
@@ -32,6 +46,11 @@ impl Stop {
             install(SignalKind::interrupt())?,
             install(SignalKind::quit())?,
         );
+        let flag = SIGNALLED.get_or_init(|| Arc::new(AtomicBool::new(false)));
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT] {
+            signal_hook::flag::register(signal, Arc::clone(flag))
+                .map_err(|e| Failure::Runtime(format!("cannot listen for stop signals: {e}")))?;
+        }
         let requested = CancellationToken::new();
         let tell = requested.clone();
         actix_web::rt::spawn(async move {
@@ -51,7 +70,7 @@ impl Stop {
 
     /// Whether a stop signal has come.
     pub(crate) fn requested(&self) -> bool {
-        self.requested.is_cancelled()
+        self.requested.is_cancelled() || requested()
     }
 
     /// Resolves when a stop signal has come (at once if it has already): an HTTP server's

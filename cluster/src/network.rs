@@ -128,10 +128,13 @@ impl Peer {
                 Some(c) => c,
                 None => self.connected().await?,
             };
-            session
-                .send(&mut stream, &request)
-                .await
-                .map_err(CallError::Network)?;
+            if let Err(e) = session.send(&mut stream, &request).await {
+                if wire::too_large(&e) {
+                    // Nothing was written: the connection is as good as before.
+                    self.conn = Some((stream, session));
+                }
+                return Err(CallError::Network(e));
+            }
             let reply: Reply = session
                 .receive(&mut stream)
                 .await

@@ -7,7 +7,7 @@ use crate::wire::{self, Ack, Auth, Session};
 use openraft::Raft;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 /// How long a new connection may take to say who it is.
@@ -122,14 +122,17 @@ async fn first_request<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut BufReader<S>,
     within: Duration,
 ) -> std::io::Result<Request> {
-    tokio::time::timeout(within, session.receive(stream))
+    // The deadline is on the frame's first bytes, not on all of it: a first request may
+    // be a large batch or snapshot chunk on a slow link.
+    tokio::time::timeout(within, stream.fill_buf())
         .await
         .map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "no request after the handshake",
             )
-        })?
+        })??;
+    session.receive(stream).await
 }
 
 #[cfg(test)]

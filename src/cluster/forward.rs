@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::failure::Failure;
 use crate::http::auth::{from_trusted_proxy, USER_HEADER};
 use crate::http::body::read_bytes;
+use crate::http::limits::rate::user_route;
 use crate::problem::Problem;
 use crate::secrets::TokenHash;
 use crate::serve::Opened;
@@ -221,8 +222,9 @@ async fn forward(
     client: web::Data<awc::Client>,
 ) -> HttpResponse {
     let trusted = from_trusted_proxy(&req, &front.trusted_proxies);
-    if !trusted && req.headers().contains_key(USER_HEADER) {
-        // What the leader answers a peer it does not trust.
+    if !trusted && req.headers().contains_key(USER_HEADER) && user_route(req.path()) {
+        // What the leader answers a peer it does not trust, on the routes that read the
+        // user; elsewhere the header is dropped (the leader ignores it there).
         return Problem::untrusted_proxy(USER_HEADER).error_response();
     }
     let body = match read_bytes(payload, front.max_body).await {

@@ -263,6 +263,13 @@ fn watch_lead(node: &Arc<ClusterNode>, tell: impl Fn(String) + Send + Sync + 'st
 /// event in memory that may never commit.
 fn restart_in_place(why: &str) -> Result<(), Failure> {
     use std::os::unix::process::CommandExt;
+    if crate::stop::requested() {
+        // Told to stop while it stepped down (Raft and the journals are shut down): the
+        // process ends, as asked.
+        tracing::info!(reason = %why, "stepped down and told to stop: not restarting");
+        crate::logging::flush();
+        return Ok(());
+    }
     tracing::warn!(reason = %why, "stepping down: this node no longer leads; restarting in place to serve from what the cluster committed");
     let exe = std::env::current_exe()
         .map_err(|e| Failure::Runtime(format!("cannot restart in place: {e}")))?;

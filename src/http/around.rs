@@ -24,7 +24,7 @@ pub async fn around(
     let observed = Observed::begin(&req);
     let mut res = observed
         .run(async move {
-            if let Some(refusal) = rate::refusal(&req) {
+            if let Some(refusal) = deposed(&req).or_else(|| rate::refusal(&req)) {
                 return Ok(req.into_response(refusal).map_into_right_body());
             }
             let armed = body::arm(&mut req);
@@ -35,4 +35,17 @@ pub async fn around(
     headers::secure(res.headers_mut());
     observed.end(&mut res);
     Ok(res)
+}
+
+/// `503 not_ready` (with `Retry-After`) for every request but health, readiness and
+/// metrics once this member has lost its lead ([`super::AppState::deposed`]): for the
+/// moment it still answers before it stops, it must not answer from a state the cluster
+/// may have moved past. `not_ready` says nothing was done: a follower may send even a
+/// `POST` again.
+fn deposed(req: &ServiceRequest) -> Option<actix_web::HttpResponse> {
+    use actix_web::ResponseError;
+    let state = req.app_data::<actix_web::web::Data<super::AppState>>()?;
+    let ops = matches!(req.path(), "/healthz" | "/readyz" | "/metrics");
+    (state.deposed.load(std::sync::atomic::Ordering::Relaxed) && !ops)
+        .then(|| crate::problem::Problem::not_ready().error_response())
 }

@@ -64,6 +64,9 @@ pub struct AppState {
     /// so they end on this: the drain then waits for requests, not for open browsers
     /// (which reconnect, in a cluster to the new leader).
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Set when this cluster member has lost its lead: every request but the operational
+    /// ones is answered `503 not_ready` until it stops (`http::around`).
+    pub deposed: AtomicBool,
 }
 
 impl AppState {

@@ -77,7 +77,7 @@ impl Rates {
 }
 
 /// Whether `path` is one of the user routes (user API, gate, queue page).
-fn user_route(path: &str) -> bool {
+pub(crate) fn user_route(path: &str) -> bool {
     path.starts_with("/api/") || path.starts_with("/gate/") || path.starts_with("/queue/")
 }
 
