@@ -330,6 +330,19 @@ mod tests {
         }
     }
 
+    /// Node 1's peer for node 2 at `addr`, not connected yet.
+    fn peer_of_node_1(addr: String) -> Peer {
+        Peer {
+            target: 2,
+            addr,
+            auth: auth(1),
+            contacts: Contacts::default(),
+            conn: None,
+            dialing: None,
+            last_refusal: None,
+        }
+    }
+
     fn vote() -> Request {
         Request::Vote(VoteRequest::new(Vote::new(1, 1), None))
     }
@@ -339,15 +352,7 @@ mod tests {
     #[tokio::test]
     async fn a_handshake_slower_than_a_call_deadline_still_connects() {
         let addr = slow_peer(Duration::from_millis(300)).await;
-        let mut peer = Peer {
-            target: 2,
-            addr,
-            auth: auth(1),
-            contacts: Contacts::default(),
-            conn: None,
-            dialing: None,
-            last_refusal: None,
-        };
+        let mut peer = peer_of_node_1(addr);
         let ttl = Duration::from_millis(50);
         assert!(matches!(
             peer.call(vote(), ttl).await,
@@ -381,15 +386,7 @@ mod tests {
         use crate::proposal::{Proposal, StreamWrite};
         use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
         let addr = slow_peer(Duration::ZERO).await;
-        let mut peer = Peer {
-            target: 2,
-            addr,
-            auth: auth(1),
-            contacts: Contacts::default(),
-            conn: None,
-            dialing: None,
-            last_refusal: None,
-        };
+        let mut peer = peer_of_node_1(addr);
         let entry = |index: u64, bytes: usize| Entry::<TypeConfig> {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
             payload: EntryPayload::Normal(Proposal {

@@ -23,6 +23,48 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
     }
 }
 
+/// Entries `1..=count` of term 1, each enrolling `per_entry` users into `stream`, chained.
+fn enrolments(
+    stream: &slotpool_events::StreamId,
+    count: u64,
+    per_entry: usize,
+) -> Vec<openraft::Entry<TypeConfig>> {
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+    use slotpool_cluster::{Proposal, StreamWrite};
+    use slotpool_events::{ProductEvent, Timestamp};
+    let mut tip = slotpool_journal::StreamTip::default();
+    (1..=count)
+        .map(|index| {
+            let first = tip.next_sequence;
+            let events: Vec<ProductEvent> = (0..per_entry)
+                .map(|i| ProductEvent::MemberEnrolled {
+                    user: format!("u{index}-{i}"),
+                })
+                .collect();
+            let (records, next) = tip.chain(uuid::Uuid::nil(), Timestamp(1), &events);
+            tip = next;
+            Entry {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+                payload: EntryPayload::Normal(Proposal {
+                    writes: vec![StreamWrite {
+                        stream: stream.name(),
+                        first,
+                        records,
+                    }],
+                }),
+            }
+        })
+        .collect()
+}
+
+/// A journal copy in `dir` and the state machine over it.
+fn open_copy(dir: &std::path::Path) -> (Journal, StateMachine) {
+    let copy = Journal::open(dir, JournalConfig::default()).expect("journal copy");
+    let sm =
+        StateMachine::open(dir, JournalConfig::default(), copy.clone()).expect("state machine");
+    (copy, sm)
+}
+
 #[test]
 fn log_and_state_machine_pass_openraft_suite() {
     Suite::test_all(Builder).expect("openraft storage suite");
@@ -144,41 +186,12 @@ async fn a_write_that_would_replace_records_is_refused_in_the_entry_outcome() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_snapshot_built_while_applies_go_on_installs_and_catches_up_to_the_same_copy() {
     use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
-    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
-    use slotpool_cluster::{Proposal, StreamWrite};
-    use slotpool_events::{ProductEvent, StreamId, Timestamp};
-    use slotpool_journal::StreamTip;
+    use openraft::{CommittedLeaderId, LogId};
+    use slotpool_events::{ProductEvent, StreamId};
 
     let jira = StreamId::product("jira").expect("valid id");
-    let mut tip = StreamTip::default();
-    let entries: Vec<Entry<TypeConfig>> = (1..=8u64)
-        .map(|index| {
-            let first = tip.next_sequence;
-            let events: Vec<ProductEvent> = (0..3)
-                .map(|i| ProductEvent::MemberEnrolled {
-                    user: format!("u{index}-{i}"),
-                })
-                .collect();
-            let (records, next) = tip.chain(uuid::Uuid::nil(), Timestamp(1), &events);
-            tip = next;
-            Entry {
-                log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-                payload: EntryPayload::Normal(Proposal {
-                    writes: vec![StreamWrite {
-                        stream: jira.name(),
-                        first,
-                        records,
-                    }],
-                }),
-            }
-        })
-        .collect();
-    let open = |dir: &std::path::Path| {
-        let copy = Journal::open(dir, JournalConfig::default()).expect("journal copy");
-        let sm =
-            StateMachine::open(dir, JournalConfig::default(), copy.clone()).expect("state machine");
-        (copy, sm)
-    };
+    let entries = enrolments(&jira, 8, 3);
+    let open = open_copy;
     let leader_dir = tempfile::tempdir().expect("temp dir");
     let (leader_copy, mut leader) = open(leader_dir.path());
     leader.apply(entries[..5].to_vec()).await.expect("apply");
@@ -262,39 +275,12 @@ async fn a_snapshot_built_while_applies_go_on_installs_and_catches_up_to_the_sam
 #[tokio::test(flavor = "multi_thread")]
 async fn an_install_cut_off_is_finished_from_the_kept_snapshot_at_the_next_start() {
     use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
-    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
-    use slotpool_cluster::{finish_interrupted_install, Proposal, StreamWrite};
-    use slotpool_events::{ProductEvent, StreamId, Timestamp};
-    use slotpool_journal::StreamTip;
+    use slotpool_cluster::finish_interrupted_install;
+    use slotpool_events::StreamId;
 
     let jira = StreamId::product("jira").expect("valid id");
-    let mut tip = StreamTip::default();
-    let entries: Vec<Entry<TypeConfig>> = (1..=4u64)
-        .map(|index| {
-            let first = tip.next_sequence;
-            let events = vec![ProductEvent::MemberEnrolled {
-                user: format!("u{index}"),
-            }];
-            let (records, next) = tip.chain(uuid::Uuid::nil(), Timestamp(1), &events);
-            tip = next;
-            Entry {
-                log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-                payload: EntryPayload::Normal(Proposal {
-                    writes: vec![StreamWrite {
-                        stream: jira.name(),
-                        first,
-                        records,
-                    }],
-                }),
-            }
-        })
-        .collect();
-    let open = |dir: &std::path::Path| {
-        let copy = Journal::open(dir, JournalConfig::default()).expect("journal copy");
-        let sm =
-            StateMachine::open(dir, JournalConfig::default(), copy.clone()).expect("state machine");
-        (copy, sm)
-    };
+    let entries = enrolments(&jira, 4, 1);
+    let open = open_copy;
     let leader_dir = tempfile::tempdir().expect("temp dir");
     let (_leader_copy, mut leader) = open(leader_dir.path());
     leader.apply(entries).await.expect("apply");
