@@ -54,11 +54,48 @@ struct Inner {
     stall: std::time::Duration,
 }
 
+/// The records one Raft entry carries at most, unless a single write is larger (a
+/// command's records stay in one entry). Why a cap: a follower refuses a frame over the
+/// wire's 64 MiB, and everything proposed during a slow round would otherwise go into
+/// the next entry whole; an entry too large to send could never commit.
+const ENTRY_BYTES: usize = 8 << 20;
+
 #[derive(Default)]
 struct Pending {
-    writes: Vec<StreamWrite>,
+    /// Each write with the ticket it was proposed under, in order.
+    writes: Vec<(u64, StreamWrite)>,
     /// The highest ticket handed out for what is pending (writes or confirmations).
     last: u64,
+}
+
+impl Pending {
+    /// The next entry's writes and the ticket it makes durable: every write in order up
+    /// to `cap` bytes of records (at least one), and with the last of them every
+    /// confirmation asked before it. What is left stays pending for the next entry. `None`
+    /// when nothing is pending.
+    fn take(&mut self, cap: usize) -> Option<(Vec<StreamWrite>, u64)> {
+        if self.last == 0 {
+            return None;
+        }
+        let mut bytes = 0;
+        let fits = self
+            .writes
+            .iter()
+            .position(|(_, w)| {
+                bytes += w.records.iter().map(Vec::len).sum::<usize>();
+                bytes > cap
+            })
+            .map_or(self.writes.len(), |over| over.max(1));
+        if fits == self.writes.len() {
+            let writes = std::mem::take(&mut self.writes);
+            let last = std::mem::take(&mut self.last);
+            return Some((writes.into_iter().map(|(_, w)| w).collect(), last));
+        }
+        let rest = self.writes.split_off(fits);
+        let taken = std::mem::replace(&mut self.writes, rest);
+        let last = taken.last().map_or(0, |(ticket, _)| *ticket);
+        Some((taken.into_iter().map(|(_, w)| w).collect(), last))
+    }
 }
 
 impl Proposer {
@@ -105,9 +142,8 @@ impl Proposer {
         let mut in_flight = FuturesOrdered::new();
         loop {
             let taken = if in_flight.len() < IN_FLIGHT && !self.inner.lost.load(Ordering::Acquire) {
-                // `last` is 0 until something is pending (taking resets it).
-                let mut p = self.pending();
-                (p.last > 0).then(|| (std::mem::take(&mut p.writes), std::mem::take(&mut p.last)))
+                // `last` is 0 until something is pending (taking all of it resets it).
+                self.pending().take(ENTRY_BYTES)
             } else {
                 None
             };
@@ -195,7 +231,7 @@ impl Proposer {
             let mut p = self.pending();
             let ticket = self.inner.next_ticket.fetch_add(1, Ordering::AcqRel) + 1;
             if let Some(w) = write {
-                p.writes.push(w);
+                p.writes.push((ticket, w));
             }
             p.last = ticket;
             ticket
@@ -324,4 +360,51 @@ async fn until_done_or_cut_off(
         "not applied within {:?} although a majority confirms the lead",
         stall * SLOW_ROUNDS
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(bytes: usize) -> StreamWrite {
+        StreamWrite {
+            stream: "product/p".into(),
+            first: 1,
+            records: vec![vec![0; bytes]],
+        }
+    }
+
+    /// An entry takes pending writes in order up to the cap (a larger single write goes
+    /// alone), and makes durable the ticket of its last write; confirmations asked
+    /// after it wait for the next entry, which takes the rest.
+    #[test]
+    fn an_entry_takes_writes_in_order_up_to_the_cap() {
+        let mut p = Pending {
+            writes: vec![
+                (1, write(40)),
+                (3, write(40)),
+                (4, write(40)),
+                (6, write(500)),
+            ],
+            last: 7,
+        };
+        let (first, last) = p.take(100).expect("pending");
+        assert_eq!(
+            (first.len(), last),
+            (2, 3),
+            "two writes fit, up to ticket 3"
+        );
+        let (second, last) = p.take(100).expect("pending");
+        assert_eq!((second.len(), last), (1, 4));
+        let (alone, last) = p.take(100).expect("pending");
+        assert_eq!(
+            (alone.len(), last),
+            (1, 7),
+            "a large write goes alone, with the rest"
+        );
+        assert!(p.take(100).is_none());
+        // Only a confirmation pending: an entry of no writes for its ticket.
+        p.last = 8;
+        assert_eq!(p.take(100).map(|(w, l)| (w.len(), l)), Some((0, 8)));
+    }
 }
