@@ -151,8 +151,9 @@ impl Opened {
 }
 
 /// How long a leader that lost its lead goes on answering (503 `not_ready` to all but
-/// health, readiness and metrics) before it stops: requests already in its listen queue get an answer to retry on, not
-/// a closed connection. Nothing it answers then is acknowledged.
+/// health, readiness and metrics) before it stops: requests already in its listen queue
+/// get an answer to retry on, not a closed connection. Nothing it answers then is
+/// acknowledged.
 const STEP_DOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Serves until told to stop, or (a cluster's leader) until the lead is lost.

@@ -239,14 +239,11 @@ impl RaftNetwork<TypeConfig> for Peer {
             Err(CallError::Network(e)) if wire::too_large(&e) && entries > 1 => Err(
                 RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(entries / 2)),
             ),
-            Err(e) => {
-                if let CallError::Network(e) = &e {
-                    if wire::too_large(e) {
-                        tracing::error!(peer = self.target, error = %e, "a Raft entry is larger than the wire carries; it cannot be replicated");
-                    }
-                }
-                Err(rpc_error(e))
+            Err(CallError::Network(e)) if wire::too_large(&e) => {
+                tracing::error!(peer = self.target, error = %e, "a Raft entry is larger than the wire carries; it cannot be replicated");
+                Err(rpc_error(CallError::Network(e)))
             }
+            Err(e) => Err(rpc_error(e)),
         }
     }
 

@@ -191,9 +191,8 @@ async fn a_snapshot_built_while_applies_go_on_installs_and_catches_up_to_the_sam
 
     let jira = StreamId::product("jira").expect("valid id");
     let entries = enrolments(&jira, 8, 3);
-    let open = open_copy;
     let leader_dir = tempfile::tempdir().expect("temp dir");
-    let (leader_copy, mut leader) = open(leader_dir.path());
+    let (leader_copy, mut leader) = open_copy(leader_dir.path());
     leader.apply(entries[..5].to_vec()).await.expect("apply");
     let mut builder = leader.get_snapshot_builder().await;
     // Applies go on before the export has run: the builder holds no lock on them.
@@ -209,7 +208,7 @@ async fn a_snapshot_built_while_applies_go_on_installs_and_catches_up_to_the_sam
     assert_eq!(kept.meta.snapshot_id, snapshot.meta.snapshot_id);
 
     let member_dir = tempfile::tempdir().expect("temp dir");
-    let (_, mut member) = open(member_dir.path());
+    let (_, mut member) = open_copy(member_dir.path());
     member
         .install_snapshot(&snapshot.meta, snapshot.snapshot)
         .await
@@ -250,7 +249,7 @@ async fn a_snapshot_built_while_applies_go_on_installs_and_catches_up_to_the_sam
     // The leader's snapshot is kept in its files: it is there after a restart, whole.
     leader_copy.shutdown().expect("shutdown");
     drop((leader, leader_copy, kept));
-    let (_copy, mut leader) = open(leader_dir.path());
+    let (_copy, mut leader) = open_copy(leader_dir.path());
     let again = leader
         .get_current_snapshot()
         .await
@@ -258,7 +257,7 @@ async fn a_snapshot_built_while_applies_go_on_installs_and_catches_up_to_the_sam
         .expect("kept across a restart");
     assert_eq!(again.meta, snapshot.meta);
     let fresh_dir = tempfile::tempdir().expect("temp dir");
-    let (_, mut fresh) = open(fresh_dir.path());
+    let (_, mut fresh) = open_copy(fresh_dir.path());
     fresh
         .install_snapshot(&again.meta, again.snapshot)
         .await
@@ -280,9 +279,8 @@ async fn an_install_cut_off_is_finished_from_the_kept_snapshot_at_the_next_start
 
     let jira = StreamId::product("jira").expect("valid id");
     let entries = enrolments(&jira, 4, 1);
-    let open = open_copy;
     let leader_dir = tempfile::tempdir().expect("temp dir");
-    let (_leader_copy, mut leader) = open(leader_dir.path());
+    let (_leader_copy, mut leader) = open_copy(leader_dir.path());
     leader.apply(entries).await.expect("apply");
     let snapshot = leader
         .get_snapshot_builder()
@@ -307,7 +305,7 @@ async fn an_install_cut_off_is_finished_from_the_kept_snapshot_at_the_next_start
     };
     keep(member.path());
     assert!(!finish_interrupted_install(member.path()).expect("nothing half-imported"));
-    let (_stale, mut sm) = open(member.path());
+    let (_stale, mut sm) = open_copy(member.path());
     assert_eq!(
         sm.applied_state().await.expect("state").0,
         snapshot.meta.last_log_id
@@ -322,7 +320,7 @@ async fn an_install_cut_off_is_finished_from_the_kept_snapshot_at_the_next_start
     std::fs::write(member.path().join("restore.unfinished"), b"cut off\n").expect("marker");
     assert!(Journal::open(member.path(), JournalConfig::default()).is_err());
     assert!(finish_interrupted_install(member.path()).expect("cleared"));
-    let (_empty, mut sm) = open(member.path());
+    let (_empty, mut sm) = open_copy(member.path());
     assert_eq!(
         sm.applied_state().await.expect("state").0,
         snapshot.meta.last_log_id

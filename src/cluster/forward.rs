@@ -66,18 +66,9 @@ fn ask_again(status: awc::http::StatusCode, headers: &awc::http::header::HeaderM
 /// sent again, a `POST` (a SCIM create, a fixed-licence request) could take effect
 /// twice, so only methods whose repetition changes nothing more are.
 fn may_send_again(method: &actix_web::http::Method, problem: &[u8]) -> bool {
-    use actix_web::http::Method;
-    let idempotent = [
-        Method::GET,
-        Method::HEAD,
-        Method::PUT,
-        Method::DELETE,
-        Method::OPTIONS,
-    ]
-    .contains(method);
-    idempotent
+    method.is_idempotent()
         || serde_json::from_slice::<serde_json::Value>(problem)
-            .is_ok_and(|p| p["reason"] == "not_ready")
+            .is_ok_and(|p| p["reason"] == Problem::not_ready().reason)
 }
 
 /// Largest body of a "ask again" answer read to decide on a retry (a problem is small).
